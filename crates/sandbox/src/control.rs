@@ -1,0 +1,364 @@
+//! Control API under `/_sandbox`, for tests, the demo and outside tools (not part of any emulated
+//! service):
+//!
+//! - `GET /_sandbox/state`: the whole state as JSON (Box tree, DAM tree with fields and statuses,
+//!   status history, jobs, emails, webhooks, token counts).
+//! - `GET /_sandbox/stats`: request counts per route template and status, and totals per API.
+//! - `POST /_sandbox/agency-upload`: put a file into Box as an agency collaborator would
+//!   (multipart `folder_id`, optional `name`, `file`; or JSON `{folder_id, name?, source_path}`).
+//!   A file with the same name in the folder gets a new version (as the Box web app does).
+//! - `POST /_sandbox/faults` `{method?, path_prefix, status, count?, retry_after?}`, `GET` lists,
+//!   `DELETE` clears.
+//! - `POST /_sandbox/webhooks/{name}`: a webhook receiver recording headers and body.
+//! - `GET /_sandbox/health`: `{"ok":true}`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::box_api::{box_error, commit_new_file, commit_new_version, file_json};
+use crate::http_util::{copy_into_blob, header_text, json_response, otmm_time, BlobWriter, StoredBlob};
+use crate::otmm::field_map;
+use crate::state::{categories_field_text, Actor, App, BoxItemRef, DamStore, Fault};
+
+/// The control routes.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/_sandbox/health", get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }))
+        .route("/_sandbox/state", get(state))
+        .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/agency-upload", post(agency_upload))
+        .route("/_sandbox/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route("/_sandbox/webhooks/{name}", post(webhook))
+}
+
+fn dam_path(dam: &DamStore, folder_id: &str) -> String {
+    let mut names = Vec::new();
+    let mut current = Some(folder_id.to_owned());
+    let mut guard = 0;
+    while let Some(id) = current {
+        guard += 1;
+        if guard > 10_000 {
+            break;
+        }
+        match dam.folder(&id) {
+            Some(folder) => {
+                names.push(folder.name.clone());
+                current = folder.parent_id.clone();
+            }
+            None => break,
+        }
+    }
+    names.reverse();
+    format!("/{}", names.join("/"))
+}
+
+/// `GET /_sandbox/state`.
+async fn state(State(app): State<Arc<App>>) -> Response {
+    let world = app.world();
+    let boxes = &world.boxes;
+    let box_folders: Vec<Value> = boxes
+        .folders
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "name": f.name,
+                "parent_id": f.parent_id,
+                "path": boxes.folder_path(&f.id),
+            })
+        })
+        .collect();
+    let box_files: Vec<Value> = boxes
+        .files
+        .iter()
+        .map(|f| {
+            let current = f.current();
+            json!({
+                "id": f.id,
+                "name": f.name,
+                "parent_id": f.parent_id,
+                "path": boxes.file_path(f),
+                "sha1": current.map(|v| v.sha1.clone()),
+                "size": current.map(|v| v.size),
+                "file_version_id": current.map(|v| v.id.clone()),
+                "version_count": f.versions.len(),
+                "created_by": match f.created_by { Actor::Service => "service", Actor::Agency => "agency" },
+                "versions": f.versions.iter().map(|v| json!({"id": v.id, "sha1": v.sha1, "size": v.size})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let dam = &world.dam;
+    let status_field = &app.config.campaign_model.status_field_id;
+    let dam_folders: Vec<Value> = dam
+        .folders
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "name": f.name,
+                "parent_id": f.parent_id,
+                "path": dam_path(dam, &f.id),
+                "fields": field_map(&f.categories),
+                "status": categories_field_text(&f.categories, status_field),
+                "locked": f.locked_by.is_some(),
+            })
+        })
+        .collect();
+    let dam_assets: Vec<Value> = dam
+        .assets
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "name": a.name,
+                "folder_id": a.folder_id,
+                "path": format!("{}/{}", dam_path(dam, &a.folder_id), a.name),
+                "mime_type": a.mime_type,
+                "content_type": a.content_type,
+                "content_size": a.content_size,
+                "sha1": a.sha1,
+                "file_name": a.file_name,
+                "metadata_model_id": a.model_id,
+                "fields": field_map(&a.categories),
+                "import_job_id": a.import_job_id,
+            })
+        })
+        .collect();
+    let jobs: Vec<Value> = dam.jobs.values().map(|j| json!(j)).collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "box": {"folders": box_folders, "files": box_files},
+            "dam": {
+                "folders": dam_folders,
+                "assets": dam_assets,
+                "status_changes": dam.status_changes,
+                "jobs": jobs,
+            },
+            "emails": world.emails,
+            "webhooks": world.webhooks,
+            "tokens_issued": world.auth.tokens_issued,
+            "dam_logins": world.auth.dam_logins,
+        }),
+    )
+}
+
+/// `GET /_sandbox/stats`: `{"routes":{"GET /2.0/folders/{id}/items 200":n,...}, "box_requests",
+/// "box_download_requests", "dam_requests", "mailgun_requests", "webhook_requests"}`. Control
+/// requests (other than webhook deliveries) are not counted.
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    let world = app.world();
+    json_response(StatusCode::OK, &json!(world.stats))
+}
+
+fn control_error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({"error": message}))
+}
+
+/// `POST /_sandbox/faults`.
+async fn add_fault(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let mut fault: Fault = match serde_json::from_slice(&body) {
+        Ok(fault) => fault,
+        Err(error) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"method\",\"path_prefix\",\"status\",\"count\"}}: {error}"),
+            )
+        }
+    };
+    if !(100..=599).contains(&fault.status) {
+        return control_error(StatusCode::BAD_REQUEST, "status must be an HTTP status code");
+    }
+    if !fault.path_prefix.starts_with('/') {
+        return control_error(StatusCode::BAD_REQUEST, "path_prefix must start with '/'");
+    }
+    if fault.count == Some(0) {
+        return control_error(StatusCode::BAD_REQUEST, "count must be at least 1 (or null for forever)");
+    }
+    fault.hits = 0;
+    fault.method = fault.method.map(|m| m.to_uppercase());
+    let reply = json!(fault);
+    app.world().faults.push(fault);
+    json_response(StatusCode::CREATED, &reply)
+}
+
+/// `GET /_sandbox/faults`.
+async fn list_faults(State(app): State<Arc<App>>) -> Response {
+    let world = app.world();
+    json_response(StatusCode::OK, &json!(world.faults))
+}
+
+/// `DELETE /_sandbox/faults`.
+async fn clear_faults(State(app): State<Arc<App>>) -> Response {
+    let mut world = app.world();
+    let cleared = world.faults.len();
+    world.faults.clear();
+    json_response(StatusCode::OK, &json!({"cleared": cleared}))
+}
+
+/// `POST /_sandbox/webhooks/{name}`: records `{name, method, headers, body, received_at}`; the body
+/// is kept as JSON when it parses, else as text.
+async fn webhook(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let header_map: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
+        .collect();
+    let parsed = serde_json::from_slice::<Value>(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let record = json!({
+        "name": name,
+        "headers": header_map,
+        "body": parsed,
+        "received_at": otmm_time(crate::http_util::now()),
+    });
+    app.world().webhooks.push(record);
+    json_response(StatusCode::OK, &json!({"received": true}))
+}
+
+/// An agency upload request after parsing.
+struct AgencyUpload {
+    folder_id: String,
+    name: String,
+    blob: StoredBlob,
+}
+
+async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUpload, Response> {
+    let is_json = header_text(request.headers(), "content-type").is_some_and(|t| t.starts_with("application/json"));
+    let blob_dir = app.config.blob_dir.join("box");
+    if is_json {
+        let body = axum::body::Bytes::from_request(request, app)
+            .await
+            .map_err(|e| control_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))?;
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let folder_id = text("folder_id").ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "folder_id is required"))?;
+        let source = text("source_path").ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "source_path is required"))?;
+        let source = PathBuf::from(source);
+        let name = text("name")
+            .or_else(|| source.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "name is required"))?;
+        let blob = copy_into_blob(&source, &blob_dir)
+            .await
+            .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("cannot read {}: {e}", source.display())))?;
+        return Ok(AgencyUpload { folder_id, name, blob });
+    }
+    let mut multipart = Multipart::from_request(request, app)
+        .await
+        .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("expected multipart or JSON: {}", e.body_text())))?;
+    let mut folder_id = None;
+    let mut name = None;
+    let mut stored: Option<(StoredBlob, Option<String>)> = None;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => {
+                if let Some((blob, _)) = stored {
+                    blob.discard().await;
+                }
+                return Err(control_error(StatusCode::BAD_REQUEST, &error.to_string()));
+            }
+        };
+        let field_name = field.name().unwrap_or_default().to_owned();
+        if field.file_name().is_some() && stored.is_none() {
+            let file_name = field.file_name().map(str::to_owned);
+            let mut writer = BlobWriter::create(&blob_dir)
+                .await
+                .map_err(|e| control_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if let Err(error) = writer.write(&chunk).await {
+                            writer.discard().await;
+                            return Err(control_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()));
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        writer.discard().await;
+                        return Err(control_error(StatusCode::BAD_REQUEST, &error.to_string()));
+                    }
+                }
+            }
+            let blob = writer
+                .finish()
+                .await
+                .map_err(|e| control_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+            stored = Some((blob, file_name));
+            continue;
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|e| control_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+        match field_name.as_str() {
+            "folder_id" => folder_id = Some(text.trim().to_owned()),
+            "name" => name = Some(text),
+            _ => {}
+        }
+    }
+    let Some((blob, file_name)) = stored else {
+        return Err(control_error(StatusCode::BAD_REQUEST, "a file part is required"));
+    };
+    let (Some(folder_id), Some(name)) = (folder_id, name.or(file_name)) else {
+        blob.discard().await;
+        return Err(control_error(StatusCode::BAD_REQUEST, "folder_id and a file name are required"));
+    };
+    Ok(AgencyUpload { folder_id, name, blob })
+}
+
+/// `POST /_sandbox/agency-upload` -> 201 with the new Box file object (standard fields), or 200
+/// with the file object when a same-named file got a new version.
+async fn agency_upload(State(app): State<Arc<App>>, request: Request) -> Response {
+    let upload = match read_agency_upload(&app, request).await {
+        Ok(upload) => upload,
+        Err(response) => return response,
+    };
+    let existing = {
+        let world = app.world();
+        match world.boxes.child_named(&upload.folder_id, &upload.name) {
+            Some(BoxItemRef::File(i)) => world.boxes.files.get(i).map(|f| Ok(f.id.clone())),
+            Some(BoxItemRef::Folder(_)) => Some(Err(())),
+            None => None,
+        }
+    };
+    let result = match existing {
+        Some(Err(())) => {
+            upload.blob.discard().await;
+            return box_error(
+                StatusCode::CONFLICT,
+                "item_name_in_use",
+                "A folder with the same name already exists",
+                None,
+            );
+        }
+        Some(Ok(file_id)) => commit_new_version(&app, &file_id, None, upload.blob, Actor::Agency)
+            .await
+            .map(|body| (StatusCode::OK, body)),
+        None => commit_new_file(&app, &upload.folder_id, &upload.name, upload.blob, Actor::Agency, None, None)
+            .await
+            .map(|body| (StatusCode::CREATED, body)),
+    };
+    match result {
+        Ok((status, body)) => {
+            let entry = body.pointer("/entries/0").cloned().unwrap_or(Value::Null);
+            let id = entry.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let world = app.world();
+            let file = world
+                .boxes
+                .file(&id)
+                .map(|f| file_json(&app.config, &world.boxes, f, None))
+                .unwrap_or(entry);
+            json_response(status, &file)
+        }
+        Err(response) => response,
+    }
+}

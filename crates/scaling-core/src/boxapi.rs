@@ -1,0 +1,1055 @@
+//! Box API v2.0 client: JWT service-account auth, folder listing, file info, streamed download with SHA-1
+//! verification, simple multipart upload, new file versions, folder creation and move/rename.
+//!
+//! Facts followed: `/work/shared/api-notes/box.md` and the Box reference
+//! (<https://developer.box.com/reference/>). Every call goes through [`crate::http::execute`] (rate limit
+//! shared by all clones and threads, retries of idempotent calls on 429/5xx/connection errors honouring
+//! `Retry-After`). An access token is kept in memory for the client's life and renewed 60 s before it
+//! expires, or once when an API call answers 401.
+//!
+//! Uploads are not idempotent: after a transport error or a 5xx, the client looks the name up in the
+//! target folder and treats a file with the same SHA-1 as the upload having landed; otherwise it sends
+//! again (a later 409 `item_name_in_use` with the same SHA-1 is also success).
+
+mod auth;
+mod model;
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::EncodingKey;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use ureq::http::{header, Method, Request, Response};
+use ureq::{Body, SendBody};
+
+pub use auth::{BoxAppConfig, JWT_AUDIENCE};
+pub use model::{BoxFile, BoxFolder, BoxItem};
+
+use crate::config::BoxConfig;
+use crate::http::{
+    self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status, read_error_text,
+    read_json, request, request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError,
+    Timeouts,
+};
+use crate::secret::Secret;
+use auth::{TokenError, TokenReply};
+use model::{first_conflict, lenient_u64, next_marker, RawFiles, RawItem, RawPage};
+
+/// `fields` requested for every file/folder item (listing, get file, upload, move).
+pub const ITEM_FIELDS: &str = "type,id,name,sha1,file_version,size,parent,modified_at";
+
+/// Page size of folder listings (Box's maximum).
+pub const LIST_PAGE_LIMIT: u32 = 1000;
+
+/// Errors of the Box client. Messages never contain the client secret, the private key, the passphrase
+/// or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum BoxError {
+    /// Box answered with an error status. `code` is Box's error `code` (`not_found`, `item_name_in_use`,
+    /// ...; for an empty body a code derived from the status or `WWW-Authenticate`), `endpoint` is
+    /// `"METHOD /path"` without the query. Shape: <https://developer.box.com/reference/resources/client-error/>.
+    #[error("Box API {status} {code} on {endpoint}: {message}{}", request_id_suffix(.request_id.as_deref()))]
+    Api {
+        /// HTTP status (202 for a download that stayed "not ready" through every retry).
+        status: u16,
+        /// Box error code.
+        code: String,
+        /// Box error message (or an excerpt of the body).
+        message: String,
+        /// Box `request_id` (or `box-request-id` header), for Box support.
+        request_id: Option<String>,
+        /// `"GET /2.0/folders/123/items"`.
+        endpoint: String,
+    },
+    /// Authentication failed for good: bad app config, undecryptable key, token endpoint refused
+    /// (`invalid_grant`, `invalid_client`, `unauthorized_client`).
+    #[error("Box authentication failed: {0}")]
+    Auth(String),
+    /// Connection, timeout or protocol error after the retries.
+    #[error("Box transport error: {0}")]
+    Transport(String),
+    /// The downloaded bytes do not have the SHA-1 Box announced (lowercase hex `actual`).
+    #[error("Box download integrity check failed: expected sha1 {expected}, got {actual}")]
+    Integrity {
+        /// SHA-1 expected (as given by the caller).
+        expected: String,
+        /// SHA-1 of the bytes received.
+        actual: String,
+    },
+    /// Something this client does not do (yet): files at or above the chunked-upload threshold; also a
+    /// request that cannot even be built (invalid URL in the configuration).
+    #[error("not supported by the Box client: {0}")]
+    Unsupported(String),
+    /// Local file error (reading an upload, writing a download, reading the app config).
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// Box answered 2xx with a body we cannot understand.
+    #[error("unexpected Box response: {0}")]
+    Decode(String),
+}
+
+fn request_id_suffix(request_id: Option<&str>) -> String {
+    request_id.map(|id| format!(" (request id {id})")).unwrap_or_default()
+}
+
+impl BoxError {
+    /// Worth retrying later: HTTP 429, 5xx, 409 `operation_blocked_temporary` / `name_temporarily_reserved`,
+    /// a download still "not ready" (202), or a transport error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BoxError::Api { status, code, .. } => {
+                *status == 429
+                    || *status >= 500
+                    || *status == 202
+                    || (*status == 409 && matches!(code.as_str(), "operation_blocked_temporary" | "name_temporarily_reserved"))
+            }
+            BoxError::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status of an [`BoxError::Api`] error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BoxError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A non-2xx reply, with what the callers inspect (`context_info`, `Retry-After`).
+#[derive(Debug)]
+struct ApiFailure {
+    status: u16,
+    code: String,
+    message: String,
+    request_id: Option<String>,
+    context_info: Option<Value>,
+    retry_after: Option<Duration>,
+    endpoint: String,
+}
+
+impl From<ApiFailure> for BoxError {
+    fn from(failure: ApiFailure) -> Self {
+        BoxError::Api {
+            status: failure.status,
+            code: failure.code,
+            message: failure.message,
+            request_id: failure.request_id,
+            endpoint: failure.endpoint,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    context_info: Option<Value>,
+}
+
+/// Decodes an error reply (`{type:"error", status, code, message, context_info, help_url, request_id}`,
+/// or an empty body with `WWW-Authenticate` for 401).
+fn api_failure(endpoint: &str, mut response: Response<Body>) -> ApiFailure {
+    let status = response.status().as_u16();
+    let retry_after = transport::retry_after(response.headers());
+    let header_request_id = header_str(response.headers(), "box-request-id").map(str::to_string);
+    let authenticate_error = header_str(response.headers(), "www-authenticate").and_then(www_authenticate_error);
+    let text = read_error_text(&mut response);
+    parse_api_failure(status, endpoint, &text, retry_after, header_request_id, authenticate_error)
+}
+
+fn parse_api_failure(
+    status: u16,
+    endpoint: &str,
+    text: &str,
+    retry_after: Option<Duration>,
+    header_request_id: Option<String>,
+    authenticate_error: Option<String>,
+) -> ApiFailure {
+    let raw: RawError = serde_json::from_str(text).unwrap_or_default();
+    let code = raw
+        .code
+        .filter(|code| !code.is_empty())
+        .or(authenticate_error)
+        .unwrap_or_else(|| default_code(status).to_string());
+    let message = raw
+        .message
+        .filter(|message| !message.is_empty())
+        .or_else(|| Some(transport::excerpt(text)).filter(|excerpt| !excerpt.is_empty()))
+        .unwrap_or_else(|| reason_phrase(status).to_string());
+    ApiFailure {
+        status,
+        code,
+        message,
+        request_id: raw.request_id.filter(|id| !id.is_empty()).or(header_request_id),
+        context_info: raw.context_info,
+        retry_after,
+        endpoint: endpoint.to_string(),
+    }
+}
+
+/// `error="invalid_token"` from `WWW-Authenticate: Bearer realm="Service", error="invalid_token", ...`.
+fn www_authenticate_error(value: &str) -> Option<String> {
+    let start = value.find("error=\"")? + "error=\"".len();
+    let rest = &value[start..];
+    let end = rest.find('"')?;
+    Some(rest[..end].to_string()).filter(|code| !code.is_empty())
+}
+
+fn default_code(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        412 => "precondition_failed",
+        429 => "rate_limit_exceeded",
+        500 => "internal_server_error",
+        502 => "bad_gateway",
+        503 => "unavailable",
+        504 => "gateway_timeout",
+        _ => "http_error",
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    ureq::http::StatusCode::from_u16(status).ok().and_then(|code| code.canonical_reason()).unwrap_or("HTTP error")
+}
+
+fn invalid_request(label: &str, error: impl fmt::Display) -> BoxError {
+    BoxError::Unsupported(format!("cannot build request {label}: {error}"))
+}
+
+fn io_error(context: &str, path: &Path, error: io::Error) -> BoxError {
+    BoxError::Io(io::Error::new(error.kind(), format!("{context} {}: {error}", path.display())))
+}
+
+/// An access token and when to stop using it.
+struct CachedToken {
+    value: Secret<String>,
+    refresh_after: Instant,
+}
+
+/// What to upload.
+#[derive(Clone, Copy)]
+enum UploadSource<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+/// Why an upload did not return a file.
+enum UploadError {
+    /// 409 `item_name_in_use`: the conflicting file (if Box described it) and the error.
+    Conflict { existing: Option<BoxFile>, failure: ApiFailure },
+    Other(BoxError),
+}
+
+/// Why one download attempt failed.
+enum DownloadFailure {
+    /// Worth another attempt (transport error, not ready yet, download URL refused).
+    Retry { error: BoxError, retry_after: Option<Duration> },
+    /// Bytes received but the SHA-1 differs.
+    Integrity(BoxError),
+    /// Give up (local I/O, 4xx from the API).
+    Fatal(BoxError),
+}
+
+/// Box API client. Cheap to clone; clones share the token, the rate limit and the connection pool, and the
+/// client is `Send + Sync` for use from several threads.
+#[derive(Clone)]
+pub struct BoxClient {
+    http: HttpContext,
+    api_base: String,
+    upload_base: String,
+    oauth2_url: String,
+    app: Arc<BoxAppConfig>,
+    key: Arc<EncodingKey>,
+    token: Arc<Mutex<Option<CachedToken>>>,
+    timeouts: Timeouts,
+    chunked_threshold: u64,
+}
+
+impl fmt::Debug for BoxClient {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("BoxClient")
+            .field("api_base", &self.api_base)
+            .field("upload_base", &self.upload_base)
+            .field("oauth2_url", &self.oauth2_url)
+            .field("app", &self.app)
+            .field("policy", &self.http.policy)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<BoxClient>();
+};
+
+impl BoxClient {
+    /// A client for the configured hosts (`base_url` and `upload_url` without `/2.0`, full `oauth2_url`),
+    /// `max_requests_per_second`, `max_retries` (base delay 500 ms), `connect_timeout_secs` and
+    /// `read_timeout_secs` (per socket read/write), `chunked_upload_threshold_bytes`. `agent` is the
+    /// process's shared ureq agent; the client applies its own per-request settings
+    /// (`http_status_as_error(false)`, timeouts, redirects without `Authorization`).
+    ///
+    /// Errors: [`BoxError::Auth`] when the app's private key cannot be decrypted. No request is made.
+    pub fn new(cfg: &BoxConfig, app: BoxAppConfig, agent: ureq::Agent) -> Result<Self, BoxError> {
+        let key = app.encoding_key()?;
+        Ok(Self {
+            http: HttpContext {
+                agent,
+                limit: RateLimit::per_second(cfg.max_requests_per_second),
+                policy: RetryPolicy::new(cfg.max_retries),
+            },
+            api_base: cfg.base_url.trim_end_matches('/').to_string(),
+            upload_base: cfg.upload_url.trim_end_matches('/').to_string(),
+            oauth2_url: cfg.oauth2_url.clone(),
+            app: Arc::new(app),
+            key: Arc::new(key),
+            token: Arc::new(Mutex::new(None)),
+            timeouts: Timeouts::from_secs(cfg.connect_timeout_secs, cfg.read_timeout_secs),
+            chunked_threshold: cfg.chunked_upload_threshold_bytes,
+        })
+    }
+
+    /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.http.policy = policy;
+        self
+    }
+
+    /// The retry policy in use.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.http.policy
+    }
+
+    // ----- token -----
+
+    /// The cached access token, or a new one (one token request at a time across threads).
+    fn access_token(&self) -> Result<Secret<String>, BoxError> {
+        let mut cached = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(token) = cached.as_ref() {
+            if Instant::now() < token.refresh_after {
+                return Ok(token.value.clone());
+            }
+        }
+        *cached = None;
+        let fresh = self.request_token()?;
+        let value = fresh.value.clone();
+        *cached = Some(fresh);
+        Ok(value)
+    }
+
+    /// Drops the cached token if it is still `used` (another thread may have renewed it already).
+    fn forget_token(&self, used: &Secret<String>) {
+        let mut cached = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if cached.as_ref().is_some_and(|token| token.value.expose() == used.expose()) {
+            *cached = None;
+        }
+    }
+
+    /// POST `oauth2_url` (form `grant_type` = JWT bearer, `assertion`, `client_id`, `client_secret`); a new
+    /// assertion (fresh `jti`) for every attempt. On 400 `invalid_grant` about `exp`, once more with the
+    /// clock of the server's `Date` header.
+    /// Source: <https://developer.box.com/reference/post-oauth2-token/>.
+    fn request_token(&self) -> Result<CachedToken, BoxError> {
+        let label = request_label(&Method::POST, &self.oauth2_url);
+        let options = CallOptions { label: &label, retry: true, timeouts: self.timeouts, redirects: Redirects::Manual };
+        let mut clock_offset: i64 = 0;
+        let mut clock_corrected = false;
+        loop {
+            let mut make = || -> Result<Request<SendBody<'static>>, BoxError> {
+                let now = jiff::Timestamp::now().as_second() + clock_offset;
+                let assertion = auth::sign_assertion(&self.app, &self.key, now)?;
+                transport::form(
+                    request(Method::POST, &self.oauth2_url).header(header::ACCEPT, "application/json"),
+                    &[
+                        ("grant_type", auth::JWT_GRANT_TYPE),
+                        ("assertion", &assertion),
+                        ("client_id", &self.app.client_id),
+                        ("client_secret", self.app.client_secret.expose()),
+                    ],
+                )
+                .map_err(|error| invalid_request(&label, error))
+            };
+            let mut response = self.send(&options, &mut make)?;
+            let status = response.status().as_u16();
+            if response.status().is_success() {
+                let reply: TokenReply =
+                    read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+                let lifetime = reply.expires_in.as_ref().and_then(lenient_u64).unwrap_or(3600);
+                let margin = 60.min(lifetime / 2);
+                tracing::debug!(expires_in_secs = lifetime, "obtained a Box access token");
+                return Ok(CachedToken {
+                    value: Secret::new(reply.access_token),
+                    refresh_after: Instant::now() + Duration::from_secs(lifetime - margin),
+                });
+            }
+            let server_now = transport::server_date(response.headers());
+            let text = read_error_text(&mut response);
+            let error: TokenError = serde_json::from_str(&text).unwrap_or_default();
+            if status == 400 && error.is_exp_claim_problem() && !clock_corrected {
+                if let Some(server_now) = server_now {
+                    clock_offset = server_now.as_second() - jiff::Timestamp::now().as_second();
+                    clock_corrected = true;
+                    tracing::warn!(clock_offset_secs = clock_offset, "Box refused the JWT 'exp' claim; retrying with the server's clock");
+                    continue;
+                }
+            }
+            let code = error.error.clone().unwrap_or_else(|| default_code(status).to_string());
+            let description = error.error_description.clone().unwrap_or_else(|| transport::excerpt(&text));
+            if is_retryable_status(status) {
+                return Err(BoxError::Api { status, code, message: description, request_id: None, endpoint: label });
+            }
+            return Err(BoxError::Auth(format!("{label} returned {status} {code}: {description}")));
+        }
+    }
+
+    // ----- plumbing -----
+
+    fn send(
+        &self,
+        options: &CallOptions<'_>,
+        make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, BoxError>,
+    ) -> Result<Response<Body>, BoxError> {
+        transport::execute(&self.http, options, make).map_err(|error| match error {
+            SendError::Build(error) => error,
+            SendError::Transport { error, attempts } => {
+                if transport::is_retryable_transport(&error) {
+                    BoxError::Transport(format!("{}: {error} (after {attempts} attempt(s))", options.label))
+                } else {
+                    invalid_request(options.label, error)
+                }
+            }
+        })
+    }
+
+    /// An authenticated call: `Authorization: Bearer`, `Accept: application/json`, `finish` adds the body.
+    /// On 401, one new token and one more try.
+    fn call(
+        &self,
+        method: &Method,
+        url: &str,
+        retry: bool,
+        redirects: Redirects,
+        finish: &dyn Fn(ureq::http::request::Builder) -> Result<Request<SendBody<'static>>, BoxError>,
+    ) -> Result<Response<Body>, BoxError> {
+        let label = request_label(method, url);
+        let options = CallOptions { label: &label, retry, timeouts: self.timeouts, redirects };
+        let mut renewed = false;
+        loop {
+            let token = self.access_token()?;
+            let mut make = || {
+                finish(
+                    request(method.clone(), url)
+                        .header(header::AUTHORIZATION, format!("Bearer {}", token.expose()))
+                        .header(header::ACCEPT, "application/json"),
+                )
+            };
+            let response = self.send(&options, &mut make)?;
+            if response.status().as_u16() == 401 && !renewed {
+                tracing::info!(request = %label, "Box answered 401; getting a new token and trying once more");
+                self.forget_token(&token);
+                renewed = true;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    fn empty(builder: ureq::http::request::Builder, label: &str) -> Result<Request<SendBody<'static>>, BoxError> {
+        transport::empty_body(builder).map_err(|error| invalid_request(label, error))
+    }
+
+    /// GET returning a JSON body; retried.
+    fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, BoxError> {
+        let label = request_label(&Method::GET, url);
+        let mut response = self.call(&Method::GET, url, true, Redirects::FollowWithoutAuth, &|builder| Self::empty(builder, &label))?;
+        if !response.status().is_success() {
+            return Err(api_failure(&label, response).into());
+        }
+        read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))
+    }
+
+    /// Sends JSON (`method` POST or PUT); retried when `retry`. Returns the raw response (any status).
+    fn send_json(&self, method: &Method, url: &str, body: &Value, retry: bool) -> Result<Response<Body>, BoxError> {
+        let label = request_label(method, url);
+        self.call(method, url, retry, Redirects::Manual, &|builder| {
+            transport::json_body(builder, body).map_err(|error| invalid_request(&label, error))
+        })
+    }
+
+    // ----- listing and files -----
+
+    /// All items of a folder: GET `{base}/2.0/folders/{id}/items?usemarker=true&limit=1000&fields=`[`ITEM_FIELDS`],
+    /// following `next_marker` until it is null, absent or empty. Folders come before files, in Box's order.
+    /// Errors: 404 `not_found` (missing folder), 403 (not a collaborator), transient ones after retries.
+    /// Source: <https://developer.box.com/reference/get-folders-id-items/>.
+    pub fn list_folder(&self, folder_id: &str) -> Result<Vec<BoxItem>, BoxError> {
+        let base = format!(
+            "{}/2.0/folders/{}/items?usemarker=true&limit={LIST_PAGE_LIMIT}&fields={}",
+            self.api_base,
+            encode_path_segment(folder_id),
+            encode_query_value(ITEM_FIELDS)
+        );
+        let mut items = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let url = match &marker {
+                Some(marker) => format!("{base}&marker={}", encode_query_value(marker)),
+                None => base.clone(),
+            };
+            let page: RawPage = self.get_json(&url)?;
+            for (index, entry) in page.entries.into_iter().enumerate() {
+                let item: RawItem = serde_json::from_value(entry).map_err(|error| {
+                    BoxError::Decode(format!("GET /2.0/folders/{folder_id}/items: entry {index}: {error}"))
+                })?;
+                items.push(item.into_item());
+            }
+            match next_marker(page.next_marker) {
+                Some(next) if marker.as_deref() == Some(next.as_str()) => {
+                    return Err(BoxError::Decode(format!(
+                        "GET /2.0/folders/{folder_id}/items: next_marker repeats the current marker"
+                    )))
+                }
+                Some(next) => marker = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// One file: GET `{base}/2.0/files/{id}?fields=`[`ITEM_FIELDS`]. Errors: 404 `not_found` / `trashed`.
+    /// Source: <https://developer.box.com/reference/get-files-id/>.
+    pub fn get_file(&self, file_id: &str) -> Result<BoxFile, BoxError> {
+        let url = format!(
+            "{}/2.0/files/{}?fields={}",
+            self.api_base,
+            encode_path_segment(file_id),
+            encode_query_value(ITEM_FIELDS)
+        );
+        let item: RawItem = self.get_json(&url)?;
+        Ok(item.into_file())
+    }
+
+    /// The file named `name` in a folder (exact match first, else case-insensitive as Box names are).
+    fn find_file(&self, folder_id: &str, name: &str) -> Result<Option<BoxFile>, BoxError> {
+        let files: Vec<BoxFile> = self
+            .list_folder(folder_id)?
+            .into_iter()
+            .filter_map(|item| match item {
+                BoxItem::File(file) => Some(file),
+                _ => None,
+            })
+            .collect();
+        let exact = files.iter().position(|file| file.name == name);
+        let position = exact.or_else(|| files.iter().position(|file| file.name.to_lowercase() == name.to_lowercase()));
+        Ok(position.and_then(|index| files.into_iter().nth(index)))
+    }
+
+    // ----- download -----
+
+    /// Downloads a file's current version to `dest` and returns its size in bytes.
+    ///
+    /// GET `{base}/2.0/files/{id}/content` (with `Authorization`) answers 302 to a short-lived URL on
+    /// another host, which is fetched WITHOUT `Authorization`; 202 + `Retry-After` (not ready yet) is
+    /// waited out. The body is streamed to a private temporary file next to `dest` while its SHA-1 is
+    /// computed, compared case-insensitively with `expected_sha1` (if given), and renamed to `dest` only
+    /// when it matches ([`BoxError::Integrity`] otherwise, after one more full attempt). Transport errors,
+    /// also in the middle of the body, restart the download (up to `max_retries`).
+    /// Source: <https://developer.box.com/reference/get-files-id-content/>.
+    pub fn download_to(&self, file_id: &str, expected_sha1: Option<&str>, dest: &Path) -> Result<u64, BoxError> {
+        let url = format!("{}/2.0/files/{}/content", self.api_base, encode_path_segment(file_id));
+        let label = request_label(&Method::GET, &url);
+        let mut attempt: u32 = 0;
+        let mut integrity_retried = false;
+        loop {
+            attempt += 1;
+            match self.download_once(&url, &label, expected_sha1, dest) {
+                Ok(bytes) => return Ok(bytes),
+                Err(DownloadFailure::Retry { error, retry_after }) => {
+                    if attempt > self.http.policy.max_retries {
+                        return Err(error);
+                    }
+                    let delay = self.http.policy.delay(attempt, retry_after);
+                    tracing::warn!(request = %label, attempt, error = %error,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "download attempt failed, retrying");
+                    thread::sleep(delay);
+                }
+                Err(DownloadFailure::Integrity(error)) if !integrity_retried => {
+                    integrity_retried = true;
+                    tracing::warn!(request = %label, error = %error, "downloaded bytes do not match the sha1, downloading once more");
+                }
+                Err(DownloadFailure::Integrity(error) | DownloadFailure::Fatal(error)) => return Err(error),
+            }
+        }
+    }
+
+    fn download_once(&self, url: &str, label: &str, expected_sha1: Option<&str>, dest: &Path) -> Result<u64, DownloadFailure> {
+        let response = self
+            .call(&Method::GET, url, true, Redirects::Manual, &|builder| Self::empty(builder, label))
+            .map_err(|error| {
+                if error.is_transient() {
+                    DownloadFailure::Retry { error, retry_after: None }
+                } else {
+                    DownloadFailure::Fatal(error)
+                }
+            })?;
+        let status = response.status().as_u16();
+        let response = match status {
+            200 => response,
+            202 => {
+                let retry_after = transport::retry_after(response.headers()).or(Some(Duration::from_secs(1)));
+                return Err(DownloadFailure::Retry {
+                    error: BoxError::Api {
+                        status,
+                        code: "download_not_ready".into(),
+                        message: "the file is not ready for download yet".into(),
+                        request_id: None,
+                        endpoint: label.to_string(),
+                    },
+                    retry_after,
+                });
+            }
+            301 | 302 | 303 | 307 | 308 => {
+                let location = header_str(response.headers(), "location")
+                    .map(str::to_string)
+                    .ok_or_else(|| DownloadFailure::Fatal(BoxError::Decode(format!("{label}: {status} without Location"))))?;
+                let location = resolve_location(url, &location)
+                    .ok_or_else(|| DownloadFailure::Fatal(BoxError::Decode(format!("{label}: unusable Location header"))))?;
+                self.fetch_download_url(&location)?
+            }
+            _ => {
+                let failure = api_failure(label, response);
+                let error = BoxError::from(failure);
+                return Err(if error.is_transient() {
+                    DownloadFailure::Retry { error, retry_after: None }
+                } else {
+                    DownloadFailure::Fatal(error)
+                });
+            }
+        };
+        stream_to_file(response, label, expected_sha1, dest)
+    }
+
+    /// GET the redirect target with no `Authorization` (the URL itself is the credential).
+    fn fetch_download_url(&self, location: &str) -> Result<Response<Body>, DownloadFailure> {
+        let label = format!("GET {} (download redirect)", host_of(location));
+        let options = CallOptions { label: &label, retry: true, timeouts: self.timeouts, redirects: Redirects::FollowWithoutAuth };
+        let mut make = || Self::empty(request(Method::GET, location), &label);
+        let response = self.send(&options, &mut make).map_err(|error| {
+            if error.is_transient() {
+                DownloadFailure::Retry { error, retry_after: None }
+            } else {
+                DownloadFailure::Fatal(error)
+            }
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        // Expired or refused download URL, or a server error: start again from the API.
+        let failure = api_failure(&label, response);
+        let retry_after = failure.retry_after;
+        Err(DownloadFailure::Retry { error: failure.into(), retry_after })
+    }
+
+    // ----- uploads -----
+
+    /// Uploads a new file `name` into a folder (simple upload) and returns it.
+    ///
+    /// POST `{upload_url}/2.0/files/content`, multipart: `attributes` = `{"name","parent":{"id"}}` first,
+    /// then `file` streamed from `path`; header `Content-MD5: <sha1 hex>` (computed first by streaming the
+    /// file). 409 `item_name_in_use` whose conflicting file has the same SHA-1 = an earlier attempt landed:
+    /// returns that file; a different SHA-1 gives the 409 [`BoxError::Api`]. Files of
+    /// `chunked_upload_threshold_bytes` or more give [`BoxError::Unsupported`] ("chunked upload not yet
+    /// supported"). After a transport error or a 5xx the folder is listed: a file `name` with the same
+    /// SHA-1 is returned as the success, else the upload is sent again (up to `max_retries`).
+    /// Source: <https://developer.box.com/reference/post-files-content/>.
+    pub fn upload(&self, folder_id: &str, name: &str, path: &Path) -> Result<BoxFile, BoxError> {
+        let size = fs::metadata(path).map_err(|error| io_error("cannot read upload source", path, error))?.len();
+        self.check_simple_upload_size(size, &path.display().to_string())?;
+        let (sha1, _) = transport::sha1_file(path).map_err(|error| io_error("cannot read upload source", path, error))?;
+        match self.upload_new(folder_id, name, UploadSource::File(path), &sha1) {
+            Ok(file) => Ok(file),
+            Err(UploadError::Conflict { existing: Some(existing), failure }) => {
+                if same_sha1(existing.sha1.as_deref(), &sha1) {
+                    tracing::info!(folder_id, name, file_id = %existing.id, "file already in Box with the same sha1; treating the upload as done");
+                    Ok(with_parent(existing, folder_id))
+                } else {
+                    Err(conflict_error(failure, &existing))
+                }
+            }
+            Err(UploadError::Conflict { existing: None, failure }) => Err(failure.into()),
+            Err(UploadError::Other(error)) => Err(error),
+        }
+    }
+
+    /// Uploads a small text file (error notes): like [`BoxClient::upload`] from memory; when the name is
+    /// taken by a file with other content, uploads a new version of that file instead
+    /// (POST `{upload_url}/2.0/files/{id}/content`, <https://developer.box.com/reference/post-files-id-content/>).
+    pub fn upload_text(&self, folder_id: &str, name: &str, text: &str) -> Result<BoxFile, BoxError> {
+        let bytes = text.as_bytes();
+        self.check_simple_upload_size(bytes.len() as u64, name)?;
+        let sha1 = transport::sha1_bytes(bytes);
+        match self.upload_new(folder_id, name, UploadSource::Bytes(bytes), &sha1) {
+            Ok(file) => Ok(file),
+            Err(UploadError::Conflict { existing: Some(existing), .. }) if same_sha1(existing.sha1.as_deref(), &sha1) => {
+                Ok(with_parent(existing, folder_id))
+            }
+            Err(UploadError::Conflict { existing: Some(existing), .. }) => {
+                tracing::info!(folder_id, name, file_id = %existing.id, "name taken; uploading a new version");
+                self.upload_version(&existing.id, name, UploadSource::Bytes(bytes), &sha1).map(|file| with_parent(file, folder_id))
+            }
+            Err(UploadError::Conflict { existing: None, failure }) => Err(failure.into()),
+            Err(UploadError::Other(error)) => Err(error),
+        }
+    }
+
+    fn check_simple_upload_size(&self, size: u64, what: &str) -> Result<(), BoxError> {
+        if size >= self.chunked_threshold {
+            return Err(BoxError::Unsupported(format!(
+                "chunked upload not yet supported: {what} is {size} bytes >= threshold {} bytes",
+                self.chunked_threshold
+            )));
+        }
+        Ok(())
+    }
+
+    fn upload_form(attributes: &Value, name: &str, source: UploadSource<'_>) -> Result<Multipart, BoxError> {
+        let form = Multipart::new().text("attributes", &attributes.to_string());
+        match source {
+            UploadSource::File(path) => form
+                .file("file", name, "application/octet-stream", path)
+                .map_err(|error| io_error("cannot read upload source", path, error)),
+            UploadSource::Bytes(bytes) => Ok(form.bytes("file", name, "text/plain; charset=utf-8", bytes.to_vec())),
+        }
+    }
+
+    fn upload_new(&self, folder_id: &str, name: &str, source: UploadSource<'_>, sha1: &str) -> Result<BoxFile, UploadError> {
+        let url = format!("{}/2.0/files/content?fields={}", self.upload_base, encode_query_value(ITEM_FIELDS));
+        let form = Self::upload_form(&json!({"name": name, "parent": {"id": folder_id}}), name, source).map_err(UploadError::Other)?;
+        let landed = || -> Result<Option<BoxFile>, BoxError> {
+            Ok(self.find_file(folder_id, name)?.filter(|file| same_sha1(file.sha1.as_deref(), sha1)))
+        };
+        self.send_upload(&url, &form, sha1, &landed).map(|file| with_parent(file, folder_id))
+    }
+
+    fn upload_version(&self, file_id: &str, name: &str, source: UploadSource<'_>, sha1: &str) -> Result<BoxFile, BoxError> {
+        let url = format!(
+            "{}/2.0/files/{}/content?fields={}",
+            self.upload_base,
+            encode_path_segment(file_id),
+            encode_query_value(ITEM_FIELDS)
+        );
+        let form = Self::upload_form(&json!({"name": name}), name, source)?;
+        let landed = || -> Result<Option<BoxFile>, BoxError> {
+            let file = self.get_file(file_id)?;
+            Ok(same_sha1(file.sha1.as_deref(), sha1).then_some(file))
+        };
+        match self.send_upload(&url, &form, sha1, &landed) {
+            Ok(file) => Ok(file),
+            Err(UploadError::Conflict { failure, .. }) => Err(failure.into()),
+            Err(UploadError::Other(error)) => Err(error),
+        }
+    }
+
+    /// Sends a multipart upload, at most `max_retries + 1` times; before resending after a transport
+    /// error or a 5xx, asks `landed` whether the previous attempt arrived after all.
+    fn send_upload(
+        &self,
+        url: &str,
+        form: &Multipart,
+        sha1: &str,
+        landed: &dyn Fn() -> Result<Option<BoxFile>, BoxError>,
+    ) -> Result<BoxFile, UploadError> {
+        let label = request_label(&Method::POST, url);
+        let policy = &self.http.policy;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.call(&Method::POST, url, false, Redirects::Manual, &|builder| {
+                form.into_request(builder.header("content-md5", sha1)).map_err(BoxError::Io)
+            });
+            let (error, retry_after, may_have_landed) = match outcome {
+                Ok(mut response) if response.status().is_success() => {
+                    let files: RawFiles =
+                        read_json(&mut response).map_err(|message| UploadError::Other(BoxError::Decode(format!("{label}: {message}"))))?;
+                    return files
+                        .entries
+                        .into_iter()
+                        .next()
+                        .map(RawItem::into_file)
+                        .ok_or_else(|| UploadError::Other(BoxError::Decode(format!("{label}: no entry in the reply"))));
+                }
+                Ok(response) => {
+                    let failure = api_failure(&label, response);
+                    match (failure.status, failure.code.as_str()) {
+                        (409, "item_name_in_use") => {
+                            let existing = first_conflict(failure.context_info.as_ref()).map(RawItem::into_file);
+                            return Err(UploadError::Conflict { existing, failure });
+                        }
+                        (409, "operation_blocked_temporary" | "name_temporarily_reserved") => {
+                            let retry_after = failure.retry_after;
+                            (BoxError::from(failure), retry_after, true)
+                        }
+                        (status, _) if is_retryable_status(status) => {
+                            let retry_after = failure.retry_after;
+                            (BoxError::from(failure), retry_after, status != 429)
+                        }
+                        _ => return Err(UploadError::Other(failure.into())),
+                    }
+                }
+                Err(error @ BoxError::Transport(_)) => (error, None, true),
+                Err(error) => return Err(UploadError::Other(error)),
+            };
+            if attempt > policy.max_retries {
+                return Err(UploadError::Other(error));
+            }
+            if may_have_landed {
+                if let Some(file) = landed().map_err(UploadError::Other)? {
+                    tracing::info!(request = %label, file_id = %file.id, attempt, error = %error,
+                        "upload failed but the file arrived with the same sha1; done");
+                    return Ok(file);
+                }
+            }
+            let delay = policy.delay(attempt, retry_after);
+            tracing::warn!(request = %label, attempt, error = %error,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "upload failed and did not land, retrying");
+            thread::sleep(delay);
+        }
+    }
+
+    // ----- folders and moves -----
+
+    /// Creates folder `name` in `parent_id`: POST `{base}/2.0/folders` `{"name","parent":{"id"}}` -> 201.
+    /// When the name exists (409 `item_name_in_use`), returns the existing folder from
+    /// `context_info.conflicts` (an array; an object is accepted too). Retried on transient errors (a
+    /// retry after a create that landed meets the 409 and returns the folder).
+    /// Source: <https://developer.box.com/reference/post-folders/>.
+    pub fn create_folder(&self, parent_id: &str, name: &str) -> Result<BoxFolder, BoxError> {
+        let url = format!("{}/2.0/folders?fields={}", self.api_base, encode_query_value("type,id,name,parent"));
+        let label = request_label(&Method::POST, &url);
+        let mut response = self.send_json(&Method::POST, &url, &json!({"name": name, "parent": {"id": parent_id}}), true)?;
+        if response.status().is_success() {
+            let item: RawItem = read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            return Ok(BoxFolder { id: item.id, name: item.name.unwrap_or_else(|| name.to_string()) });
+        }
+        let failure = api_failure(&label, response);
+        if failure.status == 409 && failure.code == "item_name_in_use" {
+            if let Some(existing) = first_conflict(failure.context_info.as_ref()) {
+                if existing.kind.as_deref().is_none_or(|kind| kind == "folder") {
+                    tracing::debug!(parent_id, name, folder_id = %existing.id, "folder exists; using it");
+                    return Ok(BoxFolder { id: existing.id, name: existing.name.unwrap_or_else(|| name.to_string()) });
+                }
+            }
+        }
+        Err(failure.into())
+    }
+
+    /// Moves (and renames) a file: PUT `{base}/2.0/files/{id}` `{"parent":{"id"},"name"}` -> 200 File. When
+    /// the name is taken in the target (409 `item_name_in_use`), tries once more with `"{file_id}_{name}"`.
+    /// A 404 (e.g. the file already moved by an earlier attempt that timed out) is returned as is.
+    /// Source: <https://developer.box.com/reference/put-files-id/>.
+    pub fn move_file(&self, file_id: &str, parent_id: &str, name: &str) -> Result<BoxFile, BoxError> {
+        match self.put_file(file_id, parent_id, name)? {
+            Ok(file) => Ok(file),
+            Err(failure) if failure.status == 409 && failure.code == "item_name_in_use" => {
+                let unique = format!("{file_id}_{name}");
+                tracing::info!(file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
+                self.put_file(file_id, parent_id, &unique)?.map_err(BoxError::from)
+            }
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    fn put_file(&self, file_id: &str, parent_id: &str, name: &str) -> Result<Result<BoxFile, ApiFailure>, BoxError> {
+        let url = format!(
+            "{}/2.0/files/{}?fields={}",
+            self.api_base,
+            encode_path_segment(file_id),
+            encode_query_value(ITEM_FIELDS)
+        );
+        let label = request_label(&Method::PUT, &url);
+        let mut response = self.send_json(&Method::PUT, &url, &json!({"parent": {"id": parent_id}, "name": name}), true)?;
+        if response.status().is_success() {
+            let item: RawItem = read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            return Ok(Ok(with_parent(item.into_file(), parent_id)));
+        }
+        Ok(Err(api_failure(&label, response)))
+    }
+}
+
+fn same_sha1(actual: Option<&str>, expected: &str) -> bool {
+    actual.is_some_and(|actual| actual.eq_ignore_ascii_case(expected))
+}
+
+fn with_parent(mut file: BoxFile, folder_id: &str) -> BoxFile {
+    if file.parent_id.is_none() {
+        file.parent_id = Some(folder_id.to_string());
+    }
+    file
+}
+
+fn conflict_error(failure: ApiFailure, existing: &BoxFile) -> BoxError {
+    let mut error = BoxError::from(failure);
+    if let BoxError::Api { message, .. } = &mut error {
+        message.push_str(&format!(
+            " (existing file {} has sha1 {})",
+            existing.id,
+            existing.sha1.as_deref().unwrap_or("unknown")
+        ));
+    }
+    error
+}
+
+/// Absolute URL of a redirect `Location` (absolute, or path-absolute relative to `base`).
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_string());
+    }
+    if location.starts_with('/') && !location.starts_with("//") {
+        let (scheme, rest) = base.split_once("://")?;
+        let authority = rest.split('/').next()?;
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    None
+}
+
+/// `scheme://host[:port]` of a URL, for logs (the rest of a download URL is a credential).
+fn host_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split(['/', '?', '#']).next().unwrap_or("")),
+        None => "<download host>".to_string(),
+    }
+}
+
+/// Streams a download body into a temporary file next to `dest`, hashing; checks the SHA-1; renames.
+fn stream_to_file(response: Response<Body>, label: &str, expected_sha1: Option<&str>, dest: &Path) -> Result<u64, DownloadFailure> {
+    use sha1::Digest;
+    let directory = match dest.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let fatal_io = |context: &str, error: io::Error| DownloadFailure::Fatal(io_error(context, dest, error));
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".box-download-")
+        .suffix(".part")
+        .tempfile_in(directory)
+        .map_err(|error| fatal_io("cannot create a temporary file for", error))?;
+    let mut reader = response.into_body().into_reader();
+    let mut hasher = sha1::Sha1::new();
+    let mut buffer = vec![0u8; 128 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return Err(DownloadFailure::Retry {
+                    error: BoxError::Transport(format!("{label}: body interrupted after {total} bytes: {error}")),
+                    retry_after: None,
+                })
+            }
+        };
+        hasher.update(&buffer[..read]);
+        temporary.write_all(&buffer[..read]).map_err(|error| fatal_io("cannot write", error))?;
+        total += read as u64;
+    }
+    temporary.flush().map_err(|error| fatal_io("cannot write", error))?;
+    let actual = hex::encode(hasher.finalize());
+    if let Some(expected) = expected_sha1 {
+        if !expected.eq_ignore_ascii_case(&actual) {
+            return Err(DownloadFailure::Integrity(BoxError::Integrity { expected: expected.to_string(), actual }));
+        }
+    }
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(|error| fatal_io("cannot write", error))?;
+    temporary.persist(dest).map_err(|error| fatal_io("cannot move the download to", error.error))?;
+    tracing::debug!(request = %label, bytes = total, sha1 = %actual, "download complete");
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_from_real_box_shape() {
+        let body = r#"{"type":"error","status":404,"code":"not_found","help_url":"http://developers.box.com/docs/#errors",
+            "message":"Not Found","request_id":"abc","context_info":{"errors":[{"reason":"invalid_parameter"}]}}"#;
+        let failure = parse_api_failure(404, "GET /2.0/folders/123", body, None, None, None);
+        let error = BoxError::from(failure);
+        assert_eq!(error.to_string(), "Box API 404 not_found on GET /2.0/folders/123: Not Found (request id abc)");
+        assert!(!error.is_transient());
+        assert_eq!(error.status(), Some(404));
+    }
+
+    #[test]
+    fn conflict_error_keeps_context_info() {
+        let body = r#"{"type":"error","status":409,"code":"item_name_in_use","message":"Item with the same name already exists",
+            "request_id":"r1","context_info":{"conflicts":{"type":"file","id":"42","name":"a.mp4","sha1":"AB",
+            "file_version":{"type":"file_version","id":"43","sha1":"ab"}}}}"#;
+        let failure = parse_api_failure(409, "POST /api/2.0/files/content", body, None, None, None);
+        let existing = first_conflict(failure.context_info.as_ref()).unwrap().into_file();
+        assert_eq!(existing.id, "42");
+        assert!(same_sha1(existing.sha1.as_deref(), "ab"));
+        let error = conflict_error(failure, &existing);
+        assert!(error.to_string().contains("existing file 42 has sha1 AB"), "{error}");
+    }
+
+    #[test]
+    fn empty_401_uses_www_authenticate_and_rate_limit_is_transient() {
+        let failure = parse_api_failure(
+            401,
+            "GET /2.0/files/1",
+            "",
+            None,
+            Some("hdr-req".into()),
+            www_authenticate_error(r#"Bearer realm="Service", error="invalid_token", error_description="The access token provided is invalid.""#),
+        );
+        let error = BoxError::from(failure);
+        assert_eq!(error.to_string(), "Box API 401 invalid_token on GET /2.0/files/1: Unauthorized (request id hdr-req)");
+        let failure = parse_api_failure(429, "GET /2.0/folders/0/items", "<html>Too many</html>", Some(Duration::from_secs(3)), None, None);
+        assert_eq!(failure.retry_after, Some(Duration::from_secs(3)));
+        let error = BoxError::from(failure);
+        assert!(error.is_transient());
+        assert!(error.to_string().contains("rate_limit_exceeded") && error.to_string().contains("<html>Too many</html>"));
+        let blocked = BoxError::Api {
+            status: 409,
+            code: "operation_blocked_temporary".into(),
+            message: String::new(),
+            request_id: None,
+            endpoint: String::new(),
+        };
+        assert!(blocked.is_transient());
+        assert!(BoxError::Transport("x".into()).is_transient());
+        assert!(!BoxError::Integrity { expected: "a".into(), actual: "b".into() }.is_transient());
+    }
+
+    #[test]
+    fn locations_and_hosts() {
+        assert_eq!(resolve_location("http://127.0.0.1:5/2.0/files/1/content", "/d/1").as_deref(), Some("http://127.0.0.1:5/d/1"));
+        assert_eq!(resolve_location("https://api.box.com/x", "https://dl.boxcloud.com/d/1?t=s").as_deref(), Some("https://dl.boxcloud.com/d/1?t=s"));
+        assert_eq!(resolve_location("https://api.box.com/x", "relative"), None);
+        assert_eq!(host_of("https://dl.boxcloud.com/d/1/secret/download"), "https://dl.boxcloud.com");
+    }
+}

@@ -1,0 +1,850 @@
+//! Shared HTTP plumbing of the Box and OTMM clients: per-request ureq configuration, the retry policy
+//! (exponential backoff with jitter, `Retry-After`), the request rate limit, streamed multipart bodies and
+//! small encoding helpers.
+//!
+//! Both clients funnel every exchange through one chokepoint, `execute`, which applies the timeouts,
+//! waits for the rate limiter, sends, and retries transient failures of idempotent requests, logging each
+//! retry with `tracing` (method, path without query, status or error, attempt). Non-idempotent requests
+//! (uploads, imports) are sent once by `execute`; their callers decide how to retry (the Box client first
+//! checks whether the upload landed).
+//!
+//! Why our own multipart writer: ureq's `multipart` feature builds the form in memory, and both Box
+//! (`attributes` part first) and OTMM (`asset_representation`, `parent_folder_id`, `manifest`, `files`)
+//! need a streamed file part with a known `Content-Length`. [`Multipart`] computes the exact length up
+//! front and sends a chained reader (preamble bytes, the file, epilogue bytes), re-opened for every
+//! attempt.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rand::Rng;
+use ureq::config::RedirectAuthHeaders;
+use ureq::http::{self, HeaderMap, Request, Response};
+use ureq::{Agent, Body, SendBody};
+
+/// Largest JSON body the clients accept (bytes). A Box listing page of 1000 entries is well under 1 MB; OTMM
+/// search pages with full metadata are bigger, but far below this.
+pub const MAX_JSON_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest error body read to build an error message (bytes); the rest is ignored.
+pub const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+
+/// Timeouts applied to one request.
+///
+/// `connect` bounds DNS + TCP + TLS setup; `read` bounds every single socket read and write (it restarts
+/// for each one), so a large transfer may take as long as it needs while a stalled one fails after `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connection setup limit.
+    pub connect: Duration,
+    /// Limit for each transport read or write (idle time, not total time).
+    pub read: Duration,
+}
+
+impl Timeouts {
+    /// Timeouts from whole seconds, as configured (`*_timeout_secs`). A zero value means "no limit".
+    pub fn from_secs(connect_secs: u64, read_secs: u64) -> Self {
+        Self { connect: Duration::from_secs(connect_secs), read: Duration::from_secs(read_secs) }
+    }
+}
+
+/// When and how long to wait before retrying a transient failure.
+///
+/// Transient = HTTP 429, 500, 502, 503, 504 ([`is_retryable_status`]) or a connection/timeout error. The
+/// n-th retry (n = 1, 2, ...) waits `Retry-After` when the server sent one (capped at
+/// `max_retry_after`), else `base_delay * 2^(n-1)` capped at `max_delay`, with "equal jitter" (a random
+/// value between half and all of it). Box's SDK uses the same scheme (5 attempts, base 1 s, jitter 0.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 = never retry).
+    pub max_retries: u32,
+    /// Delay before the first retry, before jitter. Production: [`RetryPolicy::DEFAULT_BASE_DELAY`];
+    /// tests set a few milliseconds.
+    pub base_delay: Duration,
+    /// Upper bound of the exponential delay.
+    pub max_delay: Duration,
+    /// Upper bound applied to a server's `Retry-After`.
+    pub max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    /// Production base delay: 500 ms.
+    pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(500);
+    /// Production cap of the exponential delay: 30 s.
+    pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+    /// Production cap of `Retry-After`: 120 s.
+    pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+    /// The production policy with `max_retries` retries.
+    pub fn new(max_retries: u32) -> Self {
+        Self {
+            max_retries,
+            base_delay: Self::DEFAULT_BASE_DELAY,
+            max_delay: Self::DEFAULT_MAX_DELAY,
+            max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+        }
+    }
+
+    /// A policy with millisecond delays for tests (same retry count).
+    pub fn fast(max_retries: u32) -> Self {
+        Self {
+            max_retries,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_millis(50),
+        }
+    }
+
+    /// Exponential delay with jitter before retry number `retry` (1-based).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exponent = retry.saturating_sub(1).min(20);
+        let full = self.base_delay.saturating_mul(1u32 << exponent).min(self.max_delay);
+        let half = full / 2;
+        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = if jitter_nanos == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(rand::thread_rng().gen_range(0..=jitter_nanos))
+        };
+        half + jitter
+    }
+
+    /// Delay before retry number `retry` (1-based): the capped `Retry-After` when given, else [`Self::backoff`].
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(wait) => wait.min(self.max_retry_after),
+            None => self.backoff(retry),
+        }
+    }
+}
+
+/// Whether an HTTP status is worth retrying: 429 (rate limited), 500, 502, 503, 504.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
+}
+
+/// Whether a ureq error is a network-level failure worth retrying (I/O, timeout, DNS, refused or dropped
+/// connection, garbled response) rather than a bad request we built (URL, header, redirect, TLS setup).
+pub fn is_retryable_transport(error: &ureq::Error) -> bool {
+    matches!(
+        error,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+    )
+}
+
+/// Parses a `Retry-After` value: delay-seconds (`"120"`, also `"1.5"`) or an HTTP-date (RFC 9110
+/// IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`) relative to `now`. A date in the past gives zero.
+/// Returns `None` for anything else.
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Duration::try_from_secs_f64(seconds).ok();
+        }
+        return None;
+    }
+    let at = parse_http_date(value)?;
+    let millis = at.as_millisecond().saturating_sub(now.as_millisecond());
+    Some(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
+}
+
+/// Parses an HTTP-date (`Date`, `Retry-After`): RFC 9110 IMF-fixdate, which is RFC 2822 with `GMT`.
+pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value.trim()).ok()
+}
+
+/// The `Retry-After` of a response as a delay from now, if present and valid.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, jiff::Timestamp::now())
+}
+
+/// The server's clock from a response's `Date` header, if present and valid.
+pub fn server_date(headers: &HeaderMap) -> Option<jiff::Timestamp> {
+    let value = headers.get(http::header::DATE)?.to_str().ok()?;
+    parse_http_date(value)
+}
+
+/// A header value as text (`None` if absent or not visible ASCII).
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// Percent-encodes a query parameter value completely (every byte but ASCII letters and digits), as
+/// Tomcat requires for JSON in OTMM query strings.
+pub fn encode_query_value(value: &str) -> String {
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+/// Characters left as-is in a path segment: RFC 3986 unreserved.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes one path segment (an item id), so that `/`, `?` or `#` in an id can never change the URL.
+pub fn encode_path_segment(value: &str) -> String {
+    utf8_percent_encode(value, PATH_SEGMENT).to_string()
+}
+
+/// An `application/x-www-form-urlencoded` body from name/value pairs (values fully percent-encoded).
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{}={}", encode_query_value(name), encode_query_value(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// What logs and error messages show for a request: method and URL path, never the query string (which may
+/// hold markers or other opaque values) nor the host.
+pub fn request_label(method: &http::Method, url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = without_scheme.find('/').map_or("/", |index| &without_scheme[index..]);
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    format!("{method} {path}")
+}
+
+/// Request rate limit shared by every clone of a client and every thread using it.
+///
+/// `governor` GCRA limiter allowing `per_second` requests per second on average with a burst of
+/// `max(1, floor(per_second))`. [`RateLimit::wait`] blocks the calling thread until a request may go.
+#[derive(Clone)]
+pub struct RateLimit {
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl RateLimit {
+    /// A limit of `per_second` requests per second; a value that is not a positive finite number means no limit.
+    pub fn per_second(per_second: f64) -> Self {
+        if !per_second.is_finite() || per_second <= 0.0 {
+            return Self::unlimited();
+        }
+        let Ok(period) = Duration::try_from_secs_f64(1.0 / per_second) else {
+            return Self::unlimited();
+        };
+        let Some(quota) = Quota::with_period(period) else {
+            return Self::unlimited();
+        };
+        // The float is positive and finite here; `as` saturates, which is what we want for huge values.
+        let burst = NonZeroU32::new(per_second.floor().min(f64::from(u32::MAX)) as u32).unwrap_or(NonZeroU32::MIN);
+        Self { limiter: Some(Arc::new(RateLimiter::direct(quota.allow_burst(burst)))) }
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self { limiter: None }
+    }
+
+    /// Blocks until the next request is allowed.
+    pub fn wait(&self) {
+        let Some(limiter) = &self.limiter else {
+            return;
+        };
+        let clock = DefaultClock::default();
+        while let Err(not_until) = limiter.check() {
+            thread::sleep(not_until.wait_time_from(clock.now()));
+        }
+    }
+}
+
+impl fmt::Debug for RateLimit {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.limiter {
+            Some(_) => formatter.write_str("RateLimit(limited)"),
+            None => formatter.write_str("RateLimit(unlimited)"),
+        }
+    }
+}
+
+/// How a request treats redirects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// Return 3xx responses as they are (the caller follows them itself).
+    Manual,
+    /// Follow up to 5 redirects; `Authorization` is never forwarded to the redirect target.
+    FollowWithoutAuth,
+}
+
+/// Options of one logical call through [`execute`].
+#[derive(Debug, Clone)]
+pub struct CallOptions<'a> {
+    /// `"GET /2.0/folders/123/items"`: see [`request_label`].
+    pub label: &'a str,
+    /// Retry transient failures (only for idempotent requests).
+    pub retry: bool,
+    /// Timeouts for each attempt.
+    pub timeouts: Timeouts,
+    /// Redirect handling.
+    pub redirects: Redirects,
+}
+
+/// Shared transport state of a client: the caller's agent, the rate limit and the retry policy.
+#[derive(Debug, Clone)]
+pub struct HttpContext {
+    /// The one agent of the process (connection pool), passed in by the caller.
+    pub agent: Agent,
+    /// Applied before every attempt.
+    pub limit: RateLimit,
+    /// Retry policy of idempotent calls (and of the callers' own retry loops).
+    pub policy: RetryPolicy,
+}
+
+/// Why [`execute`] gave no response.
+#[derive(Debug)]
+pub enum SendError<E> {
+    /// The caller's request factory failed (e.g. a body file could not be opened, a token could not be made).
+    Build(E),
+    /// The request could not be built or sent (after `attempts` attempts when retried).
+    Transport {
+        /// The last ureq error.
+        error: ureq::Error,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// Sends one logical request: for every attempt calls `make` (so bodies are re-opened and signatures
+/// renewed), applies the per-request configuration (`http_status_as_error(false)`, timeouts, redirects),
+/// waits for the rate limiter and sends. With `options.retry`, transient statuses and transport errors are
+/// retried per the context's policy, honouring `Retry-After`. Returns the last response whatever its
+/// status (the caller maps non-2xx to its error type).
+pub fn execute<E>(
+    context: &HttpContext,
+    options: &CallOptions<'_>,
+    make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, E>,
+) -> Result<Response<Body>, SendError<E>> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let request = make().map_err(SendError::Build)?;
+        let request = configure(&context.agent, request, options);
+        context.limit.wait();
+        let may_retry = options.retry && attempt <= context.policy.max_retries;
+        match context.agent.run(request) {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                if may_retry && is_retryable_status(status) {
+                    let delay = context.policy.delay(attempt, retry_after(response.headers()));
+                    tracing::warn!(
+                        request = options.label,
+                        status,
+                        attempt,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "transient HTTP status, retrying"
+                    );
+                    drop(response);
+                    thread::sleep(delay);
+                    continue;
+                }
+                return Ok(response);
+            }
+            Err(error) => {
+                if may_retry && is_retryable_transport(&error) {
+                    let delay = context.policy.delay(attempt, None);
+                    tracing::warn!(
+                        request = options.label,
+                        error = %error,
+                        attempt,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "transport error, retrying"
+                    );
+                    thread::sleep(delay);
+                    continue;
+                }
+                return Err(SendError::Transport { error, attempts: attempt });
+            }
+        }
+    }
+}
+
+/// Applies the per-request configuration every client call needs, independent of how the caller's agent
+/// was configured.
+fn configure(agent: &Agent, request: Request<SendBody<'static>>, options: &CallOptions<'_>) -> Request<SendBody<'static>> {
+    let non_zero = |duration: Duration| (!duration.is_zero()).then_some(duration);
+    let builder = agent
+        .configure_request(request)
+        .http_status_as_error(false)
+        .timeout_connect(non_zero(options.timeouts.connect))
+        .timeout_per_read(non_zero(options.timeouts.read))
+        .timeout_per_write(non_zero(options.timeouts.read))
+        .redirect_auth_headers(RedirectAuthHeaders::Never);
+    match options.redirects {
+        Redirects::Manual => builder.max_redirects(0).build(),
+        Redirects::FollowWithoutAuth => builder.max_redirects(5).build(),
+    }
+}
+
+/// Starts a request builder with the method and URL.
+pub fn request(method: http::Method, url: &str) -> http::request::Builder {
+    Request::builder().method(method).uri(url)
+}
+
+/// Finishes a request without a body.
+pub fn empty_body(builder: http::request::Builder) -> Result<Request<SendBody<'static>>, http::Error> {
+    builder.body(SendBody::none())
+}
+
+/// Finishes a request with an in-memory body of the given content type (`Content-Length` set).
+pub fn bytes_body(
+    builder: http::request::Builder,
+    content_type: &str,
+    data: Vec<u8>,
+) -> Result<Request<SendBody<'static>>, http::Error> {
+    let length = data.len();
+    builder
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, length)
+        .body(SendBody::from_owned_reader(io::Cursor::new(data)))
+}
+
+/// Finishes a request with a JSON body.
+pub fn json_body(
+    builder: http::request::Builder,
+    value: &serde_json::Value,
+) -> Result<Request<SendBody<'static>>, http::Error> {
+    bytes_body(builder, "application/json", value.to_string().into_bytes())
+}
+
+/// Finishes a request with an `application/x-www-form-urlencoded` body.
+pub fn form(builder: http::request::Builder, pairs: &[(&str, &str)]) -> Result<Request<SendBody<'static>>, http::Error> {
+    bytes_body(builder, "application/x-www-form-urlencoded", form_body(pairs).into_bytes())
+}
+
+/// Reads a (success) body as JSON, at most [`MAX_JSON_BODY_BYTES`]. The error text says what failed.
+pub fn read_json<T: serde::de::DeserializeOwned>(response: &mut Response<Body>) -> Result<T, String> {
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_JSON_BODY_BYTES)
+        .read_to_vec()
+        .map_err(|error| format!("cannot read the response body: {error}"))?;
+    serde_json::from_slice(&bytes).map_err(|error| format!("unexpected JSON: {error}"))
+}
+
+/// Reads an (error) body as text, at most [`MAX_ERROR_BODY_BYTES`], lossily; empty if unreadable.
+pub fn read_error_text(response: &mut Response<Body>) -> String {
+    let mut buffer = Vec::new();
+    let mut reader = response.body_mut().with_config().limit(MAX_ERROR_BODY_BYTES).reader();
+    if let Err(error) = (&mut reader).take(MAX_ERROR_BODY_BYTES).read_to_end(&mut buffer) {
+        tracing::debug!(%error, "cannot read error body");
+    }
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+/// A short single-line excerpt of a body for error messages.
+pub fn excerpt(text: &str) -> String {
+    const LIMIT: usize = 300;
+    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat = flat.trim();
+    if flat.chars().count() > LIMIT {
+        let cut: String = flat.chars().take(LIMIT).collect();
+        format!("{cut}...")
+    } else {
+        flat.to_string()
+    }
+}
+
+/// SHA-1 (lowercase hex) and length in bytes of a file, read in 64 KiB blocks.
+pub fn sha1_file(path: &Path) -> io::Result<(String, u64)> {
+    use sha1::Digest;
+    let mut file = File::open(path)?;
+    let mut hasher = sha1::Sha1::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
+/// SHA-1 (lowercase hex) of bytes in memory.
+pub fn sha1_bytes(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+/// A `multipart/form-data` body (RFC 7578) whose file parts are streamed from disk.
+///
+/// Parts are sent in the order they were added. [`Multipart::content_length`] is exact, so the request
+/// carries `Content-Length` (not chunked encoding). [`Multipart::reader`] opens the files afresh, so the
+/// same value serves every retry. A file that shrinks while being sent fails the request with
+/// `UnexpectedEof`; one that grows is cut at its size when added (Box's `Content-MD5` catches both).
+///
+/// File names in `Content-Disposition`: `"` is sent as `\"`, CR and LF as `%0D` / `%0A`; a non-ASCII name
+/// is sent raw (UTF-8) in `filename="..."` followed by `filename*=UTF-8''<percent-encoded>` (RFC 6266
+/// order: parsers that do not know `filename*` stop at the first `filename`).
+#[derive(Debug, Clone)]
+pub struct Multipart {
+    boundary: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+struct Part {
+    head: Vec<u8>,
+    body: PartBody,
+}
+
+#[derive(Debug, Clone)]
+enum PartBody {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, length: u64 },
+}
+
+impl PartBody {
+    fn length(&self) -> u64 {
+        match self {
+            PartBody::Bytes(bytes) => bytes.len() as u64,
+            PartBody::File { length, .. } => *length,
+        }
+    }
+}
+
+/// `attr-char` of RFC 8187 stays as-is in `filename*`; everything else is percent-encoded.
+const ATTR_CHAR_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// Quotes a `Content-Disposition` parameter value: `"` -> `\"`, CR -> `%0D`, LF -> `%0A`.
+fn quote_parameter(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for character in value.chars() {
+        match character {
+            '"' => quoted.push_str("\\\""),
+            '\r' => quoted.push_str("%0D"),
+            '\n' => quoted.push_str("%0A"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// `Content-Disposition` value of a form-data part.
+pub fn content_disposition(name: &str, filename: Option<&str>) -> String {
+    let mut value = format!("form-data; name={}", quote_parameter(name));
+    if let Some(filename) = filename {
+        value.push_str("; filename=");
+        value.push_str(&quote_parameter(filename));
+        if !filename.is_ascii() {
+            value.push_str("; filename*=UTF-8''");
+            value.push_str(&utf8_percent_encode(filename, ATTR_CHAR_ENCODE).to_string());
+        }
+    }
+    value
+}
+
+impl Default for Multipart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Multipart {
+    /// An empty body with a random boundary (`content-scaling-` + 32 hex digits).
+    pub fn new() -> Self {
+        let random: u128 = rand::thread_rng().gen();
+        Self::with_boundary(&format!("content-scaling-{random:032x}"))
+    }
+
+    /// An empty body with a fixed boundary (tests).
+    pub fn with_boundary(boundary: &str) -> Self {
+        Self { boundary: boundary.to_string(), parts: Vec::new() }
+    }
+
+    fn push(mut self, name: &str, filename: Option<&str>, content_type: Option<&str>, body: PartBody) -> Self {
+        let mut head = format!("--{}\r\nContent-Disposition: {}\r\n", self.boundary, content_disposition(name, filename));
+        if let Some(content_type) = content_type {
+            head.push_str("Content-Type: ");
+            head.push_str(&content_type.replace(['\r', '\n'], " "));
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        self.parts.push(Part { head: head.into_bytes(), body });
+        self
+    }
+
+    /// Adds a plain text field (no content type, as browsers send form fields).
+    pub fn text(self, name: &str, value: &str) -> Self {
+        self.push(name, None, None, PartBody::Bytes(value.as_bytes().to_vec()))
+    }
+
+    /// Adds a JSON field with `Content-Type: application/json`.
+    pub fn json(self, name: &str, value: &serde_json::Value) -> Self {
+        self.push(name, None, Some("application/json"), PartBody::Bytes(value.to_string().into_bytes()))
+    }
+
+    /// Adds in-memory bytes as a file part.
+    pub fn bytes(self, name: &str, filename: &str, content_type: &str, data: Vec<u8>) -> Self {
+        self.push(name, Some(filename), Some(content_type), PartBody::Bytes(data))
+    }
+
+    /// Adds a file part streamed from `path`; its size is taken now.
+    pub fn file(self, name: &str, filename: &str, content_type: &str, path: &Path) -> io::Result<Self> {
+        let length = std::fs::metadata(path)?.len();
+        Ok(self.push(name, Some(filename), Some(content_type), PartBody::File { path: path.to_path_buf(), length }))
+    }
+
+    /// `multipart/form-data; boundary=...`
+    pub fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={}", self.boundary)
+    }
+
+    fn epilogue(&self) -> Vec<u8> {
+        format!("--{}--\r\n", self.boundary).into_bytes()
+    }
+
+    /// Exact body length in bytes.
+    pub fn content_length(&self) -> u64 {
+        let parts: u64 = self.parts.iter().map(|part| part.head.len() as u64 + part.body.length() + 2).sum();
+        parts + self.epilogue().len() as u64
+    }
+
+    /// A reader producing the whole body; opens the files now.
+    pub fn reader(&self) -> io::Result<MultipartReader> {
+        let mut segments = VecDeque::new();
+        for part in &self.parts {
+            segments.push_back(Segment::Bytes(io::Cursor::new(part.head.clone())));
+            match &part.body {
+                PartBody::Bytes(bytes) => segments.push_back(Segment::Bytes(io::Cursor::new(bytes.clone()))),
+                PartBody::File { path, length } => {
+                    let file = File::open(path)?;
+                    segments.push_back(Segment::File { reader: file.take(*length), remaining: *length });
+                }
+            }
+            segments.push_back(Segment::Bytes(io::Cursor::new(b"\r\n".to_vec())));
+        }
+        segments.push_back(Segment::Bytes(io::Cursor::new(self.epilogue())));
+        Ok(MultipartReader { segments })
+    }
+
+    /// The whole body in memory (tests, small bodies).
+    pub fn to_bytes(&self) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.reader()?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Finishes a request with this body: `Content-Type` with the boundary, exact `Content-Length`, streamed.
+    pub fn into_request(&self, builder: http::request::Builder) -> io::Result<Request<SendBody<'static>>> {
+        let reader = self.reader()?;
+        builder
+            .header(http::header::CONTENT_TYPE, self.content_type())
+            .header(http::header::CONTENT_LENGTH, self.content_length())
+            .body(SendBody::from_owned_reader(reader))
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))
+    }
+}
+
+/// Reader over a [`Multipart`] body (preamble bytes, files, epilogue in order).
+pub struct MultipartReader {
+    segments: VecDeque<Segment>,
+}
+
+enum Segment {
+    Bytes(io::Cursor<Vec<u8>>),
+    File { reader: io::Take<File>, remaining: u64 },
+}
+
+impl Read for MultipartReader {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if buffer.is_empty() {
+            return Ok(0);
+        }
+        while let Some(segment) = self.segments.front_mut() {
+            let read = match segment {
+                Segment::Bytes(cursor) => cursor.read(buffer)?,
+                Segment::File { reader, remaining } => {
+                    let read = reader.read(buffer)?;
+                    if read == 0 && *remaining > 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("file shrank while being uploaded ({remaining} bytes missing)"),
+                        ));
+                    }
+                    *remaining -= read as u64;
+                    read
+                }
+            };
+            if read > 0 {
+                return Ok(read);
+            }
+            self.segments.pop_front();
+        }
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now: jiff::Timestamp = "2026-11-10T10:00:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after("Tue, 10 Nov 2026 10:00:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Tue, 10 Nov 2026 09:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+    }
+
+    #[test]
+    fn http_date_parses() {
+        let date = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(date.to_string(), "1994-11-06T08:49:37Z");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let policy = RetryPolicy::new(5);
+        for _ in 0..50 {
+            let first = policy.backoff(1);
+            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500), "{first:?}");
+            let third = policy.backoff(3);
+            assert!(third >= Duration::from_millis(1000) && third <= Duration::from_millis(2000), "{third:?}");
+            assert!(policy.backoff(40) <= RetryPolicy::DEFAULT_MAX_DELAY);
+        }
+        assert_eq!(policy.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(policy.delay(1, Some(Duration::from_secs(7200))), RetryPolicy::DEFAULT_MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for status in [429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(status));
+        }
+        for status in [200, 400, 401, 403, 404, 409, 501] {
+            assert!(!is_retryable_status(status));
+        }
+    }
+
+    #[test]
+    fn labels_drop_host_and_query() {
+        assert_eq!(
+            request_label(&http::Method::GET, "https://api.box.com/2.0/folders/1/items?marker=secret"),
+            "GET /2.0/folders/1/items"
+        );
+        assert_eq!(request_label(&http::Method::POST, "http://127.0.0.1:9/oauth2/token"), "POST /oauth2/token");
+        assert_eq!(request_label(&http::Method::GET, "http://host"), "GET /");
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(encode_query_value(r#"{"a":[1]}"#), "%7B%22a%22%3A%5B1%5D%7D");
+        assert_eq!(encode_path_segment("a/b c-d.e"), "a%2Fb%20c-d.e");
+        assert_eq!(form_body(&[("username", "a b"), ("password", "p&=")]), "username=a%20b&password=p%26%3D");
+    }
+
+    #[test]
+    fn multipart_body_bytes_and_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let body = Multipart::with_boundary("XyZ")
+            .json("attributes", &serde_json::json!({"name": "clip.mp4", "parent": {"id": "0"}}))
+            .text("parent_folder_id", "abc")
+            .file("file", "clip.mp4", "video/mp4", &path)
+            .unwrap();
+        let bytes = body.to_bytes().unwrap();
+        let expected = concat!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"attributes\"\r\nContent-Type: application/json\r\n\r\n",
+            "{\"name\":\"clip.mp4\",\"parent\":{\"id\":\"0\"}}\r\n",
+            "--XyZ\r\nContent-Disposition: form-data; name=\"parent_folder_id\"\r\n\r\nabc\r\n",
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n",
+            "0123456789\r\n",
+            "--XyZ--\r\n"
+        );
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), expected);
+        assert_eq!(body.content_length(), bytes.len() as u64);
+        assert_eq!(body.content_type(), "multipart/form-data; boundary=XyZ");
+        // A second reader gives the same bytes (retries).
+        assert_eq!(body.to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn multipart_detects_a_shrunk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, vec![7u8; 100]).unwrap();
+        let body = Multipart::new().file("file", "f.bin", "application/octet-stream", &path).unwrap();
+        std::fs::write(&path, vec![7u8; 10]).unwrap();
+        let error = body.to_bytes().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn content_disposition_escapes() {
+        assert_eq!(content_disposition("file", Some("a\"b\r\nc.txt")), "form-data; name=\"file\"; filename=\"a\\\"b%0D%0Ac.txt\"");
+        assert_eq!(
+            content_disposition("file", Some("Café 1.mp4")),
+            "form-data; name=\"file\"; filename=\"Café 1.mp4\"; filename*=UTF-8''Caf%C3%A9%201.mp4"
+        );
+        assert_eq!(content_disposition("x", None), "form-data; name=\"x\"");
+    }
+
+    #[test]
+    fn sha1_helpers_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        let (digest, length) = sha1_file(&path).unwrap();
+        assert_eq!(digest, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(length, 3);
+        assert_eq!(sha1_bytes(b"abc"), digest);
+    }
+
+    #[test]
+    fn rate_limit_spaces_requests() {
+        let limit = RateLimit::per_second(50.0);
+        let started = std::time::Instant::now();
+        for _ in 0..60 {
+            limit.wait();
+        }
+        // 50 burst, then 10 more at 20 ms each.
+        assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+        let clone = limit.clone();
+        assert!(format!("{clone:?}").contains("limited"));
+        RateLimit::per_second(0.0).wait();
+        RateLimit::per_second(f64::NAN).wait();
+    }
+}

@@ -1,0 +1,671 @@
+//! Media probing with `ffprobe`: duration, dimensions, frame rate and codecs of a delivered file.
+//!
+//! [`probe`] runs `ffprobe -v error -print_format json -show_format -show_streams <file>` as a child
+//! process with a timeout and reads its JSON (see <https://ffmpeg.org/ffprobe.html>, sections
+//! "Writers" (json) and "-show_format"/"-show_streams"). The parser ([`parse_ffprobe_json`]) tolerates
+//! missing fields: ffprobe omits keys it cannot determine, and numbers such as `duration` come as
+//! strings.
+//!
+//! Kinds:
+//! - **Video**: a video stream that is not attached cover art; duration, width, height, frame rate and
+//!   the video (and audio, if any) codec.
+//! - **Image** (png, jpg, jpeg, gif, webp, tif, tiff, bmp, or anything ffprobe reads with its `image2`
+//!   / `*_pipe` demuxers): width and height; the image codec (`png`, `mjpeg`, ...) is reported as
+//!   `video_codec` because ffprobe models a still image as a one-frame video stream. No duration and
+//!   no frame rate (ffprobe's 25/1 for a still image is a placeholder).
+//! - **Audio**: audio streams only; duration and audio codec.
+//! - **Other**: extensions ffprobe cannot read (pdf, ai, eps, psd, indd, zip, ...) are not probed at all,
+//!   and files with neither audio nor video streams.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::config::MediaConfig;
+
+/// What kind of media a file is, as far as the DAM metadata is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// Moving pictures (with or without sound).
+    Video,
+    /// Sound only.
+    Audio,
+    /// A still image.
+    Image,
+    /// Anything else (documents, layered design files, archives); nothing was probed.
+    Other,
+}
+
+impl MediaKind {
+    /// Lower-case name: `video`, `audio`, `image`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::Image => "image",
+            MediaKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Technical metadata of one file, as read by ffprobe. Every field is optional: ffprobe leaves out
+/// what it cannot determine, and [`MediaKind::Other`] files are not probed at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaInfo {
+    /// What the file is.
+    pub kind: MediaKind,
+    /// Length in seconds (ffprobe `format.duration`, else the longest stream `duration`). Video/audio only.
+    pub duration_seconds: Option<f64>,
+    /// Width in pixels of the first video stream (or the image).
+    pub width: Option<u32>,
+    /// Height in pixels of the first video stream (or the image).
+    pub height: Option<u32>,
+    /// Frames per second from `avg_frame_rate` (else `r_frame_rate`), e.g. 25.0 or 29.97 for
+    /// `30000/1001`; `None` when ffprobe reports `0/0`. Video only.
+    pub frame_rate: Option<f64>,
+    /// ffprobe `codec_name` of the first video stream (`h264`, `prores`, ...; `png`, `mjpeg` for images).
+    pub video_codec: Option<String>,
+    /// ffprobe `codec_name` of the first audio stream (`aac`, `mp3`, `pcm_s16le`, ...).
+    pub audio_codec: Option<String>,
+    /// ffprobe `format.format_name`, e.g. `mov,mp4,m4a,3gp,3g2,mj2`, `png_pipe`, `image2`.
+    pub format_name: Option<String>,
+}
+
+impl MediaInfo {
+    /// An [`MediaKind::Other`] record with nothing known.
+    pub fn other() -> Self {
+        MediaInfo {
+            kind: MediaKind::Other,
+            duration_seconds: None,
+            width: None,
+            height: None,
+            frame_rate: None,
+            video_codec: None,
+            audio_codec: None,
+            format_name: None,
+        }
+    }
+
+    /// One attribute as text, for field mappings (`source: media.<name>`). Names: `kind`,
+    /// `duration_seconds`, `width`, `height`, `frame_rate`, `video_codec`, `audio_codec`,
+    /// `format_name`. Numbers are printed with at most 3 decimals and no trailing zeros
+    /// (`5.312`, `25`, `29.97`). `None` for an unknown name or an unknown value.
+    pub fn attr(&self, name: &str) -> Option<String> {
+        match name {
+            "kind" => Some(self.kind.as_str().to_string()),
+            "duration_seconds" | "duration" => self.duration_seconds.map(format_number),
+            "width" => self.width.map(|w| w.to_string()),
+            "height" => self.height.map(|h| h.to_string()),
+            "frame_rate" => self.frame_rate.map(format_number),
+            "video_codec" => self.video_codec.clone(),
+            "audio_codec" => self.audio_codec.clone(),
+            "format_name" => self.format_name.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Why a file could not be probed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The ffprobe executable was not found (configuration/installation problem, not the file's fault).
+    #[error("ffprobe not found at `{path}`: install ffmpeg (Debian/Ubuntu: `apt-get install ffmpeg`) or set `media.ffprobe_path`")]
+    FfprobeMissing {
+        /// The configured `media.ffprobe_path`.
+        path: String,
+    },
+    /// ffprobe could not read the file (corrupt, truncated, empty, or not a media file): permanent.
+    #[error("file is not readable as media: {message}")]
+    Unreadable {
+        /// ffprobe's first error line (or a description of what was wrong with its output).
+        message: String,
+    },
+    /// ffprobe did not finish within `media.timeout_secs`; it was killed. May be transient (load).
+    #[error(
+        "ffprobe did not finish within the configured timeout (media.timeout_secs) and was killed"
+    )]
+    Timeout,
+    /// The file could not be opened, or ffprobe could not be started or read.
+    #[error("media probe I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl MediaError {
+    /// True when retrying the same file can never help (the file itself is bad).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, MediaError::Unreadable { .. })
+    }
+}
+
+/// Extensions (lower case, without dot) that are not probed: [`probe`] returns [`MediaKind::Other`].
+pub const UNPROBED_EXTENSIONS: &[&str] = &[
+    "pdf", "ai", "eps", "psd", "psb", "indd", "idml", "svg", "zip", "doc", "docx", "ppt", "pptx",
+    "xls", "xlsx", "txt",
+];
+
+/// Extensions (lower case, without dot) that are still images.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp", "heic", "avif",
+];
+
+/// Probe `path` with ffprobe (`cfg.ffprobe_path`, killed after `cfg.timeout_secs` seconds).
+///
+/// `extension` is the file's extension (any case, with or without a leading dot); extensions in
+/// [`UNPROBED_EXTENSIONS`] return `Ok(MediaInfo::other())` without running ffprobe.
+///
+/// Errors: [`MediaError::Io`] if `path` cannot be read or ffprobe cannot be run,
+/// [`MediaError::FfprobeMissing`] if the executable does not exist, [`MediaError::Unreadable`] for
+/// an empty file or when ffprobe rejects the file (its error lines, cleaned, e.g. `moov atom not
+/// found; Invalid data found when processing input`), [`MediaError::Timeout`] when it hangs.
+pub fn probe(path: &Path, extension: &str, cfg: &MediaConfig) -> Result<MediaInfo, MediaError> {
+    let ext = extension.trim_start_matches('.').to_ascii_lowercase();
+    if UNPROBED_EXTENSIONS.contains(&ext.as_str()) {
+        return Ok(MediaInfo::other());
+    }
+    // Fail with the real I/O error (not found, permission denied) rather than ffprobe's wording.
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Err(MediaError::Unreadable {
+            message: "the file is empty (0 bytes)".to_string(),
+        });
+    }
+    drop(file);
+
+    let mut child = match Command::new(&cfg.ffprobe_path)
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(MediaError::FfprobeMissing {
+                path: cfg.ffprobe_path.clone(),
+            })
+        }
+        Err(e) => return Err(MediaError::Io(e)),
+    };
+
+    // Drain both pipes in threads so a large JSON output can never block ffprobe on a full pipe.
+    let (out_tx, out_rx) = mpsc::channel();
+    let (err_tx, err_rx) = mpsc::channel();
+    if let Some(mut stdout) = child.stdout.take() {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let res = stdout.read_to_end(&mut buf).map(|_| buf);
+            let _ = out_tx.send(res);
+        });
+    }
+    if let Some(mut stderr) = child.stderr.take() {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let res = stderr.read_to_end(&mut buf).map(|_| buf);
+            let _ = err_tx.send(res);
+        });
+    }
+
+    let timeout = Duration::from_secs(cfg.timeout_secs.max(1));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait()? {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                tracing::warn!(path = %path.display(), timeout_secs = cfg.timeout_secs, "ffprobe timed out, killed");
+                return Err(MediaError::Timeout);
+            }
+            None => thread::sleep(Duration::from_millis(10)),
+        }
+    };
+
+    // The process has exited; its pipes close unless it left children behind holding them, so
+    // wait for the readers only until the deadline (plus a little grace).
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let stdout = match out_rx.recv_timeout(remaining) {
+        Ok(res) => res?,
+        Err(_) => return Err(MediaError::Timeout),
+    };
+    let stderr = err_rx
+        .recv_timeout(Duration::from_secs(1))
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+
+    if !status.success() {
+        let message = error_summary(&stderr, path)
+            .unwrap_or_else(|| format!("ffprobe exited with {status} and printed no error"));
+        return Err(MediaError::Unreadable { message });
+    }
+    let text = String::from_utf8_lossy(&stdout);
+    parse_ffprobe_json(&text, &ext).map_err(|message| {
+        // ffprobe may exit 0 yet print an error (e.g. a stream it could not decode).
+        let message = error_summary(&stderr, path).unwrap_or(message);
+        MediaError::Unreadable { message }
+    })
+}
+
+/// Parse the JSON printed by `ffprobe -print_format json -show_format -show_streams` into a
+/// [`MediaInfo`]. `extension` (lower case, no dot) decides [`MediaKind::Image`] for still-image
+/// extensions. Missing fields become `None`.
+///
+/// Errors (as a message): output that is not JSON, or that has no streams at all and no known
+/// format (what ffprobe prints for a file it could not read).
+pub fn parse_ffprobe_json(json: &str, extension: &str) -> Result<MediaInfo, String> {
+    let root: Value =
+        serde_json::from_str(json).map_err(|e| format!("ffprobe printed invalid JSON: {e}"))?;
+    let empty = Vec::new();
+    let streams = root
+        .get("streams")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let format = root.get("format").unwrap_or(&Value::Null);
+    let format_name = format
+        .get("format_name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if streams.is_empty() && format_name.is_none() {
+        return Err("ffprobe found no streams in the file".to_string());
+    }
+
+    let codec_type = |s: &Value| {
+        s.get("codec_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let is_cover_art = |s: &Value| {
+        s.get("disposition")
+            .and_then(|d| d.get("attached_pic"))
+            .and_then(as_f64)
+            .is_some_and(|v| v != 0.0)
+    };
+    let video = streams
+        .iter()
+        .find(|s| codec_type(s).as_deref() == Some("video") && !is_cover_art(s));
+    let audio = streams
+        .iter()
+        .find(|s| codec_type(s).as_deref() == Some("audio"));
+
+    let ext = extension.trim_start_matches('.').to_ascii_lowercase();
+    let image_format = format_name
+        .as_deref()
+        .is_some_and(|f| f == "image2" || f.ends_with("_pipe"));
+    let kind = if video.is_some() && (IMAGE_EXTENSIONS.contains(&ext.as_str()) || image_format) {
+        MediaKind::Image
+    } else if video.is_some() {
+        MediaKind::Video
+    } else if audio.is_some() {
+        MediaKind::Audio
+    } else {
+        MediaKind::Other
+    };
+
+    let codec = |s: Option<&Value>| {
+        s.and_then(|s| s.get("codec_name"))
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+    };
+    let dimension = |key: &str| {
+        video
+            .and_then(|s| s.get(key))
+            .and_then(as_f64)
+            .filter(|v| *v > 0.0 && *v <= f64::from(u32::MAX))
+            .map(|v| v as u32)
+    };
+
+    let mut info = MediaInfo {
+        kind,
+        duration_seconds: None,
+        width: dimension("width"),
+        height: dimension("height"),
+        frame_rate: None,
+        video_codec: codec(video),
+        audio_codec: codec(audio),
+        format_name,
+    };
+    match kind {
+        MediaKind::Video | MediaKind::Audio => {
+            info.duration_seconds = format
+                .get("duration")
+                .and_then(as_f64)
+                .filter(|d| d.is_finite() && *d >= 0.0)
+                .or_else(|| {
+                    streams
+                        .iter()
+                        .filter_map(|s| s.get("duration").and_then(as_f64))
+                        .filter(|d| d.is_finite() && *d >= 0.0)
+                        .reduce(f64::max)
+                });
+            info.frame_rate = video.and_then(|s| {
+                ["avg_frame_rate", "r_frame_rate"]
+                    .iter()
+                    .find_map(|k| s.get(*k).and_then(Value::as_str).and_then(parse_rate))
+            });
+        }
+        MediaKind::Image => {}
+        MediaKind::Other => {
+            info.video_codec = None;
+            info.audio_codec = None;
+        }
+    }
+    Ok(info)
+}
+
+/// Parse an ffprobe rational rate such as `25/1` or `30000/1001` (also a plain `25`); `None` for
+/// `0/0`, zero, or garbage.
+pub fn parse_rate(rate: &str) -> Option<f64> {
+    let rate = rate.trim();
+    let value = match rate.split_once('/') {
+        Some((num, den)) => {
+            let num: f64 = num.trim().parse().ok()?;
+            let den: f64 = den.trim().parse().ok()?;
+            if den == 0.0 {
+                return None;
+            }
+            num / den
+        }
+        None => rate.parse().ok()?,
+    };
+    (value.is_finite() && value > 0.0).then_some(value)
+}
+
+/// A JSON number, or a string holding one (ffprobe prints most numbers as strings).
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// At most 3 decimals, no trailing zeros: 5.312, 25, 29.97.
+fn format_number(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// ffprobe's error lines, cleaned for a person: the `[demuxer @ 0x55..] ` prefix and the
+/// `{path}: ` prefix removed, duplicates dropped, at most 3 lines joined with `; `.
+/// E.g. `moov atom not found; Invalid data found when processing input`.
+fn error_summary(bytes: &[u8], path: &Path) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let path_prefix = format!("{}: ", path.display());
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut l = line;
+        if l.starts_with('[') {
+            if let Some(end) = l.find("] ") {
+                l = &l[end + 2..];
+            }
+        }
+        let l = l.strip_prefix(path_prefix.as_str()).unwrap_or(l).trim();
+        if !l.is_empty() && !lines.iter().any(|x| x == l) {
+            lines.push(l.to_string());
+        }
+        if lines.len() == 3 {
+            break;
+        }
+    }
+    (!lines.is_empty()).then(|| lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn cfg() -> MediaConfig {
+        MediaConfig {
+            ffprobe_path: "ffprobe".to_string(),
+            timeout_secs: 60,
+        }
+    }
+
+    fn fixture(name: &str) -> Option<PathBuf> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/media")
+            .join(name);
+        if p.is_file() {
+            Some(p)
+        } else {
+            eprintln!("skipping: fixture {} absent", p.display());
+            None
+        }
+    }
+
+    fn have_ffprobe() -> bool {
+        let ok = Command::new("ffprobe")
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: ffprobe not installed (scripts/test.sh installs it)");
+        }
+        ok
+    }
+
+    #[test]
+    fn probes_real_video() {
+        let Some(p) = fixture("bigbuckbunny.mp4") else {
+            return;
+        };
+        if !have_ffprobe() {
+            return;
+        }
+        let info = probe(&p, "mp4", &cfg()).unwrap();
+        assert_eq!(info.kind, MediaKind::Video);
+        assert_eq!(info.width, Some(1280));
+        assert_eq!(info.height, Some(720));
+        assert_eq!(info.frame_rate, Some(25.0));
+        assert_eq!(info.duration_seconds, Some(5.312));
+        assert_eq!(info.video_codec.as_deref(), Some("h264"));
+        assert_eq!(info.audio_codec.as_deref(), Some("aac"));
+        assert_eq!(info.format_name.as_deref(), Some("mov,mp4,m4a,3gp,3g2,mj2"));
+        assert_eq!(info.attr("duration_seconds").as_deref(), Some("5.312"));
+        assert_eq!(info.attr("frame_rate").as_deref(), Some("25"));
+        assert_eq!(info.attr("width").as_deref(), Some("1280"));
+        assert_eq!(info.attr("kind").as_deref(), Some("video"));
+    }
+
+    #[test]
+    fn probes_real_png() {
+        let Some(p) = fixture("coffee.png") else {
+            return;
+        };
+        if !have_ffprobe() {
+            return;
+        }
+        let info = probe(&p, "PNG", &cfg()).unwrap();
+        assert_eq!(info.kind, MediaKind::Image);
+        assert_eq!((info.width, info.height), (Some(600), Some(400)));
+        assert_eq!(info.duration_seconds, None);
+        assert_eq!(info.frame_rate, None);
+        assert_eq!(info.video_codec.as_deref(), Some("png"));
+        assert_eq!(info.format_name.as_deref(), Some("png_pipe"));
+    }
+
+    #[test]
+    fn probes_real_jpeg() {
+        let Some(p) = fixture("rocket.jpg") else {
+            return;
+        };
+        if !have_ffprobe() {
+            return;
+        }
+        let info = probe(&p, ".jpg", &cfg()).unwrap();
+        assert_eq!(info.kind, MediaKind::Image);
+        assert_eq!((info.width, info.height), (Some(640), Some(427)));
+        assert_eq!(info.duration_seconds, None);
+        assert_eq!(info.video_codec.as_deref(), Some("mjpeg"));
+        assert_eq!(info.attr("height").as_deref(), Some("427"));
+    }
+
+    #[test]
+    fn corrupt_and_empty_files_are_unreadable() {
+        if !have_ffprobe() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let corrupt = dir.path().join("broken.mp4");
+        // Deterministic pseudo-random bytes (xorshift), no container signature.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let bytes: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x & 0xff) as u8
+            })
+            .collect();
+        std::fs::write(&corrupt, bytes).unwrap();
+        let err = probe(&corrupt, "mp4", &cfg()).unwrap_err();
+        match &err {
+            MediaError::Unreadable { message } => {
+                // ffprobe: "[mov,mp4,... @ 0x55..] moov atom not found" + "<path>: Invalid data ..."
+                assert!(message.contains("Invalid data"), "{message}");
+                assert!(!message.contains(" @ 0x"), "{message}");
+                assert!(!message.contains("broken.mp4"), "{message}");
+            }
+            other => panic!("expected Unreadable, got {other:?}"),
+        }
+        assert!(err.is_permanent());
+
+        let empty = dir.path().join("empty.mov");
+        std::fs::write(&empty, b"").unwrap();
+        let err = probe(&empty, "mov", &cfg()).unwrap_err();
+        match &err {
+            MediaError::Unreadable { message } => assert!(message.contains("empty"), "{message}"),
+            other => panic!("expected Unreadable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_ffprobe_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.mp4");
+        std::fs::write(&f, b"x").unwrap();
+        let cfg = MediaConfig {
+            ffprobe_path: "/nonexistent/bin/ffprobe".to_string(),
+            timeout_secs: 5,
+        };
+        let err = probe(&f, "mp4", &cfg).unwrap_err();
+        assert!(
+            matches!(&err, MediaError::FfprobeMissing { path } if path == "/nonexistent/bin/ffprobe")
+        );
+        assert!(err.to_string().contains("install ffmpeg"));
+    }
+
+    #[test]
+    fn missing_file_is_io() {
+        let err = probe(Path::new("/nonexistent/x.mp4"), "mp4", &cfg()).unwrap_err();
+        assert!(matches!(err, MediaError::Io(_)));
+    }
+
+    #[test]
+    fn documents_are_not_probed() {
+        // ffprobe path is bogus: proves it is never run for these.
+        let cfg = MediaConfig {
+            ffprobe_path: "/nonexistent/ffprobe".to_string(),
+            timeout_secs: 5,
+        };
+        for ext in ["pdf", "AI", ".eps", "psd"] {
+            let info = probe(Path::new("/nonexistent/file"), ext, &cfg).unwrap();
+            assert_eq!(info, MediaInfo::other());
+            assert_eq!(info.attr("width"), None);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn hanging_ffprobe_is_killed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("slowprobe");
+        std::fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let f = dir.path().join("a.mp4");
+        std::fs::write(&f, b"x").unwrap();
+        let cfg = MediaConfig {
+            ffprobe_path: script.to_string_lossy().into_owned(),
+            timeout_secs: 1,
+        };
+        let start = Instant::now();
+        let err = probe(&f, "mp4", &cfg).unwrap_err();
+        assert!(matches!(err, MediaError::Timeout), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn parses_tolerantly() {
+        let json = r#"{"streams":[{"codec_type":"video","codec_name":"prores","width":1920,
+            "height":1080,"avg_frame_rate":"0/0","r_frame_rate":"30000/1001","duration":"10.5"}],
+            "format":{}}"#;
+        let info = parse_ffprobe_json(json, "mov").unwrap();
+        assert_eq!(info.kind, MediaKind::Video);
+        assert_eq!(info.duration_seconds, Some(10.5));
+        assert_eq!(info.attr("frame_rate").as_deref(), Some("29.97"));
+        assert_eq!(info.format_name, None);
+
+        let audio = r#"{"streams":[{"codec_type":"audio","codec_name":"mp3"},
+            {"codec_type":"video","codec_name":"mjpeg","disposition":{"attached_pic":1}}],
+            "format":{"format_name":"mp3","duration":"3.000000"}}"#;
+        let info = parse_ffprobe_json(audio, "mp3").unwrap();
+        assert_eq!(info.kind, MediaKind::Audio);
+        assert_eq!(info.duration_seconds, Some(3.0));
+        assert_eq!(info.audio_codec.as_deref(), Some("mp3"));
+        assert_eq!(info.video_codec, None);
+        assert_eq!(info.width, None);
+
+        assert!(parse_ffprobe_json("{}", "mp4").is_err());
+        assert!(parse_ffprobe_json("not json", "mp4").is_err());
+        assert_eq!(
+            parse_ffprobe_json(r#"{"format":{"format_name":"data"}}"#, "bin")
+                .unwrap()
+                .kind,
+            MediaKind::Other
+        );
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("25/1"), Some(25.0));
+        assert!((parse_rate("30000/1001").unwrap() - 29.97003).abs() < 1e-4);
+        assert_eq!(parse_rate("0/0"), None);
+        assert_eq!(parse_rate("0/1"), None);
+        assert_eq!(parse_rate("24"), Some(24.0));
+        assert_eq!(parse_rate("x/y"), None);
+        assert_eq!(format_number(5.312), "5.312");
+        assert_eq!(format_number(25.0), "25");
+        assert_eq!(format_number(0.0), "0");
+    }
+}

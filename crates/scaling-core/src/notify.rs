@@ -1,0 +1,855 @@
+//! Notifications: email templates (minijinja), email delivery through the Mailgun HTTP API, and
+//! outgoing webhooks signed with HMAC-SHA256.
+//!
+//! Delivery is at-least-once: the outbox (in `store`) retries on [`NotifyError::Transient`] and gives
+//! up on [`NotifyError::Permanent`]; every delivery carries the outbox row's idempotency key so the
+//! receiver can drop duplicates (Mailgun custom header `X-Idempotency-Key`, webhook header
+//! `Idempotency-Key` and body field `idempotency_key`).
+//!
+//! Error messages never contain the Mailgun API key, bearer tokens or signing secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use sha2::Sha256;
+
+use crate::config::{EmailConfig, EmailTemplates, WebhookEndpoint};
+use crate::secret::Secret;
+
+/// Longest piece of a response body quoted in an error message (characters).
+const BODY_SNIPPET_CHARS: usize = 300;
+/// Timeout used for a webhook endpoint whose `timeout_secs` is 0.
+const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 10;
+/// `User-Agent` sent on every notification request.
+const USER_AGENT: &str = concat!("content-scaling/", env!("CARGO_PKG_VERSION"));
+
+/// Why a notification could not be rendered or delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// The template is unknown, does not parse, or uses a variable the context lacks (strict mode).
+    /// Retrying will not help until the template or the context is fixed.
+    #[error("email template error: {0}")]
+    Template(String),
+    /// A passing failure: connection error, timeout, HTTP 408/429 or 5xx. Retry later with backoff.
+    #[error("notification failed (will retry): {0}")]
+    Transient(String),
+    /// The receiver refused the request (other 4xx, bad URL, bad header value). Retrying will not help.
+    #[error("notification rejected: {0}")]
+    Permanent(String),
+}
+
+impl NotifyError {
+    /// True for [`NotifyError::Transient`].
+    pub fn is_transient(&self) -> bool {
+        matches!(self, NotifyError::Transient(_))
+    }
+}
+
+/// A rendered email, ready for [`Mailer::send`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// One line (newlines in the rendered subject are folded into spaces, ends trimmed).
+    pub subject: String,
+    /// Plain-text body (no escaping).
+    pub text: String,
+    /// HTML body (values HTML-escaped unless marked `|safe`), when the template has one.
+    pub html: Option<String>,
+}
+
+/// Render the email template `template` of `templates` (`email_templates.yaml`) with `context`
+/// (a JSON object whose keys become template variables).
+///
+/// Jinja2 syntax via minijinja (<https://docs.rs/minijinja>) with
+/// [`UndefinedBehavior::Strict`]: using a variable the context lacks is an error, except in
+/// `is defined` tests and `default` filters. The HTML body is auto-escaped; subject and text are not.
+///
+/// Errors: [`NotifyError::Template`] naming the template, the part (subject/text/html) and the
+/// minijinja message (which carries the line).
+pub fn render_email(
+    templates: &EmailTemplates,
+    template: &str,
+    context: &serde_json::Value,
+) -> Result<RenderedEmail, NotifyError> {
+    let Some(tpl) = templates.templates.get(template) else {
+        let known: Vec<&str> = templates.templates.keys().map(String::as_str).collect();
+        return Err(NotifyError::Template(format!(
+            "unknown email template `{template}` (email_templates.yaml defines: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let env = template_env();
+    let ctx = to_template_value(context);
+    let render = |part: &str, source: &str, ext: &str| -> Result<String, NotifyError> {
+        let name = format!("{template}.{part}.{ext}");
+        env.render_named_str(&name, source, ctx.clone())
+            .map_err(|e| NotifyError::Template(format!("template `{template}` ({part}): {e}")))
+    };
+    let subject = render("subject", &tpl.subject, "txt")?;
+    let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = render("text", &tpl.text, "txt")?;
+    let html = match &tpl.html {
+        Some(source) => Some(render("html", source, "html")?),
+        None => None,
+    };
+    Ok(RenderedEmail {
+        subject,
+        text,
+        html,
+    })
+}
+
+/// minijinja environment: strict undefined, HTML escaping for `*.html` template names only.
+fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env
+}
+
+/// serde_json value -> minijinja value (objects become maps, arrays sequences; a non-object root
+/// yields an empty context).
+fn to_template_value(v: &serde_json::Value) -> minijinja::Value {
+    fn conv(v: &serde_json::Value) -> minijinja::Value {
+        use serde_json::Value as J;
+        match v {
+            J::Null => minijinja::Value::from(()),
+            J::Bool(b) => minijinja::Value::from(*b),
+            J::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    minijinja::Value::from(i)
+                } else if let Some(u) = n.as_u64() {
+                    minijinja::Value::from(u)
+                } else {
+                    minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            J::String(s) => minijinja::Value::from(s.as_str()),
+            J::Array(a) => a.iter().map(conv).collect(),
+            J::Object(o) => {
+                let m: BTreeMap<String, minijinja::Value> =
+                    o.iter().map(|(k, v)| (k.clone(), conv(v))).collect();
+                minijinja::Value::from(m)
+            }
+        }
+    }
+    match v {
+        serde_json::Value::Object(_) => conv(v),
+        _ => minijinja::Value::from(BTreeMap::<String, minijinja::Value>::new()),
+    }
+}
+
+/// Sends email through the Mailgun Messages API
+/// (<https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/>).
+#[derive(Clone)]
+pub struct Mailer {
+    agent: ureq::Agent,
+    url: String,
+    api_key: Secret<String>,
+    from: String,
+}
+
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailer")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// A mailer for `cfg.domain` at `cfg.mailgun_base_url` (e.g. `https://api.mailgun.net`, or
+    /// `https://api.eu.mailgun.net` for EU domains), sending as `cfg.from`. `agent` carries the
+    /// connect/read timeouts of the pass.
+    pub fn new(cfg: &EmailConfig, agent: ureq::Agent) -> Self {
+        let base = cfg.mailgun_base_url.trim_end_matches('/');
+        Mailer {
+            agent,
+            url: format!("{base}/v3/{}/messages", cfg.domain.trim()),
+            api_key: cfg.api_key.clone(),
+            from: cfg.from.clone(),
+        }
+    }
+
+    /// `POST {mailgun_base_url}/v3/{domain}/messages` as an `application/x-www-form-urlencoded` form
+    /// (`from`, one `to` per recipient, `subject`, `text`, `html` if any, and
+    /// `h:X-Idempotency-Key` = `idempotency_key`, a Mailgun custom MIME header), with HTTP basic
+    /// auth `api:{api_key}`.
+    ///
+    /// Returns Mailgun's message id (JSON `id`, e.g. `<20261120.1@mg.example.com>`; empty when a 2xx
+    /// answer carries none). Errors: [`NotifyError::Permanent`] for no recipients or a 4xx (bad key
+    /// 401/403, bad domain 404, bad parameters 400), [`NotifyError::Transient`] for 408/429/5xx and
+    /// connection errors. The API key never appears in an error.
+    pub fn send(
+        &self,
+        to: &[String],
+        email: &RenderedEmail,
+        idempotency_key: &str,
+    ) -> Result<String, NotifyError> {
+        let to: Vec<&str> = to
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if to.is_empty() {
+            return Err(NotifyError::Permanent(
+                "email has no recipients (check email.success_recipients / email.error_recipients)"
+                    .to_string(),
+            ));
+        }
+        let mut form: Vec<(&str, &str)> = vec![("from", self.from.as_str())];
+        form.extend(to.iter().map(|t| ("to", *t)));
+        form.push(("subject", email.subject.as_str()));
+        form.push(("text", email.text.as_str()));
+        if let Some(html) = &email.html {
+            form.push(("html", html.as_str()));
+        }
+        form.push(("h:X-Idempotency-Key", idempotency_key));
+
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("api:{}", self.api_key.expose()));
+        let result = self
+            .agent
+            .post(&self.url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("Authorization", format!("Basic {credentials}"))
+            .header("User-Agent", USER_AGENT)
+            .send_form(form);
+        let mut response = result.map_err(|e| transport_error("Mailgun", &e))?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        if (200..300).contains(&status) {
+            let id = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            if id.is_empty() {
+                tracing::warn!(status, "Mailgun accepted the message but returned no id");
+            }
+            return Ok(id);
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or(body);
+        Err(status_error(
+            "Mailgun",
+            status,
+            &redact(&detail, self.api_key.expose()),
+        ))
+    }
+}
+
+/// Sends outgoing webhooks (`webhooks.yaml` endpoints).
+#[derive(Clone)]
+pub struct WebhookSender {
+    agent: ureq::Agent,
+}
+
+impl fmt::Debug for WebhookSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSender").finish_non_exhaustive()
+    }
+}
+
+impl WebhookSender {
+    /// A sender using `agent` (per-request timeout comes from each endpoint's `timeout_secs`).
+    pub fn new(agent: ureq::Agent) -> Self {
+        WebhookSender { agent }
+    }
+
+    /// POST `{"event":event,"idempotency_key":key,"occurred_at":<now, RFC 3339 UTC>,"data":payload}`
+    /// to `endpoint.url`. See [`WebhookSender::send_at`].
+    pub fn send(
+        &self,
+        endpoint: &WebhookEndpoint,
+        event: &str,
+        payload: &serde_json::Value,
+        idempotency_key: &str,
+    ) -> Result<(), NotifyError> {
+        self.send_at(
+            endpoint,
+            event,
+            payload,
+            idempotency_key,
+            jiff::Timestamp::now(),
+        )
+    }
+
+    /// POST the JSON body `{"event","idempotency_key","occurred_at","data"}` (`occurred_at` =
+    /// `occurred_at` in RFC 3339 UTC with millisecond precision, e.g. `2026-11-20T10:15:00.123Z`) to
+    /// `endpoint.url`, with headers `Content-Type: application/json`, `Idempotency-Key`,
+    /// `X-CS-Event`, `Authorization: Bearer <token>` when `bearer_token` is set, and
+    /// `X-CS-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>` when `signing_secret` is
+    /// set and non-empty (see [`signature`]). The request times out after `endpoint.timeout_secs`
+    /// (10 s if 0).
+    ///
+    /// An endpoint whose `events` list is non-empty and lacks `event` is skipped: `Ok(())`
+    /// without a request (see [`subscribes`]).
+    ///
+    /// Errors: [`NotifyError::Transient`] on connection errors, timeouts, 408, 429 and 5xx;
+    /// [`NotifyError::Permanent`] on other non-2xx answers and invalid URLs or header values.
+    pub fn send_at(
+        &self,
+        endpoint: &WebhookEndpoint,
+        event: &str,
+        payload: &serde_json::Value,
+        idempotency_key: &str,
+        occurred_at: jiff::Timestamp,
+    ) -> Result<(), NotifyError> {
+        if !subscribes(endpoint, event) {
+            tracing::debug!(endpoint = %endpoint.name, event, "webhook endpoint not subscribed to event, skipped");
+            return Ok(());
+        }
+        let body = webhook_body(event, payload, idempotency_key, occurred_at)?;
+        let timeout = Duration::from_secs(if endpoint.timeout_secs == 0 {
+            DEFAULT_WEBHOOK_TIMEOUT_SECS
+        } else {
+            endpoint.timeout_secs
+        });
+        let mut request = self
+            .agent
+            .post(&endpoint.url)
+            .config()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", "application/json")
+            .header("User-Agent", USER_AGENT)
+            .header("Idempotency-Key", idempotency_key)
+            .header("X-CS-Event", event);
+        if let Some(token) = &endpoint.bearer_token {
+            if !token.expose().is_empty() {
+                request = request.header("Authorization", format!("Bearer {}", token.expose()));
+            }
+        }
+        if let Some(secret) = &endpoint.signing_secret {
+            if !secret.expose().is_empty() {
+                request = request.header(
+                    "X-CS-Signature",
+                    signature(secret.expose().as_bytes(), &body),
+                );
+            }
+        }
+        let what = format!("webhook `{}`", endpoint.name);
+        let mut response = request
+            .send(&body[..])
+            .map_err(|e| transport_error(&what, &e))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let mut detail = text;
+        for s in [&endpoint.bearer_token, &endpoint.signing_secret]
+            .into_iter()
+            .flatten()
+        {
+            detail = redact(&detail, s.expose());
+        }
+        Err(status_error(&what, status, &detail))
+    }
+}
+
+/// Whether `endpoint` wants `event`: its `events` list is empty (all events) or contains `event`.
+pub fn subscribes(endpoint: &WebhookEndpoint, event: &str) -> bool {
+    endpoint.events.is_empty() || endpoint.events.iter().any(|e| e == event)
+}
+
+/// The exact webhook body bytes:
+/// `{"event":..,"idempotency_key":..,"occurred_at":"<RFC 3339 UTC, ms>","data":payload}`.
+pub fn webhook_body(
+    event: &str,
+    payload: &serde_json::Value,
+    idempotency_key: &str,
+    occurred_at: jiff::Timestamp,
+) -> Result<Vec<u8>, NotifyError> {
+    let occurred_at = occurred_at
+        .round(jiff::Unit::Millisecond)
+        .unwrap_or(occurred_at);
+    let body = serde_json::json!({
+        "event": event,
+        "idempotency_key": idempotency_key,
+        "occurred_at": format!("{occurred_at:.3}"),
+        "data": payload,
+    });
+    serde_json::to_vec(&body)
+        .map_err(|e| NotifyError::Permanent(format!("cannot encode webhook body: {e}")))
+}
+
+/// `X-CS-Signature` header value: `sha256=` + lower-case hex HMAC-SHA256 (RFC 2104) of `body`
+/// keyed with `secret`. Receivers recompute it over the raw request body and compare in constant time.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so new_from_slice cannot fail; keep a total fallback anyway.
+    match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => "sha256=".to_string(),
+    }
+}
+
+/// Error for an HTTP status that is not 2xx.
+fn status_error(what: &str, status: u16, detail: &str) -> NotifyError {
+    let detail = snippet(detail);
+    let msg = if detail.is_empty() {
+        format!("{what} answered HTTP {status}")
+    } else {
+        format!("{what} answered HTTP {status}: {detail}")
+    };
+    if status == 408 || status == 429 || status >= 500 {
+        NotifyError::Transient(msg)
+    } else {
+        NotifyError::Permanent(msg)
+    }
+}
+
+/// Error for a request that got no HTTP answer.
+fn transport_error(what: &str, e: &ureq::Error) -> NotifyError {
+    let msg = format!("{what}: {e}");
+    match e {
+        ureq::Error::BadUri(_)
+        | ureq::Error::Http(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_) => NotifyError::Permanent(msg),
+        _ => NotifyError::Transient(msg),
+    }
+}
+
+/// First [`BODY_SNIPPET_CHARS`] characters of a response body, whitespace folded.
+fn snippet(s: &str) -> String {
+    let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() > BODY_SNIPPET_CHARS {
+        let cut: String = folded.chars().take(BODY_SNIPPET_CHARS).collect();
+        format!("{cut}...")
+    } else {
+        folded
+    }
+}
+
+/// Replace every occurrence of `secret` in `s` with `****` (a server might echo a credential back).
+fn redact(s: &str, secret: &str) -> String {
+    if secret.len() < 4 {
+        return s.to_string();
+    }
+    s.replace(secret, "****")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EmailTemplate;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+
+    fn templates() -> EmailTemplates {
+        let mut t = BTreeMap::new();
+        t.insert(
+            "a1_to_a2_complete".to_string(),
+            EmailTemplate {
+                subject: "Campaign {{ campaign.number }}\n ready".to_string(),
+                text: "{{ campaign.name }}: {{ masters | length }} masters{% for m in masters %}\n- {{ m }}{% endfor %}".to_string(),
+                html: Some("<p>{{ campaign.name }}</p>".to_string()),
+            },
+        );
+        t.insert(
+            "strict".to_string(),
+            EmailTemplate {
+                subject: "{{ missing_var }}".to_string(),
+                text: "x".to_string(),
+                html: None,
+            },
+        );
+        EmailTemplates { templates: t }
+    }
+
+    #[test]
+    fn renders_with_escaping_only_in_html() {
+        let ctx = serde_json::json!({
+            "campaign": {"number": 42, "name": "Tom & Jerry <b>"},
+            "masters": ["a.mp4", "b.png"],
+        });
+        let r = render_email(&templates(), "a1_to_a2_complete", &ctx).unwrap();
+        assert_eq!(r.subject, "Campaign 42 ready");
+        assert_eq!(r.text, "Tom & Jerry <b>: 2 masters\n- a.mp4\n- b.png");
+        assert_eq!(r.html.as_deref(), Some("<p>Tom &amp; Jerry &lt;b&gt;</p>"));
+    }
+
+    #[test]
+    fn strict_undefined_is_an_error() {
+        let err = render_email(&templates(), "strict", &serde_json::json!({})).unwrap_err();
+        match err {
+            NotifyError::Template(m) => {
+                assert!(m.contains("strict"), "{m}");
+                assert!(m.contains("subject"), "{m}");
+            }
+            other => panic!("expected Template, got {other:?}"),
+        }
+        // a missing attribute of a present object too
+        let err = render_email(
+            &templates(),
+            "a1_to_a2_complete",
+            &serde_json::json!({"campaign": {"number": 1}, "masters": []}),
+        )
+        .unwrap_err();
+        assert!(matches!(err, NotifyError::Template(_)));
+    }
+
+    #[test]
+    fn unknown_template_is_an_error() {
+        let err = render_email(&templates(), "nope", &serde_json::json!({})).unwrap_err();
+        assert!(matches!(&err, NotifyError::Template(m) if m.contains("a1_to_a2_complete")));
+    }
+
+    #[test]
+    fn hmac_sha256_known_vector() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn body_shape() {
+        let ts: jiff::Timestamp = "2026-11-20T10:15:00.123456Z".parse().unwrap();
+        let body = webhook_body("campaign.a2", &serde_json::json!({"x": 1}), "k1", ts).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"event":"campaign.a2","idempotency_key":"k1",
+                "occurred_at":"2026-11-20T10:15:00.123Z","data":{"x":1}})
+        );
+    }
+
+    /// A captured HTTP request.
+    struct Captured {
+        request_line: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Captured {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Serve one request on a loopback port with `status` + `body`; returns the base URL and a
+    /// receiver for the captured request.
+    fn one_shot_server(status: u16, body: &'static str) -> (String, mpsc::Receiver<Captured>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                let (k, v) = line.split_once(':').unwrap();
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body_in = vec![0; len];
+            reader.read_exact(&mut body_in).unwrap();
+            let mut out = stream;
+            write!(
+                out,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            out.flush().unwrap();
+            tx.send(Captured {
+                request_line: request_line.trim_end().to_string(),
+                headers,
+                body: body_in,
+            })
+            .unwrap();
+        });
+        (format!("http://{addr}"), rx)
+    }
+
+    fn email_cfg(base: &str) -> EmailConfig {
+        EmailConfig {
+            enabled: true,
+            mailgun_base_url: format!("{base}/"),
+            domain: "mg.example.com".to_string(),
+            api_key: Secret::new("key-supersecret".to_string()),
+            from: "CS <cs@mg.example.com>".to_string(),
+            success_recipients: vec![],
+            error_recipients: vec![],
+        }
+    }
+
+    fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+        // minimal application/x-www-form-urlencoded decoder for the test
+        let s = String::from_utf8(body.to_vec()).unwrap();
+        s.split('&')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                let dec = |x: &str| {
+                    percent_encoding::percent_decode_str(&x.replace('+', " "))
+                        .decode_utf8()
+                        .unwrap()
+                        .into_owned()
+                };
+                (dec(k), dec(v))
+            })
+            .collect()
+    }
+
+    fn email() -> RenderedEmail {
+        RenderedEmail {
+            subject: "Hello & bye".to_string(),
+            text: "line1\nline2".to_string(),
+            html: Some("<p>hi</p>".to_string()),
+        }
+    }
+
+    #[test]
+    fn mailgun_send_posts_form_with_basic_auth() {
+        let (base, rx) = one_shot_server(
+            200,
+            r#"{"id":"<20261120.1@mg.example.com>","message":"Queued. Thank you."}"#,
+        );
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        let id = mailer
+            .send(
+                &["a@x.com".to_string(), "b@x.com".to_string()],
+                &email(),
+                "outbox-7",
+            )
+            .unwrap();
+        assert_eq!(id, "<20261120.1@mg.example.com>");
+        let req = rx.recv().unwrap();
+        assert_eq!(
+            req.request_line,
+            "POST /v3/mg.example.com/messages HTTP/1.1"
+        );
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("api:key-supersecret")
+        );
+        assert_eq!(req.header("authorization"), Some(expected.as_str()));
+        assert!(req
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/x-www-form-urlencoded"));
+        let pairs = form_pairs(&req.body);
+        let get = |k: &str| -> Vec<&str> {
+            pairs
+                .iter()
+                .filter(|(kk, _)| kk == k)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(get("from"), vec!["CS <cs@mg.example.com>"]);
+        assert_eq!(get("to"), vec!["a@x.com", "b@x.com"]);
+        assert_eq!(get("subject"), vec!["Hello & bye"]);
+        assert_eq!(get("text"), vec!["line1\nline2"]);
+        assert_eq!(get("html"), vec!["<p>hi</p>"]);
+        assert_eq!(get("h:X-Idempotency-Key"), vec!["outbox-7"]);
+    }
+
+    #[test]
+    fn mailgun_errors_are_classified_and_never_leak_the_key() {
+        let (base, _rx) = one_shot_server(401, r#"{"message":"Invalid key key-supersecret"}"#);
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        let err = mailer
+            .send(&["a@x.com".to_string()], &email(), "k")
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::Permanent(_)), "{err:?}");
+        assert!(err.to_string().contains("401"));
+        assert!(!err.to_string().contains("supersecret"), "{err}");
+        assert!(!format!("{mailer:?}").contains("supersecret"));
+
+        let (base, _rx) = one_shot_server(429, r#"{"message":"rate limited"}"#);
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        let err = mailer
+            .send(&["a@x.com".to_string()], &email(), "k")
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+
+        let (base, _rx) = one_shot_server(503, "");
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        let err = mailer
+            .send(&["a@x.com".to_string()], &email(), "k")
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+
+        // nothing listens on this port any more: connection refused -> transient
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mailer = Mailer::new(
+            &email_cfg(&format!("http://127.0.0.1:{port}")),
+            ureq::Agent::new_with_defaults(),
+        );
+        let err = mailer
+            .send(&["a@x.com".to_string()], &email(), "k")
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert!(!err.to_string().contains("supersecret"), "{err}");
+
+        let err = mailer.send(&[], &email(), "k").unwrap_err();
+        assert!(matches!(err, NotifyError::Permanent(_)));
+    }
+
+    fn endpoint(url: String) -> WebhookEndpoint {
+        WebhookEndpoint {
+            name: "campaigns".to_string(),
+            url,
+            events: vec!["campaign.a2".to_string(), "campaign.a3".to_string()],
+            bearer_token: Some(Secret::new("tok-123".to_string())),
+            signing_secret: Some(Secret::new("s3cret".to_string())),
+            timeout_secs: 5,
+        }
+    }
+
+    #[test]
+    fn webhook_send_signs_the_exact_body() {
+        let (base, rx) = one_shot_server(200, "{}");
+        let ep = endpoint(format!("{base}/hooks/campaigns"));
+        let ts: jiff::Timestamp = "2026-11-20T10:15:00Z".parse().unwrap();
+        let payload = serde_json::json!({"campaign": {"number": "C-1"}});
+        WebhookSender::new(ureq::Agent::new_with_defaults())
+            .send_at(&ep, "campaign.a2", &payload, "idem-1", ts)
+            .unwrap();
+        let req = rx.recv().unwrap();
+        assert_eq!(req.request_line, "POST /hooks/campaigns HTTP/1.1");
+        assert_eq!(req.header("authorization"), Some("Bearer tok-123"));
+        assert_eq!(req.header("idempotency-key"), Some("idem-1"));
+        assert_eq!(req.header("x-cs-event"), Some("campaign.a2"));
+        assert_eq!(req.header("content-type"), Some("application/json"));
+        let expected_sig = signature(b"s3cret", &req.body);
+        assert_eq!(req.header("x-cs-signature"), Some(expected_sig.as_str()));
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(v["event"], "campaign.a2");
+        assert_eq!(v["idempotency_key"], "idem-1");
+        assert_eq!(v["occurred_at"], "2026-11-20T10:15:00.000Z");
+        assert_eq!(v["data"], payload);
+    }
+
+    #[test]
+    fn webhook_without_secrets_and_error_classes() {
+        let (base, rx) = one_shot_server(204, "");
+        let mut ep = endpoint(format!("{base}/h"));
+        ep.bearer_token = None;
+        ep.signing_secret = Some(Secret::new(String::new()));
+        ep.events = vec![];
+        let sender = WebhookSender::new(ureq::Agent::new_with_defaults());
+        sender
+            .send(&ep, "campaign.a3", &serde_json::json!(null), "k")
+            .unwrap();
+        let req = rx.recv().unwrap();
+        assert_eq!(req.header("authorization"), None);
+        assert_eq!(req.header("x-cs-signature"), None);
+
+        let (base, _rx) = one_shot_server(400, r#"{"error":"bad tok-123"}"#);
+        let err = sender
+            .send(
+                &endpoint(format!("{base}/h")),
+                "campaign.a2",
+                &serde_json::json!({}),
+                "k",
+            )
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::Permanent(_)), "{err:?}");
+        assert!(!err.to_string().contains("tok-123"), "{err}");
+
+        let (base, _rx) = one_shot_server(502, "bad gateway");
+        let err = sender
+            .send(
+                &endpoint(format!("{base}/h")),
+                "campaign.a2",
+                &serde_json::json!({}),
+                "k",
+            )
+            .unwrap_err();
+        assert!(err.is_transient());
+
+        let err = sender
+            .send(
+                &endpoint("not a url".to_string()),
+                "campaign.a2",
+                &serde_json::json!({}),
+                "k",
+            )
+            .unwrap_err();
+        assert!(matches!(err, NotifyError::Permanent(_)), "{err:?}");
+    }
+
+    #[test]
+    fn unsubscribed_event_is_skipped() {
+        // Port 9 on loopback: nothing is sent, so no error even though nothing listens.
+        let ep = endpoint("http://127.0.0.1:9/h".to_string());
+        assert!(!subscribes(&ep, "campaign.a1"));
+        WebhookSender::new(ureq::Agent::new_with_defaults())
+            .send(&ep, "campaign.a1", &serde_json::json!({}), "k")
+            .unwrap();
+    }
+
+    #[test]
+    fn webhook_timeout_is_transient() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            // accept and never answer, until the client gives up
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        let mut ep = endpoint(format!("http://{addr}/h"));
+        ep.timeout_secs = 1;
+        let err = WebhookSender::new(ureq::Agent::new_with_defaults())
+            .send(&ep, "campaign.a2", &serde_json::json!({}), "k")
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        drop(handle);
+    }
+}

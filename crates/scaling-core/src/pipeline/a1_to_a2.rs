@@ -1,0 +1,297 @@
+//! The `a1-to-a2` pass (design.md §1 step 1).
+//!
+//! For each DAM campaign folder whose status field is A1 (at most
+//! `polling.max_campaigns_per_run`): find its masters subfolder and Final Assets subfolder,
+//! create (or find) the campaign's Box folder under `box.root_folder_id`, and for every master
+//! asset not yet done: allocate a tracking ID (committed before anything is uploaded), download
+//! the master from the DAM, upload it to Box as `{tracking_id}_{name}` and record it with its full
+//! DAM metadata. When every master is recorded, the campaign moves to A2 (once) with a success
+//! email and webhook; otherwise it stays at A1 and one partial-failure email names each failed
+//! master and why (sent again only when the set of failures changes). A later pass retries only
+//! the failed masters.
+
+use rand::rngs::OsRng;
+use serde_json::{json, Value};
+
+use super::transition::{self, campaign_context, Transition};
+use super::{PassError, PassReport, Services};
+use crate::dam::DamAsset;
+use crate::metadata::field_text;
+use crate::naming;
+use crate::store::{CampaignRow, MasterRow, NewNotification};
+
+/// Runs one `a1-to-a2` pass.
+///
+/// # Errors
+/// [`PassError::Unreachable`] when the DAM, Box or the database cannot be reached at the start
+/// (nothing was changed); per-master failures are recorded and reported, not returned.
+pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
+    resume_pending_transitions(services, report)?;
+    let model = services.config.dam.campaign.clone();
+    let limit = usize::try_from(services.config.polling.max_campaigns_per_run).unwrap_or(usize::MAX);
+    let found = services
+        .dam
+        .search_folders_by_field(&model.status_field_id, &model.search_operator_id, &model.status_a1, limit)
+        .map_err(PassError::from_dam)?;
+    for folder in found {
+        report.campaigns_seen += 1;
+        let lock = format!("campaign:{}", folder.id);
+        if !services.store.try_lock(&lock)? {
+            report.campaigns_locked += 1;
+            tracing::info!(campaign = %folder.name, "campaign is being handled by another pass; skipped");
+            continue;
+        }
+        let result = process_campaign(services, report, &folder.id);
+        services.store.unlock(&lock)?;
+        match result {
+            Ok(()) => {}
+            Err(error @ PassError::Unreachable { .. }) => return Err(error),
+            Err(error) => tracing::error!(campaign = %folder.name, %error, "campaign could not be processed"),
+        }
+    }
+    Ok(())
+}
+
+/// Completes A1 -> A2 transitions an earlier, interrupted pass recorded but did not finish.
+fn resume_pending_transitions(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
+    let a2 = services.config.dam.campaign.status_a2.clone();
+    for campaign_id in services.store.pending_transitions(&a2)? {
+        let lock = format!("campaign:{campaign_id}");
+        if !services.store.try_lock(&lock)? {
+            continue;
+        }
+        let result = match services.store.campaign(&campaign_id)? {
+            Some(campaign) => complete_campaign(services, report, &campaign),
+            None => Ok(()),
+        };
+        services.store.unlock(&lock)?;
+        result?;
+    }
+    Ok(())
+}
+
+fn process_campaign(services: &mut Services, report: &mut PassReport, folder_id: &str) -> Result<(), PassError> {
+    let model = services.config.dam.campaign.clone();
+    // Re-read under the lock: another pass may have advanced it since the search.
+    let folder = services.dam.get_folder(folder_id).map_err(PassError::from_dam)?;
+    let status = field_text(&folder.json, &model.status_field_id).unwrap_or_default();
+    if status != model.status_a1 {
+        tracing::debug!(campaign = %folder.name, %status, "not at A1 any more; skipped");
+        return Ok(());
+    }
+    let number = field_text(&folder.json, &model.number_field_id).unwrap_or_else(|| folder.name.clone());
+    let name = field_text(&folder.json, &model.name_field_id).unwrap_or_else(|| folder.name.clone());
+
+    let children = services.dam.list_children(folder_id).map_err(PassError::from_dam)?;
+    let find = |wanted: &str| {
+        children
+            .iter()
+            .find(|child| child.is_folder && child.name.trim().eq_ignore_ascii_case(wanted.trim()))
+            .map(|child| child.id.clone())
+    };
+    let masters_folder = find(&model.masters_folder_name);
+    let final_folder = find(&model.final_assets_folder_name);
+    let mut campaign = services.store.upsert_campaign(&CampaignRow {
+        dam_folder_id: folder_id.to_string(),
+        number: number.clone(),
+        name: name.clone(),
+        status: status.clone(),
+        masters_folder_id: masters_folder.clone(),
+        final_assets_folder_id: final_folder.clone(),
+        box_folder_id: None,
+        master_count: None,
+        last_partial_failure: None,
+    })?;
+    let (Some(masters_folder), Some(final_folder)) = (masters_folder, final_folder) else {
+        let reason = format!(
+            "the campaign folder must contain the subfolders \"{}\" and \"{}\"",
+            model.masters_folder_name, model.final_assets_folder_name
+        );
+        report_campaign_failure(services, &campaign, &reason)?;
+        return Ok(());
+    };
+
+    let box_folder = services
+        .box_client
+        .create_folder(&services.config.box_api.root_folder_id, &naming::campaign_folder_name(&number, &name))
+        .map_err(PassError::from_box)?;
+    let masters: Vec<DamAsset> = services
+        .dam
+        .list_children(&masters_folder)
+        .map_err(PassError::from_dam)?
+        .into_iter()
+        .filter(|asset| !asset.is_folder)
+        .collect();
+    campaign = services.store.upsert_campaign(&CampaignRow {
+        box_folder_id: Some(box_folder.id.clone()),
+        master_count: Some(i32::try_from(masters.len()).unwrap_or(i32::MAX)),
+        ..campaign
+    })?;
+    if masters.is_empty() {
+        report_campaign_failure(services, &campaign, "the masters folder is empty")?;
+        return Ok(());
+    }
+
+    let mut failures: Vec<(String, String)> = Vec::new();
+    for master in &masters {
+        match process_master(services, report, &campaign, &box_folder.id, &final_folder, master) {
+            Ok(()) => {}
+            Err(MasterFailure::Pass(error)) => return Err(error),
+            Err(MasterFailure::Asset { row, reason }) => {
+                report.masters_failed += 1;
+                tracing::warn!(campaign = %campaign.number, master = %master.name, %reason, "master failed");
+                if let Some(row) = row {
+                    services.store.mark_master_failed(row.id, &reason)?;
+                }
+                failures.push((master.name.clone(), reason));
+            }
+        }
+    }
+
+    if failures.is_empty() {
+        complete_campaign(services, report, &campaign)
+    } else {
+        report_partial_failure(services, &campaign, &masters, &failures)
+    }
+}
+
+enum MasterFailure {
+    /// The master failed (reported; retried next pass).
+    Asset { row: Option<MasterRow>, reason: String },
+    /// The pass cannot go on (database down).
+    Pass(PassError),
+}
+
+impl From<crate::store::StoreError> for MasterFailure {
+    fn from(error: crate::store::StoreError) -> Self {
+        MasterFailure::Pass(error.into())
+    }
+}
+
+fn process_master(
+    services: &mut Services,
+    report: &mut PassReport,
+    campaign: &CampaignRow,
+    box_folder_id: &str,
+    final_folder_id: &str,
+    master: &DamAsset,
+) -> Result<(), MasterFailure> {
+    let mut rng = OsRng;
+    let row = services.store.ensure_master(
+        &master.id,
+        &campaign.dam_folder_id,
+        &master.name,
+        Some(final_folder_id),
+        &mut || naming::generate_tracking_id(&mut rng),
+    )?;
+    if row.status == "uploaded" {
+        return Ok(());
+    }
+    let fail = |reason: String| MasterFailure::Asset { row: Some(row.clone()), reason };
+    let asset = services.dam.get_asset(&master.id).map_err(|error| fail(format!("reading it from the DAM failed: {error}")))?;
+    let temp = services.temp_file().map_err(MasterFailure::Pass)?;
+    services
+        .dam
+        .download_to(&master.id, temp.path())
+        .map_err(|error| fail(format!("downloading it from the DAM failed: {error}")))?;
+    fail::fail_point!("a1_to_a2::after_download", |_| Err(MasterFailure::Pass(PassError::Failed("failpoint".into()))));
+    let box_name = naming::master_box_name(&row.tracking_id, &master.name);
+    let file = services
+        .box_client
+        .upload(box_folder_id, &box_name, temp.path())
+        .map_err(|error| fail(format!("uploading it to Box failed: {error}")))?;
+    fail::fail_point!("a1_to_a2::after_box_upload", |_| Err(MasterFailure::Pass(PassError::Failed("failpoint".into()))));
+    services.store.mark_master_uploaded(
+        row.id,
+        &file.id,
+        &format!("https://app.box.com/file/{}", file.id),
+        file.sha1.as_deref().unwrap_or_default(),
+        box_folder_id,
+        &asset.json,
+    )?;
+    fail::fail_point!("a1_to_a2::after_db_record", |_| Err(MasterFailure::Pass(PassError::Failed("failpoint".into()))));
+    report.masters_uploaded += 1;
+    tracing::info!(campaign = %campaign.number, master = %master.name, tracking_id = %row.tracking_id, box_file = %file.id, "master uploaded to Box");
+    Ok(())
+}
+
+/// Moves the campaign to A2 when every master it had at the last pass is uploaded.
+fn complete_campaign(services: &mut Services, report: &mut PassReport, campaign: &CampaignRow) -> Result<(), PassError> {
+    let masters = services.store.masters_of_campaign(&campaign.dam_folder_id)?;
+    let expected = usize::try_from(campaign.master_count.unwrap_or(0)).unwrap_or(0);
+    if masters.is_empty() || masters.len() < expected || masters.iter().any(|master| master.status != "uploaded") {
+        return Ok(());
+    }
+    let mut context = json!({ "campaign": campaign_context(campaign) });
+    context["masters"] = Value::Array(
+        masters
+            .iter()
+            .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
+            .collect(),
+    );
+    let model = services.config.dam.campaign.clone();
+    let advanced = transition::advance(
+        services,
+        campaign,
+        &Transition { from: &model.status_a1, to: &model.status_a2, event: "campaign.a2", template: "a1_to_a2_complete" },
+        context,
+    )?;
+    if advanced {
+        report.campaigns_advanced += 1;
+        tracing::info!(campaign = %campaign.number, masters = masters.len(), "campaign moved A1 -> A2");
+    }
+    Ok(())
+}
+
+fn report_partial_failure(
+    services: &mut Services,
+    campaign: &CampaignRow,
+    masters: &[DamAsset],
+    failures: &[(String, String)],
+) -> Result<(), PassError> {
+    let mut signature_parts: Vec<String> = failures.iter().map(|(name, reason)| format!("{name}\u{1f}{reason}")).collect();
+    signature_parts.sort();
+    let signature = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(signature_parts.join("\u{1e}").as_bytes()));
+    if !services.store.note_partial_failure(&campaign.dam_folder_id, &signature)? {
+        return Ok(());
+    }
+    let email = &services.config.email;
+    if !email.enabled || email.error_recipients.is_empty() {
+        return Ok(());
+    }
+    let context = json!({
+        "campaign": campaign_context(campaign),
+        "failures": failures.iter().map(|(name, reason)| json!({ "name": name, "reason": reason })).collect::<Vec<_>>(),
+        "total_masters": masters.len(),
+        "failed_count": failures.len(),
+    });
+    services.store.enqueue(&[NewNotification {
+        idempotency_key: format!("campaign.partial:{}:{signature}", campaign.dam_folder_id),
+        channel: "email",
+        target: "a1_to_a2_partial".into(),
+        event: "campaign.partial".into(),
+        payload: json!({ "to": email.error_recipients, "context": context }),
+    }])?;
+    Ok(())
+}
+
+fn report_campaign_failure(services: &mut Services, campaign: &CampaignRow, reason: &str) -> Result<(), PassError> {
+    tracing::error!(campaign = %campaign.number, %reason, "campaign cannot be processed");
+    let signature = format!("campaign:{reason}");
+    if !services.store.note_partial_failure(&campaign.dam_folder_id, &signature)? {
+        return Ok(());
+    }
+    let email = &services.config.email;
+    if !email.enabled || email.error_recipients.is_empty() {
+        return Ok(());
+    }
+    let key_hash = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(signature.as_bytes()));
+    services.store.enqueue(&[NewNotification {
+        idempotency_key: format!("campaign.failed:{}:{key_hash}", campaign.dam_folder_id),
+        channel: "email",
+        target: "campaign_processing_failed".into(),
+        event: "campaign.failed".into(),
+        payload: json!({ "to": email.error_recipients, "context": { "campaign": campaign_context(campaign), "error": reason } }),
+    }])?;
+    Ok(())
+}

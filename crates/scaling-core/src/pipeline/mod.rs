@@ -1,0 +1,270 @@
+//! The passes: one invocation of a binary runs one pass and returns a [`PassReport`].
+//!
+//! - [`a1_to_a2`]: DAM campaigns at A1 -> masters into Box with tracking IDs -> A2.
+//! - [`box_poll`]: derivatives in the watched Box folders -> DAM Final Assets -> archive; A2 -> A3.
+//! - [`outbox`]: delivery of queued emails and webhooks (run at the end of every pass).
+//!
+//! The passes talk to the outside only through [`Services`] (Box, DAM, PostgreSQL, notifications),
+//! and take every decision that must survive a crash from the database (design.md §3): a step is
+//! recorded before its effect, and every effect is looked up before it is repeated.
+
+pub mod a1_to_a2;
+pub mod box_poll;
+pub mod outbox;
+mod transition;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::boxapi::{BoxAppConfig, BoxClient, BoxError};
+use crate::config::Config;
+use crate::dam::{DamClient, DamError};
+use crate::notify::{Mailer, WebhookSender};
+use crate::store::{Store, StoreError};
+
+/// Why a pass could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// A dependency (database, Box, DAM, ffprobe) is unreachable or unusable right now; nothing
+    /// was lost, the next pass retries (exit code 75, EX_TEMPFAIL).
+    #[error("{what} unreachable: {message}")]
+    Unreachable {
+        /// `database`, `Box`, `DAM`, `ffprobe`.
+        what: &'static str,
+        /// The cause.
+        message: String,
+    },
+    /// Set-up problem that a rerun will not fix (credentials file unreadable, temp dir not writable).
+    #[error("{0}")]
+    Setup(String),
+    /// The pass itself failed (exit code 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for PassError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unreachable() {
+            PassError::Unreachable { what: "database", message: error.to_string() }
+        } else {
+            PassError::Failed(error.to_string())
+        }
+    }
+}
+
+impl PassError {
+    /// The process exit code of design.md §6: 75 for an unreachable dependency, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PassError::Unreachable { .. } => 75,
+            PassError::Setup(_) | PassError::Failed(_) => 1,
+        }
+    }
+
+    fn from_box(error: BoxError) -> Self {
+        if error.is_transient() {
+            PassError::Unreachable { what: "Box", message: error.to_string() }
+        } else {
+            PassError::Failed(format!("Box: {error}"))
+        }
+    }
+
+    fn from_dam(error: DamError) -> Self {
+        if error.is_transient() {
+            PassError::Unreachable { what: "DAM", message: error.to_string() }
+        } else {
+            PassError::Failed(format!("DAM: {error}"))
+        }
+    }
+}
+
+/// What one pass did; stored in `runs.counts` and summarised on stderr.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PassReport {
+    /// Campaigns examined.
+    pub campaigns_seen: u32,
+    /// Campaigns skipped because another pass holds their lock.
+    pub campaigns_locked: u32,
+    /// Masters uploaded to Box in this pass.
+    pub masters_uploaded: u32,
+    /// Masters that failed in this pass.
+    pub masters_failed: u32,
+    /// Campaigns moved A1 -> A2 or A2 -> A3 in this pass.
+    pub campaigns_advanced: u32,
+    /// Box files examined in watched folders.
+    pub files_seen: u32,
+    /// Watched folders skipped because another pass holds their lock.
+    pub folders_locked: u32,
+    /// Derivatives imported into the DAM and archived.
+    pub derivatives_delivered: u32,
+    /// Files moved to `_errors/`.
+    pub files_rejected: u32,
+    /// Files left in place after a passing failure (retried later).
+    pub files_retry_later: u32,
+    /// Notifications delivered.
+    pub notifications_sent: u32,
+    /// Notifications whose delivery failed (retried later).
+    pub notifications_failed: u32,
+}
+
+impl PassReport {
+    /// True when the pass did nothing at all (cron output stays quiet then).
+    pub fn is_idle(&self) -> bool {
+        *self == PassReport { files_seen: self.files_seen, campaigns_seen: self.campaigns_seen, ..PassReport::default() }
+    }
+}
+
+/// Everything a pass talks to, built once per pass.
+pub struct Services {
+    /// The loaded configuration.
+    pub config: Config,
+    /// Tracking database connection.
+    pub store: Store,
+    /// Box client (JWT service account).
+    pub box_client: BoxClient,
+    /// OTMM client.
+    pub dam: DamClient,
+    /// Email sender (Mailgun).
+    pub mailer: Mailer,
+    /// Outgoing webhook sender.
+    pub webhooks: WebhookSender,
+    /// Lease owner name of this pass: `{host}:{pid}`.
+    pub owner: String,
+    /// Host name (for `runs`).
+    pub host: String,
+}
+
+fn agent(connect_secs: u64, read_secs: u64) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(connect_secs.max(1))))
+        .timeout_recv_response(Some(Duration::from_secs(read_secs.max(1))))
+        .timeout_recv_body(Some(Duration::from_secs(read_secs.max(1))))
+        .timeout_send_body(Some(Duration::from_secs(read_secs.max(1))))
+        .build();
+    ureq::Agent::new_with_config(config)
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|name| name.trim().to_string()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Services {
+    /// Connects the database (and migrates it), reads the Box app config and builds the clients.
+    /// Box and the DAM are contacted lazily, by the pass.
+    ///
+    /// # Errors
+    /// [`PassError::Unreachable`] when the database is down; [`PassError::Setup`] when the Box
+    /// app config cannot be read or the temp dir cannot be created.
+    pub fn connect(config: Config) -> Result<Services, PassError> {
+        let mut store = Store::connect(&config.database.url)?;
+        store.migrate()?;
+        std::fs::create_dir_all(&config.temp.dir).map_err(|error| {
+            PassError::Setup(format!("temp dir {} cannot be created: {error}", config.temp.dir.display()))
+        })?;
+        let app = BoxAppConfig::from_file(&config.box_api.app_config_path).map_err(|error| {
+            PassError::Setup(format!(
+                "Box app config {}: {error}",
+                config.box_api.app_config_path.display()
+            ))
+        })?;
+        let box_agent = agent(config.box_api.connect_timeout_secs, config.box_api.read_timeout_secs);
+        let box_client = BoxClient::new(&config.box_api, app, box_agent)
+            .map_err(|error| PassError::Setup(format!("Box client: {error}")))?;
+        let dam_agent = agent(config.dam.connect_timeout_secs, config.dam.content_timeout_secs);
+        let dam = DamClient::new(&config.dam, dam_agent);
+        let notify_agent = agent(10, 30);
+        let mailer = Mailer::new(&config.email, notify_agent.clone());
+        let webhooks = WebhookSender::new(notify_agent);
+        let host = host_name();
+        let owner = format!("{host}:{}", std::process::id());
+        Ok(Services { config, store, box_client, dam, mailer, webhooks, owner, host })
+    }
+
+    /// A private temp file (mode 0600) in the configured temp dir, removed when dropped.
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, PassError> {
+        tempfile::Builder::new()
+            .prefix("cs-")
+            .tempfile_in(&self.config.temp.dir)
+            .map_err(|error| PassError::Setup(format!("temp file in {}: {error}", self.config.temp.dir.display())))
+    }
+}
+
+/// Runs `pass` as binary `binary_name`: writes the `runs` row, runs the pass, delivers the
+/// outbox, and records the outcome. A pass error is recorded before it is returned.
+///
+/// # Errors
+/// The pass's own error, or a database error writing `runs`.
+pub fn run_recorded(
+    services: &mut Services,
+    binary_name: &str,
+    pass: impl FnOnce(&mut Services, &mut PassReport) -> Result<(), PassError>,
+) -> Result<PassReport, PassError> {
+    let host = services.host.clone();
+    let run_id = services.store.start_run(binary_name, &host)?;
+    let mut report = PassReport::default();
+    let result = pass(services, &mut report);
+    // Deliver what this pass (or an earlier, interrupted one) queued, even when the pass failed
+    // half-way: a queued notification belongs to a state change that already happened.
+    outbox::deliver(services, &mut report);
+    let counts = serde_json::to_value(&report).unwrap_or_default();
+    match &result {
+        Ok(()) => services.store.finish_run(run_id, "completed", &counts, None)?,
+        Err(error) => {
+            let outcome = if error.exit_code() == 75 { "dependency_unreachable" } else { "failed" };
+            // Best effort: the database may be the thing that failed.
+            if let Err(store_error) = services.store.finish_run(run_id, outcome, &counts, Some(&error.to_string())) {
+                tracing::warn!(error = %store_error, "could not record the failed pass in runs");
+            }
+        }
+    }
+    result.map(|()| report)
+}
+
+/// Path of the temp dir (for messages).
+pub fn temp_dir(config: &Config) -> PathBuf {
+    config.temp.dir.clone()
+}
+
+/// Exponential backoff for pass-level retries: `base * 2^(attempts-1)`, capped, in seconds.
+pub(crate) fn backoff_secs(attempts: i32, base_secs: u64, max_secs: u64) -> i64 {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    let delay = base_secs.saturating_mul(1_u64 << exponent).min(max_secs);
+    i64::try_from(delay).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_secs(1, 60, 3600), 60);
+        assert_eq!(backoff_secs(2, 60, 3600), 120);
+        assert_eq!(backoff_secs(3, 60, 3600), 240);
+        assert_eq!(backoff_secs(10, 60, 3600), 3600);
+        assert_eq!(backoff_secs(0, 60, 3600), 60);
+        assert_eq!(backoff_secs(i32::MAX, 60, 3600), 3600);
+    }
+
+    #[test]
+    fn idle_report_ignores_seen_counts_only() {
+        let idle = PassReport { files_seen: 3, campaigns_seen: 1, ..PassReport::default() };
+        assert!(idle.is_idle());
+        let busy = PassReport { derivatives_delivered: 1, ..PassReport::default() };
+        assert!(!busy.is_idle());
+    }
+
+    #[test]
+    fn exit_codes_follow_design() {
+        assert_eq!(PassError::Unreachable { what: "Box", message: String::new() }.exit_code(), 75);
+        assert_eq!(PassError::Failed(String::new()).exit_code(), 1);
+    }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Run the whole test suite: unit, integration and end-to-end tests (real binaries against the
+# sandbox and a real PostgreSQL, one fresh database per test, real ffprobe).
+#
+#   scripts/test.sh                      # everything
+#   scripts/test.sh naming               # cargo test filter
+#   scripts/test.sh -p scaling-core -- --nocapture
+#
+# Arguments before `--` go to `cargo test`, arguments after it to the test binaries.
+# PostgreSQL and ffprobe are found or set up by scripts/lib.sh (DATABASE_URL, else
+# 127.0.0.1:5432, else a private cluster in target/pg); CS_TEST_THREADS sets the parallelism
+# (default 2). `.ci/run` runs exactly this script.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+cs_t0=$SECONDS
+cs_build_secs=0
+cs_test_secs=0
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cs_report_timing() {
+  local rc=$?
+  local total=$((SECONDS - cs_t0))
+  local verdict="ok"
+  [ "$rc" -eq 0 ] || verdict="FAILED (exit $rc)"
+  printf '==> test.sh: %s in %dm%02ds (prepare %ds, build %ds, tests %ds)\n' \
+    "$verdict" $((total / 60)) $((total % 60)) \
+    $((total - cs_build_secs - cs_test_secs)) "$cs_build_secs" "$cs_test_secs" >&2
+}
+trap cs_report_timing EXIT
+
+cargo_args=()
+test_args=()
+seen_sep=0
+for arg in "$@"; do
+  if [ "$seen_sep" -eq 0 ] && [ "$arg" = "--" ]; then
+    seen_sep=1
+  elif [ "$seen_sep" -eq 0 ]; then
+    cargo_args+=("$arg")
+  else
+    test_args+=("$arg")
+  fi
+done
+threads_given=0
+for arg in "${test_args[@]}"; do
+  case "$arg" in
+    --test-threads | --test-threads=*) threads_given=1 ;;
+  esac
+done
+if [ "$threads_given" -eq 0 ]; then
+  test_args+=("--test-threads=${CS_TEST_THREADS:-2}")
+fi
+
+command -v cargo >/dev/null 2>&1 || cs_die "cargo not found: install Rust (https://rustup.rs) and rerun"
+cs_log "$(cargo --version), $(rustc --version)"
+cs_ensure_ffprobe
+cs_ensure_postgres
+
+cs_log "cargo build --workspace --all-targets"
+t=$SECONDS
+cargo build --workspace --all-targets
+cs_build_secs=$((SECONDS - t))
+
+cs_log "cargo test --workspace --all-targets ${cargo_args[*]} -- ${test_args[*]}"
+t=$SECONDS
+status=0
+cargo test --workspace --all-targets "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+cs_test_secs=$((SECONDS - t))
+exit "$status"

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real binaries against the sandbox and a fresh PostgreSQL database per
+//! test (one test target, one module per area; see `util` for the harness).
+//!
+//! Needs the workspace binaries built (`scripts/test.sh` does it) and a PostgreSQL server
+//! (`CS_TEST_DATABASE_URL` / `DATABASE_URL`, else 127.0.0.1:5432 as postgres).
+
+mod flow;
+mod util;
+
+/// Forced and default field values of `config/field_mappings.yaml` the flow test checks on
+/// every imported derivative.
+pub fn forced_and_default_fields() -> Vec<(&'static str, &'static str)> {
+    vec![]
+}

@@ -1,0 +1,290 @@
+//! Test harness: a fresh PostgreSQL database per test, a sandbox process per test, and the real
+//! binaries run against both with the `sandbox` config overlay.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Repository root (where `config/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/fixtures/media/{name}`, or `None` (the test then skips with a message).
+pub fn media(name: &str) -> Option<PathBuf> {
+    let path = repo_root().join("../shared/fixtures/media").join(name);
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!("SKIP: fixture {} is absent", path.display());
+        None
+    }
+}
+
+/// Directory of the workspace's built binaries (target/debug), from this test binary's path.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/e2e-xxxx -> target/debug
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// Path of a workspace binary; panics with the fix when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run scripts/test.sh (or `cargo build --workspace`) before `cargo test`",
+        path.display()
+    );
+    path
+}
+
+/// Admin URL of the test PostgreSQL server.
+pub fn admin_url() -> String {
+    std::env::var("CS_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database created for one test and dropped afterwards.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn create() -> TestDb {
+        let admin = admin_url();
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|error| panic!("cannot connect to test PostgreSQL at {admin}: {error} (scripts/test.sh sets it up)"));
+        let name = format!("cs_test_{}_{}", std::process::id(), unique_suffix());
+        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+        let url = replace_db_name(&admin, &name);
+        TestDb { name, url }
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{}_{}", COUNTER.fetch_add(1, Ordering::SeqCst), nanos)
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    // postgres://user@host:port/db?params -> .../name?params
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host_part = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+/// A running sandbox process (killed on drop) and its ready line.
+pub struct Sandbox {
+    child: Child,
+    pub ready: Value,
+    pub state_dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Starts the sandbox with the scenario at `scenario` (relative to the repo root).
+    pub fn start(scenario: Option<&str>) -> Sandbox {
+        let state_dir = tempfile::tempdir().expect("state dir");
+        let mut command = Command::new(bin("sandbox"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"]).arg(state_dir.path());
+        if let Some(scenario) = scenario {
+            command.arg("--scenario").arg(repo_root().join(scenario));
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start sandbox");
+        let stdout = child.stdout.take().expect("sandbox stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("sandbox ready line");
+        let ready: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|error| panic!("sandbox ready line is not JSON ({error}): {line:?}"));
+        Sandbox { child, ready, state_dir }
+    }
+
+    pub fn str(&self, key: &str) -> String {
+        self.ready[key].as_str().unwrap_or_else(|| panic!("ready line lacks {key}: {}", self.ready)).to_string()
+    }
+
+    pub fn watched_folder_id(&self) -> String {
+        self.ready["watched_folder_ids"][0].as_str().expect("watched folder id").to_string()
+    }
+
+    fn control(&self) -> String {
+        self.str("control_url")
+    }
+
+    /// GET {control}/state.
+    pub fn state(&self) -> Value {
+        get_json(&format!("{}/state", self.control()))
+    }
+
+    /// GET {control}/stats.
+    pub fn stats(&self) -> Value {
+        get_json(&format!("{}/stats", self.control()))
+    }
+
+    /// Uploads `source` into Box folder `folder_id` as `name`, as an agency would.
+    pub fn agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Value {
+        let body = serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
+        post_json(&format!("{}/agency-upload", self.control()), &body)
+    }
+
+    /// Makes matching requests fail with `status` (`count` times, or forever with `None`).
+    pub fn fault(&self, method: &str, path_prefix: &str, status: u16, count: Option<u32>) {
+        let body = serde_json::json!({ "method": method, "path_prefix": path_prefix, "status": status, "count": count });
+        post_json(&format!("{}/faults", self.control()), &body);
+    }
+
+    pub fn clear_faults(&self) {
+        let agent = ureq::Agent::new_with_defaults();
+        agent.delete(&format!("{}/faults", self.control())).call().expect("clear faults");
+    }
+
+    /// Environment for the binaries: the `sandbox` overlay's variables.
+    pub fn env(&self, db: &TestDb, temp: &Path) -> Vec<(String, String)> {
+        vec![
+            ("CS_CONFIG_DIR".into(), repo_root().join("config").display().to_string()),
+            ("CS_ENVIRONMENT".into(), "sandbox".into()),
+            ("DATABASE_URL".into(), db.url.clone()),
+            ("CS_TEMP_DIR".into(), temp.display().to_string()),
+            ("BOX_API_BASE_URL".into(), self.str("base_url")),
+            ("BOX_UPLOAD_BASE_URL".into(), self.str("upload_url")),
+            ("BOX_OAUTH2_URL".into(), self.str("oauth2_url")),
+            ("BOX_CONFIG_FILE".into(), self.str("box_app_config")),
+            ("BOX_ROOT_FOLDER_ID".into(), self.str("box_root_folder_id")),
+            ("BOX_WATCHED_FOLDER_ID".into(), self.watched_folder_id()),
+            ("DAM_BASE_URL".into(), self.str("dam_url")),
+            ("DAM_USERNAME".into(), self.str("dam_username")),
+            ("DAM_PASSWORD".into(), self.str("dam_password")),
+            ("MAILGUN_BASE_URL".into(), self.str("mailgun_url")),
+            ("MAILGUN_DOMAIN".into(), self.str("mailgun_domain")),
+            ("MAILGUN_API_KEY".into(), self.str("mailgun_api_key")),
+            ("WEBHOOK_BASE_URL".into(), self.str("webhook_url")),
+            ("RUST_LOG".into(), "info".into()),
+        ]
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn get_json(url: &str) -> Value {
+    let agent = ureq::Agent::new_with_defaults();
+    let mut response = agent.get(url).call().unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    response.body_mut().read_json().unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
+}
+
+pub fn post_json(url: &str, body: &Value) -> Value {
+    let agent = ureq::Agent::new_with_defaults();
+    let mut response = agent.post(url).send_json(body).unwrap_or_else(|error| panic!("POST {url}: {error}"));
+    response.body_mut().read_json().unwrap_or(Value::Null)
+}
+
+/// One test's world: database, sandbox, temp dir.
+pub struct World {
+    pub db: TestDb,
+    pub sandbox: Sandbox,
+    pub temp: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new(scenario: Option<&str>) -> World {
+        World { db: TestDb::create(), sandbox: Sandbox::start(scenario), temp: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// Runs a workspace binary with the sandbox environment; returns its output.
+    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+        let mut command = Command::new(bin(binary));
+        command.args(args).envs(self.sandbox.env(&self.db, self.temp.path())).env_remove("CS_TEST_DATABASE_URL");
+        let output = command.output().expect("run binary");
+        eprintln!(
+            "--- {binary} {args:?} exit {:?}\n{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs a binary and asserts it exits with `code`.
+    pub fn run_ok(&self, binary: &str) -> Output {
+        let output = self.run(binary, &[]);
+        assert_eq!(output.status.code(), Some(0), "{binary} failed");
+        output
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Files of the sandbox Box state whose parent folder is `folder_id`.
+pub fn box_files_in(state: &Value, folder_id: &str) -> Vec<Value> {
+    state["box"]["files"]
+        .as_array()
+        .map(|files| files.iter().filter(|file| file["parent_id"] == folder_id).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Box folder of the sandbox state named `name` under `parent_id`.
+pub fn box_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
+    state["box"]["folders"]
+        .as_array()?
+        .iter()
+        .find(|folder| folder["parent_id"] == parent_id && folder["name"] == name)
+        .cloned()
+}
+
+/// DAM folder of the sandbox state named `name` under `parent_id`.
+pub fn dam_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
+    state["dam"]["folders"]
+        .as_array()?
+        .iter()
+        .find(|folder| folder["parent_id"] == parent_id && folder["name"] == name)
+        .cloned()
+}
+
+/// The campaign folder's status in the sandbox DAM.
+pub fn campaign_status(state: &Value, campaign_id: &str) -> String {
+    state["dam"]["folders"]
+        .as_array()
+        .and_then(|folders| folders.iter().find(|folder| folder["id"] == campaign_id))
+        .and_then(|folder| folder["status"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
