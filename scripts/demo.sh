@@ -123,7 +123,7 @@ delivered = [a for a in state["dam"]["assets"] if a.get("folder_id") == final["i
 box_folders = {f["id"]: f for f in state["box"]["folders"]}
 rejected = [f for f in state["box"]["files"]
             if box_folders.get(f.get("parent_id"), {}).get("name") == "_errors" and not f["name"].endswith(".error.txt")]
-history = [c["from"] + " -> " + c["to"] for c in state["dam"].get("status_changes", []) if c.get("folder_id", campaign["id"]) == campaign["id"]]
+history = [str(c.get("from")) + " -> " + str(c.get("to")) for c in state["dam"].get("status_changes", []) if c.get("folder_id", campaign["id"]) == campaign["id"]]
 print()
 print("Campaign %s (%s): status %s" % (number, campaign["name"], campaign["status"]))
 print("  status changes: %s" % (", ".join(history) or "none"))

@@ -44,6 +44,13 @@ for arg in "$@"; do
     test_args+=("$arg")
   fi
 done
+# `-p NAME` narrows the run to packages; otherwise the whole workspace.
+scope=(--workspace)
+for arg in "${cargo_args[@]}"; do
+  case "$arg" in
+    -p | -p* | --package | --package=*) scope=() ;;
+  esac
+done
 threads_given=0
 for arg in "${test_args[@]}"; do
   case "$arg" in
@@ -64,9 +71,10 @@ t=$SECONDS
 cargo build --workspace --all-targets
 cs_build_secs=$((SECONDS - t))
 
-cs_log "cargo test --workspace --all-targets ${cargo_args[*]} -- ${test_args[*]}"
+# --no-fail-fast: run every test binary even after one fails, so one run shows every failure.
+cs_log "cargo test ${scope[*]} --all-targets --no-fail-fast ${cargo_args[*]} -- ${test_args[*]}"
 t=$SECONDS
 status=0
-cargo test --workspace --all-targets "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+cargo test "${scope[@]}" --all-targets --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
 cs_test_secs=$((SECONDS - t))
 exit "$status"

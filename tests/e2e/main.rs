@@ -5,10 +5,15 @@
 //! (`CS_TEST_DATABASE_URL` / `DATABASE_URL`, else 127.0.0.1:5432 as postgres).
 
 mod flow;
+mod store;
 mod util;
 
 /// Forced and default field values of `config/field_mappings.yaml` the flow test checks on
 /// every imported derivative.
 pub fn forced_and_default_fields() -> Vec<(&'static str, &'static str)> {
-    vec![]
+    vec![
+        ("FERRERO.FIELD.ASSET STATUS", "Final"),
+        ("FERRERO.FIELD.SOURCE SYSTEM", "content-scaling"),
+        ("FERRERO.FIELD.USAGE RIGHTS", "Standard"),
+    ]
 }

@@ -28,7 +28,10 @@ pub fn media(name: &str) -> Option<PathBuf> {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/debug/deps/e2e-xxxx -> target/debug
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary; panics with the fix when it was not built.
@@ -61,7 +64,9 @@ impl TestDb {
         let mut client = postgres::Client::connect(&admin, postgres::NoTls)
             .unwrap_or_else(|error| panic!("cannot connect to test PostgreSQL at {admin}: {error} (scripts/test.sh sets it up)"));
         let name = format!("cs_test_{}_{}", std::process::id(), unique_suffix());
-        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
         let url = replace_db_name(&admin, &name);
         TestDb { name, url }
     }
@@ -74,7 +79,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut client) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -82,7 +90,10 @@ impl Drop for TestDb {
 fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{}_{}", COUNTER.fetch_add(1, Ordering::SeqCst), nanos)
 }
 
@@ -105,7 +116,8 @@ fn replace_db_name(url: &str, name: &str) -> String {
 pub struct Sandbox {
     child: Child,
     pub ready: Value,
-    pub state_dir: tempfile::TempDir,
+    /// Kept alive for the sandbox's life (removed on drop).
+    _state_dir: tempfile::TempDir,
 }
 
 impl Sandbox {
@@ -113,25 +125,43 @@ impl Sandbox {
     pub fn start(scenario: Option<&str>) -> Sandbox {
         let state_dir = tempfile::tempdir().expect("state dir");
         let mut command = Command::new(bin("sandbox"));
-        command.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"]).arg(state_dir.path());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir.path());
         if let Some(scenario) = scenario {
             command.arg("--scenario").arg(repo_root().join(scenario));
         }
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start sandbox");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sandbox");
         let stdout = child.stdout.take().expect("sandbox stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("sandbox ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sandbox ready line");
         let ready: Value = serde_json::from_str(line.trim())
             .unwrap_or_else(|error| panic!("sandbox ready line is not JSON ({error}): {line:?}"));
-        Sandbox { child, ready, state_dir }
+        Sandbox {
+            child,
+            ready,
+            state_dir,
+        }
     }
 
     pub fn str(&self, key: &str) -> String {
-        self.ready[key].as_str().unwrap_or_else(|| panic!("ready line lacks {key}: {}", self.ready)).to_string()
+        self.ready[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("ready line lacks {key}: {}", self.ready))
+            .to_string()
     }
 
     pub fn watched_folder_id(&self) -> String {
-        self.ready["watched_folder_ids"][0].as_str().expect("watched folder id").to_string()
+        self.ready["watched_folder_ids"][0]
+            .as_str()
+            .expect("watched folder id")
+            .to_string()
     }
 
     fn control(&self) -> String {
@@ -150,7 +180,8 @@ impl Sandbox {
 
     /// Uploads `source` into Box folder `folder_id` as `name`, as an agency would.
     pub fn agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Value {
-        let body = serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
+        let body =
+            serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
         post_json(&format!("{}/agency-upload", self.control()), &body)
     }
 
@@ -162,13 +193,19 @@ impl Sandbox {
 
     pub fn clear_faults(&self) {
         let agent = ureq::Agent::new_with_defaults();
-        agent.delete(&format!("{}/faults", self.control())).call().expect("clear faults");
+        agent
+            .delete(&format!("{}/faults", self.control()))
+            .call()
+            .expect("clear faults");
     }
 
     /// Environment for the binaries: the `sandbox` overlay's variables.
     pub fn env(&self, db: &TestDb, temp: &Path) -> Vec<(String, String)> {
         vec![
-            ("CS_CONFIG_DIR".into(), repo_root().join("config").display().to_string()),
+            (
+                "CS_CONFIG_DIR".into(),
+                repo_root().join("config").display().to_string(),
+            ),
             ("CS_ENVIRONMENT".into(), "sandbox".into()),
             ("DATABASE_URL".into(), db.url.clone()),
             ("CS_TEMP_DIR".into(), temp.display().to_string()),
@@ -199,13 +236,22 @@ impl Drop for Sandbox {
 
 pub fn get_json(url: &str) -> Value {
     let agent = ureq::Agent::new_with_defaults();
-    let mut response = agent.get(url).call().unwrap_or_else(|error| panic!("GET {url}: {error}"));
-    response.body_mut().read_json().unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    response
+        .body_mut()
+        .read_json()
+        .unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
 }
 
 pub fn post_json(url: &str, body: &Value) -> Value {
     let agent = ureq::Agent::new_with_defaults();
-    let mut response = agent.post(url).send_json(body).unwrap_or_else(|error| panic!("POST {url}: {error}"));
+    let mut response = agent
+        .post(url)
+        .send_json(body)
+        .unwrap_or_else(|error| panic!("POST {url}: {error}"));
     response.body_mut().read_json().unwrap_or(Value::Null)
 }
 
@@ -218,13 +264,20 @@ pub struct World {
 
 impl World {
     pub fn new(scenario: Option<&str>) -> World {
-        World { db: TestDb::create(), sandbox: Sandbox::start(scenario), temp: tempfile::tempdir().expect("temp dir") }
+        World {
+            db: TestDb::create(),
+            sandbox: Sandbox::start(scenario),
+            temp: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     /// Runs a workspace binary with the sandbox environment; returns its output.
     pub fn run(&self, binary: &str, args: &[&str]) -> Output {
         let mut command = Command::new(bin(binary));
-        command.args(args).envs(self.sandbox.env(&self.db, self.temp.path())).env_remove("CS_TEST_DATABASE_URL");
+        command
+            .args(args)
+            .envs(self.sandbox.env(&self.db, self.temp.path()))
+            .env_remove("CS_TEST_DATABASE_URL");
         let output = command.output().expect("run binary");
         eprintln!(
             "--- {binary} {args:?} exit {:?}\n{}",
@@ -258,7 +311,13 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 pub fn box_files_in(state: &Value, folder_id: &str) -> Vec<Value> {
     state["box"]["files"]
         .as_array()
-        .map(|files| files.iter().filter(|file| file["parent_id"] == folder_id).cloned().collect())
+        .map(|files| {
+            files
+                .iter()
+                .filter(|file| file["parent_id"] == folder_id)
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 

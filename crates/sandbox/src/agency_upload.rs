@@ -13,8 +13,14 @@ use serde_json::json;
 ///
 /// # Errors
 /// An unreadable file, a connection failure, or a non-2xx reply (its body is included).
-pub fn run(control_url: &str, folder_id: &str, file: &Path, name: Option<&str>) -> anyhow::Result<String> {
-    let absolute = std::fs::canonicalize(file).with_context(|| format!("cannot read {}", file.display()))?;
+pub fn run(
+    control_url: &str,
+    folder_id: &str,
+    file: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<String> {
+    let absolute =
+        std::fs::canonicalize(file).with_context(|| format!("cannot read {}", file.display()))?;
     if !absolute.is_file() {
         bail!("{} is not a file", file.display());
     }

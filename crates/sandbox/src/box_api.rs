@@ -22,12 +22,12 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::http_util::{
-    box_time, first, header_text, json_response, query_pairs, random_alnum, random_hex,
-    serve_file, BlobWriter, StoredBlob,
+    box_time, first, header_text, json_response, query_pairs, random_alnum, random_hex, serve_file,
+    BlobWriter, StoredBlob,
 };
 use crate::state::{
-    sort_key, validate_box_name, Actor, App, AppConfig, BoxFile, BoxFolder, BoxItemRef,
-    BoxStore, DownloadTicket, NewVersion,
+    sort_key, validate_box_name, Actor, App, AppConfig, BoxFile, BoxFolder, BoxItemRef, BoxStore,
+    DownloadTicket, NewVersion,
 };
 
 /// The real Box token URL: the only accepted JWT `aud`, whatever host the sandbox runs on.
@@ -103,7 +103,12 @@ pub fn download_routes() -> Router<Arc<App>> {
 // ---------------------------------------------------------------------------------------------
 
 /// A Box error reply: `{type:"error", status, code, message, context_info?, help_url, request_id}`.
-pub fn box_error(status: StatusCode, code: &str, message: &str, context_info: Option<Value>) -> Response {
+pub fn box_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    context_info: Option<Value>,
+) -> Response {
     let mut body = json!({
         "type": "error",
         "status": status.as_u16(),
@@ -145,7 +150,9 @@ pub fn unauthorized(description: &str) -> Response {
         "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"{description}\""
     );
     if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -177,7 +184,9 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let token = header_text(request.headers(), "authorization").and_then(|value| {
         let (scheme, token) = value.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
     });
     let Some(token) = token else {
         return unauthorized("The access token was not found.");
@@ -198,9 +207,16 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
 
 /// `POST /oauth2/token` with the JWT bearer grant
 /// (<https://developer.box.com/guides/authentication/jwt/without-sdk/>).
-async fn token(State(app): State<Arc<App>>, form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Response {
+async fn token(
+    State(app): State<Arc<App>>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
     let Ok(Form(pairs)) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request body");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Invalid request body",
+        );
     };
     let keys = &app.config.keys;
     if first(&pairs, "grant_type") != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
@@ -213,14 +229,24 @@ async fn token(State(app): State<Arc<App>>, form: Result<Form<Vec<(String, Strin
     if first(&pairs, "client_id") != Some(keys.client_id.as_str())
         || first(&pairs, "client_secret") != Some(keys.client_secret.as_str())
     {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "The client credentials are invalid");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "The client credentials are invalid",
+        );
     }
     let Some(assertion) = first(&pairs, "assertion") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing assertion parameter");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing assertion parameter",
+        );
     };
     match verify_assertion(&app, assertion) {
         Ok(()) => {}
-        Err(description) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &description),
+        Err(description) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &description)
+        }
     }
     let access_token = random_alnum(32);
     let lifetime = app.config.token_lifetime;
@@ -228,7 +254,10 @@ async fn token(State(app): State<Arc<App>>, form: Result<Form<Vec<(String, Strin
         let mut world = app.world();
         let now = Instant::now();
         world.auth.box_tokens.retain(|_, expires| *expires > now);
-        world.auth.box_tokens.insert(access_token.clone(), now + lifetime);
+        world
+            .auth
+            .box_tokens
+            .insert(access_token.clone(), now + lifetime);
         world.auth.tokens_issued += 1;
     }
     let mut response = json_response(
@@ -252,8 +281,13 @@ fn verify_assertion(app: &App, assertion: &str) -> Result<(), String> {
     let keys = &app.config.keys;
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| "Invalid JWT: the assertion could not be decoded".to_owned())?;
-    if !matches!(header.alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) {
-        return Err("Please check the 'alg' header. Only RS256, RS384 and RS512 are supported.".to_owned());
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512
+    ) {
+        return Err(
+            "Please check the 'alg' header. Only RS256, RS384 and RS512 are supported.".to_owned(),
+        );
     }
     if header.kid.as_deref() != Some(keys.public_key_id.as_str()) {
         return Err("Please check the 'kid' header. It must be the ID of a public key registered for the app.".to_owned());
@@ -276,25 +310,35 @@ fn verify_assertion(app: &App, assertion: &str) -> Result<(), String> {
         return Err("Please check the 'iss' claim. It must be the app's client ID.".to_owned());
     }
     if text("box_sub_type") != Some("enterprise") {
-        return Err("Please check the 'box_sub_type' claim. Expected 'enterprise' for the service account.".to_owned());
+        return Err(
+            "Please check the 'box_sub_type' claim. Expected 'enterprise' for the service account."
+                .to_owned(),
+        );
     }
     if text("sub") != Some(keys.enterprise_id.as_str()) {
         return Err("Please check the 'sub' claim. The 'sub' specified is invalid.".to_owned());
     }
     let audience_ok = match claims.get("aud") {
         Some(Value::String(aud)) => aud == BOX_TOKEN_AUDIENCE,
-        Some(Value::Array(values)) => values.iter().any(|v| v.as_str() == Some(BOX_TOKEN_AUDIENCE)),
+        Some(Value::Array(values)) => values
+            .iter()
+            .any(|v| v.as_str() == Some(BOX_TOKEN_AUDIENCE)),
         _ => false,
     };
     if !audience_ok {
-        return Err(format!("Please check the 'aud' claim. Should be {BOX_TOKEN_AUDIENCE}."));
+        return Err(format!(
+            "Please check the 'aud' claim. Should be {BOX_TOKEN_AUDIENCE}."
+        ));
     }
     let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {
         return Err("Please check the 'exp' claim. Should be an integer.".to_owned());
     };
     let now = jiff::Timestamp::now().as_second();
     if exp <= now {
-        return Err("Current date/time MUST be before the expiration date/time listed in the 'exp' claim".to_owned());
+        return Err(
+            "Current date/time MUST be before the expiration date/time listed in the 'exp' claim"
+                .to_owned(),
+        );
     }
     if exp > now + 60 {
         return Err("Please check the 'exp' claim. The 'exp' value exceeds the maximum value of 60 seconds beyond the issue time.".to_owned());
@@ -367,7 +411,11 @@ pub fn file_mini(file: &BoxFile) -> Value {
 }
 
 fn path_collection(store: &BoxStore, folder_id: &str, include_self: bool) -> Value {
-    let mut entries: Vec<Value> = store.ancestors(folder_id).into_iter().map(folder_mini).collect();
+    let mut entries: Vec<Value> = store
+        .ancestors(folder_id)
+        .into_iter()
+        .map(folder_mini)
+        .collect();
     if include_self {
         if let Some(folder) = store.folder(folder_id) {
             entries.push(folder_mini(folder));
@@ -390,7 +438,9 @@ fn file_field(config: &AppConfig, store: &BoxStore, file: &BoxFile, name: &str) 
         "created_by" => user_json(config, file.created_by),
         "modified_by" => user_json(config, file.modified_by),
         "owned_by" => user_json(config, Actor::Service),
-        "parent" => store.folder(&file.parent_id).map_or(Value::Null, folder_mini),
+        "parent" => store
+            .folder(&file.parent_id)
+            .map_or(Value::Null, folder_mini),
         "item_status" => json!("active"),
         "version_number" => json!(file.versions.len().to_string()),
         "comment_count" => json!(0),
@@ -398,15 +448,29 @@ fn file_field(config: &AppConfig, store: &BoxStore, file: &BoxFile, name: &str) 
         "is_package" | "has_collaborations" | "is_externally_owned" => json!(false),
         "uploader_display_name" => {
             let actor = current.map_or(Actor::Service, |v| v.uploaded_by);
-            user_json(config, actor).get("name").cloned().unwrap_or(Value::Null)
+            user_json(config, actor)
+                .get("name")
+                .cloned()
+                .unwrap_or(Value::Null)
         }
         _ => return None,
     })
 }
 
-fn folder_field(config: &AppConfig, store: &BoxStore, folder: &BoxFolder, name: &str) -> Option<Value> {
+fn folder_field(
+    config: &AppConfig,
+    store: &BoxStore,
+    folder: &BoxFolder,
+    name: &str,
+) -> Option<Value> {
     let root = folder.id == "0";
-    let time = |ts: jiff::Timestamp| if root { Value::Null } else { json!(box_time(ts)) };
+    let time = |ts: jiff::Timestamp| {
+        if root {
+            Value::Null
+        } else {
+            json!(box_time(ts))
+        }
+    };
     Some(match name {
         "created_at" | "content_created_at" => time(folder.created_at),
         "modified_at" | "content_modified_at" => time(folder.modified_at),
@@ -444,17 +508,29 @@ fn folder_field(config: &AppConfig, store: &BoxStore, folder: &BoxFolder, name: 
 }
 
 /// A file object: the mini shape plus `fields` (or the standard field set when `None`).
-pub fn file_json(config: &AppConfig, store: &BoxStore, file: &BoxFile, fields: Option<&[String]>) -> Value {
+pub fn file_json(
+    config: &AppConfig,
+    store: &BoxStore,
+    file: &BoxFile,
+    fields: Option<&[String]>,
+) -> Value {
     let mut object = match file_mini(file) {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    add_fields(&mut object, fields, FILE_STANDARD_FIELDS, |name| file_field(config, store, file, name));
+    add_fields(&mut object, fields, FILE_STANDARD_FIELDS, |name| {
+        file_field(config, store, file, name)
+    });
     Value::Object(object)
 }
 
 /// A folder object: the mini shape plus `fields` (or the standard field set when `None`).
-pub fn folder_json(config: &AppConfig, store: &BoxStore, folder: &BoxFolder, fields: Option<&[String]>) -> Value {
+pub fn folder_json(
+    config: &AppConfig,
+    store: &BoxStore,
+    folder: &BoxFolder,
+    fields: Option<&[String]>,
+) -> Value {
     let mut object = match folder_mini(folder) {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -493,7 +569,12 @@ fn add_fields(
 }
 
 /// An entry of a folder listing: mini shape plus requested `fields` (mini only when `None`).
-fn item_json(config: &AppConfig, store: &BoxStore, item: BoxItemRef, fields: Option<&[String]>) -> Value {
+fn item_json(
+    config: &AppConfig,
+    store: &BoxStore,
+    item: BoxItemRef,
+    fields: Option<&[String]>,
+) -> Value {
     let fields = fields.unwrap_or(&[]);
     match item {
         BoxItemRef::Folder(i) => store
@@ -550,7 +631,9 @@ fn encode_marker(kind: u8, name: &str, id: &str) -> String {
 }
 
 fn decode_marker(marker: &str) -> Option<(u8, String, String)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(marker).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(marker)
+        .ok()?;
     let (kind, name, id): (u8, String, String) = serde_json::from_slice(&bytes).ok()?;
     Some((kind, name, id))
 }
@@ -649,6 +732,10 @@ async fn folder_items(State(app): State<Arc<App>>, Path(id): Path<String>, uri: 
     )
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
 fn parse_json_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice::<Value>(body)
         .ok()
@@ -692,7 +779,12 @@ async fn create_folder(State(app): State<Arc<App>>, uri: Uri, body: axum::body::
             StatusCode::CREATED,
             &folder_json(&app.config, &world.boxes, folder, fields.as_deref()),
         ),
-        None => box_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", "folder vanished", None),
+        None => box_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "folder vanished",
+            None,
+        ),
     }
 }
 
@@ -713,6 +805,10 @@ async fn get_file(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri)
     }
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
 fn check_if_match(headers: &HeaderMap, file: &BoxFile) -> Result<(), Response> {
     match header_text(headers, "if-match") {
         Some(expected) if expected.trim_matches('"') != file.etag.to_string() => Err(box_error(
@@ -817,7 +913,11 @@ async fn download_file(State(app): State<Arc<App>>, Path(id): Path<String>, uri:
 
 /// `GET /d/{token}` on the download host: no auth; a request carrying `Authorization` is refused
 /// (400) so tests prove the client did not forward its Box token across the redirect.
-async fn download_ticket(State(app): State<Arc<App>>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+async fn download_ticket(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if headers.contains_key(header::AUTHORIZATION) {
         return bad_request(
             "The download host does not accept an Authorization header: the client forwarded its Box token across the redirect",
@@ -826,14 +926,21 @@ async fn download_ticket(State(app): State<Arc<App>>, Path(token): Path<String>,
     let found = {
         let mut world = app.world();
         let ticket = world.boxes.downloads.remove(&token);
-        ticket.filter(|t| t.expires > Instant::now()).and_then(|ticket| {
-            let file = world.boxes.file(&ticket.file_id)?;
-            let version = file.versions.iter().find(|v| v.id == ticket.version_id)?;
-            Some((version.blob.clone(), version.size, file.name.clone()))
-        })
+        ticket
+            .filter(|t| t.expires > Instant::now())
+            .and_then(|ticket| {
+                let file = world.boxes.file(&ticket.file_id)?;
+                let version = file.versions.iter().find(|v| v.id == ticket.version_id)?;
+                Some((version.blob.clone(), version.size, file.name.clone()))
+            })
     };
     let Some((blob, size, name)) = found else {
-        return box_error(StatusCode::NOT_FOUND, "not_found", "The download URL is unknown, used or expired", None);
+        return box_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The download URL is unknown, used or expired",
+            None,
+        );
     };
     let mime = crate::http_util::guess_mime(&name);
     serve_file(&blob, size, mime, &name, header_text(&headers, "range")).await
@@ -846,8 +953,14 @@ async fn preflight(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resp
         Ok(value) => value,
         Err(response) => return response,
     };
-    let name = request.get("name").and_then(Value::as_str).unwrap_or_default();
-    let parent_id = request.pointer("/parent/id").and_then(Value::as_str).unwrap_or_default();
+    let name = request
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let parent_id = request
+        .pointer("/parent/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let world = app.world();
     if world.boxes.folder(parent_id).is_none() {
         return not_found();
@@ -883,8 +996,13 @@ struct ReceivedUpload {
 /// Reads a Box upload body: `attributes` must come before the file part (else 400
 /// `metadata_after_file_contents`); the file part (any name, with a filename) is streamed to disk.
 /// After an error the rest of the body is drained so the client reads the reply.
-async fn receive_upload(app: &App, multipart: Result<Multipart, MultipartRejection>, headers: &HeaderMap) -> Result<ReceivedUpload, Response> {
-    let mut multipart = multipart.map_err(|_| bad_request("Expected a multipart/form-data body"))?;
+async fn receive_upload(
+    app: &App,
+    multipart: Result<Multipart, MultipartRejection>,
+    headers: &HeaderMap,
+) -> Result<ReceivedUpload, Response> {
+    let mut multipart =
+        multipart.map_err(|_| bad_request("Expected a multipart/form-data body"))?;
     let blob_dir = app.config.blob_dir.join("box");
     let mut attributes: Option<Value> = None;
     let mut stored: Option<(StoredBlob, Option<String>)> = None;
@@ -922,7 +1040,11 @@ async fn receive_upload(app: &App, multipart: Result<Multipart, MultipartRejecti
                     Ok(value) if value.is_object() => attributes = Some(value),
                     _ => failure = Some(bad_request("Invalid JSON in the 'attributes' part")),
                 },
-                Err(error) => failure = Some(bad_request(&format!("Unreadable 'attributes' part: {error}"))),
+                Err(error) => {
+                    failure = Some(bad_request(&format!(
+                        "Unreadable 'attributes' part: {error}"
+                    )))
+                }
             }
             continue;
         }
@@ -936,15 +1058,25 @@ async fn receive_upload(app: &App, multipart: Result<Multipart, MultipartRejecti
             while let Ok(Some(_)) = field.chunk().await {}
             continue;
         }
-        let mut writer = BlobWriter::create(&blob_dir)
-            .await
-            .map_err(|e| box_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", &e.to_string(), None))?;
+        let mut writer = BlobWriter::create(&blob_dir).await.map_err(|e| {
+            box_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                &e.to_string(),
+                None,
+            )
+        })?;
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => {
                     if let Err(error) = writer.write(&chunk).await {
                         writer.discard().await;
-                        return Err(box_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", &error.to_string(), None));
+                        return Err(box_error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal_server_error",
+                            &error.to_string(),
+                            None,
+                        ));
                     }
                 }
                 Ok(None) => break,
@@ -954,10 +1086,14 @@ async fn receive_upload(app: &App, multipart: Result<Multipart, MultipartRejecti
                 }
             }
         }
-        let blob = writer
-            .finish()
-            .await
-            .map_err(|e| box_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", &e.to_string(), None))?;
+        let blob = writer.finish().await.map_err(|e| {
+            box_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                &e.to_string(),
+                None,
+            )
+        })?;
         stored = Some((blob, file_name));
     }
     if let Some(response) = failure {
@@ -997,10 +1133,14 @@ fn parse_time(value: Option<&Value>) -> Option<jiff::Timestamp> {
 async fn persist_version(app: &App, blob: StoredBlob) -> Result<NewVersion, Response> {
     let id = app.world().boxes.reserve_version_id();
     let target = app.config.blob_dir.join("box").join(&id);
-    let stored = blob
-        .persist(target)
-        .await
-        .map_err(|e| box_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", &e.to_string(), None))?;
+    let stored = blob.persist(target).await.map_err(|e| {
+        box_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            &e.to_string(),
+            None,
+        )
+    })?;
     Ok(NewVersion {
         id,
         sha1: stored.sha1,
@@ -1021,33 +1161,48 @@ pub async fn commit_new_file(
     content_modified_at: Option<jiff::Timestamp>,
 ) -> Result<Value, Response> {
     let version = persist_version(app, blob).await?;
-    let mut world = app.world();
-    let failure = if world.boxes.folder(parent_id).is_none() {
-        Some(not_found())
-    } else if let Err(message) = validate_box_name(name) {
-        Some(box_error(StatusCode::BAD_REQUEST, "item_name_invalid", &message, None))
-    } else if let Some(existing) = world.boxes.child_named(parent_id, name) {
-        let conflict = conflict_json(&world.boxes, existing);
-        Some(box_error(
-            StatusCode::CONFLICT,
-            "item_name_in_use",
-            "Item with the same name already exists",
-            Some(json!({"conflicts": conflict})),
-        ))
-    } else {
-        None
+    let blob_path = version.blob.clone();
+    let outcome = {
+        let mut world = app.world();
+        if world.boxes.folder(parent_id).is_none() {
+            Err(not_found())
+        } else if let Err(message) = validate_box_name(name) {
+            Err(box_error(
+                StatusCode::BAD_REQUEST,
+                "item_name_invalid",
+                &message,
+                None,
+            ))
+        } else if let Some(existing) = world.boxes.child_named(parent_id, name) {
+            let conflict = conflict_json(&world.boxes, existing);
+            Err(box_error(
+                StatusCode::CONFLICT,
+                "item_name_in_use",
+                "Item with the same name already exists",
+                Some(json!({"conflicts": conflict})),
+            ))
+        } else {
+            let id = world.boxes.insert_file(
+                parent_id,
+                name,
+                version,
+                actor,
+                content_created_at,
+                content_modified_at,
+            );
+            match world.boxes.file(&id) {
+                Some(file) => {
+                    let entry = file_json(&app.config, &world.boxes, file, None);
+                    Ok(json!({"total_count": 1, "entries": [entry]}))
+                }
+                None => Err(not_found()),
+            }
+        }
     };
-    if let Some(response) = failure {
-        drop(world);
-        let _ = tokio::fs::remove_file(&version.blob).await;
-        return Err(response);
+    if outcome.is_err() {
+        let _ = tokio::fs::remove_file(&blob_path).await;
     }
-    let id = world
-        .boxes
-        .insert_file(parent_id, name, version, actor, content_created_at, content_modified_at);
-    let file = world.boxes.file(&id).ok_or_else(not_found)?;
-    let entry = file_json(&app.config, &world.boxes, file, None);
-    Ok(json!({"total_count": 1, "entries": [entry]}))
+    outcome
 }
 
 /// Records a new version of `file_id` (optionally renaming it) and returns the `Files` body.
@@ -1059,44 +1214,60 @@ pub async fn commit_new_version(
     actor: Actor,
 ) -> Result<Value, Response> {
     let version = persist_version(app, blob).await?;
-    let mut world = app.world();
-    let failure = match world.boxes.file(file_id) {
-        None => Some(not_found()),
-        Some(file) => match new_name {
-            Some(name) if name != file.name => {
-                if let Err(message) = validate_box_name(name) {
-                    Some(box_error(StatusCode::BAD_REQUEST, "item_name_invalid", &message, None))
-                } else {
-                    match world.boxes.child_named(&file.parent_id, name) {
-                        Some(existing)
-                            if !matches!(existing, BoxItemRef::File(i) if world.boxes.files.get(i).is_some_and(|f| f.id == file_id)) =>
-                        {
-                            Some(box_error(
-                                StatusCode::CONFLICT,
-                                "item_name_in_use",
-                                "Item with the same name already exists",
-                                Some(json!({"conflicts": conflict_json(&world.boxes, existing)})),
-                            ))
+    let blob_path = version.blob.clone();
+    let outcome = {
+        let mut world = app.world();
+        let failure = match world.boxes.file(file_id) {
+            None => Some(not_found()),
+            Some(file) => match new_name {
+                Some(name) if name != file.name => {
+                    if let Err(message) = validate_box_name(name) {
+                        Some(box_error(
+                            StatusCode::BAD_REQUEST,
+                            "item_name_invalid",
+                            &message,
+                            None,
+                        ))
+                    } else {
+                        match world.boxes.child_named(&file.parent_id, name) {
+                            Some(existing) if !matches!(existing, BoxItemRef::File(i) if world.boxes.files.get(i).is_some_and(|f| f.id == file_id)) => {
+                                Some(box_error(
+                                    StatusCode::CONFLICT,
+                                    "item_name_in_use",
+                                    "Item with the same name already exists",
+                                    Some(
+                                        json!({"conflicts": conflict_json(&world.boxes, existing)}),
+                                    ),
+                                ))
+                            }
+                            _ => None,
                         }
-                        _ => None,
                     }
                 }
+                _ => None,
+            },
+        };
+        match failure {
+            Some(response) => Err(response),
+            None => {
+                world.boxes.add_version(file_id, version, actor);
+                if let (Some(name), Some(file)) = (new_name, world.boxes.file_mut(file_id)) {
+                    file.name = name.to_owned();
+                }
+                match world.boxes.file(file_id) {
+                    Some(file) => {
+                        let entry = file_json(&app.config, &world.boxes, file, None);
+                        Ok(json!({"total_count": 1, "entries": [entry]}))
+                    }
+                    None => Err(not_found()),
+                }
             }
-            _ => None,
-        },
+        }
     };
-    if let Some(response) = failure {
-        drop(world);
-        let _ = tokio::fs::remove_file(&version.blob).await;
-        return Err(response);
+    if outcome.is_err() {
+        let _ = tokio::fs::remove_file(&blob_path).await;
     }
-    world.boxes.add_version(file_id, version, actor);
-    if let (Some(name), Some(file)) = (new_name, world.boxes.file_mut(file_id)) {
-        file.name = name.to_owned();
-    }
-    let file = world.boxes.file(file_id).ok_or_else(not_found)?;
-    let entry = file_json(&app.config, &world.boxes, file, None);
-    Ok(json!({"total_count": 1, "entries": [entry]}))
+    outcome
 }
 
 /// `POST /api/2.0/files/content`: simple upload -> 201 `Files`.

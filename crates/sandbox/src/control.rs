@@ -23,18 +23,26 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::box_api::{box_error, commit_new_file, commit_new_version, file_json};
-use crate::http_util::{copy_into_blob, header_text, json_response, otmm_time, BlobWriter, StoredBlob};
+use crate::http_util::{
+    copy_into_blob, header_text, json_response, otmm_time, BlobWriter, StoredBlob,
+};
 use crate::otmm::field_map;
 use crate::state::{categories_field_text, Actor, App, BoxItemRef, DamStore, Fault};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/_sandbox/health", get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }))
+        .route(
+            "/_sandbox/health",
+            get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }),
+        )
         .route("/_sandbox/state", get(state))
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/agency-upload", post(agency_upload))
-        .route("/_sandbox/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/_sandbox/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
         .route("/_sandbox/webhooks/{name}", post(webhook))
 }
 
@@ -89,6 +97,8 @@ async fn state(State(app): State<Arc<App>>) -> Response {
                 "size": current.map(|v| v.size),
                 "file_version_id": current.map(|v| v.id.clone()),
                 "version_count": f.versions.len(),
+                // Where the current content is on disk (tests read notes and check bytes).
+                "content_path": current.map(|v| v.blob.display().to_string()),
                 "created_by": match f.created_by { Actor::Service => "service", Actor::Agency => "agency" },
                 "versions": f.versions.iter().map(|v| json!({"id": v.id, "sha1": v.sha1, "size": v.size})).collect::<Vec<_>>(),
             })
@@ -174,13 +184,19 @@ async fn add_fault(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resp
         }
     };
     if !(100..=599).contains(&fault.status) {
-        return control_error(StatusCode::BAD_REQUEST, "status must be an HTTP status code");
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            "status must be an HTTP status code",
+        );
     }
     if !fault.path_prefix.starts_with('/') {
         return control_error(StatusCode::BAD_REQUEST, "path_prefix must start with '/'");
     }
     if fault.count == Some(0) {
-        return control_error(StatusCode::BAD_REQUEST, "count must be at least 1 (or null for forever)");
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            "count must be at least 1 (or null for forever)",
+        );
     }
     fault.hits = 0;
     fault.method = fault.method.map(|m| m.to_uppercase());
@@ -205,10 +221,20 @@ async fn clear_faults(State(app): State<Arc<App>>) -> Response {
 
 /// `POST /_sandbox/webhooks/{name}`: records `{name, method, headers, body, received_at}`; the body
 /// is kept as JSON when it parses, else as text.
-async fn webhook(State(app): State<Arc<App>>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn webhook(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let header_map: serde_json::Map<String, Value> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                json!(String::from_utf8_lossy(v.as_bytes())),
+            )
+        })
         .collect();
     let parsed = serde_json::from_slice::<Value>(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
@@ -230,7 +256,8 @@ struct AgencyUpload {
 }
 
 async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUpload, Response> {
-    let is_json = header_text(request.headers(), "content-type").is_some_and(|t| t.starts_with("application/json"));
+    let is_json = header_text(request.headers(), "content-type")
+        .is_some_and(|t| t.starts_with("application/json"));
     let blob_dir = app.config.blob_dir.join("box");
     if is_json {
         let body = axum::body::Bytes::from_request(request, app)
@@ -239,20 +266,32 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))?;
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let folder_id = text("folder_id").ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "folder_id is required"))?;
-        let source = text("source_path").ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "source_path is required"))?;
+        let folder_id = text("folder_id")
+            .ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "folder_id is required"))?;
+        let source = text("source_path")
+            .ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "source_path is required"))?;
         let source = PathBuf::from(source);
         let name = text("name")
             .or_else(|| source.file_name().map(|n| n.to_string_lossy().into_owned()))
             .ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "name is required"))?;
-        let blob = copy_into_blob(&source, &blob_dir)
-            .await
-            .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("cannot read {}: {e}", source.display())))?;
-        return Ok(AgencyUpload { folder_id, name, blob });
+        let blob = copy_into_blob(&source, &blob_dir).await.map_err(|e| {
+            control_error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read {}: {e}", source.display()),
+            )
+        })?;
+        return Ok(AgencyUpload {
+            folder_id,
+            name,
+            blob,
+        });
     }
-    let mut multipart = Multipart::from_request(request, app)
-        .await
-        .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("expected multipart or JSON: {}", e.body_text())))?;
+    let mut multipart = Multipart::from_request(request, app).await.map_err(|e| {
+        control_error(
+            StatusCode::BAD_REQUEST,
+            &format!("expected multipart or JSON: {}", e.body_text()),
+        )
+    })?;
     let mut folder_id = None;
     let mut name = None;
     let mut stored: Option<(StoredBlob, Option<String>)> = None;
@@ -278,7 +317,10 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
                     Ok(Some(chunk)) => {
                         if let Err(error) = writer.write(&chunk).await {
                             writer.discard().await;
-                            return Err(control_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()));
+                            return Err(control_error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                &error.to_string(),
+                            ));
                         }
                     }
                     Ok(None) => break,
@@ -306,13 +348,23 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
         }
     }
     let Some((blob, file_name)) = stored else {
-        return Err(control_error(StatusCode::BAD_REQUEST, "a file part is required"));
+        return Err(control_error(
+            StatusCode::BAD_REQUEST,
+            "a file part is required",
+        ));
     };
     let (Some(folder_id), Some(name)) = (folder_id, name.or(file_name)) else {
         blob.discard().await;
-        return Err(control_error(StatusCode::BAD_REQUEST, "folder_id and a file name are required"));
+        return Err(control_error(
+            StatusCode::BAD_REQUEST,
+            "folder_id and a file name are required",
+        ));
     };
-    Ok(AgencyUpload { folder_id, name, blob })
+    Ok(AgencyUpload {
+        folder_id,
+        name,
+        blob,
+    })
 }
 
 /// `POST /_sandbox/agency-upload` -> 201 with the new Box file object (standard fields), or 200
@@ -343,14 +395,26 @@ async fn agency_upload(State(app): State<Arc<App>>, request: Request) -> Respons
         Some(Ok(file_id)) => commit_new_version(&app, &file_id, None, upload.blob, Actor::Agency)
             .await
             .map(|body| (StatusCode::OK, body)),
-        None => commit_new_file(&app, &upload.folder_id, &upload.name, upload.blob, Actor::Agency, None, None)
-            .await
-            .map(|body| (StatusCode::CREATED, body)),
+        None => commit_new_file(
+            &app,
+            &upload.folder_id,
+            &upload.name,
+            upload.blob,
+            Actor::Agency,
+            None,
+            None,
+        )
+        .await
+        .map(|body| (StatusCode::CREATED, body)),
     };
     match result {
         Ok((status, body)) => {
             let entry = body.pointer("/entries/0").cloned().unwrap_or(Value::Null);
-            let id = entry.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = entry
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let world = app.world();
             let file = world
                 .boxes

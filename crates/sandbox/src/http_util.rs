@@ -212,7 +212,13 @@ pub async fn serve_file(
     }
     let safe_name: String = file_name
         .chars()
-        .map(|c| if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() { '_' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() || !c.is_ascii() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe_name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
@@ -415,7 +421,10 @@ mod tests {
             parse_range(Some("bytes=8-100"), 10),
             RangeRequest::Partial(ByteRange { start: 8, end: 9 })
         );
-        assert_eq!(parse_range(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
+        assert_eq!(
+            parse_range(Some("bytes=10-"), 10),
+            RangeRequest::Unsatisfiable
+        );
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), RangeRequest::Full);
     }
 

@@ -129,10 +129,10 @@ pub fn load_or_create_box_app(state_dir: &Path) -> anyhow::Result<BoxAppKeys> {
 }
 
 fn load_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let file: AppConfigFile = serde_json::from_str(&text)
-        .with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: AppConfigFile =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let settings = file.box_app_settings;
     let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(
         &settings.app_auth.private_key,
@@ -151,7 +151,10 @@ fn load_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
 
 fn decoding_key(private: &rsa::RsaPrivateKey) -> jsonwebtoken::DecodingKey {
     let public = private.to_public_key();
-    jsonwebtoken::DecodingKey::from_rsa_raw_components(&public.n().to_bytes_be(), &public.e().to_bytes_be())
+    jsonwebtoken::DecodingKey::from_rsa_raw_components(
+        &public.n().to_bytes_be(),
+        &public.e().to_bytes_be(),
+    )
 }
 
 fn create_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
@@ -190,7 +193,10 @@ fn create_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
 ///
 /// # Errors
 /// Encoding or encryption failures.
-pub fn encrypt_private_key(private: &rsa::RsaPrivateKey, passphrase: &str) -> anyhow::Result<String> {
+pub fn encrypt_private_key(
+    private: &rsa::RsaPrivateKey,
+    passphrase: &str,
+) -> anyhow::Result<String> {
     let der = private
         .to_pkcs8_der()
         .map_err(|error| anyhow!("encoding the key as PKCS#8: {error}"))?;

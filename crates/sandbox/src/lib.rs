@@ -7,6 +7,8 @@
 //! Everything binds to loopback only. State lives in memory; file contents on disk under the state
 //! directory. See [`server::prepare`] for startup and [`scenario`] for the scenario file format.
 
+#![warn(missing_docs)]
+
 pub mod agency_upload;
 pub mod box_api;
 pub mod control;

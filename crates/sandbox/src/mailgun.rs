@@ -26,9 +26,10 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 fn authorized(app: &App, request: &Request) -> bool {
-    let Some(encoded) = header_text(request.headers(), "authorization")
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-    else {
+    let Some(encoded) = header_text(request.headers(), "authorization").and_then(|v| {
+        v.strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+    }) else {
         return false;
     };
     let Some(decoded) = base64::engine::general_purpose::STANDARD
@@ -38,8 +39,7 @@ fn authorized(app: &App, request: &Request) -> bool {
     else {
         return false;
     };
-    decoded.split_once(':')
-        == Some(("api", app.config.credentials.mailgun_api_key.as_str()))
+    decoded.split_once(':') == Some(("api", app.config.credentials.mailgun_api_key.as_str()))
 }
 
 async fn read_fields(app: &Arc<App>, request: Request) -> Result<Vec<(String, String)>, String> {
@@ -86,7 +86,11 @@ fn split_addresses(values: &[&str]) -> Vec<String> {
 }
 
 /// Records the message and replies `{"id":"<...@domain>","message":"Queued. Thank you."}`.
-async fn send_message(State(app): State<Arc<App>>, Path(domain): Path<String>, request: Request) -> Response {
+async fn send_message(
+    State(app): State<Arc<App>>,
+    Path(domain): Path<String>,
+    request: Request,
+) -> Response {
     if !authorized(&app, &request) {
         let mut response = (StatusCode::UNAUTHORIZED, "Forbidden").into_response();
         response.headers_mut().insert(
@@ -96,7 +100,10 @@ async fn send_message(State(app): State<Arc<App>>, Path(domain): Path<String>, r
         return response;
     }
     if domain != app.config.mailgun_domain {
-        return mailgun_message(StatusCode::NOT_FOUND, &format!("Domain not found: {domain}"));
+        return mailgun_message(
+            StatusCode::NOT_FOUND,
+            &format!("Domain not found: {domain}"),
+        );
     }
     let fields = match read_fields(&app, request).await {
         Ok(fields) => fields,
@@ -128,11 +135,19 @@ async fn send_message(State(app): State<Arc<App>>, Path(domain): Path<String>, r
     let prefixed = |prefix: &str| -> BTreeMap<String, String> {
         fields
             .iter()
-            .filter_map(|(name, value)| name.strip_prefix(prefix).map(|k| (k.to_owned(), value.clone())))
+            .filter_map(|(name, value)| {
+                name.strip_prefix(prefix)
+                    .map(|k| (k.to_owned(), value.clone()))
+            })
             .collect()
     };
     let now = crate::http_util::now();
-    let id = format!("<{}.{}@{}>", now.strftime("%Y%m%d%H%M%S"), random_hex(16), domain);
+    let id = format!(
+        "<{}.{}@{}>",
+        now.strftime("%Y%m%d%H%M%S"),
+        random_hex(16),
+        domain
+    );
     let record = json!({
         "id": id,
         "domain": domain,
@@ -150,5 +165,8 @@ async fn send_message(State(app): State<Arc<App>>, Path(domain): Path<String>, r
         "received_at": otmm_time(now),
     });
     app.world().emails.push(record);
-    json_response(StatusCode::OK, &json!({"id": id, "message": "Queued. Thank you."}))
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "message": "Queued. Thank you."}),
+    )
 }

@@ -48,7 +48,10 @@ pub fn api_routes(app: Arc<App>) -> Router<Arc<App>> {
             get(get_session).delete(delete_session).post(create_session),
         )
         .route("/otmmapi/v6/search/text", get(search_get).post(search_post))
-        .route("/otmmapi/v6/folders/{id}", get(get_folder).patch(patch_folder))
+        .route(
+            "/otmmapi/v6/folders/{id}",
+            get(get_folder).patch(patch_folder),
+        )
         .route("/otmmapi/v6/folders/{id}/children", get(folder_children))
         .route("/otmmapi/v6/folders/{id}/assets", get(folder_assets))
         .route("/otmmapi/v6/folders/{id}/folders", get(folder_folders))
@@ -270,14 +273,24 @@ fn wants_metadata(pairs: &[(String, String)]) -> bool {
     )
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
 fn paging(pairs: &[(String, String)]) -> Result<(usize, usize), Response> {
     let parse = |key: &str, default: usize| match first(pairs, key) {
         None | Some("") => Ok(default),
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| otmm_error(StatusCode::BAD_REQUEST, &format!("invalid value for '{key}': {text}"))),
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            otmm_error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid value for '{key}': {text}"),
+            )
+        }),
     };
-    Ok((parse("after", 0)?, parse("limit", DEFAULT_PAGE_SIZE)?.max(1)))
+    Ok((
+        parse("after", 0)?,
+        parse("limit", DEFAULT_PAGE_SIZE)?.max(1),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,14 +300,20 @@ fn paging(pairs: &[(String, String)]) -> Result<(usize, usize), Response> {
 /// Authenticates by `Authorization: Bearer`, the `otmmauthtoken` header or the `JSESSIONID`
 /// cookie (401 `exception_body` otherwise); mutating methods also need a non-empty
 /// `X-Requested-By` header (400 otherwise, as OTMM's CSRF filter does).
-pub async fn require_session(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+pub async fn require_session(
+    State(app): State<Arc<App>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if request.method() == Method::POST && request.uri().path() == "/otmmapi/v6/sessions" {
         return next.run(request).await;
     }
     let headers = request.headers();
     let bearer = header_text(headers, "authorization").and_then(|value| {
         let (scheme, token) = value.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
     });
     let digest = header_text(headers, "otmmauthtoken").map(str::to_owned);
     let cookie = headers
@@ -343,8 +362,7 @@ pub async fn require_session(State(app): State<Arc<App>>, mut request: Request, 
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
     if mutating
-        && header_text(request.headers(), "x-requested-by")
-            .is_none_or(|v| v.trim().is_empty())
+        && header_text(request.headers(), "x-requested-by").is_none_or(|v| v.trim().is_empty())
     {
         return otmm_error(
             StatusCode::BAD_REQUEST,
@@ -357,9 +375,15 @@ pub async fn require_session(State(app): State<Arc<App>>, mut request: Request, 
 
 /// `POST /otmmapi/v6/sessions` form `username`, `password` -> `session_resource.session` and a
 /// `JSESSIONID` cookie; 401 for wrong credentials.
-async fn create_session(State(app): State<Arc<App>>, form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Response {
+async fn create_session(
+    State(app): State<Arc<App>>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
     let Ok(Form(pairs)) = form else {
-        return otmm_error(StatusCode::BAD_REQUEST, "expected a form body with username and password");
+        return otmm_error(
+            StatusCode::BAD_REQUEST,
+            "expected a form body with username and password",
+        );
     };
     let credentials = &app.config.credentials;
     if first(&pairs, "username") != Some(credentials.dam_username.as_str())
@@ -379,7 +403,10 @@ async fn create_session(State(app): State<Arc<App>>, form: Result<Form<Vec<(Stri
     {
         let mut world = app.world();
         world.auth.dam_logins += 1;
-        world.auth.dam_sessions.insert(session.jsessionid.clone(), session);
+        world
+            .auth
+            .dam_sessions
+            .insert(session.jsessionid.clone(), session);
     }
     let mut response = json_response(StatusCode::OK, &body);
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -401,7 +428,11 @@ fn session_json(session: &DamSession) -> Value {
 }
 
 /// `GET /otmmapi/v6/sessions`: the caller's session (for bearer tokens a synthetic one).
-async fn get_session(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>, headers: HeaderMap) -> Response {
+async fn get_session(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
     let world = app.world();
     let digest = header_text(&headers, "otmmauthtoken");
     let session = world
@@ -422,7 +453,10 @@ async fn get_session(State(app): State<Arc<App>>, Extension(caller): Extension<C
 async fn delete_session(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let digest = header_text(&headers, "otmmauthtoken").map(str::to_owned);
     let mut world = app.world();
-    world.auth.dam_sessions.retain(|_, s| Some(&s.digest) != digest.as_ref());
+    world
+        .auth
+        .dam_sessions
+        .retain(|_, s| Some(&s.digest) != digest.as_ref());
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -436,20 +470,32 @@ async fn oauth_token(
 ) -> Response {
     let pairs = form.map(|f| f.0).unwrap_or_default();
     let oauth = |status: StatusCode, error: &str, description: &str| {
-        json_response(status, &json!({"error": error, "error_description": description}))
+        json_response(
+            status,
+            &json!({"error": error, "error_description": description}),
+        )
     };
     if first(&pairs, "grant_type") != Some("client_credentials") {
-        return oauth(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be client_credentials");
+        return oauth(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
     }
     let mut client_id = first(&pairs, "client_id").map(str::to_owned);
     let mut client_secret = first(&pairs, "client_secret").map(str::to_owned);
-    if let Some(basic) = header_text(&headers, "authorization").and_then(|v| v.strip_prefix("Basic ")) {
+    if let Some(basic) =
+        header_text(&headers, "authorization").and_then(|v| v.strip_prefix("Basic "))
+    {
         use base64::Engine;
         if let Some((id, secret)) = base64::engine::general_purpose::STANDARD
             .decode(basic.trim())
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())))
+            .and_then(|text| {
+                text.split_once(':')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            })
         {
             client_id = Some(id);
             client_secret = Some(secret);
@@ -459,14 +505,21 @@ async fn oauth_token(
     if client_id.as_deref() != Some(credentials.dam_client_id.as_str())
         || client_secret.as_deref() != Some(credentials.dam_client_secret.as_str())
     {
-        return oauth(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed");
+        return oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed",
+        );
     }
     let token = random_alnum(48);
     let lifetime = app.config.token_lifetime;
     {
         let mut world = app.world();
         world.auth.dam_logins += 1;
-        world.auth.dam_tokens.insert(token.clone(), Instant::now() + lifetime);
+        world
+            .auth
+            .dam_tokens
+            .insert(token.clone(), Instant::now() + lifetime);
     }
     json_response(
         StatusCode::OK,
@@ -487,7 +540,8 @@ struct Condition {
 }
 
 fn parse_conditions(text: &str) -> Result<Vec<Condition>, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("search_condition_list is not JSON: {e}"))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| format!("search_condition_list is not JSON: {e}"))?;
     let list = value
         .get("search_condition_list")
         .unwrap_or(&value)
@@ -503,8 +557,10 @@ fn parse_conditions(text: &str) -> Result<Vec<Condition>, String> {
     let mut conditions = Vec::new();
     for item in items {
         let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
-        let field_id = text("metadata_field_id").ok_or("a search condition lacks metadata_field_id")?;
-        let operator = text("relational_operator_id").ok_or("a search condition lacks relational_operator_id")?;
+        let field_id =
+            text("metadata_field_id").ok_or("a search condition lacks metadata_field_id")?;
+        let operator = text("relational_operator_id")
+            .ok_or("a search condition lacks relational_operator_id")?;
         let value = match item.get("value") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
@@ -512,7 +568,9 @@ fn parse_conditions(text: &str) -> Result<Vec<Condition>, String> {
         };
         if !matches!(
             operator.as_str(),
-            "ARTESIA.OPERATOR.CHAR.CONTAINS" | "ARTESIA.OPERATOR.CHAR.IS" | "ARTESIA.OPERATOR.CHAR.STARTS_WITH"
+            "ARTESIA.OPERATOR.CHAR.CONTAINS"
+                | "ARTESIA.OPERATOR.CHAR.IS"
+                | "ARTESIA.OPERATOR.CHAR.STARTS_WITH"
         ) {
             return Err(format!("unsupported relational_operator_id {operator}"));
         }
@@ -648,7 +706,10 @@ fn search(app: &App, pairs: &[(String, String)]) -> Response {
     }});
     if !ids_only {
         let list: Vec<&Value> = page.iter().map(|(_, v)| v).collect();
-        if let Some(resource) = result.get_mut("search_result_resource").and_then(Value::as_object_mut) {
+        if let Some(resource) = result
+            .get_mut("search_result_resource")
+            .and_then(Value::as_object_mut)
+        {
             resource.insert("asset_list".to_owned(), json!(list));
         }
     }
@@ -674,7 +735,11 @@ async fn get_folder(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
 /// `GET /otmmapi/v6/folders/{id}/children?after&limit&load_type` -> `folder_children` with
 /// `asset_list` (subfolders first, `data_type:"CONTAINER"`, then assets), `total_number_of_items`
 /// and `collection_summary`. Default limit 25.
-async fn folder_children(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri) -> Response {
+async fn folder_children(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
     let pairs = query_pairs(&uri);
     let (after, limit) = match paging(&pairs) {
         Ok(paging) => paging,
@@ -686,8 +751,16 @@ async fn folder_children(State(app): State<Arc<App>>, Path(id): Path<String>, ur
     if dam.folder(&id).is_none() {
         return otmm_error(StatusCode::NOT_FOUND, &format!("Folder {id} not found"));
     }
-    let mut items: Vec<Value> = dam.subfolders(&id).into_iter().map(|f| folder_json(dam, f)).collect();
-    items.extend(dam.folder_assets(&id).into_iter().map(|a| asset_json(a, with_metadata)));
+    let mut items: Vec<Value> = dam
+        .subfolders(&id)
+        .into_iter()
+        .map(|f| folder_json(dam, f))
+        .collect();
+    items.extend(
+        dam.folder_assets(&id)
+            .into_iter()
+            .map(|a| asset_json(a, with_metadata)),
+    );
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(after).take(limit).collect();
     json_response(
@@ -801,8 +874,14 @@ fn apply_field_updates(
                         .map(str::to_owned)
                         .or_else(|| display_for(&id, &new_text))
                         .unwrap_or_else(|| new_text.clone());
-                    if let Some(inner) = field.pointer_mut("/value/value").and_then(Value::as_object_mut) {
-                        inner.insert("field_value".to_owned(), json!({"type": "string", "value": new_text}));
+                    if let Some(inner) = field
+                        .pointer_mut("/value/value")
+                        .and_then(Value::as_object_mut)
+                    {
+                        inner.insert(
+                            "field_value".to_owned(),
+                            json!({"type": "string", "value": new_text}),
+                        );
                         inner.insert("display_value".to_owned(), json!(display));
                     }
                 } else if let Some(value) = field.get_mut("value").and_then(Value::as_object_mut) {
@@ -831,15 +910,28 @@ fn apply_field_updates(
     Ok(changes)
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
 fn parse_edit_body(body: &[u8], wrapper: &str) -> Result<Vec<Value>, Response> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| otmm_error(StatusCode::BAD_REQUEST, &format!("request body is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        otmm_error(
+            StatusCode::BAD_REQUEST,
+            &format!("request body is not JSON: {e}"),
+        )
+    })?;
     value
         .get(wrapper)
         .and_then(|w| w.pointer("/data/metadata"))
         .and_then(Value::as_array)
         .cloned()
-        .ok_or_else(|| otmm_error(StatusCode::BAD_REQUEST, &format!("expected {{\"{wrapper}\":{{\"data\":{{\"metadata\":[...]}}}}}}")))
+        .ok_or_else(|| {
+            otmm_error(
+                StatusCode::BAD_REQUEST,
+                &format!("expected {{\"{wrapper}\":{{\"data\":{{\"metadata\":[...]}}}}}}"),
+            )
+        })
 }
 
 /// `PATCH /otmmapi/v6/folders/{id}` `{"edited_folder":{"data":{"metadata":[fields]}}}`: the
@@ -925,7 +1017,11 @@ async fn get_asset(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri
 
 /// `PATCH /otmmapi/v6/assets/{id}` `{"edited_asset":{"data":{"metadata":[fields]}}}`: the asset
 /// must be locked; 200 with `asset_resource` (with metadata).
-async fn patch_asset(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+async fn patch_asset(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let updates = match parse_edit_body(&body, "edited_asset") {
         Ok(updates) => updates,
         Err(response) => return response,
@@ -935,7 +1031,10 @@ async fn patch_asset(State(app): State<Arc<App>>, Path(id): Path<String>, body: 
         return otmm_error(StatusCode::NOT_FOUND, &format!("Asset {id} not found"));
     };
     if asset.locked_by.is_none() {
-        return otmm_error(StatusCode::BAD_REQUEST, "asset must be locked before its metadata is edited");
+        return otmm_error(
+            StatusCode::BAD_REQUEST,
+            "asset must be locked before its metadata is edited",
+        );
     }
     if let Err(message) = apply_field_updates(&mut asset.categories, &updates, &|_, _| None) {
         return otmm_error(StatusCode::BAD_REQUEST, &message);
@@ -944,17 +1043,28 @@ async fn patch_asset(State(app): State<Arc<App>>, Path(id): Path<String>, body: 
     if let Some(name) = categories_field_text(&asset.categories, ASSET_NAME_FIELD) {
         asset.name = name;
     }
-    json_response(StatusCode::OK, &json!({"asset_resource": {"asset": asset_json(asset, true)}}))
+    json_response(
+        StatusCode::OK,
+        &json!({"asset_resource": {"asset": asset_json(asset, true)}}),
+    )
 }
 
 /// `GET /otmmapi/v6/assets/{id}/contents`: streams the master content (Range supported).
-async fn asset_contents(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn asset_contents(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let found = {
         let world = app.world();
-        world
-            .dam
-            .asset(&id)
-            .map(|a| (a.blob.clone(), a.content_size, a.mime_type.clone(), a.file_name.clone()))
+        world.dam.asset(&id).map(|a| {
+            (
+                a.blob.clone(),
+                a.content_size,
+                a.mime_type.clone(),
+                a.file_name.clone(),
+            )
+        })
     };
     let Some((blob, size, mime, name)) = found else {
         return otmm_error(StatusCode::NOT_FOUND, &format!("Asset {id} not found"));
@@ -963,7 +1073,11 @@ async fn asset_contents(State(app): State<Arc<App>>, Path(id): Path<String>, hea
 }
 
 /// `GET /otmmapi/v6/renditions/{id}`: the master rendition named in `master_content_info.url`.
-async fn rendition_contents(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn rendition_contents(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let found = {
         let world = app.world();
         world
@@ -971,7 +1085,14 @@ async fn rendition_contents(State(app): State<Arc<App>>, Path(id): Path<String>,
             .assets
             .iter()
             .find(|a| a.rendition_id == id)
-            .map(|a| (a.blob.clone(), a.content_size, a.mime_type.clone(), a.file_name.clone()))
+            .map(|a| {
+                (
+                    a.blob.clone(),
+                    a.content_size,
+                    a.mime_type.clone(),
+                    a.file_name.clone(),
+                )
+            })
     };
     let Some((blob, size, mime, name)) = found else {
         return otmm_error(StatusCode::NOT_FOUND, &format!("Rendition {id} not found"));
@@ -994,7 +1115,10 @@ async fn asset_state(
         Some("lock") => true,
         Some("unlock") => false,
         Some(other) => {
-            return otmm_error(StatusCode::BAD_REQUEST, &format!("unsupported action {other:?} (the sandbox supports lock and unlock)"))
+            return otmm_error(
+                StatusCode::BAD_REQUEST,
+                &format!("unsupported action {other:?} (the sandbox supports lock and unlock)"),
+            )
         }
         None => return otmm_error(StatusCode::BAD_REQUEST, "missing form field 'action'"),
     };
@@ -1010,7 +1134,10 @@ async fn asset_state(
     }
     if let Some(asset) = world.dam.asset_mut(&id) {
         asset.locked_by = owner;
-        return json_response(StatusCode::OK, &json!({"asset_resource": {"asset": asset_json(asset, false)}}));
+        return json_response(
+            StatusCode::OK,
+            &json!({"asset_resource": {"asset": asset_json(asset, false)}}),
+        );
     }
     otmm_error(StatusCode::NOT_FOUND, &format!("Asset {id} not found"))
 }
@@ -1025,11 +1152,22 @@ fn representation_categories(elements: &[Value]) -> Vec<DamCategory> {
     let mut categories: Vec<DamCategory> = Vec::new();
     let mut loose: Vec<Value> = Vec::new();
     for element in elements {
-        let kind = element.get("type").and_then(Value::as_str).unwrap_or_default();
+        let kind = element
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if kind == "com.artesia.metadata.MetadataCategory" {
             categories.push(DamCategory {
-                id: element.get("id").and_then(Value::as_str).unwrap_or("ARTESIA.CATEGORY.DEFAULT").to_owned(),
-                name: element.get("name").and_then(Value::as_str).unwrap_or("Category").to_owned(),
+                id: element
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ARTESIA.CATEGORY.DEFAULT")
+                    .to_owned(),
+                name: element
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Category")
+                    .to_owned(),
                 fields: element
                     .get("metadata_element_list")
                     .and_then(Value::as_array)
@@ -1063,7 +1201,11 @@ fn normalize_field(mut field: Value) -> Value {
             .entry("type")
             .or_insert_with(|| json!("com.artesia.metadata.MetadataField"));
         if !object.contains_key("name") {
-            let id = object.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = object
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             object.insert("name".to_owned(), json!(field_display_name(&id)));
         }
     }
@@ -1079,8 +1221,16 @@ struct ImportParts {
     file: Option<(StoredBlob, Option<String>, Option<String>)>,
 }
 
-async fn read_import_parts(app: &App, multipart: Result<Multipart, MultipartRejection>) -> Result<ImportParts, Response> {
-    let mut multipart = multipart.map_err(|_| otmm_error(StatusCode::BAD_REQUEST, "expected a multipart/form-data body"))?;
+async fn read_import_parts(
+    app: &App,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<ImportParts, Response> {
+    let mut multipart = multipart.map_err(|_| {
+        otmm_error(
+            StatusCode::BAD_REQUEST,
+            "expected a multipart/form-data body",
+        )
+    })?;
     let mut parts = ImportParts::default();
     let blob_dir = app.config.blob_dir.join("dam");
     loop {
@@ -1091,16 +1241,21 @@ async fn read_import_parts(app: &App, multipart: Result<Multipart, MultipartReje
                 if let Some((blob, _, _)) = parts.file.take() {
                     blob.discard().await;
                 }
-                return Err(otmm_error(StatusCode::BAD_REQUEST, &format!("malformed multipart body: {error}")));
+                return Err(otmm_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("malformed multipart body: {error}"),
+                ));
             }
         };
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "asset_representation" | "parent_folder_id" | "manifest" | "import_template_id" => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| otmm_error(StatusCode::BAD_REQUEST, &format!("unreadable part {name}: {e}")))?;
+                let text = field.text().await.map_err(|e| {
+                    otmm_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("unreadable part {name}: {e}"),
+                    )
+                })?;
                 match name.as_str() {
                     "asset_representation" => parts.representation = Some(text),
                     "parent_folder_id" => parts.parent_folder_id = Some(text.trim().to_owned()),
@@ -1119,13 +1274,19 @@ async fn read_import_parts(app: &App, multipart: Result<Multipart, MultipartReje
                         Ok(Some(chunk)) => {
                             if let Err(error) = writer.write(&chunk).await {
                                 writer.discard().await;
-                                return Err(otmm_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()));
+                                return Err(otmm_error(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    &error.to_string(),
+                                ));
                             }
                         }
                         Ok(None) => break,
                         Err(error) => {
                             writer.discard().await;
-                            return Err(otmm_error(StatusCode::BAD_REQUEST, &format!("upload interrupted: {error}")));
+                            return Err(otmm_error(
+                                StatusCode::BAD_REQUEST,
+                                &format!("upload interrupted: {error}"),
+                            ));
                         }
                     }
                 }
@@ -1145,7 +1306,10 @@ async fn read_import_parts(app: &App, multipart: Result<Multipart, MultipartReje
 /// `files`) -> 202 `{"job_handle":{"job_id":"<n>"}}`. The asset appears in the folder when the job
 /// completes, after the configured import delay. 404 for an unknown parent folder, 400 for an
 /// unparsable representation or a missing file part.
-async fn import_asset(State(app): State<Arc<App>>, multipart: Result<Multipart, MultipartRejection>) -> Response {
+async fn import_asset(
+    State(app): State<Arc<App>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
     let parts = match read_import_parts(&app, multipart).await {
         Ok(parts) => parts,
         Err(response) => return response,
@@ -1177,33 +1341,61 @@ struct PreparedImport {
     security_policies: Value,
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
 fn prepare_import(app: &App, parts: &ImportParts) -> Result<PreparedImport, Response> {
     let Some(folder_id) = parts.parent_folder_id.clone().filter(|f| !f.is_empty()) else {
-        return Err(otmm_error(StatusCode::BAD_REQUEST, "missing 'parent_folder_id' part"));
+        return Err(otmm_error(
+            StatusCode::BAD_REQUEST,
+            "missing 'parent_folder_id' part",
+        ));
     };
     if app.world().dam.folder(&folder_id).is_none() {
-        return Err(otmm_error(StatusCode::NOT_FOUND, &format!("Folder {folder_id} not found")));
+        return Err(otmm_error(
+            StatusCode::NOT_FOUND,
+            &format!("Folder {folder_id} not found"),
+        ));
     }
     let Some(representation) = parts.representation.as_deref() else {
-        return Err(otmm_error(StatusCode::BAD_REQUEST, "missing 'asset_representation' part"));
+        return Err(otmm_error(
+            StatusCode::BAD_REQUEST,
+            "missing 'asset_representation' part",
+        ));
     };
-    let representation: Value = serde_json::from_str(representation)
-        .map_err(|e| otmm_error(StatusCode::BAD_REQUEST, &format!("asset_representation is not valid JSON: {e}")))?;
-    let Some(asset) = representation.pointer("/asset_resource/asset").filter(|a| a.is_object()) else {
-        return Err(otmm_error(StatusCode::BAD_REQUEST, "asset_representation must be {\"asset_resource\":{\"asset\":{...}}}"));
+    let representation: Value = serde_json::from_str(representation).map_err(|e| {
+        otmm_error(
+            StatusCode::BAD_REQUEST,
+            &format!("asset_representation is not valid JSON: {e}"),
+        )
+    })?;
+    let Some(asset) = representation
+        .pointer("/asset_resource/asset")
+        .filter(|a| a.is_object())
+    else {
+        return Err(otmm_error(
+            StatusCode::BAD_REQUEST,
+            "asset_representation must be {\"asset_resource\":{\"asset\":{...}}}",
+        ));
     };
     let elements = match asset.pointer("/metadata/metadata_element_list") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.clone(),
         Some(_) => {
-            return Err(otmm_error(StatusCode::BAD_REQUEST, "metadata.metadata_element_list must be a list"))
+            return Err(otmm_error(
+                StatusCode::BAD_REQUEST,
+                "metadata.metadata_element_list must be a list",
+            ))
         }
     };
     let manifest: Option<Value> = match parts.manifest.as_deref() {
-        Some(text) if !text.trim().is_empty() => Some(
-            serde_json::from_str(text)
-                .map_err(|e| otmm_error(StatusCode::BAD_REQUEST, &format!("manifest is not valid JSON: {e}")))?,
-        ),
+        Some(text) if !text.trim().is_empty() => Some(serde_json::from_str(text).map_err(|e| {
+            otmm_error(
+                StatusCode::BAD_REQUEST,
+                &format!("manifest is not valid JSON: {e}"),
+            )
+        })?),
         _ => None,
     };
     let manifest_file = manifest
@@ -1215,14 +1407,24 @@ fn prepare_import(app: &App, parts: &ImportParts) -> Result<PreparedImport, Resp
     };
     let file_name = part_name
         .clone()
-        .or_else(|| manifest_file.as_ref().and_then(|f| f.get("file_name")).and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| {
+            manifest_file
+                .as_ref()
+                .and_then(|f| f.get("file_name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "unnamed".to_owned());
     let mime_type = manifest_file
         .as_ref()
         .and_then(|f| f.get("file_type"))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| part_type.clone().filter(|t| t != "application/octet-stream"))
+        .or_else(|| {
+            part_type
+                .clone()
+                .filter(|t| t != "application/octet-stream")
+        })
         .unwrap_or_else(|| guess_mime(&file_name).to_owned());
     let categories = representation_categories(&elements);
     let name = categories_field_text(&categories, ASSET_NAME_FIELD)
@@ -1239,7 +1441,10 @@ fn prepare_import(app: &App, parts: &ImportParts) -> Result<PreparedImport, Resp
             .unwrap_or("FERRERO.MODEL.MARKETING ASSET")
             .to_owned(),
         categories,
-        security_policies: asset.get("security_policy_list").cloned().unwrap_or_else(|| json!([])),
+        security_policies: asset
+            .get("security_policy_list")
+            .cloned()
+            .unwrap_or_else(|| json!([])),
     })
 }
 
@@ -1283,7 +1488,10 @@ async fn start_import(app: Arc<App>, prepared: PreparedImport, blob: StoredBlob)
             complete_import(&app, &job, asset);
         });
     }
-    json_response(StatusCode::ACCEPTED, &json!({"job_handle": {"job_id": job_id}}))
+    json_response(
+        StatusCode::ACCEPTED,
+        &json!({"job_handle": {"job_id": job_id}}),
+    )
 }
 
 fn complete_import(app: &App, job_id: &str, asset: DamAsset) {
@@ -1332,7 +1540,10 @@ async fn get_job(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respons
 async fn lookup_domain(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     let world = app.world();
     let Some(values) = world.dam.domains.get(&id) else {
-        return otmm_error(StatusCode::NOT_FOUND, &format!("Lookup domain {id} not found"));
+        return otmm_error(
+            StatusCode::NOT_FOUND,
+            &format!("Lookup domain {id} not found"),
+        );
     };
     let values: Vec<Value> = values
         .iter()
@@ -1369,7 +1580,10 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(field_display_name("FERRERO.FIELD.MKTG.ASSET TYPE"), "Mktg Asset Type");
+        assert_eq!(
+            field_display_name("FERRERO.FIELD.MKTG.ASSET TYPE"),
+            "Mktg Asset Type"
+        );
         assert_eq!(field_display_name("MAIN_LANGUAGES"), "Main Languages");
         assert_eq!(field_display_name("ARTESIA.FIELD.ASSET NAME"), "Asset Name");
     }
@@ -1379,28 +1593,56 @@ mod tests {
         let mut categories = vec![DamCategory {
             id: "C".into(),
             name: "C".into(),
-            fields: vec![domain_field("S", "A1", "A1 - Masters approved"), string_field("N", "x")],
+            fields: vec![
+                domain_field("S", "A1", "A1 - Masters approved"),
+                string_field("N", "x"),
+            ],
         }];
         let updates = vec![
             json!({"id": "S", "type": "com.artesia.metadata.MetadataField", "value": {"value": {"type": "string", "value": "A2"}}}),
             json!({"id": "N", "value": {"value": {"type": "string", "value": "y"}}}),
         ];
-        let changes = apply_field_updates(&mut categories, &updates, &|_, v| Some(format!("{v}!"))).expect("apply");
+        let changes = apply_field_updates(&mut categories, &updates, &|_, v| Some(format!("{v}!")))
+            .expect("apply");
         assert_eq!(changes.len(), 2);
         let status = &categories[0].fields[0];
-        assert_eq!(status.pointer("/value/value/type").and_then(Value::as_str), Some("com.artesia.metadata.DomainValue"));
-        assert_eq!(status.pointer("/value/value/field_value/value").and_then(Value::as_str), Some("A2"));
-        assert_eq!(status.pointer("/value/value/display_value").and_then(Value::as_str), Some("A2!"));
-        assert_eq!(field_value_text(&categories[0].fields[1]).as_deref(), Some("y"));
+        assert_eq!(
+            status.pointer("/value/value/type").and_then(Value::as_str),
+            Some("com.artesia.metadata.DomainValue")
+        );
+        assert_eq!(
+            status
+                .pointer("/value/value/field_value/value")
+                .and_then(Value::as_str),
+            Some("A2")
+        );
+        assert_eq!(
+            status
+                .pointer("/value/value/display_value")
+                .and_then(Value::as_str),
+            Some("A2!")
+        );
+        assert_eq!(
+            field_value_text(&categories[0].fields[1]).as_deref(),
+            Some("y")
+        );
     }
 
     #[test]
     fn conditions_parse_and_match() {
         let text = r#"{"search_condition_list":{"search_condition":[{"type":"com.artesia.search.SearchScalarCondition","metadata_field_id":"S","relational_operator_id":"ARTESIA.OPERATOR.CHAR.CONTAINS","value":"A1"}]}}"#;
         let conditions = parse_conditions(text).expect("parse");
-        let categories = vec![DamCategory { id: "C".into(), name: "C".into(), fields: vec![domain_field("S", "A1", "x")] }];
+        let categories = vec![DamCategory {
+            id: "C".into(),
+            name: "C".into(),
+            fields: vec![domain_field("S", "A1", "x")],
+        }];
         assert!(all_conditions_match(&conditions, &categories));
-        let other = vec![DamCategory { id: "C".into(), name: "C".into(), fields: vec![domain_field("S", "A2", "x")] }];
+        let other = vec![DamCategory {
+            id: "C".into(),
+            name: "C".into(),
+            fields: vec![domain_field("S", "A2", "x")],
+        }];
         assert!(!all_conditions_match(&conditions, &other));
     }
 }

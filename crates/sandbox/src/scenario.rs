@@ -312,7 +312,8 @@ fn validate(scenario: &Scenario) -> anyhow::Result<()> {
     }
     let mut seen = Vec::new();
     for name in &scenario.box_section.watched_folders {
-        validate_box_name(name).map_err(|e| anyhow::anyhow!("box.watched_folders: {name:?}: {e}"))?;
+        validate_box_name(name)
+            .map_err(|e| anyhow::anyhow!("box.watched_folders: {name:?}: {e}"))?;
         let lower = name.to_lowercase();
         if lower == scenario.box_section.campaigns_folder.to_lowercase() || seen.contains(&lower) {
             bail!("box.watched_folders: {name:?} is used twice");
@@ -322,7 +323,10 @@ fn validate(scenario: &Scenario) -> anyhow::Result<()> {
     let mut numbers = Vec::new();
     for campaign in &scenario.dam.campaigns {
         if numbers.contains(&campaign.number) {
-            bail!("dam.campaigns: campaign number {} appears twice", campaign.number);
+            bail!(
+                "dam.campaigns: campaign number {} appears twice",
+                campaign.number
+            );
         }
         numbers.push(campaign.number.clone());
     }
@@ -637,7 +641,10 @@ dam:
         let scenario: Scenario = serde_saphyr::from_str(yaml).expect("parse");
         let fields = &scenario.dam.campaigns[0].masters[0].fields;
         assert!(matches!(fields["A"], FieldSpec::Text(_)));
-        assert!(matches!(fields["B"], FieldSpec::Text(ScalarText::Integer(2026))));
+        assert!(matches!(
+            fields["B"],
+            FieldSpec::Text(ScalarText::Integer(2026))
+        ));
         assert!(matches!(fields["C"], FieldSpec::Domain(_)));
         assert!(matches!(fields["D"], FieldSpec::Number(_)));
         assert!(matches!(fields["E"], FieldSpec::Datetime(_)));

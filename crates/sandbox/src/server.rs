@@ -124,10 +124,13 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
     let blob_dir = state_dir.join("blobs");
     if blob_dir.exists() {
         // Contents of an earlier run: the in-memory state that referenced them is gone.
-        std::fs::remove_dir_all(&blob_dir).with_context(|| format!("clearing {}", blob_dir.display()))?;
+        std::fs::remove_dir_all(&blob_dir)
+            .with_context(|| format!("clearing {}", blob_dir.display()))?;
     }
-    std::fs::create_dir_all(blob_dir.join("box")).with_context(|| format!("creating {}", blob_dir.display()))?;
-    std::fs::create_dir_all(blob_dir.join("dam")).with_context(|| format!("creating {}", blob_dir.display()))?;
+    std::fs::create_dir_all(blob_dir.join("box"))
+        .with_context(|| format!("creating {}", blob_dir.display()))?;
+    std::fs::create_dir_all(blob_dir.join("dam"))
+        .with_context(|| format!("creating {}", blob_dir.display()))?;
 
     let key_dir = state_dir.clone();
     let keys = tokio::task::spawn_blocking(move || crate::keys::load_or_create_box_app(&key_dir))
@@ -154,7 +157,10 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
     let download_addr = download_listener.local_addr()?;
     let main_base = format!("http://{main_addr}");
     let download_base = format!("http://{download_addr}");
-    let import_delay_ms = options.import_delay_ms.or(seeded.import_delay_ms).unwrap_or(300);
+    let import_delay_ms = options
+        .import_delay_ms
+        .or(seeded.import_delay_ms)
+        .unwrap_or(300);
 
     let ready = ReadyInfo {
         base_url: main_base.clone(),
@@ -224,18 +230,24 @@ impl Server {
     ///
     /// # Errors
     /// Accept-loop failures.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let main_router = main_router(Arc::clone(&self.app));
         let download_router = download_router(Arc::clone(&self.app));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut main_stop = stop_rx.clone();
         let mut download_stop = stop_rx;
-        let main = axum::serve(self.main_listener, main_router).with_graceful_shutdown(async move {
-            let _ = main_stop.wait_for(|stop| *stop).await;
-        });
-        let download = axum::serve(self.download_listener, download_router).with_graceful_shutdown(async move {
-            let _ = download_stop.wait_for(|stop| *stop).await;
-        });
+        let main =
+            axum::serve(self.main_listener, main_router).with_graceful_shutdown(async move {
+                let _ = main_stop.wait_for(|stop| *stop).await;
+            });
+        let download = axum::serve(self.download_listener, download_router).with_graceful_shutdown(
+            async move {
+                let _ = download_stop.wait_for(|stop| *stop).await;
+            },
+        );
         let main_task = tokio::spawn(async move { main.await });
         let download_task = tokio::spawn(async move { download.await });
         shutdown.await;
@@ -256,7 +268,10 @@ pub fn main_router(app: Arc<App>) -> Router {
         .merge(crate::mailgun::routes())
         .merge(crate::control::routes())
         .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe_main))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            observe_main,
+        ))
         .layer(DefaultBodyLimit::disable())
         .with_state(app)
 }
@@ -266,7 +281,10 @@ pub fn download_router(app: Arc<App>) -> Router {
     Router::new()
         .merge(crate::box_api::download_routes())
         .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), observe_download))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            observe_download,
+        ))
         .with_state(app)
 }
 
@@ -306,10 +324,17 @@ fn api_of(path: &str, download_port: bool) -> Api {
 async fn fallback(request: Request) -> Response {
     let path = request.uri().path().to_owned();
     match api_of(&path, false) {
-        Api::Box => crate::box_api::box_error(StatusCode::NOT_FOUND, "not_found", "Not Found", None),
-        Api::Dam => crate::otmm::otmm_error(StatusCode::NOT_FOUND, &format!("No resource at {path}")),
+        Api::Box => {
+            crate::box_api::box_error(StatusCode::NOT_FOUND, "not_found", "Not Found", None)
+        }
+        Api::Dam => {
+            crate::otmm::otmm_error(StatusCode::NOT_FOUND, &format!("No resource at {path}"))
+        }
         Api::Mailgun => json_response(StatusCode::NOT_FOUND, &json!({"message": "Not Found"})),
-        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": format!("no route for {path}")})),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no route for {path}")}),
+        ),
     }
 }
 
@@ -342,7 +367,10 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
     {
         let mut world = app.world();
         let stats = &mut world.stats;
-        *stats.routes.entry(format!("{method} {template} {status}")).or_insert(0) += 1;
+        *stats
+            .routes
+            .entry(format!("{method} {template} {status}"))
+            .or_insert(0) += 1;
         match api {
             Api::Box | Api::BoxToken => stats.box_requests += 1,
             Api::BoxDownload => {
@@ -362,12 +390,15 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
 fn take_fault(app: &App, method: &str, path: &str) -> Option<Fault> {
     let mut world = app.world();
     let index = world.faults.iter().position(|f| {
-        f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && path.starts_with(&f.path_prefix)
+        f.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && path.starts_with(&f.path_prefix)
     })?;
     let fault = world.faults.get_mut(index)?;
     fault.hits += 1;
     if let Some(count) = fault.count.as_mut() {
-        *count -= 1;
+        *count = count.saturating_sub(1);
     }
     let snapshot = fault.clone();
     if snapshot.count == Some(0) {
@@ -378,21 +409,31 @@ fn take_fault(app: &App, method: &str, path: &str) -> Option<Fault> {
 
 fn fault_response(api: Api, fault: &Fault) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let message = format!("Injected fault ({} {})", fault.status, status.canonical_reason().unwrap_or(""));
+    let message = format!(
+        "Injected fault ({} {})",
+        fault.status,
+        status.canonical_reason().unwrap_or("")
+    );
     let mut response = match api {
         Api::Box | Api::BoxDownload if status == StatusCode::UNAUTHORIZED => {
             crate::box_api::unauthorized("The access token provided is invalid.")
         }
-        Api::Box | Api::BoxDownload => {
-            crate::box_api::box_error(status, crate::box_api::code_for_status(status), &message, None)
-        }
+        Api::Box | Api::BoxDownload => crate::box_api::box_error(
+            status,
+            crate::box_api::code_for_status(status),
+            &message,
+            None,
+        ),
         Api::BoxToken => {
             let error = if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 "temporarily_unavailable"
             } else {
                 "invalid_request"
             };
-            json_response(status, &json!({"error": error, "error_description": message}))
+            json_response(
+                status,
+                &json!({"error": error, "error_description": message}),
+            )
         }
         Api::Dam => crate::otmm::otmm_error(status, &message),
         Api::Mailgun => json_response(status, &json!({"message": message})),
@@ -456,7 +497,9 @@ impl BackgroundServer {
                 }
             });
         });
-        let ready = ready_rx.recv().context("sandbox thread ended before it was ready")??;
+        let ready = ready_rx
+            .recv()
+            .context("sandbox thread ended before it was ready")??;
         Ok(Self {
             ready,
             stop: Some(stop_tx),

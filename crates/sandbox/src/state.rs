@@ -404,7 +404,9 @@ impl BoxStore {
     }
 
     fn is_below(&self, folder_id: &str, ancestor_id: &str) -> bool {
-        self.ancestors(folder_id).iter().any(|f| f.id == ancestor_id)
+        self.ancestors(folder_id)
+            .iter()
+            .any(|f| f.id == ancestor_id)
     }
 
     /// Creates a folder (caller validated the name, the parent and the absence of a clash).
@@ -786,12 +788,12 @@ impl DamStore {
 /// DomainValue's `value.value.field_value.value`; `None` when empty or of another shape.
 pub fn field_value_text(field: &Value) -> Option<String> {
     let inner = field.get("value")?.get("value")?;
-    let raw = if inner.get("type").and_then(Value::as_str) == Some("com.artesia.metadata.DomainValue")
-    {
-        inner.get("field_value")?.get("value")?
-    } else {
-        inner.get("value")?
-    };
+    let raw =
+        if inner.get("type").and_then(Value::as_str) == Some("com.artesia.metadata.DomainValue") {
+            inner.get("field_value")?.get("value")?
+        } else {
+            inner.get("value")?
+        };
     match raw {
         Value::String(text) => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -813,8 +815,10 @@ pub fn categories_field_text(categories: &[DamCategory], field_id: &str) -> Opti
 pub fn categories_field_map(categories: &[DamCategory]) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
     for field in categories.iter().flat_map(|c| c.fields.iter()) {
-        if let (Some(id), Some(text)) = (field.get("id").and_then(Value::as_str), field_value_text(field))
-        {
+        if let (Some(id), Some(text)) = (
+            field.get("id").and_then(Value::as_str),
+            field_value_text(field),
+        ) {
             map.insert(id.to_owned(), text);
         }
     }

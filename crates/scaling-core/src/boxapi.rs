@@ -13,6 +13,8 @@
 
 mod auth;
 mod model;
+#[cfg(test)]
+mod wire_tests;
 
 use std::fmt;
 use std::fs;
@@ -33,9 +35,9 @@ pub use model::{BoxFile, BoxFolder, BoxItem};
 
 use crate::config::BoxConfig;
 use crate::http::{
-    self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status, read_error_text,
-    read_json, request, request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError,
-    Timeouts,
+    self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
+    read_error_text, read_json, request, request_label, CallOptions, HttpContext, Multipart,
+    RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -89,13 +91,15 @@ pub enum BoxError {
     /// Local file error (reading an upload, writing a download, reading the app config).
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
-    /// Box answered 2xx with a body we cannot understand.
-    #[error("unexpected Box response: {0}")]
+    /// A reply (2xx) or the app config file that we cannot understand; the message says where.
+    #[error("cannot decode Box data: {0}")]
     Decode(String),
 }
 
 fn request_id_suffix(request_id: Option<&str>) -> String {
-    request_id.map(|id| format!(" (request id {id})")).unwrap_or_default()
+    request_id
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default()
 }
 
 impl BoxError {
@@ -107,7 +111,11 @@ impl BoxError {
                 *status == 429
                     || *status >= 500
                     || *status == 202
-                    || (*status == 409 && matches!(code.as_str(), "operation_blocked_temporary" | "name_temporarily_reserved"))
+                    || (*status == 409
+                        && matches!(
+                            code.as_str(),
+                            "operation_blocked_temporary" | "name_temporarily_reserved"
+                        ))
             }
             BoxError::Transport(_) => true,
             _ => false,
@@ -165,9 +173,17 @@ fn api_failure(endpoint: &str, mut response: Response<Body>) -> ApiFailure {
     let status = response.status().as_u16();
     let retry_after = transport::retry_after(response.headers());
     let header_request_id = header_str(response.headers(), "box-request-id").map(str::to_string);
-    let authenticate_error = header_str(response.headers(), "www-authenticate").and_then(www_authenticate_error);
+    let authenticate_error =
+        header_str(response.headers(), "www-authenticate").and_then(www_authenticate_error);
     let text = read_error_text(&mut response);
-    parse_api_failure(status, endpoint, &text, retry_after, header_request_id, authenticate_error)
+    parse_api_failure(
+        status,
+        endpoint,
+        &text,
+        retry_after,
+        header_request_id,
+        authenticate_error,
+    )
 }
 
 fn parse_api_failure(
@@ -193,7 +209,10 @@ fn parse_api_failure(
         status,
         code,
         message,
-        request_id: raw.request_id.filter(|id| !id.is_empty()).or(header_request_id),
+        request_id: raw
+            .request_id
+            .filter(|id| !id.is_empty())
+            .or(header_request_id),
         context_info: raw.context_info,
         retry_after,
         endpoint: endpoint.to_string(),
@@ -227,7 +246,10 @@ fn default_code(status: u16) -> &'static str {
 }
 
 fn reason_phrase(status: u16) -> &'static str {
-    ureq::http::StatusCode::from_u16(status).ok().and_then(|code| code.canonical_reason()).unwrap_or("HTTP error")
+    ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("HTTP error")
 }
 
 fn invalid_request(label: &str, error: impl fmt::Display) -> BoxError {
@@ -235,7 +257,10 @@ fn invalid_request(label: &str, error: impl fmt::Display) -> BoxError {
 }
 
 fn io_error(context: &str, path: &Path, error: io::Error) -> BoxError {
-    BoxError::Io(io::Error::new(error.kind(), format!("{context} {}: {error}", path.display())))
+    BoxError::Io(io::Error::new(
+        error.kind(),
+        format!("{context} {}: {error}", path.display()),
+    ))
 }
 
 /// An access token and when to stop using it.
@@ -253,15 +278,24 @@ enum UploadSource<'a> {
 
 /// Why an upload did not return a file.
 enum UploadError {
-    /// 409 `item_name_in_use`: the conflicting file (if Box described it) and the error.
-    Conflict { existing: Option<BoxFile>, failure: ApiFailure },
+    /// 409 `item_name_in_use`.
+    Conflict(Box<UploadConflict>),
     Other(BoxError),
+}
+
+/// A 409 `item_name_in_use`: the conflicting file (if Box described it) and the error.
+struct UploadConflict {
+    existing: Option<BoxFile>,
+    failure: ApiFailure,
 }
 
 /// Why one download attempt failed.
 enum DownloadFailure {
     /// Worth another attempt (transport error, not ready yet, download URL refused).
-    Retry { error: BoxError, retry_after: Option<Duration> },
+    Retry {
+        error: BoxError,
+        retry_after: Option<Duration>,
+    },
     /// Bytes received but the SHA-1 differs.
     Integrity(BoxError),
     /// Give up (local I/O, 4xx from the API).
@@ -360,7 +394,10 @@ impl BoxClient {
     /// Drops the cached token if it is still `used` (another thread may have renewed it already).
     fn forget_token(&self, used: &Secret<String>) {
         let mut cached = self.token.lock().unwrap_or_else(PoisonError::into_inner);
-        if cached.as_ref().is_some_and(|token| token.value.expose() == used.expose()) {
+        if cached
+            .as_ref()
+            .is_some_and(|token| token.value.expose() == used.expose())
+        {
             *cached = None;
         }
     }
@@ -371,7 +408,12 @@ impl BoxClient {
     /// Source: <https://developer.box.com/reference/post-oauth2-token/>.
     fn request_token(&self) -> Result<CachedToken, BoxError> {
         let label = request_label(&Method::POST, &self.oauth2_url);
-        let options = CallOptions { label: &label, retry: true, timeouts: self.timeouts, redirects: Redirects::Manual };
+        let options = CallOptions {
+            label: &label,
+            retry: true,
+            timeouts: self.timeouts,
+            redirects: Redirects::Manual,
+        };
         let mut clock_offset: i64 = 0;
         let mut clock_corrected = false;
         loop {
@@ -379,7 +421,8 @@ impl BoxClient {
                 let now = jiff::Timestamp::now().as_second() + clock_offset;
                 let assertion = auth::sign_assertion(&self.app, &self.key, now)?;
                 transport::form(
-                    request(Method::POST, &self.oauth2_url).header(header::ACCEPT, "application/json"),
+                    request(Method::POST, &self.oauth2_url)
+                        .header(header::ACCEPT, "application/json"),
                     &[
                         ("grant_type", auth::JWT_GRANT_TYPE),
                         ("assertion", &assertion),
@@ -392,9 +435,13 @@ impl BoxClient {
             let mut response = self.send(&options, &mut make)?;
             let status = response.status().as_u16();
             if response.status().is_success() {
-                let reply: TokenReply =
-                    read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
-                let lifetime = reply.expires_in.as_ref().and_then(lenient_u64).unwrap_or(3600);
+                let reply: TokenReply = read_json(&mut response)
+                    .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+                let lifetime = reply
+                    .expires_in
+                    .as_ref()
+                    .and_then(lenient_u64)
+                    .unwrap_or(3600);
                 let margin = 60.min(lifetime / 2);
                 tracing::debug!(expires_in_secs = lifetime, "obtained a Box access token");
                 return Ok(CachedToken {
@@ -409,16 +456,33 @@ impl BoxClient {
                 if let Some(server_now) = server_now {
                     clock_offset = server_now.as_second() - jiff::Timestamp::now().as_second();
                     clock_corrected = true;
-                    tracing::warn!(clock_offset_secs = clock_offset, "Box refused the JWT 'exp' claim; retrying with the server's clock");
+                    tracing::warn!(
+                        clock_offset_secs = clock_offset,
+                        "Box refused the JWT 'exp' claim; retrying with the server's clock"
+                    );
                     continue;
                 }
             }
-            let code = error.error.clone().unwrap_or_else(|| default_code(status).to_string());
-            let description = error.error_description.clone().unwrap_or_else(|| transport::excerpt(&text));
+            let code = error
+                .error
+                .clone()
+                .unwrap_or_else(|| default_code(status).to_string());
+            let description = error
+                .error_description
+                .clone()
+                .unwrap_or_else(|| transport::excerpt(&text));
             if is_retryable_status(status) {
-                return Err(BoxError::Api { status, code, message: description, request_id: None, endpoint: label });
+                return Err(BoxError::Api {
+                    status,
+                    code,
+                    message: description,
+                    request_id: None,
+                    endpoint: label,
+                });
             }
-            return Err(BoxError::Auth(format!("{label} returned {status} {code}: {description}")));
+            return Err(BoxError::Auth(format!(
+                "{label} returned {status} {code}: {description}"
+            )));
         }
     }
 
@@ -433,7 +497,10 @@ impl BoxClient {
             SendError::Build(error) => error,
             SendError::Transport { error, attempts } => {
                 if transport::is_retryable_transport(&error) {
-                    BoxError::Transport(format!("{}: {error} (after {attempts} attempt(s))", options.label))
+                    BoxError::Transport(format!(
+                        "{}: {error} (after {attempts} attempt(s))",
+                        options.label
+                    ))
                 } else {
                     invalid_request(options.label, error)
                 }
@@ -449,10 +516,17 @@ impl BoxClient {
         url: &str,
         retry: bool,
         redirects: Redirects,
-        finish: &dyn Fn(ureq::http::request::Builder) -> Result<Request<SendBody<'static>>, BoxError>,
+        finish: &dyn Fn(
+            ureq::http::request::Builder,
+        ) -> Result<Request<SendBody<'static>>, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
         let label = request_label(method, url);
-        let options = CallOptions { label: &label, retry, timeouts: self.timeouts, redirects };
+        let options = CallOptions {
+            label: &label,
+            retry,
+            timeouts: self.timeouts,
+            redirects,
+        };
         let mut renewed = false;
         loop {
             let token = self.access_token()?;
@@ -474,14 +548,23 @@ impl BoxClient {
         }
     }
 
-    fn empty(builder: ureq::http::request::Builder, label: &str) -> Result<Request<SendBody<'static>>, BoxError> {
+    fn empty(
+        builder: ureq::http::request::Builder,
+        label: &str,
+    ) -> Result<Request<SendBody<'static>>, BoxError> {
         transport::empty_body(builder).map_err(|error| invalid_request(label, error))
     }
 
     /// GET returning a JSON body; retried.
     fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, BoxError> {
         let label = request_label(&Method::GET, url);
-        let mut response = self.call(&Method::GET, url, true, Redirects::FollowWithoutAuth, &|builder| Self::empty(builder, &label))?;
+        let mut response = self.call(
+            &Method::GET,
+            url,
+            true,
+            Redirects::FollowWithoutAuth,
+            &|builder| Self::empty(builder, &label),
+        )?;
         if !response.status().is_success() {
             return Err(api_failure(&label, response).into());
         }
@@ -489,7 +572,13 @@ impl BoxClient {
     }
 
     /// Sends JSON (`method` POST or PUT); retried when `retry`. Returns the raw response (any status).
-    fn send_json(&self, method: &Method, url: &str, body: &Value, retry: bool) -> Result<Response<Body>, BoxError> {
+    fn send_json(
+        &self,
+        method: &Method,
+        url: &str,
+        body: &Value,
+        retry: bool,
+    ) -> Result<Response<Body>, BoxError> {
         let label = request_label(method, url);
         self.call(method, url, retry, Redirects::Manual, &|builder| {
             transport::json_body(builder, body).map_err(|error| invalid_request(&label, error))
@@ -519,7 +608,9 @@ impl BoxClient {
             let page: RawPage = self.get_json(&url)?;
             for (index, entry) in page.entries.into_iter().enumerate() {
                 let item: RawItem = serde_json::from_value(entry).map_err(|error| {
-                    BoxError::Decode(format!("GET /2.0/folders/{folder_id}/items: entry {index}: {error}"))
+                    BoxError::Decode(format!(
+                        "GET /2.0/folders/{folder_id}/items: entry {index}: {error}"
+                    ))
                 })?;
                 items.push(item.into_item());
             }
@@ -559,7 +650,11 @@ impl BoxClient {
             })
             .collect();
         let exact = files.iter().position(|file| file.name == name);
-        let position = exact.or_else(|| files.iter().position(|file| file.name.to_lowercase() == name.to_lowercase()));
+        let position = exact.or_else(|| {
+            files
+                .iter()
+                .position(|file| file.name.to_lowercase() == name.to_lowercase())
+        });
         Ok(position.and_then(|index| files.into_iter().nth(index)))
     }
 
@@ -574,8 +669,17 @@ impl BoxClient {
     /// when it matches ([`BoxError::Integrity`] otherwise, after one more full attempt). Transport errors,
     /// also in the middle of the body, restart the download (up to `max_retries`).
     /// Source: <https://developer.box.com/reference/get-files-id-content/>.
-    pub fn download_to(&self, file_id: &str, expected_sha1: Option<&str>, dest: &Path) -> Result<u64, BoxError> {
-        let url = format!("{}/2.0/files/{}/content", self.api_base, encode_path_segment(file_id));
+    pub fn download_to(
+        &self,
+        file_id: &str,
+        expected_sha1: Option<&str>,
+        dest: &Path,
+    ) -> Result<u64, BoxError> {
+        let url = format!(
+            "{}/2.0/files/{}/content",
+            self.api_base,
+            encode_path_segment(file_id)
+        );
         let label = request_label(&Method::GET, &url);
         let mut attempt: u32 = 0;
         let mut integrity_retried = false;
@@ -596,17 +700,30 @@ impl BoxClient {
                     integrity_retried = true;
                     tracing::warn!(request = %label, error = %error, "downloaded bytes do not match the sha1, downloading once more");
                 }
-                Err(DownloadFailure::Integrity(error) | DownloadFailure::Fatal(error)) => return Err(error),
+                Err(DownloadFailure::Integrity(error) | DownloadFailure::Fatal(error)) => {
+                    return Err(error)
+                }
             }
         }
     }
 
-    fn download_once(&self, url: &str, label: &str, expected_sha1: Option<&str>, dest: &Path) -> Result<u64, DownloadFailure> {
+    fn download_once(
+        &self,
+        url: &str,
+        label: &str,
+        expected_sha1: Option<&str>,
+        dest: &Path,
+    ) -> Result<u64, DownloadFailure> {
         let response = self
-            .call(&Method::GET, url, true, Redirects::Manual, &|builder| Self::empty(builder, label))
+            .call(&Method::GET, url, true, Redirects::Manual, &|builder| {
+                Self::empty(builder, label)
+            })
             .map_err(|error| {
                 if error.is_transient() {
-                    DownloadFailure::Retry { error, retry_after: None }
+                    DownloadFailure::Retry {
+                        error,
+                        retry_after: None,
+                    }
                 } else {
                     DownloadFailure::Fatal(error)
                 }
@@ -615,7 +732,8 @@ impl BoxClient {
         let response = match status {
             200 => response,
             202 => {
-                let retry_after = transport::retry_after(response.headers()).or(Some(Duration::from_secs(1)));
+                let retry_after =
+                    transport::retry_after(response.headers()).or(Some(Duration::from_secs(1)));
                 return Err(DownloadFailure::Retry {
                     error: BoxError::Api {
                         status,
@@ -630,16 +748,26 @@ impl BoxClient {
             301 | 302 | 303 | 307 | 308 => {
                 let location = header_str(response.headers(), "location")
                     .map(str::to_string)
-                    .ok_or_else(|| DownloadFailure::Fatal(BoxError::Decode(format!("{label}: {status} without Location"))))?;
-                let location = resolve_location(url, &location)
-                    .ok_or_else(|| DownloadFailure::Fatal(BoxError::Decode(format!("{label}: unusable Location header"))))?;
+                    .ok_or_else(|| {
+                        DownloadFailure::Fatal(BoxError::Decode(format!(
+                            "{label}: {status} without Location"
+                        )))
+                    })?;
+                let location = resolve_location(url, &location).ok_or_else(|| {
+                    DownloadFailure::Fatal(BoxError::Decode(format!(
+                        "{label}: unusable Location header"
+                    )))
+                })?;
                 self.fetch_download_url(&location)?
             }
             _ => {
                 let failure = api_failure(label, response);
                 let error = BoxError::from(failure);
                 return Err(if error.is_transient() {
-                    DownloadFailure::Retry { error, retry_after: None }
+                    DownloadFailure::Retry {
+                        error,
+                        retry_after: None,
+                    }
                 } else {
                     DownloadFailure::Fatal(error)
                 });
@@ -651,11 +779,19 @@ impl BoxClient {
     /// GET the redirect target with no `Authorization` (the URL itself is the credential).
     fn fetch_download_url(&self, location: &str) -> Result<Response<Body>, DownloadFailure> {
         let label = format!("GET {} (download redirect)", host_of(location));
-        let options = CallOptions { label: &label, retry: true, timeouts: self.timeouts, redirects: Redirects::FollowWithoutAuth };
+        let options = CallOptions {
+            label: &label,
+            retry: true,
+            timeouts: self.timeouts,
+            redirects: Redirects::FollowWithoutAuth,
+        };
         let mut make = || Self::empty(request(Method::GET, location), &label);
         let response = self.send(&options, &mut make).map_err(|error| {
             if error.is_transient() {
-                DownloadFailure::Retry { error, retry_after: None }
+                DownloadFailure::Retry {
+                    error,
+                    retry_after: None,
+                }
             } else {
                 DownloadFailure::Fatal(error)
             }
@@ -666,7 +802,10 @@ impl BoxClient {
         // Expired or refused download URL, or a server error: start again from the API.
         let failure = api_failure(&label, response);
         let retry_after = failure.retry_after;
-        Err(DownloadFailure::Retry { error: failure.into(), retry_after })
+        Err(DownloadFailure::Retry {
+            error: failure.into(),
+            retry_after,
+        })
     }
 
     // ----- uploads -----
@@ -682,20 +821,22 @@ impl BoxClient {
     /// SHA-1 is returned as the success, else the upload is sent again (up to `max_retries`).
     /// Source: <https://developer.box.com/reference/post-files-content/>.
     pub fn upload(&self, folder_id: &str, name: &str, path: &Path) -> Result<BoxFile, BoxError> {
-        let size = fs::metadata(path).map_err(|error| io_error("cannot read upload source", path, error))?.len();
+        let size = fs::metadata(path)
+            .map_err(|error| io_error("cannot read upload source", path, error))?
+            .len();
         self.check_simple_upload_size(size, &path.display().to_string())?;
-        let (sha1, _) = transport::sha1_file(path).map_err(|error| io_error("cannot read upload source", path, error))?;
+        let (sha1, _) = transport::sha1_file(path)
+            .map_err(|error| io_error("cannot read upload source", path, error))?;
         match self.upload_new(folder_id, name, UploadSource::File(path), &sha1) {
             Ok(file) => Ok(file),
-            Err(UploadError::Conflict { existing: Some(existing), failure }) => {
-                if same_sha1(existing.sha1.as_deref(), &sha1) {
+            Err(UploadError::Conflict(conflict)) => match conflict.existing {
+                Some(existing) if same_sha1(existing.sha1.as_deref(), &sha1) => {
                     tracing::info!(folder_id, name, file_id = %existing.id, "file already in Box with the same sha1; treating the upload as done");
                     Ok(with_parent(existing, folder_id))
-                } else {
-                    Err(conflict_error(failure, &existing))
                 }
-            }
-            Err(UploadError::Conflict { existing: None, failure }) => Err(failure.into()),
+                Some(existing) => Err(conflict_error(conflict.failure, &existing)),
+                None => Err(conflict.failure.into()),
+            },
             Err(UploadError::Other(error)) => Err(error),
         }
     }
@@ -703,20 +844,28 @@ impl BoxClient {
     /// Uploads a small text file (error notes): like [`BoxClient::upload`] from memory; when the name is
     /// taken by a file with other content, uploads a new version of that file instead
     /// (POST `{upload_url}/2.0/files/{id}/content`, <https://developer.box.com/reference/post-files-id-content/>).
-    pub fn upload_text(&self, folder_id: &str, name: &str, text: &str) -> Result<BoxFile, BoxError> {
+    pub fn upload_text(
+        &self,
+        folder_id: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<BoxFile, BoxError> {
         let bytes = text.as_bytes();
         self.check_simple_upload_size(bytes.len() as u64, name)?;
         let sha1 = transport::sha1_bytes(bytes);
         match self.upload_new(folder_id, name, UploadSource::Bytes(bytes), &sha1) {
             Ok(file) => Ok(file),
-            Err(UploadError::Conflict { existing: Some(existing), .. }) if same_sha1(existing.sha1.as_deref(), &sha1) => {
-                Ok(with_parent(existing, folder_id))
-            }
-            Err(UploadError::Conflict { existing: Some(existing), .. }) => {
-                tracing::info!(folder_id, name, file_id = %existing.id, "name taken; uploading a new version");
-                self.upload_version(&existing.id, name, UploadSource::Bytes(bytes), &sha1).map(|file| with_parent(file, folder_id))
-            }
-            Err(UploadError::Conflict { existing: None, failure }) => Err(failure.into()),
+            Err(UploadError::Conflict(conflict)) => match conflict.existing {
+                Some(existing) if same_sha1(existing.sha1.as_deref(), &sha1) => {
+                    Ok(with_parent(existing, folder_id))
+                }
+                Some(existing) => {
+                    tracing::info!(folder_id, name, file_id = %existing.id, "name taken; uploading a new version");
+                    self.upload_version(&existing.id, name, UploadSource::Bytes(bytes), &sha1)
+                        .map(|file| with_parent(file, folder_id))
+                }
+                None => Err(conflict.failure.into()),
+            },
             Err(UploadError::Other(error)) => Err(error),
         }
     }
@@ -731,26 +880,56 @@ impl BoxClient {
         Ok(())
     }
 
-    fn upload_form(attributes: &Value, name: &str, source: UploadSource<'_>) -> Result<Multipart, BoxError> {
+    fn upload_form(
+        attributes: &Value,
+        name: &str,
+        source: UploadSource<'_>,
+    ) -> Result<Multipart, BoxError> {
         let form = Multipart::new().text("attributes", &attributes.to_string());
         match source {
             UploadSource::File(path) => form
                 .file("file", name, "application/octet-stream", path)
                 .map_err(|error| io_error("cannot read upload source", path, error)),
-            UploadSource::Bytes(bytes) => Ok(form.bytes("file", name, "text/plain; charset=utf-8", bytes.to_vec())),
+            UploadSource::Bytes(bytes) => {
+                Ok(form.bytes("file", name, "text/plain; charset=utf-8", bytes.to_vec()))
+            }
         }
     }
 
-    fn upload_new(&self, folder_id: &str, name: &str, source: UploadSource<'_>, sha1: &str) -> Result<BoxFile, UploadError> {
-        let url = format!("{}/2.0/files/content?fields={}", self.upload_base, encode_query_value(ITEM_FIELDS));
-        let form = Self::upload_form(&json!({"name": name, "parent": {"id": folder_id}}), name, source).map_err(UploadError::Other)?;
+    fn upload_new(
+        &self,
+        folder_id: &str,
+        name: &str,
+        source: UploadSource<'_>,
+        sha1: &str,
+    ) -> Result<BoxFile, UploadError> {
+        let url = format!(
+            "{}/2.0/files/content?fields={}",
+            self.upload_base,
+            encode_query_value(ITEM_FIELDS)
+        );
+        let form = Self::upload_form(
+            &json!({"name": name, "parent": {"id": folder_id}}),
+            name,
+            source,
+        )
+        .map_err(UploadError::Other)?;
         let landed = || -> Result<Option<BoxFile>, BoxError> {
-            Ok(self.find_file(folder_id, name)?.filter(|file| same_sha1(file.sha1.as_deref(), sha1)))
+            Ok(self
+                .find_file(folder_id, name)?
+                .filter(|file| same_sha1(file.sha1.as_deref(), sha1)))
         };
-        self.send_upload(&url, &form, sha1, &landed).map(|file| with_parent(file, folder_id))
+        self.send_upload(&url, &form, sha1, &landed)
+            .map(|file| with_parent(file, folder_id))
     }
 
-    fn upload_version(&self, file_id: &str, name: &str, source: UploadSource<'_>, sha1: &str) -> Result<BoxFile, BoxError> {
+    fn upload_version(
+        &self,
+        file_id: &str,
+        name: &str,
+        source: UploadSource<'_>,
+        sha1: &str,
+    ) -> Result<BoxFile, BoxError> {
         let url = format!(
             "{}/2.0/files/{}/content?fields={}",
             self.upload_base,
@@ -764,7 +943,7 @@ impl BoxClient {
         };
         match self.send_upload(&url, &form, sha1, &landed) {
             Ok(file) => Ok(file),
-            Err(UploadError::Conflict { failure, .. }) => Err(failure.into()),
+            Err(UploadError::Conflict(conflict)) => Err(conflict.failure.into()),
             Err(UploadError::Other(error)) => Err(error),
         }
     }
@@ -784,25 +963,35 @@ impl BoxClient {
         loop {
             attempt += 1;
             let outcome = self.call(&Method::POST, url, false, Redirects::Manual, &|builder| {
-                form.into_request(builder.header("content-md5", sha1)).map_err(BoxError::Io)
+                form.into_request(builder.header("content-md5", sha1))
+                    .map_err(BoxError::Io)
             });
             let (error, retry_after, may_have_landed) = match outcome {
                 Ok(mut response) if response.status().is_success() => {
-                    let files: RawFiles =
-                        read_json(&mut response).map_err(|message| UploadError::Other(BoxError::Decode(format!("{label}: {message}"))))?;
+                    let files: RawFiles = read_json(&mut response).map_err(|message| {
+                        UploadError::Other(BoxError::Decode(format!("{label}: {message}")))
+                    })?;
                     return files
                         .entries
                         .into_iter()
                         .next()
                         .map(RawItem::into_file)
-                        .ok_or_else(|| UploadError::Other(BoxError::Decode(format!("{label}: no entry in the reply"))));
+                        .ok_or_else(|| {
+                            UploadError::Other(BoxError::Decode(format!(
+                                "{label}: no entry in the reply"
+                            )))
+                        });
                 }
                 Ok(response) => {
                     let failure = api_failure(&label, response);
                     match (failure.status, failure.code.as_str()) {
                         (409, "item_name_in_use") => {
-                            let existing = first_conflict(failure.context_info.as_ref()).map(RawItem::into_file);
-                            return Err(UploadError::Conflict { existing, failure });
+                            let existing = first_conflict(failure.context_info.as_ref())
+                                .map(RawItem::into_file);
+                            return Err(UploadError::Conflict(Box::new(UploadConflict {
+                                existing,
+                                failure,
+                            })));
                         }
                         (409, "operation_blocked_temporary" | "name_temporarily_reserved") => {
                             let retry_after = failure.retry_after;
@@ -843,19 +1032,35 @@ impl BoxClient {
     /// retry after a create that landed meets the 409 and returns the folder).
     /// Source: <https://developer.box.com/reference/post-folders/>.
     pub fn create_folder(&self, parent_id: &str, name: &str) -> Result<BoxFolder, BoxError> {
-        let url = format!("{}/2.0/folders?fields={}", self.api_base, encode_query_value("type,id,name,parent"));
+        let url = format!(
+            "{}/2.0/folders?fields={}",
+            self.api_base,
+            encode_query_value("type,id,name,parent")
+        );
         let label = request_label(&Method::POST, &url);
-        let mut response = self.send_json(&Method::POST, &url, &json!({"name": name, "parent": {"id": parent_id}}), true)?;
+        let mut response = self.send_json(
+            &Method::POST,
+            &url,
+            &json!({"name": name, "parent": {"id": parent_id}}),
+            true,
+        )?;
         if response.status().is_success() {
-            let item: RawItem = read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
-            return Ok(BoxFolder { id: item.id, name: item.name.unwrap_or_else(|| name.to_string()) });
+            let item: RawItem = read_json(&mut response)
+                .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            return Ok(BoxFolder {
+                id: item.id,
+                name: item.name.unwrap_or_else(|| name.to_string()),
+            });
         }
         let failure = api_failure(&label, response);
         if failure.status == 409 && failure.code == "item_name_in_use" {
             if let Some(existing) = first_conflict(failure.context_info.as_ref()) {
                 if existing.kind.as_deref().is_none_or(|kind| kind == "folder") {
                     tracing::debug!(parent_id, name, folder_id = %existing.id, "folder exists; using it");
-                    return Ok(BoxFolder { id: existing.id, name: existing.name.unwrap_or_else(|| name.to_string()) });
+                    return Ok(BoxFolder {
+                        id: existing.id,
+                        name: existing.name.unwrap_or_else(|| name.to_string()),
+                    });
                 }
             }
         }
@@ -866,19 +1071,30 @@ impl BoxClient {
     /// the name is taken in the target (409 `item_name_in_use`), tries once more with `"{file_id}_{name}"`.
     /// A 404 (e.g. the file already moved by an earlier attempt that timed out) is returned as is.
     /// Source: <https://developer.box.com/reference/put-files-id/>.
-    pub fn move_file(&self, file_id: &str, parent_id: &str, name: &str) -> Result<BoxFile, BoxError> {
+    pub fn move_file(
+        &self,
+        file_id: &str,
+        parent_id: &str,
+        name: &str,
+    ) -> Result<BoxFile, BoxError> {
         match self.put_file(file_id, parent_id, name)? {
             Ok(file) => Ok(file),
             Err(failure) if failure.status == 409 && failure.code == "item_name_in_use" => {
                 let unique = format!("{file_id}_{name}");
                 tracing::info!(file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
-                self.put_file(file_id, parent_id, &unique)?.map_err(BoxError::from)
+                self.put_file(file_id, parent_id, &unique)?
+                    .map_err(BoxError::from)
             }
             Err(failure) => Err(failure.into()),
         }
     }
 
-    fn put_file(&self, file_id: &str, parent_id: &str, name: &str) -> Result<Result<BoxFile, ApiFailure>, BoxError> {
+    fn put_file(
+        &self,
+        file_id: &str,
+        parent_id: &str,
+        name: &str,
+    ) -> Result<Result<BoxFile, ApiFailure>, BoxError> {
         let url = format!(
             "{}/2.0/files/{}?fields={}",
             self.api_base,
@@ -886,9 +1102,15 @@ impl BoxClient {
             encode_query_value(ITEM_FIELDS)
         );
         let label = request_label(&Method::PUT, &url);
-        let mut response = self.send_json(&Method::PUT, &url, &json!({"parent": {"id": parent_id}, "name": name}), true)?;
+        let mut response = self.send_json(
+            &Method::PUT,
+            &url,
+            &json!({"parent": {"id": parent_id}, "name": name}),
+            true,
+        )?;
         if response.status().is_success() {
-            let item: RawItem = read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            let item: RawItem = read_json(&mut response)
+                .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
             return Ok(Ok(with_parent(item.into_file(), parent_id)));
         }
         Ok(Err(api_failure(&label, response)))
@@ -934,19 +1156,28 @@ fn resolve_location(base: &str, location: &str) -> Option<String> {
 /// `scheme://host[:port]` of a URL, for logs (the rest of a download URL is a credential).
 fn host_of(url: &str) -> String {
     match url.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{}", rest.split(['/', '?', '#']).next().unwrap_or("")),
+        Some((scheme, rest)) => format!(
+            "{scheme}://{}",
+            rest.split(['/', '?', '#']).next().unwrap_or("")
+        ),
         None => "<download host>".to_string(),
     }
 }
 
 /// Streams a download body into a temporary file next to `dest`, hashing; checks the SHA-1; renames.
-fn stream_to_file(response: Response<Body>, label: &str, expected_sha1: Option<&str>, dest: &Path) -> Result<u64, DownloadFailure> {
+fn stream_to_file(
+    response: Response<Body>,
+    label: &str,
+    expected_sha1: Option<&str>,
+    dest: &Path,
+) -> Result<u64, DownloadFailure> {
     use sha1::Digest;
     let directory = match dest.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let fatal_io = |context: &str, error: io::Error| DownloadFailure::Fatal(io_error(context, dest, error));
+    let fatal_io =
+        |context: &str, error: io::Error| DownloadFailure::Fatal(io_error(context, dest, error));
     let mut temporary = tempfile::Builder::new()
         .prefix(".box-download-")
         .suffix(".part")
@@ -963,27 +1194,38 @@ fn stream_to_file(response: Response<Body>, label: &str, expected_sha1: Option<&
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 return Err(DownloadFailure::Retry {
-                    error: BoxError::Transport(format!("{label}: body interrupted after {total} bytes: {error}")),
+                    error: BoxError::Transport(format!(
+                        "{label}: body interrupted after {total} bytes: {error}"
+                    )),
                     retry_after: None,
                 })
             }
         };
         hasher.update(&buffer[..read]);
-        temporary.write_all(&buffer[..read]).map_err(|error| fatal_io("cannot write", error))?;
+        temporary
+            .write_all(&buffer[..read])
+            .map_err(|error| fatal_io("cannot write", error))?;
         total += read as u64;
     }
-    temporary.flush().map_err(|error| fatal_io("cannot write", error))?;
+    temporary
+        .flush()
+        .map_err(|error| fatal_io("cannot write", error))?;
     let actual = hex::encode(hasher.finalize());
     if let Some(expected) = expected_sha1 {
         if !expected.eq_ignore_ascii_case(&actual) {
-            return Err(DownloadFailure::Integrity(BoxError::Integrity { expected: expected.to_string(), actual }));
+            return Err(DownloadFailure::Integrity(BoxError::Integrity {
+                expected: expected.to_string(),
+                actual,
+            }));
         }
     }
     temporary
         .as_file()
         .sync_all()
         .map_err(|error| fatal_io("cannot write", error))?;
-    temporary.persist(dest).map_err(|error| fatal_io("cannot move the download to", error.error))?;
+    temporary
+        .persist(dest)
+        .map_err(|error| fatal_io("cannot move the download to", error.error))?;
     tracing::debug!(request = %label, bytes = total, sha1 = %actual, "download complete");
     Ok(total)
 }
@@ -998,7 +1240,10 @@ mod tests {
             "message":"Not Found","request_id":"abc","context_info":{"errors":[{"reason":"invalid_parameter"}]}}"#;
         let failure = parse_api_failure(404, "GET /2.0/folders/123", body, None, None, None);
         let error = BoxError::from(failure);
-        assert_eq!(error.to_string(), "Box API 404 not_found on GET /2.0/folders/123: Not Found (request id abc)");
+        assert_eq!(
+            error.to_string(),
+            "Box API 404 not_found on GET /2.0/folders/123: Not Found (request id abc)"
+        );
         assert!(!error.is_transient());
         assert_eq!(error.status(), Some(404));
     }
@@ -1009,11 +1254,16 @@ mod tests {
             "request_id":"r1","context_info":{"conflicts":{"type":"file","id":"42","name":"a.mp4","sha1":"AB",
             "file_version":{"type":"file_version","id":"43","sha1":"ab"}}}}"#;
         let failure = parse_api_failure(409, "POST /api/2.0/files/content", body, None, None, None);
-        let existing = first_conflict(failure.context_info.as_ref()).unwrap().into_file();
+        let existing = first_conflict(failure.context_info.as_ref())
+            .unwrap()
+            .into_file();
         assert_eq!(existing.id, "42");
         assert!(same_sha1(existing.sha1.as_deref(), "ab"));
         let error = conflict_error(failure, &existing);
-        assert!(error.to_string().contains("existing file 42 has sha1 AB"), "{error}");
+        assert!(
+            error.to_string().contains("existing file 42 has sha1 AB"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1024,15 +1274,30 @@ mod tests {
             "",
             None,
             Some("hdr-req".into()),
-            www_authenticate_error(r#"Bearer realm="Service", error="invalid_token", error_description="The access token provided is invalid.""#),
+            www_authenticate_error(
+                r#"Bearer realm="Service", error="invalid_token", error_description="The access token provided is invalid.""#,
+            ),
         );
         let error = BoxError::from(failure);
-        assert_eq!(error.to_string(), "Box API 401 invalid_token on GET /2.0/files/1: Unauthorized (request id hdr-req)");
-        let failure = parse_api_failure(429, "GET /2.0/folders/0/items", "<html>Too many</html>", Some(Duration::from_secs(3)), None, None);
+        assert_eq!(
+            error.to_string(),
+            "Box API 401 invalid_token on GET /2.0/files/1: Unauthorized (request id hdr-req)"
+        );
+        let failure = parse_api_failure(
+            429,
+            "GET /2.0/folders/0/items",
+            "<html>Too many</html>",
+            Some(Duration::from_secs(3)),
+            None,
+            None,
+        );
         assert_eq!(failure.retry_after, Some(Duration::from_secs(3)));
         let error = BoxError::from(failure);
         assert!(error.is_transient());
-        assert!(error.to_string().contains("rate_limit_exceeded") && error.to_string().contains("<html>Too many</html>"));
+        assert!(
+            error.to_string().contains("rate_limit_exceeded")
+                && error.to_string().contains("<html>Too many</html>")
+        );
         let blocked = BoxError::Api {
             status: 409,
             code: "operation_blocked_temporary".into(),
@@ -1042,14 +1307,27 @@ mod tests {
         };
         assert!(blocked.is_transient());
         assert!(BoxError::Transport("x".into()).is_transient());
-        assert!(!BoxError::Integrity { expected: "a".into(), actual: "b".into() }.is_transient());
+        assert!(!BoxError::Integrity {
+            expected: "a".into(),
+            actual: "b".into()
+        }
+        .is_transient());
     }
 
     #[test]
     fn locations_and_hosts() {
-        assert_eq!(resolve_location("http://127.0.0.1:5/2.0/files/1/content", "/d/1").as_deref(), Some("http://127.0.0.1:5/d/1"));
-        assert_eq!(resolve_location("https://api.box.com/x", "https://dl.boxcloud.com/d/1?t=s").as_deref(), Some("https://dl.boxcloud.com/d/1?t=s"));
+        assert_eq!(
+            resolve_location("http://127.0.0.1:5/2.0/files/1/content", "/d/1").as_deref(),
+            Some("http://127.0.0.1:5/d/1")
+        );
+        assert_eq!(
+            resolve_location("https://api.box.com/x", "https://dl.boxcloud.com/d/1?t=s").as_deref(),
+            Some("https://dl.boxcloud.com/d/1?t=s")
+        );
         assert_eq!(resolve_location("https://api.box.com/x", "relative"), None);
-        assert_eq!(host_of("https://dl.boxcloud.com/d/1/secret/download"), "https://dl.boxcloud.com");
+        assert_eq!(
+            host_of("https://dl.boxcloud.com/d/1/secret/download"),
+            "https://dl.boxcloud.com"
+        );
     }
 }

@@ -25,10 +25,14 @@ use ureq::{Body, SendBody};
 
 use crate::config::{DamAuth, DamConfig};
 use crate::http::{
-    self as transport, encode_path_segment, encode_query_value, read_error_text, read_json, request, request_label,
-    CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    self as transport, encode_path_segment, encode_query_value, read_error_text, read_json,
+    request, request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy,
+    SendError, Timeouts,
 };
 use crate::secret::Secret;
+
+#[cfg(test)]
+mod wire_tests;
 
 /// Path of the REST API under `dam.base_url`.
 pub const API_PATH: &str = "/otmmapi/v6";
@@ -159,7 +163,11 @@ fn parse_failure(status: u16, endpoint: &str, text: &str) -> DamError {
                 .unwrap_or("HTTP error")
                 .to_string()
         });
-    DamError::Api { status, message, endpoint: endpoint.to_string() }
+    DamError::Api {
+        status,
+        message,
+        endpoint: endpoint.to_string(),
+    }
 }
 
 fn failure(endpoint: &str, mut response: Response<Body>) -> DamError {
@@ -182,7 +190,7 @@ fn value_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Number(number) => number.as_u64().or_else(|| {
             let float = number.as_f64()?;
-            (float.is_finite() && float >= 0.0 && float < 1.8e19).then(|| float.round() as u64)
+            (float.is_finite() && (0.0..1.8e19).contains(&float)).then(|| float.round() as u64)
         }),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,
@@ -199,7 +207,10 @@ impl DamAsset {
             .ok_or_else(|| DamError::Decode("asset without asset_id".to_string()))?;
         let master = asset.get("master_content_info");
         let is_folder = asset.get("data_type").and_then(Value::as_str) == Some("CONTAINER")
-            || asset.get("container_type_id").and_then(Value::as_str).is_some_and(|kind| !kind.is_empty());
+            || asset
+                .get("container_type_id")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| !kind.is_empty());
         Ok(Self {
             id,
             name: asset.get("name").and_then(value_text).unwrap_or_default(),
@@ -207,12 +218,17 @@ impl DamAsset {
             mime_type: asset
                 .get("mime_type")
                 .and_then(Value::as_str)
-                .or_else(|| master.and_then(|master| master.get("mime_type")).and_then(Value::as_str))
+                .or_else(|| {
+                    master
+                        .and_then(|master| master.get("mime_type"))
+                        .and_then(Value::as_str)
+                })
                 .map(str::to_string),
-            content_size: asset
-                .get("content_size")
-                .and_then(value_u64)
-                .or_else(|| master.and_then(|master| master.get("content_size")).and_then(value_u64)),
+            content_size: asset.get("content_size").and_then(value_u64).or_else(|| {
+                master
+                    .and_then(|master| master.get("content_size"))
+                    .and_then(value_u64)
+            }),
             json: asset.clone(),
         })
     }
@@ -226,7 +242,11 @@ impl DamFolder {
             .and_then(value_text)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| DamError::Decode("folder without asset_id".to_string()))?;
-        Ok(Self { id, name: folder.get("name").and_then(value_text).unwrap_or_default(), json: folder.clone() })
+        Ok(Self {
+            id,
+            name: folder.get("name").and_then(value_text).unwrap_or_default(),
+            json: folder.clone(),
+        })
     }
 }
 
@@ -267,7 +287,12 @@ pub fn parse_job(body: &Value) -> Result<JobState, DamError> {
         .pointer("/job_resource/job")
         .or_else(|| body.get("job"))
         .ok_or_else(|| DamError::Decode("job reply without job_resource.job".to_string()))?;
-    let status = job.get("status").and_then(Value::as_str).unwrap_or("").trim().to_ascii_uppercase();
+    let status = job
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase();
     Ok(match status.as_str() {
         "COMPLETED" | "COMPLETE" | "SUCCESS" | "SUCCEEDED" => JobState::Completed {
             asset_ids: job
@@ -277,7 +302,11 @@ pub fn parse_job(body: &Value) -> Result<JobState, DamError> {
                 .unwrap_or_default(),
         },
         "FAILED" | "ERROR" | "CANCELLED" | "CANCELED" | "ABORTED" => JobState::Failed {
-            message: job.get("message").and_then(value_text).filter(|text| !text.is_empty()).unwrap_or_else(|| status.clone()),
+            message: job
+                .get("message")
+                .and_then(value_text)
+                .filter(|text| !text.is_empty())
+                .unwrap_or_else(|| status.clone()),
         },
         _ => JobState::InProgress,
     })
@@ -287,8 +316,15 @@ pub fn parse_job(body: &Value) -> Result<JobState, DamError> {
 pub fn parse_lookup_domain(body: &Value) -> Result<Vec<DomainValue>, DamError> {
     let domain = body
         .pointer("/lookup_domain_resource/lookup_domain")
-        .ok_or_else(|| DamError::Decode("lookup domain reply without lookup_domain_resource.lookup_domain".to_string()))?;
-    let values = domain.get("domainValues").or_else(|| domain.get("domain_values")).and_then(Value::as_array);
+        .ok_or_else(|| {
+            DamError::Decode(
+                "lookup domain reply without lookup_domain_resource.lookup_domain".to_string(),
+            )
+        })?;
+    let values = domain
+        .get("domainValues")
+        .or_else(|| domain.get("domain_values"))
+        .and_then(Value::as_array);
     Ok(values
         .map(|values| {
             values
@@ -313,8 +349,12 @@ pub fn parse_lookup_domain(body: &Value) -> Result<Vec<DomainValue>, DamError> {
 fn cookie_header<'a>(set_cookies: impl Iterator<Item = &'a str>) -> String {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for set_cookie in set_cookies {
-        let Some(pair) = set_cookie.split(';').next() else { continue };
-        let Some((name, value)) = pair.trim().split_once('=') else { continue };
+        let Some(pair) = set_cookie.split(';').next() else {
+            continue;
+        };
+        let Some((name, value)) = pair.trim().split_once('=') else {
+            continue;
+        };
         let name = name.trim();
         if name.is_empty() {
             continue;
@@ -322,22 +362,42 @@ fn cookie_header<'a>(set_cookies: impl Iterator<Item = &'a str>) -> String {
         pairs.retain(|(existing, _)| existing != name);
         pairs.push((name.to_string(), value.trim().to_string()));
     }
-    pairs.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What authenticates our calls.
 #[derive(Clone)]
 enum Credentials {
     /// Session login: `otmmauthtoken` + cookies; `X-Requested-By: <session id>`.
-    Session { session_id: String, token: Secret<String>, cookies: Secret<String> },
+    Session {
+        session_id: String,
+        token: Secret<String>,
+        cookies: Secret<String>,
+    },
     /// OAuth2: `Authorization: Bearer`; `X-Requested-By: <client id>`.
-    Bearer { token: Secret<String>, requested_by: String, refresh_after: Option<Instant> },
+    Bearer {
+        token: Secret<String>,
+        requested_by: String,
+        refresh_after: Option<Instant>,
+    },
 }
 
 impl Credentials {
-    fn apply(&self, mut builder: ureq::http::request::Builder, mutating: bool) -> ureq::http::request::Builder {
+    fn apply(
+        &self,
+        mut builder: ureq::http::request::Builder,
+        mutating: bool,
+    ) -> ureq::http::request::Builder {
         match self {
-            Credentials::Session { session_id, token, cookies } => {
+            Credentials::Session {
+                session_id,
+                token,
+                cookies,
+            } => {
                 if !token.expose().is_empty() {
                     builder = builder.header("otmmauthtoken", token.expose().as_str());
                 }
@@ -348,8 +408,13 @@ impl Credentials {
                     builder = builder.header("X-Requested-By", session_id.as_str());
                 }
             }
-            Credentials::Bearer { token, requested_by, .. } => {
-                builder = builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
+            Credentials::Bearer {
+                token,
+                requested_by,
+                ..
+            } => {
+                builder =
+                    builder.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
                 if mutating {
                     builder = builder.header("X-Requested-By", requested_by.as_str());
                 }
@@ -374,7 +439,9 @@ impl Credentials {
     fn still_valid(&self) -> bool {
         match self {
             Credentials::Session { .. } => true,
-            Credentials::Bearer { refresh_after, .. } => refresh_after.is_none_or(|at| Instant::now() < at),
+            Credentials::Bearer { refresh_after, .. } => {
+                refresh_after.is_none_or(|at| Instant::now() < at)
+            }
         }
     }
 }
@@ -420,12 +487,19 @@ impl DamClient {
     /// documents none).
     pub fn new(cfg: &DamConfig, agent: ureq::Agent) -> Self {
         Self {
-            http: HttpContext { agent, limit: RateLimit::unlimited(), policy: RetryPolicy::new(cfg.max_retries) },
+            http: HttpContext {
+                agent,
+                limit: RateLimit::unlimited(),
+                policy: RetryPolicy::new(cfg.max_retries),
+            },
             api_base: format!("{}{API_PATH}", cfg.base_url.trim_end_matches('/')),
             auth: Arc::new(cfg.auth.clone()),
             credentials: Arc::new(Mutex::new(None)),
             timeouts: Timeouts::from_secs(cfg.connect_timeout_secs, cfg.read_timeout_secs),
-            content_timeouts: Timeouts::from_secs(cfg.connect_timeout_secs, cfg.content_timeout_secs),
+            content_timeouts: Timeouts::from_secs(
+                cfg.connect_timeout_secs,
+                cfg.content_timeout_secs,
+            ),
             import_job_timeout: Duration::from_secs(cfg.import_job_timeout_secs),
         }
     }
@@ -439,7 +513,10 @@ impl DamClient {
     // ----- auth -----
 
     fn credentials(&self) -> Result<Credentials, DamError> {
-        let mut cached = self.credentials.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cached = self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(credentials) = cached.as_ref() {
             if credentials.still_valid() {
                 return Ok(credentials.clone());
@@ -452,15 +529,21 @@ impl DamClient {
     }
 
     fn forget_credentials(&self, used: &Credentials) {
-        let mut cached = self.credentials.lock().unwrap_or_else(PoisonError::into_inner);
-        if cached.as_ref().is_some_and(|credentials| credentials.secret() == used.secret()) {
+        let mut cached = self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cached
+            .as_ref()
+            .is_some_and(|credentials| credentials.secret() == used.secret())
+        {
             *cached = None;
         }
     }
 
-    /// Session: POST `/sessions` form `username`, `password` -> `session_resource.session.{id,message_digest}`
-    /// + cookies. OAuth2: POST `auth_url` form `grant_type=client_credentials`, `client_id`, `client_secret`
-    /// -> `{access_token, expires_in}`. Source: api-notes/otmm.md "Auth".
+    /// Session: POST `/sessions` form `username`, `password`, reply `session_resource.session.{id,message_digest}`
+    /// and cookies. OAuth2: POST `auth_url` form `grant_type=client_credentials`, `client_id`, `client_secret`,
+    /// reply `{access_token, expires_in}`. Source: api-notes/otmm.md "Auth".
     fn login(&self) -> Result<Credentials, DamError> {
         match &*self.auth {
             DamAuth::Session { username, password } => {
@@ -469,16 +552,28 @@ impl DamClient {
                 let mut response = self.send_form(
                     &url,
                     &label,
-                    &[("username", username.as_str()), ("password", password.expose().as_str())],
+                    &[
+                        ("username", username.as_str()),
+                        ("password", password.expose().as_str()),
+                    ],
                 )?;
                 if !response.status().is_success() {
                     return Err(login_failure(&label, &format!("as {username}"), response));
                 }
-                let cookies =
-                    cookie_header(response.headers().get_all(header::SET_COOKIE).iter().filter_map(|value| value.to_str().ok()));
-                let body: Value = read_json(&mut response).map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
+                let cookies = cookie_header(
+                    response
+                        .headers()
+                        .get_all(header::SET_COOKIE)
+                        .iter()
+                        .filter_map(|value| value.to_str().ok()),
+                );
+                let body: Value = read_json(&mut response)
+                    .map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
                 let session = body.pointer("/session_resource/session");
-                let session_id = session.and_then(|session| session.get("id")).and_then(value_text).unwrap_or_default();
+                let session_id = session
+                    .and_then(|session| session.get("id"))
+                    .and_then(value_text)
+                    .unwrap_or_default();
                 let token = session
                     .and_then(|session| session.get("message_digest"))
                     .and_then(value_text)
@@ -489,9 +584,17 @@ impl DamClient {
                     )));
                 }
                 tracing::debug!(session_id = %session_id, "logged in to OTMM");
-                Ok(Credentials::Session { session_id, token: Secret::new(token), cookies: Secret::new(cookies) })
+                Ok(Credentials::Session {
+                    session_id,
+                    token: Secret::new(token),
+                    cookies: Secret::new(cookies),
+                })
             }
-            DamAuth::OAuth2 { auth_url, client_id, client_secret } => {
+            DamAuth::OAuth2 {
+                auth_url,
+                client_id,
+                client_secret,
+            } => {
                 let label = request_label(&Method::POST, auth_url);
                 let mut response = self.send_form(
                     auth_url,
@@ -503,29 +606,52 @@ impl DamClient {
                     ],
                 )?;
                 if !response.status().is_success() {
-                    return Err(login_failure(&label, &format!("for client {client_id}"), response));
+                    return Err(login_failure(
+                        &label,
+                        &format!("for client {client_id}"),
+                        response,
+                    ));
                 }
-                let body: Value = read_json(&mut response).map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
+                let body: Value = read_json(&mut response)
+                    .map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
                 let token = body
                     .get("access_token")
                     .or_else(|| body.pointer("/token_info/oauth_token/accessToken"))
                     .and_then(value_text)
                     .filter(|token| !token.is_empty())
-                    .ok_or_else(|| DamError::Auth(format!("{label}: the reply has no access_token")))?;
+                    .ok_or_else(|| {
+                        DamError::Auth(format!("{label}: the reply has no access_token"))
+                    })?;
                 let lifetime = body
                     .get("expires_in")
                     .or_else(|| body.pointer("/token_info/oauth_token/expires_in"))
                     .and_then(value_u64);
-                let refresh_after = lifetime.map(|lifetime| Instant::now() + Duration::from_secs(lifetime - 60.min(lifetime / 2)));
+                let refresh_after = lifetime.map(|lifetime| {
+                    Instant::now() + Duration::from_secs(lifetime - 60.min(lifetime / 2))
+                });
                 tracing::debug!(expires_in_secs = ?lifetime, "obtained an OTMM OAuth2 token");
-                Ok(Credentials::Bearer { token: Secret::new(token), requested_by: client_id.clone(), refresh_after })
+                Ok(Credentials::Bearer {
+                    token: Secret::new(token),
+                    requested_by: client_id.clone(),
+                    refresh_after,
+                })
             }
         }
     }
 
     /// An unauthenticated form POST (login), retried on transient failures.
-    fn send_form(&self, url: &str, label: &str, pairs: &[(&str, &str)]) -> Result<Response<Body>, DamError> {
-        let options = CallOptions { label, retry: true, timeouts: self.timeouts, redirects: Redirects::Manual };
+    fn send_form(
+        &self,
+        url: &str,
+        label: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<Response<Body>, DamError> {
+        let options = CallOptions {
+            label,
+            retry: true,
+            timeouts: self.timeouts,
+            redirects: Redirects::Manual,
+        };
         let mut make = || {
             transport::form(
                 request(Method::POST, url)
@@ -549,7 +675,10 @@ impl DamClient {
             SendError::Build(error) => error,
             SendError::Transport { error, attempts } => {
                 if transport::is_retryable_transport(&error) {
-                    DamError::Transport(format!("{}: {error} (after {attempts} attempt(s))", options.label))
+                    DamError::Transport(format!(
+                        "{}: {error} (after {attempts} attempt(s))",
+                        options.label
+                    ))
                 } else {
                     invalid_request(options.label, error)
                 }
@@ -565,22 +694,34 @@ impl DamClient {
         url: &str,
         retry: bool,
         timeouts: Timeouts,
-        finish: &dyn Fn(ureq::http::request::Builder) -> Result<Request<SendBody<'static>>, DamError>,
+        finish: &dyn Fn(
+            ureq::http::request::Builder,
+        ) -> Result<Request<SendBody<'static>>, DamError>,
     ) -> Result<Response<Body>, DamError> {
         let label = request_label(method, url);
-        let options = CallOptions { label: &label, retry, timeouts, redirects: Redirects::FollowWithoutAuth };
+        let options = CallOptions {
+            label: &label,
+            retry,
+            timeouts,
+            redirects: Redirects::FollowWithoutAuth,
+        };
         let mutating = mutating(method);
         let mut relogged = false;
         loop {
             let credentials = self.credentials()?;
             let mut make = || {
-                finish(credentials.apply(request(method.clone(), url).header(header::ACCEPT, "application/json"), mutating))
+                finish(credentials.apply(
+                    request(method.clone(), url).header(header::ACCEPT, "application/json"),
+                    mutating,
+                ))
             };
             let response = self.send(&options, &mut make)?;
             if response.status().as_u16() == 401 {
                 if relogged {
                     let error = failure(&label, response);
-                    return Err(DamError::Auth(format!("still refused after a new login: {error}")));
+                    return Err(DamError::Auth(format!(
+                        "still refused after a new login: {error}"
+                    )));
                 }
                 tracing::info!(request = %label, "OTMM answered 401; logging in again and trying once more");
                 self.forget_credentials(&credentials);
@@ -603,7 +744,12 @@ impl DamClient {
     }
 
     /// An idempotent mutating call with a form or JSON body, expecting 2xx; returns the body text.
-    fn mutate(&self, method: &Method, url: &str, body: MutationBody<'_>) -> Result<String, DamError> {
+    fn mutate(
+        &self,
+        method: &Method,
+        url: &str,
+        body: MutationBody<'_>,
+    ) -> Result<String, DamError> {
         let label = request_label(method, url);
         let mut response = self.call(method, url, true, self.timeouts, &|builder| {
             match body {
@@ -670,8 +816,13 @@ impl DamClient {
                 }
                 ids.len() as u64
             };
-            let hit_count = result.and_then(|result| result.get("hit_count")).and_then(value_u64).unwrap_or(received);
-            let total = result.and_then(|result| result.get("total_hit_count")).and_then(value_u64);
+            let hit_count = result
+                .and_then(|result| result.get("hit_count"))
+                .and_then(value_u64)
+                .unwrap_or(received);
+            let total = result
+                .and_then(|result| result.get("total_hit_count"))
+                .and_then(value_u64);
             if hit_count == 0 || received == 0 {
                 break;
             }
@@ -689,9 +840,11 @@ impl DamClient {
     pub fn get_folder(&self, id: &str) -> Result<DamFolder, DamError> {
         let url = format!("{}/folders/{}", self.api_base, encode_path_segment(id));
         let body = self.get_json(&url)?;
-        let folder = body
-            .pointer("/folder_resource/folder")
-            .ok_or_else(|| DamError::Decode(format!("GET {API_PATH}/folders/{id}: no folder_resource.folder")))?;
+        let folder = body.pointer("/folder_resource/folder").ok_or_else(|| {
+            DamError::Decode(format!(
+                "GET {API_PATH}/folders/{id}: no folder_resource.folder"
+            ))
+        })?;
         DamFolder::from_json(folder)
     }
 
@@ -708,7 +861,11 @@ impl DamClient {
                 encode_path_segment(folder_id)
             );
             let body = self.get_json(&url)?;
-            let page = body.pointer("/folder_children/asset_list").and_then(Value::as_array).cloned().unwrap_or_default();
+            let page = body
+                .pointer("/folder_children/asset_list")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let total = body
                 .pointer("/folder_children/collection_summary/total_number_of_items")
                 .and_then(value_u64);
@@ -735,17 +892,30 @@ impl DamClient {
     /// GET `/assets/{id}?load_type=metadata&level_of_detail=full` -> `asset_resource.asset` (fields nested in
     /// categories). Source: api-notes/otmm.md "Assets", fixtures/otmm/master_asset.json.
     pub fn get_asset(&self, id: &str) -> Result<DamAsset, DamError> {
-        let url = format!("{}/assets/{}?load_type=metadata&level_of_detail=full", self.api_base, encode_path_segment(id));
+        let url = format!(
+            "{}/assets/{}?load_type=metadata&level_of_detail=full",
+            self.api_base,
+            encode_path_segment(id)
+        );
         let body = self.get_json(&url)?;
-        let asset = body
-            .pointer("/asset_resource/asset")
-            .ok_or_else(|| DamError::Decode(format!("GET {API_PATH}/assets/{id}: no asset_resource.asset")))?;
+        let asset = body.pointer("/asset_resource/asset").ok_or_else(|| {
+            DamError::Decode(format!(
+                "GET {API_PATH}/assets/{id}: no asset_resource.asset"
+            ))
+        })?;
         DamAsset::from_json(asset)
     }
 
     /// The first child of `folder_id` named exactly `name` (via [`DamClient::list_children`]).
-    pub fn find_asset_in_folder(&self, folder_id: &str, name: &str) -> Result<Option<DamAsset>, DamError> {
-        Ok(self.list_children(folder_id)?.into_iter().find(|asset| asset.name == name))
+    pub fn find_asset_in_folder(
+        &self,
+        folder_id: &str,
+        name: &str,
+    ) -> Result<Option<DamAsset>, DamError> {
+        Ok(self
+            .list_children(folder_id)?
+            .into_iter()
+            .find(|asset| asset.name == name))
     }
 
     /// Downloads an asset's master content to `dest` and returns the size in bytes: GET `/assets/{id}/contents`,
@@ -753,15 +923,26 @@ impl DamClient {
     /// Transport errors, also mid-body, restart the download (up to `max_retries`).
     /// Source: api-notes/otmm.md "Assets".
     pub fn download_to(&self, asset_id: &str, dest: &Path) -> Result<u64, DamError> {
-        let url = format!("{}/assets/{}/contents", self.api_base, encode_path_segment(asset_id));
+        let url = format!(
+            "{}/assets/{}/contents",
+            self.api_base,
+            encode_path_segment(asset_id)
+        );
         let label = request_label(&Method::GET, &url);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let outcome = self
-                .call(&Method::GET, &url, true, self.content_timeouts, &|builder| {
-                    transport::empty_body(builder.header(header::ACCEPT, "*/*")).map_err(|error| invalid_request(&label, error))
-                })
+                .call(
+                    &Method::GET,
+                    &url,
+                    true,
+                    self.content_timeouts,
+                    &|builder| {
+                        transport::empty_body(builder.header(header::ACCEPT, "*/*"))
+                            .map_err(|error| invalid_request(&label, error))
+                    },
+                )
                 .and_then(|response| {
                     if response.status().is_success() {
                         stream_to_file(response, &label, dest)
@@ -805,14 +986,24 @@ impl DamClient {
             .text("parent_folder_id", folder_id)
             .json("manifest", &import_manifest(file_name, mime_type))
             .file("files", file_name, mime_type, path)
-            .map_err(|error| DamError::Io(io::Error::new(error.kind(), format!("import source {}: {error}", path.display()))))?;
-        let mut response = self.call(&Method::POST, &url, false, self.content_timeouts, &|builder| {
-            form.into_request(builder).map_err(DamError::Io)
-        })?;
+            .map_err(|error| {
+                DamError::Io(io::Error::new(
+                    error.kind(),
+                    format!("import source {}: {error}", path.display()),
+                ))
+            })?;
+        let mut response = self.call(
+            &Method::POST,
+            &url,
+            false,
+            self.content_timeouts,
+            &|builder| form.into_request(builder).map_err(DamError::Io),
+        )?;
         if !response.status().is_success() {
             return Err(failure(&label, response));
         }
-        let body: Value = read_json(&mut response).map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
+        let body: Value = read_json(&mut response)
+            .map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
         body.pointer("/job_handle/job_id")
             .or_else(|| body.pointer("/import_job_handle/job_id"))
             .or_else(|| body.get("job_id"))
@@ -831,7 +1022,11 @@ impl DamClient {
     /// Polls [`DamClient::job_state`] (every 250 ms, doubling up to 5 s) until the job is no longer in
     /// progress or `timeout` (default `dam.import_job_timeout_secs`) has passed; returns the last state
     /// (`InProgress` on timeout: the job stays in flight, not failed).
-    pub fn wait_for_job(&self, job_id: &str, timeout: Option<Duration>) -> Result<JobState, DamError> {
+    pub fn wait_for_job(
+        &self,
+        job_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<JobState, DamError> {
         let deadline = Instant::now() + timeout.unwrap_or(self.import_job_timeout);
         let mut pause = Duration::from_millis(250);
         loop {
@@ -850,12 +1045,37 @@ impl DamClient {
     /// `DomainValue` shape, as the campaign status field is a domain field), then PUT `/assets/{id}/state`
     /// `action=unlock`, also when the PATCH failed (the PATCH error wins; an unlock failure after a
     /// successful PATCH is returned). Source: api-notes/otmm.md "Folders".
-    pub fn set_folder_field(&self, folder_id: &str, field_id: &str, value: &str) -> Result<(), DamError> {
-        let state_url = format!("{}/assets/{}/state", self.api_base, encode_path_segment(folder_id));
-        let folder_url = format!("{}/folders/{}", self.api_base, encode_path_segment(folder_id));
-        self.mutate(&Method::PUT, &state_url, MutationBody::Form(&[("action", "lock")]))?;
-        let patched = self.mutate(&Method::PATCH, &folder_url, MutationBody::Json(&folder_field_patch(field_id, value)));
-        let unlocked = self.mutate(&Method::PUT, &state_url, MutationBody::Form(&[("action", "unlock")]));
+    pub fn set_folder_field(
+        &self,
+        folder_id: &str,
+        field_id: &str,
+        value: &str,
+    ) -> Result<(), DamError> {
+        let state_url = format!(
+            "{}/assets/{}/state",
+            self.api_base,
+            encode_path_segment(folder_id)
+        );
+        let folder_url = format!(
+            "{}/folders/{}",
+            self.api_base,
+            encode_path_segment(folder_id)
+        );
+        self.mutate(
+            &Method::PUT,
+            &state_url,
+            MutationBody::Form(&[("action", "lock")]),
+        )?;
+        let patched = self.mutate(
+            &Method::PATCH,
+            &folder_url,
+            MutationBody::Json(&folder_field_patch(field_id, value)),
+        );
+        let unlocked = self.mutate(
+            &Method::PUT,
+            &state_url,
+            MutationBody::Form(&[("action", "unlock")]),
+        );
         match (patched, unlocked) {
             (Ok(_), Ok(_)) => Ok(()),
             (Err(error), Ok(_)) => Err(error),
@@ -871,7 +1091,11 @@ impl DamClient {
     /// (`field_value.value`, trimmed `display_value`). Source: api-notes/otmm.md "Lookup domains",
     /// fixtures/otmm/lookup_domain_asset_type.json.
     pub fn lookup_domain(&self, domain_id: &str) -> Result<Vec<DomainValue>, DamError> {
-        let url = format!("{}/lookupdomains/{}", self.api_base, encode_path_segment(domain_id));
+        let url = format!(
+            "{}/lookupdomains/{}",
+            self.api_base,
+            encode_path_segment(domain_id)
+        );
         parse_lookup_domain(&self.get_json(&url)?)
     }
 }
@@ -901,8 +1125,12 @@ fn stream_to_file(response: Response<Body>, label: &str, dest: &Path) -> Result<
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let io_error =
-        |context: &str, error: io::Error| DamError::Io(io::Error::new(error.kind(), format!("{context} {}: {error}", dest.display())));
+    let io_error = |context: &str, error: io::Error| {
+        DamError::Io(io::Error::new(
+            error.kind(),
+            format!("{context} {}: {error}", dest.display()),
+        ))
+    };
     let mut temporary = tempfile::Builder::new()
         .prefix(".dam-download-")
         .suffix(".part")
@@ -916,14 +1144,27 @@ fn stream_to_file(response: Response<Body>, label: &str, dest: &Path) -> Result<
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(DamError::Transport(format!("{label}: body interrupted after {total} bytes: {error}"))),
+            Err(error) => {
+                return Err(DamError::Transport(format!(
+                    "{label}: body interrupted after {total} bytes: {error}"
+                )))
+            }
         };
-        temporary.write_all(&buffer[..read]).map_err(|error| io_error("cannot write", error))?;
+        temporary
+            .write_all(&buffer[..read])
+            .map_err(|error| io_error("cannot write", error))?;
         total += read as u64;
     }
-    temporary.flush().map_err(|error| io_error("cannot write", error))?;
-    temporary.as_file().sync_all().map_err(|error| io_error("cannot write", error))?;
-    temporary.persist(dest).map_err(|error| io_error("cannot move the download to", error.error))?;
+    temporary
+        .flush()
+        .map_err(|error| io_error("cannot write", error))?;
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(|error| io_error("cannot write", error))?;
+    temporary
+        .persist(dest)
+        .map_err(|error| io_error("cannot move the download to", error.error))?;
     Ok(total)
 }
 
@@ -932,7 +1173,9 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/otmm").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/otmm")
+            .join(name);
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).unwrap(),
             Err(_) => Value::Null,
@@ -944,10 +1187,16 @@ mod tests {
         let body = r#"{"exception_body":{"http_response_code":404,"error_code":"ASSET_NOT_FOUND",
             "message":"The asset could not be found.","debug_message":"com.artesia..."}}"#;
         let error = parse_failure(404, "GET /otmmapi/v6/assets/abc", body);
-        assert_eq!(error.to_string(), "OTMM API 404 on GET /otmmapi/v6/assets/abc: The asset could not be found.");
+        assert_eq!(
+            error.to_string(),
+            "OTMM API 404 on GET /otmmapi/v6/assets/abc: The asset could not be found."
+        );
         assert!(!error.is_transient());
         let error = parse_failure(500, "GET /otmmapi/v6/search/text", "");
-        assert_eq!(error.to_string(), "OTMM API 500 on GET /otmmapi/v6/search/text: Internal Server Error");
+        assert_eq!(
+            error.to_string(),
+            "OTMM API 500 on GET /otmmapi/v6/search/text: Internal Server Error"
+        );
         assert!(error.is_transient());
         assert!(DamError::Transport("reset".into()).is_transient());
         assert!(!DamError::Auth("no".into()).is_transient());
@@ -959,7 +1208,8 @@ mod tests {
         if folder.is_null() {
             return; // fixtures live outside the repository
         }
-        let folder = DamFolder::from_json(folder.pointer("/folder_resource/folder").unwrap()).unwrap();
+        let folder =
+            DamFolder::from_json(folder.pointer("/folder_resource/folder").unwrap()).unwrap();
         assert_eq!(folder.id, "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b");
         assert_eq!(folder.name, "C-2026-0142 Nutella Breakfast Moments");
         let as_asset = DamAsset::from_json(&folder.json).unwrap();
@@ -974,7 +1224,13 @@ mod tests {
 
         let domain = parse_lookup_domain(&fixture("lookup_domain_asset_type.json")).unwrap();
         assert_eq!(domain.len(), 6);
-        assert_eq!(domain[2], DomainValue { value: "banner".into(), display: "Banner".into() });
+        assert_eq!(
+            domain[2],
+            DomainValue {
+                value: "banner".into(),
+                display: "Banner".into()
+            }
+        );
     }
 
     #[test]
@@ -987,8 +1243,14 @@ mod tests {
         assert_eq!(
             parse_lookup_domain(&body).unwrap(),
             vec![
-                DomainValue { value: "213".into(), display: "Active Access".into() },
-                DomainValue { value: "EN".into(), display: "EN".into() }
+                DomainValue {
+                    value: "213".into(),
+                    display: "Active Access".into()
+                },
+                DomainValue {
+                    value: "EN".into(),
+                    display: "EN".into()
+                }
             ]
         );
         assert!(parse_lookup_domain(&json!({})).is_err());
@@ -997,11 +1259,22 @@ mod tests {
     #[test]
     fn jobs() {
         let done = json!({"job_resource": {"job": {"job_id": "1125", "status": "COMPLETED", "asset_id_list": ["a1"], "message": ""}}});
-        assert_eq!(parse_job(&done).unwrap(), JobState::Completed { asset_ids: vec!["a1".into()] });
+        assert_eq!(
+            parse_job(&done).unwrap(),
+            JobState::Completed {
+                asset_ids: vec!["a1".into()]
+            }
+        );
         let running = json!({"job_resource": {"job": {"job_id": 1125, "status": "IN_PROGRESS"}}});
         assert_eq!(parse_job(&running).unwrap(), JobState::InProgress);
-        let failed = json!({"job_resource": {"job": {"status": "FAILED", "message": "bad metadata"}}});
-        assert_eq!(parse_job(&failed).unwrap(), JobState::Failed { message: "bad metadata".into() });
+        let failed =
+            json!({"job_resource": {"job": {"status": "FAILED", "message": "bad metadata"}}});
+        assert_eq!(
+            parse_job(&failed).unwrap(),
+            JobState::Failed {
+                message: "bad metadata".into()
+            }
+        );
         assert!(parse_job(&json!({"nope": 1})).is_err());
     }
 
@@ -1019,13 +1292,23 @@ mod tests {
         );
         let condition = field_condition("F", "ARTESIA.OPERATOR.CHAR.CONTAINS", "A1").to_string();
         let encoded = encode_query_value(&condition);
-        assert!(encoded.starts_with("%7B%22search%5Fcondition%5Flist%22") && !encoded.contains(['{', '[', '"', ' ']), "{encoded}");
+        assert!(
+            encoded.starts_with("%7B%22search%5Fcondition%5Flist%22")
+                && !encoded.contains(['{', '[', '"', ' ']),
+            "{encoded}"
+        );
     }
 
     #[test]
     fn cookies_are_collected() {
         let header = cookie_header(
-            ["JSESSIONID=ABC123; Path=/otmmapi; HttpOnly", "LB=node2; Path=/", "JSESSIONID=DEF456; Path=/", "junk"].into_iter(),
+            [
+                "JSESSIONID=ABC123; Path=/otmmapi; HttpOnly",
+                "LB=node2; Path=/",
+                "JSESSIONID=DEF456; Path=/",
+                "junk",
+            ]
+            .into_iter(),
         );
         assert_eq!(header, "LB=node2; JSESSIONID=DEF456");
     }
@@ -1033,9 +1316,19 @@ mod tests {
     #[test]
     fn assets_tolerate_shapes() {
         let asset = DamAsset::from_json(&json!({"asset_id": "x", "content_size": "12", "master_content_info": {"mime_type": "image/png"}})).unwrap();
-        assert_eq!((asset.name.as_str(), asset.content_size, asset.mime_type.as_deref()), ("", Some(12), Some("image/png")));
+        assert_eq!(
+            (
+                asset.name.as_str(),
+                asset.content_size,
+                asset.mime_type.as_deref()
+            ),
+            ("", Some(12), Some("image/png"))
+        );
         assert!(DamAsset::from_json(&json!({"name": "no id"})).is_err());
-        let folder = DamAsset::from_json(&json!({"asset_id": "f", "container_type_id": "ARTESIA.BASIC.FOLDER"})).unwrap();
+        let folder = DamAsset::from_json(
+            &json!({"asset_id": "f", "container_type_id": "ARTESIA.BASIC.FOLDER"}),
+        )
+        .unwrap();
         assert!(folder.is_folder);
     }
 }

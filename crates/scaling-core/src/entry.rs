@@ -5,6 +5,7 @@
 //!
 //! The binaries only parse their arguments into [`CommonOptions`] and call [`run_pass`].
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::config;
@@ -45,9 +46,16 @@ pub fn init_logging(format: LogFormat, verbosity: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},ureq=warn,ureq_proto=warn,rustls=warn")));
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},ureq=warn,ureq_proto=warn,rustls=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -54,7 +54,10 @@ pub struct Timeouts {
 impl Timeouts {
     /// Timeouts from whole seconds, as configured (`*_timeout_secs`). A zero value means "no limit".
     pub fn from_secs(connect_secs: u64, read_secs: u64) -> Self {
-        Self { connect: Duration::from_secs(connect_secs), read: Duration::from_secs(read_secs) }
+        Self {
+            connect: Duration::from_secs(connect_secs),
+            read: Duration::from_secs(read_secs),
+        }
     }
 }
 
@@ -108,7 +111,10 @@ impl RetryPolicy {
     /// Exponential delay with jitter before retry number `retry` (1-based).
     pub fn backoff(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(20);
-        let full = self.base_delay.saturating_mul(1u32 << exponent).min(self.max_delay);
+        let full = self
+            .base_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay);
         let half = full / 2;
         let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         let jitter = if jitter_nanos == 0 {
@@ -170,7 +176,9 @@ pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> 
 
 /// Parses an HTTP-date (`Date`, `Retry-After`): RFC 9110 IMF-fixdate, which is RFC 2822 with `GMT`.
 pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
-    jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value.trim()).ok()
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value.trim())
+        .ok()
 }
 
 /// The `Retry-After` of a response as a delay from now, if present and valid.
@@ -197,18 +205,32 @@ pub fn encode_query_value(value: &str) -> String {
 }
 
 /// Characters left as-is in a path segment: RFC 3986 unreserved.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes one path segment (an item id), so that `/`, `?` or `#` in an id can never change the URL.
 pub fn encode_path_segment(value: &str) -> String {
     utf8_percent_encode(value, PATH_SEGMENT).to_string()
 }
 
-/// An `application/x-www-form-urlencoded` body from name/value pairs (values fully percent-encoded).
+/// Bytes left as-is by the `application/x-www-form-urlencoded` serializer (WHATWG URL standard): ASCII
+/// alphanumerics and `*-._`.
+const FORM_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+
+/// An `application/x-www-form-urlencoded` body from name/value pairs (everything but `*-._` and ASCII
+/// alphanumerics percent-encoded; a space is `%20`).
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    let encode = |text: &str| utf8_percent_encode(text, FORM_ENCODE).to_string();
     pairs
         .iter()
-        .map(|(name, value)| format!("{}={}", encode_query_value(name), encode_query_value(value)))
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -217,7 +239,9 @@ pub fn form_body(pairs: &[(&str, &str)]) -> String {
 /// hold markers or other opaque values) nor the host.
 pub fn request_label(method: &http::Method, url: &str) -> String {
     let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = without_scheme.find('/').map_or("/", |index| &without_scheme[index..]);
+    let path = without_scheme
+        .find('/')
+        .map_or("/", |index| &without_scheme[index..]);
     let path = path.split(['?', '#']).next().unwrap_or(path);
     format!("{method} {path}")
 }
@@ -244,8 +268,11 @@ impl RateLimit {
             return Self::unlimited();
         };
         // The float is positive and finite here; `as` saturates, which is what we want for huge values.
-        let burst = NonZeroU32::new(per_second.floor().min(f64::from(u32::MAX)) as u32).unwrap_or(NonZeroU32::MIN);
-        Self { limiter: Some(Arc::new(RateLimiter::direct(quota.allow_burst(burst)))) }
+        let burst = NonZeroU32::new(per_second.floor().min(f64::from(u32::MAX)) as u32)
+            .unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: Some(Arc::new(RateLimiter::direct(quota.allow_burst(burst)))),
+        }
     }
 
     /// No limit.
@@ -342,7 +369,9 @@ pub fn execute<E>(
             Ok(response) => {
                 let status = response.status().as_u16();
                 if may_retry && is_retryable_status(status) {
-                    let delay = context.policy.delay(attempt, retry_after(response.headers()));
+                    let delay = context
+                        .policy
+                        .delay(attempt, retry_after(response.headers()));
                     tracing::warn!(
                         request = options.label,
                         status,
@@ -369,7 +398,10 @@ pub fn execute<E>(
                     thread::sleep(delay);
                     continue;
                 }
-                return Err(SendError::Transport { error, attempts: attempt });
+                return Err(SendError::Transport {
+                    error,
+                    attempts: attempt,
+                });
             }
         }
     }
@@ -377,7 +409,11 @@ pub fn execute<E>(
 
 /// Applies the per-request configuration every client call needs, independent of how the caller's agent
 /// was configured.
-fn configure(agent: &Agent, request: Request<SendBody<'static>>, options: &CallOptions<'_>) -> Request<SendBody<'static>> {
+fn configure(
+    agent: &Agent,
+    request: Request<SendBody<'static>>,
+    options: &CallOptions<'_>,
+) -> Request<SendBody<'static>> {
     let non_zero = |duration: Duration| (!duration.is_zero()).then_some(duration);
     let builder = agent
         .configure_request(request)
@@ -398,7 +434,9 @@ pub fn request(method: http::Method, url: &str) -> http::request::Builder {
 }
 
 /// Finishes a request without a body.
-pub fn empty_body(builder: http::request::Builder) -> Result<Request<SendBody<'static>>, http::Error> {
+pub fn empty_body(
+    builder: http::request::Builder,
+) -> Result<Request<SendBody<'static>>, http::Error> {
     builder.body(SendBody::none())
 }
 
@@ -424,12 +462,21 @@ pub fn json_body(
 }
 
 /// Finishes a request with an `application/x-www-form-urlencoded` body.
-pub fn form(builder: http::request::Builder, pairs: &[(&str, &str)]) -> Result<Request<SendBody<'static>>, http::Error> {
-    bytes_body(builder, "application/x-www-form-urlencoded", form_body(pairs).into_bytes())
+pub fn form(
+    builder: http::request::Builder,
+    pairs: &[(&str, &str)],
+) -> Result<Request<SendBody<'static>>, http::Error> {
+    bytes_body(
+        builder,
+        "application/x-www-form-urlencoded",
+        form_body(pairs).into_bytes(),
+    )
 }
 
 /// Reads a (success) body as JSON, at most [`MAX_JSON_BODY_BYTES`]. The error text says what failed.
-pub fn read_json<T: serde::de::DeserializeOwned>(response: &mut Response<Body>) -> Result<T, String> {
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    response: &mut Response<Body>,
+) -> Result<T, String> {
     let bytes = response
         .body_mut()
         .with_config()
@@ -442,8 +489,15 @@ pub fn read_json<T: serde::de::DeserializeOwned>(response: &mut Response<Body>) 
 /// Reads an (error) body as text, at most [`MAX_ERROR_BODY_BYTES`], lossily; empty if unreadable.
 pub fn read_error_text(response: &mut Response<Body>) -> String {
     let mut buffer = Vec::new();
-    let mut reader = response.body_mut().with_config().limit(MAX_ERROR_BODY_BYTES).reader();
-    if let Err(error) = (&mut reader).take(MAX_ERROR_BODY_BYTES).read_to_end(&mut buffer) {
+    let mut reader = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ERROR_BODY_BYTES)
+        .reader();
+    if let Err(error) = (&mut reader)
+        .take(MAX_ERROR_BODY_BYTES)
+        .read_to_end(&mut buffer)
+    {
         tracing::debug!(%error, "cannot read error body");
     }
     String::from_utf8_lossy(&buffer).into_owned()
@@ -452,7 +506,10 @@ pub fn read_error_text(response: &mut Response<Body>) -> String {
 /// A short single-line excerpt of a body for error messages.
 pub fn excerpt(text: &str) -> String {
     const LIMIT: usize = 300;
-    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let flat = flat.trim();
     if flat.chars().count() > LIMIT {
         let cut: String = flat.chars().take(LIMIT).collect();
@@ -585,18 +642,34 @@ impl Multipart {
 
     /// An empty body with a fixed boundary (tests).
     pub fn with_boundary(boundary: &str) -> Self {
-        Self { boundary: boundary.to_string(), parts: Vec::new() }
+        Self {
+            boundary: boundary.to_string(),
+            parts: Vec::new(),
+        }
     }
 
-    fn push(mut self, name: &str, filename: Option<&str>, content_type: Option<&str>, body: PartBody) -> Self {
-        let mut head = format!("--{}\r\nContent-Disposition: {}\r\n", self.boundary, content_disposition(name, filename));
+    fn push(
+        mut self,
+        name: &str,
+        filename: Option<&str>,
+        content_type: Option<&str>,
+        body: PartBody,
+    ) -> Self {
+        let mut head = format!(
+            "--{}\r\nContent-Disposition: {}\r\n",
+            self.boundary,
+            content_disposition(name, filename)
+        );
         if let Some(content_type) = content_type {
             head.push_str("Content-Type: ");
             head.push_str(&content_type.replace(['\r', '\n'], " "));
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
-        self.parts.push(Part { head: head.into_bytes(), body });
+        self.parts.push(Part {
+            head: head.into_bytes(),
+            body,
+        });
         self
     }
 
@@ -607,18 +680,42 @@ impl Multipart {
 
     /// Adds a JSON field with `Content-Type: application/json`.
     pub fn json(self, name: &str, value: &serde_json::Value) -> Self {
-        self.push(name, None, Some("application/json"), PartBody::Bytes(value.to_string().into_bytes()))
+        self.push(
+            name,
+            None,
+            Some("application/json"),
+            PartBody::Bytes(value.to_string().into_bytes()),
+        )
     }
 
     /// Adds in-memory bytes as a file part.
     pub fn bytes(self, name: &str, filename: &str, content_type: &str, data: Vec<u8>) -> Self {
-        self.push(name, Some(filename), Some(content_type), PartBody::Bytes(data))
+        self.push(
+            name,
+            Some(filename),
+            Some(content_type),
+            PartBody::Bytes(data),
+        )
     }
 
     /// Adds a file part streamed from `path`; its size is taken now.
-    pub fn file(self, name: &str, filename: &str, content_type: &str, path: &Path) -> io::Result<Self> {
+    pub fn file(
+        self,
+        name: &str,
+        filename: &str,
+        content_type: &str,
+        path: &Path,
+    ) -> io::Result<Self> {
         let length = std::fs::metadata(path)?.len();
-        Ok(self.push(name, Some(filename), Some(content_type), PartBody::File { path: path.to_path_buf(), length }))
+        Ok(self.push(
+            name,
+            Some(filename),
+            Some(content_type),
+            PartBody::File {
+                path: path.to_path_buf(),
+                length,
+            },
+        ))
     }
 
     /// `multipart/form-data; boundary=...`
@@ -632,7 +729,11 @@ impl Multipart {
 
     /// Exact body length in bytes.
     pub fn content_length(&self) -> u64 {
-        let parts: u64 = self.parts.iter().map(|part| part.head.len() as u64 + part.body.length() + 2).sum();
+        let parts: u64 = self
+            .parts
+            .iter()
+            .map(|part| part.head.len() as u64 + part.body.length() + 2)
+            .sum();
         parts + self.epilogue().len() as u64
     }
 
@@ -642,10 +743,15 @@ impl Multipart {
         for part in &self.parts {
             segments.push_back(Segment::Bytes(io::Cursor::new(part.head.clone())));
             match &part.body {
-                PartBody::Bytes(bytes) => segments.push_back(Segment::Bytes(io::Cursor::new(bytes.clone()))),
+                PartBody::Bytes(bytes) => {
+                    segments.push_back(Segment::Bytes(io::Cursor::new(bytes.clone())))
+                }
                 PartBody::File { path, length } => {
                     let file = File::open(path)?;
-                    segments.push_back(Segment::File { reader: file.take(*length), remaining: *length });
+                    segments.push_back(Segment::File {
+                        reader: file.take(*length),
+                        remaining: *length,
+                    });
                 }
             }
             segments.push_back(Segment::Bytes(io::Cursor::new(b"\r\n".to_vec())));
@@ -662,7 +768,10 @@ impl Multipart {
     }
 
     /// Finishes a request with this body: `Content-Type` with the boundary, exact `Content-Length`, streamed.
-    pub fn into_request(&self, builder: http::request::Builder) -> io::Result<Request<SendBody<'static>>> {
+    pub fn into_request(
+        &self,
+        builder: http::request::Builder,
+    ) -> io::Result<Request<SendBody<'static>>> {
         let reader = self.reader()?;
         builder
             .header(http::header::CONTENT_TYPE, self.content_type())
@@ -679,7 +788,10 @@ pub struct MultipartReader {
 
 enum Segment {
     Bytes(io::Cursor<Vec<u8>>),
-    File { reader: io::Take<File>, remaining: u64 },
+    File {
+        reader: io::Take<File>,
+        remaining: u64,
+    },
 }
 
 impl Read for MultipartReader {
@@ -712,17 +824,221 @@ impl Read for MultipartReader {
 }
 
 #[cfg(test)]
+mod sandbox_tests;
+
+/// A tiny HTTP/1.1 server for the clients' wire tests: one request per connection (`Connection: close`),
+/// requests recorded, replies from a handler. Status 0 drops the connection without replying.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    /// One request as received.
+    #[derive(Debug, Clone)]
+    pub struct Recorded {
+        pub method: String,
+        /// Path and query as sent.
+        pub target: String,
+        /// Header names lower-cased.
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Recorded {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        }
+        pub fn path(&self) -> &str {
+            self.target.split('?').next().unwrap_or("")
+        }
+        pub fn query(&self) -> &str {
+            self.target.split_once('?').map_or("", |(_, query)| query)
+        }
+        pub fn body_text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+        /// A form field of an urlencoded body (values percent-decoded).
+        pub fn form(&self, name: &str) -> Option<String> {
+            self.body_text().split('&').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                (key == name).then(|| {
+                    percent_encoding::percent_decode_str(value)
+                        .decode_utf8_lossy()
+                        .replace('+', " ")
+                })
+            })
+        }
+    }
+
+    /// A reply.
+    pub struct Reply {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Reply {
+        pub fn json(status: u16, value: serde_json::Value) -> Self {
+            Self {
+                status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: value.to_string().into_bytes(),
+            }
+        }
+        pub fn empty(status: u16) -> Self {
+            Self {
+                status,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }
+        }
+        pub fn bytes(status: u16, body: &[u8]) -> Self {
+            Self {
+                status,
+                headers: vec![("content-type".into(), "application/octet-stream".into())],
+                body: body.to_vec(),
+            }
+        }
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.headers.push((name.to_string(), value.to_string()));
+            self
+        }
+        /// Drop the connection without answering.
+        pub fn drop_connection() -> Self {
+            Self::empty(0)
+        }
+    }
+
+    type Handler = dyn Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync;
+
+    /// The running server (lives as long as the test process).
+    pub struct TestServer {
+        pub url: String,
+        requests: Arc<Mutex<Vec<Recorded>>>,
+    }
+
+    impl TestServer {
+        /// Starts a server; `handler(request, earlier_requests)` builds each reply.
+        pub fn start(
+            handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
+        ) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+            let handler: Arc<Handler> = Arc::new(handler);
+            let shared = requests.clone();
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let handler = handler.clone();
+                    let requests = shared.clone();
+                    thread::spawn(move || serve(stream, &*handler, &requests));
+                }
+            });
+            Self { url, requests }
+        }
+
+        pub fn requests(&self) -> Vec<Recorded> {
+            self.requests.lock().unwrap().clone()
+        }
+
+        pub fn count(&self, method: &str, path: &str) -> usize {
+            self.requests()
+                .iter()
+                .filter(|request| request.method == method && request.path() == path)
+                .count()
+        }
+    }
+
+    fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Recorded>>) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.trim_end().split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let recorded = Recorded {
+            method,
+            target,
+            headers,
+            body,
+        };
+        let reply = {
+            let mut all = requests.lock().unwrap();
+            let earlier = all.clone();
+            all.push(recorded.clone());
+            drop(all);
+            handler(&recorded, &earlier)
+        };
+        if reply.status == 0 {
+            return;
+        }
+        let mut stream = stream;
+        let mut head = format!(
+            "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        for (name, value) in &reply.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&reply.body);
+        let _ = stream.flush();
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn retry_after_seconds_and_dates() {
         let now: jiff::Timestamp = "2026-11-10T10:00:00Z".parse().unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_retry_after("Tue, 10 Nov 2026 10:00:30 GMT", now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("Tue, 10 Nov 2026 09:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 10 Nov 2026 10:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 10 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("", now), None);
@@ -739,13 +1055,25 @@ mod tests {
         let policy = RetryPolicy::new(5);
         for _ in 0..50 {
             let first = policy.backoff(1);
-            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500), "{first:?}");
+            assert!(
+                first >= Duration::from_millis(250) && first <= Duration::from_millis(500),
+                "{first:?}"
+            );
             let third = policy.backoff(3);
-            assert!(third >= Duration::from_millis(1000) && third <= Duration::from_millis(2000), "{third:?}");
+            assert!(
+                third >= Duration::from_millis(1000) && third <= Duration::from_millis(2000),
+                "{third:?}"
+            );
             assert!(policy.backoff(40) <= RetryPolicy::DEFAULT_MAX_DELAY);
         }
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(7200))), RetryPolicy::DEFAULT_MAX_RETRY_AFTER);
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(7200))),
+            RetryPolicy::DEFAULT_MAX_RETRY_AFTER
+        );
     }
 
     #[test]
@@ -761,18 +1089,30 @@ mod tests {
     #[test]
     fn labels_drop_host_and_query() {
         assert_eq!(
-            request_label(&http::Method::GET, "https://api.box.com/2.0/folders/1/items?marker=secret"),
+            request_label(
+                &http::Method::GET,
+                "https://api.box.com/2.0/folders/1/items?marker=secret"
+            ),
             "GET /2.0/folders/1/items"
         );
-        assert_eq!(request_label(&http::Method::POST, "http://127.0.0.1:9/oauth2/token"), "POST /oauth2/token");
+        assert_eq!(
+            request_label(&http::Method::POST, "http://127.0.0.1:9/oauth2/token"),
+            "POST /oauth2/token"
+        );
         assert_eq!(request_label(&http::Method::GET, "http://host"), "GET /");
     }
 
     #[test]
     fn encodings() {
-        assert_eq!(encode_query_value(r#"{"a":[1]}"#), "%7B%22a%22%3A%5B1%5D%7D");
+        assert_eq!(
+            encode_query_value(r#"{"a":[1]}"#),
+            "%7B%22a%22%3A%5B1%5D%7D"
+        );
         assert_eq!(encode_path_segment("a/b c-d.e"), "a%2Fb%20c-d.e");
-        assert_eq!(form_body(&[("username", "a b"), ("password", "p&=")]), "username=a%20b&password=p%26%3D");
+        assert_eq!(
+            form_body(&[("user_name", "a b.c"), ("password", "p&=+")]),
+            "user_name=a%20b.c&password=p%26%3D%2B"
+        );
     }
 
     #[test]
@@ -781,7 +1121,10 @@ mod tests {
         let path = dir.path().join("clip.mp4");
         std::fs::write(&path, b"0123456789").unwrap();
         let body = Multipart::with_boundary("XyZ")
-            .json("attributes", &serde_json::json!({"name": "clip.mp4", "parent": {"id": "0"}}))
+            .json(
+                "attributes",
+                &serde_json::json!({"name": "clip.mp4", "parent": {"id": "0"}}),
+            )
             .text("parent_folder_id", "abc")
             .file("file", "clip.mp4", "video/mp4", &path)
             .unwrap();
@@ -806,7 +1149,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.bin");
         std::fs::write(&path, vec![7u8; 100]).unwrap();
-        let body = Multipart::new().file("file", "f.bin", "application/octet-stream", &path).unwrap();
+        let body = Multipart::new()
+            .file("file", "f.bin", "application/octet-stream", &path)
+            .unwrap();
         std::fs::write(&path, vec![7u8; 10]).unwrap();
         let error = body.to_bytes().unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
@@ -814,7 +1159,10 @@ mod tests {
 
     #[test]
     fn content_disposition_escapes() {
-        assert_eq!(content_disposition("file", Some("a\"b\r\nc.txt")), "form-data; name=\"file\"; filename=\"a\\\"b%0D%0Ac.txt\"");
+        assert_eq!(
+            content_disposition("file", Some("a\"b\r\nc.txt")),
+            "form-data; name=\"file\"; filename=\"a\\\"b%0D%0Ac.txt\""
+        );
         assert_eq!(
             content_disposition("file", Some("Café 1.mp4")),
             "form-data; name=\"file\"; filename=\"Café 1.mp4\"; filename*=UTF-8''Caf%C3%A9%201.mp4"
@@ -841,7 +1189,11 @@ mod tests {
             limit.wait();
         }
         // 50 burst, then 10 more at 20 ms each.
-        assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
         let clone = limit.clone();
         assert!(format!("{clone:?}").contains("limited"));
         RateLimit::per_second(0.0).wait();

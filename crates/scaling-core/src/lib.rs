@@ -7,12 +7,12 @@
 pub mod boxapi;
 pub mod config;
 pub mod dam;
+pub mod entry;
 pub mod http;
 pub mod media;
 pub mod metadata;
 pub mod naming;
 pub mod notify;
-pub mod entry;
 pub mod pipeline;
 pub mod secret;
 pub mod store;

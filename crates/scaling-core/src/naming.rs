@@ -407,14 +407,23 @@ impl NamingConfig {
     /// at least one allowed extension, each made of ASCII letters and digits; `max_name_bytes` > 0.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if matches!(self.separator, '.' | '/' | '\\') || self.separator.is_whitespace() || self.separator.is_control() {
+        if matches!(self.separator, '.' | '/' | '\\')
+            || self.separator.is_whitespace()
+            || self.separator.is_control()
+        {
             problems.push((
                 "separator".to_string(),
-                format!("expected one character other than \".\", \"/\", \"\\\" or a space, found {}", quote(&self.separator.to_string())),
+                format!(
+                    "expected one character other than \".\", \"/\", \"\\\" or a space, found {}",
+                    quote(&self.separator.to_string())
+                ),
             ));
         }
         if self.segments.is_empty() {
-            problems.push(("segments".to_string(), "expected at least one segment".to_string()));
+            problems.push((
+                "segments".to_string(),
+                "expected at least one segment".to_string(),
+            ));
         }
         let tracking = self
             .segments
@@ -449,13 +458,22 @@ impl NamingConfig {
             if !valid_chars {
                 problems.push((
                     key.clone(),
-                    format!("expected a name made of a-z, 0-9 and \"_\", found {}", quote(&rule.name)),
+                    format!(
+                        "expected a name made of a-z, 0-9 and \"_\", found {}",
+                        quote(&rule.name)
+                    ),
                 ));
             }
-            if matches!(rule.name.as_str(), "extension" | "clean_filename" | "original_filename") {
+            if matches!(
+                rule.name.as_str(),
+                "extension" | "clean_filename" | "original_filename"
+            ) {
                 problems.push((
                     key.clone(),
-                    format!("{} is reserved; choose another segment name", quote(&rule.name)),
+                    format!(
+                        "{} is reserved; choose another segment name",
+                        quote(&rule.name)
+                    ),
                 ));
             }
             if !seen.insert(rule.name.clone()) {
@@ -480,7 +498,10 @@ impl NamingConfig {
             }
         }
         if self.max_name_bytes == 0 {
-            problems.push(("max_name_bytes".to_string(), "expected a number > 0, found 0".to_string()));
+            problems.push((
+                "max_name_bytes".to_string(),
+                "expected a number > 0, found 0".to_string(),
+            ));
         }
         problems
     }
@@ -503,7 +524,10 @@ impl NamingConfig {
 
     /// Names of the segments, in order (the sources field mappings may use besides `extension`).
     pub fn segment_names(&self) -> Vec<&str> {
-        self.segments.iter().map(|rule| rule.name.as_str()).collect()
+        self.segments
+            .iter()
+            .map(|rule| rule.name.as_str())
+            .collect()
     }
 
     fn is_allowed_extension(&self, extension: &str) -> bool {
@@ -747,7 +771,9 @@ fn check_segment(
     match &rule.kind {
         SegmentKind::TrackingId => check_tracking_id(part, example, &cfg.tracking_id_hint),
         SegmentKind::Text => {
-            let bad = offending(part, |c| c.is_alphanumeric() || c == '-' || is_combining_mark(c));
+            let bad = offending(part, |c| {
+                c.is_alphanumeric() || c == '-' || is_combining_mark(c)
+            });
             if !bad.is_empty() {
                 return Err(vec![not_a(&not_allowed_note(&bad))]);
             }
@@ -764,7 +790,8 @@ fn check_segment(
             simple(normalize(part, rule.normalize))
         }
         SegmentKind::LanguageCode => {
-            let letters = part.chars().count() == 2 && part.chars().all(|c| c.is_ascii_alphabetic());
+            let letters =
+                part.chars().count() == 2 && part.chars().all(|c| c.is_ascii_alphabetic());
             if !letters {
                 return Err(vec![not_a("")]);
             }
@@ -979,9 +1006,9 @@ pub fn campaign_folder_name(number: &str, name: &str) -> String {
     sanitize_box_name(&joined, "campaign")
 }
 
-/// Makes `name` acceptable to Box (https://developer.box.com/reference/post-folders/: names of at most
-/// 255 characters, no `/` or `\`, no non-printable characters, no leading/trailing spaces, not `.` or
-/// `..`): `/`, `\` and control characters become `-`; leading spaces and trailing spaces and dots are
+/// Makes `name` acceptable to Box (<https://developer.box.com/reference/post-folders/>: names of at
+/// most 255 characters, no `/` or `\`, no non-printable characters, no leading/trailing spaces, not `.`
+/// or `..`): `/`, `\` and control characters become `-`; leading spaces and trailing spaces and dots are
 /// removed; longer names are cut on a character boundary, keeping a short extension (up to 16
 /// characters) when there is one; an empty result becomes `fallback`.
 pub fn sanitize_box_name(name: &str, fallback: &str) -> String {
@@ -1074,11 +1101,17 @@ mod tests {
     #[test]
     fn the_example_of_the_doc_parses() {
         let name = parsed("K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4");
-        assert_eq!(name.original, "K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4");
+        assert_eq!(
+            name.original,
+            "K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4"
+        );
         assert_eq!(name.tracking_id, "K7Q2XM");
         assert_eq!(name.version, 1);
         assert_eq!(name.extension, "mp4");
-        assert_eq!(name.clean_filename, "Breakfast-Moments_video_IT_9x16-15s.mp4");
+        assert_eq!(
+            name.clean_filename,
+            "Breakfast-Moments_video_IT_9x16-15s.mp4"
+        );
         assert_eq!(name.segments["subject_title"], "Breakfast-Moments");
         assert_eq!(name.segments["asset_type"], "video");
         assert_eq!(name.segments["language_code"], "IT");
@@ -1090,7 +1123,10 @@ mod tests {
 
     #[test]
     fn example_name_is_the_doc_example() {
-        assert_eq!(v2().example_name(), "K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4");
+        assert_eq!(
+            v2().example_name(),
+            "K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4"
+        );
         assert!(v2().validate().is_empty());
     }
 
@@ -1190,12 +1226,24 @@ mod tests {
             "K7Q2XM__video_IT_9x16-15s_v01.mp4",
             "segment 2 (subject title) is empty; expected a subject title (letters, digits and \"-\" for spaces), e.g. \"Breakfast-Moments\"",
         );
-        assert_eq!(parsed("K7Q2XM_Spot-2026_video_IT_A4_v1.pdf").segments["subject_title"], "Spot-2026");
+        assert_eq!(
+            parsed("K7Q2XM_Spot-2026_video_IT_A4_v1.pdf").segments["subject_title"],
+            "Spot-2026"
+        );
     }
 
     #[test]
     fn unicode_subject_titles_are_letters() {
-        for title in ["Colazione-Perfetta", "Café-Crème", "Frühstück", "Завтрак", "朝食の時間", "Πρωινό", "नमस्ते", "فطور"] {
+        for title in [
+            "Colazione-Perfetta",
+            "Café-Crème",
+            "Frühstück",
+            "Завтрак",
+            "朝食の時間",
+            "Πρωινό",
+            "नमस्ते",
+            "فطور",
+        ] {
             let name = format!("K7Q2XM_{title}_video_IT_9x16_v01.mp4");
             let parsed = parsed(&name);
             assert_eq!(parsed.segments["subject_title"], title);
@@ -1215,12 +1263,18 @@ mod tests {
     // Rule: asset type, letters, any case, lower-cased.
     #[test]
     fn asset_type_rules() {
-        assert_eq!(parsed("K7Q2XM_Breakfast_VIDEO_IT_9x16_v01.mp4").segments["asset_type"], "video");
+        assert_eq!(
+            parsed("K7Q2XM_Breakfast_VIDEO_IT_9x16_v01.mp4").segments["asset_type"],
+            "video"
+        );
         assert_problem(
             "K7Q2XM_Breakfast_vid3o_IT_9x16_v01.mp4",
             "segment 3 \"vid3o\" is not an asset type (letters only: video, image, banner, print, audio, ...), e.g. \"video\" (not allowed: \"3\")",
         );
-        assert_problem_starts("K7Q2XM_Breakfast__IT_9x16_v01.mp4", "segment 3 (asset type) is empty");
+        assert_problem_starts(
+            "K7Q2XM_Breakfast__IT_9x16_v01.mp4",
+            "segment 3 (asset type) is empty",
+        );
     }
 
     // Rule: language code, ISO 639-1, two letters, any case, upper-cased.
@@ -1230,22 +1284,37 @@ mod tests {
             "K7Q2XM_Breakfast-Moments_video_ITA_9x16-15s_v01.mp4",
             "segment 4 \"ITA\" is not a two-letter language code (ISO 639-1), e.g. \"IT\"",
         );
-        assert_problem_starts("K7Q2XM_Breakfast_video_I1_9x16_v01.mp4", "segment 4 \"I1\" is not a two-letter language code");
-        assert_problem_starts("K7Q2XM_Breakfast_video_ÉT_9x16_v01.mp4", "segment 4 \"ÉT\" is not a two-letter language code");
-        assert_eq!(parsed("K7Q2XM_Breakfast_video_it_9x16_v01.mp4").segments["language_code"], "IT");
+        assert_problem_starts(
+            "K7Q2XM_Breakfast_video_I1_9x16_v01.mp4",
+            "segment 4 \"I1\" is not a two-letter language code",
+        );
+        assert_problem_starts(
+            "K7Q2XM_Breakfast_video_ÉT_9x16_v01.mp4",
+            "segment 4 \"ÉT\" is not a two-letter language code",
+        );
+        assert_eq!(
+            parsed("K7Q2XM_Breakfast_video_it_9x16_v01.mp4").segments["language_code"],
+            "IT"
+        );
     }
 
     // Rule: spec, letters, digits, "-", "x".
     #[test]
     fn spec_rules() {
         for spec in ["9x16-15s", "1080x1080", "A4", "16x9"] {
-            assert_eq!(parsed(&format!("K7Q2XM_Breakfast_video_IT_{spec}_v01.mp4")).segments["spec"], spec);
+            assert_eq!(
+                parsed(&format!("K7Q2XM_Breakfast_video_IT_{spec}_v01.mp4")).segments["spec"],
+                spec
+            );
         }
         assert_problem(
             "K7Q2XM_Breakfast_video_IT_9×16_v01.mp4",
             "segment 5 \"9×16\" is not a spec (letters, digits and \"-\": format, size or duration such as 9x16-15s, 1080x1080 or A4), e.g. \"9x16-15s\" (not allowed: \"×\"); write sizes with the letter \"x\", e.g. 9x16",
         );
-        assert_problem_starts("K7Q2XM_Breakfast_video_IT_9x16 15s_v01.mp4", "segment 5 \"9x16 15s\" is not a spec");
+        assert_problem_starts(
+            "K7Q2XM_Breakfast_video_IT_9x16 15s_v01.mp4",
+            "segment 5 \"9x16 15s\" is not a spec",
+        );
     }
 
     // Rule: version, "v" + 1 to 3 digits.
@@ -1253,7 +1322,10 @@ mod tests {
     fn version_rules() {
         assert_eq!(parsed("K7Q2XM_Breakfast_video_IT_9x16_v1.mp4").version, 1);
         assert_eq!(parsed("K7Q2XM_Breakfast_video_IT_9x16_V007.mp4").version, 7);
-        assert_eq!(parsed("K7Q2XM_Breakfast_video_IT_9x16_v999.mp4").version, 999);
+        assert_eq!(
+            parsed("K7Q2XM_Breakfast_video_IT_9x16_v999.mp4").version,
+            999
+        );
         let expected = "is not a version (\"v\" followed by 1 to 3 digits), e.g. \"v01\"";
         for bad in ["v1000", "v", "01", "version1", "v1a", "v٣"] {
             assert_problem(
@@ -1276,14 +1348,20 @@ mod tests {
             "K7Q2XM_Breakfast_video_IT_9x16_v01.exe",
             "extension \".exe\" is not allowed; use one of mp4, mov, mxf, m4v, jpg, jpeg, png, tif, tiff, psd, pdf, ai, eps, gif, webp, wav, mp3",
         );
-        assert_problem_starts("K7Q2XM_Breakfast_video_IT_9x16_v01", "the file name has no extension; it must end with one of mp4");
+        assert_problem_starts(
+            "K7Q2XM_Breakfast_video_IT_9x16_v01",
+            "the file name has no extension; it must end with one of mp4",
+        );
     }
 
     // Rule: clean filename = name without tracking ID and version.
     #[test]
     fn clean_filename_drops_upload_components_and_normalizes() {
         let name = parsed("k7q2xm_Breakfast-Moments_Video_it_9x16-15s_v02.Mp4");
-        assert_eq!(name.clean_filename, "Breakfast-Moments_video_IT_9x16-15s.mp4");
+        assert_eq!(
+            name.clean_filename,
+            "Breakfast-Moments_video_IT_9x16-15s.mp4"
+        );
         assert_eq!(name.version, 2);
     }
 
@@ -1291,9 +1369,16 @@ mod tests {
     #[test]
     fn debris_is_ignored() {
         for debris in [
-            ".DS_Store", ".ds_store", "Thumbs.db", "thumbs.DB", "desktop.ini", "~$Brief.docx",
-            "._K7Q2XM_Breakfast_video_IT_9x16_v01.mp4", "upload.tmp",
-            "K7Q2XM_Breakfast_video_IT_9x16_v01.mp4.part", "movie.mp4.CRDOWNLOAD",
+            ".DS_Store",
+            ".ds_store",
+            "Thumbs.db",
+            "thumbs.DB",
+            "desktop.ini",
+            "~$Brief.docx",
+            "._K7Q2XM_Breakfast_video_IT_9x16_v01.mp4",
+            "upload.tmp",
+            "K7Q2XM_Breakfast_video_IT_9x16_v01.mp4.part",
+            "movie.mp4.CRDOWNLOAD",
         ] {
             assert!(
                 matches!(classify(debris, &v2()), NameCheck::Ignored { .. }),
@@ -1326,21 +1411,55 @@ mod tests {
         assert_problem_starts("", "the file name is empty");
         assert_problem_starts("   ", "the file name is empty");
         assert_problem_starts("..", "\"..\" is a reference to a parent folder");
-        assert_problem_starts("../K7Q2XM_Breakfast_video_IT_9x16_v01.mp4", "the file name contains a path separator");
+        assert_problem_starts(
+            "../K7Q2XM_Breakfast_video_IT_9x16_v01.mp4",
+            "the file name contains a path separator",
+        );
         assert_problem_starts("a\\b.mp4", "the file name contains a path separator");
-        assert_problem_starts("K7Q2XM_Break\0fast_video_IT_9x16_v01.mp4", "the file name contains a zero byte");
-        assert_problem_starts("K7Q2XM_Break\nfast_video_IT_9x16_v01.mp4", "the file name contains control characters");
-        assert_problem_starts("K7Q2XM_Breakfast_video_IT_9x16_v01.mp4.", "the file name ends with a space or a dot");
-        assert_problem_starts("K7Q2XM_Breakfast_video_IT_9x16_v01.mp4 ", "the file name ends with a space or a dot");
-        assert_problem_starts(" K7Q2XM_Breakfast_video_IT_9x16_v01.mp4", "the file name starts with a space");
+        assert_problem_starts(
+            "K7Q2XM_Break\0fast_video_IT_9x16_v01.mp4",
+            "the file name contains a zero byte",
+        );
+        assert_problem_starts(
+            "K7Q2XM_Break\nfast_video_IT_9x16_v01.mp4",
+            "the file name contains control characters",
+        );
+        assert_problem_starts(
+            "K7Q2XM_Breakfast_video_IT_9x16_v01.mp4.",
+            "the file name ends with a space or a dot",
+        );
+        assert_problem_starts(
+            "K7Q2XM_Breakfast_video_IT_9x16_v01.mp4 ",
+            "the file name ends with a space or a dot",
+        );
+        assert_problem_starts(
+            " K7Q2XM_Breakfast_video_IT_9x16_v01.mp4",
+            "the file name starts with a space",
+        );
         let long = format!("K7Q2XM_{}_video_IT_9x16_v01.mp4", "é".repeat(200));
-        assert_problem_starts(&long, "the file name is 433 bytes long; the limit is 255 bytes");
+        assert_problem_starts(
+            &long,
+            "the file name is 429 bytes long; the limit is 255 bytes",
+        );
         assert_problem_starts("no-extension", "the file name has no extension");
         assert_problem_starts(".mp4", "the file name has no extension");
         // Control characters are escaped in messages.
         let found = problems("K7Q2XM_Break\nfast_video_IT_9x16_v01.mp4");
-        assert!(found.iter().any(|p| p.contains("\"Break\\nfast\"")), "{found:#?}");
-        for weird in ["\u{202E}4pm.exe", "_", "__", "._", "...", "a.b.c", "\u{FEFF}", "😀😀😀_x.mp4", "\u{0301}"] {
+        assert!(
+            found.iter().any(|p| p.contains("\"Break\\nfast\"")),
+            "{found:#?}"
+        );
+        for weird in [
+            "\u{202E}4pm.exe",
+            "_",
+            "__",
+            "._",
+            "...",
+            "a.b.c",
+            "\u{FEFF}",
+            "😀😀😀_x.mp4",
+            "\u{0301}",
+        ] {
             let _ = classify(weird, &v2());
         }
     }
@@ -1350,19 +1469,42 @@ mod tests {
         let mut cfg = v2();
         cfg.segments.insert(
             4,
-            SegmentRule::from_parts("market", "pattern", Some("[A-Z]{2,3}"), None, Some("a market code (2 or 3 capital letters)".into()), Some("ITA".into()), None, None).unwrap(),
+            SegmentRule::from_parts(
+                "market",
+                "pattern",
+                Some("[A-Z]{2,3}"),
+                None,
+                Some("a market code (2 or 3 capital letters)".into()),
+                Some("ITA".into()),
+                None,
+                None,
+            )
+            .unwrap(),
         );
         assert!(cfg.validate().is_empty());
-        let NameCheck::Parsed(parsed) = classify("K7Q2XM_Breakfast_video_IT_ITA_9x16_v01.mp4", &cfg) else {
+        let NameCheck::Parsed(parsed) =
+            classify("K7Q2XM_Breakfast_video_IT_ITA_9x16_v01.mp4", &cfg)
+        else {
             panic!("should parse");
         };
         assert_eq!(parsed.segments["market"], "ITA");
         assert_eq!(parsed.clean_filename, "Breakfast_video_IT_ITA_9x16.mp4");
-        let NameCheck::Invalid { problems } = classify("K7Q2XM_Breakfast_video_IT_it_9x16_v01.mp4", &cfg) else {
+        let NameCheck::Invalid { problems } =
+            classify("K7Q2XM_Breakfast_video_IT_it_9x16_v01.mp4", &cfg)
+        else {
             panic!("should be invalid");
         };
-        assert_eq!(problems, vec!["segment 5 \"it\" is not a market code (2 or 3 capital letters), e.g. \"ITA\"".to_string()]);
-        assert!(SegmentRule::from_parts("x", "pattern", Some("("), None, None, None, None, None).is_err());
+        assert_eq!(
+            problems,
+            vec![
+                "segment 5 \"it\" is not a market code (2 or 3 capital letters), e.g. \"ITA\""
+                    .to_string()
+            ]
+        );
+        assert!(
+            SegmentRule::from_parts("x", "pattern", Some("("), None, None, None, None, None)
+                .is_err()
+        );
         assert!(SegmentRule::from_parts("x", "bogus", None, None, None, None, None, None).is_err());
     }
 
@@ -1375,7 +1517,10 @@ mod tests {
         let keys: Vec<String> = cfg.validate().into_iter().map(|(key, _)| key).collect();
         assert!(keys.contains(&"segments".to_string()), "{keys:?}");
         assert!(keys.contains(&"segments[5].name".to_string()), "{keys:?}");
-        assert!(keys.contains(&"allowed_extensions[17]".to_string()), "{keys:?}");
+        assert!(
+            keys.contains(&"allowed_extensions[17]".to_string()),
+            "{keys:?}"
+        );
     }
 
     #[test]
@@ -1392,13 +1537,22 @@ mod tests {
         let cfg: NamingConfig = serde_json::from_value(json).unwrap();
         assert_eq!(cfg.example_name(), "K7Q2XM_Spot_v01.mp4");
         assert_eq!(cfg.ignored_names.exact.len(), 3);
-        assert!(matches!(classify("K7Q2XM_Spot_v2.mp4", &cfg), NameCheck::Parsed(_)));
+        assert!(matches!(
+            classify("K7Q2XM_Spot_v2.mp4", &cfg),
+            NameCheck::Parsed(_)
+        ));
     }
 
     #[test]
     fn master_box_names() {
-        assert_eq!(master_box_name("K7Q2XM", "Nutella_Breakfast_Master.mov"), "K7Q2XM_Nutella_Breakfast_Master.mov");
-        assert_eq!(master_box_name("K7Q2XM", "a/b\\c\u{0}d.mov "), "K7Q2XM_a-b-c-d.mov");
+        assert_eq!(
+            master_box_name("K7Q2XM", "Nutella_Breakfast_Master.mov"),
+            "K7Q2XM_Nutella_Breakfast_Master.mov"
+        );
+        assert_eq!(
+            master_box_name("K7Q2XM", "a/b\\c\u{0}d.mov "),
+            "K7Q2XM_a-b-c-d.mov"
+        );
         assert_eq!(master_box_name("K7Q2XM", "name..."), "K7Q2XM_name");
         let long = master_box_name("K7Q2XM", &format!("{}.mov", "é".repeat(300)));
         assert_eq!(long.chars().count(), 255);
@@ -1410,12 +1564,23 @@ mod tests {
 
     #[test]
     fn campaign_folder_names() {
-        assert_eq!(campaign_folder_name("C-2026-0142", "Nutella Breakfast Moments"), "C-2026-0142 Nutella Breakfast Moments");
-        assert_eq!(campaign_folder_name("C-1", "A/B: \"x\"  . "), "C-1 A-B: \"x\"");
+        assert_eq!(
+            campaign_folder_name("C-2026-0142", "Nutella Breakfast Moments"),
+            "C-2026-0142 Nutella Breakfast Moments"
+        );
+        assert_eq!(
+            campaign_folder_name("C-1", "A/B: \"x\"  . "),
+            "C-1 A-B: \"x\""
+        );
         assert_eq!(campaign_folder_name("C-1", ""), "C-1");
         assert_eq!(campaign_folder_name("", ""), "campaign");
         assert_eq!(campaign_folder_name("", ".."), "campaign");
-        assert_eq!(campaign_folder_name("C-1", &"名".repeat(400)).chars().count(), 255);
+        assert_eq!(
+            campaign_folder_name("C-1", &"名".repeat(400))
+                .chars()
+                .count(),
+            255
+        );
     }
 
     mod properties {
@@ -1431,7 +1596,8 @@ mod tests {
                     NameCheck::Invalid { problems } => prop_assert!(!problems.is_empty()),
                     NameCheck::Parsed(parsed) => {
                         prop_assert_eq!(parsed.tracking_id.chars().count(), 6);
-                        prop_assert!(parsed.clean_filename.ends_with(&format!(".{}", parsed.extension)));
+                        let suffix = format!(".{}", parsed.extension);
+                        prop_assert!(parsed.clean_filename.ends_with(&suffix));
                     }
                     NameCheck::Ignored { reason } => prop_assert!(!reason.is_empty()),
                 }

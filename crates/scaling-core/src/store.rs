@@ -222,10 +222,9 @@ impl Store {
     /// [`StoreError::Unreachable`] when the server cannot be reached or refuses the login; the
     /// message never contains the password.
     pub fn connect(url: &Secret<String>) -> Result<Store, StoreError> {
-        let config: postgres::Config = url
-            .expose()
-            .parse()
-            .map_err(|error: postgres::Error| StoreError::Unreachable(format!("invalid database URL: {error}")))?;
+        let config: postgres::Config = url.expose().parse().map_err(|error: postgres::Error| {
+            StoreError::Unreachable(format!("invalid database URL: {error}"))
+        })?;
         if matches!(config.get_ssl_mode(), postgres::config::SslMode::Require) {
             return Err(StoreError::Unreachable(
                 "sslmode=require is not supported by this build yet; use sslmode=disable on a trusted network".into(),
@@ -242,12 +241,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Migration`] when a migration fails.
     pub fn migrate(&mut self) -> Result<(), StoreError> {
-        self.client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;
+        self.client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;
         let result = embedded::migrations::runner()
             .run(&mut self.client)
             .map(|_| ())
             .map_err(|error| StoreError::Migration(error.to_string()));
-        self.client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])?;
+        self.client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])?;
         result
     }
 
@@ -259,7 +260,9 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn try_lock(&mut self, name: &str) -> Result<bool, StoreError> {
-        let row = self.client.query_one("SELECT pg_try_advisory_lock($1)", &[&advisory_key(name)])?;
+        let row = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&advisory_key(name)])?;
         Ok(row.get(0))
     }
 
@@ -268,7 +271,8 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn unlock(&mut self, name: &str) -> Result<(), StoreError> {
-        self.client.execute("SELECT pg_advisory_unlock($1)", &[&advisory_key(name)])?;
+        self.client
+            .execute("SELECT pg_advisory_unlock($1)", &[&advisory_key(name)])?;
         Ok(())
     }
 
@@ -292,7 +296,13 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn finish_run(&mut self, id: i64, outcome: &str, counts: &Value, error: Option<&str>) -> Result<(), StoreError> {
+    pub fn finish_run(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        counts: &Value,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.client.execute(
             "UPDATE runs SET finished_at = now(), outcome = $2, counts = $3, error = $4 WHERE id = $1",
             &[&id, &outcome, counts, &error],
@@ -340,7 +350,9 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn campaign(&mut self, id: &str) -> Result<Option<CampaignRow>, StoreError> {
-        let row = self.client.query_opt("SELECT * FROM campaigns WHERE dam_folder_id = $1", &[&id])?;
+        let row = self
+            .client
+            .query_opt("SELECT * FROM campaigns WHERE dam_folder_id = $1", &[&id])?;
         Ok(row.as_ref().map(campaign_from_row))
     }
 
@@ -349,7 +361,11 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn note_partial_failure(&mut self, campaign_id: &str, signature: &str) -> Result<bool, StoreError> {
+    pub fn note_partial_failure(
+        &mut self,
+        campaign_id: &str,
+        signature: &str,
+    ) -> Result<bool, StoreError> {
         let changed = self.client.execute(
             "UPDATE campaigns SET last_partial_failure = $2, updated_at = now()
              WHERE dam_folder_id = $1 AND last_partial_failure IS DISTINCT FROM $2",
@@ -364,8 +380,14 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn master_by_opentext_id(&mut self, opentext_id: &str) -> Result<Option<MasterRow>, StoreError> {
-        let row = self.client.query_opt("SELECT * FROM master_assets WHERE opentext_id = $1", &[&opentext_id])?;
+    pub fn master_by_opentext_id(
+        &mut self,
+        opentext_id: &str,
+    ) -> Result<Option<MasterRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT * FROM master_assets WHERE opentext_id = $1",
+            &[&opentext_id],
+        )?;
         Ok(row.as_ref().map(master_from_row))
     }
 
@@ -373,8 +395,14 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn master_by_tracking_id(&mut self, tracking_id: &str) -> Result<Option<MasterRow>, StoreError> {
-        let row = self.client.query_opt("SELECT * FROM master_assets WHERE tracking_id = $1", &[&tracking_id])?;
+    pub fn master_by_tracking_id(
+        &mut self,
+        tracking_id: &str,
+    ) -> Result<Option<MasterRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT * FROM master_assets WHERE tracking_id = $1",
+            &[&tracking_id],
+        )?;
         Ok(row.as_ref().map(master_from_row))
     }
 
@@ -383,9 +411,10 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn masters_of_campaign(&mut self, campaign_id: &str) -> Result<Vec<MasterRow>, StoreError> {
-        let rows = self
-            .client
-            .query("SELECT * FROM master_assets WHERE campaign_id = $1 ORDER BY id", &[&campaign_id])?;
+        let rows = self.client.query(
+            "SELECT * FROM master_assets WHERE campaign_id = $1 ORDER BY id",
+            &[&campaign_id],
+        )?;
         Ok(rows.iter().map(master_from_row).collect())
     }
 
@@ -467,7 +496,12 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn begin_transition(&mut self, campaign_id: &str, from: &str, to: &str) -> Result<TransitionState, StoreError> {
+    pub fn begin_transition(
+        &mut self,
+        campaign_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<TransitionState, StoreError> {
         self.client.execute(
             "INSERT INTO campaign_transitions (campaign_id, from_status, to_status) VALUES ($1, $2, $3)
              ON CONFLICT (campaign_id, to_status) DO NOTHING",
@@ -478,7 +512,11 @@ impl Store {
             &[&campaign_id, &to],
         )?;
         let state: String = row.get(0);
-        Ok(if state == "done" { TransitionState::Done } else { TransitionState::Pending })
+        Ok(if state == "done" {
+            TransitionState::Done
+        } else {
+            TransitionState::Pending
+        })
     }
 
     /// Campaign ids with a transition to `to` recorded but not completed (a crashed pass).
@@ -497,7 +535,11 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn transition_state(&mut self, campaign_id: &str, to: &str) -> Result<Option<TransitionState>, StoreError> {
+    pub fn transition_state(
+        &mut self,
+        campaign_id: &str,
+        to: &str,
+    ) -> Result<Option<TransitionState>, StoreError> {
         let row = self.client.query_opt(
             "SELECT state FROM campaign_transitions WHERE campaign_id = $1 AND to_status = $2",
             &[&campaign_id, &to],
@@ -558,7 +600,11 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn claim_notification(&mut self, owner: &str, lease_secs: i64) -> Result<Option<OutboxRow>, StoreError> {
+    pub fn claim_notification(
+        &mut self,
+        owner: &str,
+        lease_secs: i64,
+    ) -> Result<Option<OutboxRow>, StoreError> {
         let row = self.client.query_opt(
             "UPDATE outbox SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
              WHERE id = (SELECT id FROM outbox
@@ -596,7 +642,12 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn mark_notification_failed(&mut self, id: i64, error: &str, retry_after_secs: i64) -> Result<(), StoreError> {
+    pub fn mark_notification_failed(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_after_secs: i64,
+    ) -> Result<(), StoreError> {
         self.client.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2, lease_owner = NULL, lease_expires_at = NULL,
                     next_attempt_at = now() + make_interval(secs => $3::bigint::float8) WHERE id = $1",
@@ -713,7 +764,11 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn derivative(&mut self, tracking_id: &str, derivative_filename: &str) -> Result<Option<DerivativeRow>, StoreError> {
+    pub fn derivative(
+        &mut self,
+        tracking_id: &str,
+        derivative_filename: &str,
+    ) -> Result<Option<DerivativeRow>, StoreError> {
         let row = self.client.query_opt(
             "SELECT * FROM derivative_assets WHERE tracking_id = $1 AND derivative_filename = $2",
             &[&tracking_id, &derivative_filename],
@@ -775,7 +830,12 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn mark_import_requested(&mut self, id: i64, metadata: &Value, media: &Value) -> Result<(), StoreError> {
+    pub fn mark_import_requested(
+        &mut self,
+        id: i64,
+        metadata: &Value,
+        media: &Value,
+    ) -> Result<(), StoreError> {
         self.client.execute(
             "UPDATE derivative_assets SET import_requested_at = now(), upload_status = 'importing', metadata = $2,
                     media = $3, retry_count = retry_count + 1, updated_at = now() WHERE id = $1",
@@ -840,7 +900,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn masters_without_derivative(&mut self, campaign_id: &str) -> Result<Vec<String>, StoreError> {
+    pub fn masters_without_derivative(
+        &mut self,
+        campaign_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let rows = self.client.query(
             "SELECT m.tracking_id FROM master_assets m
              WHERE m.campaign_id = $1
@@ -856,7 +919,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn derivatives_of_campaign(&mut self, campaign_id: &str) -> Result<Vec<DerivativeRow>, StoreError> {
+    pub fn derivatives_of_campaign(
+        &mut self,
+        campaign_id: &str,
+    ) -> Result<Vec<DerivativeRow>, StoreError> {
         let rows = self.client.query(
             "SELECT d.* FROM derivative_assets d JOIN master_assets m ON m.tracking_id = d.tracking_id
              WHERE m.campaign_id = $1 AND d.upload_status = 'uploaded' ORDER BY d.id",
@@ -953,8 +1019,17 @@ mod tests {
     fn advisory_keys_are_stable_and_distinct() {
         // Stable across builds: a changed hash would let an old and a new binary run the same
         // watched folder at once during an upgrade.
-        assert_eq!(advisory_key("box-poll:folder:123"), advisory_key("box-poll:folder:123"));
-        assert_ne!(advisory_key("box-poll:folder:123"), advisory_key("box-poll:folder:124"));
-        assert_eq!(advisory_key(""), i64::from_ne_bytes(0xcbf2_9ce4_8422_2325_u64.to_ne_bytes()));
+        assert_eq!(
+            advisory_key("box-poll:folder:123"),
+            advisory_key("box-poll:folder:123")
+        );
+        assert_ne!(
+            advisory_key("box-poll:folder:123"),
+            advisory_key("box-poll:folder:124")
+        );
+        assert_eq!(
+            advisory_key(""),
+            i64::from_ne_bytes(0xcbf2_9ce4_8422_2325_u64.to_ne_bytes())
+        );
     }
 }

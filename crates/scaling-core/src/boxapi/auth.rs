@@ -63,32 +63,16 @@ impl fmt::Debug for BoxAppConfig {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawAppConfig {
-    box_app_settings: RawAppSettings,
-    #[serde(rename = "enterpriseID", default)]
-    enterprise_id: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct RawAppSettings {
-    #[serde(rename = "clientID")]
-    client_id: String,
-    #[serde(rename = "clientSecret")]
-    client_secret: String,
-    #[serde(rename = "appAuth")]
-    app_auth: RawAppAuth,
-}
-
-#[derive(Deserialize)]
-struct RawAppAuth {
-    #[serde(rename = "publicKeyID")]
-    public_key_id: String,
-    #[serde(rename = "privateKey")]
-    private_key: String,
-    #[serde(default)]
-    passphrase: Option<String>,
+/// A required string of the app config at a JSON pointer. The message names the key only: serde's own type
+/// errors would quote the offending value, which may be a secret.
+fn required_text(root: &Value, pointer: &str, key: &str) -> Result<String, BoxError> {
+    match root.pointer(pointer) {
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(BoxError::Decode(format!("{key}: missing or empty")))
+        }
+        Some(_) => Err(BoxError::Decode(format!("{key}: expected a string"))),
+    }
 }
 
 impl BoxAppConfig {
@@ -98,34 +82,66 @@ impl BoxAppConfig {
     /// RSA). No error message contains a secret value.
     pub fn from_file(path: &Path) -> Result<Self, BoxError> {
         let text = std::fs::read_to_string(path).map_err(|error| {
-            BoxError::Io(std::io::Error::new(error.kind(), format!("Box app config {}: {error}", path.display())))
+            BoxError::Io(std::io::Error::new(
+                error.kind(),
+                format!("Box app config {}: {error}", path.display()),
+            ))
         })?;
         Self::from_json(&text).map_err(|error| match error {
-            BoxError::Decode(message) => BoxError::Decode(format!("Box app config {}: {message}", path.display())),
-            BoxError::Auth(message) => BoxError::Auth(format!("Box app config {}: {message}", path.display())),
+            BoxError::Decode(message) => {
+                BoxError::Decode(format!("Box app config {}: {message}", path.display()))
+            }
+            BoxError::Auth(message) => {
+                BoxError::Auth(format!("Box app config {}: {message}", path.display()))
+            }
             other => other,
         })
     }
 
     /// Same as [`BoxAppConfig::from_file`] from the JSON text.
     pub fn from_json(text: &str) -> Result<Self, BoxError> {
-        // serde_json error messages name the position and expectation, never the value.
-        let raw: RawAppConfig = serde_json::from_str(text).map_err(|error| {
+        // A syntax error names line and column only; fields are then read one by one (see `required_text`).
+        let root: Value = serde_json::from_str(text).map_err(|error| {
             BoxError::Decode(format!(
-                "expected {{\"boxAppSettings\":{{\"clientID\",\"clientSecret\",\"appAuth\":{{\"publicKeyID\",\"privateKey\",\"passphrase\"}}}},\"enterpriseID\"}}: {error}"
+                "expected the Box Developer Console JSON {{\"boxAppSettings\":{{\"clientID\",\"clientSecret\",\"appAuth\":{{\"publicKeyID\",\"privateKey\",\"passphrase\"}}}},\"enterpriseID\"}}: {error}"
             ))
         })?;
-        let enterprise_id = match raw.enterprise_id {
+        let enterprise_id = match root.get("enterpriseID") {
             Some(Value::String(id)) if !id.trim().is_empty() => id.trim().to_string(),
             Some(Value::Number(id)) => id.to_string(),
-            _ => return Err(BoxError::Decode("enterpriseID: missing or empty (a JWT app needs the enterprise id)".into())),
+            _ => {
+                return Err(BoxError::Decode(
+                    "enterpriseID: missing or empty (a JWT app needs the enterprise id)".into(),
+                ))
+            }
+        };
+        let passphrase = match root.pointer("/boxAppSettings/appAuth/passphrase") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(passphrase)) => passphrase.clone(),
+            Some(_) => {
+                return Err(BoxError::Decode(
+                    "boxAppSettings.appAuth.passphrase: expected a string".into(),
+                ))
+            }
         };
         let config = Self {
-            client_id: raw.box_app_settings.client_id,
-            client_secret: Secret::new(raw.box_app_settings.client_secret),
-            public_key_id: raw.box_app_settings.app_auth.public_key_id,
-            private_key_pem: Secret::new(raw.box_app_settings.app_auth.private_key),
-            passphrase: Secret::new(raw.box_app_settings.app_auth.passphrase.unwrap_or_default()),
+            client_id: required_text(&root, "/boxAppSettings/clientID", "boxAppSettings.clientID")?,
+            client_secret: Secret::new(required_text(
+                &root,
+                "/boxAppSettings/clientSecret",
+                "boxAppSettings.clientSecret",
+            )?),
+            public_key_id: required_text(
+                &root,
+                "/boxAppSettings/appAuth/publicKeyID",
+                "boxAppSettings.appAuth.publicKeyID",
+            )?,
+            private_key_pem: Secret::new(required_text(
+                &root,
+                "/boxAppSettings/appAuth/privateKey",
+                "boxAppSettings.appAuth.privateKey",
+            )?),
+            passphrase: Secret::new(passphrase),
             enterprise_id,
         };
         config.encoding_key()?;
@@ -135,9 +151,16 @@ impl BoxAppConfig {
     /// The RS256 signing key: decrypts the PKCS#8 PEM with the passphrase and hands the inner PKCS#1 DER to
     /// `jsonwebtoken`. Errors are [`BoxError::Auth`] without key material.
     pub(crate) fn encoding_key(&self) -> Result<EncodingKey, BoxError> {
-        let pem = self.private_key_pem.expose().replace("\\n", "\n").replace('\r', "");
-        let (label, document) = pkcs8::SecretDocument::from_pem(pem.trim())
-            .map_err(|error| BoxError::Auth(format!("boxAppSettings.appAuth.privateKey is not a PEM key: {error}")))?;
+        let pem = self
+            .private_key_pem
+            .expose()
+            .replace("\\n", "\n")
+            .replace('\r', "");
+        let (label, document) = pkcs8::SecretDocument::from_pem(pem.trim()).map_err(|error| {
+            BoxError::Auth(format!(
+                "boxAppSettings.appAuth.privateKey is not a PEM key: {error}"
+            ))
+        })?;
         let pkcs1 = match label {
             "ENCRYPTED PRIVATE KEY" => {
                 let encrypted = pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes()).map_err(|error| {
@@ -160,18 +183,30 @@ impl BoxAppConfig {
         };
         let key = EncodingKey::from_rsa_der(&pkcs1);
         // from_rsa_der does not parse: sign once so that a broken key fails here, not on the first token.
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &serde_json::json!({"probe": true}), &key)
-            .map_err(|error| BoxError::Auth(format!("boxAppSettings.appAuth.privateKey cannot sign RS256: {error}")))?;
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &serde_json::json!({"probe": true}),
+            &key,
+        )
+        .map_err(|error| {
+            BoxError::Auth(format!(
+                "boxAppSettings.appAuth.privateKey cannot sign RS256: {error}"
+            ))
+        })?;
         Ok(key)
     }
 }
 
 /// OID of `rsaEncryption` (1.2.840.113549.1.1.1).
-const RSA_ENCRYPTION_OID: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const RSA_ENCRYPTION_OID: pkcs8::ObjectIdentifier =
+    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 fn rsa_pkcs1_from_pkcs8(der: &[u8]) -> Result<Vec<u8>, BoxError> {
-    let info = pkcs8::PrivateKeyInfo::from_der(der)
-        .map_err(|error| BoxError::Auth(format!("boxAppSettings.appAuth.privateKey: not a PKCS#8 key: {error}")))?;
+    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|error| {
+        BoxError::Auth(format!(
+            "boxAppSettings.appAuth.privateKey: not a PKCS#8 key: {error}"
+        ))
+    })?;
     if info.algorithm.oid != RSA_ENCRYPTION_OID {
         return Err(BoxError::Auth(format!(
             "boxAppSettings.appAuth.privateKey: not an RSA key (algorithm {})",
@@ -202,7 +237,11 @@ pub(crate) fn new_jti() -> String {
 /// Signs an assertion for `app` at time `now` (Unix seconds): header `alg=RS256`, `kid=publicKeyID`;
 /// claims `iss`, `sub`=enterprise, `box_sub_type=enterprise`, `aud`=[`JWT_AUDIENCE`], fresh `jti`,
 /// `iat=now`, `exp=now+45`.
-pub(crate) fn sign_assertion(app: &BoxAppConfig, key: &EncodingKey, now: i64) -> Result<String, BoxError> {
+pub(crate) fn sign_assertion(
+    app: &BoxAppConfig,
+    key: &EncodingKey,
+    now: i64,
+) -> Result<String, BoxError> {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(app.public_key_id.clone());
     let claims = Claims {
@@ -214,7 +253,8 @@ pub(crate) fn sign_assertion(app: &BoxAppConfig, key: &EncodingKey, now: i64) ->
         exp: now + JWT_LIFETIME_SECS,
         iat: now,
     };
-    jsonwebtoken::encode(&header, &claims, key).map_err(|error| BoxError::Auth(format!("cannot sign the Box JWT assertion: {error}")))
+    jsonwebtoken::encode(&header, &claims, key)
+        .map_err(|error| BoxError::Auth(format!("cannot sign the Box JWT assertion: {error}")))
 }
 
 /// Successful token reply `{access_token, expires_in, token_type, restricted_to}`.
@@ -238,7 +278,10 @@ impl TokenError {
     /// `invalid_grant` about the `exp` claim: our clock is off; retry with the server's time.
     pub fn is_exp_claim_problem(&self) -> bool {
         self.error.as_deref() == Some("invalid_grant")
-            && self.error_description.as_deref().is_some_and(|text| text.contains("'exp'") || text.contains("exp claim"))
+            && self
+                .error_description
+                .as_deref()
+                .is_some_and(|text| text.contains("'exp'") || text.contains("exp claim"))
     }
 }
 
@@ -246,7 +289,7 @@ impl TokenError {
 pub(crate) mod tests {
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation};
-    use rsa::pkcs1::EncodePublicKey as _;
+    use rsa::pkcs1::EncodeRsaPublicKey as _;
     use rsa::pkcs8::EncodePrivateKey as _;
 
     pub const PASSPHRASE: &str = "correct horse battery staple";
@@ -256,7 +299,11 @@ pub(crate) mod tests {
     pub fn test_key() -> (String, Vec<u8>) {
         let mut rng = rand::thread_rng();
         let private = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
-        let public_der = rsa::RsaPublicKey::from(&private).to_pkcs1_der().unwrap().as_bytes().to_vec();
+        let public_der = rsa::RsaPublicKey::from(&private)
+            .to_pkcs1_der()
+            .unwrap()
+            .as_bytes()
+            .to_vec();
         let plain = private.to_pkcs8_der().unwrap();
         let info = pkcs8::PrivateKeyInfo::from_der(plain.as_bytes()).unwrap();
         let salt: [u8; 8] = rng.gen();
@@ -272,7 +319,9 @@ pub(crate) mod tests {
             encryption: pkcs8::pkcs5::pbes2::EncryptionScheme::DesEde3Cbc { iv: &iv },
         };
         let encrypted = info.encrypt_with_params(params, PASSPHRASE).unwrap();
-        let pem = encrypted.to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF).unwrap();
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+            .unwrap();
         (pem.to_string(), public_der)
     }
 
@@ -290,7 +339,11 @@ pub(crate) mod tests {
     #[test]
     fn app_config_round_trip_and_signed_claims() {
         let (pem, public_der) = test_key();
-        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF"), "{}", &pem[..60]);
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF"),
+            "{}",
+            &pem[..60]
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, app_json(&pem, PASSPHRASE)).unwrap();
@@ -298,7 +351,11 @@ pub(crate) mod tests {
         assert_eq!(app.enterprise_id, "987654");
         assert_eq!(app.public_key_id, "kid42");
         let debug = format!("{app:?}");
-        assert!(!debug.contains("client-secret-value") && !debug.contains(PASSPHRASE) && !debug.contains("PRIVATE"));
+        assert!(
+            !debug.contains("client-secret-value")
+                && !debug.contains(PASSPHRASE)
+                && !debug.contains("PRIVATE")
+        );
 
         let key = app.encoding_key().unwrap();
         let now = jiff::Timestamp::now().as_second();
@@ -318,7 +375,9 @@ pub(crate) mod tests {
         assert_eq!(claims.aud, "https://api.box.com/oauth2/token");
         assert_eq!(claims.exp, now + 45);
         assert!(claims.jti.len() >= 32 && claims.jti.len() <= 128);
-        let other = jsonwebtoken::decode::<Claims>(&second, &decoding, &validation).unwrap().claims;
+        let other = jsonwebtoken::decode::<Claims>(&second, &decoding, &validation)
+            .unwrap()
+            .claims;
         assert_ne!(claims.jti, other.jti, "a fresh jti per assertion");
     }
 
@@ -328,16 +387,32 @@ pub(crate) mod tests {
         let error = BoxAppConfig::from_json(&app_json(&pem, "not it")).unwrap_err();
         let text = error.to_string();
         assert!(matches!(error, BoxError::Auth(_)), "{text}");
-        assert!(text.contains("cannot decrypt") && !text.contains("not it") && !text.contains("MII"), "{text}");
+        assert!(
+            text.contains("cannot decrypt") && !text.contains("not it") && !text.contains("MII"),
+            "{text}"
+        );
 
-        let error = BoxAppConfig::from_json(&app_json("-----BEGIN NONSENSE-----", "x")).unwrap_err();
+        let error =
+            BoxAppConfig::from_json(&app_json("-----BEGIN NONSENSE-----", "x")).unwrap_err();
         assert!(matches!(error, BoxError::Auth(_)));
         let error = BoxAppConfig::from_json(r#"{"boxAppSettings":{"clientID":"a"}}"#).unwrap_err();
         assert!(matches!(error, BoxError::Decode(_)), "{error}");
-        let error = BoxAppConfig::from_json(&app_json(&pem, PASSPHRASE).replace("987654", "null")).unwrap_err();
+        let numeric_secret =
+            app_json(&pem, PASSPHRASE).replace("\"client-secret-value\"", "123456789");
+        let error = BoxAppConfig::from_json(&numeric_secret).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot decode Box data: boxAppSettings.clientSecret: expected a string"
+        );
+        let error = BoxAppConfig::from_json("{not json").unwrap_err();
+        assert!(matches!(error, BoxError::Decode(_)), "{error}");
+        let error = BoxAppConfig::from_json(&app_json(&pem, PASSPHRASE).replace("987654", "null"))
+            .unwrap_err();
         assert!(error.to_string().contains("enterpriseID"));
         let error = BoxAppConfig::from_file(Path::new("/nonexistent/box.json")).unwrap_err();
-        assert!(matches!(error, BoxError::Io(_)) && error.to_string().contains("/nonexistent/box.json"));
+        assert!(
+            matches!(error, BoxError::Io(_)) && error.to_string().contains("/nonexistent/box.json")
+        );
     }
 
     #[test]
@@ -347,8 +422,10 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert!(error.is_exp_claim_problem());
-        let error: TokenError =
-            serde_json::from_str(r#"{"error":"invalid_grant","error_description":"Please check the 'jti' claim."}"#).unwrap();
+        let error: TokenError = serde_json::from_str(
+            r#"{"error":"invalid_grant","error_description":"Please check the 'jti' claim."}"#,
+        )
+        .unwrap();
         assert!(!error.is_exp_claim_problem());
     }
 }

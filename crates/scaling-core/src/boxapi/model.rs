@@ -122,7 +122,10 @@ pub(crate) struct RawFiles {
 
 impl RawItem {
     pub fn into_file(self) -> BoxFile {
-        let version_sha1 = self.file_version.as_ref().and_then(|version| version.sha1.clone());
+        let version_sha1 = self
+            .file_version
+            .as_ref()
+            .and_then(|version| version.sha1.clone());
         BoxFile {
             id: self.id,
             name: self.name.unwrap_or_default(),
@@ -136,8 +139,14 @@ impl RawItem {
     pub fn into_item(self) -> BoxItem {
         match self.kind.as_deref() {
             Some("file") => BoxItem::File(self.into_file()),
-            Some("folder") => BoxItem::Folder(BoxFolder { id: self.id, name: self.name.unwrap_or_default() }),
-            _ => BoxItem::Other { id: self.id, name: self.name.unwrap_or_default() },
+            Some("folder") => BoxItem::Folder(BoxFolder {
+                id: self.id,
+                name: self.name.unwrap_or_default(),
+            }),
+            _ => BoxItem::Other {
+                id: self.id,
+                name: self.name.unwrap_or_default(),
+            },
         }
     }
 }
@@ -167,11 +176,15 @@ fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
     match Value::deserialize(deserializer)? {
         Value::String(text) => Ok(text),
         Value::Number(number) => Ok(number.to_string()),
-        other => Err(serde::de::Error::custom(format!("expected a string or number id, got {other}"))),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or number id, got {other}"
+        ))),
     }
 }
 
-fn opt_string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+fn opt_string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(deserializer)? {
         Value::String(text) => Some(text),
         Value::Number(number) => Some(number.to_string()),
@@ -188,14 +201,18 @@ fn lenient_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64
 pub(crate) fn lenient_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Number(number) => number.as_u64().or_else(|| float_to_u64(number.as_f64()?)),
-        Value::String(text) => text.trim().parse::<u64>().ok().or_else(|| float_to_u64(text.trim().parse().ok()?)),
+        Value::String(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .or_else(|| float_to_u64(text.trim().parse().ok()?)),
         _ => None,
     }
 }
 
 fn float_to_u64(value: f64) -> Option<u64> {
     // 2^64 as f64; `as` would saturate silently above it.
-    if value.is_finite() && value >= 0.0 && value < 18_446_744_073_709_551_616.0 {
+    if value.is_finite() && (0.0..18_446_744_073_709_551_616.0).contains(&value) {
         Some(value.round() as u64)
     } else {
         None
@@ -217,28 +234,52 @@ mod tests {
             "modified_at": "2026-11-10T10:00:00-08:00", "brand_new_field": {"x": [1, 2]}
         }))
         .unwrap();
-        let BoxItem::File(file) = raw.into_item() else { panic!("not a file") };
+        let BoxItem::File(file) = raw.into_item() else {
+            panic!("not a file")
+        };
         assert_eq!(file.id, "12345");
         assert_eq!(file.size, Some(100_000_000_000_000));
         assert_eq!(file.file_version_id.as_deref(), Some("999"));
         assert_eq!(file.parent_id.as_deref(), Some("77"));
-        assert_eq!(file.sha1.as_deref(), Some("85136C79CBF9FE36BB9D05D0639C70C265C18D37"));
+        assert_eq!(
+            file.sha1.as_deref(),
+            Some("85136C79CBF9FE36BB9D05D0639C70C265C18D37")
+        );
     }
 
     #[test]
     fn minimal_entries_and_other_types() {
-        let folder: RawItem = serde_json::from_value(json!({"type": "folder", "id": 5, "name": "_errors"})).unwrap();
-        assert_eq!(folder.into_item(), BoxItem::Folder(BoxFolder { id: "5".into(), name: "_errors".into() }));
+        let folder: RawItem =
+            serde_json::from_value(json!({"type": "folder", "id": 5, "name": "_errors"})).unwrap();
+        assert_eq!(
+            folder.into_item(),
+            BoxItem::Folder(BoxFolder {
+                id: "5".into(),
+                name: "_errors".into()
+            })
+        );
         let link: RawItem = serde_json::from_value(json!({"type": "web_link", "id": "9"})).unwrap();
-        assert_eq!(link.into_item(), BoxItem::Other { id: "9".into(), name: String::new() });
-        let bare: RawItem = serde_json::from_value(json!({"type": "file", "id": "1", "name": "x", "size": null,
+        assert_eq!(
+            link.into_item(),
+            BoxItem::Other {
+                id: "9".into(),
+                name: String::new()
+            }
+        );
+        let bare: RawItem =
+            serde_json::from_value(json!({"type": "file", "id": "1", "name": "x", "size": null,
             "sha1": null, "file_version": null, "parent": null}))
-        .unwrap();
+            .unwrap();
         let file = bare.into_file();
-        assert_eq!((file.size, file.sha1, file.file_version_id, file.parent_id), (None, None, None, None));
+        assert_eq!(
+            (file.size, file.sha1, file.file_version_id, file.parent_id),
+            (None, None, None, None)
+        );
         // sha1 only inside file_version
-        let versioned: RawItem =
-            serde_json::from_value(json!({"type": "file", "id": "2", "file_version": {"id": "3", "sha1": "ab"}})).unwrap();
+        let versioned: RawItem = serde_json::from_value(
+            json!({"type": "file", "id": "2", "file_version": {"id": "3", "sha1": "ab"}}),
+        )
+        .unwrap();
         assert_eq!(versioned.into_file().sha1.as_deref(), Some("ab"));
         assert!(serde_json::from_value::<RawItem>(json!({"type": "file"})).is_err());
     }
@@ -256,13 +297,20 @@ mod tests {
 
     #[test]
     fn markers() {
-        let page: RawPage = serde_json::from_value(json!({"entries": [], "limit": 1000, "next_marker": null})).unwrap();
+        let page: RawPage =
+            serde_json::from_value(json!({"entries": [], "limit": 1000, "next_marker": null}))
+                .unwrap();
         assert_eq!(next_marker(page.next_marker), None);
         let page: RawPage = serde_json::from_value(json!({"entries": [], "limit": 1000})).unwrap();
         assert_eq!(next_marker(page.next_marker), None);
         assert_eq!(next_marker(Some(json!(""))), None);
-        assert_eq!(next_marker(Some(json!("JV9IRGZmieiBasejOG9yDCRNgd2ymoZIbjsxbJMjIs3kioVii"))).as_deref(),
-            Some("JV9IRGZmieiBasejOG9yDCRNgd2ymoZIbjsxbJMjIs3kioVii"));
+        assert_eq!(
+            next_marker(Some(json!(
+                "JV9IRGZmieiBasejOG9yDCRNgd2ymoZIbjsxbJMjIs3kioVii"
+            )))
+            .as_deref(),
+            Some("JV9IRGZmieiBasejOG9yDCRNgd2ymoZIbjsxbJMjIs3kioVii")
+        );
     }
 
     #[test]
@@ -270,8 +318,12 @@ mod tests {
         let file_conflict = json!({"conflicts": {"type": "file", "id": "11", "name": "a.txt", "sha1": "aa",
             "file_version": {"type": "file_version", "id": "12", "sha1": "aa"}}});
         let conflict = first_conflict(Some(&file_conflict)).unwrap().into_file();
-        assert_eq!((conflict.id.as_str(), conflict.sha1.as_deref()), ("11", Some("aa")));
-        let folder_conflict = json!({"conflicts": [{"type": "folder", "id": "21", "name": "F", "etag": "0"}]});
+        assert_eq!(
+            (conflict.id.as_str(), conflict.sha1.as_deref()),
+            ("11", Some("aa"))
+        );
+        let folder_conflict =
+            json!({"conflicts": [{"type": "folder", "id": "21", "name": "F", "etag": "0"}]});
         assert_eq!(first_conflict(Some(&folder_conflict)).unwrap().id, "21");
         assert!(first_conflict(Some(&json!({"conflicts": []}))).is_none());
         assert!(first_conflict(None).is_none());

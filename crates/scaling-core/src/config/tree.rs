@@ -28,9 +28,9 @@ pub(crate) fn read_yaml(file: &Path) -> Result<Value, ConfigError> {
 
 /// [`read_yaml`] on text already read (`file` only names it in errors).
 pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Value, ConfigError> {
-    let only_comments = text
-        .lines()
-        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#') || line.trim() == "---");
+    let only_comments = text.lines().all(|line| {
+        line.trim().is_empty() || line.trim_start().starts_with('#') || line.trim() == "---"
+    });
     if only_comments {
         return Ok(Value::Object(Map::new()));
     }
@@ -53,7 +53,10 @@ pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Value, ConfigError> 
         other => Err(ConfigError::Invalid {
             file: file.to_path_buf(),
             key: "(top level)".to_string(),
-            message: format!("expected a mapping of `key: value` lines, found {}", kind_of(&other)),
+            message: format!(
+                "expected a mapping of `key: value` lines, found {}",
+                kind_of(&other)
+            ),
         }),
     }
 }
@@ -62,12 +65,14 @@ pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Value, ConfigError> 
 fn parse_message(error: &serde_saphyr::Error) -> String {
     let text = error.to_string();
     let first_line = text.lines().next().unwrap_or("invalid YAML").trim();
+    // Drop serde-saphyr's advice to API users ("set DuplicateKeyPolicy in Options ...").
+    let first_line = first_line
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(first_line);
     // serde-saphyr appends " at line L, column C"; drop it, Display adds the location itself.
     match first_line.rfind(" at line ") {
-        Some(index) if index > 0 => first_line
-            .get(..index)
-            .unwrap_or(first_line)
-            .to_string(),
+        Some(index) if index > 0 => first_line.get(..index).unwrap_or(first_line).to_string(),
         _ => first_line.to_string(),
     }
 }
@@ -111,7 +116,13 @@ impl Origins {
 /// Deep-merges `overlay` into `base`: mappings merge key by key, anything else (scalars, lists,
 /// `null`) replaces the base value. Every replaced path is recorded in `origins` as coming from
 /// `file`. A `null` in the overlay therefore resets a key to its built-in default.
-pub(crate) fn merge(base: &mut Value, overlay: Value, path: &str, file: &Path, origins: &mut Origins) {
+pub(crate) fn merge(
+    base: &mut Value,
+    overlay: Value,
+    path: &str,
+    file: &Path,
+    origins: &mut Origins,
+) {
     match (base, overlay) {
         (Value::Object(base_map), Value::Object(overlay_map)) => {
             for (key, value) in overlay_map {
@@ -265,26 +276,58 @@ mod tests {
     fn interpolation_forms() {
         assert_eq!(interpolate("plain", &vars).unwrap(), "plain");
         assert_eq!(interpolate("${HOST}", &vars).unwrap(), "db.example.com");
-        assert_eq!(interpolate("https://${HOST}/x", &vars).unwrap(), "https://db.example.com/x");
+        assert_eq!(
+            interpolate("https://${HOST}/x", &vars).unwrap(),
+            "https://db.example.com/x"
+        );
         assert_eq!(interpolate("${NOPE:-fallback}", &vars).unwrap(), "fallback");
-        assert_eq!(interpolate("${EMPTY:-fallback}", &vars).unwrap(), "fallback");
+        assert_eq!(
+            interpolate("${EMPTY:-fallback}", &vars).unwrap(),
+            "fallback"
+        );
         assert_eq!(interpolate("${EMPTY}", &vars).unwrap(), "");
         assert_eq!(interpolate("${NOPE:-}", &vars).unwrap(), "");
-        assert_eq!(interpolate("${HOST:-x}:${NOPE:-5432}", &vars).unwrap(), "db.example.com:5432");
-        assert_eq!(interpolate("cost $5 and $${HOST}", &vars).unwrap(), "cost $5 and ${HOST}");
+        assert_eq!(
+            interpolate("${HOST:-x}:${NOPE:-5432}", &vars).unwrap(),
+            "db.example.com:5432"
+        );
+        assert_eq!(
+            interpolate("cost $5 and $${HOST}", &vars).unwrap(),
+            "cost $5 and ${HOST}"
+        );
         assert_eq!(interpolate("${DOLLAR}", &vars).unwrap(), "p${x}");
-        assert_eq!(interpolate("é${HOST}é$", &vars).unwrap(), "édb.example.comé$");
+        assert_eq!(
+            interpolate("é${HOST}é$", &vars).unwrap(),
+            "édb.example.comé$"
+        );
         assert_eq!(interpolate("${NOPE:-a:-b}", &vars).unwrap(), "a:-b");
     }
 
     #[test]
     fn interpolation_errors() {
-        assert_eq!(interpolate("${NOPE}", &vars), Err(InterpolationError::Missing("NOPE".into())));
-        assert_eq!(interpolate("${HOST", &vars), Err(InterpolationError::Unterminated));
-        assert_eq!(interpolate("${}", &vars), Err(InterpolationError::BadName(String::new())));
-        assert_eq!(interpolate("${1X}", &vars), Err(InterpolationError::BadName("1X".into())));
-        assert_eq!(interpolate("${A:-${B}}", &vars), Err(InterpolationError::Nested("A".into())));
-        assert!(InterpolationError::Missing("X".into()).message().contains("${X:-default}"));
+        assert_eq!(
+            interpolate("${NOPE}", &vars),
+            Err(InterpolationError::Missing("NOPE".into()))
+        );
+        assert_eq!(
+            interpolate("${HOST", &vars),
+            Err(InterpolationError::Unterminated)
+        );
+        assert_eq!(
+            interpolate("${}", &vars),
+            Err(InterpolationError::BadName(String::new()))
+        );
+        assert_eq!(
+            interpolate("${1X}", &vars),
+            Err(InterpolationError::BadName("1X".into()))
+        );
+        assert_eq!(
+            interpolate("${A:-${B}}", &vars),
+            Err(InterpolationError::Nested("A".into()))
+        );
+        assert!(InterpolationError::Missing("X".into())
+            .message()
+            .contains("${X:-default}"));
     }
 
     #[test]
@@ -293,7 +336,10 @@ mod tests {
         let overlay = serde_json::json!({"a": {"c": [3], "e": {"f": 1}}, "d": null});
         let mut origins = Origins::default();
         merge(&mut base, overlay, "", Path::new("env.yaml"), &mut origins);
-        assert_eq!(base, serde_json::json!({"a": {"b": 1, "c": [3], "e": {"f": 1}}, "d": null}));
+        assert_eq!(
+            base,
+            serde_json::json!({"a": {"b": 1, "c": [3], "e": {"f": 1}}, "d": null})
+        );
         let default = Path::new("base.yaml");
         assert_eq!(origins.file_for("a.b", default), default);
         assert_eq!(origins.file_for("a.c[0]", default), Path::new("env.yaml"));
@@ -315,19 +361,42 @@ mod tests {
     fn yaml_parse_errors_have_locations() {
         let error = parse_yaml(Path::new("c.yaml"), "a: 1\nb: [1, 2\n").unwrap_err();
         match error {
-            ConfigError::Parse { line, .. } => assert!(line >= 2, "{line}"),
+            ConfigError::Parse {
+                line, ref message, ..
+            } => assert!(line >= 2, "{line} {message}"),
             other => panic!("{other:?}"),
         }
         let error = parse_yaml(Path::new("c.yaml"), "a: 1\na: 2\n").unwrap_err();
-        assert!(matches!(error, ConfigError::Parse { line: 2, .. }), "{error:?}");
-        assert!(parse_yaml(Path::new("c.yaml"), "# only\n\n").unwrap().as_object().unwrap().is_empty());
+        assert_eq!(
+            error.to_string(),
+            "c.yaml: line 2, column 1: duplicate mapping key: a"
+        );
+        assert!(
+            matches!(error, ConfigError::Parse { line: 2, .. }),
+            "{error:?}"
+        );
+        assert!(parse_yaml(Path::new("c.yaml"), "# only\n\n")
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .is_empty());
         let error = parse_yaml(Path::new("c.yaml"), "- 1\n- 2\n").unwrap_err();
-        assert_eq!(error.to_string(), "c.yaml: (top level): expected a mapping of `key: value` lines, found a list");
+        assert_eq!(
+            error.to_string(),
+            "c.yaml: (top level): expected a mapping of `key: value` lines, found a list"
+        );
     }
 
     #[test]
     fn yaml_scalars_keep_norway() {
-        let value = parse_yaml(Path::new("c.yaml"), "a: no\nb: true\nc: 10\nd: \"10\"\ne: 1.5\n").unwrap();
-        assert_eq!(value, serde_json::json!({"a": "no", "b": true, "c": 10, "d": "10", "e": 1.5}));
+        let value = parse_yaml(
+            Path::new("c.yaml"),
+            "a: no\nb: true\nc: 10\nd: \"10\"\ne: 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"a": "no", "b": true, "c": 10, "d": "10", "e": 1.5})
+        );
     }
 }

@@ -18,7 +18,7 @@ use super::{PassError, PassReport, Services};
 use crate::dam::DamAsset;
 use crate::metadata::field_text;
 use crate::naming;
-use crate::store::{CampaignRow, MasterRow, NewNotification};
+use crate::store::{CampaignRow, NewNotification};
 
 /// Runs one `a1-to-a2` pass.
 ///
@@ -28,10 +28,16 @@ use crate::store::{CampaignRow, MasterRow, NewNotification};
 pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
     resume_pending_transitions(services, report)?;
     let model = services.config.dam.campaign.clone();
-    let limit = usize::try_from(services.config.polling.max_campaigns_per_run).unwrap_or(usize::MAX);
+    let limit =
+        usize::try_from(services.config.polling.max_campaigns_per_run).unwrap_or(usize::MAX);
     let found = services
         .dam
-        .search_folders_by_field(&model.status_field_id, &model.search_operator_id, &model.status_a1, limit)
+        .search_folders_by_field(
+            &model.status_field_id,
+            &model.search_operator_id,
+            &model.status_a1,
+            limit,
+        )
         .map_err(PassError::from_dam)?;
     for folder in found {
         report.campaigns_seen += 1;
@@ -46,14 +52,19 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
         match result {
             Ok(()) => {}
             Err(error @ PassError::Unreachable { .. }) => return Err(error),
-            Err(error) => tracing::error!(campaign = %folder.name, %error, "campaign could not be processed"),
+            Err(error) => {
+                tracing::error!(campaign = %folder.name, %error, "campaign could not be processed")
+            }
         }
     }
     Ok(())
 }
 
 /// Completes A1 -> A2 transitions an earlier, interrupted pass recorded but did not finish.
-fn resume_pending_transitions(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
+fn resume_pending_transitions(
+    services: &mut Services,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
     let a2 = services.config.dam.campaign.status_a2.clone();
     for campaign_id in services.store.pending_transitions(&a2)? {
         let lock = format!("campaign:{campaign_id}");
@@ -70,19 +81,31 @@ fn resume_pending_transitions(services: &mut Services, report: &mut PassReport) 
     Ok(())
 }
 
-fn process_campaign(services: &mut Services, report: &mut PassReport, folder_id: &str) -> Result<(), PassError> {
+fn process_campaign(
+    services: &mut Services,
+    report: &mut PassReport,
+    folder_id: &str,
+) -> Result<(), PassError> {
     let model = services.config.dam.campaign.clone();
     // Re-read under the lock: another pass may have advanced it since the search.
-    let folder = services.dam.get_folder(folder_id).map_err(PassError::from_dam)?;
+    let folder = services
+        .dam
+        .get_folder(folder_id)
+        .map_err(PassError::from_dam)?;
     let status = field_text(&folder.json, &model.status_field_id).unwrap_or_default();
     if status != model.status_a1 {
         tracing::debug!(campaign = %folder.name, %status, "not at A1 any more; skipped");
         return Ok(());
     }
-    let number = field_text(&folder.json, &model.number_field_id).unwrap_or_else(|| folder.name.clone());
-    let name = field_text(&folder.json, &model.name_field_id).unwrap_or_else(|| folder.name.clone());
+    let number =
+        field_text(&folder.json, &model.number_field_id).unwrap_or_else(|| folder.name.clone());
+    let name =
+        field_text(&folder.json, &model.name_field_id).unwrap_or_else(|| folder.name.clone());
 
-    let children = services.dam.list_children(folder_id).map_err(PassError::from_dam)?;
+    let children = services
+        .dam
+        .list_children(folder_id)
+        .map_err(PassError::from_dam)?;
     let find = |wanted: &str| {
         children
             .iter()
@@ -113,7 +136,10 @@ fn process_campaign(services: &mut Services, report: &mut PassReport, folder_id:
 
     let box_folder = services
         .box_client
-        .create_folder(&services.config.box_api.root_folder_id, &naming::campaign_folder_name(&number, &name))
+        .create_folder(
+            &services.config.box_api.root_folder_id,
+            &naming::campaign_folder_name(&number, &name),
+        )
         .map_err(PassError::from_box)?;
     let masters: Vec<DamAsset> = services
         .dam
@@ -134,14 +160,21 @@ fn process_campaign(services: &mut Services, report: &mut PassReport, folder_id:
 
     let mut failures: Vec<(String, String)> = Vec::new();
     for master in &masters {
-        match process_master(services, report, &campaign, &box_folder.id, &final_folder, master) {
+        match process_master(
+            services,
+            report,
+            &campaign,
+            &box_folder.id,
+            &final_folder,
+            master,
+        ) {
             Ok(()) => {}
             Err(MasterFailure::Pass(error)) => return Err(error),
-            Err(MasterFailure::Asset { row, reason }) => {
+            Err(MasterFailure::Asset { row_id, reason }) => {
                 report.masters_failed += 1;
                 tracing::warn!(campaign = %campaign.number, master = %master.name, %reason, "master failed");
-                if let Some(row) = row {
-                    services.store.mark_master_failed(row.id, &reason)?;
+                if let Some(row_id) = row_id {
+                    services.store.mark_master_failed(row_id, &reason)?;
                 }
                 failures.push((master.name.clone(), reason));
             }
@@ -157,7 +190,7 @@ fn process_campaign(services: &mut Services, report: &mut PassReport, folder_id:
 
 enum MasterFailure {
     /// The master failed (reported; retried next pass).
-    Asset { row: Option<MasterRow>, reason: String },
+    Asset { row_id: Option<i64>, reason: String },
     /// The pass cannot go on (database down).
     Pass(PassError),
 }
@@ -187,20 +220,30 @@ fn process_master(
     if row.status == "uploaded" {
         return Ok(());
     }
-    let fail = |reason: String| MasterFailure::Asset { row: Some(row.clone()), reason };
-    let asset = services.dam.get_asset(&master.id).map_err(|error| fail(format!("reading it from the DAM failed: {error}")))?;
+    let fail = |reason: String| MasterFailure::Asset {
+        row_id: Some(row.id),
+        reason,
+    };
+    let asset = services
+        .dam
+        .get_asset(&master.id)
+        .map_err(|error| fail(format!("reading it from the DAM failed: {error}")))?;
     let temp = services.temp_file().map_err(MasterFailure::Pass)?;
     services
         .dam
         .download_to(&master.id, temp.path())
         .map_err(|error| fail(format!("downloading it from the DAM failed: {error}")))?;
-    fail::fail_point!("a1_to_a2::after_download", |_| Err(MasterFailure::Pass(PassError::Failed("failpoint".into()))));
+    fail::fail_point!("a1_to_a2::after_download", |_| Err(MasterFailure::Pass(
+        PassError::Failed("failpoint".into())
+    )));
     let box_name = naming::master_box_name(&row.tracking_id, &master.name);
     let file = services
         .box_client
         .upload(box_folder_id, &box_name, temp.path())
         .map_err(|error| fail(format!("uploading it to Box failed: {error}")))?;
-    fail::fail_point!("a1_to_a2::after_box_upload", |_| Err(MasterFailure::Pass(PassError::Failed("failpoint".into()))));
+    fail::fail_point!("a1_to_a2::after_box_upload", |_| Err(MasterFailure::Pass(
+        PassError::Failed("failpoint".into())
+    )));
     services.store.mark_master_uploaded(
         row.id,
         &file.id,
@@ -209,17 +252,28 @@ fn process_master(
         box_folder_id,
         &asset.json,
     )?;
-    fail::fail_point!("a1_to_a2::after_db_record", |_| Err(MasterFailure::Pass(PassError::Failed("failpoint".into()))));
+    fail::fail_point!("a1_to_a2::after_db_record", |_| Err(MasterFailure::Pass(
+        PassError::Failed("failpoint".into())
+    )));
     report.masters_uploaded += 1;
     tracing::info!(campaign = %campaign.number, master = %master.name, tracking_id = %row.tracking_id, box_file = %file.id, "master uploaded to Box");
     Ok(())
 }
 
 /// Moves the campaign to A2 when every master it had at the last pass is uploaded.
-fn complete_campaign(services: &mut Services, report: &mut PassReport, campaign: &CampaignRow) -> Result<(), PassError> {
-    let masters = services.store.masters_of_campaign(&campaign.dam_folder_id)?;
+fn complete_campaign(
+    services: &mut Services,
+    report: &mut PassReport,
+    campaign: &CampaignRow,
+) -> Result<(), PassError> {
+    let masters = services
+        .store
+        .masters_of_campaign(&campaign.dam_folder_id)?;
     let expected = usize::try_from(campaign.master_count.unwrap_or(0)).unwrap_or(0);
-    if masters.is_empty() || masters.len() < expected || masters.iter().any(|master| master.status != "uploaded") {
+    if masters.is_empty()
+        || masters.len() < expected
+        || masters.iter().any(|master| master.status != "uploaded")
+    {
         return Ok(());
     }
     let mut context = json!({ "campaign": campaign_context(campaign) });
@@ -233,7 +287,12 @@ fn complete_campaign(services: &mut Services, report: &mut PassReport, campaign:
     let advanced = transition::advance(
         services,
         campaign,
-        &Transition { from: &model.status_a1, to: &model.status_a2, event: "campaign.a2", template: "a1_to_a2_complete" },
+        &Transition {
+            from: &model.status_a1,
+            to: &model.status_a2,
+            event: "campaign.a2",
+            template: "a1_to_a2_complete",
+        },
         context,
     )?;
     if advanced {
@@ -249,18 +308,34 @@ fn report_partial_failure(
     masters: &[DamAsset],
     failures: &[(String, String)],
 ) -> Result<(), PassError> {
-    let mut signature_parts: Vec<String> = failures.iter().map(|(name, reason)| format!("{name}\u{1f}{reason}")).collect();
+    let mut signature_parts: Vec<String> = failures
+        .iter()
+        .map(|(name, reason)| format!("{name}\u{1f}{reason}"))
+        .collect();
     signature_parts.sort();
-    let signature = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(signature_parts.join("\u{1e}").as_bytes()));
-    if !services.store.note_partial_failure(&campaign.dam_folder_id, &signature)? {
+    let signature = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(
+        signature_parts.join("\u{1e}").as_bytes(),
+    ));
+    if !services
+        .store
+        .note_partial_failure(&campaign.dam_folder_id, &signature)?
+    {
         return Ok(());
     }
+    if !services.config.email.enabled || services.config.email.error_recipients.is_empty() {
+        return Ok(());
+    }
+    let succeeded: Vec<Value> = services
+        .store
+        .masters_of_campaign(&campaign.dam_folder_id)?
+        .iter()
+        .filter(|master| master.status == "uploaded")
+        .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
+        .collect();
     let email = &services.config.email;
-    if !email.enabled || email.error_recipients.is_empty() {
-        return Ok(());
-    }
     let context = json!({
         "campaign": campaign_context(campaign),
+        "masters": succeeded,
         "failures": failures.iter().map(|(name, reason)| json!({ "name": name, "reason": reason })).collect::<Vec<_>>(),
         "total_masters": masters.len(),
         "failed_count": failures.len(),
@@ -275,10 +350,17 @@ fn report_partial_failure(
     Ok(())
 }
 
-fn report_campaign_failure(services: &mut Services, campaign: &CampaignRow, reason: &str) -> Result<(), PassError> {
+fn report_campaign_failure(
+    services: &mut Services,
+    campaign: &CampaignRow,
+    reason: &str,
+) -> Result<(), PassError> {
     tracing::error!(campaign = %campaign.number, %reason, "campaign cannot be processed");
     let signature = format!("campaign:{reason}");
-    if !services.store.note_partial_failure(&campaign.dam_folder_id, &signature)? {
+    if !services
+        .store
+        .note_partial_failure(&campaign.dam_folder_id, &signature)?
+    {
         return Ok(());
     }
     let email = &services.config.email;

@@ -1,7 +1,7 @@
 //! The `box-poll` pass (design.md §1 step 3).
 //!
 //! For each watched Box folder: list it; for each file not yet handled (identity = Box file id
-//! + file version id, recorded in the `box_files` ledger and claimed with a lease): parse its V2
+//! and file version id, recorded in the `box_files` ledger and claimed with a lease): parse its V2
 //! name, find the master by tracking ID, download it (SHA1-checked), probe it, build the DAM asset
 //! representation from the field mappings, import it into the master's Final Assets folder under
 //! its clean filename, record it, and move the Box file to `_PROCESSED/{YYYY-MM-DD}/`. A file that
@@ -58,7 +58,14 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
             tracing::info!(folder = %folder.name, "watched folder is being polled by another pass; skipped");
             continue;
         }
-        let result = poll_folder(services, report, &folder.id, &mut folder_cache, &mut domains, &mut touched_campaigns);
+        let result = poll_folder(
+            services,
+            report,
+            &folder.id,
+            &mut folder_cache,
+            &mut domains,
+            &mut touched_campaigns,
+        );
         services.store.unlock(&lock)?;
         if let Err(error) = result {
             tracing::error!(folder = %folder.name, %error, "watched folder could not be polled");
@@ -71,7 +78,10 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
     first_error.map_or(Ok(()), Err)
 }
 
-fn resume_pending_transitions(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
+fn resume_pending_transitions(
+    services: &mut Services,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
     let a3 = services.config.dam.campaign.status_a3.clone();
     for campaign_id in services.store.pending_transitions(&a3)? {
         check_campaign_complete(services, report, &campaign_id)?;
@@ -107,6 +117,8 @@ struct DomainCache {
 struct DamDomains<'a> {
     services: &'a Services,
     cache: &'a mut DomainCache,
+    /// Set when a lookup failed for a passing reason (DAM down): the file is retried, not rejected.
+    transient_error: Option<String>,
 }
 
 impl DomainValues for DamDomains<'_> {
@@ -118,11 +130,19 @@ impl DomainValues for DamDomains<'_> {
             .services
             .dam
             .lookup_domain(domain_id)
-            .map_err(|error| format!("lookup domain {domain_id} could not be read: {error}"))?
+            .map_err(|error| {
+                let message = format!("lookup domain {domain_id} could not be read: {error}");
+                if error.is_transient() {
+                    self.transient_error = Some(message.clone());
+                }
+                message
+            })?
             .into_iter()
             .map(|value| value.value)
             .collect();
-        self.cache.values.insert(domain_id.to_string(), values.clone());
+        self.cache
+            .values
+            .insert(domain_id.to_string(), values.clone());
         Ok(values)
     }
 }
@@ -135,8 +155,12 @@ fn poll_folder(
     domains: &mut DomainCache,
     touched: &mut BTreeSet<String>,
 ) -> Result<(), PassError> {
-    let items = services.box_client.list_folder(folder_id).map_err(PassError::from_box)?;
-    let max_files = usize::try_from(services.config.polling.max_files_per_run).unwrap_or(usize::MAX);
+    let items = services
+        .box_client
+        .list_folder(folder_id)
+        .map_err(PassError::from_box)?;
+    let max_files =
+        usize::try_from(services.config.polling.max_files_per_run).unwrap_or(usize::MAX);
     let files: Vec<BoxFile> = items
         .into_iter()
         .filter_map(|item| match item {
@@ -154,32 +178,65 @@ fn poll_folder(
             }
             other => other,
         };
-        let version_id = file.file_version_id.clone().unwrap_or_else(|| "0".to_string());
+        let version_id = file
+            .file_version_id
+            .clone()
+            .unwrap_or_else(|| "0".to_string());
         let size = file.size.and_then(|size| i64::try_from(size).ok());
-        services
-            .store
-            .observe_box_file(&file.id, &version_id, folder_id, &file.name, file.sha1.as_deref(), size)?;
-        let Some(row) = services.store.claim_box_file(&file.id, &version_id, &services.owner, FILE_LEASE_SECS)? else {
+        services.store.observe_box_file(
+            &file.id,
+            &version_id,
+            folder_id,
+            &file.name,
+            file.sha1.as_deref(),
+            size,
+        )?;
+        let Some(row) = services.store.claim_box_file(
+            &file.id,
+            &version_id,
+            &services.owner,
+            FILE_LEASE_SECS,
+        )?
+        else {
             continue;
         };
         let outcome = match parsed {
             NameCheck::Invalid { problems } => Outcome::Rejected(problems),
-            NameCheck::Parsed(parsed) => match process_file(services, &file, &version_id, &row, &parsed, domains) {
-                Ok(outcome) => {
-                    if let Some(master) = services.store.master_by_tracking_id(&parsed.tracking_id)? {
-                        touched.insert(master.campaign_id);
+            NameCheck::Parsed(parsed) => {
+                match process_file(services, &file, &version_id, &row, &parsed, domains) {
+                    Ok(outcome) => {
+                        if let Some(master) =
+                            services.store.master_by_tracking_id(&parsed.tracking_id)?
+                        {
+                            touched.insert(master.campaign_id);
+                        }
+                        outcome
                     }
-                    outcome
+                    Err(error) => {
+                        // The pass cannot go on (a dependency is down): leave the file, release it.
+                        services.store.set_box_file_state(
+                            &file.id,
+                            &version_id,
+                            "failed_transient",
+                            Some(&error.to_string()),
+                            None,
+                        )?;
+                        return Err(error);
+                    }
                 }
-                Err(error) => {
-                    // The pass cannot go on (a dependency is down): leave the file, release it.
-                    services.store.set_box_file_state(&file.id, &version_id, "failed_transient", Some(&error.to_string()), None)?;
-                    return Err(error);
-                }
-            },
+            }
             NameCheck::Ignored { .. } => continue,
         };
-        finish_file(services, report, folder_id, &file, &version_id, &row, outcome, folders)?;
+        finish_file(
+            services,
+            report,
+            folder_id,
+            &file,
+            &version_id,
+            &row,
+            outcome,
+            folders,
+        )?;
     }
     Ok(())
 }
@@ -204,8 +261,12 @@ fn finish_file(
                 .and_then(|processed_id| folders.child(services, &processed_id, &date))
                 .map_err(PassError::from_box)?;
             move_file(services, file, &target)?;
-            fail::fail_point!("box_poll::after_box_move", |_| Err(PassError::Failed("failpoint".into())));
-            services.store.archive_box_file(&file.id, version_id, &target, false, None)?;
+            fail::fail_point!("box_poll::after_box_move", |_| Err(PassError::Failed(
+                "failpoint".into()
+            )));
+            services
+                .store
+                .archive_box_file(&file.id, version_id, &target, false, None)?;
             report.derivatives_delivered += 1;
             tracing::info!(file = %file.name, to = format!("{processed}/{date}"), "derivative delivered and archived");
         }
@@ -225,8 +286,18 @@ fn finish_file(
                 reject(services, folder_id, file, version_id, &problems, folders)?;
                 report.files_rejected += 1;
             } else {
-                let retry = backoff_secs(attempts, services.config.retry.backoff_base_secs, services.config.retry.backoff_max_secs);
-                services.store.set_box_file_state(&file.id, version_id, "failed_transient", Some(&reason), Some(retry))?;
+                let retry = backoff_secs(
+                    attempts,
+                    services.config.retry.backoff_base_secs,
+                    services.config.retry.backoff_max_secs,
+                );
+                services.store.set_box_file_state(
+                    &file.id,
+                    version_id,
+                    "failed_transient",
+                    Some(&reason),
+                    Some(retry),
+                )?;
                 report.files_retry_later += 1;
                 tracing::warn!(file = %file.name, attempt = attempts, retry_in_secs = retry, %reason, "passing failure; will retry");
             }
@@ -258,7 +329,9 @@ fn reject(
     folders: &mut FolderCache,
 ) -> Result<(), PassError> {
     let errors_name = services.config.box_api.errors_folder_name.clone();
-    let errors_folder = folders.child(services, folder_id, &errors_name).map_err(PassError::from_box)?;
+    let errors_folder = folders
+        .child(services, folder_id, &errors_name)
+        .map_err(PassError::from_box)?;
     let note = error_note(&file.name, problems);
     services
         .box_client
@@ -266,7 +339,9 @@ fn reject(
         .map_err(PassError::from_box)?;
     move_file(services, file, &errors_folder)?;
     let text = problems.join("\n");
-    services.store.archive_box_file(&file.id, version_id, &errors_folder, true, Some(&text))?;
+    services
+        .store
+        .archive_box_file(&file.id, version_id, &errors_folder, true, Some(&text))?;
     tracing::warn!(file = %file.name, problems = %problems.join(" | "), "file rejected; moved to {errors_name}/ with a note");
     let email = &services.config.email;
     if email.enabled && !email.error_recipients.is_empty() {
@@ -289,7 +364,8 @@ fn reject(
 
 /// The text of a `{name}.error.txt` note: what was wrong, and how to fix it.
 pub fn error_note(name: &str, problems: &[String]) -> String {
-    let mut note = format!("The file \"{name}\" could not be delivered to the DAM.\n\nWhat is wrong:\n");
+    let mut note =
+        format!("The file \"{name}\" could not be delivered to the DAM.\n\nWhat is wrong:\n");
     for problem in problems {
         note.push_str(&format!("  - {problem}\n"));
     }
@@ -328,8 +404,12 @@ fn process_file(
         )]));
     };
     let version = i32::try_from(parsed.version).unwrap_or(i32::MAX);
-    if let Some(existing) = services.store.derivative(&parsed.tracking_id, &parsed.clean_filename)? {
-        let same_delivery = existing.box_file_id == file.id && existing.box_file_version_id == version_id;
+    if let Some(existing) = services
+        .store
+        .derivative(&parsed.tracking_id, &parsed.clean_filename)?
+    {
+        let same_delivery =
+            existing.box_file_id == file.id && existing.box_file_version_id == version_id;
         if !same_delivery && existing.version >= version && existing.upload_status != "failed" {
             return Ok(Outcome::Rejected(vec![format!(
                 "duplicate delivery: \"{}\" was already delivered as version v{:02} (Box file {}); upload it with a higher version (e.g. _v{:02}) to replace it",
@@ -357,28 +437,46 @@ fn process_file(
         // An earlier attempt may have landed: never import twice.
         match find_landed_import(services, &derivative, &marker)? {
             Some(asset_id) => {
-                services.store.mark_derivative_uploaded(derivative.id, &asset_id, &file.id, version_id)?;
+                services.store.mark_derivative_uploaded(
+                    derivative.id,
+                    &asset_id,
+                    &file.id,
+                    version_id,
+                )?;
                 tracing::info!(file = %file.name, dam_asset = %asset_id, "found the asset an interrupted pass imported");
                 return Ok(Outcome::Delivered);
             }
             None if derivative.dam_job_id.is_some() => {
-                return Ok(Outcome::RetryLater("the DAM import job has not completed yet".into()));
+                return Ok(Outcome::RetryLater(
+                    "the DAM import job has not completed yet".into(),
+                ));
             }
             None => {}
         }
     }
 
     let temp = services.temp_file()?;
-    if let Err(error) = services.box_client.download_to(&file.id, file.sha1.as_deref(), temp.path()) {
+    if let Err(error) = services
+        .box_client
+        .download_to(&file.id, file.sha1.as_deref(), temp.path())
+    {
         if is_transient_box(&error) {
-            return Ok(Outcome::RetryLater(format!("download from Box failed: {error}")));
+            return Ok(Outcome::RetryLater(format!(
+                "download from Box failed: {error}"
+            )));
         }
         return Err(PassError::from_box(error));
     }
-    fail::fail_point!("box_poll::after_download", |_| Err(PassError::Failed("failpoint".into())));
-    let size = std::fs::metadata(temp.path()).map(|meta| meta.len()).unwrap_or(0);
+    fail::fail_point!("box_poll::after_download", |_| Err(PassError::Failed(
+        "failpoint".into()
+    )));
+    let size = std::fs::metadata(temp.path())
+        .map(|meta| meta.len())
+        .unwrap_or(0);
     if size == 0 {
-        return Ok(Outcome::Rejected(vec!["the file is empty (0 bytes): upload the finished file again".into()]));
+        return Ok(Outcome::Rejected(vec![
+            "the file is empty (0 bytes): upload the finished file again".into(),
+        ]));
     }
     let media_info = match media::probe(temp.path(), &parsed.extension, &services.config.media) {
         Ok(info) => info,
@@ -389,19 +487,42 @@ fn process_file(
             )]))
         }
         Err(error @ MediaError::FfprobeMissing { .. }) => {
-            return Err(PassError::Unreachable { what: "ffprobe", message: error.to_string() })
+            return Err(PassError::Unreachable {
+                what: "ffprobe",
+                message: error.to_string(),
+            })
         }
-        Err(error) => return Ok(Outcome::RetryLater(format!("probing the file failed: {error}"))),
+        Err(error) => {
+            return Ok(Outcome::RetryLater(format!(
+                "probing the file failed: {error}"
+            )))
+        }
     };
     let media_attr = |name: &str| media_info.attr(name);
-    let input = BuildInput { master: &master.full_metadata, parsed, media_attr: &media_attr, tracking_marker: marker.clone() };
-    let representation = {
-        let mut lookup = DamDomains { services, cache: domains };
-        metadata::build_representation(&input, &services.config.field_mappings, &services.config.dam, &mut lookup)
+    let input = BuildInput {
+        master: &master.full_metadata,
+        parsed,
+        media_attr: &media_attr,
+        tracking_marker: marker.clone(),
     };
-    let representation = match representation {
-        Ok(representation) => representation,
-        Err(problems) => return Ok(Outcome::Rejected(problems)),
+    let (representation, transient_error) = {
+        let mut lookup = DamDomains {
+            services,
+            cache: domains,
+            transient_error: None,
+        };
+        let built = metadata::build_representation(
+            &input,
+            &services.config.field_mappings,
+            &services.config.dam,
+            &mut lookup,
+        );
+        (built, lookup.transient_error)
+    };
+    let representation = match (representation, transient_error) {
+        (Ok(representation), _) => representation,
+        (Err(_), Some(error)) => return Ok(Outcome::RetryLater(error)),
+        (Err(problems), None) => return Ok(Outcome::Rejected(problems)),
     };
     for warning in &representation.warnings {
         tracing::warn!(file = %file.name, %warning, "metadata warning");
@@ -417,7 +538,9 @@ fn process_file(
         "audio_codec": media_info.audio_codec,
         "size_bytes": size,
     });
-    services.store.mark_import_requested(derivative.id, &fields, &media_json)?;
+    services
+        .store
+        .mark_import_requested(derivative.id, &fields, &media_json)?;
     let mime = mime_type(&parsed.extension);
     let job_id = match services.dam.import_asset(
         &final_folder,
@@ -427,21 +550,38 @@ fn process_file(
         &representation.asset_representation,
     ) {
         Ok(job_id) => job_id,
-        Err(error) if error.is_transient() => return Ok(Outcome::RetryLater(format!("DAM import failed: {error}"))),
+        Err(error) if error.is_transient() => {
+            return Ok(Outcome::RetryLater(format!("DAM import failed: {error}")))
+        }
         Err(error) => {
-            services.store.reset_import(derivative.id, &error.to_string())?;
+            services
+                .store
+                .reset_import(derivative.id, &error.to_string())?;
             return Ok(Outcome::RetryLater(format!("DAM import refused: {error}")));
         }
     };
-    fail::fail_point!("box_poll::after_dam_import_request", |_| Err(PassError::Failed("failpoint".into())));
+    fail::fail_point!("box_poll::after_dam_import_request", |_| Err(
+        PassError::Failed("failpoint".into())
+    ));
     services.store.set_import_job(derivative.id, &job_id)?;
-    let derivative = DerivativeRow { dam_job_id: Some(job_id), ..derivative };
-    let Some(asset_id) = find_landed_import(services, &derivative, &marker)? else {
-        return Ok(Outcome::RetryLater("the DAM import job has not completed yet".into()));
+    let derivative = DerivativeRow {
+        dam_job_id: Some(job_id),
+        ..derivative
     };
-    fail::fail_point!("box_poll::after_dam_job_complete", |_| Err(PassError::Failed("failpoint".into())));
-    services.store.mark_derivative_uploaded(derivative.id, &asset_id, &file.id, version_id)?;
-    fail::fail_point!("box_poll::after_db_record", |_| Err(PassError::Failed("failpoint".into())));
+    let Some(asset_id) = find_landed_import(services, &derivative, &marker)? else {
+        return Ok(Outcome::RetryLater(
+            "the DAM import job has not completed yet".into(),
+        ));
+    };
+    fail::fail_point!("box_poll::after_dam_job_complete", |_| Err(
+        PassError::Failed("failpoint".into())
+    ));
+    services
+        .store
+        .mark_derivative_uploaded(derivative.id, &asset_id, &file.id, version_id)?;
+    fail::fail_point!("box_poll::after_db_record", |_| Err(PassError::Failed(
+        "failpoint".into()
+    )));
     tracing::info!(file = %file.name, clean_name = %parsed.clean_filename, dam_asset = %asset_id, attempt = row.attempts, "derivative imported into the DAM");
     Ok(Outcome::Delivered)
 }
@@ -449,14 +589,22 @@ fn process_file(
 /// The value written into `dam.tracking_field_id` of every imported derivative: identifies the
 /// exact Box file version it came from, so an interrupted import is recognised.
 fn tracking_marker(parsed: &ParsedName, file_id: &str, version_id: &str) -> String {
-    format!("{} v{:02} box:{file_id}/{version_id}", parsed.tracking_id, parsed.version)
+    format!(
+        "{} v{:02} box:{file_id}/{version_id}",
+        parsed.tracking_id, parsed.version
+    )
 }
 
 /// Follows the recorded import job (bounded by `dam.import_job_timeout_secs`) and returns the new
 /// asset id; without a job id (crash right after the request), looks for an asset in the folder
 /// with the clean name and our tracking marker.
-fn find_landed_import(services: &Services, derivative: &DerivativeRow, marker: &str) -> Result<Option<String>, PassError> {
-    let deadline = Instant::now() + Duration::from_secs(services.config.dam.import_job_timeout_secs);
+fn find_landed_import(
+    services: &Services,
+    derivative: &DerivativeRow,
+    marker: &str,
+) -> Result<Option<String>, PassError> {
+    let deadline =
+        Instant::now() + Duration::from_secs(services.config.dam.import_job_timeout_secs);
     let mut delay = Duration::from_millis(100);
     loop {
         if let Some(job_id) = &derivative.dam_job_id {
@@ -471,11 +619,18 @@ fn find_landed_import(services: &Services, derivative: &DerivativeRow, marker: &
                     return Ok(None);
                 }
                 Ok(JobState::InProgress) => {}
-                Err(error) if is_transient_dam(&error) => tracing::debug!(%error, "job state not readable yet"),
-                Err(error) => tracing::debug!(%error, "job state unavailable; looking in the folder"),
+                Err(error) if is_transient_dam(&error) => {
+                    tracing::debug!(%error, "job state not readable yet")
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "job state unavailable; looking in the folder")
+                }
             }
         }
-        let children = services.dam.list_children(&derivative.dam_folder_id).map_err(PassError::from_dam)?;
+        let children = services
+            .dam
+            .list_children(&derivative.dam_folder_id)
+            .map_err(PassError::from_dam)?;
         let tracking_field = &services.config.dam.tracking_field_id;
         if let Some(asset) = children.iter().find(|asset| {
             !asset.is_folder
@@ -517,16 +672,27 @@ pub fn mime_type(extension: &str) -> &'static str {
 }
 
 /// Moves a campaign A2 -> A3 when every master has at least one delivered derivative.
-fn check_campaign_complete(services: &mut Services, report: &mut PassReport, campaign_id: &str) -> Result<(), PassError> {
+fn check_campaign_complete(
+    services: &mut Services,
+    report: &mut PassReport,
+    campaign_id: &str,
+) -> Result<(), PassError> {
     let Some(campaign) = services.store.campaign(campaign_id)? else {
         return Ok(());
     };
     let model = services.config.dam.campaign.clone();
-    let pending = services.store.transition_state(campaign_id, &model.status_a3)?.is_some();
+    let pending = services
+        .store
+        .transition_state(campaign_id, &model.status_a3)?
+        .is_some();
     if campaign.status != model.status_a2 && !pending {
         return Ok(());
     }
-    if !services.store.masters_without_derivative(campaign_id)?.is_empty() {
+    if !services
+        .store
+        .masters_without_derivative(campaign_id)?
+        .is_empty()
+    {
         return Ok(());
     }
     let lock = format!("campaign:{campaign_id}");
@@ -563,7 +729,10 @@ mod tests {
 
     #[test]
     fn error_note_lists_every_problem_and_the_convention() {
-        let note = error_note("bad.mp4", &["first problem".into(), "second problem".into()]);
+        let note = error_note(
+            "bad.mp4",
+            &["first problem".into(), "second problem".into()],
+        );
         assert!(note.contains("\"bad.mp4\""));
         assert!(note.contains("  - first problem\n  - second problem\n"));
         assert!(note.contains("K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4"));
@@ -571,8 +740,15 @@ mod tests {
 
     #[test]
     fn mime_types_cover_the_default_extensions() {
-        for extension in ["mp4", "mov", "mxf", "m4v", "jpg", "jpeg", "png", "tif", "tiff", "psd", "pdf", "ai", "eps", "gif", "webp", "wav", "mp3"] {
-            assert_ne!(mime_type(extension), "application/octet-stream", "{extension}");
+        for extension in [
+            "mp4", "mov", "mxf", "m4v", "jpg", "jpeg", "png", "tif", "tiff", "psd", "pdf", "ai",
+            "eps", "gif", "webp", "wav", "mp3",
+        ] {
+            assert_ne!(
+                mime_type(extension),
+                "application/octet-stream",
+                "{extension}"
+            );
         }
         assert_eq!(mime_type("MP4"), "video/mp4");
         assert_eq!(mime_type("exe"), "application/octet-stream");

@@ -47,7 +47,10 @@ pub enum PassError {
 impl From<StoreError> for PassError {
     fn from(error: StoreError) -> Self {
         if error.is_unreachable() {
-            PassError::Unreachable { what: "database", message: error.to_string() }
+            PassError::Unreachable {
+                what: "database",
+                message: error.to_string(),
+            }
         } else {
             PassError::Failed(error.to_string())
         }
@@ -65,7 +68,10 @@ impl PassError {
 
     fn from_box(error: BoxError) -> Self {
         if error.is_transient() {
-            PassError::Unreachable { what: "Box", message: error.to_string() }
+            PassError::Unreachable {
+                what: "Box",
+                message: error.to_string(),
+            }
         } else {
             PassError::Failed(format!("Box: {error}"))
         }
@@ -73,7 +79,10 @@ impl PassError {
 
     fn from_dam(error: DamError) -> Self {
         if error.is_transient() {
-            PassError::Unreachable { what: "DAM", message: error.to_string() }
+            PassError::Unreachable {
+                what: "DAM",
+                message: error.to_string(),
+            }
         } else {
             PassError::Failed(format!("DAM: {error}"))
         }
@@ -112,7 +121,12 @@ pub struct PassReport {
 impl PassReport {
     /// True when the pass did nothing at all (cron output stays quiet then).
     pub fn is_idle(&self) -> bool {
-        *self == PassReport { files_seen: self.files_seen, campaigns_seen: self.campaigns_seen, ..PassReport::default() }
+        *self
+            == PassReport {
+                files_seen: self.files_seen,
+                campaigns_seen: self.campaigns_seen,
+                ..PassReport::default()
+            }
     }
 }
 
@@ -151,7 +165,11 @@ fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|name| !name.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|name| name.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|name| name.trim().to_string())
+        })
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
 }
@@ -167,7 +185,10 @@ impl Services {
         let mut store = Store::connect(&config.database.url)?;
         store.migrate()?;
         std::fs::create_dir_all(&config.temp.dir).map_err(|error| {
-            PassError::Setup(format!("temp dir {} cannot be created: {error}", config.temp.dir.display()))
+            PassError::Setup(format!(
+                "temp dir {} cannot be created: {error}",
+                config.temp.dir.display()
+            ))
         })?;
         let app = BoxAppConfig::from_file(&config.box_api.app_config_path).map_err(|error| {
             PassError::Setup(format!(
@@ -175,17 +196,32 @@ impl Services {
                 config.box_api.app_config_path.display()
             ))
         })?;
-        let box_agent = agent(config.box_api.connect_timeout_secs, config.box_api.read_timeout_secs);
+        let box_agent = agent(
+            config.box_api.connect_timeout_secs,
+            config.box_api.read_timeout_secs,
+        );
         let box_client = BoxClient::new(&config.box_api, app, box_agent)
             .map_err(|error| PassError::Setup(format!("Box client: {error}")))?;
-        let dam_agent = agent(config.dam.connect_timeout_secs, config.dam.content_timeout_secs);
+        let dam_agent = agent(
+            config.dam.connect_timeout_secs,
+            config.dam.content_timeout_secs,
+        );
         let dam = DamClient::new(&config.dam, dam_agent);
         let notify_agent = agent(10, 30);
         let mailer = Mailer::new(&config.email, notify_agent.clone());
         let webhooks = WebhookSender::new(notify_agent);
         let host = host_name();
         let owner = format!("{host}:{}", std::process::id());
-        Ok(Services { config, store, box_client, dam, mailer, webhooks, owner, host })
+        Ok(Services {
+            config,
+            store,
+            box_client,
+            dam,
+            mailer,
+            webhooks,
+            owner,
+            host,
+        })
     }
 
     /// A private temp file (mode 0600) in the configured temp dir, removed when dropped.
@@ -193,7 +229,12 @@ impl Services {
         tempfile::Builder::new()
             .prefix("cs-")
             .tempfile_in(&self.config.temp.dir)
-            .map_err(|error| PassError::Setup(format!("temp file in {}: {error}", self.config.temp.dir.display())))
+            .map_err(|error| {
+                PassError::Setup(format!(
+                    "temp file in {}: {error}",
+                    self.config.temp.dir.display()
+                ))
+            })
     }
 }
 
@@ -216,11 +257,21 @@ pub fn run_recorded(
     outbox::deliver(services, &mut report);
     let counts = serde_json::to_value(&report).unwrap_or_default();
     match &result {
-        Ok(()) => services.store.finish_run(run_id, "completed", &counts, None)?,
+        Ok(()) => services
+            .store
+            .finish_run(run_id, "completed", &counts, None)?,
         Err(error) => {
-            let outcome = if error.exit_code() == 75 { "dependency_unreachable" } else { "failed" };
+            let outcome = if error.exit_code() == 75 {
+                "dependency_unreachable"
+            } else {
+                "failed"
+            };
             // Best effort: the database may be the thing that failed.
-            if let Err(store_error) = services.store.finish_run(run_id, outcome, &counts, Some(&error.to_string())) {
+            if let Err(store_error) =
+                services
+                    .store
+                    .finish_run(run_id, outcome, &counts, Some(&error.to_string()))
+            {
                 tracing::warn!(error = %store_error, "could not record the failed pass in runs");
             }
         }
@@ -256,15 +307,29 @@ mod tests {
 
     #[test]
     fn idle_report_ignores_seen_counts_only() {
-        let idle = PassReport { files_seen: 3, campaigns_seen: 1, ..PassReport::default() };
+        let idle = PassReport {
+            files_seen: 3,
+            campaigns_seen: 1,
+            ..PassReport::default()
+        };
         assert!(idle.is_idle());
-        let busy = PassReport { derivatives_delivered: 1, ..PassReport::default() };
+        let busy = PassReport {
+            derivatives_delivered: 1,
+            ..PassReport::default()
+        };
         assert!(!busy.is_idle());
     }
 
     #[test]
     fn exit_codes_follow_design() {
-        assert_eq!(PassError::Unreachable { what: "Box", message: String::new() }.exit_code(), 75);
+        assert_eq!(
+            PassError::Unreachable {
+                what: "Box",
+                message: String::new()
+            }
+            .exit_code(),
+            75
+        );
         assert_eq!(PassError::Failed(String::new()).exit_code(), 1);
     }
 }

@@ -20,7 +20,10 @@ const PERMANENT_RETRY_SECS: i64 = 6 * 3600;
 /// Never fails the pass: a notification problem is reported, not fatal.
 pub fn deliver(services: &mut Services, report: &mut PassReport) {
     for _ in 0..MAX_PER_PASS {
-        let row = match services.store.claim_notification(&services.owner, LEASE_SECS) {
+        let row = match services
+            .store
+            .claim_notification(&services.owner, LEASE_SECS)
+        {
             Ok(Some(row)) => row,
             Ok(None) => break,
             Err(error) => {
@@ -42,7 +45,9 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
                     _ => PERMANENT_RETRY_SECS,
                 };
                 tracing::warn!(channel = %row.channel, target = %row.target, key = %row.idempotency_key, %error, retry_in_secs = retry, "notification failed");
-                services.store.mark_notification_failed(row.id, &error.to_string(), retry)
+                services
+                    .store
+                    .mark_notification_failed(row.id, &error.to_string(), retry)
             }
         };
         fail::fail_point!("outbox::after_notification");
@@ -61,13 +66,20 @@ fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
                 .payload
                 .get("to")
                 .and_then(|to| to.as_array())
-                .map(|to| to.iter().filter_map(|address| address.as_str().map(str::to_string)).collect())
+                .map(|to| {
+                    to.iter()
+                        .filter_map(|address| address.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             if recipients.is_empty() {
                 return Err(NotifyError::Permanent("email has no recipients".into()));
             }
             let email = render_email(&services.config.email_templates, &row.target, &context)?;
-            services.mailer.send(&recipients, &email, &row.idempotency_key).map(|_| ())
+            services
+                .mailer
+                .send(&recipients, &email, &row.idempotency_key)
+                .map(|_| ())
         }
         "webhook" => {
             let endpoint = services
@@ -76,9 +88,18 @@ fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
                 .endpoints
                 .iter()
                 .find(|endpoint| endpoint.name == row.target)
-                .ok_or_else(|| NotifyError::Permanent(format!("webhook endpoint {:?} is no longer configured", row.target)))?;
-            services.webhooks.send(endpoint, &row.event, &row.payload, &row.idempotency_key)
+                .ok_or_else(|| {
+                    NotifyError::Permanent(format!(
+                        "webhook endpoint {:?} is no longer configured",
+                        row.target
+                    ))
+                })?;
+            services
+                .webhooks
+                .send(endpoint, &row.event, &row.payload, &row.idempotency_key)
         }
-        other => Err(NotifyError::Permanent(format!("unknown outbox channel {other:?}"))),
+        other => Err(NotifyError::Permanent(format!(
+            "unknown outbox channel {other:?}"
+        ))),
     }
 }

@@ -32,7 +32,11 @@ pub(crate) fn advance(
     context: Value,
 ) -> Result<bool, PassError> {
     let id = campaign.dam_folder_id.as_str();
-    if services.store.begin_transition(id, transition.from, transition.to)? == TransitionState::Done {
+    if services
+        .store
+        .begin_transition(id, transition.from, transition.to)?
+        == TransitionState::Done
+    {
         return Ok(false);
     }
     let status_field = services.config.dam.campaign.status_field_id.clone();
@@ -41,13 +45,28 @@ pub(crate) fn advance(
     if current.as_deref() == Some(transition.to) {
         tracing::info!(campaign = %campaign.number, status = transition.to, "DAM status already set (resumed transition)");
     } else {
-        services.dam.set_folder_field(id, &status_field, transition.to).map_err(PassError::from_dam)?;
+        services
+            .dam
+            .set_folder_field(id, &status_field, transition.to)
+            .map_err(PassError::from_dam)?;
         tracing::info!(campaign = %campaign.number, from = transition.from, to = transition.to, "campaign status changed in the DAM");
     }
-    fail::fail_point!("transition::after_status_change", |_| Err(PassError::Failed("failpoint".into())));
-    let notifications = notifications_for(services, transition.event, transition.template, id, &context);
-    let completed = services.store.complete_transition(id, transition.to, &notifications)?;
-    fail::fail_point!("transition::after_outbox_write", |_| Err(PassError::Failed("failpoint".into())));
+    fail::fail_point!("transition::after_status_change", |_| Err(
+        PassError::Failed("failpoint".into())
+    ));
+    let notifications = notifications_for(
+        services,
+        transition.event,
+        transition.template,
+        id,
+        &context,
+    );
+    let completed = services
+        .store
+        .complete_transition(id, transition.to, &notifications)?;
+    fail::fail_point!("transition::after_outbox_write", |_| Err(
+        PassError::Failed("failpoint".into())
+    ));
     Ok(completed)
 }
 
@@ -72,7 +91,9 @@ pub(crate) fn notifications_for(
         });
     }
     for endpoint in &services.config.webhooks.endpoints {
-        if endpoint.events.is_empty() || endpoint.events.iter().any(|subscribed| subscribed == event) {
+        if endpoint.events.is_empty()
+            || endpoint.events.iter().any(|subscribed| subscribed == event)
+        {
             notifications.push(NewNotification {
                 idempotency_key: format!("{event}:{campaign_id}:webhook:{}", endpoint.name),
                 channel: "webhook",

@@ -1,0 +1,1453 @@
+//! Integration tests: one sandbox per test binary (port 0, temporary state dir, a small scenario
+//! with generated media), exercised over HTTP with ureq like the real clients.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use sandbox::server::{BackgroundServer, ReadyInfo, ServeOptions};
+use serde_json::{json, Value};
+
+struct Sandbox {
+    server: BackgroundServer,
+    dir: PathBuf,
+}
+
+fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let media = dir.join("media");
+        std::fs::create_dir_all(&media).expect("media dir");
+        std::fs::write(media.join("master.mp4"), vec![7u8; 100_000]).expect("write media");
+        std::fs::write(media.join("visual.png"), b"\x89PNG fake image").expect("write media");
+        let scenario = dir.join("scenario.yaml");
+        std::fs::write(
+            &scenario,
+            r#"
+box:
+  watched_folders: [incoming, incoming-de]
+dam:
+  import_delay_ms: 200
+  campaigns:
+    - number: C-2026-0001
+      name: Test Campaign
+      status: A1
+      masters:
+        - name: Test_Master_30s.mp4
+          file: media/master.mp4
+          fields:
+            ARTESIA.FIELD.ASSET DESCRIPTION: Test master
+            FERRERO.FIELD.MKTG.ASSET TYPE: {value: video, display: Video}
+            MAIN_LANGUAGES: {value: EN, display: English}
+            FERRERO.MARKETING.FIELD.DURATION_SECONDS: {number: 30}
+        - name: Test_Visual.png
+          file: media/visual.png
+    - number: C-2026-0002
+      name: Already Done
+      status: A3
+"#,
+        )
+        .expect("write scenario");
+        let server = BackgroundServer::start(ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            state_dir: dir.join("state"),
+            scenario: Some(scenario),
+            token_lifetime_secs: 3600,
+            import_delay_ms: None,
+        })
+        .expect("sandbox starts");
+        Sandbox { server, dir }
+    })
+}
+
+fn ready() -> &'static ReadyInfo {
+    &sandbox().server.ready
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
+    let text = response.body_mut().read_to_string().expect("body");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+struct AppConfig {
+    client_id: String,
+    client_secret: String,
+    kid: String,
+    enterprise_id: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+fn app_config() -> &'static AppConfig {
+    static CONFIG: OnceLock<AppConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let text = std::fs::read_to_string(&ready().box_app_config).expect("app config");
+        let value: Value = serde_json::from_str(&text).expect("json");
+        let settings = &value["boxAppSettings"];
+        let pem = settings["appAuth"]["privateKey"].as_str().expect("key");
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let passphrase = settings["appAuth"]["passphrase"]
+            .as_str()
+            .expect("passphrase");
+        let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(pem, passphrase.as_bytes())
+            .expect("decrypt");
+        let der = private.to_pkcs1_der().expect("der");
+        AppConfig {
+            client_id: settings["clientID"].as_str().expect("id").to_owned(),
+            client_secret: settings["clientSecret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+            kid: settings["appAuth"]["publicKeyID"]
+                .as_str()
+                .expect("kid")
+                .to_owned(),
+            enterprise_id: value["enterpriseID"]
+                .as_str()
+                .expect("enterprise")
+                .to_owned(),
+            key: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+        }
+    })
+}
+
+fn assertion(claims_patch: Value, kid: Option<&str>) -> String {
+    let config = app_config();
+    let now = jiff::Timestamp::now().as_second();
+    let mut claims = json!({
+        "iss": config.client_id,
+        "sub": config.enterprise_id,
+        "box_sub_type": "enterprise",
+        "aud": "https://api.box.com/oauth2/token",
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "exp": now + 45,
+    });
+    if let (Some(target), Some(patch)) = (claims.as_object_mut(), claims_patch.as_object()) {
+        for (k, v) in patch {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.unwrap_or(&config.kid).to_owned());
+    jsonwebtoken::encode(&header, &claims, &config.key).expect("sign")
+}
+
+fn request_token(assertion: &str) -> (u16, Value) {
+    let config = app_config();
+    let mut response = agent()
+        .post(&ready().oauth2_url)
+        .send_form([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion),
+            ("client_id", config.client_id.as_str()),
+            ("client_secret", config.client_secret.as_str()),
+        ])
+        .expect("token request");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn box_token() -> String {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN
+        .get_or_init(|| {
+            let (status, body) = request_token(&assertion(json!({}), None));
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().expect("token").to_owned()
+        })
+        .clone()
+}
+
+fn box_get(path: &str) -> (u16, Value) {
+    let mut response = agent()
+        .get(format!("{}{path}", ready().base_url))
+        .header("Authorization", format!("Bearer {}", box_token()))
+        .call()
+        .expect("request");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn box_send(method: &str, path: &str, body: Value) -> (u16, Value) {
+    let url = format!("{}{path}", ready().base_url);
+    let auth = format!("Bearer {}", box_token());
+    let mut response = match method {
+        "POST" => agent()
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_json(body),
+        "PUT" => agent()
+            .put(&url)
+            .header("Authorization", &auth)
+            .send_json(body),
+        _ => panic!("method"),
+    }
+    .expect("request");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----sandboxtestboundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file_name, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file_name {
+            Some(file_name) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn box_upload(
+    path: &str,
+    parts: &[(&str, Option<&str>, &[u8])],
+    content_md5: Option<&str>,
+) -> (u16, Value) {
+    let (content_type, body) = multipart(parts);
+    let mut request = agent()
+        .post(format!("{}/api{path}", ready().base_url))
+        .header("Authorization", format!("Bearer {}", box_token()))
+        .header("Content-Type", content_type);
+    if let Some(digest) = content_md5 {
+        request = request.header("Content-MD5", digest);
+    }
+    let mut response = request.send(&body[..]).expect("upload");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn create_box_folder(parent: &str, name: &str) -> String {
+    let (status, body) = box_send(
+        "POST",
+        "/2.0/folders",
+        json!({"name": name, "parent": {"id": parent}}),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+fn control_get(path: &str) -> Value {
+    let mut response = agent()
+        .get(format!("{}{path}", ready().control_url))
+        .call()
+        .expect("control");
+    assert_eq!(response.status().as_u16(), 200);
+    body_json(&mut response)
+}
+
+// ------------------------------------------------------------------------------------------
+// Box
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn token_exchange_verifies_signature_and_claims() {
+    let jti = format!("fixed-jti-{}", uuid::Uuid::new_v4());
+    let signed = assertion(json!({"jti": jti}), None);
+    let (status, body) = request_token(&signed);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "bearer");
+    assert!(body["expires_in"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(body["restricted_to"], json!([]));
+
+    // Same jti again: rejected even with a fresh signature.
+    let (status, body) = request_token(&assertion(json!({"jti": jti}), None));
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("'jti'"),
+        "{body}"
+    );
+
+    let now = jiff::Timestamp::now().as_second();
+    let (status, body) = request_token(&assertion(json!({"exp": now + 600}), None));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("'exp'"),
+        "{body}"
+    );
+
+    let (status, body) = request_token(&assertion(json!({"exp": now - 5}), None));
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = request_token(&assertion(json!({"jti": "short"}), None));
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = request_token(&assertion(
+        json!({"aud": "http://127.0.0.1/oauth2/token"}),
+        None,
+    ));
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = request_token(&assertion(json!({}), Some("otherkid")));
+    assert_eq!(status, 400, "{body}");
+
+    // A key that is not the app's: signature error.
+    let mut rng = rand::rngs::OsRng;
+    let other = rsa::RsaPrivateKey::new(&mut rng, 1024).expect("key");
+    let der = other.to_pkcs1_der().expect("der");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(app_config().kid.clone());
+    let claims = json!({
+        "iss": app_config().client_id, "sub": app_config().enterprise_id, "box_sub_type": "enterprise",
+        "aud": "https://api.box.com/oauth2/token", "jti": uuid::Uuid::new_v4().to_string(), "exp": now + 30,
+    });
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+    )
+    .expect("sign");
+    let (status, body) = request_token(&forged);
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Signature"),
+        "{body}"
+    );
+
+    // Wrong client secret.
+    let mut response = agent()
+        .post(&ready().oauth2_url)
+        .send_form([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion(json!({}), None).as_str()),
+            ("client_id", app_config().client_id.as_str()),
+            ("client_secret", "nope"),
+        ])
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(body_json(&mut response)["error"], "invalid_client");
+}
+
+#[test]
+fn missing_or_unknown_token_is_401_with_www_authenticate() {
+    for auth in [None, Some("Bearer not-a-token")] {
+        let mut request = agent().get(format!("{}/2.0/folders/0", ready().base_url));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request.call().expect("request");
+        assert_eq!(response.status().as_u16(), 401);
+        let header = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            header.starts_with("Bearer realm=\"Service\", error=\"invalid_token\""),
+            "{header}"
+        );
+        assert_eq!(response.body_mut().read_to_string().expect("body"), "");
+    }
+}
+
+#[test]
+fn folder_create_conflict_and_name_rules() {
+    let parent = create_box_folder(
+        &ready().box_root_folder_id,
+        &format!("conflicts-{}", uuid::Uuid::new_v4()),
+    );
+    let id = create_box_folder(&parent, "C-2026-0001 Test Campaign");
+    let (status, body) = box_send(
+        "POST",
+        "/2.0/folders",
+        json!({"name": "c-2026-0001 TEST campaign", "parent": {"id": parent}}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["code"], "item_name_in_use");
+    assert_eq!(body["status"], 409);
+    assert!(body["request_id"].is_string() && body["help_url"].is_string());
+    let conflicts = body["context_info"]["conflicts"]
+        .as_array()
+        .expect("conflicts is an array for folders");
+    assert_eq!(conflicts[0]["id"], id.as_str());
+    assert_eq!(conflicts[0]["type"], "folder");
+
+    for bad in ["a/b", "back\\slash", ".", "..", "trailing ", ""] {
+        let (status, body) = box_send(
+            "POST",
+            "/2.0/folders",
+            json!({"name": bad, "parent": {"id": parent}}),
+        );
+        assert_eq!(status, 400, "{bad:?}: {body}");
+        assert_eq!(body["code"], "item_name_invalid", "{bad:?}");
+    }
+    let (status, body) = box_send(
+        "POST",
+        "/2.0/folders",
+        json!({"name": "x", "parent": {"id": "999"}}),
+    );
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = box_get("/2.0/folders/424242/items");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn marker_paging_lists_folders_first_then_files() {
+    let folder = create_box_folder(
+        &ready().box_root_folder_id,
+        &format!("paging-{}", uuid::Uuid::new_v4()),
+    );
+    create_box_folder(&folder, "zz-subfolder");
+    for i in 0..5 {
+        let (status, body) = box_upload(
+            "/2.0/files/content",
+            &[
+                (
+                    "attributes",
+                    None,
+                    json!({"name": format!("file-{i}.txt"), "parent": {"id": folder}})
+                        .to_string()
+                        .as_bytes(),
+                ),
+                ("file", Some("x.txt"), format!("content {i}").as_bytes()),
+            ],
+            None,
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/2.0/folders/{folder}/items?usemarker=true&limit=2&fields=type,id,name,sha1,file_version,size,parent");
+        if let Some(marker) = &marker {
+            path.push_str(&format!("&marker={marker}"));
+        }
+        let (status, body) = box_get(&path);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["limit"], 2);
+        pages += 1;
+        for entry in body["entries"].as_array().expect("entries") {
+            assert!(
+                entry["id"].is_string()
+                    && entry["etag"].is_string()
+                    && entry["sequence_id"].is_string()
+            );
+            if entry["type"] == "file" {
+                assert_eq!(entry["file_version"]["type"], "file_version");
+                assert_eq!(entry["sha1"], entry["file_version"]["sha1"]);
+                assert!(entry["size"].is_u64());
+                assert_eq!(entry["parent"]["id"], folder.as_str());
+            }
+            names.push(entry["name"].as_str().expect("name").to_owned());
+        }
+        match body["next_marker"].as_str() {
+            Some(next) => marker = Some(next.to_owned()),
+            None => {
+                assert!(body["next_marker"].is_null(), "last page sends null");
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        names,
+        [
+            "zz-subfolder",
+            "file-0.txt",
+            "file-1.txt",
+            "file-2.txt",
+            "file-3.txt",
+            "file-4.txt"
+        ]
+    );
+
+    let (status, body) = box_get(&format!("/2.0/folders/{folder}/items?offset=1&limit=2"));
+    assert_eq!(status, 200);
+    assert_eq!(body["total_count"], 6);
+    assert_eq!(body["offset"], 1);
+    assert_eq!(body["entries"].as_array().map(Vec::len), Some(2));
+    assert!(body["order"].is_array());
+}
+
+#[test]
+fn upload_conflict_digest_order_and_new_version() {
+    let folder = create_box_folder(
+        &ready().box_root_folder_id,
+        &format!("uploads-{}", uuid::Uuid::new_v4()),
+    );
+    let data = b"hello derivative".as_slice();
+    let attributes =
+        json!({"name": "K7Q2XM_a_video_IT_9x16_v01.mp4", "parent": {"id": folder}}).to_string();
+    let (status, body) = box_upload(
+        "/2.0/files/content",
+        &[
+            ("attributes", None, attributes.as_bytes()),
+            ("file", Some("a.mp4"), data),
+        ],
+        Some(&sha1_hex(data)),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["total_count"], 1);
+    let file = &body["entries"][0];
+    assert_eq!(file["sha1"], sha1_hex(data).as_str());
+    assert_eq!(file["size"], data.len());
+    assert!(file["created_at"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("-08:00"));
+    let file_id = file["id"].as_str().expect("id").to_owned();
+    let version_id = file["file_version"]["id"]
+        .as_str()
+        .expect("version")
+        .to_owned();
+
+    // Same name again: 409 with ONE conflict object carrying id, sha1, file_version.
+    let (status, body) = box_upload(
+        "/2.0/files/content",
+        &[
+            ("attributes", None, attributes.as_bytes()),
+            ("file", Some("a.mp4"), b"other"),
+        ],
+        None,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "item_name_in_use");
+    let conflict = &body["context_info"]["conflicts"];
+    assert!(conflict.is_object(), "{body}");
+    assert_eq!(conflict["id"], file_id.as_str());
+    assert_eq!(conflict["sha1"], sha1_hex(data).as_str());
+    assert_eq!(conflict["file_version"]["id"], version_id.as_str());
+
+    // File part before attributes.
+    let other = json!({"name": "other.mp4", "parent": {"id": folder}}).to_string();
+    let (status, body) = box_upload(
+        "/2.0/files/content",
+        &[
+            ("file", Some("a.mp4"), data),
+            ("attributes", None, other.as_bytes()),
+        ],
+        None,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("metadata_after_file_contents")),
+        "{body}"
+    );
+
+    // Wrong digest.
+    let (status, body) = box_upload(
+        "/2.0/files/content",
+        &[
+            ("attributes", None, other.as_bytes()),
+            ("file", Some("a.mp4"), data),
+        ],
+        Some("0000000000000000000000000000000000000000"),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_digest")),
+        "{body}"
+    );
+
+    // New version: same id, new version id, new sha1 and etag.
+    let new_data = b"hello derivative v2".as_slice();
+    let (status, body) = box_upload(
+        &format!("/2.0/files/{file_id}/content"),
+        &[
+            ("attributes", None, b"{}"),
+            ("file", Some("a.mp4"), new_data),
+        ],
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let updated = &body["entries"][0];
+    assert_eq!(updated["id"], file_id.as_str());
+    assert_ne!(updated["file_version"]["id"], version_id.as_str());
+    assert_eq!(updated["sha1"], sha1_hex(new_data).as_str());
+    assert_eq!(updated["etag"], "1");
+
+    // Move into a subfolder with a clashing name: 409 with one object; then rename succeeds.
+    let target = create_box_folder(&folder, "_PROCESSED");
+    let (status, _) = box_upload(
+        "/2.0/files/content",
+        &[
+            (
+                "attributes",
+                None,
+                json!({"name": "K7Q2XM_a_video_IT_9x16_v01.mp4", "parent": {"id": target}})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            ("file", Some("a.mp4"), b"x"),
+        ],
+        None,
+    );
+    assert_eq!(status, 201);
+    let (status, body) = box_send(
+        "PUT",
+        &format!("/2.0/files/{file_id}"),
+        json!({"parent": {"id": target}}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body["context_info"]["conflicts"].is_object());
+    let (status, body) = box_send(
+        "PUT",
+        &format!("/2.0/files/{file_id}"),
+        json!({"parent": {"id": target}, "name": format!("{file_id}_K7Q2XM_a_video_IT_9x16_v01.mp4")}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["parent"]["id"], target.as_str());
+    assert_eq!(body["path_collection"]["entries"][0]["id"], "0");
+}
+
+#[test]
+fn download_redirects_to_second_port_without_auth() {
+    let folder = create_box_folder(
+        &ready().box_root_folder_id,
+        &format!("downloads-{}", uuid::Uuid::new_v4()),
+    );
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, body) = box_upload(
+        "/2.0/files/content",
+        &[
+            (
+                "attributes",
+                None,
+                json!({"name": "d.bin", "parent": {"id": folder}})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            ("file", Some("d.bin"), &data),
+        ],
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["entries"][0]["id"].as_str().expect("id").to_owned();
+    let location = |agent: &ureq::Agent| {
+        let response = agent
+            .get(format!("{}/2.0/files/{id}/content", ready().base_url))
+            .header("Authorization", format!("Bearer {}", box_token()))
+            .call()
+            .expect("content");
+        assert_eq!(response.status().as_u16(), 302);
+        response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location")
+            .to_owned()
+    };
+    let url = location(&agent());
+    assert!(url.starts_with(&ready().download_url), "{url}");
+
+    // Forwarding Authorization is refused.
+    let response = agent()
+        .get(&url)
+        .header("Authorization", format!("Bearer {}", box_token()))
+        .call()
+        .expect("download");
+    assert_eq!(response.status().as_u16(), 400);
+
+    // A ureq agent following redirects drops the header: the default client behaviour works.
+    let following: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = following
+        .get(format!("{}/2.0/files/{id}/content", ready().base_url))
+        .header("Authorization", format!("Bearer {}", box_token()))
+        .call()
+        .expect("download");
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.body_mut().read_to_vec().expect("bytes");
+    assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+
+    // Tickets are single-use; Range works on a fresh one.
+    let url = location(&agent());
+    let mut response = agent()
+        .get(&url)
+        .header("Range", "bytes=10-19")
+        .call()
+        .expect("range");
+    assert_eq!(response.status().as_u16(), 206);
+    assert_eq!(
+        response.body_mut().read_to_vec().expect("bytes"),
+        data[10..20].to_vec()
+    );
+    let response = agent().get(&url).call().expect("reuse");
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+#[test]
+fn agency_upload_via_control_then_listing() {
+    let watched = &ready().watched_folder_ids[0];
+    let path = sandbox().dir.join("agency.txt");
+    std::fs::write(&path, b"agency bytes").expect("write");
+    let body = sandbox::agency_upload::run(
+        &ready().control_url,
+        watched,
+        &path,
+        Some("AGENCY_note_v01.txt"),
+    )
+    .expect("agency upload");
+    let file: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(file["name"], "AGENCY_note_v01.txt");
+    assert_eq!(file["created_by"]["login"], "producer@agency.example");
+    // Same name again: new version of the same file.
+    std::fs::write(&path, b"agency bytes v2").expect("write");
+    let body = sandbox::agency_upload::run(
+        &ready().control_url,
+        watched,
+        &path,
+        Some("AGENCY_note_v01.txt"),
+    )
+    .expect("agency upload");
+    let again: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(again["id"], file["id"]);
+    assert_ne!(again["file_version"]["id"], file["file_version"]["id"]);
+
+    let state = control_get("/state");
+    let entry = state["box"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["id"] == file["id"])
+        .expect("in state")
+        .clone();
+    assert_eq!(entry["version_count"], 2);
+    assert_eq!(entry["path"], "/incoming/AGENCY_note_v01.txt");
+}
+
+// ------------------------------------------------------------------------------------------
+// OTMM
+// ------------------------------------------------------------------------------------------
+
+struct Dam {
+    digest: String,
+    session_id: String,
+}
+
+fn dam_login() -> Dam {
+    let mut response = agent()
+        .post(format!("{}/otmmapi/v6/sessions", ready().dam_url))
+        .send_form([
+            ("username", ready().dam_username.as_str()),
+            ("password", ready().dam_password.as_str()),
+        ])
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers().get("set-cookie").is_some());
+    let body = body_json(&mut response);
+    let session = &body["session_resource"]["session"];
+    assert!(session["id"].is_i64());
+    assert_eq!(session["message_digest"].as_str().map(str::len), Some(40));
+    Dam {
+        digest: session["message_digest"]
+            .as_str()
+            .expect("digest")
+            .to_owned(),
+        session_id: session["id"].to_string(),
+    }
+}
+
+fn dam_get(dam: &Dam, path_and_query: &str) -> (u16, Value) {
+    let mut response = agent()
+        .get(format!("{}/otmmapi/v6{path_and_query}", ready().dam_url))
+        .header("otmmauthtoken", &dam.digest)
+        .call()
+        .expect("dam get");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn dam_form(dam: &Dam, method: &str, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let url = format!("{}/otmmapi/v6{path}", ready().dam_url);
+    let request = match method {
+        "PUT" => agent().put(&url),
+        _ => agent().post(&url),
+    };
+    let mut response = request
+        .header("otmmauthtoken", &dam.digest)
+        .header("X-Requested-By", &dam.session_id)
+        .send_form(form.iter().copied())
+        .expect("dam form");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn dam_patch(dam: &Dam, path: &str, body: Value, csrf: bool) -> (u16, Value) {
+    let mut request = agent()
+        .patch(format!("{}/otmmapi/v6{path}", ready().dam_url))
+        .header("otmmauthtoken", &dam.digest);
+    if csrf {
+        request = request.header("X-Requested-By", &dam.session_id);
+    }
+    let mut response = request.send_json(body).expect("patch");
+    (response.status().as_u16(), body_json(&mut response))
+}
+
+fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn field_text(object: &Value, id: &str) -> Option<String> {
+    let categories = object["metadata"]["metadata_element_list"].as_array()?;
+    for category in categories {
+        for field in category["metadata_element_list"].as_array()? {
+            if field["id"] == id {
+                let inner = &field["value"]["value"];
+                let raw = if inner["type"] == "com.artesia.metadata.DomainValue" {
+                    &inner["field_value"]["value"]
+                } else {
+                    &inner["value"]
+                };
+                return Some(match raw {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn dam_requires_auth_and_csrf_header() {
+    let (status, body) = dam_get(
+        &Dam {
+            digest: "0".repeat(40),
+            session_id: "1".into(),
+        },
+        "/folders/x",
+    );
+    assert_eq!(status, 401);
+    assert_eq!(body["exception_body"]["http_response_code"], 401);
+    let mut response = agent()
+        .post(format!("{}/otmmapi/v6/sessions", ready().dam_url))
+        .send_form([("username", "cs-integration"), ("password", "wrong")])
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(body_json(&mut response)["exception_body"].is_object());
+
+    let dam = dam_login();
+    let campaign = &ready().campaigns[0];
+    let (status, body) = dam_patch(
+        &dam,
+        &format!("/folders/{}", campaign.folder_id),
+        json!({}),
+        false,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["exception_body"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("X-Requested-By"));
+
+    // OAuth2 client credentials and bearer auth.
+    let mut response = agent()
+        .post(format!("{}/otmmapi/otds/token", ready().dam_url))
+        .send_form([
+            ("grant_type", "client_credentials"),
+            ("client_id", ready().dam_client_id.as_str()),
+            ("client_secret", ready().dam_client_secret.as_str()),
+        ])
+        .expect("token");
+    assert_eq!(response.status().as_u16(), 200);
+    let token = body_json(&mut response)["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let response = agent()
+        .get(format!(
+            "{}/otmmapi/v6/folders/{}",
+            ready().dam_url,
+            campaign.folder_id
+        ))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[test]
+fn dam_search_browse_status_change_and_lookup() {
+    let dam = dam_login();
+    let conditions = json!({"search_condition_list": {"search_condition": [{
+        "type": "com.artesia.search.SearchScalarCondition",
+        "metadata_field_id": "FERRERO.FIELD.CAMPAIGN STATUS",
+        "relational_operator_id": "ARTESIA.OPERATOR.CHAR.CONTAINS",
+        "value": "A1",
+    }]}});
+    let (status, body) = dam_get(
+        &dam,
+        &format!(
+            "/search/text?keyword_query=*&load_type=metadata&level_of_detail=slim&after=0&limit=10&search_condition_list={}",
+            encode_query(&conditions.to_string())
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let result = &body["search_result_resource"];
+    let ids: Vec<&str> = result["search_result"]["asset_id_list"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let campaign = &ready().campaigns[0];
+    assert!(ids.contains(&campaign.folder_id.as_str()), "{body}");
+    assert!(!ids.contains(&ready().campaigns[1].folder_id.as_str()));
+    assert_eq!(result["asset_list"][0]["data_type"], "CONTAINER");
+
+    let (status, body) = dam_get(&dam, &format!("/folders/{}", campaign.folder_id));
+    assert_eq!(status, 200);
+    let folder = &body["folder_resource"]["folder"];
+    assert_eq!(folder["container_child_counts"]["container_count"], 2);
+    assert_eq!(
+        field_text(folder, "FERRERO.FIELD.CAMPAIGN NUMBER").as_deref(),
+        Some("C-2026-0001")
+    );
+
+    let (status, body) = dam_get(
+        &dam,
+        &format!(
+            "/folders/{}/children?after=0&limit=10&load_type=metadata",
+            campaign.folder_id
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["folder_children"]["asset_list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Master Assets", "Final Assets"]);
+
+    let (status, body) = dam_get(
+        &dam,
+        &format!(
+            "/folders/{}/children?load_type=metadata",
+            campaign.masters_folder_id
+        ),
+    );
+    assert_eq!(status, 200);
+    let masters = body["folder_children"]["asset_list"]
+        .as_array()
+        .expect("list");
+    assert_eq!(masters.len(), 2);
+    let master_id = masters[0]["asset_id"].as_str().expect("id");
+    let (status, body) = dam_get(
+        &dam,
+        &format!("/assets/{master_id}?load_type=metadata&level_of_detail=full"),
+    );
+    assert_eq!(status, 200);
+    let asset = &body["asset_resource"]["asset"];
+    assert_eq!(asset["content_size"], 100_000);
+    assert_eq!(asset["mime_type"], "video/mp4");
+    assert_eq!(
+        field_text(asset, "FERRERO.FIELD.MKTG.ASSET TYPE").as_deref(),
+        Some("video")
+    );
+    assert_eq!(
+        field_text(asset, "FERRERO.MARKETING.FIELD.DURATION_SECONDS").as_deref(),
+        Some("30")
+    );
+    assert_eq!(
+        field_text(asset, "ARTESIA.FIELD.ASSET NAME").as_deref(),
+        Some("Test_Master_30s.mp4")
+    );
+    let mut response = agent()
+        .get(format!(
+            "{}/otmmapi/v6/assets/{master_id}/contents",
+            ready().dam_url
+        ))
+        .header("otmmauthtoken", &dam.digest)
+        .call()
+        .expect("contents");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.body_mut().read_to_vec().expect("bytes").len(),
+        100_000
+    );
+
+    // Status change: PATCH needs the lock.
+    let patch = json!({"edited_folder": {"data": {"metadata": [{
+        "id": "FERRERO.FIELD.CAMPAIGN STATUS",
+        "type": "com.artesia.metadata.MetadataField",
+        "value": {"value": {"type": "string", "value": "A2"}},
+    }]}}});
+    let path = format!("/folders/{}", campaign.folder_id);
+    let (status, body) = dam_patch(&dam, &path, patch.clone(), true);
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = dam_form(
+        &dam,
+        "PUT",
+        &format!("/assets/{}/state", campaign.folder_id),
+        &[("action", "lock")],
+    );
+    assert_eq!(status, 200);
+    let (status, body) = dam_patch(&dam, &path, patch, true);
+    assert_eq!(status, 200, "{body}");
+    let folder = &body["folder_resource"]["folder"];
+    let status_field =
+        folder["metadata"]["metadata_element_list"][0]["metadata_element_list"][2].clone();
+    assert_eq!(
+        status_field["value"]["value"]["type"],
+        "com.artesia.metadata.DomainValue"
+    );
+    assert_eq!(status_field["value"]["value"]["field_value"]["value"], "A2");
+    assert_eq!(
+        status_field["value"]["value"]["display_value"],
+        "A2 - Masters with agencies"
+    );
+    let (status, _) = dam_form(
+        &dam,
+        "PUT",
+        &format!("/assets/{}/state", campaign.folder_id),
+        &[("action", "unlock")],
+    );
+    assert_eq!(status, 200);
+    let state = control_get("/state");
+    let change = state["dam"]["status_changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["folder_id"] == campaign.folder_id.as_str())
+        .expect("recorded")
+        .clone();
+    assert_eq!(
+        (change["from"].as_str(), change["to"].as_str()),
+        (Some("A1"), Some("A2"))
+    );
+    let folder_state = state["dam"]["folders"]
+        .as_array()
+        .expect("folders")
+        .iter()
+        .find(|f| f["id"] == campaign.folder_id.as_str())
+        .expect("folder")
+        .clone();
+    assert_eq!(folder_state["status"], "A2");
+
+    let (status, body) = dam_get(&dam, "/lookupdomains/FERRERO.DOMAIN.MKTG%20ASSET%20TYPE");
+    assert_eq!(status, 200);
+    let domain = &body["lookup_domain_resource"]["lookup_domain"];
+    assert_eq!(domain["domainId"], "FERRERO.DOMAIN.MKTG ASSET TYPE");
+    let displays: Vec<&str> = domain["domainValues"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(|v| v["display_value"].as_str())
+        .collect();
+    assert!(displays.contains(&"Banner "));
+    let (status, _) = dam_get(&dam, "/lookupdomains/FERRERO.DOMAIN.LANGUAGES");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn dam_import_is_asynchronous_and_keeps_metadata() {
+    let dam = dam_login();
+    let campaign = &ready().campaigns[0];
+    let representation = json!({"asset_resource": {"asset": {
+        "metadata_model_id": "FERRERO.MODEL.MARKETING ASSET",
+        "security_policy_list": [{"id": 2}],
+        "metadata": {"metadata_element_list": [
+            {"type": "com.artesia.metadata.MetadataField", "id": "ARTESIA.FIELD.ASSET NAME", "value": {"value": {"type": "string", "value": "Breakfast-Moments_video_IT_9x16-15s.mp4"}}},
+            {"type": "com.artesia.metadata.MetadataField", "id": "MAIN_LANGUAGES", "value": {"value": {"type": "com.artesia.metadata.DomainValue", "field_value": {"type": "string", "value": "IT"}, "display_value": "Italian"}}},
+        ]},
+    }}});
+    let manifest = json!({"upload_manifest": {"master_files": [{"file": {"file_name": "K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4", "file_type": "video/mp4"}}]}});
+    let data = vec![3u8; 4096];
+    let (content_type, body) = multipart(&[
+        (
+            "asset_representation",
+            None,
+            representation.to_string().as_bytes(),
+        ),
+        (
+            "parent_folder_id",
+            None,
+            campaign.final_assets_folder_id.as_bytes(),
+        ),
+        ("manifest", None, manifest.to_string().as_bytes()),
+        (
+            "files",
+            Some("K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4"),
+            &data,
+        ),
+    ]);
+    let mut response = agent()
+        .post(format!("{}/otmmapi/v6/assets", ready().dam_url))
+        .header("otmmauthtoken", &dam.digest)
+        .header("X-Requested-By", &dam.session_id)
+        .header("Content-Type", content_type)
+        .send(&body[..])
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 202);
+    let job_id = body_json(&mut response)["job_handle"]["job_id"]
+        .as_str()
+        .expect("job")
+        .to_owned();
+
+    let (status, body) = dam_get(
+        &dam,
+        &format!("/folders/{}/children", campaign.final_assets_folder_id),
+    );
+    assert_eq!(status, 200);
+    let before = body["folder_children"]["asset_list"]
+        .as_array()
+        .map_or(0, Vec::len);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let asset_id = loop {
+        let (status, body) = dam_get(&dam, &format!("/jobs/{job_id}"));
+        assert_eq!(status, 200);
+        let job = &body["job_resource"]["job"];
+        if job["status"] == "COMPLETED" {
+            break job["asset_id_list"][0].as_str().expect("asset").to_owned();
+        }
+        assert_eq!(job["status"], "IN_PROGRESS");
+        assert!(Instant::now() < deadline, "job never completed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, body) = dam_get(&dam, &format!("/assets/{asset_id}?load_type=metadata"));
+    assert_eq!(status, 200);
+    let asset = &body["asset_resource"]["asset"];
+    assert_eq!(asset["name"], "Breakfast-Moments_video_IT_9x16-15s.mp4");
+    assert_eq!(asset["content_size"], 4096);
+    assert_eq!(field_text(asset, "MAIN_LANGUAGES").as_deref(), Some("IT"));
+    let (_, body) = dam_get(
+        &dam,
+        &format!("/folders/{}/children", campaign.final_assets_folder_id),
+    );
+    assert_eq!(
+        body["folder_children"]["asset_list"]
+            .as_array()
+            .map_or(0, Vec::len),
+        before + 1
+    );
+
+    // Unknown folder: 404; broken representation: 400.
+    let (content_type, body) = multipart(&[
+        ("asset_representation", None, b"{not json"),
+        (
+            "parent_folder_id",
+            None,
+            campaign.final_assets_folder_id.as_bytes(),
+        ),
+        ("files", Some("x.mp4"), b"x"),
+    ]);
+    let response = agent()
+        .post(format!("{}/otmmapi/v6/assets", ready().dam_url))
+        .header("otmmauthtoken", &dam.digest)
+        .header("X-Requested-By", &dam.session_id)
+        .header("Content-Type", content_type)
+        .send(&body[..])
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 400);
+    let (content_type, body) = multipart(&[
+        (
+            "asset_representation",
+            None,
+            representation.to_string().as_bytes(),
+        ),
+        (
+            "parent_folder_id",
+            None,
+            b"0000000000000000000000000000000000000000",
+        ),
+        ("files", Some("x.mp4"), b"x"),
+    ]);
+    let response = agent()
+        .post(format!("{}/otmmapi/v6/assets", ready().dam_url))
+        .header("otmmauthtoken", &dam.digest)
+        .header("X-Requested-By", &dam.session_id)
+        .header("Content-Type", content_type)
+        .send(&body[..])
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+// ------------------------------------------------------------------------------------------
+// Mailgun, webhooks, faults, stats, startup
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn mailgun_and_webhooks_are_recorded() {
+    use base64::Engine;
+    let url = format!(
+        "{}/v3/{}/messages",
+        ready().mailgun_url,
+        ready().mailgun_domain
+    );
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("api:{}", ready().mailgun_api_key));
+    let subject = format!("Campaign done {}", uuid::Uuid::new_v4());
+    let mut response = agent()
+        .post(&url)
+        .header("Authorization", format!("Basic {auth}"))
+        .send_form([
+            ("from", "cs@example.com"),
+            ("to", "a@example.com, b@example.com"),
+            ("subject", subject.as_str()),
+            ("text", "hello"),
+            ("h:X-Idempotency-Key", "key-1"),
+        ])
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 200);
+    let reply = body_json(&mut response);
+    assert_eq!(reply["message"], "Queued. Thank you.");
+    let wrong = base64::engine::general_purpose::STANDARD.encode("api:wrong");
+    let mut response = agent()
+        .post(&url)
+        .header("Authorization", format!("Basic {wrong}"))
+        .send_form([("from", "x@example.com")])
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(
+        response.body_mut().read_to_string().expect("body"),
+        "Forbidden"
+    );
+
+    let response = agent()
+        .post(format!("{}/campaigns", ready().webhook_url))
+        .header("Authorization", "Bearer hook-token")
+        .header("Idempotency-Key", "idem-1")
+        .send_json(json!({"event": "campaign.a2", "data": {"n": 1}}))
+        .expect("webhook");
+    assert_eq!(response.status().as_u16(), 200);
+
+    let state = control_get("/state");
+    let email = state["emails"]
+        .as_array()
+        .expect("emails")
+        .iter()
+        .find(|e| e["subject"] == subject.as_str())
+        .expect("email")
+        .clone();
+    assert_eq!(email["to"], json!(["a@example.com", "b@example.com"]));
+    assert_eq!(email["headers"]["X-Idempotency-Key"], "key-1");
+    assert_eq!(email["id"], reply["id"]);
+    let hook = state["webhooks"]
+        .as_array()
+        .expect("hooks")
+        .iter()
+        .find(|h| h["headers"]["idempotency-key"] == "idem-1")
+        .expect("hook")
+        .clone();
+    assert_eq!(hook["name"], "campaigns");
+    assert_eq!(hook["headers"]["authorization"], "Bearer hook-token");
+    assert_eq!(hook["body"]["event"], "campaign.a2");
+}
+
+#[test]
+fn faults_fail_matching_requests_count_times() {
+    let dam = dam_login();
+    let master = &ready().campaigns[0].master_asset_ids[1];
+    let path = format!("/otmmapi/v6/assets/{master}/contents");
+    let mut response = agent()
+        .post(format!("{}/faults", ready().control_url))
+        .send_json(json!({"method": "GET", "path_prefix": path, "status": 503, "count": 2, "retry_after": 1}))
+        .expect("fault");
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "{}",
+        body_json(&mut response)
+    );
+    for _ in 0..2 {
+        let mut response = agent()
+            .get(format!("{}{path}", ready().dam_url))
+            .header("otmmauthtoken", &dam.digest)
+            .call()
+            .expect("get");
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        assert_eq!(
+            body_json(&mut response)["exception_body"]["http_response_code"],
+            503
+        );
+    }
+    let response = agent()
+        .get(format!("{}{path}", ready().dam_url))
+        .header("otmmauthtoken", &dam.digest)
+        .call()
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 200);
+
+    let stats = control_get("/stats");
+    assert!(
+        stats["routes"]["GET /otmmapi/v6/assets/{id}/contents 503"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2,
+        "{stats}"
+    );
+    assert!(stats["dam_requests"].as_u64().unwrap_or(0) >= 3);
+    assert!(stats["box_requests"].is_u64());
+}
+
+#[test]
+fn default_scenario_and_non_loopback_refusal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let error = match BackgroundServer::start(ServeOptions {
+        listen: "0.0.0.0:0".parse().expect("addr"),
+        state_dir: dir.path().to_path_buf(),
+        scenario: None,
+        token_lifetime_secs: 60,
+        import_delay_ms: None,
+    }) {
+        Ok(_) => panic!("must refuse"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("loopback"), "{error}");
+}
+
+#[test]
+fn demo_scenario_loads_when_media_present() {
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.yaml");
+    let media = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/media/bigbuckbunny.mp4");
+    if !media.exists() {
+        eprintln!("skipping: {} is absent", media.display());
+        return;
+    }
+    let loaded = sandbox::scenario::load(Some(&scenario)).expect("demo scenario parses");
+    let campaign = &loaded.scenario.dam.campaigns[0];
+    assert_eq!(campaign.number, "C-2026-0142");
+    assert_eq!(campaign.masters.len(), 3);
+}
+
+#[test]
+fn tokens_and_sessions_expire_after_the_configured_lifetime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = BackgroundServer::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        state_dir: dir.path().to_path_buf(),
+        scenario: None,
+        token_lifetime_secs: 1,
+        import_delay_ms: Some(0),
+    })
+    .expect("sandbox starts");
+    let ready = &server.ready;
+    assert_eq!(ready.watched_folders[0].name, "incoming");
+    assert!(ready.campaigns.is_empty());
+    let text = std::fs::read_to_string(&ready.box_app_config).expect("config");
+    let value: Value = serde_json::from_str(&text).expect("json");
+    let settings = &value["boxAppSettings"];
+    let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(
+        settings["appAuth"]["privateKey"].as_str().expect("key"),
+        settings["appAuth"]["passphrase"]
+            .as_str()
+            .expect("pass")
+            .as_bytes(),
+    )
+    .expect("decrypt");
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().expect("der").as_bytes());
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512);
+    header.kid = settings["appAuth"]["publicKeyID"]
+        .as_str()
+        .map(str::to_owned);
+    let claims = json!({
+        "iss": settings["clientID"], "sub": value["enterpriseID"], "box_sub_type": "enterprise",
+        "aud": "https://api.box.com/oauth2/token", "jti": uuid::Uuid::new_v4().to_string(),
+        "exp": jiff::Timestamp::now().as_second() + 30,
+    });
+    let signed = jsonwebtoken::encode(&header, &claims, &key).expect("sign");
+    let mut response = agent()
+        .post(&ready.oauth2_url)
+        .send_form([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", signed.as_str()),
+            ("client_id", settings["clientID"].as_str().expect("id")),
+            (
+                "client_secret",
+                settings["clientSecret"].as_str().expect("secret"),
+            ),
+        ])
+        .expect("token");
+    assert_eq!(response.status().as_u16(), 200);
+    let token = body_json(&mut response)["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let get = || {
+        agent()
+            .get(format!(
+                "{}/2.0/folders/{}/items",
+                ready.base_url, ready.watched_folder_ids[0]
+            ))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("get")
+    };
+    assert_eq!(get().status().as_u16(), 200);
+    let mut response = agent()
+        .post(format!("{}/otmmapi/v6/sessions", ready.dam_url))
+        .send_form([
+            ("username", ready.dam_username.as_str()),
+            ("password", ready.dam_password.as_str()),
+        ])
+        .expect("login");
+    let digest = body_json(&mut response)["session_resource"]["session"]["message_digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(1_200));
+    let response = get();
+    assert_eq!(response.status().as_u16(), 401);
+    let header = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(header.contains("expired"), "{header}");
+    let response = agent()
+        .get(format!(
+            "{}/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES",
+            ready.dam_url
+        ))
+        .header("otmmauthtoken", &digest)
+        .call()
+        .expect("dam");
+    assert_eq!(response.status().as_u16(), 401);
+}

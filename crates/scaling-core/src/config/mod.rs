@@ -1,0 +1,682 @@
+//! Configuration: `config/*.yaml` with `${VAR}` interpolation, an environment overlay and `.env`,
+//! validated into plain structs (design §5).
+//!
+//! Files (all in one config directory, usually `./config`):
+//! - `config.yaml`: `environment`, `database`, `box`, `dam`, `polling`, `retry`, `temp`, `email`, `media`.
+//! - `environments/{env}.yaml`: deep-merged over `config.yaml` (mappings merge key by key; lists and
+//!   scalars replace; `key: null` resets a key to its default).
+//! - `field_mappings.yaml`: `mvp_fields`, `filename_field_updates`, `forced_field_values`,
+//!   `default_field_values`, `validate_domain_values`, and the `naming:` grammar.
+//! - `webhooks.yaml`: `endpoints` (optional file).
+//! - `email_templates.yaml`: Jinja2 templates (required when `email.enabled`).
+//!
+//! Every string value may use `${VAR}` (an error naming file, key and variable when `VAR` is unset)
+//! or `${VAR:-default}` (default when unset or empty); `$${` is a literal `${`. Variables are expanded
+//! when a key is read, so keys that do not apply (the OAuth2 keys of a session login, the Mailgun key
+//! when email is disabled, a webhook endpoint of another environment) need no variables. Email
+//! templates are the one exception: they are Jinja2 text, never interpolated (a price such as
+//! `${{ amount }}` must survive).
+//!
+//! Relative paths (`box.app_config_file`, `temp.dir`) are resolved against the parent of the config
+//! directory (the deployment root, where `config/` lives).
+//!
+//! Unknown keys are logged as warnings (tracing) and ignored: ops files may carry extra keys.
+//! Errors are [`ConfigError`]s whose `Display` is `{file}: {key}: {message}` and never contains a
+//! secret.
+
+mod reader;
+mod sections;
+mod tree;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use crate::naming::NamingConfig;
+use crate::secret::Secret;
+
+use reader::{Ctx, Section};
+use tree::{merge, read_yaml, Origins};
+
+/// A configuration problem. `Display` names the file, the key (dotted path) or the position, and
+/// what was expected, e.g. `config/config.yaml: box.max_requests_per_second: expected a number > 0,
+/// found "ten"`. Messages never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is missing, malformed or out of range; or a `${VAR}` cannot be expanded.
+    #[error("{}: {key}: {message}", file.display())]
+    Invalid {
+        /// The file that holds (or should hold) the key; for `DATABASE_URL` the text
+        /// `environment variable DATABASE_URL`.
+        file: PathBuf,
+        /// Dotted key path, e.g. `box.watched_folders[0].id`; keys with dots are quoted.
+        key: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A file could not be read.
+    #[error("{}: cannot read the file: {source}", file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML (or `.env` syntax). Line and column are 1-based; 0 = unknown.
+    #[error("{}: line {line}, column {column}: {message}", file.display())]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line, 0 when unknown.
+        line: u64,
+        /// 1-based column, 0 when unknown.
+        column: u64,
+        /// The parser's description.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The file the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            ConfigError::Invalid { file, .. }
+            | ConfigError::Io { file, .. }
+            | ConfigError::Parse { file, .. } => file,
+        }
+    }
+
+    /// The dotted key path, for [`ConfigError::Invalid`].
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The whole configuration, as returned by [`load`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The environment in effect (`--env`, else `CS_ENVIRONMENT`, else `environment:`, else
+    /// `development`).
+    pub environment: String,
+    /// The directory the files were read from.
+    pub config_dir: PathBuf,
+    /// `database`.
+    pub database: DatabaseConfig,
+    /// `box`.
+    pub box_api: BoxConfig,
+    /// `dam`.
+    pub dam: DamConfig,
+    /// `polling`.
+    pub polling: PollingConfig,
+    /// `retry`.
+    pub retry: RetryConfig,
+    /// `temp`.
+    pub temp: TempConfig,
+    /// `email`.
+    pub email: EmailConfig,
+    /// `media`.
+    pub media: MediaConfig,
+    /// `webhooks.yaml` (only the endpoints enabled for this environment).
+    pub webhooks: WebhooksConfig,
+    /// `field_mappings.yaml`.
+    pub field_mappings: FieldMappings,
+    /// The `naming:` section of `field_mappings.yaml` ([`NamingConfig::default`] = V2 when absent).
+    pub naming: NamingConfig,
+    /// `email_templates.yaml` (empty when the file is absent and email is disabled).
+    pub email_templates: EmailTemplates,
+}
+
+/// `database`: where the PostgreSQL store lives.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Connection URL (`postgresql://user:password@host:port/name?sslmode=...`): the environment
+    /// variable `DATABASE_URL` when set, else `database.url`, else built from `database.host`,
+    /// `port`, `name`, `user`, `password`, `sslmode` (disable | prefer | require).
+    pub url: Secret<String>,
+}
+
+/// `box`: the Box API (<https://developer.box.com/reference/>).
+#[derive(Debug, Clone)]
+pub struct BoxConfig {
+    /// API root without `/2.0`; default `https://api.box.com`.
+    pub base_url: String,
+    /// Upload API root without `/2.0`; default `https://upload.box.com/api`.
+    pub upload_url: String,
+    /// Full token URL; default `https://api.box.com/oauth2/token`.
+    pub oauth2_url: String,
+    /// Box Developer Console app config JSON (`box.app_config_file`, default env `BOX_CONFIG_FILE`,
+    /// else `config/box_app_config.json`; relative to the deployment root).
+    pub app_config_path: PathBuf,
+    /// Folder where campaign folders are created (required).
+    pub root_folder_id: String,
+    /// Folders agencies upload derivatives into.
+    pub watched_folders: Vec<WatchedFolder>,
+    /// Subfolder of a watched folder for handled files; default `_PROCESSED`.
+    pub processed_folder_name: String,
+    /// Subfolder of a watched folder for rejected files; default `_errors`.
+    pub errors_folder_name: String,
+    /// Client-side rate limit, requests per second (> 0); default 10.
+    pub max_requests_per_second: f64,
+    /// Seconds; default 10.
+    pub connect_timeout_secs: u64,
+    /// Seconds; default 60.
+    pub read_timeout_secs: u64,
+    /// Files of this many bytes or more use a chunked upload session; default 50_000_000.
+    pub chunked_upload_threshold_bytes: u64,
+    /// Retries of a transient failure per request; default 5.
+    pub max_retries: u32,
+}
+
+/// One entry of `box.watched_folders`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedFolder {
+    /// Box folder ID (required, unique).
+    pub id: String,
+    /// Name for logs and messages; default the ID.
+    pub name: String,
+    /// Optional profile name (per market/agency/client settings).
+    pub profile: Option<String>,
+}
+
+/// `dam`: OpenText Media Management (OTMM REST API v6).
+#[derive(Debug, Clone)]
+pub struct DamConfig {
+    /// Server root (required); the client appends `/otmmapi/v6`.
+    pub base_url: String,
+    /// How to log in.
+    pub auth: DamAuth,
+    /// The campaign folder model.
+    pub campaign: CampaignModel,
+    /// Model of imported derivatives; default `FERRERO.MODEL.MARKETING ASSET`.
+    pub metadata_model_id: String,
+    /// Security policies of imported derivatives; default `[2]`.
+    pub security_policy_ids: Vec<i64>,
+    /// Field written on derivatives with `{tracking_id}:{clean name}:v{version}`; default
+    /// `FERRERO.FIELD.CS TRACKING`.
+    pub tracking_field_id: String,
+    /// Seconds; default 10.
+    pub connect_timeout_secs: u64,
+    /// Seconds for metadata calls; default 60.
+    pub read_timeout_secs: u64,
+    /// Seconds for content downloads/uploads; default 600.
+    pub content_timeout_secs: u64,
+    /// Seconds to wait for an import job; default 120.
+    pub import_job_timeout_secs: u64,
+    /// Retries of a transient failure per request; default 5.
+    pub max_retries: u32,
+}
+
+/// `dam.auth`: `method: session` (default) or `method: oauth2`.
+#[derive(Debug, Clone)]
+pub enum DamAuth {
+    /// POST /otmmapi/v6/sessions with `username`/`password`.
+    Session {
+        /// `dam.auth.username` (required).
+        username: String,
+        /// `dam.auth.password` (required).
+        password: Secret<String>,
+    },
+    /// OAuth2 client_credentials at `auth_url`.
+    OAuth2 {
+        /// `dam.auth.auth_url`: the token URL (required).
+        auth_url: String,
+        /// `dam.auth.client_id` (required).
+        client_id: String,
+        /// `dam.auth.client_secret` (required).
+        client_secret: Secret<String>,
+    },
+}
+
+/// `dam.campaign`: how campaign folders look (defaults follow `shared/fixtures/otmm/`).
+#[derive(Debug, Clone)]
+pub struct CampaignModel {
+    /// Default `FERRERO.FIELD.CAMPAIGN STATUS`.
+    pub status_field_id: String,
+    /// Default `FERRERO.FIELD.CAMPAIGN NUMBER`.
+    pub number_field_id: String,
+    /// Default `FERRERO.FIELD.CAMPAIGN NAME`.
+    pub name_field_id: String,
+    /// Default `Master Assets`.
+    pub masters_folder_name: String,
+    /// Default `Final Assets`.
+    pub final_assets_folder_name: String,
+    /// Default `A1`.
+    pub status_a1: String,
+    /// Default `A2`.
+    pub status_a2: String,
+    /// Default `A3`.
+    pub status_a3: String,
+    /// Search operator for the status condition; default `ARTESIA.OPERATOR.CHAR.CONTAINS`.
+    pub search_operator_id: String,
+}
+
+/// `polling`: work per pass.
+#[derive(Debug, Clone)]
+pub struct PollingConfig {
+    /// Campaigns handled per a1-to-a2 pass (> 0); default 10.
+    pub max_campaigns_per_run: u32,
+    /// Files handled per box-poll pass (> 0); default 200.
+    pub max_files_per_run: u32,
+}
+
+/// `retry`: transient failures across passes.
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    /// Passes before a transient failure goes to `_errors` (> 0); default 5.
+    pub max_attempts: u32,
+    /// Seconds before the first retry; default 60.
+    pub backoff_base_secs: u64,
+    /// Upper bound of the backoff, seconds (>= base); default 3600.
+    pub backoff_max_secs: u64,
+}
+
+/// `temp`: private working files.
+#[derive(Debug, Clone)]
+pub struct TempConfig {
+    /// Directory; default `{system temp}/content-scaling` (env `CS_TEMP_DIR` in the shipped files).
+    pub dir: PathBuf,
+    /// Files older than this are removed by cleanup, hours (> 0); default 24.
+    pub cleanup_after_hours: u64,
+    /// Size cap, MiB (> 0); default 10240.
+    pub max_size_mb: u64,
+}
+
+/// `email`: Mailgun (<https://documentation.mailgun.com/docs/mailgun/api-reference/>).
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// Send emails at all; default false. When true, `domain`, `api_key` and valid addresses are
+    /// required.
+    pub enabled: bool,
+    /// Default `https://api.mailgun.net` (the client appends `/v3/{domain}/messages`).
+    pub mailgun_base_url: String,
+    /// Mailgun sending domain.
+    pub domain: String,
+    /// Mailgun API key.
+    pub api_key: Secret<String>,
+    /// Sender, `addr@domain` or `Name <addr@domain>`; default `Content Scaling <noreply@{domain}>`.
+    pub from: String,
+    /// Recipients of success emails (a list, or one comma-separated text).
+    pub success_recipients: Vec<String>,
+    /// Recipients of error emails.
+    pub error_recipients: Vec<String>,
+}
+
+/// `media`: ffprobe.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Executable name or path; default `ffprobe`.
+    pub ffprobe_path: String,
+    /// Seconds per probe (> 0); default 60.
+    pub timeout_secs: u64,
+}
+
+/// `webhooks.yaml`.
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    /// Endpoints enabled for the current environment.
+    pub endpoints: Vec<WebhookEndpoint>,
+}
+
+/// One outgoing webhook endpoint.
+///
+/// YAML keys: `name`, `url`, `events`, `bearer_token`, `signing_secret`, `timeout_secs`, plus
+/// `enabled` (default true) and `environments` (list; default all) which decide at load time
+/// whether the endpoint is part of [`WebhooksConfig::endpoints`].
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    /// Unique name (the sandbox receiver path uses it).
+    pub name: String,
+    /// `http(s)://` URL.
+    pub url: String,
+    /// Subscribed events, e.g. `["campaign.a2", "campaign.a3"]`; empty = all.
+    pub events: Vec<String>,
+    /// `Authorization: Bearer` token; empty text = none.
+    pub bearer_token: Option<Secret<String>>,
+    /// HMAC-SHA256 key over the body (`X-CS-Signature`); empty text = none.
+    pub signing_secret: Option<Secret<String>>,
+    /// Seconds; default 10.
+    pub timeout_secs: u64,
+}
+
+/// `field_mappings.yaml`: how a derivative's DAM metadata is built (see [`crate::metadata`]).
+#[derive(Debug, Clone)]
+pub struct FieldMappings {
+    /// Field IDs copied from the master (in order).
+    pub mvp_fields: Vec<String>,
+    /// Fields set from the file name or media probe. YAML: a mapping `field_id -> {source,
+    /// transform, required, fallback, default, validate_domain}` (or `field_id -> source`), or a list
+    /// of such mappings with a `field_id` key.
+    pub filename_field_updates: Vec<FieldUpdate>,
+    /// Field ID -> value, always set (last).
+    pub forced_field_values: BTreeMap<String, String>,
+    /// Field ID -> value, set when the field is still empty.
+    pub default_field_values: BTreeMap<String, String>,
+    /// Lookup-domain validation settings.
+    pub validate_domain_values: DomainValidation,
+}
+
+/// One entry of `filename_field_updates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldUpdate {
+    /// OTMM field ID, e.g. `ARTESIA.FIELD.ASSET NAME`.
+    pub field_id: String,
+    /// A naming segment name (`subject_title`, `asset_type`, `language_code`, `spec`, `version`,
+    /// ...), `extension`, `clean_filename`, `original_filename`, `tracking_id`, or `media.<attr>`
+    /// with attr one of [`MEDIA_ATTRS`]. Checked at load time.
+    pub source: String,
+    /// One of [`TRANSFORMS`], or several separated by `,` applied in order; `None` = as is.
+    pub transform: Option<String>,
+    /// When true, an empty result (after fallback and default) rejects the file.
+    pub required: bool,
+    /// `master` = copy the master's value when the source is empty.
+    pub fallback: Option<String>,
+    /// Value when the source (and fallback) is empty.
+    pub default: Option<String>,
+    /// Lookup domain the value must belong to (see [`DomainValidation`]).
+    pub validate_domain: Option<String>,
+}
+
+/// `validate_domain_values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainValidation {
+    /// Check `validate_domain` fields at all; default true.
+    pub enabled: bool,
+    /// How long fetched domain values may be reused, hours; default 24.
+    pub cache_ttl_hours: u64,
+    /// true: a value outside its domain rejects the file; false: a warning; default true.
+    pub strict_mode: bool,
+}
+
+/// `email_templates.yaml`: template name -> template.
+#[derive(Debug, Clone, Default)]
+pub struct EmailTemplates {
+    /// By name (`a1_to_a2_complete`, `a1_to_a2_partial`, `a2_to_a3_complete`, `upload_failed`,
+    /// `campaign_processing_failed`, and any others).
+    pub templates: BTreeMap<String, EmailTemplate>,
+}
+
+/// One email template (Jinja2 syntax, rendered with minijinja by [`crate::notify`]).
+#[derive(Debug, Clone)]
+pub struct EmailTemplate {
+    /// Subject line template.
+    pub subject: String,
+    /// Plain-text body template.
+    pub text: String,
+    /// HTML body template (auto-escaped), optional.
+    pub html: Option<String>,
+}
+
+/// Attributes a field mapping may read as `media.<attr>` (see `crate::media::MediaInfo::attr`).
+pub const MEDIA_ATTRS: &[&str] = &[
+    "duration_seconds",
+    "width",
+    "height",
+    "frame_rate",
+    "video_codec",
+    "audio_codec",
+    "format_name",
+];
+
+/// Media attributes written as OTMM numbers (`{"type":"number","value":N}`).
+pub const NUMERIC_MEDIA_ATTRS: &[&str] = &["duration_seconds", "width", "height", "frame_rate"];
+
+/// Transforms a field mapping may apply: `none`, `upper`, `lower`, `title` (first letter of each
+/// word upper case, the rest lower case), `dash_to_space` (`-` -> space).
+pub const TRANSFORMS: &[&str] = &["none", "upper", "lower", "title", "dash_to_space"];
+
+/// Email templates the passes use; required in `email_templates.yaml` when email is enabled.
+pub const REQUIRED_TEMPLATES: &[&str] = &[
+    "a1_to_a2_complete",
+    "a1_to_a2_partial",
+    "a2_to_a3_complete",
+    "upload_failed",
+    "campaign_processing_failed",
+];
+
+/// Webhook events the passes emit (others in `events` are accepted with a warning).
+pub const KNOWN_EVENTS: &[&str] = &["campaign.a2", "campaign.a3"];
+
+/// Loads the configuration from `config_dir` for `environment` (else env `CS_ENVIRONMENT`, else the
+/// `environment:` key, else `development`).
+///
+/// First loads `./.env` and `config_dir/../.env` with dotenvy when present (variables already set in
+/// the process win), warning when a `.env` file is readable by group or others; then reads
+/// `config.yaml`, deep-merges `environments/{env}.yaml` (required when the environment was chosen by
+/// argument or `CS_ENVIRONMENT`, optional when it comes from the file), applies `DATABASE_URL`, and
+/// reads `field_mappings.yaml`, `webhooks.yaml` and `email_templates.yaml`, expanding `${VAR}` from
+/// the process environment.
+///
+/// Errors: the first problem found, as a [`ConfigError`] naming file, key and expectation.
+pub fn load(config_dir: &Path, environment: Option<&str>) -> Result<Config, ConfigError> {
+    load_dotenv_files(config_dir)?;
+    let vars = |name: &str| std::env::var(name).ok();
+    load_with_vars(config_dir, environment, &vars)
+}
+
+/// [`load`] without `.env` files and with `vars` as the environment (for tests and embedding):
+/// `${VAR}`, `CS_ENVIRONMENT`, `DATABASE_URL` and `BOX_CONFIG_FILE` are looked up with `vars`.
+///
+/// Errors: as [`load`].
+pub fn load_with_vars(
+    config_dir: &Path,
+    environment: Option<&str>,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let base_file = config_dir.join("config.yaml");
+    let mut tree = read_yaml(&base_file)?;
+    let base_ctx = Ctx {
+        vars,
+        file: base_file.clone(),
+        origins: Origins::default(),
+    };
+    let root = Section::new(&base_ctx, "", Some(&tree))?;
+    let explicit = environment
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            vars("CS_ENVIRONMENT")
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+        });
+    let environment_name = match &explicit {
+        Some(name) => name.clone(),
+        None => root.text_or("environment", "development")?,
+    };
+    let valid_name = environment_name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(root.error(
+            "environment",
+            format!(
+                "expected an environment name made of letters, digits, \"-\" and \"_\" (e.g. staging), found {}",
+                reader::shown(&environment_name)
+            ),
+        ));
+    }
+    drop(root);
+
+    let environments_dir = config_dir.join("environments");
+    let overlay_file = environments_dir.join(format!("{environment_name}.yaml"));
+    let mut origins = Origins::default();
+    if overlay_file.is_file() {
+        let mut overlay = read_yaml(&overlay_file)?;
+        if let Some(map) = overlay.as_object_mut() {
+            map.remove("environment");
+        }
+        merge(&mut tree, overlay, "", &overlay_file, &mut origins);
+    } else if explicit.is_some() {
+        let available = available_environments(&environments_dir);
+        return Err(ConfigError::Invalid {
+            file: overlay_file,
+            key: "environment".to_string(),
+            message: format!(
+                "expected an overlay file for environment {environment_name:?} (available: {})",
+                if available.is_empty() {
+                    "none".to_string()
+                } else {
+                    available.join(", ")
+                }
+            ),
+        });
+    } else {
+        tracing::debug!(environment = %environment_name, "no environment overlay file, using config.yaml alone");
+    }
+
+    let ctx = Ctx {
+        vars,
+        file: base_file,
+        origins,
+    };
+    let deployment_root = config_dir
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let root = Section::new(&ctx, "", Some(&tree))?;
+    root.mark_used(&["environment"]);
+    let database = read_section(&root, "database", sections::database)?;
+    let box_api = read_section(&root, "box", |section| {
+        sections::box_config(section, &deployment_root)
+    })?;
+    let dam = read_section(&root, "dam", sections::dam)?;
+    let polling = read_section(&root, "polling", sections::polling)?;
+    let retry = read_section(&root, "retry", sections::retry)?;
+    let temp = read_section(&root, "temp", |section| {
+        sections::temp(section, &deployment_root)
+    })?;
+    let email = read_section(&root, "email", sections::email)?;
+    let media = read_section(&root, "media", sections::media)?;
+    root.finish();
+
+    let (field_mappings, naming) =
+        sections::field_mappings_file(&config_dir.join("field_mappings.yaml"), vars)?;
+    let webhooks =
+        sections::webhooks_file(&config_dir.join("webhooks.yaml"), vars, &environment_name)?;
+    let email_templates =
+        sections::email_templates_file(&config_dir.join("email_templates.yaml"), email.enabled)?;
+
+    Ok(Config {
+        environment: environment_name,
+        config_dir: config_dir.to_path_buf(),
+        database,
+        box_api,
+        dam,
+        polling,
+        retry,
+        temp,
+        email,
+        media,
+        webhooks,
+        field_mappings,
+        naming,
+        email_templates,
+    })
+}
+
+/// Reads the section `key` of `root` with `build`, then warns about its unknown keys.
+fn read_section<T>(
+    root: &Section<'_>,
+    key: &str,
+    build: impl FnOnce(&Section<'_>) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let section = root.section(key)?;
+    let value = build(&section)?;
+    section.finish();
+    Ok(value)
+}
+
+/// Names of `environments/*.yaml`, sorted.
+fn available_environments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".yaml").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Loads `./.env` then `config_dir/../.env` (each once; existing variables win), warning when a
+/// file is readable by group or others.
+///
+/// Errors: [`ConfigError::Parse`] for a malformed line (the line's text is not shown: it may hold
+/// a secret), [`ConfigError::Io`] when a present file cannot be read.
+fn load_dotenv_files(config_dir: &Path) -> Result<(), ConfigError> {
+    let mut candidates = vec![PathBuf::from(".env")];
+    if let Some(parent) = config_dir.parent() {
+        candidates.push(parent.join(".env"));
+    }
+    let mut seen = Vec::new();
+    for candidate in candidates {
+        if !candidate.is_file() {
+            continue;
+        }
+        let canonical = std::fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
+        if seen.contains(&canonical) {
+            continue;
+        }
+        seen.push(canonical);
+        warn_if_shared(&candidate);
+        dotenvy::from_path(&candidate).map_err(|error| dotenv_error(&candidate, error))?;
+        tracing::debug!(file = %candidate.display(), "loaded environment variables from .env");
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn warn_if_shared(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(file) {
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %file.display(),
+                "{}: readable by group or others (mode {mode:o}) but it holds secrets; run: chmod 600 {}",
+                file.display(),
+                file.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_file: &Path) {}
+
+/// A dotenvy error as a [`ConfigError`] that does not quote the offending line.
+fn dotenv_error(file: &Path, error: dotenvy::Error) -> ConfigError {
+    match error {
+        dotenvy::Error::LineParse(line, column) => {
+            let number = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|text| text.lines().position(|candidate| candidate == line))
+                .map_or(0, |index| index as u64 + 1);
+            ConfigError::Parse {
+                file: file.to_path_buf(),
+                line: number,
+                column: column as u64 + 1,
+                message: "expected KEY=value (quote values with spaces or #); the line is not shown because it may hold a secret".to_string(),
+            }
+        }
+        dotenvy::Error::Io(source) => ConfigError::Io {
+            file: file.to_path_buf(),
+            source,
+        },
+        other => ConfigError::Parse {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

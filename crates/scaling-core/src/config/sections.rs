@@ -1,0 +1,977 @@
+//! One function per section: read keys with defaults, validate, build the public structs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+
+use super::reader::{check_url, shown, Ctx, Section};
+use super::tree::{kind_of, read_yaml, Origins};
+use super::{
+    BoxConfig, CampaignModel, ConfigError, DamAuth, DamConfig, DatabaseConfig, DomainValidation,
+    EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldUpdate, MediaConfig,
+    PollingConfig, RetryConfig, TempConfig, WatchedFolder, WebhookEndpoint, WebhooksConfig,
+    KNOWN_EVENTS, MEDIA_ATTRS, REQUIRED_TEMPLATES, TRANSFORMS,
+};
+use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
+use crate::secret::Secret;
+
+/// Characters escaped in URL user info and database name: all but RFC 3986 unreserved ones.
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `database`.
+pub(super) fn database(section: &Section<'_>) -> Result<DatabaseConfig, ConfigError> {
+    let keys = ["url", "host", "port", "name", "user", "password", "sslmode"];
+    let from_env = (section.ctx().vars)("DATABASE_URL")
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty());
+    if let Some(url) = from_env {
+        section.mark_used(&keys);
+        if !looks_like_postgres_url(&url) {
+            return Err(ConfigError::Invalid {
+                file: PathBuf::from("environment variable DATABASE_URL"),
+                key: "database.url".to_string(),
+                message: postgres_url_expectation(),
+            });
+        }
+        return Ok(DatabaseConfig {
+            url: Secret::new(url),
+        });
+    }
+    if let Some(url) = section.text("url")? {
+        section.mark_used(&keys);
+        if !looks_like_postgres_url(&url) {
+            return Err(section.error("url", postgres_url_expectation()));
+        }
+        return Ok(DatabaseConfig {
+            url: Secret::new(url),
+        });
+    }
+    let host = section.text_or("host", "localhost")?;
+    let port = section.u64_or("port", 5432, 1)?;
+    if port > u64::from(u16::MAX) {
+        return Err(section.error(
+            "port",
+            format!("expected a TCP port (1-65535), found {port}"),
+        ));
+    }
+    let name = section.text_or("name", "content_scaling")?;
+    let user = section.text_or("user", "content_scaling")?;
+    let password = section.secret("password")?;
+    let sslmode = section.text_or("sslmode", "prefer")?;
+    if !matches!(sslmode.as_str(), "disable" | "prefer" | "require") {
+        return Err(section.error(
+            "sslmode",
+            format!(
+                "expected disable, prefer or require, found {}",
+                shown(&sslmode)
+            ),
+        ));
+    }
+    let host_part = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let credentials = match &password {
+        Some(password) => format!(
+            "{}:{}",
+            utf8_percent_encode(&user, URL_COMPONENT),
+            utf8_percent_encode(password.expose(), URL_COMPONENT)
+        ),
+        None => utf8_percent_encode(&user, URL_COMPONENT).to_string(),
+    };
+    let url = format!(
+        "postgresql://{credentials}@{host_part}:{port}/{}?sslmode={sslmode}",
+        utf8_percent_encode(&name, URL_COMPONENT)
+    );
+    Ok(DatabaseConfig {
+        url: Secret::new(url),
+    })
+}
+
+fn looks_like_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.contains("host=")
+        || url.contains("dbname=")
+}
+
+fn postgres_url_expectation() -> String {
+    "expected a PostgreSQL URL such as postgresql://user:password@host:5432/content_scaling (the value is not shown: it may hold a password)".to_string()
+}
+
+/// `box`.
+pub(super) fn box_config(section: &Section<'_>, root: &Path) -> Result<BoxConfig, ConfigError> {
+    let base_url = strip_suffix_warn(
+        section,
+        "base_url",
+        section.url(
+            "base_url",
+            Some("https://api.box.com"),
+            "the Box API root without /2.0",
+        )?,
+        &["/2.0"],
+    );
+    let upload_url = strip_suffix_warn(
+        section,
+        "upload_url",
+        section.url(
+            "upload_url",
+            Some("https://upload.box.com/api"),
+            "the Box upload API root without /2.0",
+        )?,
+        &["/2.0"],
+    );
+    let oauth2_url = section.url(
+        "oauth2_url",
+        Some("https://api.box.com/oauth2/token"),
+        "the Box token URL",
+    )?;
+    let default_app_config = (section.ctx().vars)("BOX_CONFIG_FILE")
+        .filter(|path| !path.trim().is_empty())
+        .unwrap_or_else(|| "config/box_app_config.json".to_string());
+    let app_config_path = section.path_or("app_config_file", &default_app_config, root)?;
+    let root_folder_id = section.required(
+        "root_folder_id",
+        "the ID of the Box folder where campaign folders are created (e.g. \"123456789\")",
+    )?;
+    let mut watched_folders: Vec<WatchedFolder> = Vec::new();
+    for (path, item) in section.list("watched_folders")? {
+        let folder = watched_folder(section.ctx(), &path, item)?;
+        if watched_folders.iter().any(|known| known.id == folder.id) {
+            return Err(section.ctx().error(
+                &format!("{path}.id"),
+                format!(
+                    "expected each watched folder once, found folder {} twice",
+                    shown(&folder.id)
+                ),
+            ));
+        }
+        watched_folders.push(folder);
+    }
+    if watched_folders.is_empty() {
+        tracing::warn!(
+            key = %section.path("watched_folders"),
+            "no watched folders configured: box-poll has nothing to do"
+        );
+    }
+    let processed_folder_name = folder_name(section, "processed_folder_name", "_PROCESSED")?;
+    let errors_folder_name = folder_name(section, "errors_folder_name", "_errors")?;
+    if processed_folder_name == errors_folder_name {
+        return Err(section.error(
+            "errors_folder_name",
+            format!(
+                "expected a name different from box.processed_folder_name, found {}",
+                shown(&errors_folder_name)
+            ),
+        ));
+    }
+    Ok(BoxConfig {
+        base_url,
+        upload_url,
+        oauth2_url,
+        app_config_path,
+        root_folder_id,
+        watched_folders,
+        processed_folder_name,
+        errors_folder_name,
+        max_requests_per_second: section.positive_f64_or("max_requests_per_second", 10.0)?,
+        connect_timeout_secs: section.u64_or("connect_timeout_secs", 10, 1)?,
+        read_timeout_secs: section.u64_or("read_timeout_secs", 60, 1)?,
+        chunked_upload_threshold_bytes: section.u64_or(
+            "chunked_upload_threshold_bytes",
+            50_000_000,
+            1,
+        )?,
+        max_retries: section.u32_or("max_retries", 5, 0)?,
+    })
+}
+
+/// One watched folder: a mapping `{id, name, profile}` or just the ID.
+fn watched_folder(ctx: &Ctx<'_>, path: &str, item: &Value) -> Result<WatchedFolder, ConfigError> {
+    let expectation = "a Box folder ID (e.g. \"123456789\")";
+    match item {
+        Value::String(_) | Value::Number(_) => {
+            let holder = serde_json::json!({ "id": item });
+            let section = Section::new(ctx, path, Some(&holder))?;
+            let id = section
+                .required("id", expectation)
+                .map_err(|_| ctx.error(path, format!("expected {expectation}, found nothing")))?;
+            Ok(WatchedFolder {
+                name: id.clone(),
+                id,
+                profile: None,
+            })
+        }
+        Value::Object(_) => {
+            let section = Section::new(ctx, path, Some(item))?;
+            let id = section.required("id", expectation)?;
+            let name = section.text_or("name", &id)?;
+            let profile = section.text("profile")?;
+            section.finish();
+            Ok(WatchedFolder { id, name, profile })
+        }
+        other => Err(ctx.error(
+            path,
+            format!(
+                "expected a mapping with id, name and profile, found {}",
+                kind_of(other)
+            ),
+        )),
+    }
+}
+
+/// A Box folder name at `key` (no `/` or `\`, not empty).
+fn folder_name(section: &Section<'_>, key: &str, default: &str) -> Result<String, ConfigError> {
+    let name = section.text_or(key, default)?;
+    if name.contains(['/', '\\'])
+        || name == "."
+        || name == ".."
+        || name.chars().any(char::is_control)
+    {
+        return Err(section.error(
+            key,
+            format!(
+                "expected a folder name without \"/\" or \"\\\" (e.g. {default}), found {}",
+                shown(&name)
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// Removes any of `suffixes` from `url` with a warning (users often paste `.../2.0`).
+fn strip_suffix_warn(section: &Section<'_>, key: &str, url: String, suffixes: &[&str]) -> String {
+    for suffix in suffixes {
+        if let Some(stripped) = url.strip_suffix(suffix) {
+            if check_url(stripped).is_ok() {
+                tracing::warn!(key = %section.path(key), "the URL should not end with {suffix}; using it without");
+                return stripped.to_string();
+            }
+        }
+    }
+    url
+}
+
+/// `dam`.
+pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
+    let base_url = section.url(
+        "base_url",
+        None,
+        "the OTMM server root, e.g. https://dam.example.com",
+    )?;
+    let base_url = strip_suffix_warn(section, "base_url", base_url, &["/otmmapi/v6", "/otmmapi"]);
+    let auth = if section.has("auth") {
+        let auth = section.section("auth")?;
+        let value = dam_auth(&auth)?;
+        auth.finish();
+        value
+    } else {
+        // Seed-style flat keys: dam.username / dam.password.
+        dam_auth(section)?
+    };
+    let campaign_section = section.section("campaign")?;
+    let campaign = campaign_model(&campaign_section)?;
+    campaign_section.finish();
+    let mut security_policy_ids = Vec::new();
+    for (path, item) in section.list("security_policy_ids")? {
+        let id = match item {
+            Value::Number(number) => number.as_i64(),
+            Value::String(text) => section
+                .ctx()
+                .expand(&path, text)?
+                .trim()
+                .parse::<i64>()
+                .ok(),
+            _ => None,
+        };
+        match id {
+            Some(id) => security_policy_ids.push(id),
+            None => {
+                return Err(section.ctx().error(
+                    &path,
+                    "expected a security policy ID (a whole number, e.g. 2)".to_string(),
+                ))
+            }
+        }
+    }
+    if security_policy_ids.is_empty() {
+        security_policy_ids.push(2);
+    }
+    Ok(DamConfig {
+        base_url,
+        auth,
+        campaign,
+        metadata_model_id: section.text_or("metadata_model_id", "FERRERO.MODEL.MARKETING ASSET")?,
+        security_policy_ids,
+        tracking_field_id: section.text_or("tracking_field_id", "FERRERO.FIELD.CS TRACKING")?,
+        connect_timeout_secs: section.u64_or("connect_timeout_secs", 10, 1)?,
+        read_timeout_secs: section.u64_or("read_timeout_secs", 60, 1)?,
+        content_timeout_secs: section.u64_or("content_timeout_secs", 600, 1)?,
+        import_job_timeout_secs: section.u64_or("import_job_timeout_secs", 120, 1)?,
+        max_retries: section.u32_or("max_retries", 5, 0)?,
+    })
+}
+
+/// `dam.auth` (or the flat seed keys in `dam`).
+fn dam_auth(section: &Section<'_>) -> Result<DamAuth, ConfigError> {
+    let method = section.text_or("method", "session")?.to_ascii_lowercase();
+    match method.as_str() {
+        "session" => {
+            section.mark_used(&["auth_url", "client_id", "client_secret"]);
+            Ok(DamAuth::Session {
+                username: section
+                    .required("username", "the OTMM user name (e.g. ${DAM_USERNAME})")?,
+                password: section
+                    .required_secret("password", "the OTMM password (e.g. ${DAM_PASSWORD})")?,
+            })
+        }
+        "oauth2" => {
+            section.mark_used(&["username", "password"]);
+            Ok(DamAuth::OAuth2 {
+                auth_url: section.url("auth_url", None, "the OAuth2 token URL")?,
+                client_id: section.required("client_id", "the OAuth2 client ID")?,
+                client_secret: section.required_secret(
+                    "client_secret",
+                    "the OAuth2 client secret (e.g. ${DAM_CLIENT_SECRET})",
+                )?,
+            })
+        }
+        other => Err(section.error(
+            "method",
+            format!("expected session or oauth2, found {}", shown(other)),
+        )),
+    }
+}
+
+/// `dam.campaign`.
+fn campaign_model(section: &Section<'_>) -> Result<CampaignModel, ConfigError> {
+    let model = CampaignModel {
+        status_field_id: section.text_or("status_field_id", "FERRERO.FIELD.CAMPAIGN STATUS")?,
+        number_field_id: section.text_or("number_field_id", "FERRERO.FIELD.CAMPAIGN NUMBER")?,
+        name_field_id: section.text_or("name_field_id", "FERRERO.FIELD.CAMPAIGN NAME")?,
+        masters_folder_name: section.text_or("masters_folder_name", "Master Assets")?,
+        final_assets_folder_name: section.text_or("final_assets_folder_name", "Final Assets")?,
+        status_a1: section.text_or("status_a1", "A1")?,
+        status_a2: section.text_or("status_a2", "A2")?,
+        status_a3: section.text_or("status_a3", "A3")?,
+        search_operator_id: section
+            .text_or("search_operator_id", "ARTESIA.OPERATOR.CHAR.CONTAINS")?,
+    };
+    let statuses = [&model.status_a1, &model.status_a2, &model.status_a3];
+    if statuses[0] == statuses[1] || statuses[1] == statuses[2] || statuses[0] == statuses[2] {
+        return Err(section.error(
+            "status_a3",
+            "expected three different status values for status_a1, status_a2 and status_a3"
+                .to_string(),
+        ));
+    }
+    if model.masters_folder_name == model.final_assets_folder_name {
+        return Err(section.error(
+            "final_assets_folder_name",
+            "expected a folder name different from masters_folder_name".to_string(),
+        ));
+    }
+    Ok(model)
+}
+
+/// `polling`.
+pub(super) fn polling(section: &Section<'_>) -> Result<PollingConfig, ConfigError> {
+    let config = PollingConfig {
+        max_campaigns_per_run: section.u32_or("max_campaigns_per_run", 10, 1)?,
+        max_files_per_run: section.u32_or("max_files_per_run", 200, 1)?,
+    };
+    Ok(config)
+}
+
+/// `retry`.
+pub(super) fn retry(section: &Section<'_>) -> Result<RetryConfig, ConfigError> {
+    let max_attempts = section.u32_or("max_attempts", 5, 1)?;
+    let backoff_base_secs = section.u64_or("backoff_base_secs", 60, 0)?;
+    let backoff_max_secs = section.u64_or("backoff_max_secs", 3600, 0)?;
+    if backoff_max_secs < backoff_base_secs {
+        return Err(section.error(
+            "backoff_max_secs",
+            format!("expected a number >= retry.backoff_base_secs ({backoff_base_secs}), found {backoff_max_secs}"),
+        ));
+    }
+    Ok(RetryConfig {
+        max_attempts,
+        backoff_base_secs,
+        backoff_max_secs,
+    })
+}
+
+/// `temp`.
+pub(super) fn temp(section: &Section<'_>, root: &Path) -> Result<TempConfig, ConfigError> {
+    let dir = match section.text("dir")? {
+        Some(dir) => {
+            let path = PathBuf::from(dir);
+            if path.is_relative() {
+                root.join(path)
+            } else {
+                path
+            }
+        }
+        None => std::env::temp_dir().join("content-scaling"),
+    };
+    Ok(TempConfig {
+        dir,
+        cleanup_after_hours: section.u64_or("cleanup_after_hours", 24, 1)?,
+        max_size_mb: section.u64_or("max_size_mb", 10_240, 1)?,
+    })
+}
+
+/// `email`.
+pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
+    let enabled = section.bool_or("enabled", false)?;
+    let mailgun_base_url = section.url(
+        "mailgun_base_url",
+        Some("https://api.mailgun.net"),
+        "the Mailgun API root",
+    )?;
+    if !enabled {
+        section.mark_used(&[
+            "domain",
+            "api_key",
+            "from",
+            "success_recipients",
+            "error_recipients",
+        ]);
+        return Ok(EmailConfig {
+            enabled,
+            mailgun_base_url,
+            domain: String::new(),
+            api_key: Secret::new(String::new()),
+            from: String::new(),
+            success_recipients: Vec::new(),
+            error_recipients: Vec::new(),
+        });
+    }
+    let domain = section.required("domain", "the Mailgun sending domain, e.g. mg.example.com")?;
+    if domain.contains(['/', ' ', '@']) || !domain.contains('.') {
+        return Err(section.error(
+            "domain",
+            format!(
+                "expected a domain name such as mg.example.com, found {}",
+                shown(&domain)
+            ),
+        ));
+    }
+    let api_key =
+        section.required_secret("api_key", "the Mailgun API key (e.g. ${MAILGUN_API_KEY})")?;
+    let from = section.text_or("from", &format!("Content Scaling <noreply@{domain}>"))?;
+    if !looks_like_mailbox(&from) {
+        return Err(section.error(
+            "from",
+            format!("expected an email address such as noreply@{domain} or \"Name <noreply@{domain}>\", found {}", shown(&from)),
+        ));
+    }
+    let success_recipients = recipients(section, "success_recipients")?;
+    let error_recipients = recipients(section, "error_recipients")?;
+    if error_recipients.is_empty() {
+        tracing::warn!(key = %section.path("error_recipients"), "email is enabled but nobody receives error emails");
+    }
+    Ok(EmailConfig {
+        enabled,
+        mailgun_base_url,
+        domain,
+        api_key,
+        from,
+        success_recipients,
+        error_recipients,
+    })
+}
+
+fn recipients(section: &Section<'_>, key: &str) -> Result<Vec<String>, ConfigError> {
+    let list = section.text_list(key)?;
+    for (index, address) in list.iter().enumerate() {
+        if !looks_like_mailbox(address) {
+            return Err(section.ctx().error(
+                &format!("{}[{index}]", section.path(key)),
+                format!(
+                    "expected an email address such as ops@example.com, found {}",
+                    shown(address)
+                ),
+            ));
+        }
+    }
+    Ok(list)
+}
+
+/// `addr@domain.tld` or `Display Name <addr@domain.tld>`.
+pub(super) fn looks_like_mailbox(text: &str) -> bool {
+    let address = match (text.rfind('<'), text.strip_suffix('>')) {
+        (Some(open), Some(inner)) => inner.get(open + 1..).unwrap_or(""),
+        _ => text,
+    };
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
+}
+
+/// `media`.
+pub(super) fn media(section: &Section<'_>) -> Result<MediaConfig, ConfigError> {
+    Ok(MediaConfig {
+        ffprobe_path: section.text_or("ffprobe_path", "ffprobe")?,
+        timeout_secs: section.u64_or("timeout_secs", 60, 1)?,
+    })
+}
+
+/// `webhooks.yaml` (absent file = no endpoints). Endpoints disabled or limited to other
+/// environments are skipped before their values are read.
+pub(super) fn webhooks_file(
+    file: &Path,
+    vars: &dyn Fn(&str) -> Option<String>,
+    environment: &str,
+) -> Result<WebhooksConfig, ConfigError> {
+    if !file.is_file() {
+        tracing::info!(file = %file.display(), "no webhooks file: no outgoing webhooks");
+        return Ok(WebhooksConfig::default());
+    }
+    let tree = read_yaml(file)?;
+    let ctx = Ctx {
+        vars,
+        file: file.to_path_buf(),
+        origins: Origins::default(),
+    };
+    let root = Section::new(&ctx, "", Some(&tree))?;
+    let mut endpoints: Vec<WebhookEndpoint> = Vec::new();
+    for (path, item) in root.list("endpoints")? {
+        let section = Section::new(&ctx, &path, Some(item))?;
+        let environments = section.text_list("environments")?;
+        let enabled = section.bool_or("enabled", true)?;
+        if !enabled
+            || (!environments.is_empty() && !environments.iter().any(|name| name == environment))
+        {
+            continue;
+        }
+        let name = section.required("name", "an endpoint name, e.g. campaigns")?;
+        if endpoints.iter().any(|known| known.name == name) {
+            return Err(section.error(
+                "name",
+                format!(
+                    "expected a unique endpoint name, found {} twice",
+                    shown(&name)
+                ),
+            ));
+        }
+        let url = section.url("url", None, "the endpoint URL")?;
+        let events = section.text_list("events")?;
+        for event in &events {
+            if !KNOWN_EVENTS.contains(&event.as_str()) {
+                tracing::warn!(file = %file.display(), key = %section.path("events"), event = %event, "unknown webhook event (known: {})", KNOWN_EVENTS.join(", "));
+            }
+        }
+        let endpoint = WebhookEndpoint {
+            name,
+            url,
+            events,
+            bearer_token: section.secret("bearer_token")?,
+            signing_secret: section.secret("signing_secret")?,
+            timeout_secs: section.u64_or("timeout_secs", 10, 1)?,
+        };
+        section.finish();
+        endpoints.push(endpoint);
+    }
+    root.finish();
+    Ok(WebhooksConfig { endpoints })
+}
+
+/// `email_templates.yaml`: `name: {subject, text, html}` at the top level or under `templates:`.
+/// Absent file is allowed when email is disabled. Templates are checked for Jinja2 syntax; they are
+/// not `${VAR}`-interpolated.
+pub(super) fn email_templates_file(
+    file: &Path,
+    email_enabled: bool,
+) -> Result<EmailTemplates, ConfigError> {
+    if !file.is_file() && !email_enabled {
+        return Ok(EmailTemplates::default());
+    }
+    let tree = read_yaml(file)?;
+    let no_vars = |_: &str| None;
+    let ctx = Ctx {
+        vars: &no_vars,
+        file: file.to_path_buf(),
+        origins: Origins::default(),
+    };
+    let mut root_value = &tree;
+    let mut prefix = String::new();
+    if let Some(inner @ Value::Object(_)) = tree.get("templates") {
+        root_value = inner;
+        prefix = "templates".to_string();
+    }
+    let Value::Object(map) = root_value else {
+        return Err(ctx.error(
+            "(top level)",
+            "expected a mapping of template names".to_string(),
+        ));
+    };
+    let mut templates = BTreeMap::new();
+    for (name, value) in map {
+        let path = super::tree::join_key(&prefix, name);
+        let Value::Object(parts) = value else {
+            return Err(ctx.error(
+                &path,
+                format!(
+                    "expected a mapping with subject, text and html, found {}",
+                    kind_of(value)
+                ),
+            ));
+        };
+        let raw = |part: &str| -> Result<Option<String>, ConfigError> {
+            match parts.get(part) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) => Ok(Some(text.clone())),
+                Some(other) => Err(ctx.error(
+                    &format!("{path}.{part}"),
+                    format!("expected text, found {}", kind_of(other)),
+                )),
+            }
+        };
+        let subject = raw("subject")?
+            .filter(|text| !text.trim().is_empty())
+            .ok_or_else(|| {
+                ctx.error(
+                    &format!("{path}.subject"),
+                    "expected a subject line template, found nothing",
+                )
+            })?;
+        let text = raw("text")?
+            .filter(|text| !text.trim().is_empty())
+            .ok_or_else(|| {
+                ctx.error(
+                    &format!("{path}.text"),
+                    "expected a plain-text body template, found nothing",
+                )
+            })?;
+        let html = raw("html")?.filter(|html| !html.trim().is_empty());
+        for (part, source) in [
+            ("subject", Some(&subject)),
+            ("text", Some(&text)),
+            ("html", html.as_ref()),
+        ] {
+            if let Some(source) = source {
+                let environment = minijinja::Environment::new();
+                if let Err(error) = environment.template_from_str(source) {
+                    return Err(ctx.error(
+                        &format!("{path}.{part}"),
+                        format!("expected a valid Jinja2 template: {error}"),
+                    ));
+                }
+            }
+        }
+        for key in parts.keys() {
+            if !matches!(key.as_str(), "subject" | "text" | "html") {
+                tracing::warn!(file = %file.display(), key = %format!("{path}.{key}"), "unknown configuration key, ignored");
+            }
+        }
+        templates.insert(
+            name.clone(),
+            EmailTemplate {
+                subject,
+                text,
+                html,
+            },
+        );
+    }
+    if email_enabled {
+        if let Some(missing) = REQUIRED_TEMPLATES
+            .iter()
+            .find(|name| !templates.contains_key(**name))
+        {
+            return Err(ctx.error(
+                &super::tree::join_key(&prefix, missing),
+                format!(
+                    "expected template {missing} (required: {}), found nothing",
+                    REQUIRED_TEMPLATES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(EmailTemplates { templates })
+}
+
+/// `field_mappings.yaml` with its `naming:` section.
+pub(super) fn field_mappings_file(
+    file: &Path,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<(FieldMappings, NamingConfig), ConfigError> {
+    let tree = read_yaml(file)?;
+    let ctx = Ctx {
+        vars,
+        file: file.to_path_buf(),
+        origins: Origins::default(),
+    };
+    let root = Section::new(&ctx, "", Some(&tree))?;
+    let naming_section = root.section("naming")?;
+    let naming = naming(&naming_section)?;
+    naming_section.finish();
+
+    let mut mvp_fields: Vec<String> = Vec::new();
+    for field in root.text_list("mvp_fields")? {
+        if mvp_fields.contains(&field) {
+            tracing::warn!(file = %file.display(), field = %field, "mvp_fields lists a field twice");
+        } else {
+            mvp_fields.push(field);
+        }
+    }
+
+    let mut filename_field_updates = Vec::new();
+    let updates_path = root.path("filename_field_updates");
+    match root.raw("filename_field_updates") {
+        None => {}
+        Some(Value::Object(map)) => {
+            for (field_id, value) in map {
+                let path = super::tree::join_key(&updates_path, field_id);
+                filename_field_updates.push(field_update(&ctx, &path, field_id, value, &naming)?);
+            }
+        }
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                let path = format!("{updates_path}[{index}]");
+                let field_id = item
+                    .get("field_id")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| {
+                        ctx.error(
+                            &format!("{path}.field_id"),
+                            "expected an OTMM field ID, found nothing",
+                        )
+                    })?;
+                filename_field_updates.push(field_update(&ctx, &path, field_id, item, &naming)?);
+            }
+        }
+        Some(other) => {
+            return Err(ctx.error(
+                &updates_path,
+                format!(
+                    "expected a mapping of field ID -> {{source, transform, ...}}, found {}",
+                    kind_of(other)
+                ),
+            ))
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for update in &filename_field_updates {
+        if !seen.insert(update.field_id.clone()) {
+            return Err(ctx.error(
+                &updates_path,
+                format!(
+                    "expected each field once, found {} twice",
+                    shown(&update.field_id)
+                ),
+            ));
+        }
+    }
+
+    let forced_field_values = field_values(&root, "forced_field_values")?;
+    let default_field_values = field_values(&root, "default_field_values")?;
+    let validation = root.section("validate_domain_values")?;
+    let validate_domain_values = DomainValidation {
+        enabled: validation.bool_or("enabled", true)?,
+        cache_ttl_hours: validation.u64_or("cache_ttl_hours", 24, 0)?,
+        strict_mode: validation.bool_or("strict_mode", true)?,
+    };
+    validation.finish();
+    root.finish();
+    Ok((
+        FieldMappings {
+            mvp_fields,
+            filename_field_updates,
+            forced_field_values,
+            default_field_values,
+            validate_domain_values,
+        },
+        naming,
+    ))
+}
+
+fn field_values(root: &Section<'_>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (field_id, value) in root.text_map(key)? {
+        if field_id.trim().is_empty() {
+            return Err(root.error(key, "expected OTMM field IDs as keys, found an empty key"));
+        }
+        out.insert(field_id, value);
+    }
+    Ok(out)
+}
+
+/// One `filename_field_updates` entry: a mapping or a bare source name.
+fn field_update(
+    ctx: &Ctx<'_>,
+    path: &str,
+    field_id: &str,
+    value: &Value,
+    naming: &NamingConfig,
+) -> Result<FieldUpdate, ConfigError> {
+    let holder;
+    let value = match value {
+        Value::String(_) => {
+            holder = serde_json::json!({ "source": value });
+            &holder
+        }
+        other => other,
+    };
+    let section = Section::new(ctx, path, Some(value))?;
+    section.mark_used(&["field_id"]);
+    let source = section.required(
+        "source",
+        "a source such as clean_filename, subject_title or media.duration_seconds",
+    )?;
+    let mut segment_sources: Vec<&str> = naming.segment_names();
+    segment_sources.extend(["extension", "clean_filename", "original_filename"]);
+    if !segment_sources.contains(&"tracking_id") {
+        segment_sources.push("tracking_id");
+    }
+    let valid_source = segment_sources.contains(&source.as_str())
+        || source
+            .strip_prefix("media.")
+            .is_some_and(|attr| MEDIA_ATTRS.contains(&attr));
+    if !valid_source {
+        return Err(section.error(
+            "source",
+            format!(
+                "expected one of {} or media.<attr> with attr one of {}, found {}",
+                segment_sources.join(", "),
+                MEDIA_ATTRS.join(", "),
+                shown(&source)
+            ),
+        ));
+    }
+    let transform = section.text("transform")?;
+    if let Some(transform) = &transform {
+        for step in transform.split(',').map(str::trim) {
+            if !TRANSFORMS.contains(&step) {
+                return Err(section.error(
+                    "transform",
+                    format!(
+                        "expected one of {} (several separated by \",\"), found {}",
+                        TRANSFORMS.join(", "),
+                        shown(step)
+                    ),
+                ));
+            }
+        }
+    }
+    let transform = transform.filter(|transform| transform != "none");
+    let fallback = section.text("fallback")?;
+    match fallback.as_deref() {
+        None | Some("master") | Some("none") => {}
+        Some(other) => {
+            return Err(section.error(
+                "fallback",
+                format!("expected master or none, found {}", shown(other)),
+            ))
+        }
+    }
+    let update = FieldUpdate {
+        field_id: field_id.trim().to_string(),
+        source,
+        transform,
+        required: section.bool_or("required", false)?,
+        fallback: fallback.filter(|fallback| fallback == "master"),
+        default: section.text("default")?,
+        validate_domain: section.text("validate_domain")?,
+    };
+    section.finish();
+    Ok(update)
+}
+
+/// The `naming:` section (absent keys keep the V2 defaults).
+fn naming(section: &Section<'_>) -> Result<NamingConfig, ConfigError> {
+    let mut config = NamingConfig::default();
+    if let Some(separator) = section.text_untrimmed("separator")? {
+        let mut chars = separator.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => config.separator = c,
+            _ => {
+                return Err(section.error(
+                    "separator",
+                    format!(
+                        "expected exactly one character, e.g. \"_\", found {}",
+                        shown(&separator)
+                    ),
+                ))
+            }
+        }
+    }
+    if section.has("segments") {
+        let mut segments = Vec::new();
+        for (path, item) in section.list("segments")? {
+            let expanded = section.ctx().expand_tree(&path, item)?;
+            if let Value::Object(map) = &expanded {
+                for key in map.keys() {
+                    if !matches!(
+                        key.as_str(),
+                        "name"
+                            | "kind"
+                            | "pattern"
+                            | "label"
+                            | "description"
+                            | "example"
+                            | "normalize"
+                            | "in_clean_name"
+                    ) {
+                        tracing::warn!(key = %format!("{path}.{key}"), "unknown configuration key, ignored");
+                    }
+                }
+            }
+            let rule: SegmentRule = serde_json::from_value(expanded).map_err(|error| {
+                section.ctx().error(
+                    &path,
+                    format!("expected a segment rule {{name, kind, ...}}: {error}"),
+                )
+            })?;
+            segments.push(rule);
+        }
+        config.segments = segments;
+    }
+    if section.has("allowed_extensions") {
+        config.allowed_extensions = section
+            .text_list("allowed_extensions")?
+            .into_iter()
+            .map(|extension| extension.trim_start_matches('.').to_lowercase())
+            .collect();
+    }
+    if section.has("ignored_names") {
+        let path = section.path("ignored_names");
+        let raw = section.raw("ignored_names").cloned().unwrap_or(Value::Null);
+        let expanded = section.ctx().expand_tree(&path, &raw)?;
+        config.ignored_names =
+            serde_json::from_value::<IgnoredNames>(expanded).map_err(|error| {
+                section.ctx().error(
+                    &path,
+                    format!("expected {{exact: [...], prefixes: [...], suffixes: [...]}}: {error}"),
+                )
+            })?;
+    }
+    let max_bytes = section.u64_or("max_name_bytes", config.max_name_bytes as u64, 1)?;
+    config.max_name_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    if let Some(hint) = section.text("tracking_id_hint")? {
+        config.tracking_id_hint = hint;
+    }
+    if let Some((key, message)) = config.validate().into_iter().next() {
+        return Err(section
+            .ctx()
+            .error(&format!("{}.{key}", section.base_path()), message));
+    }
+    Ok(config)
+}

@@ -1,0 +1,469 @@
+//! The OTMM client against a scripted local HTTP server.
+
+use serde_json::json;
+
+use super::*;
+use crate::config::{CampaignModel, DamAuth, DamConfig};
+use crate::http::test_server::{Recorded, Reply, TestServer};
+
+fn config(server: &TestServer, auth: DamAuth) -> DamConfig {
+    DamConfig {
+        base_url: format!("{}/", server.url),
+        auth,
+        campaign: CampaignModel {
+            status_field_id: "FERRERO.FIELD.CAMPAIGN STATUS".into(),
+            number_field_id: "FERRERO.FIELD.CAMPAIGN NUMBER".into(),
+            name_field_id: "FERRERO.FIELD.CAMPAIGN NAME".into(),
+            masters_folder_name: "Master Assets".into(),
+            final_assets_folder_name: "Final Assets".into(),
+            status_a1: "A1".into(),
+            status_a2: "A2".into(),
+            status_a3: "A3".into(),
+            search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
+        },
+        metadata_model_id: "FERRERO.MODEL.MARKETING ASSET".into(),
+        security_policy_ids: vec![2],
+        tracking_field_id: "FERRERO.FIELD.CS TRACKING".into(),
+        connect_timeout_secs: 5,
+        read_timeout_secs: 5,
+        content_timeout_secs: 5,
+        import_job_timeout_secs: 2,
+        max_retries: 2,
+    }
+}
+
+fn session_auth() -> DamAuth {
+    DamAuth::Session {
+        username: "svc-scaling".into(),
+        password: Secret::new("pa ss&word".into()),
+    }
+}
+
+fn client(server: &TestServer) -> DamClient {
+    DamClient::new(
+        &config(server, session_auth()),
+        ureq::Agent::new_with_defaults(),
+    )
+    .with_retry_policy(RetryPolicy::fast(2))
+}
+
+fn login_reply(earlier: &[Recorded]) -> Reply {
+    let number = earlier
+        .iter()
+        .filter(|request| request.path() == "/otmmapi/v6/sessions")
+        .count()
+        + 1;
+    Reply::json(
+        200,
+        json!({"session_resource": {"session": {"id": 471542185, "login_name": "svc-scaling",
+            "message_digest": format!("digest{number}"), "user_id": "1001", "role_name": "Admin"}}}),
+    )
+    .header("set-cookie", &format!("JSESSIONID=JS{number}; Path=/otmmapi; HttpOnly"))
+    .header("set-cookie", "LB=node2; Path=/")
+}
+
+fn authenticated(request: &Recorded) -> bool {
+    let Some(token) = request.header("otmmauthtoken") else {
+        return false;
+    };
+    let number = token.trim_start_matches("digest");
+    request.header("cookie").is_some_and(|cookie| {
+        cookie.contains(&format!("JSESSIONID=JS{number}")) && cookie.contains("LB=node2")
+    })
+}
+
+fn not_found() -> Reply {
+    Reply::json(
+        404,
+        json!({"exception_body": {"http_response_code": 404, "message": "Not found", "debug_message": ""}}),
+    )
+}
+
+fn folder(id: &str, name: &str) -> serde_json::Value {
+    json!({"asset_id": id, "name": name, "container_type_id": "ARTESIA.BASIC.FOLDER", "data_type": "CONTAINER"})
+}
+
+#[test]
+fn session_login_cookies_tokens_and_folder_update() {
+    let server = TestServer::start(|request, earlier| {
+        if request.path() == "/otmmapi/v6/sessions" {
+            return login_reply(earlier);
+        }
+        if !authenticated(request) {
+            return Reply::json(
+                401,
+                json!({"exception_body": {"http_response_code": 401, "message": "Session invalid"}}),
+            );
+        }
+        let mutating = request.method != "GET";
+        if mutating && request.header("x-requested-by") != Some("471542185") {
+            return Reply::json(
+                400,
+                json!({"exception_body": {"http_response_code": 400, "message": "CSRF"}}),
+            );
+        }
+        match (request.method.as_str(), request.path()) {
+            ("GET", "/otmmapi/v6/folders/F1") => Reply::json(
+                200,
+                json!({"folder_resource": {"folder": folder("F1", "C-1 Camp")}}),
+            ),
+            ("PUT", "/otmmapi/v6/assets/F1/state") => Reply::json(
+                200,
+                json!({"asset_resource": {"asset": folder("F1", "C-1 Camp")}}),
+            ),
+            ("PATCH", "/otmmapi/v6/folders/F1") => Reply::json(
+                200,
+                json!({"folder_resource": {"folder": folder("F1", "C-1 Camp")}}),
+            ),
+            _ => not_found(),
+        }
+    });
+    let dam = client(&server);
+    let got = dam.get_folder("F1").unwrap();
+    assert_eq!((got.id.as_str(), got.name.as_str()), ("F1", "C-1 Camp"));
+    dam.set_folder_field("F1", "FERRERO.FIELD.CAMPAIGN STATUS", "A2")
+        .unwrap();
+
+    let requests = server.requests();
+    let login = &requests[0];
+    assert_eq!(login.form("username").as_deref(), Some("svc-scaling"));
+    assert_eq!(login.form("password").as_deref(), Some("pa ss&word"));
+    let calls: Vec<(String, String)> = requests[1..]
+        .iter()
+        .map(|request| (request.method.clone(), request.path().to_string()))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            ("GET".to_string(), "/otmmapi/v6/folders/F1".to_string()),
+            ("PUT".to_string(), "/otmmapi/v6/assets/F1/state".to_string()),
+            ("PATCH".to_string(), "/otmmapi/v6/folders/F1".to_string()),
+            ("PUT".to_string(), "/otmmapi/v6/assets/F1/state".to_string()),
+        ]
+    );
+    assert_eq!(requests[2].form("action").as_deref(), Some("lock"));
+    assert_eq!(requests[4].form("action").as_deref(), Some("unlock"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&requests[3].body).unwrap(),
+        folder_field_patch("FERRERO.FIELD.CAMPAIGN STATUS", "A2")
+    );
+    assert!(requests[1].header("x-requested-by").is_none(), "not on GET");
+}
+
+#[test]
+fn logs_in_again_once_on_401() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        _ if request.header("otmmauthtoken") == Some("digest1") => Reply::json(
+            401,
+            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
+        ),
+        "/otmmapi/v6/folders/F1" if authenticated(request) => Reply::json(
+            200,
+            json!({"folder_resource": {"folder": folder("F1", "C-1")}}),
+        ),
+        _ => Reply::json(
+            401,
+            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
+        ),
+    });
+    let dam = client(&server);
+    assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
+    assert_eq!(server.count("POST", "/otmmapi/v6/sessions"), 2);
+    let error = dam.get_folder("F2").unwrap_err();
+    assert!(matches!(error, DamError::Auth(_)), "{error}");
+    assert_eq!(server.count("POST", "/otmmapi/v6/sessions"), 3);
+    assert!(!format!("{error:?} {dam:?}").contains("pa ss&word"));
+}
+
+#[test]
+fn failed_patch_still_unlocks() {
+    let server = TestServer::start(|request, earlier| {
+        match (request.method.as_str(), request.path()) {
+            (_, "/otmmapi/v6/sessions") => login_reply(earlier),
+            ("PUT", "/otmmapi/v6/assets/F1/state") => Reply::empty(200),
+            ("PATCH", "/otmmapi/v6/folders/F1") => Reply::json(
+                400,
+                json!({"exception_body": {"http_response_code": 400, "message": "Field is not editable"}}),
+            ),
+            _ => not_found(),
+        }
+    });
+    let dam = client(&server);
+    let error = dam.set_folder_field("F1", "F", "A2").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "OTMM API 400 on PATCH /otmmapi/v6/folders/F1: Field is not editable"
+    );
+    let actions: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|request| request.path() == "/otmmapi/v6/assets/F1/state")
+        .filter_map(|request| request.form("action"))
+        .collect();
+    assert_eq!(actions, vec!["lock", "unlock"]);
+}
+
+fn query_param(request: &Recorded, name: &str) -> Option<String> {
+    request.query().split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| {
+            percent_encoding::percent_decode_str(value)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[test]
+fn search_pages_with_after_and_stops_at_the_total() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/search/text" => {
+            let after: usize = query_param(request, "after").unwrap().parse().unwrap();
+            let limit: usize = query_param(request, "limit").unwrap().parse().unwrap();
+            let end = (after + limit.min(2)).min(5);
+            let assets: Vec<serde_json::Value> = (after..end)
+                .map(|index| folder(&format!("F{index}"), &format!("C-{index}")))
+                .collect();
+            let ids: Vec<String> = (after..end).map(|index| format!("F{index}")).collect();
+            Reply::json(
+                200,
+                json!({"search_result_resource": {
+                "search_result": {"asset_id_list": ids, "hit_count": end - after, "total_hit_count": 5, "offset": after},
+                "asset_list": assets}}),
+            )
+        }
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let found = dam
+        .search_folders_by_field(
+            "FERRERO.FIELD.CAMPAIGN STATUS",
+            "ARTESIA.OPERATOR.CHAR.CONTAINS",
+            "A1",
+            10,
+        )
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|asset| asset.id.as_str())
+            .collect::<Vec<_>>(),
+        ["F0", "F1", "F2", "F3", "F4"]
+    );
+    assert!(found.iter().all(|asset| asset.is_folder));
+    assert_eq!(server.count("GET", "/otmmapi/v6/search/text"), 3);
+    let first = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/otmmapi/v6/search/text")
+        .unwrap();
+    assert!(
+        !first.query().contains(['{', '[', '"', ' ', ':']),
+        "{}",
+        first.query()
+    );
+    let condition: serde_json::Value =
+        serde_json::from_str(&query_param(&first, "search_condition_list").unwrap()).unwrap();
+    assert_eq!(
+        condition,
+        field_condition(
+            "FERRERO.FIELD.CAMPAIGN STATUS",
+            "ARTESIA.OPERATOR.CHAR.CONTAINS",
+            "A1"
+        )
+    );
+    assert_eq!(query_param(&first, "keyword_query").as_deref(), Some("*"));
+
+    let limited = dam.search_folders_by_field("F", "O", "A1", 3).unwrap();
+    assert_eq!(limited.len(), 3);
+    assert!(dam
+        .search_folders_by_field("F", "O", "A1", 0)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn children_are_paged_and_found_by_exact_name() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/folders/F1/children" => {
+            assert_eq!(
+                query_param(request, "load_type").as_deref(),
+                Some("metadata")
+            );
+            let after: usize = query_param(request, "after").unwrap().parse().unwrap();
+            let limit: usize = query_param(request, "limit").unwrap().parse().unwrap();
+            let list: Vec<serde_json::Value> = (after..(after + limit).min(150))
+                .map(|index| json!({"asset_id": format!("A{index}"), "name": format!("file{index}.mp4"), "mime_type": "video/mp4", "content_size": index}))
+                .collect();
+            Reply::json(200, json!({"folder_children": {"asset_list": list}}))
+        }
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let children = dam.list_children("F1").unwrap();
+    assert_eq!(children.len(), 150);
+    assert_eq!(server.count("GET", "/otmmapi/v6/folders/F1/children"), 2);
+    let found = dam
+        .find_asset_in_folder("F1", "file149.mp4")
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id.as_str(), found.content_size), ("A149", Some(149)));
+    assert!(dam
+        .find_asset_in_folder("F1", "FILE149.mp4")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn import_sends_the_four_parts_in_order_and_jobs_are_followed() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/assets" => Reply::json(202, json!({"job_handle": {"job_id": 1125}})),
+        "/otmmapi/v6/jobs/1125" => {
+            let polls = earlier
+                .iter()
+                .filter(|other| other.path() == "/otmmapi/v6/jobs/1125")
+                .count();
+            let status = if polls == 0 {
+                "IN_PROGRESS"
+            } else {
+                "COMPLETED"
+            };
+            Reply::json(
+                200,
+                json!({"job_resource": {"job": {"job_id": "1125", "status": status, "asset_id_list": ["N1"], "message": ""}}}),
+            )
+        }
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.mp4");
+    std::fs::write(&path, b"video-bytes").unwrap();
+    let representation = json!({"asset_resource": {"asset": {"metadata_model_id": "M", "security_policy_list": [{"id": 2}]}}});
+    let job = dam
+        .import_asset(
+            "FINAL",
+            &path,
+            "Ab12CD_clip.mp4",
+            "video/mp4",
+            &representation,
+        )
+        .unwrap();
+    assert_eq!(job, "1125");
+    let import = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/otmmapi/v6/assets")
+        .unwrap();
+    assert_eq!(import.header("x-requested-by"), Some("471542185"));
+    assert_eq!(
+        import
+            .header("content-length")
+            .and_then(|length| length.parse::<usize>().ok()),
+        Some(import.body.len())
+    );
+    let body = import.body_text();
+    let positions: Vec<usize> = [
+        "name=\"asset_representation\"\r\nContent-Type: application/json\r\n\r\n{\"asset_resource\"",
+        "name=\"parent_folder_id\"\r\n\r\nFINAL\r\n",
+        "name=\"manifest\"\r\nContent-Type: application/json\r\n\r\n{\"upload_manifest\":{\"master_files\":[{\"file\":{\"file_name\":\"Ab12CD_clip.mp4\",\"file_type\":\"video/mp4\"}}]}}",
+        "name=\"files\"; filename=\"Ab12CD_clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\nvideo-bytes\r\n",
+    ]
+    .iter()
+    .map(|part| body.find(part).unwrap_or_else(|| panic!("missing {part} in {body}")))
+    .collect();
+    assert!(
+        positions.windows(2).all(|pair| pair[0] < pair[1]),
+        "{positions:?}"
+    );
+
+    assert_eq!(dam.job_state("1125").unwrap(), JobState::InProgress);
+    assert_eq!(
+        dam.wait_for_job("1125", None).unwrap(),
+        JobState::Completed {
+            asset_ids: vec!["N1".into()]
+        }
+    );
+}
+
+#[test]
+fn oauth2_bearer_and_requested_by_client_id() {
+    let server = TestServer::start(|request, _| match request.path() {
+        "/otds/token" => {
+            assert_eq!(
+                request.form("grant_type").as_deref(),
+                Some("client_credentials")
+            );
+            assert_eq!(request.form("client_id").as_deref(), Some("scaling"));
+            assert_eq!(request.form("client_secret").as_deref(), Some("cs-value"));
+            Reply::json(
+                200,
+                json!({"access_token": "BEARER1", "expires_in": 3600, "token_type": "Bearer"}),
+            )
+        }
+        _ if request.header("authorization") != Some("Bearer BEARER1") => Reply::empty(401),
+        "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES" => Reply::json(
+            200,
+            json!({"lookup_domain_resource": {"lookup_domain": {
+            "domainId": "FERRERO.DOMAIN.LANGUAGES", "domainValues": [{"field_value": {"type": "string", "value": "EN"}, "display_value": "English "}]}}}),
+        ),
+        "/otmmapi/v6/assets/F1/state" if request.header("x-requested-by") == Some("scaling") => {
+            Reply::empty(200)
+        }
+        "/otmmapi/v6/folders/F1" => Reply::empty(200),
+        _ => not_found(),
+    });
+    let auth = DamAuth::OAuth2 {
+        auth_url: format!("{}/otds/token", server.url),
+        client_id: "scaling".into(),
+        client_secret: Secret::new("cs-value".into()),
+    };
+    let dam = DamClient::new(&config(&server, auth), ureq::Agent::new_with_defaults())
+        .with_retry_policy(RetryPolicy::fast(1));
+    assert_eq!(
+        dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap(),
+        vec![DomainValue {
+            value: "EN".into(),
+            display: "English".into()
+        }]
+    );
+    dam.set_folder_field("F1", "F", "A3").unwrap();
+    assert_eq!(server.count("POST", "/otds/token"), 1);
+    let lookup = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path().starts_with("/otmmapi/v6/lookupdomains/"))
+        .unwrap();
+    assert_eq!(
+        lookup.path(),
+        "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES"
+    );
+}
+
+#[test]
+fn download_restarts_after_a_dropped_connection() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/assets/M1/contents"
+            if !earlier.iter().any(|other| other.path() == request.path()) =>
+        {
+            Reply::drop_connection()
+        }
+        "/otmmapi/v6/assets/M1/contents" => Reply::bytes(200, b"master-bytes"),
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("m.mp4");
+    assert_eq!(dam.download_to("M1", &dest).unwrap(), 12);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"master-bytes");
+    let error = dam
+        .download_to("M2", &dir.path().join("missing.mp4"))
+        .unwrap_err();
+    assert_eq!(error.status(), Some(404));
+    assert!(!dir.path().join("missing.mp4").exists());
+}

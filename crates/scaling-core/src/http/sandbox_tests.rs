@@ -1,0 +1,464 @@
+//! The Box and OTMM clients against the real sandbox binary (`crates/sandbox`). Ignored by default:
+//! `cargo build -p sandbox && cargo test -p scaling-core --lib sandbox_tests -- --ignored`.
+//! Skips (passes with a message) when the binary is missing; `SANDBOX_BIN` overrides its path.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::boxapi::{BoxAppConfig, BoxClient, BoxError, BoxItem};
+use crate::config::{BoxConfig, CampaignModel, DamAuth, DamConfig, WatchedFolder};
+use crate::dam::{DamClient, JobState};
+use crate::http::{sha1_file, RetryPolicy};
+use crate::secret::Secret;
+
+struct Sandbox {
+    child: Child,
+    ready: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sandbox {
+    fn start(scenario: Option<&str>) -> Option<Sandbox> {
+        Self::start_with(scenario, &[])
+    }
+
+    fn start_with(scenario: Option<&str>, extra_args: &[&str]) -> Option<Sandbox> {
+        let binary = std::env::var_os("SANDBOX_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/sandbox")
+            });
+        if !binary.exists() {
+            eprintln!(
+                "SKIPPED: no sandbox binary at {} (cargo build -p sandbox)",
+                binary.display()
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(&binary);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path().join("state"));
+        if let Some(scenario) = scenario {
+            let path = dir.path().join("scenario.yaml");
+            std::fs::write(&path, scenario).unwrap();
+            std::fs::write(dir.path().join("master.bin"), b"master content bytes").unwrap();
+            command.arg("--scenario").arg(path);
+        }
+        command.args(extra_args);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|error| panic!("ready line {line:?}: {error}"));
+        Some(Sandbox {
+            child,
+            ready,
+            _dir: dir,
+        })
+    }
+
+    fn text(&self, key: &str) -> String {
+        self.ready[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {}", self.ready))
+            .to_string()
+    }
+
+    fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.text("control_url"));
+        let agent = ureq::Agent::new_with_defaults();
+        let mut response = match (method, body) {
+            ("POST", Some(body)) => agent.post(&url).send_json(body).unwrap(),
+            ("DELETE", _) => agent.delete(&url).call().unwrap(),
+            _ => agent.get(&url).call().unwrap(),
+        };
+        response.body_mut().read_json().unwrap_or(Value::Null)
+    }
+}
+
+fn box_client(sandbox: &Sandbox) -> BoxClient {
+    let cfg = BoxConfig {
+        base_url: sandbox.text("base_url"),
+        upload_url: sandbox.text("upload_url"),
+        oauth2_url: sandbox.text("oauth2_url"),
+        app_config_path: PathBuf::from(sandbox.text("box_app_config")),
+        root_folder_id: sandbox.text("box_root_folder_id"),
+        watched_folders: vec![WatchedFolder {
+            id: "x".into(),
+            name: "incoming".into(),
+            profile: None,
+        }],
+        processed_folder_name: "_PROCESSED".into(),
+        errors_folder_name: "_errors".into(),
+        max_requests_per_second: 50.0,
+        connect_timeout_secs: 5,
+        read_timeout_secs: 30,
+        chunked_upload_threshold_bytes: 50_000_000,
+        max_retries: 3,
+    };
+    let app = BoxAppConfig::from_file(&cfg.app_config_path).unwrap();
+    BoxClient::new(&cfg, app, ureq::Agent::new_with_defaults())
+        .unwrap()
+        .with_retry_policy(RetryPolicy::fast(3))
+}
+
+#[test]
+#[ignore = "needs the sandbox binary"]
+fn box_client_against_the_sandbox() {
+    let Some(sandbox) = Sandbox::start(None) else {
+        return;
+    };
+    let client = box_client(&sandbox);
+    let root = sandbox.text("box_root_folder_id");
+    let listing = client.list_folder(&root).unwrap();
+    eprintln!("root listing: {listing:?}");
+
+    let folder = client.create_folder(&root, "cs-client-test").unwrap();
+    assert_eq!(
+        client.create_folder(&root, "cs-client-test").unwrap().id,
+        folder.id,
+        "409 -> existing folder"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("clip.bin");
+    std::fs::write(&source, vec![42u8; 300_000]).unwrap();
+    let (sha1, _) = sha1_file(&source).unwrap();
+    let uploaded = client
+        .upload(&folder.id, "Ab12CD_clip é.bin", &source)
+        .unwrap();
+    assert_eq!(uploaded.sha1.as_deref(), Some(sha1.as_str()));
+    assert_eq!(uploaded.size, Some(300_000));
+    assert_eq!(uploaded.parent_id.as_deref(), Some(folder.id.as_str()));
+    assert_eq!(uploaded.name, "Ab12CD_clip é.bin");
+    let again = client
+        .upload(&folder.id, "Ab12CD_clip é.bin", &source)
+        .unwrap();
+    assert_eq!(again.id, uploaded.id, "409 with the same sha1 = success");
+    let other = dir.path().join("other.bin");
+    std::fs::write(&other, b"other").unwrap();
+    let error = client
+        .upload(&folder.id, "Ab12CD_clip é.bin", &other)
+        .unwrap_err();
+    assert_eq!(error.status(), Some(409), "{error}");
+
+    let fetched = client.get_file(&uploaded.id).unwrap();
+    assert_eq!(fetched.sha1, uploaded.sha1);
+    let dest = dir.path().join("download.bin");
+    assert_eq!(
+        client
+            .download_to(&uploaded.id, Some(&sha1.to_uppercase()), &dest)
+            .unwrap(),
+        300_000
+    );
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&source).unwrap()
+    );
+    let error = client
+        .download_to(
+            &uploaded.id,
+            Some("0000000000000000000000000000000000000000"),
+            &dest,
+        )
+        .unwrap_err();
+    assert!(matches!(error, BoxError::Integrity { .. }), "{error}");
+
+    let note = client
+        .upload_text(&folder.id, "clip.error.txt", "first problem\n")
+        .unwrap();
+    let note2 = client
+        .upload_text(&folder.id, "clip.error.txt", "second problem\n")
+        .unwrap();
+    assert_eq!(note2.id, note.id);
+    assert_ne!(note2.file_version_id, note.file_version_id);
+    assert_eq!(
+        client.get_file(&note.id).unwrap().sha1.as_deref(),
+        Some(crate::http::sha1_bytes(b"second problem\n").as_str())
+    );
+
+    let target = client.create_folder(&folder.id, "2026-11-10").unwrap();
+    let moved = client
+        .move_file(&uploaded.id, &target.id, "clip.bin")
+        .unwrap();
+    assert_eq!(
+        (moved.name.as_str(), moved.parent_id.as_deref()),
+        ("clip.bin", Some(target.id.as_str()))
+    );
+    let second = client.upload(&folder.id, "clip.bin", &other).unwrap();
+    let renamed = client
+        .move_file(&second.id, &target.id, "clip.bin")
+        .unwrap();
+    assert_eq!(renamed.name, format!("{}_clip.bin", second.id));
+    let names: Vec<String> = client
+        .list_folder(&target.id)
+        .unwrap()
+        .iter()
+        .map(|item| item.name().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // Transient faults are retried; an upload hit by a 500 is checked and resent.
+    sandbox.control(
+        "POST",
+        "/faults",
+        Some(json!({"method": "GET", "path_prefix": format!("/2.0/folders/{}/items", folder.id), "status": 503, "count": 2, "retry_after": 0})),
+    );
+    assert!(client
+        .list_folder(&folder.id)
+        .unwrap()
+        .iter()
+        .any(|item| matches!(item, BoxItem::Folder(_))));
+    sandbox.control("POST", "/faults", Some(json!({"method": "POST", "path_prefix": "/api/2.0/files/content", "status": 500, "count": 1})));
+    let third = client.upload(&folder.id, "third.bin", &other).unwrap();
+    assert_eq!(third.name, "third.bin");
+
+    let missing = client.get_file("999999999").unwrap_err();
+    eprintln!("missing file error: {missing}");
+    assert_eq!(missing.status(), Some(404));
+    eprintln!("stats: {}", sandbox.control("GET", "/stats", None));
+}
+
+const SCENARIO: &str = r#"
+dam:
+  import_delay_ms: 100
+  campaigns:
+    - number: C-9
+      name: Client Test
+      status: A1
+      masters:
+        - name: master.bin
+          file: master.bin
+          mime_type: application/octet-stream
+          fields:
+            ARTESIA.FIELD.ASSET DESCRIPTION: client test master
+            FERRERO.FIELD.MKTG.ASSET TYPE: {value: video, display: Video}
+"#;
+
+fn dam_config(sandbox: &Sandbox, auth: DamAuth) -> DamConfig {
+    DamConfig {
+        base_url: sandbox.text("dam_url"),
+        auth,
+        campaign: CampaignModel {
+            status_field_id: "FERRERO.FIELD.CAMPAIGN STATUS".into(),
+            number_field_id: "FERRERO.FIELD.CAMPAIGN NUMBER".into(),
+            name_field_id: "FERRERO.FIELD.CAMPAIGN NAME".into(),
+            masters_folder_name: "Master Assets".into(),
+            final_assets_folder_name: "Final Assets".into(),
+            status_a1: "A1".into(),
+            status_a2: "A2".into(),
+            status_a3: "A3".into(),
+            search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
+        },
+        metadata_model_id: "FERRERO.MODEL.MARKETING ASSET".into(),
+        security_policy_ids: vec![2],
+        tracking_field_id: "FERRERO.FIELD.CS TRACKING".into(),
+        connect_timeout_secs: 5,
+        read_timeout_secs: 30,
+        content_timeout_secs: 60,
+        import_job_timeout_secs: 10,
+        max_retries: 3,
+    }
+}
+
+fn field_value(json: &Value, field_id: &str) -> Option<String> {
+    match json {
+        Value::Object(map) => {
+            if map.get("id").and_then(Value::as_str) == Some(field_id) {
+                let value = map.get("value")?.get("value")?;
+                return value
+                    .pointer("/field_value/value")
+                    .or_else(|| value.get("value"))
+                    .and_then(|value| {
+                        value
+                            .as_str()
+                            .map(str::to_string)
+                            .or_else(|| Some(value.to_string()))
+                    });
+            }
+            map.values().find_map(|child| field_value(child, field_id))
+        }
+        Value::Array(items) => items.iter().find_map(|child| field_value(child, field_id)),
+        _ => None,
+    }
+}
+
+#[test]
+#[ignore = "needs the sandbox binary"]
+fn dam_client_against_the_sandbox() {
+    let Some(sandbox) = Sandbox::start(Some(SCENARIO)) else {
+        return;
+    };
+    let auth = DamAuth::Session {
+        username: sandbox.text("dam_username"),
+        password: Secret::new(sandbox.text("dam_password")),
+    };
+    let cfg = dam_config(&sandbox, auth);
+    let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
+        .with_retry_policy(RetryPolicy::fast(3));
+
+    let campaigns = dam
+        .search_folders_by_field(
+            &cfg.campaign.status_field_id,
+            &cfg.campaign.search_operator_id,
+            "A1",
+            10,
+        )
+        .unwrap();
+    assert_eq!(campaigns.len(), 1, "{campaigns:?}");
+    let campaign = dam.get_folder(&campaigns[0].id).unwrap();
+    assert_eq!(
+        field_value(&campaign.json, "FERRERO.FIELD.CAMPAIGN NUMBER").as_deref(),
+        Some("C-9")
+    );
+    let children = dam.list_children(&campaign.id).unwrap();
+    let masters = children
+        .iter()
+        .find(|child| child.name == "Master Assets")
+        .expect("masters folder");
+    let final_assets = children
+        .iter()
+        .find(|child| child.name == "Final Assets")
+        .expect("final assets folder");
+    assert!(masters.is_folder && final_assets.is_folder);
+    let master = dam
+        .find_asset_in_folder(&masters.id, "master.bin")
+        .unwrap()
+        .expect("master");
+    let full = dam.get_asset(&master.id).unwrap();
+    assert_eq!(
+        field_value(&full.json, "FERRERO.FIELD.MKTG.ASSET TYPE").as_deref(),
+        Some("video")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("master.bin");
+    assert_eq!(dam.download_to(&master.id, &dest).unwrap(), 20);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"master content bytes");
+
+    let source = dir.path().join("derivative.mp4");
+    std::fs::write(&source, b"derivative bytes").unwrap();
+    let representation = json!({"asset_resource": {"asset": {
+        "metadata_model_id": cfg.metadata_model_id, "security_policy_list": [{"id": 2}],
+        "metadata": {"metadata_element_list": [{"type": "com.artesia.metadata.MetadataField", "id": "ARTESIA.FIELD.ASSET NAME",
+            "value": {"value": {"type": "string", "value": "Ab12CD_clip é.mp4"}}}]}}}});
+    let job = dam
+        .import_asset(
+            &final_assets.id,
+            &source,
+            "Ab12CD_clip é.mp4",
+            "video/mp4",
+            &representation,
+        )
+        .unwrap();
+    let state = dam.wait_for_job(&job, None).unwrap();
+    let JobState::Completed { asset_ids } = state else {
+        panic!("{state:?}")
+    };
+    let imported = dam.get_asset(&asset_ids[0]).unwrap();
+    assert_eq!(imported.name, "Ab12CD_clip é.mp4");
+    assert_eq!(
+        dam.find_asset_in_folder(&final_assets.id, "Ab12CD_clip é.mp4")
+            .unwrap()
+            .map(|asset| asset.id),
+        Some(imported.id)
+    );
+
+    dam.set_folder_field(&campaign.id, &cfg.campaign.status_field_id, "A2")
+        .unwrap();
+    let updated = dam.get_folder(&campaign.id).unwrap();
+    assert_eq!(
+        field_value(&updated.json, &cfg.campaign.status_field_id).as_deref(),
+        Some("A2")
+    );
+    assert!(dam
+        .search_folders_by_field(
+            &cfg.campaign.status_field_id,
+            &cfg.campaign.search_operator_id,
+            "A1",
+            10
+        )
+        .unwrap()
+        .is_empty());
+
+    let domain = dam.lookup_domain("FERRERO.DOMAIN.MKTG ASSET TYPE").unwrap();
+    assert!(
+        domain.iter().any(|value| value.value == "video"),
+        "{domain:?}"
+    );
+    let missing = dam
+        .get_asset("0000000000000000000000000000000000000000")
+        .unwrap_err();
+    eprintln!("missing asset error: {missing}");
+    assert_eq!(missing.status(), Some(404));
+
+    // OAuth2 client credentials.
+    let auth = DamAuth::OAuth2 {
+        auth_url: sandbox.text("dam_oauth2_url"),
+        client_id: sandbox.text("dam_client_id"),
+        client_secret: Secret::new(sandbox.text("dam_client_secret")),
+    };
+    let oauth = DamClient::new(
+        &dam_config(&sandbox, auth),
+        ureq::Agent::new_with_defaults(),
+    );
+    assert!(!oauth
+        .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+        .unwrap()
+        .is_empty());
+    oauth
+        .set_folder_field(&campaign.id, &cfg.campaign.status_field_id, "A3")
+        .unwrap();
+    eprintln!("stats: {}", sandbox.control("GET", "/stats", None));
+}
+
+#[test]
+#[ignore = "needs the sandbox binary"]
+fn expired_tokens_and_sessions_are_renewed() {
+    let Some(sandbox) = Sandbox::start_with(Some(SCENARIO), &["--token-lifetime-secs", "2"]) else {
+        return;
+    };
+    let client = box_client(&sandbox);
+    let root = sandbox.text("box_root_folder_id");
+    client.list_folder(&root).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    client.list_folder(&root).unwrap();
+
+    let auth = DamAuth::Session {
+        username: sandbox.text("dam_username"),
+        password: Secret::new(sandbox.text("dam_password")),
+    };
+    let cfg = dam_config(&sandbox, auth);
+    let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
+        .with_retry_policy(RetryPolicy::fast(3));
+    assert!(!dam
+        .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+        .unwrap()
+        .is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(!dam
+        .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+        .unwrap()
+        .is_empty());
+    let stats = sandbox.control("GET", "/stats", None);
+    eprintln!("stats: {stats}");
+    assert_eq!(stats["routes"]["POST /oauth2/token 200"], 2);
+    assert_eq!(stats["routes"]["POST /otmmapi/v6/sessions 200"], 2);
+}

@@ -1,0 +1,244 @@
+//! The store's exactly-once primitives against a real PostgreSQL database.
+
+use scaling_core::secret::Secret;
+use scaling_core::store::{CampaignRow, NewNotification, Store, TransitionState};
+use serde_json::json;
+
+use crate::util::TestDb;
+
+fn store(db: &TestDb) -> Store {
+    let mut store = Store::connect(&Secret::new(db.url.clone())).expect("connect");
+    store.migrate().expect("migrate");
+    store
+}
+
+fn campaign(store: &mut Store) -> CampaignRow {
+    store
+        .upsert_campaign(&CampaignRow {
+            dam_folder_id: "c1".into(),
+            number: "C-1".into(),
+            name: "Test".into(),
+            status: "A1".into(),
+            masters_folder_id: Some("m".into()),
+            final_assets_folder_id: Some("f".into()),
+            box_folder_id: None,
+            master_count: Some(1),
+            last_partial_failure: None,
+        })
+        .expect("campaign")
+}
+
+#[test]
+fn migrations_are_idempotent_and_concurrent_safe() {
+    let db = TestDb::create();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::connect(&Secret::new(url)).expect("connect");
+                store.migrate().expect("migrate")
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("thread");
+    }
+    let mut client = db.client();
+    let tables: i64 = client
+        .query_one("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('master_assets','box_files','outbox','runs')", &[])
+        .expect("tables")
+        .get(0);
+    assert_eq!(tables, 4);
+}
+
+#[test]
+fn ensure_master_keeps_one_tracking_id_and_retries_collisions() {
+    let db = TestDb::create();
+    let mut store = store(&db);
+    campaign(&mut store);
+    let mut ids = vec![
+        "AAAAAA".to_string(),
+        "AAAAAA".to_string(),
+        "BBBBBB".to_string(),
+    ]
+    .into_iter();
+    let first = store
+        .ensure_master("asset-1", "c1", "a.mp4", Some("f"), &mut || {
+            ids.next().expect("id")
+        })
+        .expect("first");
+    assert_eq!(first.tracking_id, "AAAAAA");
+    // Second master: the generator collides once with AAAAAA, then yields BBBBBB.
+    let second = store
+        .ensure_master("asset-2", "c1", "b.mp4", Some("f"), &mut || {
+            ids.next().expect("id")
+        })
+        .expect("second");
+    assert_eq!(second.tracking_id, "BBBBBB");
+    // The same master again: the recorded ID, the generator is not even asked.
+    let again = store
+        .ensure_master("asset-1", "c1", "a.mp4", Some("f"), &mut || {
+            panic!("no new tracking ID for a known master")
+        })
+        .expect("again");
+    assert_eq!(again.tracking_id, "AAAAAA");
+}
+
+#[test]
+fn a_box_file_lease_is_exclusive_until_it_expires() {
+    let db = TestDb::create();
+    let mut first = store(&db);
+    let mut second = store(&db);
+    first
+        .observe_box_file("f1", "v1", "w", "x.mp4", Some("abc"), Some(3))
+        .expect("observe");
+    second
+        .observe_box_file("f1", "v1", "w", "x.mp4", Some("abc"), Some(3))
+        .expect("observe twice");
+    assert!(first
+        .claim_box_file("f1", "v1", "host:1", 600)
+        .expect("claim")
+        .is_some());
+    assert!(
+        second
+            .claim_box_file("f1", "v1", "host:2", 600)
+            .expect("claim")
+            .is_none(),
+        "live lease held by another owner"
+    );
+    // Expire it: the other owner takes over.
+    db.client()
+        .execute(
+            "UPDATE box_files SET lease_expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .expect("expire");
+    let taken = second
+        .claim_box_file("f1", "v1", "host:2", 600)
+        .expect("claim")
+        .expect("taken over");
+    assert_eq!(taken.attempts, 2);
+    // Final states are never claimed again.
+    second
+        .archive_box_file("f1", "v1", "processed", false, None)
+        .expect("archive");
+    assert!(first
+        .claim_box_file("f1", "v1", "host:1", 600)
+        .expect("claim")
+        .is_none());
+    // A new version of the same file is new work.
+    first
+        .observe_box_file("f1", "v2", "w", "x.mp4", Some("def"), Some(3))
+        .expect("observe v2");
+    assert!(first
+        .claim_box_file("f1", "v2", "host:1", 600)
+        .expect("claim")
+        .is_some());
+}
+
+#[test]
+fn a_transition_completes_once_with_its_notifications() {
+    let db = TestDb::create();
+    let mut store = store(&db);
+    campaign(&mut store);
+    assert_eq!(
+        store.begin_transition("c1", "A1", "A2").expect("begin"),
+        TransitionState::Pending
+    );
+    assert_eq!(
+        store
+            .begin_transition("c1", "A1", "A2")
+            .expect("begin again"),
+        TransitionState::Pending
+    );
+    assert_eq!(
+        store.pending_transitions("A2").expect("pending"),
+        vec!["c1".to_string()]
+    );
+    let notification = NewNotification {
+        idempotency_key: "campaign.a2:c1:email".into(),
+        channel: "email",
+        target: "a1_to_a2_complete".into(),
+        event: "campaign.a2".into(),
+        payload: json!({ "to": ["ops@example.com"], "context": {} }),
+    };
+    assert!(store
+        .complete_transition("c1", "A2", std::slice::from_ref(&notification))
+        .expect("complete"));
+    assert!(
+        !store
+            .complete_transition("c1", "A2", &[notification])
+            .expect("complete twice"),
+        "second completion is a no-op"
+    );
+    assert_eq!(
+        store
+            .begin_transition("c1", "A1", "A2")
+            .expect("begin after done"),
+        TransitionState::Done
+    );
+    assert_eq!(
+        store.campaign("c1").expect("campaign").expect("row").status,
+        "A2"
+    );
+    let queued: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM outbox", &[])
+        .expect("outbox")
+        .get(0);
+    assert_eq!(queued, 1);
+}
+
+#[test]
+fn an_outbox_row_is_claimed_by_one_sender_at_a_time() {
+    let db = TestDb::create();
+    let mut first = store(&db);
+    let mut second = store(&db);
+    first
+        .enqueue(&[NewNotification {
+            idempotency_key: "k1".into(),
+            channel: "webhook",
+            target: "campaigns".into(),
+            event: "campaign.a3".into(),
+            payload: json!({}),
+        }])
+        .expect("enqueue");
+    let row = first
+        .claim_notification("a", 60)
+        .expect("claim")
+        .expect("row");
+    assert!(
+        second.claim_notification("b", 60).expect("claim").is_none(),
+        "leased row is not handed out twice"
+    );
+    first
+        .mark_notification_failed(row.id, "503", 0)
+        .expect("failed");
+    let again = second
+        .claim_notification("b", 60)
+        .expect("claim")
+        .expect("due again after failure");
+    assert_eq!(again.attempts, 1);
+    second.mark_notification_sent(again.id).expect("sent");
+    assert!(
+        first.claim_notification("a", 60).expect("claim").is_none(),
+        "sent rows are done"
+    );
+}
+
+#[test]
+fn advisory_locks_exclude_other_sessions_and_die_with_the_connection() {
+    let db = TestDb::create();
+    let mut first = store(&db);
+    let mut second = store(&db);
+    assert!(first.try_lock("box-poll:folder:1").expect("lock"));
+    assert!(!second.try_lock("box-poll:folder:1").expect("lock held"));
+    assert!(second.try_lock("box-poll:folder:2").expect("other folder"));
+    drop(first); // a killed process: its connection ends
+    crate::util::wait_for(std::time::Duration::from_secs(5), "lock release", || {
+        second
+            .try_lock("box-poll:folder:1")
+            .expect("lock")
+            .then_some(())
+    });
+}
