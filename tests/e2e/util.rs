@@ -146,7 +146,7 @@ impl Sandbox {
         Sandbox {
             child,
             ready,
-            state_dir,
+            _state_dir: state_dir,
         }
     }
 
