@@ -321,6 +321,16 @@ fn campaign_goes_a1_a2_a3_with_rejections_and_notifications() {
         .expect("runs")
         .get(0);
     assert_eq!(runs, 4, "one runs row per pass");
+    let tokens = after["tokens_issued"].as_u64().expect("tokens_issued");
+    assert!(
+        tokens <= 4,
+        "one Box token per pass at most (reused within a pass), got {tokens}"
+    );
+    let stats = world.sandbox.stats();
+    eprintln!(
+        "figures: Box requests {}, DAM requests {} for 6 delivered derivatives and 3 masters",
+        stats["box_requests"], stats["dam_requests"]
+    );
 }
 
 fn jiff_today() -> String {
