@@ -1,4 +1,5 @@
-//! The Box and OTMM clients against the real sandbox binary (`crates/sandbox`). Ignored by default:
+//! The Box and OTMM clients against the real sandbox binary (`crates/sandbox`). Ignored by a plain
+//! `cargo test`; `scripts/test.sh` runs them (`--include-ignored`) after building the sandbox:
 //! `cargo build -p sandbox && cargo test -p scaling-core --lib sandbox_tests -- --ignored`.
 //! Skips (passes with a message) when the binary is missing; `SANDBOX_BIN` overrides its path.
 
