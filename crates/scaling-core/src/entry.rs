@@ -103,10 +103,9 @@ pub fn run_pass(
                     "{binary_name}: pass completed"
                 );
             }
-            if report.campaigns_locked > 0 || report.folders_locked > 0 {
+            if report.campaigns_locked > 0 {
                 tracing::info!(
                     campaigns_locked = report.campaigns_locked,
-                    folders_locked = report.folders_locked,
                     "{binary_name}: another pass is running; its work was left to it"
                 );
             }

@@ -46,36 +46,42 @@ enum Outcome {
 /// not yet handled stay where they are); per-file problems are handled, not returned.
 pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
     resume_pending_transitions(services, report)?;
-    let mut touched_campaigns = BTreeSet::new();
     let watched = services.config.box_api.watched_folders.clone();
-    let mut folder_cache = FolderCache::default();
-    let mut domains = DomainCache::default();
+    let mut state = PollState::default();
     let mut first_error = None;
     for folder in &watched {
-        let lock = format!("box-poll:folder:{}", folder.id);
-        if !services.store.try_lock(&lock)? {
-            report.folders_locked += 1;
-            tracing::info!(folder = %folder.name, "watched folder is being polled by another pass; skipped");
-            continue;
-        }
-        let result = poll_folder(
-            services,
-            report,
-            &folder.id,
-            &mut folder_cache,
-            &mut domains,
-            &mut touched_campaigns,
-        );
-        services.store.unlock(&lock)?;
-        if let Err(error) = result {
+        if let Err(error) = poll_folder(services, report, &folder.id, &mut state) {
             tracing::error!(folder = %folder.name, %error, "watched folder could not be polled");
             first_error.get_or_insert(error);
         }
     }
-    for campaign_id in touched_campaigns {
+    complete_campaigns(services, report, state)?;
+    first_error.map_or(Ok(()), Err)
+}
+
+/// What the files of one pass share: Box folder ids found or created, lookup-domain values,
+/// and the campaigns whose completion must be checked at the end.
+#[derive(Default)]
+pub struct PollState {
+    folders: FolderCache,
+    domains: DomainCache,
+    touched: BTreeSet<String>,
+}
+
+/// Moves every campaign touched in this pass to A3 when it is complete (see
+/// [`check_campaign_complete`]).
+///
+/// # Errors
+/// Database, DAM errors of the transition.
+pub fn complete_campaigns(
+    services: &mut Services,
+    report: &mut PassReport,
+    state: PollState,
+) -> Result<(), PassError> {
+    for campaign_id in state.touched {
         check_campaign_complete(services, report, &campaign_id)?;
     }
-    first_error.map_or(Ok(()), Err)
+    Ok(())
 }
 
 fn resume_pending_transitions(
@@ -147,13 +153,14 @@ impl DomainValues for DamDomains<'_> {
     }
 }
 
+/// Lists one watched folder and handles each file in it (at most `polling.max_files_per_run`).
+/// Several passes may poll the same folder at once: each file is claimed with a lease, so they
+/// share the backlog without ever working on the same file.
 fn poll_folder(
     services: &mut Services,
     report: &mut PassReport,
     folder_id: &str,
-    folders: &mut FolderCache,
-    domains: &mut DomainCache,
-    touched: &mut BTreeSet<String>,
+    state: &mut PollState,
 ) -> Result<(), PassError> {
     let items = services
         .box_client
@@ -170,75 +177,92 @@ fn poll_folder(
         .take(max_files)
         .collect();
     for file in files {
-        report.files_seen += 1;
-        let parsed = match naming::classify(&file.name, &services.config.naming) {
-            NameCheck::Ignored { reason } => {
-                tracing::debug!(file = %file.name, %reason, "not a delivery; ignored");
-                continue;
-            }
-            other => other,
-        };
-        let version_id = file
-            .file_version_id
-            .clone()
-            .unwrap_or_else(|| "0".to_string());
-        let size = file.size.and_then(|size| i64::try_from(size).ok());
-        services.store.observe_box_file(
-            &file.id,
-            &version_id,
-            folder_id,
-            &file.name,
-            file.sha1.as_deref(),
-            size,
-        )?;
-        let Some(row) = services.store.claim_box_file(
-            &file.id,
-            &version_id,
-            &services.owner,
-            FILE_LEASE_SECS,
-        )?
-        else {
-            continue;
-        };
-        let outcome = match parsed {
-            NameCheck::Invalid { problems } => Outcome::Rejected(problems),
-            NameCheck::Parsed(parsed) => {
-                match process_file(services, &file, &version_id, &row, &parsed, domains) {
-                    Ok(outcome) => {
-                        if let Some(master) =
-                            services.store.master_by_tracking_id(&parsed.tracking_id)?
-                        {
-                            touched.insert(master.campaign_id);
-                        }
-                        outcome
-                    }
-                    Err(error) => {
-                        // The pass cannot go on (a dependency is down): leave the file, release it.
-                        services.store.set_box_file_state(
-                            &file.id,
-                            &version_id,
-                            "failed_transient",
-                            Some(&error.to_string()),
-                            None,
-                        )?;
-                        return Err(error);
-                    }
-                }
-            }
-            NameCheck::Ignored { .. } => continue,
-        };
-        finish_file(
-            services,
-            report,
-            folder_id,
-            &file,
-            &version_id,
-            &row,
-            outcome,
-            folders,
-        )?;
+        handle_file(services, report, folder_id, &file, state)?;
     }
     Ok(())
+}
+
+/// Handles one file of watched folder `folder_id` (found in its listing): ignores debris,
+/// records it in the ledger, claims it, processes it and archives or rejects it. Returns
+/// without doing anything when another pass holds the file or it is already done.
+///
+/// # Errors
+/// [`PassError::Unreachable`] when a dependency is down: the file is released untouched (the
+/// failed attempt is not counted against `retry.max_attempts`) and the pass should stop.
+pub fn handle_file(
+    services: &mut Services,
+    report: &mut PassReport,
+    folder_id: &str,
+    file: &BoxFile,
+    state: &mut PollState,
+) -> Result<(), PassError> {
+    report.files_seen += 1;
+    let parsed = match naming::classify(&file.name, &services.config.naming) {
+        NameCheck::Ignored { reason } => {
+            tracing::debug!(file = %file.name, %reason, "not a delivery; ignored");
+            return Ok(());
+        }
+        other => other,
+    };
+    let version_id = file
+        .file_version_id
+        .clone()
+        .unwrap_or_else(|| "0".to_string());
+    let size = file.size.and_then(|size| i64::try_from(size).ok());
+    services.store.observe_box_file(
+        &file.id,
+        &version_id,
+        folder_id,
+        &file.name,
+        file.sha1.as_deref(),
+        size,
+    )?;
+    let Some(row) =
+        services
+            .store
+            .claim_box_file(&file.id, &version_id, &services.owner, FILE_LEASE_SECS)?
+    else {
+        return Ok(());
+    };
+    let outcome = match parsed {
+        NameCheck::Invalid { problems } => Outcome::Rejected(problems),
+        NameCheck::Parsed(parsed) => {
+            match process_file(
+                services,
+                file,
+                &version_id,
+                &row,
+                &parsed,
+                &mut state.domains,
+            ) {
+                Ok(outcome) => {
+                    if let Some(master) =
+                        services.store.master_by_tracking_id(&parsed.tracking_id)?
+                    {
+                        state.touched.insert(master.campaign_id);
+                    }
+                    outcome
+                }
+                Err(error) => {
+                    services
+                        .store
+                        .release_box_file(&file.id, &version_id, &error.to_string())?;
+                    return Err(error);
+                }
+            }
+        }
+        NameCheck::Ignored { .. } => return Ok(()),
+    };
+    finish_file(
+        services,
+        report,
+        folder_id,
+        file,
+        &version_id,
+        &row,
+        outcome,
+        &mut state.folders,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

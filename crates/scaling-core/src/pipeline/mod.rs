@@ -104,8 +104,6 @@ pub struct PassReport {
     pub campaigns_advanced: u32,
     /// Box files examined in watched folders.
     pub files_seen: u32,
-    /// Watched folders skipped because another pass holds their lock.
-    pub folders_locked: u32,
     /// Derivatives imported into the DAM and archived.
     pub derivatives_delivered: u32,
     /// Files moved to `_errors/`.

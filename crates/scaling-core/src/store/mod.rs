@@ -735,6 +735,27 @@ impl Store {
         Ok(())
     }
 
+    /// Releases a claimed ledger row untouched after a dependency failure: back to
+    /// `failed_transient`, due again at once, and the attempt is not counted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn release_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE box_files SET state = CASE WHEN state = 'claimed' THEN 'failed_transient' ELSE state END,
+                    attempts = GREATEST(attempts - 1, 0), last_error = $3, lease_owner = NULL,
+                    lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id, &error],
+        )?;
+        Ok(())
+    }
+
     /// Records where a ledger file was archived to (Box folder id) and marks it `archived`, or
     /// `rejected` when `rejected` is true.
     ///
