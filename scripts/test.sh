@@ -69,15 +69,19 @@ cs_log "$(cargo --version), $(rustc --version)"
 cs_ensure_ffprobe
 cs_ensure_postgres
 
-cs_log "cargo build --workspace --all-targets"
+# The crash tests abort the binaries at their crash points: build everything with the
+# `failpoints` feature (inert unless FAILPOINTS is set), tests and binaries alike, so the test
+# run reuses this build.
+features=(--features scaling-core/failpoints)
+cs_log "cargo build --workspace --all-targets ${features[*]}"
 t=$SECONDS
-cargo build --workspace --all-targets
+cargo build --workspace --all-targets "${features[@]}"
 cs_build_secs=$((SECONDS - t))
 
 # --no-fail-fast: run every test binary even after one fails, so one run shows every failure.
-cs_log "cargo test ${scope[*]} --all-targets --no-fail-fast ${cargo_args[*]} -- ${test_args[*]}"
+cs_log "cargo test ${scope[*]} --all-targets ${features[*]} --no-fail-fast ${cargo_args[*]} -- ${test_args[*]}"
 t=$SECONDS
 status=0
-cargo test "${scope[@]}" --all-targets --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+cargo test "${scope[@]}" --all-targets "${features[@]}" --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
 cs_test_secs=$((SECONDS - t))
 exit "$status"

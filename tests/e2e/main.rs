@@ -4,6 +4,8 @@
 //! Needs the workspace binaries built (`scripts/test.sh` does it) and a PostgreSQL server
 //! (`CS_TEST_DATABASE_URL` / `DATABASE_URL`, else 127.0.0.1:5432 as postgres).
 
+mod badinput;
+mod crash;
 mod flow;
 mod store;
 mod util;

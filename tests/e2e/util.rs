@@ -24,8 +24,12 @@ pub fn media(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// Directory of the workspace's built binaries (target/debug), from this test binary's path.
+/// Directory of the workspace's built binaries: `CS_BIN_DIR` if set, else target/debug (from
+/// this test binary's path).
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     // target/debug/deps/e2e-xxxx -> target/debug
     exe.parent()
@@ -183,6 +187,25 @@ impl Sandbox {
         let body =
             serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
         post_json(&format!("{}/agency-upload", self.control()), &body)
+    }
+
+    /// Like [`Sandbox::agency_upload`], but a refusal (e.g. 400 item_name_invalid for a name Box
+    /// does not allow) is returned as `Err` with the status and body.
+    pub fn try_agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Result<Value, String> {
+        let body = serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent
+            .post(&format!("{}/agency-upload", self.control()))
+            .send_json(&body)
+            .map_err(|error| error.to_string())?;
+        let status = response.status().as_u16();
+        let reply: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(reply)
+        } else {
+            Err(format!("{status} {reply}"))
+        }
     }
 
     /// Makes matching requests fail with `status` (`count` times, or forever with `None`).

@@ -46,11 +46,18 @@ pub fn init_logging(format: LogFormat, verbosity: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        // Whatever RUST_LOG asks, two targets stay capped: ureq_proto's trace output hex-dumps the
+        // raw wire data (Authorization headers with access tokens, token request bodies) and
+        // ureq's trace shows Box download URLs (short-lived credentials).
+        Ok(filter) => ["ureq_proto=warn", "ureq=debug"]
+            .iter()
+            .filter_map(|directive| directive.parse().ok())
+            .fold(filter, tracing_subscriber::EnvFilter::add_directive),
+        Err(_) => tracing_subscriber::EnvFilter::new(format!(
             "{default},ureq=warn,ureq_proto=warn,rustls=warn"
-        ))
-    });
+        )),
+    };
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
@@ -73,6 +80,9 @@ pub fn run_pass(
     pass: impl FnOnce(&mut Services, &mut PassReport) -> Result<(), PassError>,
 ) -> u8 {
     init_logging(options.log_format, options.verbosity);
+    // Crash points (tests): FAILPOINTS="name=return;..." arms them for this process.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let config = match config::load(&options.config_dir, options.environment.as_deref()) {
         Ok(config) => config,
         Err(error) => {

@@ -81,7 +81,7 @@ fn resume_pending_transitions(
     Ok(())
 }
 
-fn process_campaign(
+pub(crate) fn process_campaign(
     services: &mut Services,
     report: &mut PassReport,
     folder_id: &str,
@@ -233,17 +233,13 @@ fn process_master(
         .dam
         .download_to(&master.id, temp.path())
         .map_err(|error| fail(format!("downloading it from the DAM failed: {error}")))?;
-    fail::fail_point!("a1_to_a2::after_download", |_| Err(MasterFailure::Pass(
-        PassError::Failed("failpoint".into())
-    )));
+    crash_point!("a1_to_a2::after_download");
     let box_name = naming::master_box_name(&row.tracking_id, &master.name);
     let file = services
         .box_client
         .upload(box_folder_id, &box_name, temp.path())
         .map_err(|error| fail(format!("uploading it to Box failed: {error}")))?;
-    fail::fail_point!("a1_to_a2::after_box_upload", |_| Err(MasterFailure::Pass(
-        PassError::Failed("failpoint".into())
-    )));
+    crash_point!("a1_to_a2::after_box_upload");
     services.store.mark_master_uploaded(
         row.id,
         &file.id,
@@ -252,9 +248,7 @@ fn process_master(
         box_folder_id,
         &asset.json,
     )?;
-    fail::fail_point!("a1_to_a2::after_db_record", |_| Err(MasterFailure::Pass(
-        PassError::Failed("failpoint".into())
-    )));
+    crash_point!("a1_to_a2::after_db_record");
     report.masters_uploaded += 1;
     tracing::info!(campaign = %campaign.number, master = %master.name, tracking_id = %row.tracking_id, box_file = %file.id, "master uploaded to Box");
     Ok(())

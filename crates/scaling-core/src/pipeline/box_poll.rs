@@ -285,9 +285,7 @@ fn finish_file(
                 .and_then(|processed_id| folders.child(services, &processed_id, &date))
                 .map_err(PassError::from_box)?;
             move_file(services, file, &target)?;
-            fail::fail_point!("box_poll::after_box_move", |_| Err(PassError::Failed(
-                "failpoint".into()
-            )));
+            crash_point!("box_poll::after_box_move");
             services
                 .store
                 .archive_box_file(&file.id, version_id, &target, false, None)?;
@@ -359,8 +357,9 @@ fn reject(
     let note = error_note(&file.name, problems);
     services
         .box_client
-        .upload_text(&errors_folder, &format!("{}.error.txt", file.name), &note)
+        .upload_text(&errors_folder, &note_name(&file.name), &note)
         .map_err(PassError::from_box)?;
+    crash_point!("box_poll::after_error_note");
     move_file(services, file, &errors_folder)?;
     let text = problems.join("\n");
     services
@@ -384,6 +383,16 @@ fn reject(
         }])?;
     }
     Ok(())
+}
+
+/// Name of the note next to a rejected file: `{name}.error.txt`, shortened (on a character
+/// boundary) so it stays within Box's 255-character limit.
+pub fn note_name(name: &str) -> String {
+    const SUFFIX: &str = ".error.txt";
+    const MAX_CHARS: usize = 255;
+    let keep = MAX_CHARS - SUFFIX.chars().count();
+    let base: String = name.chars().take(keep).collect();
+    format!("{}{SUFFIX}", base.trim_end_matches([' ', '.']))
 }
 
 /// The text of a `{name}.error.txt` note: what was wrong, and how to fix it.
@@ -491,9 +500,7 @@ fn process_file(
         }
         return Err(PassError::from_box(error));
     }
-    fail::fail_point!("box_poll::after_download", |_| Err(PassError::Failed(
-        "failpoint".into()
-    )));
+    crash_point!("box_poll::after_download");
     let size = std::fs::metadata(temp.path())
         .map(|meta| meta.len())
         .unwrap_or(0);
@@ -584,9 +591,7 @@ fn process_file(
             return Ok(Outcome::RetryLater(format!("DAM import refused: {error}")));
         }
     };
-    fail::fail_point!("box_poll::after_dam_import_request", |_| Err(
-        PassError::Failed("failpoint".into())
-    ));
+    crash_point!("box_poll::after_dam_import_request");
     services.store.set_import_job(derivative.id, &job_id)?;
     let derivative = DerivativeRow {
         dam_job_id: Some(job_id),
@@ -597,15 +602,11 @@ fn process_file(
             "the DAM import job has not completed yet".into(),
         ));
     };
-    fail::fail_point!("box_poll::after_dam_job_complete", |_| Err(
-        PassError::Failed("failpoint".into())
-    ));
+    crash_point!("box_poll::after_dam_job_complete");
     services
         .store
         .mark_derivative_uploaded(derivative.id, &asset_id, &file.id, version_id)?;
-    fail::fail_point!("box_poll::after_db_record", |_| Err(PassError::Failed(
-        "failpoint".into()
-    )));
+    crash_point!("box_poll::after_db_record");
     tracing::info!(file = %file.name, clean_name = %parsed.clean_filename, dam_asset = %asset_id, attempt = row.attempts, "derivative imported into the DAM");
     Ok(Outcome::Delivered)
 }
@@ -696,7 +697,7 @@ pub fn mime_type(extension: &str) -> &'static str {
 }
 
 /// Moves a campaign A2 -> A3 when every master has at least one delivered derivative.
-fn check_campaign_complete(
+pub(crate) fn check_campaign_complete(
     services: &mut Services,
     report: &mut PassReport,
     campaign_id: &str,
@@ -760,6 +761,16 @@ mod tests {
         assert!(note.contains("\"bad.mp4\""));
         assert!(note.contains("  - first problem\n  - second problem\n"));
         assert!(note.contains("K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4"));
+    }
+
+    #[test]
+    fn note_names_fit_box_limits() {
+        assert_eq!(note_name("a.mp4"), "a.mp4.error.txt");
+        let long = "é".repeat(300);
+        let note = note_name(&long);
+        assert_eq!(note.chars().count(), 255);
+        assert!(note.ends_with(".error.txt"));
+        assert_eq!(note_name("trailing. "), "trailing.error.txt");
     }
 
     #[test]

@@ -8,6 +8,22 @@
 //! and take every decision that must survive a crash from the database (design.md §3): a step is
 //! recorded before its effect, and every effect is looked up before it is repeated.
 
+/// A crash point at a step boundary: with the `failpoints` feature and
+/// `FAILPOINTS="<name>=return"` in the environment, the process aborts right there (SIGABRT:
+/// no destructors, no cleanup, like `kill -9`), so tests can prove that a rerun converges.
+/// Without the feature it compiles to nothing. Tests enumerate the names from the source.
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        {
+            if fail::eval($name, |_| ()).is_some() {
+                eprintln!("crash point {} reached: aborting", $name);
+                std::process::abort();
+            }
+        }
+    };
+}
+
 pub mod a1_to_a2;
 pub mod box_poll;
 pub mod outbox;
@@ -142,7 +158,7 @@ pub struct Services {
     pub mailer: Mailer,
     /// Outgoing webhook sender.
     pub webhooks: WebhookSender,
-    /// Lease owner name of this pass: `{host}:{pid}`.
+    /// Lease owner name of this pass: `{host}:{pid}:{process start time}`.
     pub owner: String,
     /// Host name (for `runs`).
     pub host: String,
@@ -204,12 +220,13 @@ impl Services {
             config.dam.connect_timeout_secs,
             config.dam.content_timeout_secs,
         );
-        let dam = DamClient::new(&config.dam, dam_agent);
+        let dam = DamClient::new(&config.dam, dam_agent)
+            .with_lookup_cache(&config.temp.dir, &config.field_mappings.validate_domain_values);
         let notify_agent = agent(10, 30);
         let mailer = Mailer::new(&config.email, notify_agent.clone());
         let webhooks = WebhookSender::new(notify_agent);
         let host = host_name();
-        let owner = format!("{host}:{}", std::process::id());
+        let owner = lease_owner_name(&host, std::process::id());
         Ok(Services {
             config,
             store,
@@ -236,6 +253,53 @@ impl Services {
     }
 }
 
+/// `{host}:{pid}:{start}` where `start` is the process start time in clock ticks since boot
+/// (`/proc/{pid}/stat` field 22; `0` where unavailable), so a reused pid is not mistaken for
+/// the process that took a lease.
+fn lease_owner_name(host: &str, pid: u32) -> String {
+    format!("{host}:{pid}:{}", process_start_ticks(pid).unwrap_or(0))
+}
+
+fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when `owner` names a process on this host that no longer runs (crashed or killed).
+/// Owners on other hosts are never judged: their leases expire by time.
+fn is_dead_local_owner(owner: &str, host: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(start), Some(pid), Some(owner_host)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    if owner_host != host {
+        return false;
+    }
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    match process_start_ticks(pid) {
+        None => true,
+        Some(current) => start != 0 && current != start,
+    }
+}
+
+/// Releases the leases held by passes on this host that died (kill -9, crash, reboot), so
+/// their work is taken up at once instead of after the lease expires.
+fn release_dead_local_leases(services: &mut Services) -> Result<(), PassError> {
+    let prefix = format!("{}:", services.host);
+    for owner in services.store.lease_owners_with_prefix(&prefix)? {
+        if owner != services.owner && is_dead_local_owner(&owner, &services.host) {
+            let released = services.store.release_leases_of(&owner)?;
+            tracing::info!(%owner, released, "released the leases of a pass that is no longer running");
+        }
+    }
+    Ok(())
+}
+
 /// Runs `pass` as binary `binary_name`: writes the `runs` row, runs the pass, delivers the
 /// outbox, and records the outcome. A pass error is recorded before it is returned.
 ///
@@ -249,7 +313,7 @@ pub fn run_recorded(
     let host = services.host.clone();
     let run_id = services.store.start_run(binary_name, &host)?;
     let mut report = PassReport::default();
-    let result = pass(services, &mut report);
+    let result = release_dead_local_leases(services).and_then(|()| pass(services, &mut report));
     // Deliver what this pass (or an earlier, interrupted one) queued, even when the pass failed
     // half-way: a queued notification belongs to a state change that already happened.
     outbox::deliver(services, &mut report);
@@ -316,6 +380,29 @@ mod tests {
             ..PassReport::default()
         };
         assert!(!busy.is_idle());
+    }
+
+    #[test]
+    fn dead_local_owners_are_recognised() {
+        let me = lease_owner_name("host-a", std::process::id());
+        assert!(
+            !is_dead_local_owner(&me, "host-a"),
+            "this process is alive: {me}"
+        );
+        assert!(
+            !is_dead_local_owner(&me, "host-b"),
+            "owners on other hosts are never judged"
+        );
+        // pid 4194304 is above Linux's pid_max: never a live process.
+        assert!(is_dead_local_owner("host-a:4194304:123", "host-a"));
+        // A live pid with another start time: the pid was reused, the owner is dead.
+        let reused = format!("host-a:{}:1", std::process::id());
+        assert!(is_dead_local_owner(&reused, "host-a"));
+        assert!(!is_dead_local_owner("garbage", "host-a"));
+        assert!(!is_dead_local_owner(
+            "host:with:colons:notapid:1",
+            "host:with:colons"
+        ));
     }
 
     #[test]

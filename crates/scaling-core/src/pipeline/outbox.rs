@@ -50,7 +50,7 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
                     .mark_notification_failed(row.id, &error.to_string(), retry)
             }
         };
-        fail::fail_point!("outbox::after_notification");
+        crash_point!("outbox::after_notification");
         if let Err(error) = recorded {
             tracing::warn!(%error, "cannot record notification delivery");
             break;

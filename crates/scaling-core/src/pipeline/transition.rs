@@ -51,9 +51,7 @@ pub(crate) fn advance(
             .map_err(PassError::from_dam)?;
         tracing::info!(campaign = %campaign.number, from = transition.from, to = transition.to, "campaign status changed in the DAM");
     }
-    fail::fail_point!("transition::after_status_change", |_| Err(
-        PassError::Failed("failpoint".into())
-    ));
+    crash_point!("transition::after_status_change");
     let notifications = notifications_for(
         services,
         transition.event,
@@ -64,9 +62,7 @@ pub(crate) fn advance(
     let completed = services
         .store
         .complete_transition(id, transition.to, &notifications)?;
-    fail::fail_point!("transition::after_outbox_write", |_| Err(
-        PassError::Failed("failpoint".into())
-    ));
+    crash_point!("transition::after_outbox_write");
     Ok(completed)
 }
 

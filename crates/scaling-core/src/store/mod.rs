@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
+
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
@@ -733,6 +734,42 @@ impl Store {
             &[&file_id, &file_version_id, &state, &error, &retry_after_secs],
         )?;
         Ok(())
+    }
+
+    /// Distinct lease owners (of Box files and outbox rows) whose name starts with `prefix`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn lease_owners_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = self.client.query(
+            "SELECT lease_owner FROM box_files WHERE lease_owner LIKE $1
+             UNION SELECT lease_owner FROM outbox WHERE lease_owner LIKE $1",
+            &[&pattern],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Releases every lease held by `owner` (a pass known to be dead); returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn release_leases_of(&mut self, owner: &str) -> Result<u64, StoreError> {
+        let files = self.client.execute(
+            "UPDATE box_files SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() WHERE lease_owner = $1",
+            &[&owner],
+        )?;
+        let notifications = self.client.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
+            &[&owner],
+        )?;
+        Ok(files + notifications)
     }
 
     /// Releases a claimed ledger row untouched after a dependency failure: back to
