@@ -42,13 +42,13 @@ fn crash_points() -> Vec<String> {
 }
 
 /// The world of one crash test: the fast scenario, with a1-to-a2 done by `run`.
-struct Scene {
-    world: World,
-    campaign_id: String,
+pub struct Scene {
+    pub world: World,
+    pub campaign_id: String,
 }
 
 impl Scene {
-    fn new() -> Option<Scene> {
+    pub fn new() -> Option<Scene> {
         media("bigbuckbunny.mp4")?;
         let world = World::new(Some(FAST));
         let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"].as_str().expect("campaign id").to_string();
@@ -56,7 +56,7 @@ impl Scene {
     }
 
     /// Runs `binary` once with `FAILPOINTS` set to abort at `point`; returns true when it aborted.
-    fn run_crashing(&self, binary: &str, point: &str) -> bool {
+    pub fn run_crashing(&self, binary: &str, point: &str) -> bool {
         let output = Command::new(bin(binary))
             .envs(self.world.sandbox.env(&self.world.db, self.world.temp.path()))
             .env("FAILPOINTS", format!("{point}=return"))
@@ -73,7 +73,7 @@ impl Scene {
     }
 
     /// Runs `binary` without crash points until it exits 0 (at most `max` times).
-    fn run_until_ok(&self, binary: &str, max: usize) -> usize {
+    pub fn run_until_ok(&self, binary: &str, max: usize) -> usize {
         for attempt in 1..=max {
             let output = self.world.run(binary, &[]);
             if output.status.code() == Some(0) {
@@ -84,7 +84,7 @@ impl Scene {
     }
 
     /// The tracking IDs of the masters, by master name, read from the Box campaign folder.
-    fn tracking_ids(&self) -> BTreeMap<String, String> {
+    pub fn tracking_ids(&self) -> BTreeMap<String, String> {
         let state = self.world.sandbox.state();
         let root = self.world.sandbox.str("box_root_folder_id");
         let folder = box_folder(&state, &root, "C-2026-0999 Crash Test").expect("campaign folder in Box");
@@ -97,7 +97,7 @@ impl Scene {
 
     /// Uploads `count` derivatives per master (valid V2 names) and `rejects` invalid ones.
     /// Returns the clean names expected in the DAM.
-    fn deliver(&self, per_master: usize, rejects: usize) -> Vec<String> {
+    pub fn deliver(&self, per_master: usize, rejects: usize) -> Vec<String> {
         let watched = self.world.sandbox.watched_folder_id();
         let jpg = media("rocket.jpg").expect("jpg");
         let mut clean = Vec::new();
@@ -118,7 +118,7 @@ impl Scene {
     }
 
     /// Asserts every invariant of issue 3 once the passes have converged.
-    fn assert_invariants(&self, expected_clean: &[String], rejects: usize) {
+    pub fn assert_invariants(&self, expected_clean: &[String], rejects: usize) {
         let state = self.world.sandbox.state();
         let watched = self.world.sandbox.watched_folder_id();
         // Each derivative exactly once in the DAM.

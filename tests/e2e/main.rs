@@ -6,6 +6,7 @@
 
 mod badinput;
 mod crash;
+mod flaky;
 mod flow;
 mod store;
 mod util;

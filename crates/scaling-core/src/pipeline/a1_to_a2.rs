@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 use super::transition::{self, campaign_context, Transition};
 use super::{PassError, PassReport, Services};
-use crate::dam::DamAsset;
+use crate::boxapi::BoxError;
+use crate::dam::{DamAsset, DamError};
 use crate::metadata::field_text;
 use crate::naming;
 use crate::store::{CampaignRow, NewNotification};
@@ -220,25 +221,31 @@ fn process_master(
     if row.status == "uploaded" {
         return Ok(());
     }
-    let fail = |reason: String| MasterFailure::Asset {
-        row_id: Some(row.id),
-        reason,
+    // A transport failure (after the client's retries) means the service is down: stop the pass
+    // (exit 75) instead of recording a failure of this master.
+    let fail_dam = |what: &str, error: DamError| match error {
+        DamError::Transport(_) => MasterFailure::Pass(PassError::from_dam(error)),
+        error => MasterFailure::Asset { row_id: Some(row.id), reason: format!("{what} failed: {error}") },
+    };
+    let fail_box = |what: &str, error: BoxError| match error {
+        BoxError::Transport(_) => MasterFailure::Pass(PassError::from_box(error)),
+        error => MasterFailure::Asset { row_id: Some(row.id), reason: format!("{what} failed: {error}") },
     };
     let asset = services
         .dam
         .get_asset(&master.id)
-        .map_err(|error| fail(format!("reading it from the DAM failed: {error}")))?;
+        .map_err(|error| fail_dam("reading it from the DAM", error))?;
     let temp = services.temp_file().map_err(MasterFailure::Pass)?;
     services
         .dam
         .download_to(&master.id, temp.path())
-        .map_err(|error| fail(format!("downloading it from the DAM failed: {error}")))?;
+        .map_err(|error| fail_dam("downloading it from the DAM", error))?;
     crash_point!("a1_to_a2::after_download");
     let box_name = naming::master_box_name(&row.tracking_id, &master.name);
     let file = services
         .box_client
         .upload(box_folder_id, &box_name, temp.path())
-        .map_err(|error| fail(format!("uploading it to Box failed: {error}")))?;
+        .map_err(|error| fail_box("uploading it to Box", error))?;
     crash_point!("a1_to_a2::after_box_upload");
     services.store.mark_master_uploaded(
         row.id,

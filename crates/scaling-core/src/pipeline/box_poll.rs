@@ -123,8 +123,9 @@ struct DomainCache {
 struct DamDomains<'a> {
     services: &'a Services,
     cache: &'a mut DomainCache,
-    /// Set when a lookup failed for a passing reason (DAM down): the file is retried, not rejected.
-    transient_error: Option<String>,
+    /// Set when a lookup failed for a passing reason: the file is retried, not rejected. The flag
+    /// says the DAM was unreachable (transport error after retries): the pass then stops.
+    transient_error: Option<(String, bool)>,
 }
 
 impl DomainValues for DamDomains<'_> {
@@ -139,7 +140,8 @@ impl DomainValues for DamDomains<'_> {
             .map_err(|error| {
                 let message = format!("lookup domain {domain_id} could not be read: {error}");
                 if error.is_transient() {
-                    self.transient_error = Some(message.clone());
+                    let unreachable = matches!(error, DamError::Transport(_));
+                    self.transient_error = Some((message.clone(), unreachable));
                 }
                 message
             })?
@@ -493,6 +495,10 @@ fn process_file(
         .box_client
         .download_to(&file.id, file.sha1.as_deref(), temp.path())
     {
+        if matches!(error, BoxError::Transport(_)) {
+            // Box unreachable even after the client's retries: stop the pass (exit 75).
+            return Err(PassError::from_box(error));
+        }
         if is_transient_box(&error) {
             return Ok(Outcome::RetryLater(format!(
                 "download from Box failed: {error}"
@@ -552,7 +558,10 @@ fn process_file(
     };
     let representation = match (representation, transient_error) {
         (Ok(representation), _) => representation,
-        (Err(_), Some(error)) => return Ok(Outcome::RetryLater(error)),
+        (Err(_), Some((message, true))) => {
+            return Err(PassError::Unreachable { what: "DAM", message })
+        }
+        (Err(_), Some((message, false))) => return Ok(Outcome::RetryLater(message)),
         (Err(problems), None) => return Ok(Outcome::Rejected(problems)),
     };
     for warning in &representation.warnings {
@@ -581,6 +590,7 @@ fn process_file(
         &representation.asset_representation,
     ) {
         Ok(job_id) => job_id,
+        Err(error @ DamError::Transport(_)) => return Err(PassError::from_dam(error)),
         Err(error) if error.is_transient() => {
             return Ok(Outcome::RetryLater(format!("DAM import failed: {error}")))
         }

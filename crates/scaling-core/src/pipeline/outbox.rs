@@ -41,7 +41,11 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
             Err(error) => {
                 report.notifications_failed += 1;
                 let retry = match error {
-                    NotifyError::Transient(_) => backoff_secs(row.attempts + 1, 30, 3600),
+                    NotifyError::Transient(_) => backoff_secs(
+                        row.attempts + 1,
+                        services.config.retry.backoff_base_secs,
+                        services.config.retry.backoff_max_secs,
+                    ),
                     _ => PERMANENT_RETRY_SECS,
                 };
                 tracing::warn!(channel = %row.channel, target = %row.target, key = %row.idempotency_key, %error, retry_in_secs = retry, "notification failed");
