@@ -124,6 +124,7 @@ fn campaign_goes_a1_a2_a3_with_rejections_and_notifications() {
     let webhooks = state["webhooks"].as_array().cloned().unwrap_or_default();
     assert_eq!(webhooks.len(), 1, "one A2 webhook: {webhooks:?}");
     assert_eq!(webhooks[0]["body"]["event"], "campaign.a2");
+    assert_webhook_authentic(&webhooks[0]);
 
     // --- agencies deliver derivatives: several valid names per master, one invalid, one unknown ID.
     let watched = world.sandbox.watched_folder_id();
@@ -331,6 +332,22 @@ fn campaign_goes_a1_a2_a3_with_rejections_and_notifications() {
         "figures: Box requests {}, DAM requests {} for 6 delivered derivatives and 3 masters",
         stats["box_requests"], stats["dam_requests"]
     );
+}
+
+/// The webhook carries the bearer token, an idempotency key and an HMAC-SHA256 signature of its
+/// body with the sandbox overlay's signing secret (config/webhooks.yaml).
+fn assert_webhook_authentic(hook: &Value) {
+    use hmac::{Hmac, Mac};
+    let headers = &hook["headers"];
+    assert_eq!(headers["authorization"], "Bearer sandbox-webhook-token");
+    let key = headers["idempotency-key"].as_str().expect("Idempotency-Key header");
+    assert_eq!(hook["body"]["idempotency_key"], key);
+    // The body was sent as serde_json writes it (keys sorted): re-encode to get the same bytes.
+    let body = serde_json::to_vec(&hook["body"]).expect("body");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"sandbox-signing-secret").expect("key");
+    mac.update(&body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(headers["x-cs-signature"].as_str(), Some(expected.as_str()), "signature over the body");
 }
 
 fn jiff_today() -> String {
