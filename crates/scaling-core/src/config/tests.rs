@@ -214,7 +214,10 @@ fn shipped_files_load_for_the_sandbox() {
         endpoint.bearer_token.as_ref().map(|t| t.expose().as_str()),
         Some("sandbox-webhook-token")
     );
-    assert!(endpoint.signing_secret.is_none());
+    assert_eq!(
+        endpoint.signing_secret.as_ref().map(|t| t.expose().as_str()),
+        Some("sandbox-signing-secret")
+    );
 
     let mappings = &config.field_mappings;
     assert_eq!(mappings.mvp_fields.len(), 28);
