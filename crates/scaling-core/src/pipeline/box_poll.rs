@@ -68,8 +68,9 @@ pub struct PollState {
     touched: BTreeSet<String>,
 }
 
-/// Moves every campaign touched in this pass to A3 when it is complete (see
-/// [`check_campaign_complete`]).
+/// Moves to A3 every campaign touched in this pass, and every campaign at A2 the database
+/// shows complete (a pass that crashed after its last delivery but before this check), when
+/// complete (see [`check_campaign_complete`]).
 ///
 /// # Errors
 /// Database, DAM errors of the transition.
@@ -78,7 +79,10 @@ pub fn complete_campaigns(
     report: &mut PassReport,
     state: PollState,
 ) -> Result<(), PassError> {
-    for campaign_id in state.touched {
+    let a2 = services.config.dam.campaign.status_a2.clone();
+    let mut campaigns = state.touched;
+    campaigns.extend(services.store.campaigns_complete_at(&a2)?);
+    for campaign_id in campaigns {
         check_campaign_complete(services, report, &campaign_id)?;
     }
     Ok(())

@@ -973,6 +973,28 @@ impl Store {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    /// Campaigns at status `status` (as last set by us) that have masters and whose every
+    /// master has an uploaded derivative: ready for the next transition. Found from the
+    /// database, so a pass that crashed before its completion check is caught up by the next.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn campaigns_complete_at(&mut self, status: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.client.query(
+            "SELECT c.dam_folder_id FROM campaigns c
+             WHERE c.status = $1
+               AND EXISTS (SELECT 1 FROM master_assets m WHERE m.campaign_id = c.dam_folder_id)
+               AND NOT EXISTS (SELECT 1 FROM master_assets m
+                               WHERE m.campaign_id = c.dam_folder_id
+                                 AND NOT EXISTS (SELECT 1 FROM derivative_assets d
+                                                 WHERE d.tracking_id = m.tracking_id
+                                                   AND d.upload_status = 'uploaded'))
+             ORDER BY c.dam_folder_id",
+            &[&status],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     /// Derivatives delivered for a campaign (for notifications), oldest first.
     ///
     /// # Errors
