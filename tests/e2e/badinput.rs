@@ -23,7 +23,9 @@ fn tracking_id_of_video(world: &World) -> String {
 
 #[test]
 fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
-    let (Some(video), Some(jpg)) = (media("bigbuckbunny.mp4"), media("rocket.jpg")) else { return };
+    let (Some(video), Some(jpg)) = (media("bigbuckbunny.mp4"), media("rocket.jpg")) else {
+        return;
+    };
     let world = World::new(Some(FAST));
     assert_eq!(world.run("a1-to-a2", &[]).status.code(), Some(0));
     let id = tracking_id_of_video(&world);
@@ -34,31 +36,73 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
     let empty = inputs.join("empty.mp4");
     std::fs::write(&empty, b"").expect("empty file");
     let corrupt = inputs.join("corrupt.mp4");
-    std::fs::write(&corrupt, (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>())
-        .expect("corrupt file");
+    std::fs::write(
+        &corrupt,
+        (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("corrupt file");
 
     let long_title = "Very-Long-Title".repeat(16);
     let mut cases: Vec<(String, std::path::PathBuf)> = vec![
         (format!("{id}_.._video_IT_1x1_v01.mp4"), video.clone()),
-        (format!("{id}_{long_title}_video_IT_1x1_v01.mp4")[..255].to_string(), video.clone()),
-        (format!("{id}_Bell\u{7}Title_video_IT_1x1_v01.mp4"), video.clone()),
-        (format!("{id}_Caf\u{e9}-\u{1f370}_video_IT_1x1_v01.mp4"), video.clone()),
-        (format!("{id}_Trailing_video_IT_1x1_v01.mp4. "), video.clone()),
-        (format!("{id}_Trailing-Dot_video_IT_1x1_v01.mp4."), video.clone()),
-        (format!("{id}_$(rm -rf ~);_video_IT_1x1_v01.mp4"), jpg.clone()),
-        (format!("{id}_\"Quoted\"'_video_IT_1x1_v01.mp4"), jpg.clone()),
-        (format!("{id}_%2e%2e%2fetc_video_IT_1x1_v01.mp4"), jpg.clone()),
+        (
+            format!("{id}_{long_title}_video_IT_1x1_v01.mp4")[..255].to_string(),
+            video.clone(),
+        ),
+        (
+            format!("{id}_Bell\u{7}Title_video_IT_1x1_v01.mp4"),
+            video.clone(),
+        ),
+        (
+            format!("{id}_Caf\u{e9}-\u{1f370}_video_IT_1x1_v01.mp4"),
+            video.clone(),
+        ),
+        (
+            format!("{id}_Trailing_video_IT_1x1_v01.mp4. "),
+            video.clone(),
+        ),
+        (
+            format!("{id}_Trailing-Dot_video_IT_1x1_v01.mp4."),
+            video.clone(),
+        ),
+        (
+            format!("{id}_$(rm -rf ~);_video_IT_1x1_v01.mp4"),
+            jpg.clone(),
+        ),
+        (
+            format!("{id}_\"Quoted\"'_video_IT_1x1_v01.mp4"),
+            jpg.clone(),
+        ),
+        (
+            format!("{id}_%2e%2e%2fetc_video_IT_1x1_v01.mp4"),
+            jpg.clone(),
+        ),
         (format!("{id}_Empty_video_IT_1x1_v01.mp4"), empty.clone()),
-        (format!("{id}_Corrupt_video_IT_1x1_v01.mp4"), corrupt.clone()),
-        (format!("{id}_Unicode-Ümlaut_video_IT_1x1_v01.mp4"), video.clone()),
+        (
+            format!("{id}_Corrupt_video_IT_1x1_v01.mp4"),
+            corrupt.clone(),
+        ),
+        (
+            format!("{id}_Unicode-Ümlaut_video_IT_1x1_v01.mp4"),
+            video.clone(),
+        ),
         ("\u{1f600}\u{1f600}\u{1f600}.mp4".to_string(), jpg.clone()),
         ("   .mp4".to_string(), jpg.clone()),
-        (format!("{id}_Wrong-Type_spreadsheet_IT_1x1_v01.xlsx"), jpg.clone()),
+        (
+            format!("{id}_Wrong-Type_spreadsheet_IT_1x1_v01.xlsx"),
+            jpg.clone(),
+        ),
     ];
     // Names Box itself refuses (path separators, `..`) cannot exist in a Box folder: the
     // sandbox answers 400 item_name_invalid like Box; they are not deliveries we could see.
     let mut uploaded = BTreeSet::new();
-    for name in [format!("{id}_A/B_video_IT_1x1_v01.mp4"), format!("{id}_A\\B_video_IT_1x1_v01.mp4"), "..".to_string()] {
+    for name in [
+        format!("{id}_A/B_video_IT_1x1_v01.mp4"),
+        format!("{id}_A\\B_video_IT_1x1_v01.mp4"),
+        "..".to_string(),
+    ] {
         cases.push((name, jpg.clone()));
     }
     for (name, source) in &cases {
@@ -67,15 +111,25 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
                 uploaded.insert(name.clone());
             }
             Err(error) => {
-                assert!(error.starts_with("400"), "only invalid names are refused: {name:?}: {error}");
+                assert!(
+                    error.starts_with("400"),
+                    "only invalid names are refused: {name:?}: {error}"
+                );
                 eprintln!("Box refused {name:?}: {error}");
             }
         }
     }
-    assert!(uploaded.len() >= 10, "most hostile names exist in Box: {uploaded:?}");
+    assert!(
+        uploaded.len() >= 10,
+        "most hostile names exist in Box: {uploaded:?}"
+    );
 
     let output = world.run("box-poll", &[]);
-    assert_eq!(output.status.code(), Some(0), "the pass survives every input");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "the pass survives every input"
+    );
     // A second pass: nothing left to do, nothing changes.
     assert_eq!(world.run("box-poll", &[]).status.code(), Some(0));
 
@@ -95,7 +149,10 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
         })
         .unwrap_or_default();
     let names = |files: &[Value]| -> BTreeSet<String> {
-        files.iter().filter_map(|file| file["name"].as_str().map(str::to_string)).collect()
+        files
+            .iter()
+            .filter_map(|file| file["name"].as_str().map(str::to_string))
+            .collect()
     };
     let (left, rejected, delivered) = (names(&left), names(&error_files), names(&processed_files));
     for name in &uploaded {
@@ -110,13 +167,23 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
         let has_note = error_files
             .iter()
             .filter_map(|file| file["name"].as_str())
-            .any(|note| note.ends_with(".error.txt") && (note.starts_with(name.as_str()) || name.starts_with(note.trim_end_matches(".error.txt"))));
+            .any(|note| {
+                note.ends_with(".error.txt")
+                    && (note.starts_with(name.as_str())
+                        || name.starts_with(note.trim_end_matches(".error.txt")))
+            });
         assert!(has_note, "{name:?} has an .error.txt note");
     }
     let corrupt_name = format!("{id}_Corrupt_video_IT_1x1_v01.mp4");
     let empty_name = format!("{id}_Empty_video_IT_1x1_v01.mp4");
-    assert!(rejected.contains(&corrupt_name), "a corrupt video is rejected: {rejected:?}");
-    assert!(rejected.contains(&empty_name), "an empty file is rejected: {rejected:?}");
+    assert!(
+        rejected.contains(&corrupt_name),
+        "a corrupt video is rejected: {rejected:?}"
+    );
+    assert!(
+        rejected.contains(&empty_name),
+        "an empty file is rejected: {rejected:?}"
+    );
     let note = |file_name: &str| -> String {
         let file = error_files
             .iter()
@@ -124,7 +191,11 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
             .unwrap_or_else(|| panic!("note for {file_name}"));
         std::fs::read_to_string(file["content_path"].as_str().expect("content path")).expect("note")
     };
-    assert!(note(&corrupt_name).contains("cannot be read"), "{}", note(&corrupt_name));
+    assert!(
+        note(&corrupt_name).contains("cannot be read"),
+        "{}",
+        note(&corrupt_name)
+    );
     assert!(note(&empty_name).contains("empty"), "{}", note(&empty_name));
     assert!(
         delivered.iter().any(|name| name.contains("Unicode-Ümlaut")),
@@ -139,8 +210,14 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
         .collect();
     assert!(leftovers.is_empty(), "temp files removed: {leftovers:?}");
     let parent = world.temp.path().parent().expect("parent");
-    for entry in std::fs::read_dir(parent).expect("parent").filter_map(|entry| entry.ok()) {
+    for entry in std::fs::read_dir(parent)
+        .expect("parent")
+        .filter_map(|entry| entry.ok())
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
-        assert!(!name.contains("Trailing") && !name.contains("Bell"), "nothing named after a delivery outside the temp dir: {name}");
+        assert!(
+            !name.contains("Trailing") && !name.contains("Bell"),
+            "nothing named after a delivery outside the temp dir: {name}"
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{bin, box_files_in, box_folder, campaign_status, dam_folder, media, repo_root, World};
+use crate::util::{
+    bin, box_files_in, box_folder, campaign_status, dam_folder, media, repo_root, World,
+};
 
 const FAST: &str = "tests/e2e/scenarios/fast.yaml";
 
@@ -36,7 +38,10 @@ fn crash_points() -> Vec<String> {
     }
     // CS_CRASH_POINTS=a,b narrows the sweep while debugging one point.
     match std::env::var("CS_CRASH_POINTS") {
-        Ok(only) if !only.is_empty() => names.into_iter().filter(|name| only.split(',').any(|o| o == name)).collect(),
+        Ok(only) if !only.is_empty() => names
+            .into_iter()
+            .filter(|name| only.split(',').any(|o| o == name))
+            .collect(),
         _ => names.into_iter().collect(),
     }
 }
@@ -51,14 +56,21 @@ impl Scene {
     pub fn new() -> Option<Scene> {
         media("bigbuckbunny.mp4")?;
         let world = World::new(Some(FAST));
-        let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"].as_str().expect("campaign id").to_string();
+        let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"]
+            .as_str()
+            .expect("campaign id")
+            .to_string();
         Some(Scene { world, campaign_id })
     }
 
     /// Runs `binary` once with `FAILPOINTS` set to abort at `point`; returns true when it aborted.
     pub fn run_crashing(&self, binary: &str, point: &str) -> bool {
         let output = Command::new(bin(binary))
-            .envs(self.world.sandbox.env(&self.world.db, self.world.temp.path()))
+            .envs(
+                self.world
+                    .sandbox
+                    .env(&self.world.db, self.world.temp.path()),
+            )
             .env("FAILPOINTS", format!("{point}=return"))
             .output()
             .expect("run");
@@ -67,7 +79,11 @@ impl Scene {
             assert!(!output.status.success(), "{binary} must die at {point}");
             return true;
         }
-        assert_eq!(output.status.code(), Some(0), "{binary} with {point} armed but not reached:\n{stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{binary} with {point} armed but not reached:\n{stderr}"
+        );
         eprintln!("--- {binary} with {point} armed, not reached:\n{stderr}");
         false
     }
@@ -87,7 +103,8 @@ impl Scene {
     pub fn tracking_ids(&self) -> BTreeMap<String, String> {
         let state = self.world.sandbox.state();
         let root = self.world.sandbox.str("box_root_folder_id");
-        let folder = box_folder(&state, &root, "C-2026-0999 Crash Test").expect("campaign folder in Box");
+        let folder =
+            box_folder(&state, &root, "C-2026-0999 Crash Test").expect("campaign folder in Box");
         box_files_in(&state, folder["id"].as_str().expect("id"))
             .iter()
             .filter_map(|file| file["name"].as_str())
@@ -102,7 +119,11 @@ impl Scene {
         let jpg = media("rocket.jpg").expect("jpg");
         let mut clean = Vec::new();
         for (master, tracking_id) in self.tracking_ids() {
-            let kind = if master.ends_with(".mp4") { "video" } else { "image" };
+            let kind = if master.ends_with(".mp4") {
+                "video"
+            } else {
+                "image"
+            };
             for index in 0..per_master {
                 // Small files for speed: an image named as an image delivery of each master.
                 let name = format!("{tracking_id}_Item-{index}_{kind}_EN_1x1_v01.jpg");
@@ -111,7 +132,9 @@ impl Scene {
             }
         }
         for index in 0..rejects {
-            self.world.sandbox.agency_upload(&watched, &format!("not-a-v2-name-{index}.jpg"), &jpg);
+            self.world
+                .sandbox
+                .agency_upload(&watched, &format!("not-a-v2-name-{index}.jpg"), &jpg);
         }
         clean.sort();
         clean
@@ -122,7 +145,8 @@ impl Scene {
         let state = self.world.sandbox.state();
         let watched = self.world.sandbox.watched_folder_id();
         // Each derivative exactly once in the DAM.
-        let final_folder = dam_folder(&state, &self.campaign_id, "Final Assets").expect("Final Assets");
+        let final_folder =
+            dam_folder(&state, &self.campaign_id, "Final Assets").expect("Final Assets");
         let mut names: Vec<String> = state["dam"]["assets"]
             .as_array()
             .expect("assets")
@@ -131,7 +155,10 @@ impl Scene {
             .filter_map(|asset| asset["name"].as_str().map(str::to_string))
             .collect();
         names.sort();
-        assert_eq!(names, expected_clean, "each derivative exactly once in the DAM");
+        assert_eq!(
+            names, expected_clean,
+            "each derivative exactly once in the DAM"
+        );
         // Each source exactly once in _PROCESSED/, each reject exactly once in _errors/, nothing left.
         let processed = box_folder(&state, &watched, "_PROCESSED").expect("_PROCESSED");
         let archived: Vec<Value> = state["box"]["folders"]
@@ -141,15 +168,34 @@ impl Scene {
             .filter(|folder| folder["parent_id"] == processed["id"])
             .flat_map(|folder| box_files_in(&state, folder["id"].as_str().expect("id")))
             .collect();
-        assert_eq!(archived.len(), expected_clean.len(), "each source exactly once in _PROCESSED/");
+        assert_eq!(
+            archived.len(),
+            expected_clean.len(),
+            "each source exactly once in _PROCESSED/"
+        );
         let left: Vec<Value> = box_files_in(&state, &watched);
-        assert!(left.is_empty(), "nothing left in the watched folder: {left:?}");
+        assert!(
+            left.is_empty(),
+            "nothing left in the watched folder: {left:?}"
+        );
         if rejects > 0 {
             let errors = box_folder(&state, &watched, "_errors").expect("_errors");
             let files = box_files_in(&state, errors["id"].as_str().expect("id"));
-            let sources = files.iter().filter(|f| !f["name"].as_str().unwrap_or_default().ends_with(".error.txt")).count();
+            let sources = files
+                .iter()
+                .filter(|f| {
+                    !f["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .ends_with(".error.txt")
+                })
+                .count();
             let notes = files.len() - sources;
-            assert_eq!((sources, notes), (rejects, rejects), "each reject once in _errors/ with one note: {files:?}");
+            assert_eq!(
+                (sources, notes),
+                (rejects, rejects),
+                "each reject once in _errors/ with one note: {files:?}"
+            );
         }
         // Each status transition exactly once.
         let changes: Vec<(String, String)> = state["dam"]["status_changes"]
@@ -157,11 +203,19 @@ impl Scene {
             .expect("changes")
             .iter()
             .filter(|change| change["folder_id"] == self.campaign_id.as_str())
-            .map(|change| (change["from"].as_str().unwrap_or("").to_string(), change["to"].as_str().unwrap_or("").to_string()))
+            .map(|change| {
+                (
+                    change["from"].as_str().unwrap_or("").to_string(),
+                    change["to"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             changes,
-            [("A1".to_string(), "A2".to_string()), ("A2".to_string(), "A3".to_string())],
+            [
+                ("A1".to_string(), "A2".to_string()),
+                ("A2".to_string(), "A3".to_string())
+            ],
             "each status transition once"
         );
         assert_eq!(campaign_status(&state, &self.campaign_id), "A3");
@@ -171,27 +225,52 @@ impl Scene {
             .as_array()
             .expect("emails")
             .iter()
-            .filter_map(|email| email["headers"]["X-Idempotency-Key"].as_str().map(str::to_string))
+            .filter_map(|email| {
+                email["headers"]["X-Idempotency-Key"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect();
         let email_count = state["emails"].as_array().map_or(0, Vec::len);
-        assert_eq!(email_keys.len(), 2 + rejects, "distinct emails: {email_keys:?}");
+        assert_eq!(
+            email_keys.len(),
+            2 + rejects,
+            "distinct emails: {email_keys:?}"
+        );
         assert!(email_count >= email_keys.len());
         let webhook_keys: Vec<String> = state["webhooks"]
             .as_array()
             .expect("webhooks")
             .iter()
-            .filter_map(|hook| hook["headers"]["idempotency-key"].as_str().map(str::to_string))
+            .filter_map(|hook| {
+                hook["headers"]["idempotency-key"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect();
         let distinct: BTreeSet<&String> = webhook_keys.iter().collect();
-        assert_eq!(distinct.len(), 2, "one A2 and one A3 webhook (by idempotency key): {webhook_keys:?}");
+        assert_eq!(
+            distinct.len(),
+            2,
+            "one A2 and one A3 webhook (by idempotency key): {webhook_keys:?}"
+        );
         // The database agrees.
         let mut db = self.world.db.client();
         let uploaded: i64 = db
-            .query_one("SELECT count(*) FROM derivative_assets WHERE upload_status = 'uploaded'", &[])
+            .query_one(
+                "SELECT count(*) FROM derivative_assets WHERE upload_status = 'uploaded'",
+                &[],
+            )
             .expect("count")
             .get(0);
-        assert_eq!(usize::try_from(uploaded).expect("count"), expected_clean.len());
-        let unsent: i64 = db.query_one("SELECT count(*) FROM outbox WHERE sent_at IS NULL", &[]).expect("outbox").get(0);
+        assert_eq!(
+            usize::try_from(uploaded).expect("count"),
+            expected_clean.len()
+        );
+        let unsent: i64 = db
+            .query_one("SELECT count(*) FROM outbox WHERE sent_at IS NULL", &[])
+            .expect("outbox")
+            .get(0);
         assert_eq!(unsent, 0, "every notification delivered");
     }
 }
@@ -202,7 +281,10 @@ impl Scene {
 fn crash_at_every_point_then_rerun_converges() {
     let points = crash_points();
     let narrowed = std::env::var("CS_CRASH_POINTS").is_ok_and(|only| !only.is_empty());
-    assert!(narrowed || points.len() >= 10, "crash points found in the source: {points:?}");
+    assert!(
+        narrowed || points.len() >= 10,
+        "crash points found in the source: {points:?}"
+    );
     eprintln!("crash points: {points:?}");
     let mut crashed = Vec::new();
     for point in &points {
@@ -213,7 +295,11 @@ fn crash_at_every_point_then_rerun_converges() {
             hits += 1;
         }
         scene.run_until_ok("a1-to-a2", 3);
-        assert_eq!(scene.tracking_ids().len(), 3, "{point}: one Box copy per master");
+        assert_eq!(
+            scene.tracking_ids().len(),
+            3,
+            "{point}: one Box copy per master"
+        );
         let clean = scene.deliver(1, 1);
         if scene.run_crashing("box-poll", point) {
             hits += 1;
@@ -228,9 +314,16 @@ fn crash_at_every_point_then_rerun_converges() {
             "crash point {point} was never reached: the sweep does not cover it (or the binaries \
              were built without `--features scaling-core/failpoints`, which scripts/test.sh adds)"
         );
-        crashed.push(format!("{point} ({hits} crash(es), {:.1} s)", started.elapsed().as_secs_f64()));
+        crashed.push(format!(
+            "{point} ({hits} crash(es), {:.1} s)",
+            started.elapsed().as_secs_f64()
+        ));
     }
-    eprintln!("figures: crash sweep survived {} crash points:\n  {}", crashed.len(), crashed.join("\n  "));
+    eprintln!(
+        "figures: crash sweep survived {} crash points:\n  {}",
+        crashed.len(),
+        crashed.join("\n  ")
+    );
 }
 
 /// Issue 3: SIGKILL `box-poll` at random (seeded) moments during a 50-file backlog, 20 times,
@@ -244,7 +337,12 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let mut killed = 0;
     for _ in 0..20 {
         let mut child = Command::new(bin("box-poll"))
-            .envs(scene.world.sandbox.env(&scene.world.db, scene.world.temp.path()))
+            .envs(
+                scene
+                    .world
+                    .sandbox
+                    .env(&scene.world.db, scene.world.temp.path()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -260,7 +358,10 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let passes = scene.run_until_ok("box-poll", 3);
     scene.run_until_ok("box-poll", 1);
     scene.assert_invariants(&clean, 0);
-    eprintln!("figures: {killed} SIGKILLs during a {}-file backlog; converged in {passes} more pass(es)", clean.len());
+    eprintln!(
+        "figures: {killed} SIGKILLs during a {}-file backlog; converged in {passes} more pass(es)",
+        clean.len()
+    );
     assert!(killed >= 10, "most runs were killed mid-pass ({killed})");
 }
 
@@ -274,7 +375,12 @@ fn four_overlapping_passes_share_a_backlog() {
     let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new(bin("box-poll"))
-                .envs(scene.world.sandbox.env(&scene.world.db, scene.world.temp.path()))
+                .envs(
+                    scene
+                        .world
+                        .sandbox
+                        .env(&scene.world.db, scene.world.temp.path()),
+                )
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -283,7 +389,12 @@ fn four_overlapping_passes_share_a_backlog() {
         .collect();
     for child in children {
         let output = child.wait_with_output().expect("wait");
-        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     scene.run_until_ok("box-poll", 1);
     scene.assert_invariants(&clean, 0);
@@ -297,9 +408,15 @@ fn four_overlapping_passes_share_a_backlog() {
         .iter()
         .map(|row| row.get::<_, Option<i64>>(0).unwrap_or(0))
         .collect();
-    eprintln!("figures: 4 overlapping passes delivered {per_pass:?} of {} files", clean.len());
+    eprintln!(
+        "figures: 4 overlapping passes delivered {per_pass:?} of {} files",
+        clean.len()
+    );
     assert_eq!(per_pass.len(), 4);
-    assert!(per_pass.iter().all(|&count| count > 0), "every pass handled some files: {per_pass:?}");
+    assert!(
+        per_pass.iter().all(|&count| count > 0),
+        "every pass handled some files: {per_pass:?}"
+    );
 }
 
 /// A tiny seeded generator (the kill moments must be reproducible from the seed).
@@ -307,7 +424,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 }

@@ -12,7 +12,15 @@ use crate::util::{box_files_in, campaign_status, post_json};
 fn inject_flakiness(scene: &Scene, seed: u64) {
     let control = scene.world.sandbox.str("control_url");
     post_json(&format!("{control}/faults"), &json!({ "seed": seed }));
-    for prefix in ["/2.0/", "/api/2.0/", "/oauth2/", "/d/", "/otmmapi/", "/v3/", "/_sandbox/webhooks/"] {
+    for prefix in [
+        "/2.0/",
+        "/api/2.0/",
+        "/oauth2/",
+        "/d/",
+        "/otmmapi/",
+        "/v3/",
+        "/_sandbox/webhooks/",
+    ] {
         for rule in [
             json!({ "path_prefix": prefix, "kind": "status", "status": 503, "probability": 0.07 }),
             json!({ "path_prefix": prefix, "kind": "status", "status": 500, "probability": 0.043, "after": true }),
@@ -30,7 +38,10 @@ fn passes_until(scene: &Scene, binary: &str, max: usize, mut done: impl FnMut() 
     for pass in 1..=max {
         let output = scene.world.run(binary, &[]);
         let code = output.status.code();
-        assert!(matches!(code, Some(0) | Some(75)), "{binary} exit {code:?} under faults");
+        assert!(
+            matches!(code, Some(0) | Some(75)),
+            "{binary} exit {code:?} under faults"
+        );
         if done() {
             return pass;
         }
@@ -49,12 +60,16 @@ fn passes_converge_under_twenty_percent_faults() {
     let watched = scene.world.sandbox.watched_folder_id();
     let poll_passes = passes_until(&scene, "box-poll", 20, || {
         let state = scene.world.sandbox.state();
-        box_files_in(&state, &watched).is_empty() && campaign_status(&state, &scene.campaign_id) == "A3"
+        box_files_in(&state, &watched).is_empty()
+            && campaign_status(&state, &scene.campaign_id) == "A3"
     });
     // Notifications that failed are retried by later passes: drain them with the faults still on.
     let notify_passes = passes_until(&scene, "box-poll", 20, || {
         let mut db = scene.world.db.client();
-        let unsent: i64 = db.query_one("SELECT count(*) FROM outbox WHERE sent_at IS NULL", &[]).expect("outbox").get(0);
+        let unsent: i64 = db
+            .query_one("SELECT count(*) FROM outbox WHERE sent_at IS NULL", &[])
+            .expect("outbox")
+            .get(0);
         unsent == 0
     });
     let faults = scene.world.sandbox.stats();
@@ -75,19 +90,42 @@ fn dam_down_exits_75_and_touches_nothing() {
     scene.run_until_ok("a1-to-a2", 1);
     let clean = scene.deliver(1, 0);
     let control = scene.world.sandbox.str("control_url");
-    post_json(&format!("{control}/faults"), &json!({ "path_prefix": "/otmmapi/", "kind": "drop" }));
+    post_json(
+        &format!("{control}/faults"),
+        &json!({ "path_prefix": "/otmmapi/", "kind": "drop" }),
+    );
 
     let output = scene.world.run("box-poll", &[]);
-    assert_eq!(output.status.code(), Some(75), "DAM unreachable: EX_TEMPFAIL");
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "DAM unreachable: EX_TEMPFAIL"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DAM unreachable"), "{stderr}");
     let state = scene.world.sandbox.state();
-    assert_eq!(box_files_in(&state, &scene.world.sandbox.watched_folder_id()).len(), clean.len(), "files stay in place");
+    assert_eq!(
+        box_files_in(&state, &scene.world.sandbox.watched_folder_id()).len(),
+        clean.len(),
+        "files stay in place"
+    );
     let mut db = scene.world.db.client();
-    let attempts: i64 = db.query_one("SELECT coalesce(max(attempts), 0)::bigint FROM box_files", &[]).expect("ledger").get(0);
-    assert_eq!(attempts, 0, "a pass that found the DAM down does not count an attempt");
+    let attempts: i64 = db
+        .query_one(
+            "SELECT coalesce(max(attempts), 0)::bigint FROM box_files",
+            &[],
+        )
+        .expect("ledger")
+        .get(0);
+    assert_eq!(
+        attempts, 0,
+        "a pass that found the DAM down does not count an attempt"
+    );
     let outcome: String = db
-        .query_one("SELECT outcome FROM runs WHERE binary_name = 'box-poll' ORDER BY id DESC LIMIT 1", &[])
+        .query_one(
+            "SELECT outcome FROM runs WHERE binary_name = 'box-poll' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
         .expect("runs")
         .get(0);
     assert_eq!(outcome, "dependency_unreachable");

@@ -340,14 +340,20 @@ fn assert_webhook_authentic(hook: &Value) {
     use hmac::{Hmac, Mac};
     let headers = &hook["headers"];
     assert_eq!(headers["authorization"], "Bearer sandbox-webhook-token");
-    let key = headers["idempotency-key"].as_str().expect("Idempotency-Key header");
+    let key = headers["idempotency-key"]
+        .as_str()
+        .expect("Idempotency-Key header");
     assert_eq!(hook["body"]["idempotency_key"], key);
     // The body was sent as serde_json writes it (keys sorted): re-encode to get the same bytes.
     let body = serde_json::to_vec(&hook["body"]).expect("body");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"sandbox-signing-secret").expect("key");
     mac.update(&body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    assert_eq!(headers["x-cs-signature"].as_str(), Some(expected.as_str()), "signature over the body");
+    assert_eq!(
+        headers["x-cs-signature"].as_str(),
+        Some(expected.as_str()),
+        "signature over the body"
+    );
 }
 
 fn jiff_today() -> String {

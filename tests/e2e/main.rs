@@ -8,7 +8,12 @@ mod badinput;
 mod crash;
 mod flaky;
 mod flow;
+mod openapi;
+mod ops;
+mod sdk;
+mod secrets;
 mod store;
+mod transport;
 mod util;
 
 /// Forced and default field values of `config/field_mappings.yaml` the flow test checks on

@@ -204,24 +204,45 @@ fn an_outbox_row_is_claimed_by_one_sender_at_a_time() {
         }])
         .expect("enqueue");
     let row = first
-        .claim_notification("a", 60)
+        .claim_notification("a", 60, 0)
         .expect("claim")
         .expect("row");
     assert!(
-        second.claim_notification("b", 60).expect("claim").is_none(),
+        second
+            .claim_notification("b", 60, 0)
+            .expect("claim")
+            .is_none(),
         "leased row is not handed out twice"
     );
     first
         .mark_notification_failed(row.id, "503", 0)
         .expect("failed");
     let again = second
-        .claim_notification("b", 60)
+        .claim_notification("b", 60, 0)
         .expect("claim")
         .expect("due again after failure");
     assert_eq!(again.attempts, 1);
-    second.mark_notification_sent(again.id).expect("sent");
+    second
+        .mark_notification_failed(again.id, "503", 0)
+        .expect("failed again");
+    // Due at once (zero backoff), but a delivery round's cursor skips rows it already tried.
     assert!(
-        first.claim_notification("a", 60).expect("claim").is_none(),
+        second
+            .claim_notification("b", 60, again.id)
+            .expect("claim")
+            .is_none(),
+        "a round tries each row at most once"
+    );
+    let third = second
+        .claim_notification("b", 60, 0)
+        .expect("claim")
+        .expect("the next round tries it again");
+    second.mark_notification_sent(third.id).expect("sent");
+    assert!(
+        first
+            .claim_notification("a", 60, 0)
+            .expect("claim")
+            .is_none(),
         "sent rows are done"
     );
 }

@@ -191,10 +191,18 @@ impl Sandbox {
 
     /// Like [`Sandbox::agency_upload`], but a refusal (e.g. 400 item_name_invalid for a name Box
     /// does not allow) is returned as `Err` with the status and body.
-    pub fn try_agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Result<Value, String> {
-        let body = serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    pub fn try_agency_upload(
+        &self,
+        folder_id: &str,
+        name: &str,
+        source: &Path,
+    ) -> Result<Value, String> {
+        let body =
+            serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let mut response = agent
             .post(&format!("{}/agency-upload", self.control()))
             .send_json(&body)
@@ -369,4 +377,168 @@ pub fn campaign_status(state: &Value, campaign_id: &str) -> String {
         .and_then(|folders| folders.iter().find(|folder| folder["id"] == campaign_id))
         .and_then(|folder| folder["status"].as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+// ----- helpers added for the transport and secrets tests (issue 6) -----
+
+impl Sandbox {
+    /// Starts the sandbox with a scenario file anywhere on disk (e.g. written into a temp dir by
+    /// the test) and extra `sandbox serve` arguments (`--fault-seed`, `--part-size`, ...).
+    pub fn start_with(scenario: Option<&Path>, args: &[&str]) -> Sandbox {
+        let state_dir = tempfile::tempdir().expect("state dir");
+        let mut command = Command::new(bin("sandbox"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir.path());
+        if let Some(scenario) = scenario {
+            command.arg("--scenario").arg(scenario);
+        }
+        command.args(args);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sandbox");
+        let stdout = child.stdout.take().expect("sandbox stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sandbox ready line");
+        let ready: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|error| panic!("sandbox ready line is not JSON ({error}): {line:?}"));
+        Sandbox {
+            child,
+            ready,
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Adds a fault rule in any shape `POST /_sandbox/faults` accepts (`probability`, `kind`,
+    /// `after`, ...); returns the rule as the sandbox stored it.
+    pub fn add_fault(&self, rule: Value) -> Value {
+        post_json(&format!("{}/faults", self.control()), &rule)
+    }
+
+    /// The ready line's `watched_folder_ids[index]`.
+    pub fn watched_folder_id_at(&self, index: usize) -> String {
+        self.ready["watched_folder_ids"][index]
+            .as_str()
+            .unwrap_or_else(|| panic!("no watched folder {index} in {}", self.ready))
+            .to_string()
+    }
+}
+
+impl World {
+    /// A world whose sandbox runs `scenario` (a path anywhere) with extra `serve` arguments.
+    pub fn with_sandbox(scenario: Option<&Path>, sandbox_args: &[&str]) -> World {
+        World {
+            db: TestDb::create(),
+            sandbox: Sandbox::start_with(scenario, sandbox_args),
+            temp: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Runs a workspace binary with the sandbox environment, `extra` variables added or
+    /// replacing it; returns its output (stderr is echoed like [`World::run`]).
+    pub fn run_with_env(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(bin(binary));
+        command
+            .args(args)
+            .envs(self.sandbox.env(&self.db, self.temp.path()))
+            .env_remove("CS_TEST_DATABASE_URL");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run binary");
+        eprintln!(
+            "--- {binary} {args:?} exit {:?} ({} bytes of stderr)\n{}",
+            output.status.code(),
+            output.stderr.len(),
+            tail(&String::from_utf8_lossy(&output.stderr), 60)
+        );
+        output
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Copies the repository's `config/` directory to `dest/config` (for tests that edit it) and
+/// returns the copy's path.
+pub fn copy_config_dir(dest: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("create config copy");
+        for entry in std::fs::read_dir(from).expect("read config dir") {
+            let entry = entry.expect("config entry");
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy config file");
+            }
+        }
+    }
+    let target = dest.join("config");
+    copy(&repo_root().join("config"), &target);
+    target
+}
+
+/// Whether `ffmpeg` runs; prints a loud SKIP line when it does not (scripts/lib.sh installs it).
+pub fn ffmpeg_available() -> bool {
+    let found = Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        eprintln!("SKIP: ffmpeg is not installed (scripts/test.sh installs it with ffprobe): test not run");
+    }
+    found
+}
+
+/// Writes a raw-video QuickTime file (`frames` frames of `source`, a lavfi source such as
+/// `testsrc=size=1280x720:rate=25`) to `dest`: 1280x720 uyvy422 (QuickTime's `2vuy`, which
+/// ffprobe reads back; raw yuv420p is not valid in .mov) is 1.84 MB per frame, so 109 frames
+/// make a ~200 MB valid video in seconds.
+pub fn ffmpeg_video(dest: &Path, source: &str, frames: u32) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(source)
+        .arg("-frames:v")
+        .arg(frames.to_string())
+        .args(["-c:v", "rawvideo", "-pix_fmt", "uyvy422"])
+        .arg(dest)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg failed: {}", dest.display());
+}
+
+/// SHA-1 (lowercase hex) of a file, streamed.
+pub fn sha1_of(path: &Path) -> String {
+    scaling_core::http::sha1_file(path)
+        .unwrap_or_else(|error| panic!("hash {}: {error}", path.display()))
+        .0
+}
+
+/// `GET /_sandbox/stats` route counter `"{METHOD} {route template} {outcome}"` (0 when absent).
+pub fn route_count(stats: &Value, key: &str) -> u64 {
+    stats["routes"][key].as_u64().unwrap_or(0)
+}
+
+/// Sum of the route counters whose key starts with `prefix` (e.g. `"GET /2.0/folders/{id}/items "`).
+pub fn route_count_prefix(stats: &Value, prefix: &str) -> u64 {
+    stats["routes"]
+        .as_object()
+        .map(|routes| {
+            routes
+                .iter()
+                .filter(|(key, _)| key.starts_with(prefix))
+                .filter_map(|(_, count)| count.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -1,5 +1,8 @@
-//! Box API v2.0 emulation: token endpoint, folders, files, downloads (via the second port) and
-//! simple uploads, with Box's JSON shapes, status codes and error bodies.
+//! Box API v2.0 emulation: token endpoint, folders, files, downloads (via the second port),
+//! simple uploads, preflight and chunked upload sessions (see [`crate::chunked`]), with Box's JSON
+//! shapes, status codes and error bodies, an optional per-token rate limit (429
+//! `rate_limit_exceeded` + integer `Retry-After`, [`crate::state::Settings`]) and folders the
+//! service account cannot access (403 `access_denied_insufficient_permissions`).
 //!
 //! Follows `api-notes/box.md` and Box's OpenAPI spec (`reference/box-openapi.json`, schemas
 //! `File--Full`, `Folder--Full`, `Items`, `Files`, `ClientError`, `AccessToken`, `OAuth2Error`).
@@ -30,7 +33,9 @@ use crate::state::{
     DownloadTicket, NewVersion,
 };
 
-/// The real Box token URL: the only accepted JWT `aud`, whatever host the sandbox runs on.
+/// The real Box token URL: the JWT `aud` Box requires. The sandbox also accepts its own token URL
+/// (`oauth2_url` of the ready line): a client pointed at custom base URLs may put either there.
+/// Box's official SDKs (box-sdk-gen) always send this constant, whatever `oauth2_url` they use.
 pub const BOX_TOKEN_AUDIENCE: &str = "https://api.box.com/oauth2/token";
 /// Box's `help_url` in error bodies.
 const HELP_URL: &str = "http://developers.box.com/docs/#errors";
@@ -85,6 +90,28 @@ pub fn api_routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/2.0/files/content", axum::routing::options(preflight))
         .route("/api/2.0/files/content", post(upload_new_file))
         .route("/api/2.0/files/{id}/content", post(upload_new_version))
+        .route(
+            "/api/2.0/files/upload_sessions",
+            post(crate::chunked::create_session),
+        )
+        .route(
+            "/api/2.0/files/{id}/upload_sessions",
+            post(crate::chunked::create_version_session),
+        )
+        .route(
+            "/api/2.0/files/upload_sessions/{session_id}",
+            get(crate::chunked::get_session)
+                .put(crate::chunked::upload_part)
+                .delete(crate::chunked::abort_session),
+        )
+        .route(
+            "/api/2.0/files/upload_sessions/{session_id}/parts",
+            get(crate::chunked::list_parts),
+        )
+        .route(
+            "/api/2.0/files/upload_sessions/{session_id}/commit",
+            post(crate::chunked::commit_session),
+        )
         .route_layer(axum::middleware::from_fn_with_state(app, require_token))
 }
 
@@ -137,7 +164,8 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         500 => "internal_server_error",
         502 => "bad_gateway",
         503 => "unavailable",
-        504 => "gateway_timeout",
+        // Box documents no 504 body; the enum's "unavailable" is the closest (unconfirmed).
+        504 => "unavailable",
         _ => "internal_server_error",
     }
 }
@@ -159,6 +187,47 @@ pub fn unauthorized(description: &str) -> Response {
 
 fn not_found() -> Response {
     box_error(StatusCode::NOT_FOUND, "not_found", "Not Found", None)
+}
+
+/// 403 as Box sends it when the service account is not a collaborator on an item.
+pub fn access_denied() -> Response {
+    box_error(
+        StatusCode::FORBIDDEN,
+        "access_denied_insufficient_permissions",
+        "Access denied - insufficient permission",
+        None,
+    )
+}
+
+/// The folder `id` if the service account may use it: 404 when unknown, 403 when restricted (or
+/// below a restricted folder).
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
+pub fn check_folder_access<'a>(store: &'a BoxStore, id: &str) -> Result<&'a BoxFolder, Response> {
+    let Some(folder) = store.folder(id) else {
+        return Err(not_found());
+    };
+    if folder.restricted || store.ancestors(id).iter().any(|f| f.restricted) {
+        return Err(access_denied());
+    }
+    Ok(folder)
+}
+
+/// 429 `rate_limit_exceeded` with `Retry-After` in whole seconds (at least 1).
+pub fn rate_limited(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = box_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_exceeded",
+        "Request rate limit exceeded, please try again later",
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 fn bad_request(message: &str) -> Response {
@@ -200,6 +269,12 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
                 return unauthorized("The access token provided has expired.");
             }
             Some(_) => {}
+        }
+        if let Some(limit) = world.settings.rate_limit_per_second {
+            if let Err(wait) = world.rate.admit(&token, limit, Instant::now()) {
+                world.stats.rate_limited += 1;
+                return rate_limited(wait);
+            }
         }
     }
     next.run(request).await
@@ -318,11 +393,11 @@ fn verify_assertion(app: &App, assertion: &str) -> Result<(), String> {
     if text("sub") != Some(keys.enterprise_id.as_str()) {
         return Err("Please check the 'sub' claim. The 'sub' specified is invalid.".to_owned());
     }
+    let own_audience = format!("{}/oauth2/token", app.config.main_base_url);
+    let accepted = |aud: &str| aud == BOX_TOKEN_AUDIENCE || aud == own_audience;
     let audience_ok = match claims.get("aud") {
-        Some(Value::String(aud)) => aud == BOX_TOKEN_AUDIENCE,
-        Some(Value::Array(values)) => values
-            .iter()
-            .any(|v| v.as_str() == Some(BOX_TOKEN_AUDIENCE)),
+        Some(Value::String(aud)) => accepted(aud),
+        Some(Value::Array(values)) => values.iter().filter_map(Value::as_str).any(accepted),
         _ => false,
     };
     if !audience_ok {
@@ -589,7 +664,7 @@ fn item_json(
 }
 
 /// The conflict object of a 409 for an existing item (file: mini with sha1 + file_version).
-fn conflict_json(store: &BoxStore, item: BoxItemRef) -> Value {
+pub(crate) fn conflict_json(store: &BoxStore, item: BoxItemRef) -> Value {
     match item {
         BoxItemRef::Folder(i) => store.folders.get(i).map_or(Value::Null, folder_mini),
         BoxItemRef::File(i) => store.files.get(i).map_or(Value::Null, file_mini),
@@ -615,12 +690,12 @@ fn fields_param(uri: &Uri) -> Option<Vec<String>> {
 async fn get_folder(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri) -> Response {
     let fields = fields_param(&uri);
     let world = app.world();
-    match world.boxes.folder(&id) {
-        Some(folder) => json_response(
+    match check_folder_access(&world.boxes, &id) {
+        Ok(folder) => json_response(
             StatusCode::OK,
             &folder_json(&app.config, &world.boxes, folder, fields.as_deref()),
         ),
-        None => not_found(),
+        Err(response) => response,
     }
 }
 
@@ -667,8 +742,8 @@ async fn folder_items(State(app): State<Arc<App>>, Path(id): Path<String>, uri: 
     let use_marker = first(&pairs, "usemarker").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let world = app.world();
     let store = &world.boxes;
-    if store.folder(&id).is_none() {
-        return not_found();
+    if let Err(response) = check_folder_access(store, &id) {
+        return response;
     }
     let children = store.children(&id);
     if use_marker {
@@ -758,8 +833,8 @@ async fn create_folder(State(app): State<Arc<App>>, uri: Uri, body: axum::body::
         return bad_request("'parent.id' is required");
     };
     let mut world = app.world();
-    if world.boxes.folder(parent_id).is_none() {
-        return not_found();
+    if let Err(response) = check_folder_access(&world.boxes, parent_id) {
+        return response;
     }
     if let Err(message) = validate_box_name(name) {
         return box_error(StatusCode::BAD_REQUEST, "item_name_invalid", &message, None);
@@ -797,10 +872,13 @@ async fn get_file(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri)
     let fields = fields_param(&uri);
     let world = app.world();
     match world.boxes.file(&id) {
-        Some(file) => json_response(
-            StatusCode::OK,
-            &file_json(&app.config, &world.boxes, file, fields.as_deref()),
-        ),
+        Some(file) => match check_folder_access(&world.boxes, &file.parent_id) {
+            Ok(_) => json_response(
+                StatusCode::OK,
+                &file_json(&app.config, &world.boxes, file, fields.as_deref()),
+            ),
+            Err(response) => response,
+        },
         None => not_found(),
     }
 }
@@ -809,7 +887,7 @@ async fn get_file(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri)
     clippy::result_large_err,
     reason = "handlers return ready error Responses; they are built once per request"
 )]
-fn check_if_match(headers: &HeaderMap, file: &BoxFile) -> Result<(), Response> {
+pub(crate) fn check_if_match(headers: &HeaderMap, file: &BoxFile) -> Result<(), Response> {
     match header_text(headers, "if-match") {
         Some(expected) if expected.trim_matches('"') != file.etag.to_string() => Err(box_error(
             StatusCode::PRECONDITION_FAILED,
@@ -852,8 +930,11 @@ async fn update_file(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| file.name.clone());
-    if world.boxes.folder(&target_parent).is_none() {
-        return not_found();
+    if let Err(response) = check_folder_access(&world.boxes, &file.parent_id) {
+        return response;
+    }
+    if let Err(response) = check_folder_access(&world.boxes, &target_parent) {
+        return response;
     }
     if let Err(message) = validate_box_name(&target_name) {
         return box_error(StatusCode::BAD_REQUEST, "item_name_invalid", &message, None);
@@ -887,6 +968,9 @@ async fn download_file(State(app): State<Arc<App>>, Path(id): Path<String>, uri:
     let Some(file) = world.boxes.file(&id) else {
         return not_found();
     };
+    if let Err(response) = check_folder_access(&world.boxes, &file.parent_id) {
+        return response;
+    }
     let version = match first(&pairs, "version") {
         Some(version_id) => file.versions.iter().find(|v| v.id == version_id),
         None => file.current(),
@@ -962,8 +1046,8 @@ async fn preflight(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Resp
         .and_then(Value::as_str)
         .unwrap_or_default();
     let world = app.world();
-    if world.boxes.folder(parent_id).is_none() {
-        return not_found();
+    if let Err(response) = check_folder_access(&world.boxes, parent_id) {
+        return response;
     }
     if let Err(message) = validate_box_name(name) {
         return box_error(StatusCode::BAD_REQUEST, "item_name_invalid", &message, None);
@@ -1164,8 +1248,17 @@ pub async fn commit_new_file(
     let blob_path = version.blob.clone();
     let outcome = {
         let mut world = app.world();
-        if world.boxes.folder(parent_id).is_none() {
-            Err(not_found())
+        let access = match actor {
+            // Agencies (control API) are collaborators everywhere.
+            Actor::Agency => world
+                .boxes
+                .folder(parent_id)
+                .map(|_| ())
+                .ok_or_else(not_found),
+            Actor::Service => check_folder_access(&world.boxes, parent_id).map(|_| ()),
+        };
+        if let Err(response) = access {
+            Err(response)
         } else if let Err(message) = validate_box_name(name) {
             Err(box_error(
                 StatusCode::BAD_REQUEST,

@@ -7,8 +7,17 @@
 //! - `POST /_sandbox/agency-upload`: put a file into Box as an agency collaborator would
 //!   (multipart `folder_id`, optional `name`, `file`; or JSON `{folder_id, name?, source_path}`).
 //!   A file with the same name in the folder gets a new version (as the Box web app does).
-//! - `POST /_sandbox/faults` `{method?, path_prefix, status, count?, retry_after?}`, `GET` lists,
-//!   `DELETE` clears.
+//! - `POST /_sandbox/faults`: add fault rules (see [`crate::faults`] for the rule fields): one rule
+//!   object `{method?, path_prefix, kind?, status?, retry_after?, delay_ms?, truncate_after?,
+//!   count?, probability?, after?}`, or `{seed?, replace?, rules?: [rule...]}` (`seed` restarts
+//!   the generator, `replace` drops the existing rules first) -> 201 `{seed, rules}` (the rules
+//!   with their `id`s). `GET` -> `{seed, rules, injected}`; `DELETE` clears all rules
+//!   (`{"cleared":n}`); `DELETE /_sandbox/faults/{id}` removes one (204, or 404).
+//! - `GET /_sandbox/config` -> the run-time settings; `POST /_sandbox/config` with any of
+//!   `{rate_limit_per_second: n|null, part_size, commit_accepted_responses,
+//!   commit_retry_after_secs}` changes them and returns the result (see
+//!   [`crate::state::Settings`]). `rate_limit_per_second` 0 or null turns the limit off; new
+//!   values apply to new upload sessions.
 //! - `POST /_sandbox/webhooks/{name}`: a webhook receiver recording headers and body.
 //! - `GET /_sandbox/health`: `{"ok":true}`.
 
@@ -17,7 +26,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
@@ -27,7 +36,7 @@ use crate::http_util::{
     copy_into_blob, header_text, json_response, otmm_time, BlobWriter, StoredBlob,
 };
 use crate::otmm::field_map;
-use crate::state::{categories_field_text, Actor, App, BoxItemRef, DamStore, Fault};
+use crate::state::{categories_field_text, Actor, App, BoxItemRef, DamStore};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -43,6 +52,8 @@ pub fn routes() -> Router<Arc<App>> {
             "/_sandbox/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .route("/_sandbox/faults/{id}", axum::routing::delete(remove_fault))
+        .route("/_sandbox/config", get(get_config).post(set_config))
         .route("/_sandbox/webhooks/{name}", post(webhook))
 }
 
@@ -154,6 +165,7 @@ async fn state(State(app): State<Arc<App>>) -> Response {
             },
             "emails": world.emails,
             "webhooks": world.webhooks,
+            "upload_sessions": boxes.upload_sessions.values().map(|s| s.state_json()).collect::<Vec<_>>(),
             "tokens_issued": world.auth.tokens_issued,
             "dam_logins": world.auth.dam_logins,
         }),
@@ -174,49 +186,122 @@ fn control_error(status: StatusCode, message: &str) -> Response {
 
 /// `POST /_sandbox/faults`.
 async fn add_fault(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    let mut fault: Fault = match serde_json::from_slice(&body) {
-        Ok(fault) => fault,
-        Err(error) => {
-            return control_error(
-                StatusCode::BAD_REQUEST,
-                &format!("expected {{\"method\",\"path_prefix\",\"status\",\"count\"}}: {error}"),
-            )
-        }
+    let request = match crate::faults::parse_request(&body) {
+        Ok(request) => request,
+        Err(error) => return control_error(StatusCode::BAD_REQUEST, &error),
     };
-    if !(100..=599).contains(&fault.status) {
-        return control_error(
-            StatusCode::BAD_REQUEST,
-            "status must be an HTTP status code",
-        );
+    let mut world = app.world();
+    let faults = &mut world.faults;
+    if request.replace {
+        faults.clear();
     }
-    if !fault.path_prefix.starts_with('/') {
-        return control_error(StatusCode::BAD_REQUEST, "path_prefix must start with '/'");
+    if let Some(seed) = request.seed {
+        faults.reseed(seed);
     }
-    if fault.count == Some(0) {
-        return control_error(
-            StatusCode::BAD_REQUEST,
-            "count must be at least 1 (or null for forever)",
-        );
+    let mut added = Vec::new();
+    for rule in request.rules {
+        let id = faults.add(rule);
+        if let Some(rule) = faults.rules.iter().find(|r| r.id == id) {
+            added.push(json!(rule));
+        }
     }
-    fault.hits = 0;
-    fault.method = fault.method.map(|m| m.to_uppercase());
-    let reply = json!(fault);
-    app.world().faults.push(fault);
-    json_response(StatusCode::CREATED, &reply)
+    json_response(
+        StatusCode::CREATED,
+        &json!({"seed": faults.seed, "rules": added}),
+    )
 }
 
 /// `GET /_sandbox/faults`.
 async fn list_faults(State(app): State<Arc<App>>) -> Response {
     let world = app.world();
-    json_response(StatusCode::OK, &json!(world.faults))
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "seed": world.faults.seed,
+            "rules": world.faults.rules,
+            "injected": world.stats.faults_injected,
+        }),
+    )
 }
 
 /// `DELETE /_sandbox/faults`.
 async fn clear_faults(State(app): State<Arc<App>>) -> Response {
-    let mut world = app.world();
-    let cleared = world.faults.len();
-    world.faults.clear();
+    let cleared = app.world().faults.clear();
     json_response(StatusCode::OK, &json!({"cleared": cleared}))
+}
+
+/// `DELETE /_sandbox/faults/{id}`.
+async fn remove_fault(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response {
+    if app.world().faults.remove(id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        control_error(StatusCode::NOT_FOUND, &format!("no fault rule {id}"))
+    }
+}
+
+/// `GET /_sandbox/config`.
+async fn get_config(State(app): State<Arc<App>>) -> Response {
+    let world = app.world();
+    json_response(StatusCode::OK, &json!(world.settings))
+}
+
+/// `POST /_sandbox/config`: a partial update of the settings.
+async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let Ok(Value::Object(update)) = serde_json::from_slice::<Value>(&body) else {
+        return control_error(StatusCode::BAD_REQUEST, "expected a JSON object");
+    };
+    let mut world = app.world();
+    let mut settings = world.settings.clone();
+    for (key, value) in update {
+        let number = value.as_u64();
+        match key.as_str() {
+            "rate_limit_per_second" => match (&value, number) {
+                (Value::Null, _) | (_, Some(0)) => settings.rate_limit_per_second = None,
+                (_, Some(n)) => match u32::try_from(n) {
+                    Ok(n) => settings.rate_limit_per_second = Some(n),
+                    Err(_) => {
+                        return control_error(StatusCode::BAD_REQUEST, "rate_limit_per_second is too large")
+                    }
+                },
+                _ => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "rate_limit_per_second must be a non-negative integer or null",
+                    )
+                }
+            },
+            "part_size" => match number {
+                Some(n) if n > 0 => settings.part_size = n,
+                _ => return control_error(StatusCode::BAD_REQUEST, "part_size must be a positive integer"),
+            },
+            "commit_accepted_responses" => match number.and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => settings.commit_accepted_responses = n,
+                None => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "commit_accepted_responses must be a non-negative integer",
+                    )
+                }
+            },
+            "commit_retry_after_secs" => match number {
+                Some(n) => settings.commit_retry_after_secs = n,
+                None => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "commit_retry_after_secs must be a non-negative integer",
+                    )
+                }
+            },
+            other => {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs)"),
+                )
+            }
+        }
+    }
+    world.settings = settings;
+    json_response(StatusCode::OK, &json!(world.settings))
 }
 
 /// `POST /_sandbox/webhooks/{name}`: records `{name, method, headers, body, received_at}`; the body

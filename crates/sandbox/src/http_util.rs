@@ -232,6 +232,16 @@ pub async fn serve_file(
     response
 }
 
+/// Reads a request body to its end and throws it away (so the client, still sending, reads the
+/// reply instead of a reset); read errors end it quietly. Memory use does not grow with the size.
+pub async fn drain_body(body: Body) {
+    use http_body::Body as _;
+    let mut body = body;
+    while let Some(Ok(_)) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {}
+}
+
 /// Writes an incoming body to a temporary file under the blob directory while computing its SHA-1
 /// and size; [`BlobWriter::finish`] returns the result, [`StoredBlob::persist`] moves it into place.
 pub struct BlobWriter {

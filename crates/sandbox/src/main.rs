@@ -1,6 +1,7 @@
 //! `sandbox`: the local Box / OTMM / Mailgun / webhook emulator (see the library docs).
 //!
-//! - `sandbox serve --listen 127.0.0.1:0 --state-dir DIR [--scenario FILE] [--token-lifetime-secs N]`
+//! - `sandbox serve --listen 127.0.0.1:0 --state-dir DIR [--scenario FILE] [--token-lifetime-secs N]
+//!   [--rate-limit N] [--fault-seed N] [--part-size BYTES] [--commit-accepted N]`
 //!   prints one JSON line on stdout when ready, then serves until killed.
 //! - `sandbox agency-upload --control-url URL --folder-id ID FILE [--name NAME]` uploads a file
 //!   into Box as an agency would and prints the new file's JSON.
@@ -39,6 +40,19 @@ enum Command {
         /// Milliseconds a DAM import job stays IN_PROGRESS (default: scenario value, else 300).
         #[arg(long)]
         import_delay_ms: Option<u64>,
+        /// Box API requests allowed per access token per second (1 s window); more get 429
+        /// rate_limit_exceeded with Retry-After. Default: no limit. Also `POST /_sandbox/config`.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Seed of the fault-injection generator (default: random; see `GET /_sandbox/faults`).
+        #[arg(long)]
+        fault_seed: Option<u64>,
+        /// part_size of chunked upload sessions, in bytes.
+        #[arg(long, default_value_t = sandbox::state::DEFAULT_PART_SIZE)]
+        part_size: u64,
+        /// How many 202 + Retry-After replies a valid upload-session commit gets first.
+        #[arg(long, default_value_t = 1)]
+        commit_accepted: u32,
     },
     /// Upload a file into a Box folder of a running sandbox as an agency collaborator.
     AgencyUpload {
@@ -73,12 +87,20 @@ fn main() -> ExitCode {
             scenario,
             token_lifetime_secs,
             import_delay_ms,
+            rate_limit,
+            fault_seed,
+            part_size,
+            commit_accepted,
         } => serve(sandbox::server::ServeOptions {
             listen,
             state_dir,
             scenario,
             token_lifetime_secs,
             import_delay_ms,
+            rate_limit_per_second: rate_limit,
+            fault_seed,
+            part_size,
+            commit_accepted_responses: commit_accepted,
         }),
         Command::AgencyUpload {
             control_url,

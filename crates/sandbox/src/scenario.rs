@@ -6,6 +6,7 @@
 //! box:
 //!   campaigns_folder: Campaigns      # Box folder (under "All Files") where campaign folders go
 //!   watched_folders: [incoming]      # Box folders (under "All Files") agencies deliver into
+//!   restricted_folders: [legal]      # Box folders the service account cannot access (403)
 //! dam:
 //!   campaigns_folder: Campaigns      # top-level DAM folder holding the campaign folders
 //!   masters_folder: Master Assets    # subfolder of each campaign with the masters
@@ -79,6 +80,9 @@ pub struct BoxSection {
     pub campaigns_folder: String,
     /// Names of the watched folders (under "All Files").
     pub watched_folders: Vec<String>,
+    /// Folders (under "All Files") the service account is not a collaborator on: every API call
+    /// on them answers 403 `access_denied_insufficient_permissions`.
+    pub restricted_folders: Vec<String>,
 }
 
 impl Default for BoxSection {
@@ -86,6 +90,7 @@ impl Default for BoxSection {
         Self {
             campaigns_folder: "Campaigns".to_owned(),
             watched_folders: vec!["incoming".to_owned()],
+            restricted_folders: Vec::new(),
         }
     }
 }
@@ -311,12 +316,18 @@ fn validate(scenario: &Scenario) -> anyhow::Result<()> {
         bail!("box.watched_folders: at least one watched folder is required");
     }
     let mut seen = Vec::new();
-    for name in &scenario.box_section.watched_folders {
-        validate_box_name(name)
-            .map_err(|e| anyhow::anyhow!("box.watched_folders: {name:?}: {e}"))?;
+    for name in scenario
+        .box_section
+        .watched_folders
+        .iter()
+        .chain(&scenario.box_section.restricted_folders)
+    {
+        validate_box_name(name).map_err(|e| {
+            anyhow::anyhow!("box.watched_folders / restricted_folders: {name:?}: {e}")
+        })?;
         let lower = name.to_lowercase();
         if lower == scenario.box_section.campaigns_folder.to_lowercase() || seen.contains(&lower) {
-            bail!("box.watched_folders: {name:?} is used twice");
+            bail!("box.watched_folders / restricted_folders: {name:?} is used twice");
         }
         seen.push(lower);
     }
@@ -450,6 +461,12 @@ pub fn seed(world: &mut World, loaded: &LoadedScenario) -> anyhow::Result<Seeded
         .iter()
         .map(|name| world.boxes.insert_folder("0", name, Actor::Service))
         .collect();
+    for name in &scenario.box_section.restricted_folders {
+        let id = world.boxes.insert_folder("0", name, Actor::Agency);
+        if let Some(folder) = world.boxes.folder_mut(&id) {
+            folder.restricted = true;
+        }
+    }
 
     let mut domains = default_domains();
     for (id, values) in &scenario.lookup_domains {

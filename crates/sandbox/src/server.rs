@@ -1,6 +1,7 @@
 //! Startup and routing: prepares the state directory, credentials and scenario, binds the main
 //! port and the download port (loopback only), assembles the routers with the request-observing
-//! middleware (fault injection + statistics) and serves.
+//! middleware (fault injection, see [`crate::faults`], + statistics) and serves them with
+//! [`crate::conn::serve`] (Title-Case headers; `drop` faults can cut connections).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,9 +18,11 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::http_util::json_response;
+use crate::conn::ConnHandle;
+use crate::faults::{FaultKind, FaultRule, FaultState};
+use crate::http_util::{drain_body, json_response};
 use crate::scenario::SeededCampaign;
-use crate::state::{App, AppConfig, Fault, World};
+use crate::state::{App, AppConfig, Settings, World};
 
 /// Options of `sandbox serve`.
 #[derive(Debug, Clone)]
@@ -34,6 +37,34 @@ pub struct ServeOptions {
     pub token_lifetime_secs: u64,
     /// Import delay in milliseconds (overrides the scenario; default 300).
     pub import_delay_ms: Option<u64>,
+    /// Box API requests per access token per second (`None` = unlimited); changeable at run time
+    /// through `POST /_sandbox/config`.
+    pub rate_limit_per_second: Option<u32>,
+    /// Seed of the fault generator (`None` = random, reported by `GET /_sandbox/faults`).
+    pub fault_seed: Option<u64>,
+    /// `part_size` of chunked upload sessions (default 8 MiB).
+    pub part_size: u64,
+    /// 202 replies a valid upload-session commit gets before it succeeds (default 1).
+    pub commit_accepted_responses: u32,
+}
+
+impl ServeOptions {
+    /// Defaults: `127.0.0.1:0`, default scenario, 3600 s tokens, no rate limit, random fault
+    /// seed, 8 MiB parts, one 202 per commit.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        let defaults = Settings::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: state_dir.into(),
+            scenario: None,
+            token_lifetime_secs: 3600,
+            import_delay_ms: None,
+            rate_limit_per_second: None,
+            fault_seed: None,
+            part_size: defaults.part_size,
+            commit_accepted_responses: defaults.commit_accepted_responses,
+        }
+    }
 }
 
 /// A Box watched folder in the ready line.
@@ -95,6 +126,8 @@ pub struct ReadyInfo {
     pub token_lifetime_secs: u64,
     /// Import delay in milliseconds.
     pub import_delay_ms: u64,
+    /// Seed of the fault generator.
+    pub fault_seed: u64,
 }
 
 /// A prepared, bound server: call [`Server::run`] (or [`Server::run_until`]) to serve.
@@ -138,9 +171,23 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
         .context("key generation task failed")??;
     let credentials = crate::keys::load_or_create_credentials(&state_dir)?;
     let scenario_path = options.scenario.clone();
+    let fault_seed = options.fault_seed.unwrap_or_else(rand::random);
+    if options.part_size == 0 {
+        bail!("--part-size must be at least 1 byte");
+    }
+    let settings = Settings {
+        rate_limit_per_second: options.rate_limit_per_second.filter(|n| *n > 0),
+        part_size: options.part_size,
+        commit_accepted_responses: options.commit_accepted_responses,
+        ..Settings::default()
+    };
     let (world, seeded) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let loaded = crate::scenario::load(scenario_path.as_deref())?;
-        let mut world = World::default();
+        let mut world = World {
+            faults: FaultState::with_seed(fault_seed),
+            settings,
+            ..World::default()
+        };
         let seeded = crate::scenario::seed(&mut world, &loaded)?;
         Ok((world, seeded))
     })
@@ -194,6 +241,7 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
         campaigns: seeded.campaigns.clone(),
         token_lifetime_secs: options.token_lifetime_secs,
         import_delay_ms,
+        fault_seed,
     };
     let app = Arc::new(App {
         world: Mutex::new(world),
@@ -237,19 +285,12 @@ impl Server {
         let main_router = main_router(Arc::clone(&self.app));
         let download_router = download_router(Arc::clone(&self.app));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut main_stop = stop_rx.clone();
-        let mut download_stop = stop_rx;
-        let main =
-            axum::serve(self.main_listener, main_router).with_graceful_shutdown(async move {
-                let _ = main_stop.wait_for(|stop| *stop).await;
-            });
-        let download = axum::serve(self.download_listener, download_router).with_graceful_shutdown(
-            async move {
-                let _ = download_stop.wait_for(|stop| *stop).await;
-            },
-        );
-        let main_task = tokio::spawn(async move { main.await });
-        let download_task = tokio::spawn(async move { download.await });
+        let main_stop = stop_rx.clone();
+        let download_stop = stop_rx;
+        let main = crate::conn::serve(self.main_listener, main_router, main_stop);
+        let download = crate::conn::serve(self.download_listener, download_router, download_stop);
+        let main_task = tokio::spawn(main);
+        let download_task = tokio::spawn(download);
         shutdown.await;
         let _ = stop_tx.send(true);
         main_task.await.context("main server task")??;
@@ -358,19 +399,30 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
-    let fault = take_fault(&app, &method, &path);
-    let response = match fault {
-        Some(fault) => fault_response(api, &fault),
-        None => next.run(request).await,
+    let fault = app.world().faults.pick(&method, &path);
+    let (response, dropped) = match &fault {
+        None => (next.run(request).await, false),
+        Some(rule) => inject(api, rule, request, next).await,
     };
-    let status = response.status().as_u16();
     {
         let mut world = app.world();
         let stats = &mut world.stats;
+        let outcome = if dropped {
+            "dropped".to_owned()
+        } else {
+            response.status().as_u16().to_string()
+        };
         *stats
             .routes
-            .entry(format!("{method} {template} {status}"))
+            .entry(format!("{method} {template} {outcome}"))
             .or_insert(0) += 1;
+        if let Some(rule) = &fault {
+            stats.faults_injected += 1;
+            *stats
+                .faults_by_kind
+                .entry(rule.kind().name().to_owned())
+                .or_insert(0) += 1;
+        }
         match api {
             Api::Box | Api::BoxToken => stats.box_requests += 1,
             Api::BoxDownload => {
@@ -383,38 +435,132 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
             Api::Control | Api::Other => {}
         }
     }
-    tracing::debug!(%method, %path, status, "request");
+    if let Some(rule) = &fault {
+        tracing::debug!(%method, %path, kind = rule.kind().name(), "fault injected");
+    }
+    tracing::debug!(%method, %path, status = response.status().as_u16(), dropped, "request");
     response
 }
 
-fn take_fault(app: &App, method: &str, path: &str) -> Option<Fault> {
-    let mut world = app.world();
-    let index = world.faults.iter().position(|f| {
-        f.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && path.starts_with(&f.path_prefix)
-    })?;
-    let fault = world.faults.get_mut(index)?;
-    fault.hits += 1;
-    if let Some(count) = fault.count.as_mut() {
-        *count = count.saturating_sub(1);
+/// Applies a fired fault rule; the flag says the connection was dropped.
+async fn inject(api: Api, rule: &FaultRule, request: Request, next: Next) -> (Response, bool) {
+    let connection = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<ConnHandle>>()
+        .map(|info| info.0.clone());
+    match rule.kind() {
+        FaultKind::Delay => {
+            let delay = Duration::from_millis(rule.delay_ms.unwrap_or(0));
+            tokio::time::sleep(delay).await;
+            (next.run(request).await, false)
+        }
+        FaultKind::Truncate => {
+            let response = next.run(request).await;
+            let limit = rule.truncate_after.unwrap_or(0);
+            let (parts, body) = response.into_parts();
+            let body = axum::body::Body::new(TruncatedBody {
+                inner: body,
+                remaining: limit,
+                cut: false,
+            });
+            (Response::from_parts(parts, body), false)
+        }
+        FaultKind::Status | FaultKind::NotReady => {
+            if rule.after {
+                drop(next.run(request).await);
+            } else {
+                drain_body(request.into_body()).await;
+            }
+            (fault_response(api, rule), false)
+        }
+        FaultKind::Drop => {
+            if rule.after {
+                drop(next.run(request).await);
+            }
+            match connection {
+                Some(connection) => {
+                    connection.kill();
+                    // Never written: the connection fails before hyper writes a byte.
+                    (StatusCode::SERVICE_UNAVAILABLE.into_response(), true)
+                }
+                None => {
+                    tracing::warn!("drop fault without a connection handle: answering 503");
+                    (
+                        fault_response(
+                            api,
+                            &FaultRule {
+                                status: Some(503),
+                                kind: Some(FaultKind::Status),
+                                ..rule.clone()
+                            },
+                        ),
+                        false,
+                    )
+                }
+            }
+        }
     }
-    let snapshot = fault.clone();
-    if snapshot.count == Some(0) {
-        world.faults.remove(index);
-    }
-    Some(snapshot)
 }
 
-fn fault_response(api: Api, fault: &Fault) -> Response {
-    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+/// A response body cut after `remaining` bytes: the next poll fails, so hyper aborts the
+/// connection and the client sees fewer bytes than `Content-Length` announced.
+struct TruncatedBody {
+    inner: axum::body::Body,
+    remaining: u64,
+    cut: bool,
+}
+
+impl http_body::Body for TruncatedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.cut || this.remaining == 0 {
+            this.cut = true;
+            return Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "response body truncated by an injected fault",
+            )))));
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    let length = data.len() as u64;
+                    if length > this.remaining {
+                        let keep = usize::try_from(this.remaining).unwrap_or(usize::MAX);
+                        data.truncate(keep);
+                        this.remaining = 0;
+                    } else {
+                        this.remaining -= length;
+                    }
+                    Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn fault_response(api: Api, fault: &FaultRule) -> Response {
+    let status = StatusCode::from_u16(fault.status.unwrap_or(500))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = format!(
         "Injected fault ({} {})",
-        fault.status,
+        status.as_u16(),
         status.canonical_reason().unwrap_or("")
     );
     let mut response = match api {
+        _ if status == StatusCode::ACCEPTED => StatusCode::ACCEPTED.into_response(),
         Api::Box | Api::BoxDownload if status == StatusCode::UNAUTHORIZED => {
             crate::box_api::unauthorized("The access token provided is invalid.")
         }

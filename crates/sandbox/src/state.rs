@@ -5,7 +5,7 @@
 //! lives here and is lost when the process exits. Handlers take the lock briefly and never hold it
 //! across an `.await`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -83,8 +83,12 @@ pub struct World {
     pub auth: AuthStore,
     /// Request counters.
     pub stats: Stats,
-    /// Injected faults, matched in order.
-    pub faults: Vec<Fault>,
+    /// Injected fault rules and their seeded generator.
+    pub faults: crate::faults::FaultState,
+    /// Run-time settings (rate limit, chunked upload behaviour).
+    pub settings: Settings,
+    /// Per-token request windows of the rate limit.
+    pub rate: RateWindows,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,6 +121,9 @@ pub struct BoxFolder {
     pub etag: u64,
     /// Creator.
     pub created_by: Actor,
+    /// The service account is not a collaborator: every API call on it gets 403
+    /// `access_denied_insufficient_permissions` (scenario `box.restricted_folders`).
+    pub restricted: bool,
 }
 
 /// One version of a Box file.
@@ -217,6 +224,8 @@ pub struct BoxStore {
     next_version_id: u64,
     /// Outstanding one-time download tickets by token.
     pub downloads: HashMap<String, DownloadTicket>,
+    /// Chunked upload sessions by ID (open, committed and aborted ones).
+    pub upload_sessions: BTreeMap<String, crate::chunked::UploadSession>,
 }
 
 impl Default for BoxStore {
@@ -230,6 +239,7 @@ impl Default for BoxStore {
             modified_at: now,
             etag: 0,
             created_by: Actor::Service,
+            restricted: false,
         };
         let mut folder_index = HashMap::new();
         folder_index.insert("0".to_owned(), 0);
@@ -241,6 +251,7 @@ impl Default for BoxStore {
             next_item_id: 165_000_000_001,
             next_version_id: 1_870_000_000_001,
             downloads: HashMap::new(),
+            upload_sessions: BTreeMap::new(),
         }
     }
 }
@@ -287,7 +298,8 @@ impl BoxStore {
         }
     }
 
-    fn folder_mut(&mut self, id: &str) -> Option<&mut BoxFolder> {
+    /// Mutable folder by ID.
+    pub fn folder_mut(&mut self, id: &str) -> Option<&mut BoxFolder> {
         match self.folder_index.get(id) {
             Some(&i) => self.folders.get_mut(i),
             None => None,
@@ -421,6 +433,7 @@ impl BoxStore {
             modified_at: now,
             etag: 0,
             created_by: actor,
+            restricted: false,
         });
         self.folder_index.insert(id.clone(), self.folders.len() - 1);
         self.touch_folder(parent_id);
@@ -876,25 +889,84 @@ pub struct Stats {
     pub mailgun_requests: u64,
     /// Requests to `/_sandbox/webhooks/...`.
     pub webhook_requests: u64,
+    /// Faults injected (all kinds).
+    pub faults_injected: u64,
+    /// Faults injected per kind (`status`, `not_ready`, `drop`, `delay`, `truncate`).
+    pub faults_by_kind: BTreeMap<String, u64>,
+    /// Requests refused with 429 by the rate limit.
+    pub rate_limited: u64,
+    /// Chunked upload sessions created.
+    pub upload_sessions_created: u64,
+    /// Parts stored in upload sessions (identical re-uploads not counted).
+    pub upload_parts_stored: u64,
+    /// Upload sessions committed into a file or version.
+    pub upload_sessions_committed: u64,
+    /// Upload sessions aborted.
+    pub upload_sessions_aborted: u64,
 }
 
-/// An injected fault (`POST /_sandbox/faults`).
+/// Settings that can change while serving (`GET`/`POST /_sandbox/config`; some also from the
+/// command line).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Fault {
-    /// HTTP method to match (case-insensitive); `None` matches any.
-    #[serde(default)]
-    pub method: Option<String>,
-    /// Path prefix to match (the path without the query string).
-    pub path_prefix: String,
-    /// Status to reply with.
-    pub status: u16,
-    /// How many more requests to fail; `None` = forever.
-    #[serde(default)]
-    pub count: Option<u64>,
-    /// Optional `Retry-After` header value in seconds.
-    #[serde(default)]
-    pub retry_after: Option<u64>,
-    /// Requests failed so far by this fault.
-    #[serde(default)]
-    pub hits: u64,
+pub struct Settings {
+    /// Box API requests allowed per access token within any 1-second window (`None` = no limit);
+    /// more get 429 `rate_limit_exceeded` with an integer `Retry-After`.
+    pub rate_limit_per_second: Option<u32>,
+    /// `part_size` of new chunked upload sessions (Box: 8 MiB for most sizes).
+    pub part_size: u64,
+    /// How many times a valid commit of an upload session is first answered 202 + `Retry-After`
+    /// ("parts still processing") before it is committed.
+    pub commit_accepted_responses: u32,
+    /// `Retry-After` seconds of those 202 replies.
+    pub commit_retry_after_secs: u64,
+}
+
+/// Box's usual part size (8 MiB).
+pub const DEFAULT_PART_SIZE: u64 = 8_388_608;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_second: None,
+            part_size: DEFAULT_PART_SIZE,
+            commit_accepted_responses: 1,
+            commit_retry_after_secs: 1,
+        }
+    }
+}
+
+/// Recent request times per Box access token (for [`Settings::rate_limit_per_second`]).
+#[derive(Debug, Default)]
+pub struct RateWindows {
+    windows: HashMap<String, VecDeque<Instant>>,
+}
+
+impl RateWindows {
+    /// Admits a request of `token` at `now` if fewer than `limit` were admitted in the last second;
+    /// otherwise returns how long until the oldest of them leaves the window.
+    pub fn admit(&mut self, token: &str, limit: u32, now: Instant) -> Result<(), Duration> {
+        const WINDOW: Duration = Duration::from_secs(1);
+        if self.windows.len() > 10_000 {
+            self.windows.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|last| now.duration_since(*last) < WINDOW)
+            });
+        }
+        let times = self.windows.entry(token.to_owned()).or_default();
+        while times
+            .front()
+            .is_some_and(|first| now.duration_since(*first) >= WINDOW)
+        {
+            times.pop_front();
+        }
+        if times.len() >= limit as usize {
+            let wait = times.front().map_or(WINDOW, |first| {
+                WINDOW.saturating_sub(now.duration_since(*first))
+            });
+            return Err(wait);
+        }
+        times.push_back(now);
+        Ok(())
+    }
 }

@@ -57,6 +57,8 @@ dam:
             scenario: Some(scenario),
             token_lifetime_secs: 3600,
             import_delay_ms: None,
+            fault_seed: Some(7),
+            ..ServeOptions::new(dir.join("state"))
         })
         .expect("sandbox starts");
         Sandbox { server, dir }
@@ -1334,6 +1336,7 @@ fn default_scenario_and_non_loopback_refusal() {
         scenario: None,
         token_lifetime_secs: 60,
         import_delay_ms: None,
+        ..ServeOptions::new(dir.path())
     }) {
         Ok(_) => panic!("must refuse"),
         Err(error) => format!("{error:#}"),
@@ -1365,6 +1368,7 @@ fn tokens_and_sessions_expire_after_the_configured_lifetime() {
         scenario: None,
         token_lifetime_secs: 1,
         import_delay_ms: Some(0),
+        ..ServeOptions::new(dir.path())
     })
     .expect("sandbox starts");
     let ready = &server.ready;

@@ -1,18 +1,27 @@
 //! Box API v2.0 client: JWT service-account auth, folder listing, file info, streamed download with SHA-1
-//! verification, simple multipart upload, new file versions, folder creation and move/rename.
+//! verification, simple multipart upload, chunked upload sessions (files of
+//! `chunked_upload_threshold_bytes` or more), new file versions, folder creation and move/rename.
 //!
 //! Facts followed: `/work/shared/api-notes/box.md` and the Box reference
 //! (<https://developer.box.com/reference/>). Every call goes through [`crate::http::execute`] (rate limit
-//! shared by all clones and threads, retries of idempotent calls on 429/5xx/connection errors honouring
-//! `Retry-After`). An access token is kept in memory for the client's life and renewed 60 s before it
-//! expires, or once when an API call answers 401.
+//! shared by all clones and threads, retries of idempotent calls with backoff and jitter on 429/5xx,
+//! connection errors and 409 `operation_blocked_temporary`, honouring `Retry-After`). The access token is
+//! kept in memory and in a private token cache file across passes ([`token_cache`]), renewed 60 s before
+//! it expires, or once when an API call answers 401.
+//!
+//! Content is streamed both ways: downloads go to a private temporary file while hashed, uploads are read
+//! from the file (a chunked part is read with `File::take` under an explicit `Content-Length`), so memory
+//! does not grow with the file size. Content transfers have idle timeouts only, metadata calls a total.
 //!
 //! Uploads are not idempotent: after a transport error or a 5xx, the client looks the name up in the
 //! target folder and treats a file with the same SHA-1 as the upload having landed; otherwise it sends
-//! again (a later 409 `item_name_in_use` with the same SHA-1 is also success).
+//! again (a later 409 `item_name_in_use` with the same SHA-1 is also success). The same holds for the
+//! commit of a chunked session, and a part is re-sent only when the session's part list lacks it.
 
 mod auth;
+mod chunked;
 mod model;
+mod token_cache;
 #[cfg(test)]
 mod wire_tests;
 
@@ -42,6 +51,7 @@ use crate::http::{
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
 use model::{first_conflict, lenient_u64, next_marker, RawFiles, RawItem, RawPage};
+use token_cache::{TokenCache, TokenOwner};
 
 /// `fields` requested for every file/folder item (listing, get file, upload, move).
 pub const ITEM_FIELDS: &str = "type,id,name,sha1,file_version,size,parent,modified_at";
@@ -84,7 +94,7 @@ pub enum BoxError {
         /// SHA-1 of the bytes received.
         actual: String,
     },
-    /// Something this client does not do (yet): files at or above the chunked-upload threshold; also a
+    /// Something this client does not do: a text upload at or above the chunked-upload threshold; also a
     /// request that cannot even be built (invalid URL in the configuration).
     #[error("not supported by the Box client: {0}")]
     Unsupported(String),
@@ -269,6 +279,27 @@ struct CachedToken {
     refresh_after: Instant,
 }
 
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Box replies worth retrying beyond 429/5xx: 409 `operation_blocked_temporary` (and
+/// `name_temporarily_reserved`, a concurrent upload of the same name). Judged from the error body.
+/// Source: <https://developer.box.com/guides/api-calls/permissions-and-errors/common-errors/>.
+fn transient_box_reply(status: u16, body: &str) -> bool {
+    status == 409
+        && serde_json::from_str::<RawError>(body)
+            .ok()
+            .and_then(|error| error.code)
+            .is_some_and(|code| {
+                matches!(
+                    code.as_str(),
+                    "operation_blocked_temporary" | "name_temporarily_reserved"
+                )
+            })
+}
+
 /// What to upload.
 #[derive(Clone, Copy)]
 enum UploadSource<'a> {
@@ -313,7 +344,9 @@ pub struct BoxClient {
     app: Arc<BoxAppConfig>,
     key: Arc<EncodingKey>,
     token: Arc<Mutex<Option<CachedToken>>>,
+    token_cache: Option<Arc<TokenCache>>,
     timeouts: Timeouts,
+    content_timeouts: Timeouts,
     chunked_threshold: u64,
 }
 
@@ -327,6 +360,13 @@ impl fmt::Debug for BoxClient {
             .field("app", &self.app)
             .field("policy", &self.http.policy)
             .field("timeouts", &self.timeouts)
+            .field(
+                "token_cache",
+                &self
+                    .token_cache
+                    .as_ref()
+                    .map(|cache| cache.path().to_path_buf()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -338,14 +378,27 @@ const _: () = {
 
 impl BoxClient {
     /// A client for the configured hosts (`base_url` and `upload_url` without `/2.0`, full `oauth2_url`),
-    /// `max_requests_per_second`, `max_retries` (base delay 500 ms), `connect_timeout_secs` and
-    /// `read_timeout_secs` (per socket read/write), `chunked_upload_threshold_bytes`. `agent` is the
-    /// process's shared ureq agent; the client applies its own per-request settings
-    /// (`http_status_as_error(false)`, timeouts, redirects without `Authorization`).
+    /// `max_requests_per_second` (one limiter per client, shared by its clones and threads),
+    /// `max_retries` (base delay 500 ms), `connect_timeout_secs`, `read_timeout_secs` (per socket
+    /// read/write; also the budget of a whole metadata call, not of a content transfer),
+    /// `chunked_upload_threshold_bytes` and `token_cache_file` (the access token kept across passes,
+    /// see [`token_cache`]). `agent` is the process's shared ureq agent; the client applies its own
+    /// per-request settings (`http_status_as_error(false)`, timeouts, redirects without `Authorization`).
     ///
     /// Errors: [`BoxError::Auth`] when the app's private key cannot be decrypted. No request is made.
     pub fn new(cfg: &BoxConfig, app: BoxAppConfig, agent: ureq::Agent) -> Result<Self, BoxError> {
         let key = app.encoding_key()?;
+        let token_cache = cfg.token_cache_file.as_ref().map(|path| {
+            Arc::new(TokenCache::new(
+                path.clone(),
+                TokenOwner {
+                    client_id: app.client_id.clone(),
+                    enterprise_id: app.enterprise_id.clone(),
+                    token_url: cfg.oauth2_url.clone(),
+                },
+            ))
+        });
+        let timeouts = Timeouts::from_secs(cfg.connect_timeout_secs, cfg.read_timeout_secs);
         Ok(Self {
             http: HttpContext {
                 agent,
@@ -358,7 +411,9 @@ impl BoxClient {
             app: Arc::new(app),
             key: Arc::new(key),
             token: Arc::new(Mutex::new(None)),
-            timeouts: Timeouts::from_secs(cfg.connect_timeout_secs, cfg.read_timeout_secs),
+            token_cache,
+            timeouts,
+            content_timeouts: timeouts.for_content(),
             chunked_threshold: cfg.chunked_upload_threshold_bytes,
         })
     }
@@ -376,7 +431,9 @@ impl BoxClient {
 
     // ----- token -----
 
-    /// The cached access token, or a new one (one token request at a time across threads).
+    /// The access token: the one in memory while it is fresh, else the one of the token cache file (an
+    /// earlier pass's) while it is fresh, else a new one ([`BoxClient::request_token`]), written to the
+    /// file. One token request at a time across threads (the lock is held meanwhile).
     fn access_token(&self) -> Result<Secret<String>, BoxError> {
         let mut cached = self.token.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(token) = cached.as_ref() {
@@ -385,13 +442,33 @@ impl BoxClient {
             }
         }
         *cached = None;
-        let fresh = self.request_token()?;
+        let now = unix_now();
+        if let Some(stored) = self.token_cache.as_ref().and_then(|cache| cache.load(now)) {
+            let remaining = u64::try_from(stored.refresh_after - now).unwrap_or(0);
+            tracing::debug!(
+                valid_for_secs = remaining,
+                "reusing the Box access token of the token cache"
+            );
+            let value = stored.value.clone();
+            *cached = Some(CachedToken {
+                value: stored.value,
+                refresh_after: Instant::now() + Duration::from_secs(remaining),
+            });
+            return Ok(value);
+        }
+        let (fresh, lifetime, margin) = self.request_token()?;
+        if let Some(cache) = &self.token_cache {
+            let lifetime = i64::try_from(lifetime).unwrap_or(i64::MAX / 4);
+            let margin = i64::try_from(margin).unwrap_or(0);
+            cache.store(&fresh.value, now + lifetime, now + lifetime - margin);
+        }
         let value = fresh.value.clone();
         *cached = Some(fresh);
         Ok(value)
     }
 
-    /// Drops the cached token if it is still `used` (another thread may have renewed it already).
+    /// Drops the token if it is still `used` (another thread may have renewed it already), in memory and
+    /// in the token cache file.
     fn forget_token(&self, used: &Secret<String>) {
         let mut cached = self.token.lock().unwrap_or_else(PoisonError::into_inner);
         if cached
@@ -400,19 +477,25 @@ impl BoxClient {
         {
             *cached = None;
         }
+        if let Some(cache) = &self.token_cache {
+            cache.forget(used);
+        }
     }
 
     /// POST `oauth2_url` (form `grant_type` = JWT bearer, `assertion`, `client_id`, `client_secret`); a new
-    /// assertion (fresh `jti`) for every attempt. On 400 `invalid_grant` about `exp`, once more with the
-    /// clock of the server's `Date` header.
-    /// Source: <https://developer.box.com/reference/post-oauth2-token/>.
-    fn request_token(&self) -> Result<CachedToken, BoxError> {
+    /// assertion (fresh `jti`) for every attempt, also for retries of 429/5xx/connection errors. On 400
+    /// `invalid_grant` about `exp`, once more with the clock of the server's `Date` header. Returns the
+    /// token, its lifetime and the renewal margin (seconds).
+    /// Source: <https://developer.box.com/reference/post-oauth2-token/>,
+    /// <https://developer.box.com/guides/authentication/jwt/without-sdk/>.
+    fn request_token(&self) -> Result<(CachedToken, u64, u64), BoxError> {
         let label = request_label(&Method::POST, &self.oauth2_url);
         let options = CallOptions {
             label: &label,
             retry: true,
             timeouts: self.timeouts,
             redirects: Redirects::Manual,
+            retry_reply: None,
         };
         let mut clock_offset: i64 = 0;
         let mut clock_corrected = false;
@@ -444,10 +527,14 @@ impl BoxClient {
                     .unwrap_or(3600);
                 let margin = 60.min(lifetime / 2);
                 tracing::debug!(expires_in_secs = lifetime, "obtained a Box access token");
-                return Ok(CachedToken {
-                    value: Secret::new(reply.access_token),
-                    refresh_after: Instant::now() + Duration::from_secs(lifetime - margin),
-                });
+                return Ok((
+                    CachedToken {
+                        value: Secret::new(reply.access_token),
+                        refresh_after: Instant::now() + Duration::from_secs(lifetime - margin),
+                    },
+                    lifetime,
+                    margin,
+                ));
             }
             let server_now = transport::server_date(response.headers());
             let text = read_error_text(&mut response);
@@ -508,8 +595,8 @@ impl BoxClient {
         })
     }
 
-    /// An authenticated call: `Authorization: Bearer`, `Accept: application/json`, `finish` adds the body.
-    /// On 401, one new token and one more try.
+    /// An authenticated metadata call: `Authorization: Bearer`, `Accept: application/json`, `finish` adds
+    /// the body. On 401, one new token and one more try.
     fn call(
         &self,
         method: &Method,
@@ -520,12 +607,29 @@ impl BoxClient {
             ureq::http::request::Builder,
         ) -> Result<Request<SendBody<'static>>, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
+        self.call_with(method, url, retry, redirects, self.timeouts, finish)
+    }
+
+    /// [`BoxClient::call`] with the given timeouts (content transfers use `content_timeouts`). With
+    /// `retry`, 429/5xx, connection errors and 409 `operation_blocked_temporary` are retried.
+    fn call_with(
+        &self,
+        method: &Method,
+        url: &str,
+        retry: bool,
+        redirects: Redirects,
+        timeouts: Timeouts,
+        finish: &dyn Fn(
+            ureq::http::request::Builder,
+        ) -> Result<Request<SendBody<'static>>, BoxError>,
+    ) -> Result<Response<Body>, BoxError> {
         let label = request_label(method, url);
         let options = CallOptions {
             label: &label,
             retry,
-            timeouts: self.timeouts,
+            timeouts,
             redirects,
+            retry_reply: Some(transient_box_reply),
         };
         let mut renewed = false;
         loop {
@@ -782,8 +886,9 @@ impl BoxClient {
         let options = CallOptions {
             label: &label,
             retry: true,
-            timeouts: self.timeouts,
+            timeouts: self.content_timeouts,
             redirects: Redirects::FollowWithoutAuth,
+            retry_reply: None,
         };
         let mut make = || Self::empty(request(Method::GET, location), &label);
         let response = self.send(&options, &mut make).map_err(|error| {
@@ -810,27 +915,44 @@ impl BoxClient {
 
     // ----- uploads -----
 
-    /// Uploads a new file `name` into a folder (simple upload) and returns it.
+    /// Uploads a new file `name` into a folder from `path` (streamed, never held in memory) and returns it.
     ///
-    /// POST `{upload_url}/2.0/files/content`, multipart: `attributes` = `{"name","parent":{"id"}}` first,
-    /// then `file` streamed from `path`; header `Content-MD5: <sha1 hex>` (computed first by streaming the
-    /// file). 409 `item_name_in_use` whose conflicting file has the same SHA-1 = an earlier attempt landed:
-    /// returns that file; a different SHA-1 gives the 409 [`BoxError::Api`]. Files of
-    /// `chunked_upload_threshold_bytes` or more give [`BoxError::Unsupported`] ("chunked upload not yet
-    /// supported"). After a transport error or a 5xx the folder is listed: a file `name` with the same
-    /// SHA-1 is returned as the success, else the upload is sent again (up to `max_retries`).
+    /// Below `chunked_upload_threshold_bytes`: simple upload, POST `{upload_url}/2.0/files/content`,
+    /// multipart: `attributes` = `{"name","parent":{"id"}}` first, then `file` streamed from `path`; header
+    /// `Content-MD5: <sha1 hex>` (computed first by streaming the file). 409 `item_name_in_use` whose
+    /// conflicting file has the same SHA-1 = an earlier attempt landed: returns that file; a different
+    /// SHA-1 gives the 409 [`BoxError::Api`]. After a transport error or a 5xx the folder is listed: a file
+    /// `name` with the same SHA-1 is returned as the success, else the upload is sent again (up to
+    /// `max_retries`).
     /// Source: <https://developer.box.com/reference/post-files-content/>.
+    ///
+    /// At or above the threshold: a chunked upload session, POST `{upload_url}/2.0/files/upload_sessions`,
+    /// parts, commit (see [`chunked`]), with the same "409 with the same SHA-1 = success" rule.
+    /// Source: <https://developer.box.com/guides/uploads/chunked/>.
     pub fn upload(&self, folder_id: &str, name: &str, path: &Path) -> Result<BoxFile, BoxError> {
         let size = fs::metadata(path)
             .map_err(|error| io_error("cannot read upload source", path, error))?
             .len();
-        self.check_simple_upload_size(size, &path.display().to_string())?;
+        if size >= self.chunked_threshold {
+            return self.upload_chunked(chunked::Target::NewFile { folder_id }, name, path, size);
+        }
         let (sha1, _) = transport::sha1_file(path)
             .map_err(|error| io_error("cannot read upload source", path, error))?;
-        match self.upload_new(folder_id, name, UploadSource::File(path), &sha1) {
+        self.upload_simple(folder_id, name, path, &sha1)
+    }
+
+    /// The simple-upload half of [`BoxClient::upload`], for a file whose SHA-1 is known.
+    fn upload_simple(
+        &self,
+        folder_id: &str,
+        name: &str,
+        path: &Path,
+        sha1: &str,
+    ) -> Result<BoxFile, BoxError> {
+        match self.upload_new(folder_id, name, UploadSource::File(path), sha1) {
             Ok(file) => Ok(file),
             Err(UploadError::Conflict(conflict)) => match conflict.existing {
-                Some(existing) if same_sha1(existing.sha1.as_deref(), &sha1) => {
+                Some(existing) if same_sha1(existing.sha1.as_deref(), sha1) => {
                     tracing::info!(folder_id, name, file_id = %existing.id, "file already in Box with the same sha1; treating the upload as done");
                     Ok(with_parent(existing, folder_id))
                 }
@@ -841,9 +963,38 @@ impl BoxClient {
         }
     }
 
+    /// Uploads a new version of file `file_id` from `path` (streamed) and returns the file (same id, new
+    /// `file_version_id` and SHA-1). `name` renames the file when it differs.
+    ///
+    /// Below `chunked_upload_threshold_bytes`: POST `{upload_url}/2.0/files/{id}/content` (multipart
+    /// `attributes` `{"name"}` then the file, `Content-MD5`); after a transport error or a 5xx, GET
+    /// `/2.0/files/{id}` tells whether the version landed (same SHA-1) before sending again.
+    /// Source: <https://developer.box.com/reference/post-files-id-content/>.
+    ///
+    /// At or above it: an upload session for the existing file, POST
+    /// `{upload_url}/2.0/files/{id}/upload_sessions`, then parts and commit as for a new file.
+    /// Source: <https://developer.box.com/reference/post-files-id-upload-sessions/>.
+    pub fn upload_new_version(
+        &self,
+        file_id: &str,
+        name: &str,
+        path: &Path,
+    ) -> Result<BoxFile, BoxError> {
+        let size = fs::metadata(path)
+            .map_err(|error| io_error("cannot read upload source", path, error))?
+            .len();
+        if size >= self.chunked_threshold {
+            return self.upload_chunked(chunked::Target::NewVersion { file_id }, name, path, size);
+        }
+        let (sha1, _) = transport::sha1_file(path)
+            .map_err(|error| io_error("cannot read upload source", path, error))?;
+        self.upload_version(file_id, name, UploadSource::File(path), &sha1)
+    }
+
     /// Uploads a small text file (error notes): like [`BoxClient::upload`] from memory; when the name is
     /// taken by a file with other content, uploads a new version of that file instead
     /// (POST `{upload_url}/2.0/files/{id}/content`, <https://developer.box.com/reference/post-files-id-content/>).
+    /// Text of `chunked_upload_threshold_bytes` or more gives [`BoxError::Unsupported`].
     pub fn upload_text(
         &self,
         folder_id: &str,
@@ -873,7 +1024,7 @@ impl BoxClient {
     fn check_simple_upload_size(&self, size: u64, what: &str) -> Result<(), BoxError> {
         if size >= self.chunked_threshold {
             return Err(BoxError::Unsupported(format!(
-                "chunked upload not yet supported: {what} is {size} bytes >= threshold {} bytes",
+                "text uploads are simple uploads only: {what} is {size} bytes >= chunked threshold {} bytes",
                 self.chunked_threshold
             )));
         }
@@ -962,10 +1113,17 @@ impl BoxClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let outcome = self.call(&Method::POST, url, false, Redirects::Manual, &|builder| {
-                form.into_request(builder.header("content-md5", sha1))
-                    .map_err(BoxError::Io)
-            });
+            let outcome = self.call_with(
+                &Method::POST,
+                url,
+                false,
+                Redirects::Manual,
+                self.content_timeouts,
+                &|builder| {
+                    form.into_request(builder.header("content-md5", sha1))
+                        .map_err(BoxError::Io)
+                },
+            );
             let (error, retry_after, may_have_landed) = match outcome {
                 Ok(mut response) if response.status().is_success() => {
                     let files: RawFiles = read_json(&mut response).map_err(|message| {

@@ -12,9 +12,10 @@
 //! PATCH, DELETE) carry `X-Requested-By` (OTMM's CSRF filter). A 401 triggers one new login and one
 //! more try. Idempotent calls are retried on 429/5xx/connection errors; imports are sent once.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,11 +24,11 @@ use serde_json::{json, Value};
 use ureq::http::{header, Method, Request, Response};
 use ureq::{Body, SendBody};
 
-use crate::config::{DamAuth, DamConfig};
+use crate::config::{DamAuth, DamConfig, DomainValidation};
 use crate::http::{
-    self as transport, encode_path_segment, encode_query_value, read_error_text, read_json,
-    request, request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy,
-    SendError, Timeouts,
+    self as transport, encode_path_segment, encode_query_value, is_private, read_error_text,
+    read_json, request, request_label, write_private_file, CallOptions, HttpContext, Multipart,
+    RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
 };
 use crate::secret::Secret;
 
@@ -446,7 +447,109 @@ impl Credentials {
     }
 }
 
-/// OTMM client. Cheap to clone; clones share the login; `Send + Sync`.
+/// Name of the lookup-domain cache file in the directory given to [`DamClient::with_lookup_cache`].
+pub const LOOKUP_CACHE_FILE: &str = "dam-lookup-domains.json";
+
+/// Lookup-domain values kept across passes (see [`DamClient::with_lookup_cache`]).
+#[derive(Debug)]
+struct LookupCache {
+    /// The JSON file, or `None` for a cache in memory only.
+    path: Option<PathBuf>,
+    /// How long fetched values are used without asking OTMM again.
+    ttl: Duration,
+    /// `validate_domain_values.strict_mode`: never fall back to expired values.
+    strict: bool,
+    /// What this process knows (loaded from the file on first use).
+    memory: Mutex<Option<LookupFile>>,
+}
+
+/// The cache file: `{format, api_base, domains: {id: {fetched_at, values: [{value, display}]}}}`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct LookupFile {
+    format: u32,
+    api_base: String,
+    domains: BTreeMap<String, CachedDomain>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CachedDomain {
+    /// Unix seconds.
+    fetched_at: i64,
+    values: Vec<CachedValue>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CachedValue {
+    value: String,
+    display: String,
+}
+
+const LOOKUP_FORMAT: u32 = 1;
+
+impl LookupCache {
+    /// The cached entry of `domain_id` (fresh or not), loading the file on first use.
+    fn entry(&self, api_base: &str, domain_id: &str) -> Option<CachedDomain> {
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = memory.get_or_insert_with(|| self.read(api_base));
+        file.domains.get(domain_id).cloned()
+    }
+
+    fn read(&self, api_base: &str) -> LookupFile {
+        let empty = LookupFile {
+            format: LOOKUP_FORMAT,
+            api_base: api_base.to_string(),
+            domains: BTreeMap::new(),
+        };
+        let Some(path) = &self.path else {
+            return empty;
+        };
+        let Ok(metadata) = std::fs::metadata(path) else {
+            return empty;
+        };
+        if !is_private(&metadata) {
+            tracing::warn!(path = %path.display(), "the lookup-domain cache is readable by group or others; ignoring it");
+            return empty;
+        }
+        match std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<LookupFile>(&bytes).ok())
+        {
+            Some(file) if file.format == LOOKUP_FORMAT && file.api_base == api_base => file,
+            Some(_) => {
+                tracing::debug!(path = %path.display(), "lookup-domain cache of another DAM; not used");
+                empty
+            }
+            None => {
+                tracing::warn!(path = %path.display(), "the lookup-domain cache is unreadable; ignoring it");
+                empty
+            }
+        }
+    }
+
+    /// Records fresh values: in memory, and in the file (re-read first so that entries another pass
+    /// wrote meanwhile are kept). Best effort: a write failure is logged.
+    fn put(&self, api_base: &str, domain_id: &str, entry: CachedDomain) {
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut file = self.read(api_base);
+        if let Some(known) = memory.take() {
+            for (id, domain) in known.domains {
+                file.domains.entry(id).or_insert(domain);
+            }
+        }
+        file.domains.insert(domain_id.to_string(), entry);
+        if let Some(path) = &self.path {
+            let written = serde_json::to_vec(&file)
+                .map_err(io::Error::other)
+                .and_then(|bytes| write_private_file(path, &bytes));
+            if let Err(error) = written {
+                tracing::warn!(path = %path.display(), %error, "cannot write the lookup-domain cache");
+            }
+        }
+        *memory = Some(file);
+    }
+}
+
+/// OTMM client. Cheap to clone; clones share the login and the lookup-domain cache; `Send + Sync`.
 #[derive(Clone)]
 pub struct DamClient {
     http: HttpContext,
@@ -456,6 +559,7 @@ pub struct DamClient {
     timeouts: Timeouts,
     content_timeouts: Timeouts,
     import_job_timeout: Duration,
+    lookup_cache: Option<Arc<LookupCache>>,
 }
 
 impl fmt::Debug for DamClient {
@@ -499,9 +603,27 @@ impl DamClient {
             content_timeouts: Timeouts::from_secs(
                 cfg.connect_timeout_secs,
                 cfg.content_timeout_secs,
-            ),
+            )
+            .for_content(),
             import_job_timeout: Duration::from_secs(cfg.import_job_timeout_secs),
+            lookup_cache: None,
         }
+    }
+
+    /// Keeps lookup-domain values across passes in `{dir}/`[`LOOKUP_CACHE_FILE`] (private JSON, written
+    /// atomically; keyed by the DAM's URL), reused for `validation.cache_ttl_hours` (0 = always ask OTMM).
+    /// When a refresh fails for a passing reason (DAM down) and `validation.strict_mode` is false, the
+    /// expired values are used with a warning (a stale list can at worst cause a warning then); in strict
+    /// mode the error is returned (the file is retried later rather than rejected against a stale list).
+    /// Without this call [`DamClient::lookup_domain`] always asks OTMM.
+    pub fn with_lookup_cache(mut self, dir: &Path, validation: &DomainValidation) -> Self {
+        self.lookup_cache = Some(Arc::new(LookupCache {
+            path: Some(dir.join(LOOKUP_CACHE_FILE)),
+            ttl: Duration::from_secs(validation.cache_ttl_hours.saturating_mul(3600)),
+            strict: validation.strict_mode,
+            memory: Mutex::new(None),
+        }));
+        self
     }
 
     /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
@@ -651,6 +773,7 @@ impl DamClient {
             retry: true,
             timeouts: self.timeouts,
             redirects: Redirects::Manual,
+            retry_reply: None,
         };
         let mut make = || {
             transport::form(
@@ -704,6 +827,7 @@ impl DamClient {
             retry,
             timeouts,
             redirects: Redirects::FollowWithoutAuth,
+            retry_reply: None,
         };
         let mutating = mutating(method);
         let mut relogged = false;
@@ -1088,9 +1212,64 @@ impl DamClient {
     }
 
     /// Values of a lookup domain: GET `/lookupdomains/{id}` -> `lookup_domain_resource.lookup_domain.domainValues[]`
-    /// (`field_value.value`, trimmed `display_value`). Source: api-notes/otmm.md "Lookup domains",
+    /// (`field_value.value`, trimmed `display_value`), through the cache of
+    /// [`DamClient::with_lookup_cache`] when set. Source: api-notes/otmm.md "Lookup domains",
     /// fixtures/otmm/lookup_domain_asset_type.json.
     pub fn lookup_domain(&self, domain_id: &str) -> Result<Vec<DomainValue>, DamError> {
+        let Some(cache) = &self.lookup_cache else {
+            return self.fetch_lookup_domain(domain_id);
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let ttl = i64::try_from(cache.ttl.as_secs()).unwrap_or(i64::MAX);
+        let known = cache.entry(&self.api_base, domain_id);
+        let to_values = |entry: &CachedDomain| -> Vec<DomainValue> {
+            entry
+                .values
+                .iter()
+                .map(|value| DomainValue {
+                    value: value.value.clone(),
+                    display: value.display.clone(),
+                })
+                .collect()
+        };
+        if let Some(entry) = &known {
+            let age = now.saturating_sub(entry.fetched_at);
+            if (0..ttl).contains(&age) {
+                tracing::debug!(domain_id, age_secs = age, "lookup domain from the cache");
+                return Ok(to_values(entry));
+            }
+        }
+        match self.fetch_lookup_domain(domain_id) {
+            Ok(values) => {
+                if ttl > 0 {
+                    let entry = CachedDomain {
+                        fetched_at: now,
+                        values: values
+                            .iter()
+                            .map(|value| CachedValue {
+                                value: value.value.clone(),
+                                display: value.display.clone(),
+                            })
+                            .collect(),
+                    };
+                    cache.put(&self.api_base, domain_id, entry);
+                }
+                Ok(values)
+            }
+            Err(error) if error.is_transient() && !cache.strict => match &known {
+                Some(entry) => {
+                    tracing::warn!(domain_id, error = %error,
+                        "lookup domain could not be refreshed; using the expired cached values (strict_mode is off)");
+                    Ok(to_values(entry))
+                }
+                None => Err(error),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    /// GET `/lookupdomains/{id}` without the cache.
+    fn fetch_lookup_domain(&self, domain_id: &str) -> Result<Vec<DomainValue>, DamError> {
         let url = format!(
             "{}/lookupdomains/{}",
             self.api_base,

@@ -47,15 +47,16 @@ pub fn init_logging(format: LogFormat, verbosity: u8) {
         _ => "trace",
     };
     let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
-        // Whatever RUST_LOG asks, two targets stay capped: ureq_proto's trace output hex-dumps the
-        // raw wire data (Authorization headers with access tokens, token request bodies) and
-        // ureq's trace shows Box download URLs (short-lived credentials).
-        Ok(filter) => ["ureq_proto=warn", "ureq=debug"]
+        // Whatever RUST_LOG asks, the HTTP client stays at warn as in the default filter:
+        // ureq_proto's trace output hex-dumps the raw wire data (Authorization headers with
+        // access tokens, token request bodies) and ureq's trace shows Box download URLs
+        // (short-lived credentials).
+        Ok(filter) => ["ureq_proto=warn", "ureq=warn"]
             .iter()
             .filter_map(|directive| directive.parse().ok())
             .fold(filter, tracing_subscriber::EnvFilter::add_directive),
         Err(_) => tracing_subscriber::EnvFilter::new(format!(
-            "{default},ureq=warn,ureq_proto=warn,rustls=warn"
+            "{default},ureq=warn,ureq_proto=warn,rustls=warn,refinery_core=warn,postgres=warn,tokio_postgres=warn"
         )),
     };
     let builder = tracing_subscriber::fmt()

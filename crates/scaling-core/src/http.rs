@@ -2,9 +2,11 @@
 //! (exponential backoff with jitter, `Retry-After`), the request rate limit, streamed multipart bodies and
 //! small encoding helpers.
 //!
-//! Both clients funnel every exchange through one chokepoint, `execute`, which applies the timeouts,
-//! waits for the rate limiter, sends, and retries transient failures of idempotent requests, logging each
-//! retry with `tracing` (method, path without query, status or error, attempt). Non-idempotent requests
+//! Both clients funnel every exchange through one chokepoint, `execute`, which applies the timeouts
+//! (a total for metadata calls, idle limits only for content transfers), waits for the rate limiter,
+//! sends, and retries transient failures of idempotent requests (429/5xx, connection errors, and replies
+//! the client's `retry_reply` calls transient, e.g. Box's 409 `operation_blocked_temporary`), logging
+//! each retry with `tracing` (method, path without query, status or error, attempt). Non-idempotent requests
 //! (uploads, imports) are sent once by `execute`; their callers decide how to retry (the Box client first
 //! checks whether the upload landed).
 //!
@@ -42,21 +44,40 @@ pub const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 /// Timeouts applied to one request.
 ///
 /// `connect` bounds DNS + TCP + TLS setup; `read` bounds every single socket read and write (it restarts
-/// for each one), so a large transfer may take as long as it needs while a stalled one fails after `read`.
+/// for each one), so a stalled exchange fails after `read`. `total` bounds the whole exchange (connection,
+/// request, response headers and body): metadata calls have one ([`Timeouts::from_secs`]: connect + read),
+/// content transfers do not ([`Timeouts::for_content`]), so a large download or upload may take as long
+/// as it needs while it keeps moving. Whatever the caller's agent was configured with, [`execute`]
+/// applies exactly these limits (the agent's own body/response totals are cleared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Connection setup limit.
     pub connect: Duration,
     /// Limit for each transport read or write (idle time, not total time).
     pub read: Duration,
+    /// Limit of the whole exchange; `None` for content transfers.
+    pub total: Option<Duration>,
 }
 
 impl Timeouts {
-    /// Timeouts from whole seconds, as configured (`*_timeout_secs`). A zero value means "no limit".
+    /// Metadata-call timeouts from whole seconds, as configured (`*_timeout_secs`): connect, per-read and a
+    /// total of connect + read. A zero value means "no limit".
     pub fn from_secs(connect_secs: u64, read_secs: u64) -> Self {
+        let connect = Duration::from_secs(connect_secs);
+        let read = Duration::from_secs(read_secs);
         Self {
-            connect: Duration::from_secs(connect_secs),
-            read: Duration::from_secs(read_secs),
+            connect,
+            read,
+            total: (read_secs > 0).then(|| connect + read),
+        }
+    }
+
+    /// The same connect and idle limits without a total: for content downloads and uploads, whose duration
+    /// grows with the file size.
+    pub fn for_content(self) -> Self {
+        Self {
+            total: None,
+            ..self
         }
     }
 }
@@ -321,6 +342,11 @@ pub struct CallOptions<'a> {
     pub timeouts: Timeouts,
     /// Redirect handling.
     pub redirects: Redirects,
+    /// With `retry`: a non-2xx reply that is not retryable by status alone (e.g. Box's 409
+    /// `operation_blocked_temporary`) but whose status and error body (at most
+    /// [`MAX_ERROR_BODY_BYTES`]) this function calls transient is retried too. The body of a reply it
+    /// rejects is handed back to the caller intact.
+    pub retry_reply: Option<fn(u16, &str) -> bool>,
 }
 
 /// Shared transport state of a client: the caller's agent, the rate limit and the retry policy.
@@ -368,7 +394,20 @@ pub fn execute<E>(
         match context.agent.run(request) {
             Ok(response) => {
                 let status = response.status().as_u16();
-                if may_retry && is_retryable_status(status) {
+                let (response, transient_reply) = match options.retry_reply {
+                    Some(judge)
+                        if may_retry
+                            && !is_retryable_status(status)
+                            && !response.status().is_success()
+                            && !response.status().is_redirection() =>
+                    {
+                        let (response, text) = buffer_error_body(response);
+                        let transient = judge(status, &text);
+                        (response, transient)
+                    }
+                    _ => (response, false),
+                };
+                if may_retry && (is_retryable_status(status) || transient_reply) {
                     let delay = context
                         .policy
                         .delay(attempt, retry_after(response.headers()));
@@ -407,6 +446,31 @@ pub fn execute<E>(
     }
 }
 
+/// Reads an error reply's body (at most [`MAX_ERROR_BODY_BYTES`]) and returns the reply with that body
+/// put back, and the body as text.
+fn buffer_error_body(response: Response<Body>) -> (Response<Body>, String) {
+    let (parts, mut body) = response.into_parts();
+    let mut buffer = Vec::new();
+    let mut reader = body.with_config().limit(MAX_ERROR_BODY_BYTES).reader();
+    if let Err(error) = (&mut reader)
+        .take(MAX_ERROR_BODY_BYTES)
+        .read_to_end(&mut buffer)
+    {
+        tracing::debug!(%error, "cannot read error body");
+    }
+    drop(reader);
+    let text = String::from_utf8_lossy(&buffer).into_owned();
+    let mut builder = Body::builder();
+    if let Some(mime) = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    {
+        builder = builder.mime_type(mime.split(';').next().unwrap_or(mime).trim());
+    }
+    (Response::from_parts(parts, builder.data(buffer)), text)
+}
+
 /// Applies the per-request configuration every client call needs, independent of how the caller's agent
 /// was configured.
 fn configure(
@@ -421,6 +485,12 @@ fn configure(
         .timeout_connect(non_zero(options.timeouts.connect))
         .timeout_per_read(non_zero(options.timeouts.read))
         .timeout_per_write(non_zero(options.timeouts.read))
+        .timeout_per_call(options.timeouts.total.and_then(non_zero))
+        .timeout_global(None)
+        .timeout_send_request(None)
+        .timeout_send_body(None)
+        .timeout_recv_response(None)
+        .timeout_recv_body(None)
         .redirect_auth_headers(RedirectAuthHeaders::Never);
     match options.redirects {
         Redirects::Manual => builder.max_redirects(0).build(),
@@ -516,6 +586,54 @@ pub fn excerpt(text: &str) -> String {
         format!("{cut}...")
     } else {
         flat.to_string()
+    }
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file in the same directory, synced, renamed over
+/// `path`) with mode 0600 on Unix; creates the directory when missing. For the clients' small caches
+/// (Box token, OTMM lookup domains): a concurrent reader sees the old or the new file, never half of one.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(directory)?;
+    let prefix = format!(
+        ".{}-",
+        path.file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    // tempfile creates the file with mode 0600 on Unix; set it again in case of an unusual umask setup.
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(directory)?;
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_all()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    temporary.persist(path).map_err(|error| error.error)?;
+    Ok(())
+}
+
+/// Whether a file is private to its owner (no group/other permission bits; always true off Unix).
+pub fn is_private(metadata: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        metadata.permissions().mode() & 0o077 == 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        true
     }
 }
 

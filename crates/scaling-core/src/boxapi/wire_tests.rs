@@ -40,6 +40,7 @@ fn config(server: &TestServer) -> BoxConfig {
         read_timeout_secs: 5,
         chunked_upload_threshold_bytes: 50_000_000,
         max_retries: 3,
+        token_cache_file: None,
     }
 }
 
@@ -481,25 +482,6 @@ fn upload_conflicts_same_sha1_is_success_other_is_error() {
 }
 
 #[test]
-fn upload_at_the_chunked_threshold_is_unsupported_without_any_request() {
-    let server = TestServer::start(|_, _| Reply::empty(500));
-    let box_client = client_with(&server, |cfg| cfg.chunked_upload_threshold_bytes = 11);
-    let dir = tempfile::tempdir().unwrap();
-    let error = box_client
-        .upload("77", "clip.mp4", &write_hello(dir.path()))
-        .unwrap_err();
-    assert!(matches!(error, BoxError::Unsupported(_)));
-    assert!(
-        error
-            .to_string()
-            .contains("chunked upload not yet supported")
-            && error.to_string().contains("11 bytes >= threshold 11"),
-        "{error}"
-    );
-    assert!(server.requests().is_empty());
-}
-
-#[test]
 fn upload_text_with_a_taken_name_uploads_a_new_version() {
     let server = TestServer::start(|request, earlier| match request.path() {
         "/oauth2/token" => token_reply(earlier),
@@ -663,4 +645,561 @@ fn refused_credentials_are_an_auth_error_without_secrets() {
         1,
         "a 400 is not retried"
     );
+}
+
+// ----- chunked upload sessions -----
+
+const CHUNKED_CONTENT: &[u8] = b"hello world, chunked!"; // 21 bytes: parts of 4 at 0, 4, ..., 20
+
+/// What the scripted chunked-upload server does wrong, and what it saw.
+#[derive(Default)]
+struct ChunkedBox {
+    /// Store the part at this offset, then answer 500 (once).
+    store_then_fail_at: Option<u64>,
+    /// Drop the connection for the part at this offset without storing it (once).
+    drop_part_at: Option<u64>,
+    /// Answer 400 bad_digest for the part at this offset (always).
+    bad_digest_at: Option<u64>,
+    /// 202 + Retry-After: 0 on the first commits.
+    commit_processing: u32,
+    /// 400 parts_mismatch on the next commit.
+    commit_parts_mismatch: bool,
+    /// Commit creates the file, then answers 500 (once).
+    commit_store_then_fail: bool,
+    /// 409 item_name_in_use with this sha1 on session creation.
+    session_conflict_sha1: Option<String>,
+    /// 400 file_size_too_small on session creation.
+    session_too_small: bool,
+    /// Put this host into session_endpoints.
+    endpoint_host: Option<String>,
+    // state
+    parts: std::collections::BTreeMap<u64, (String, usize)>,
+    stored: Vec<u8>,
+    committed: Option<serde_json::Value>,
+    aborted: bool,
+}
+
+fn b64_sha1(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(bytes))
+}
+
+fn box_error(status: u16, code: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"type": "error", "status": status, "code": code, "message": code, "request_id": "rq"}),
+    )
+}
+
+fn chunked_server(setup: ChunkedBox) -> (TestServer, std::sync::Arc<std::sync::Mutex<ChunkedBox>>) {
+    use std::sync::{Arc, Mutex};
+    let state = Arc::new(Mutex::new(setup));
+    let shared = state.clone();
+    let url_cell: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let url_for_handler = url_cell.clone();
+    let server = TestServer::start(move |request, earlier| {
+        let mut box_state = shared.lock().unwrap();
+        let base = url_for_handler.get().cloned().unwrap_or_default();
+        let session_path = "/api/2.0/files/upload_sessions/S1";
+        match (request.method.as_str(), request.path()) {
+            ("POST", "/oauth2/token") => token_reply(earlier),
+            ("POST", "/api/2.0/files/upload_sessions" | "/api/2.0/files/42/upload_sessions") => {
+                if let Some(sha1) = &box_state.session_conflict_sha1 {
+                    return Reply::json(
+                        409,
+                        json!({"type": "error", "status": 409, "code": "item_name_in_use", "message": "Item with the same name already exists",
+                            "context_info": {"conflicts": {"type": "file", "id": "42", "name": "big.mov", "sha1": sha1,
+                            "file_version": {"type": "file_version", "id": "43", "sha1": sha1}}}}),
+                    );
+                }
+                if box_state.session_too_small {
+                    return box_error(400, "file_size_too_small");
+                }
+                let host = box_state.endpoint_host.clone().unwrap_or(base.clone());
+                Reply::json(
+                    201,
+                    json!({"type": "upload_session", "id": "S1", "part_size": 4, "total_parts": 6,
+                    "num_parts_processed": 0, "session_expires_at": "2026-11-17T10:00:00Z",
+                    "session_endpoints": {
+                        "upload_part": format!("{host}{session_path}"),
+                        "commit": format!("{host}{session_path}/commit"),
+                        "abort": format!("{host}{session_path}"),
+                        "list_parts": format!("{host}{session_path}/parts"),
+                        "status": format!("{host}{session_path}"),
+                        "log_event": format!("{host}{session_path}/log")}}),
+                )
+            }
+            ("PUT", path) if path == session_path => {
+                let range = request
+                    .header("content-range")
+                    .unwrap_or_default()
+                    .to_string();
+                let offset: u64 = range
+                    .trim_start_matches("bytes ")
+                    .split('-')
+                    .next()
+                    .and_then(|lo| lo.parse().ok())
+                    .unwrap_or(u64::MAX);
+                if box_state.bad_digest_at == Some(offset) {
+                    return box_error(400, "bad_digest");
+                }
+                if request.header("digest") != Some(&format!("sha={}", b64_sha1(&request.body))) {
+                    return box_error(400, "bad_digest");
+                }
+                if box_state.drop_part_at == Some(offset) {
+                    box_state.drop_part_at = None;
+                    return Reply::drop_connection();
+                }
+                let sha1 = crate::http::sha1_bytes(&request.body);
+                box_state
+                    .parts
+                    .insert(offset, (sha1.clone(), request.body.len()));
+                let start = usize::try_from(offset).unwrap();
+                if box_state.stored.len() < start + request.body.len() {
+                    box_state.stored.resize(start + request.body.len(), 0);
+                }
+                box_state.stored[start..start + request.body.len()].copy_from_slice(&request.body);
+                if box_state.store_then_fail_at == Some(offset) {
+                    box_state.store_then_fail_at = None;
+                    return box_error(500, "internal_server_error");
+                }
+                Reply::json(
+                    200,
+                    json!({"part": {"part_id": format!("P{offset}"), "offset": offset, "size": request.body.len(), "sha1": sha1}}),
+                )
+            }
+            ("GET", path) if path == format!("{session_path}/parts") => {
+                let entries: Vec<_> = box_state
+                    .parts
+                    .iter()
+                    .map(|(offset, (sha1, size))| json!({"part_id": format!("P{offset}"), "offset": offset, "size": size, "sha1": sha1}))
+                    .collect();
+                Reply::json(
+                    200,
+                    json!({"entries": entries, "limit": 1000, "offset": 0, "total_count": box_state.parts.len()}),
+                )
+            }
+            ("POST", path) if path == format!("{session_path}/commit") => {
+                if box_state.committed.is_some() {
+                    return box_error(404, "not_found");
+                }
+                if box_state.commit_processing > 0 {
+                    box_state.commit_processing -= 1;
+                    return Reply::empty(202).header("retry-after", "0");
+                }
+                if box_state.commit_parts_mismatch {
+                    box_state.commit_parts_mismatch = false;
+                    return box_error(400, "parts_mismatch");
+                }
+                if request.header("digest") != Some(&format!("sha={}", b64_sha1(&box_state.stored)))
+                {
+                    return box_error(400, "bad_digest");
+                }
+                let sha1 = crate::http::sha1_bytes(&box_state.stored);
+                let file = json!({"type": "file", "id": "900", "name": "big.mov", "sha1": sha1, "size": 21,
+                    "file_version": {"type": "file_version", "id": "901", "sha1": sha1},
+                    "parent": {"type": "folder", "id": "77"}});
+                box_state.committed = Some(file.clone());
+                if box_state.commit_store_then_fail {
+                    box_state.commit_store_then_fail = false;
+                    return box_error(500, "internal_server_error");
+                }
+                Reply::json(201, json!({"total_count": 1, "entries": [file]}))
+            }
+            ("DELETE", path) if path == session_path => {
+                box_state.aborted = true;
+                Reply::empty(204)
+            }
+            ("GET", "/2.0/folders/77/items") => {
+                let entries: Vec<_> = box_state.committed.iter().cloned().collect();
+                Reply::json(200, json!({"entries": entries, "limit": 1000}))
+            }
+            ("POST", "/api/2.0/files/content") => Reply::json(
+                201,
+                json!({"total_count": 1, "entries": [{"type": "file", "id": "800", "name": "big.mov",
+                    "sha1": crate::http::sha1_bytes(CHUNKED_CONTENT), "parent": {"type": "folder", "id": "77"}}]}),
+            ),
+            _ => box_error(404, "not_found"),
+        }
+    });
+    let _ = url_cell.set(server.url.clone());
+    (server, state)
+}
+
+fn chunked_client(server: &TestServer) -> BoxClient {
+    client_with(server, |cfg| cfg.chunked_upload_threshold_bytes = 16)
+}
+
+fn write_chunked(dir: &Path) -> PathBuf {
+    let path = dir.join("big.mov");
+    std::fs::write(&path, CHUNKED_CONTENT).unwrap();
+    path
+}
+
+fn part_puts(server: &TestServer) -> Vec<Recorded> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "PUT")
+        .collect()
+}
+
+#[test]
+fn chunked_upload_streams_parts_with_digests_and_commits() {
+    let (server, state) = chunked_server(ChunkedBox {
+        commit_processing: 2,
+        commit_parts_mismatch: true,
+        ..ChunkedBox::default()
+    });
+    let box_client = chunked_client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let file = box_client
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    assert_eq!(
+        (file.id.as_str(), file.parent_id.as_deref()),
+        ("900", Some("77"))
+    );
+    assert_eq!(
+        file.sha1.as_deref(),
+        Some(crate::http::sha1_bytes(CHUNKED_CONTENT).as_str())
+    );
+    assert_eq!(state.lock().unwrap().stored, CHUNKED_CONTENT);
+
+    let create = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/api/2.0/files/upload_sessions")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"folder_id": "77", "file_size": 21, "file_name": "big.mov"})
+    );
+
+    let puts = part_puts(&server);
+    let ranges: Vec<_> = puts
+        .iter()
+        .map(|put| put.header("content-range").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            "bytes 0-3/21",
+            "bytes 4-7/21",
+            "bytes 8-11/21",
+            "bytes 12-15/21",
+            "bytes 16-19/21",
+            "bytes 20-20/21"
+        ]
+    );
+    for put in &puts {
+        assert_eq!(put.header("content-type"), Some("application/octet-stream"));
+        assert_eq!(
+            put.header("content-length"),
+            Some(put.body.len().to_string().as_str())
+        );
+        assert_eq!(put.header("authorization"), Some("Bearer T1"));
+    }
+    let commits: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|request| request.path().ends_with("/commit"))
+        .collect();
+    assert_eq!(commits.len(), 4, "two 202s, one parts_mismatch, one 201");
+    let commit: serde_json::Value = serde_json::from_slice(&commits[3].body).unwrap();
+    let offsets: Vec<_> = commit["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| part["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [0, 4, 8, 12, 16, 20]);
+    assert_eq!(commit["parts"][1]["part_id"], "P4");
+    assert_eq!(
+        commits[3].header("digest").unwrap(),
+        format!("sha={}", b64_sha1(CHUNKED_CONTENT))
+    );
+    assert!(!state.lock().unwrap().aborted);
+    assert_eq!(server.count("POST", "/api/2.0/files/content"), 0);
+}
+
+#[test]
+fn a_part_stored_despite_a_500_is_not_sent_again() {
+    let (server, _) = chunked_server(ChunkedBox {
+        store_then_fail_at: Some(8),
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    chunked_client(&server)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    let at_8 = part_puts(&server)
+        .iter()
+        .filter(|put| put.header("content-range") == Some("bytes 8-11/21"))
+        .count();
+    assert_eq!(at_8, 1);
+    assert_eq!(
+        server.count("GET", "/api/2.0/files/upload_sessions/S1/parts"),
+        1
+    );
+}
+
+#[test]
+fn a_part_lost_with_a_dropped_connection_is_sent_again() {
+    let (server, state) = chunked_server(ChunkedBox {
+        drop_part_at: Some(12),
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    chunked_client(&server)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    let at_12 = part_puts(&server)
+        .iter()
+        .filter(|put| put.header("content-range") == Some("bytes 12-15/21"))
+        .count();
+    assert_eq!(at_12, 2);
+    assert_eq!(state.lock().unwrap().stored, CHUNKED_CONTENT);
+}
+
+#[test]
+fn a_commit_that_landed_despite_a_500_is_success() {
+    let (server, _) = chunked_server(ChunkedBox {
+        commit_store_then_fail: true,
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = chunked_client(&server)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    assert_eq!(file.id, "900");
+    assert_eq!(
+        server.count("POST", "/api/2.0/files/upload_sessions/S1/commit"),
+        1,
+        "the landed check found it: no second commit"
+    );
+    assert_eq!(server.count("GET", "/2.0/folders/77/items"), 1);
+}
+
+#[test]
+fn a_permanent_part_failure_aborts_the_session() {
+    let (server, state) = chunked_server(ChunkedBox {
+        bad_digest_at: Some(4),
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let error = chunked_client(&server)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap_err();
+    assert_eq!(error.status(), Some(400));
+    assert!(error.to_string().contains("bad_digest"), "{error}");
+    assert!(!error.is_transient());
+    assert!(state.lock().unwrap().aborted);
+    assert_eq!(
+        server.count("DELETE", "/api/2.0/files/upload_sessions/S1"),
+        1
+    );
+    assert_eq!(
+        server.count("POST", "/api/2.0/files/upload_sessions/S1/commit"),
+        0
+    );
+}
+
+#[test]
+fn a_session_conflict_with_the_same_sha1_is_success_and_another_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = write_chunked(dir.path());
+    let (server, _) = chunked_server(ChunkedBox {
+        session_conflict_sha1: Some(crate::http::sha1_bytes(CHUNKED_CONTENT).to_uppercase()),
+        ..ChunkedBox::default()
+    });
+    let file = chunked_client(&server)
+        .upload("77", "big.mov", &source)
+        .unwrap();
+    assert_eq!(
+        (file.id.as_str(), file.parent_id.as_deref()),
+        ("42", Some("77"))
+    );
+    assert!(part_puts(&server).is_empty());
+
+    let (server, _) = chunked_server(ChunkedBox {
+        session_conflict_sha1: Some("ffffffffffffffffffffffffffffffffffffffff".into()),
+        ..ChunkedBox::default()
+    });
+    let error = chunked_client(&server)
+        .upload("77", "big.mov", &source)
+        .unwrap_err();
+    assert_eq!(error.status(), Some(409));
+    assert!(error.to_string().contains("existing file 42"), "{error}");
+}
+
+#[test]
+fn a_new_version_uses_the_file_session_endpoint() {
+    let (server, _) = chunked_server(ChunkedBox::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = chunked_client(&server)
+        .upload_new_version("42", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    assert_eq!(file.id, "900");
+    let create = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/api/2.0/files/42/upload_sessions")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(body, json!({"file_size": 21, "file_name": "big.mov"}));
+}
+
+#[test]
+fn session_endpoints_on_another_host_are_replaced_by_the_documented_paths() {
+    let (server, _) = chunked_server(ChunkedBox {
+        endpoint_host: Some("http://127.0.0.1:9".into()),
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    chunked_client(&server)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    assert_eq!(part_puts(&server).len(), 6);
+}
+
+#[test]
+fn a_session_refused_as_too_small_falls_back_to_a_simple_upload() {
+    let (server, _) = chunked_server(ChunkedBox {
+        session_too_small: true,
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = chunked_client(&server)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    assert_eq!(file.id, "800");
+    assert_eq!(server.count("POST", "/api/2.0/files/content"), 1);
+}
+
+// ----- token cache, 409 operation_blocked_temporary, shared rate limit -----
+
+#[test]
+fn the_token_cache_file_serves_later_passes_until_box_refuses_the_token() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/oauth2/token" => token_reply(earlier),
+        "/2.0/files/5"
+            if request.header("authorization") == Some("Bearer T1") && earlier.len() > 3 =>
+        {
+            Reply::empty(401).header(
+                "www-authenticate",
+                r#"Bearer realm="Service", error="invalid_token""#,
+            )
+        }
+        "/2.0/files/5" => Reply::json(200, file_json("5", "a.mp4", "aa", "77")),
+        _ => Reply::empty(404),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens/box-token.json");
+    let pass = || {
+        let cache = cache.clone();
+        client_with(&server, move |cfg| cfg.token_cache_file = Some(cache))
+    };
+    // Three passes (three clients, as three processes would be): one token request.
+    for _ in 0..3 {
+        pass().get_file("5").unwrap();
+    }
+    assert_eq!(server.count("POST", "/oauth2/token"), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.contains("\"access_token\":\"T1\"") && text.contains("client-id-1"));
+    // Box now refuses T1: one new token, written for the next pass.
+    pass().get_file("5").unwrap();
+    assert_eq!(server.count("POST", "/oauth2/token"), 2);
+    assert!(std::fs::read_to_string(&cache)
+        .unwrap()
+        .contains("\"access_token\":\"T2\""));
+    pass().get_file("5").unwrap();
+    assert_eq!(server.count("POST", "/oauth2/token"), 2);
+    // Another app (client id) does not use it.
+    let other = BoxAppConfig::from_json(
+        &app_json(&key().0, PASSPHRASE).replace("client-id-1", "client-id-2"),
+    )
+    .unwrap();
+    let mut cfg = config(&server);
+    cfg.token_cache_file = Some(cache.clone());
+    BoxClient::new(&cfg, other, ureq::Agent::new_with_defaults())
+        .unwrap()
+        .get_file("5")
+        .unwrap();
+    assert_eq!(server.count("POST", "/oauth2/token"), 3);
+}
+
+#[test]
+fn operation_blocked_temporary_is_retried_like_a_503() {
+    let server = TestServer::start(|request, earlier| {
+        let before = earlier
+            .iter()
+            .filter(|other| other.path() == request.path())
+            .count();
+        match request.path() {
+            "/oauth2/token" => token_reply(earlier),
+            "/2.0/files/5" if before == 0 => Reply::json(
+                409,
+                json!({"type": "error", "status": 409, "code": "operation_blocked_temporary", "message": "blocked"}),
+            )
+            .header("retry-after", "0"),
+            "/2.0/files/5" => Reply::json(200, file_json("5", "a.mp4", "aa", "77")),
+            "/2.0/files/6" => Reply::json(
+                409,
+                json!({"type": "error", "status": 409, "code": "conflict", "message": "a real conflict"}),
+            ),
+            _ => Reply::empty(404),
+        }
+    });
+    let box_client = client(&server);
+    assert_eq!(box_client.get_file("5").unwrap().id, "5");
+    assert_eq!(server.count("GET", "/2.0/files/5"), 2);
+    let error = box_client.get_file("6").unwrap_err();
+    assert_eq!(server.count("GET", "/2.0/files/6"), 1);
+    assert!(error.to_string().contains("a real conflict"), "{error}");
+}
+
+#[test]
+fn clones_share_the_clients_rate_limit() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/oauth2/token" => token_reply(earlier),
+        _ => Reply::json(200, file_json("5", "a.mp4", "aa", "77")),
+    });
+    let box_client = client_with(&server, |cfg| cfg.max_requests_per_second = 20.0);
+    box_client.get_file("5").unwrap(); // token + 1 call
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let box_client = box_client.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    box_client.get_file("5").unwrap();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    // 40 calls at 20/s with a burst of 20 (partly spent): at least ~1 s whatever the thread count.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900),
+        "{elapsed:?}"
+    );
+    // A separate client has its own limiter.
+    let other = client_with(&server, |cfg| cfg.max_requests_per_second = 20.0);
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        other.get_file("5").unwrap();
+    }
+    assert!(started.elapsed() < std::time::Duration::from_millis(800));
 }

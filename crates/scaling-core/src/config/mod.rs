@@ -35,6 +35,7 @@ pub use crate::naming::NamingConfig;
 use crate::secret::Secret;
 
 use reader::{Ctx, Section};
+pub use sections::MIN_CHUNKED_UPLOAD_THRESHOLD;
 use tree::{merge, read_yaml, Origins};
 
 /// A configuration problem. `Display` names the file, the key (dotted path) or the position, and
@@ -127,6 +128,10 @@ pub struct Config {
     pub naming: NamingConfig,
     /// `email_templates.yaml` (empty when the file is absent and email is disabled).
     pub email_templates: EmailTemplates,
+    /// `retention` and `box.archive_retention_days`: what `cleanup` deletes.
+    pub retention: RetentionConfig,
+    /// `status`: when `reprocess status --check` reports a problem.
+    pub status: StatusConfig,
 }
 
 /// `database`: where the PostgreSQL store lives.
@@ -164,10 +169,15 @@ pub struct BoxConfig {
     pub connect_timeout_secs: u64,
     /// Seconds; default 60.
     pub read_timeout_secs: u64,
-    /// Files of this many bytes or more use a chunked upload session; default 50_000_000.
+    /// Files of this many bytes or more use a chunked upload session; default 50_000_000, at least
+    /// [`MIN_CHUNKED_UPLOAD_THRESHOLD`] (Box's 20 MB minimum for sessions).
     pub chunked_upload_threshold_bytes: u64,
     /// Retries of a transient failure per request; default 5.
     pub max_retries: u32,
+    /// (new) `box.token_cache_file`: private file (mode 0600) keeping the access token across passes;
+    /// default `{temp.dir}/box-token.json`, relative paths from the deployment root, `off` = `None` (a new
+    /// token every pass).
+    pub token_cache_file: Option<PathBuf>,
 }
 
 /// One entry of `box.watched_folders`.
@@ -282,6 +292,30 @@ pub struct TempConfig {
     pub cleanup_after_hours: u64,
     /// Size cap, MiB (> 0); default 10240.
     pub max_size_mb: u64,
+}
+
+/// `retention`: how long `cleanup` keeps history (new keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// `retention.history_days`: finished `runs` rows, sent `outbox` rows and ledger rows in a
+    /// final state (`archived`, `rejected`, `ignored`) older than this many days are deleted
+    /// (> 0); default 90.
+    pub history_days: u64,
+    /// `box.archive_retention_days`: `_PROCESSED/{YYYY-MM-DD}/` folders older than this many days
+    /// are moved to the Box trash; `None` (key absent or 0, the default) = never.
+    pub box_archive_days: Option<u64>,
+}
+
+/// `status`: thresholds of `reprocess status` (new keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    /// `status.max_pass_age_minutes`: binary name -> how old its last successful pass may be,
+    /// minutes; 0 = not monitored. Defaults: `a1-to-a2` 15, `box-poll` 5, `cleanup` 1500
+    /// (daily, with an hour of slack); keys given in the file are added or replace these.
+    pub max_pass_age_minutes: BTreeMap<String, u64>,
+    /// `status.max_outbox_age_minutes`: an undelivered notification older than this needs
+    /// attention, minutes (> 0); default 60.
+    pub max_outbox_age_minutes: u64,
 }
 
 /// `email`: Mailgun (<https://documentation.mailgun.com/docs/mailgun/api-reference/>).
@@ -539,17 +573,24 @@ pub fn load_with_vars(
     let root = Section::new(&ctx, "", Some(&tree))?;
     root.mark_used(&["environment"]);
     let database = read_section(&root, "database", sections::database)?;
+    // `temp` before `box`: it holds the default place of `box.token_cache_file`.
+    let temp = read_section(&root, "temp", |section| {
+        sections::temp(section, &deployment_root)
+    })?;
+    let mut archive_retention_days = 0;
     let box_api = read_section(&root, "box", |section| {
-        sections::box_config(section, &deployment_root)
+        archive_retention_days = section.u64_or("archive_retention_days", 0, 0)?;
+        sections::box_config(section, &deployment_root, &temp.dir)
     })?;
     let dam = read_section(&root, "dam", sections::dam)?;
     let polling = read_section(&root, "polling", sections::polling)?;
     let retry = read_section(&root, "retry", sections::retry)?;
-    let temp = read_section(&root, "temp", |section| {
-        sections::temp(section, &deployment_root)
-    })?;
     let email = read_section(&root, "email", sections::email)?;
     let media = read_section(&root, "media", sections::media)?;
+    let retention = read_section(&root, "retention", |section| {
+        sections::retention(section, archive_retention_days)
+    })?;
+    let status = read_section(&root, "status", sections::status)?;
     root.finish();
 
     let (field_mappings, naming) =
@@ -574,6 +615,8 @@ pub fn load_with_vars(
         field_mappings,
         naming,
         email_templates,
+        retention,
+        status,
     })
 }
 

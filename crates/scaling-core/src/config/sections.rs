@@ -11,8 +11,8 @@ use super::tree::{kind_of, read_yaml, Origins};
 use super::{
     BoxConfig, CampaignModel, ConfigError, DamAuth, DamConfig, DatabaseConfig, DomainValidation,
     EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldUpdate, MediaConfig,
-    PollingConfig, RetryConfig, TempConfig, WatchedFolder, WebhookEndpoint, WebhooksConfig,
-    KNOWN_EVENTS, MEDIA_ATTRS, REQUIRED_TEMPLATES, TRANSFORMS,
+    PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, WatchedFolder,
+    WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, MEDIA_ATTRS, REQUIRED_TEMPLATES, TRANSFORMS,
 };
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
 use crate::secret::Secret;
@@ -106,8 +106,16 @@ fn postgres_url_expectation() -> String {
     "expected a PostgreSQL URL such as postgresql://user:password@host:5432/content_scaling (the value is not shown: it may hold a password)".to_string()
 }
 
-/// `box`.
-pub(super) fn box_config(section: &Section<'_>, root: &Path) -> Result<BoxConfig, ConfigError> {
+/// Box's smallest file size for a chunked upload session (20 MB; taken as 20 MiB so that both readings
+/// of "MB" are satisfied). Source: <https://developer.box.com/guides/uploads/chunked/>.
+pub const MIN_CHUNKED_UPLOAD_THRESHOLD: u64 = 20 * 1024 * 1024;
+
+/// `box`. `temp_dir` is `temp.dir` (the default place of the token cache).
+pub(super) fn box_config(
+    section: &Section<'_>,
+    root: &Path,
+    temp_dir: &Path,
+) -> Result<BoxConfig, ConfigError> {
     let base_url = strip_suffix_warn(
         section,
         "base_url",
@@ -172,6 +180,28 @@ pub(super) fn box_config(section: &Section<'_>, root: &Path) -> Result<BoxConfig
             ),
         ));
     }
+    let chunked_upload_threshold_bytes =
+        section.u64_or("chunked_upload_threshold_bytes", 50_000_000, 1)?;
+    if chunked_upload_threshold_bytes < MIN_CHUNKED_UPLOAD_THRESHOLD {
+        return Err(section.error(
+            "chunked_upload_threshold_bytes",
+            format!(
+                "expected a whole number >= {MIN_CHUNKED_UPLOAD_THRESHOLD} (Box accepts chunked upload sessions only from 20 MB), found {chunked_upload_threshold_bytes}"
+            ),
+        ));
+    }
+    let token_cache_file = match section.text("token_cache_file")? {
+        None => Some(temp_dir.join("box-token.json")),
+        Some(text) if text.eq_ignore_ascii_case("off") => None,
+        Some(text) => {
+            let path = PathBuf::from(text);
+            Some(if path.is_relative() {
+                root.join(path)
+            } else {
+                path
+            })
+        }
+    };
     Ok(BoxConfig {
         base_url,
         upload_url,
@@ -184,12 +214,9 @@ pub(super) fn box_config(section: &Section<'_>, root: &Path) -> Result<BoxConfig
         max_requests_per_second: section.positive_f64_or("max_requests_per_second", 10.0)?,
         connect_timeout_secs: section.u64_or("connect_timeout_secs", 10, 1)?,
         read_timeout_secs: section.u64_or("read_timeout_secs", 60, 1)?,
-        chunked_upload_threshold_bytes: section.u64_or(
-            "chunked_upload_threshold_bytes",
-            50_000_000,
-            1,
-        )?,
+        chunked_upload_threshold_bytes,
         max_retries: section.u32_or("max_retries", 5, 0)?,
+        token_cache_file,
     })
 }
 
@@ -425,6 +452,37 @@ pub(super) fn temp(section: &Section<'_>, root: &Path) -> Result<TempConfig, Con
         dir,
         cleanup_after_hours: section.u64_or("cleanup_after_hours", 24, 1)?,
         max_size_mb: section.u64_or("max_size_mb", 10_240, 1)?,
+    })
+}
+
+/// `retention`; `archive_retention_days` is `box.archive_retention_days` (0 = off).
+pub(super) fn retention(
+    section: &Section<'_>,
+    archive_retention_days: u64,
+) -> Result<RetentionConfig, ConfigError> {
+    Ok(RetentionConfig {
+        history_days: section.u64_or("history_days", 90, 1)?,
+        box_archive_days: (archive_retention_days > 0).then_some(archive_retention_days),
+    })
+}
+
+/// `status`.
+pub(super) fn status(section: &Section<'_>) -> Result<StatusConfig, ConfigError> {
+    let mut max_pass_age_minutes: BTreeMap<String, u64> =
+        [("a1-to-a2", 15), ("box-poll", 5), ("cleanup", 1500)]
+            .into_iter()
+            .map(|(name, minutes)| (name.to_string(), minutes))
+            .collect();
+    let ages = section.section("max_pass_age_minutes")?;
+    for binary in ages.keys() {
+        let default = max_pass_age_minutes.get(binary).copied().unwrap_or(0);
+        let minutes = ages.u64_or(binary, default, 0)?;
+        max_pass_age_minutes.insert(binary.to_string(), minutes);
+    }
+    ages.finish();
+    Ok(StatusConfig {
+        max_pass_age_minutes,
+        max_outbox_age_minutes: section.u64_or("max_outbox_age_minutes", 60, 1)?,
     })
 }
 

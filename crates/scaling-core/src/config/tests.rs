@@ -215,7 +215,10 @@ fn shipped_files_load_for_the_sandbox() {
         Some("sandbox-webhook-token")
     );
     assert_eq!(
-        endpoint.signing_secret.as_ref().map(|t| t.expose().as_str()),
+        endpoint
+            .signing_secret
+            .as_ref()
+            .map(|t| t.expose().as_str()),
         Some("sandbox-signing-secret")
     );
 
@@ -869,4 +872,45 @@ fn dotenv_permissions_warn_and_parse_errors_hide_the_line() {
         "{text}"
     );
     assert!(!text.contains("abc"), "{text}");
+}
+
+#[test]
+fn box_token_cache_and_chunked_threshold() {
+    let mut vars = sandbox_vars();
+    vars.insert("CS_TEMP_DIR".into(), "/var/tmp/cs".into());
+    let config = load_dir(&shipped_dir(), Some("sandbox"), &vars).unwrap();
+    assert_eq!(
+        config.box_api.token_cache_file,
+        Some(PathBuf::from("/var/tmp/cs/box-token.json")),
+        "default: in temp.dir"
+    );
+    vars.insert("BOX_TOKEN_CACHE_FILE".into(), "off".into());
+    let config = load_dir(&shipped_dir(), Some("sandbox"), &vars).unwrap();
+    assert_eq!(config.box_api.token_cache_file, None);
+    vars.insert("BOX_TOKEN_CACHE_FILE".into(), "run/box-token.json".into());
+    let config = load_dir(&shipped_dir(), Some("sandbox"), &vars).unwrap();
+    let path = config.box_api.token_cache_file.unwrap();
+    assert!(
+        path.is_absolute() && path.ends_with("run/box-token.json"),
+        "relative to the deployment root: {path:?}"
+    );
+
+    let temp = TempConfig::new();
+    temp.edit(
+        "config.yaml",
+        "chunked_upload_threshold_bytes: 50000000",
+        "chunked_upload_threshold_bytes: 20000000",
+    );
+    assert_eq!(
+        temp.error(Some("sandbox"), &sandbox_vars()),
+        "config/config.yaml: box.chunked_upload_threshold_bytes: expected a whole number >= 20971520 (Box accepts chunked upload sessions only from 20 MB), found 20000000"
+    );
+    let temp = TempConfig::new();
+    temp.edit(
+        "config.yaml",
+        "chunked_upload_threshold_bytes: 50000000",
+        "chunked_upload_threshold_bytes: 20971520",
+    );
+    let config = temp.load(Some("sandbox"), &sandbox_vars()).unwrap();
+    assert_eq!(config.box_api.chunked_upload_threshold_bytes, 20_971_520);
 }

@@ -467,3 +467,105 @@ fn download_restarts_after_a_dropped_connection() {
     assert_eq!(error.status(), Some(404));
     assert!(!dir.path().join("missing.mp4").exists());
 }
+
+fn languages_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> TestServer {
+    TestServer::start(move |request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES" => {
+            if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Reply::empty(503);
+            }
+            Reply::json(
+                200,
+                json!({"lookup_domain_resource": {"lookup_domain": {"domainId": "FERRERO.DOMAIN.LANGUAGES",
+                "domainValues": [{"field_value": {"type": "string", "value": "IT"}, "display_value": "Italian"}]}}}),
+            )
+        }
+        _ => not_found(),
+    })
+}
+
+fn validation(ttl_hours: u64, strict: bool) -> DomainValidation {
+    DomainValidation {
+        enabled: true,
+        cache_ttl_hours: ttl_hours,
+        strict_mode: strict,
+    }
+}
+
+#[test]
+fn lookup_domains_are_cached_across_passes_in_a_private_file() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = languages_server(fail.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let path = "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES";
+    for _ in 0..3 {
+        // One client per pass, as separate processes would have.
+        let dam = client(&server).with_lookup_cache(dir.path(), &validation(24, true));
+        let values = dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
+        assert_eq!(values[0].display, "Italian");
+        dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
+    }
+    assert_eq!(server.count("GET", path), 1);
+    let file = dir.path().join(LOOKUP_CACHE_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    // TTL 0: always asked.
+    let dam = client(&server).with_lookup_cache(dir.path(), &validation(0, true));
+    dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
+    dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
+    assert_eq!(server.count("GET", path), 3);
+
+    // Expired entry and the DAM down: strict mode gives the error, lenient mode the old values.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut cache: Value = serde_json::from_str(&text).unwrap();
+    cache["domains"]["FERRERO.DOMAIN.LANGUAGES"]["fetched_at"] = json!(0);
+    std::fs::write(&file, cache.to_string()).unwrap();
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let strict = client(&server).with_lookup_cache(dir.path(), &validation(24, true));
+    let error = strict
+        .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+        .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    let lenient = client(&server).with_lookup_cache(dir.path(), &validation(24, false));
+    assert_eq!(
+        lenient.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap()[0].value,
+        "IT"
+    );
+    // Back up: the expired entry is refreshed.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let before = server.count("GET", path);
+    strict.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
+    assert_eq!(server.count("GET", path), before + 1);
+    let refreshed: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        refreshed["domains"]["FERRERO.DOMAIN.LANGUAGES"]["fetched_at"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
+fn the_lookup_cache_of_another_dam_is_not_used() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first = languages_server(fail.clone());
+    let second = languages_server(fail);
+    let dir = tempfile::tempdir().unwrap();
+    client(&first)
+        .with_lookup_cache(dir.path(), &validation(24, true))
+        .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+        .unwrap();
+    client(&second)
+        .with_lookup_cache(dir.path(), &validation(24, true))
+        .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+        .unwrap();
+    assert_eq!(
+        second.count("GET", "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES"),
+        1
+    );
+}

@@ -96,7 +96,11 @@ impl Sandbox {
 }
 
 fn box_client(sandbox: &Sandbox) -> BoxClient {
-    let cfg = BoxConfig {
+    box_client_with(sandbox, |_| {})
+}
+
+fn box_client_with(sandbox: &Sandbox, adjust: impl FnOnce(&mut BoxConfig)) -> BoxClient {
+    let mut cfg = BoxConfig {
         base_url: sandbox.text("base_url"),
         upload_url: sandbox.text("upload_url"),
         oauth2_url: sandbox.text("oauth2_url"),
@@ -114,7 +118,9 @@ fn box_client(sandbox: &Sandbox) -> BoxClient {
         read_timeout_secs: 30,
         chunked_upload_threshold_bytes: 50_000_000,
         max_retries: 3,
+        token_cache_file: None,
     };
+    adjust(&mut cfg);
     let app = BoxAppConfig::from_file(&cfg.app_config_path).unwrap();
     BoxClient::new(&cfg, app, ureq::Agent::new_with_defaults())
         .unwrap()
@@ -462,4 +468,92 @@ fn expired_tokens_and_sessions_are_renewed() {
     eprintln!("stats: {stats}");
     assert_eq!(stats["routes"]["POST /oauth2/token 200"], 2);
     assert_eq!(stats["routes"]["POST /otmmapi/v6/sessions 200"], 2);
+}
+
+#[test]
+#[ignore = "needs the sandbox binary"]
+fn chunked_uploads_against_the_sandbox_with_faults() {
+    // Parts of 4 MiB; two 202s before each commit succeeds.
+    let Some(sandbox) =
+        Sandbox::start_with(None, &["--part-size", "4194304", "--commit-accepted", "2"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let client = box_client_with(&sandbox, |cfg| {
+        cfg.chunked_upload_threshold_bytes = crate::config::MIN_CHUNKED_UPLOAD_THRESHOLD;
+    });
+    let root = sandbox.text("box_root_folder_id");
+    let folder = client.create_folder(&root, "cs-chunked-test").unwrap();
+
+    // 22 MB (6 parts): one part stored despite a 500, one dropped connection, one 500 on commit
+    // after it landed.
+    let source = dir.path().join("big.bin");
+    let content: Vec<u8> = (0..22_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &content).unwrap();
+    let (sha1, _) = sha1_file(&source).unwrap();
+    sandbox.control(
+        "POST",
+        "/faults",
+        Some(json!({"method": "PUT", "path_prefix": "/api/2.0/files/upload_sessions/", "status": 500, "after": true, "count": 1})),
+    );
+    sandbox.control(
+        "POST",
+        "/faults",
+        Some(json!({"method": "PUT", "path_prefix": "/api/2.0/files/upload_sessions/", "kind": "drop", "count": 1})),
+    );
+    let uploaded = client.upload(&folder.id, "big.bin", &source).unwrap();
+    assert_eq!(uploaded.sha1.as_deref(), Some(sha1.as_str()));
+    assert_eq!(uploaded.size, Some(22_000_000));
+    assert_eq!(uploaded.parent_id.as_deref(), Some(folder.id.as_str()));
+    let stats = sandbox.control("GET", "/stats", None);
+    let routes = &stats["routes"];
+    eprintln!("routes: {routes}");
+    assert_eq!(
+        routes["POST /api/2.0/files/upload_sessions/{session_id}/commit 201"],
+        1
+    );
+    // Six parts: the one stored despite its 500 is not sent again, the dropped one is.
+    assert_eq!(
+        (
+            &routes["PUT /api/2.0/files/upload_sessions/{session_id} 200"],
+            &routes["PUT /api/2.0/files/upload_sessions/{session_id} 500"],
+            &routes["PUT /api/2.0/files/upload_sessions/{session_id} dropped"],
+        ),
+        (&json!(5), &json!(1), &json!(1))
+    );
+
+    // The same bytes again: 409 on session creation with the same sha1 = success.
+    let again = client.upload(&folder.id, "big.bin", &source).unwrap();
+    assert_eq!(again.id, uploaded.id);
+
+    // A commit that landed although its reply was a 500.
+    sandbox.control(
+        "POST",
+        "/faults",
+        Some(json!({"method": "POST", "path_prefix": "/api/2.0/files/upload_sessions/", "status": 500, "after": true, "count": 3})),
+    );
+    let second = client.upload(&folder.id, "big-2.bin", &source).unwrap();
+    assert_eq!(second.sha1.as_deref(), Some(sha1.as_str()));
+    sandbox.control("DELETE", "/faults", None);
+
+    // A new version through a session for the existing file.
+    let changed = dir.path().join("big-v2.bin");
+    let mut content = content;
+    content[0] ^= 0xff;
+    std::fs::write(&changed, &content).unwrap();
+    let (sha1_v2, _) = sha1_file(&changed).unwrap();
+    let version = client
+        .upload_new_version(&uploaded.id, "big.bin", &changed)
+        .unwrap();
+    assert_eq!(version.id, uploaded.id);
+    assert_eq!(version.sha1.as_deref(), Some(sha1_v2.as_str()));
+    assert_ne!(version.file_version_id, uploaded.file_version_id);
+
+    // The download of the new version is intact.
+    let dest = dir.path().join("download.bin");
+    client
+        .download_to(&uploaded.id, Some(&sha1_v2), &dest)
+        .unwrap();
+    assert_eq!(sha1_file(&dest).unwrap().0, sha1_v2);
 }

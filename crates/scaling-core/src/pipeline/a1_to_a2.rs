@@ -225,11 +225,17 @@ fn process_master(
     // (exit 75) instead of recording a failure of this master.
     let fail_dam = |what: &str, error: DamError| match error {
         DamError::Transport(_) => MasterFailure::Pass(PassError::from_dam(error)),
-        error => MasterFailure::Asset { row_id: Some(row.id), reason: format!("{what} failed: {error}") },
+        error => MasterFailure::Asset {
+            row_id: Some(row.id),
+            reason: format!("{what} failed: {error}"),
+        },
     };
     let fail_box = |what: &str, error: BoxError| match error {
         BoxError::Transport(_) => MasterFailure::Pass(PassError::from_box(error)),
-        error => MasterFailure::Asset { row_id: Some(row.id), reason: format!("{what} failed: {error}") },
+        error => MasterFailure::Asset {
+            row_id: Some(row.id),
+            reason: format!("{what} failed: {error}"),
+        },
     };
     let asset = services
         .dam

@@ -563,7 +563,10 @@ fn process_file(
     let representation = match (representation, transient_error) {
         (Ok(representation), _) => representation,
         (Err(_), Some((message, true))) => {
-            return Err(PassError::Unreachable { what: "DAM", message })
+            return Err(PassError::Unreachable {
+                what: "DAM",
+                message,
+            })
         }
         (Err(_), Some((message, false))) => return Ok(Outcome::RetryLater(message)),
         (Err(problems), None) => return Ok(Outcome::Rejected(problems)),

@@ -26,10 +26,14 @@ macro_rules! crash_point {
 
 pub mod a1_to_a2;
 pub mod box_poll;
+pub mod cleanup;
+pub mod operator;
 pub mod outbox;
+pub mod reprocess;
+pub mod setup;
+pub mod status;
 mod transition;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -220,8 +224,10 @@ impl Services {
             config.dam.connect_timeout_secs,
             config.dam.content_timeout_secs,
         );
-        let dam = DamClient::new(&config.dam, dam_agent)
-            .with_lookup_cache(&config.temp.dir, &config.field_mappings.validate_domain_values);
+        let dam = DamClient::new(&config.dam, dam_agent).with_lookup_cache(
+            &config.temp.dir,
+            &config.field_mappings.validate_domain_values,
+        );
         let notify_agent = agent(10, 30);
         let mailer = Mailer::new(&config.email, notify_agent.clone());
         let webhooks = WebhookSender::new(notify_agent);
@@ -339,11 +345,6 @@ pub fn run_recorded(
         }
     }
     result.map(|()| report)
-}
-
-/// Path of the temp dir (for messages).
-pub fn temp_dir(config: &Config) -> PathBuf {
-    config.temp.dir.clone()
 }
 
 /// Exponential backoff for pass-level retries: `base * 2^(attempts-1)`, capped, in seconds.

@@ -16,13 +16,15 @@ const MAX_PER_PASS: u32 = 200;
 /// Retry delay after a permanent failure (a fixed template or endpoint config will then go out).
 const PERMANENT_RETRY_SECS: i64 = 6 * 3600;
 
-/// Delivers due outbox rows; failures are recorded on the row and retried with backoff.
+/// Delivers due outbox rows, each at most once per call (a row that fails waits for a later
+/// pass, whatever its backoff); failures are recorded on the row and retried with backoff.
 /// Never fails the pass: a notification problem is reported, not fatal.
 pub fn deliver(services: &mut Services, report: &mut PassReport) {
+    let mut cursor = 0;
     for _ in 0..MAX_PER_PASS {
         let row = match services
             .store
-            .claim_notification(&services.owner, LEASE_SECS)
+            .claim_notification(&services.owner, LEASE_SECS, cursor)
         {
             Ok(Some(row)) => row,
             Ok(None) => break,
@@ -31,6 +33,7 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
                 break;
             }
         };
+        cursor = row.id;
         let result = send(services, &row);
         let recorded = match &result {
             Ok(()) => {

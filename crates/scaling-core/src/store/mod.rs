@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
+pub mod admin;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -597,7 +598,8 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the next due, unsent outbox row for `owner` for `lease_secs` seconds.
+    /// Claims the next due, unsent outbox row with an id above `after_id` for `owner` for
+    /// `lease_secs` seconds (the cursor lets one delivery round try each row at most once).
     ///
     /// # Errors
     /// Database errors.
@@ -605,15 +607,16 @@ impl Store {
         &mut self,
         owner: &str,
         lease_secs: i64,
+        after_id: i64,
     ) -> Result<Option<OutboxRow>, StoreError> {
         let row = self.client.query_opt(
             "UPDATE outbox SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
              WHERE id = (SELECT id FROM outbox
-                         WHERE sent_at IS NULL AND next_attempt_at <= now()
+                         WHERE sent_at IS NULL AND next_attempt_at <= now() AND id > $3
                            AND (lease_expires_at IS NULL OR lease_expires_at < now())
                          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id, idempotency_key, channel, target, event, payload, attempts",
-            &[&owner, &lease_secs],
+            &[&owner, &lease_secs, &after_id],
         )?;
         Ok(row.map(|row| OutboxRow {
             id: row.get("id"),

@@ -1,0 +1,52 @@
+//! `box-setup`: the onboarding runbook as commands (list-folder, check, ensure-folders, doctor).
+//!
+//! Thin binary: parses arguments and calls [`scaling_core::pipeline::setup::run`].
+//! Exit codes: 0 all ok, 1 a check failed, 2 configuration/usage error, 75 Box unreachable.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cli_args::CommonArgs;
+use scaling_core::pipeline::setup::{self, SetupCommand};
+
+/// Box onboarding and installation checks: list a folder, check the service account's access to
+/// every configured folder, create _PROCESSED/_errors, check the whole installation.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: CommandArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum CommandArg {
+    /// List a Box folder as the service account sees it.
+    ListFolder {
+        /// Box folder id (the number at the end of the folder's Box URL).
+        folder_id: String,
+    },
+    /// Check that the service account can read, and create subfolders in, every configured folder.
+    Check,
+    /// Create _PROCESSED and _errors in every watched folder (idempotent).
+    EnsureFolders {
+        /// Only say which are missing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check the installation: config, .env, database, Box, DAM, ffprobe, temp dir.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let options = args.common.options();
+    let command = match args.command {
+        CommandArg::ListFolder { folder_id } => SetupCommand::ListFolder { folder_id },
+        CommandArg::Check => SetupCommand::Check,
+        CommandArg::EnsureFolders { dry_run } => SetupCommand::EnsureFolders { dry_run },
+        CommandArg::Doctor => SetupCommand::Doctor,
+    };
+    ExitCode::from(setup::run(&options, &command))
+}

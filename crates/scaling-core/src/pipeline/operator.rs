@@ -1,0 +1,214 @@
+//! What the operators' commands (`reprocess`, `cleanup`, `box-setup`) share around their work:
+//! logging that does not tear a progress bar apart, configuration loading and connecting with
+//! the exit codes of design.md §6, a progress bar shown only on a terminal, and result lines on
+//! stdout.
+//!
+//! Output rules: results (plans, per-item lines, summaries, check lines) go to stdout, one line
+//! each; log lines go to stderr. The progress bar is drawn on stderr only when stderr is a
+//! terminal, so cron mail and pipes see plain lines and no control characters.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::fmt::MakeWriter;
+
+use super::Services;
+use crate::config::{self, Config};
+use crate::entry::{CommonOptions, LogFormat, EXIT_CONFIG};
+
+/// The progress bar on screen, if any: log lines are written around it.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn active_bar() -> Option<ProgressBar> {
+    ACTIVE_BAR
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Runs `write` with the progress bar (if one is shown) taken off the screen.
+fn around_bar(write: impl FnOnce()) {
+    match active_bar() {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
+
+/// One log event, buffered and written to stderr in one piece when dropped.
+pub struct StderrEvent {
+    buffer: Vec<u8>,
+}
+
+impl Write for StderrEvent {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrEvent {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.buffer);
+        around_bar(|| {
+            // A closed stderr is nothing the command can report anywhere.
+            let _ = std::io::stderr().lock().write_all(&buffer);
+        });
+    }
+}
+
+/// `MakeWriter` for stderr that keeps log lines and the progress bar apart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProgressAwareStderr;
+
+impl<'a> MakeWriter<'a> for ProgressAwareStderr {
+    type Writer = StderrEvent;
+
+    fn make_writer(&'a self) -> StderrEvent {
+        StderrEvent { buffer: Vec::new() }
+    }
+}
+
+/// Installs the stderr logger of an operator command: like [`crate::entry::init_logging`]
+/// (same levels, `RUST_LOG` overrides, text or JSON), written around the progress bar, and
+/// without the migration runner's and the PostgreSQL driver's routine lines ("no migrations to
+/// apply", server NOTICEs), so a run with nothing to do prints nothing.
+pub fn init_logging(format: LogFormat, verbosity: u8) {
+    let default = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},ureq=warn,ureq_proto=warn,rustls=warn,refinery_core=warn,postgres=warn,tokio_postgres=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_writer(ProgressAwareStderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(error) = result {
+        eprintln!("warning: logging already initialised: {error}");
+    }
+}
+
+/// Prints one result line on stdout (around the progress bar). A closed stdout (`| head`) is
+/// not an error.
+pub fn say(line: &str) {
+    around_bar(|| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    });
+}
+
+/// Sets up logging and loads the configuration; on a configuration error logs it and returns
+/// the exit code 2.
+///
+/// # Errors
+/// The exit code to return.
+pub fn start(options: &CommonOptions) -> Result<Config, u8> {
+    init_logging(options.log_format, options.verbosity);
+    config::load(&options.config_dir, options.environment.as_deref()).map_err(|error| {
+        tracing::error!("configuration error: {error}");
+        EXIT_CONFIG
+    })
+}
+
+/// [`Services::connect`] with the error logged as `{command}: cannot start: ...`.
+///
+/// # Errors
+/// The exit code to return (75 when the database is unreachable, else 1).
+pub fn connect(command: &str, config: Config) -> Result<Services, u8> {
+    Services::connect(config).map_err(|error| {
+        tracing::error!("{command}: cannot start: {error}");
+        error.exit_code()
+    })
+}
+
+/// A progress bar over `total` items, drawn on stderr only when stderr is a terminal (hidden
+/// otherwise: the per-item result lines are the progress then). Removed from the screen when
+/// dropped.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// Starts a bar for `total` items.
+    pub fn start(total: u64) -> Progress {
+        let bar = if std::io::stderr().is_terminal() && total > 0 {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        *ACTIVE_BAR.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+        Progress { bar }
+    }
+
+    /// Names the item being worked on.
+    pub fn working_on(&self, item: &str) {
+        self.bar.set_message(item.to_string());
+    }
+
+    /// Counts one item done.
+    pub fn done_one(&self) {
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        *ACTIVE_BAR.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// `n thing` or `n things`.
+pub fn plural(count: u64, singular: &str, plural: &str) -> String {
+    if count == 1 {
+        format!("{count} {singular}")
+    } else {
+        format!("{count} {plural}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plural_picks_the_form() {
+        assert_eq!(plural(0, "file", "files"), "0 files");
+        assert_eq!(plural(1, "file", "files"), "1 file");
+        assert_eq!(plural(2, "file", "files"), "2 files");
+    }
+
+    #[test]
+    fn hidden_progress_never_draws_and_unregisters() {
+        // Tests run without a terminal on stderr: the bar is hidden.
+        {
+            let progress = Progress::start(3);
+            assert!(progress.bar.is_hidden());
+            progress.working_on("x");
+            progress.done_one();
+            assert!(active_bar().is_some());
+        }
+        assert!(active_bar().is_none());
+    }
+}

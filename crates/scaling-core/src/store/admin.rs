@@ -1,0 +1,500 @@
+//! Queries of the operators' tools: `reprocess` (finding rejected files and reopening them,
+//! the outbox backlog), `cleanup` (expired leases, old history), `reprocess status` (dashboard
+//! figures, last pass per binary) and `box-setup doctor` (migration state).
+//!
+//! The clean-up statements come in pairs, a `SELECT count(*)` for `--dry-run` and the
+//! `UPDATE`/`DELETE` itself, built from the same `WHERE` text so the two cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use postgres::Row;
+use serde::Serialize;
+
+use super::{embedded, Store, StoreError};
+
+/// A Box file's latest ledger row, with what an operator needs to find it again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerFile {
+    /// Box file id.
+    pub file_id: String,
+    /// Box file version id of this row.
+    pub file_version_id: String,
+    /// Watched folder the file was found in.
+    pub watched_folder_id: String,
+    /// File name when last seen.
+    pub name: String,
+    /// Ledger state (`seen`, `claimed`, `uploaded_to_dam`, `archived`, `failed_transient`,
+    /// `rejected`, `ignored`).
+    pub state: String,
+    /// Passes that tried this version.
+    pub attempts: i32,
+    /// Last error text (for a rejection: the problems, one per line).
+    pub last_error: Option<String>,
+    /// Box folder the file was moved to (`_PROCESSED/{date}` or `_errors`).
+    pub archived_folder_id: Option<String>,
+    /// Last change of the row (UTC).
+    pub updated_at: Timestamp,
+    /// Pass holding a live lease on the row, if any.
+    pub leased_by: Option<String>,
+}
+
+/// An outbox row not delivered yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingNotification {
+    /// Row id.
+    pub id: i64,
+    /// Idempotency key (the receiver dedupes on it).
+    pub idempotency_key: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// Template or endpoint name.
+    pub target: String,
+    /// Event name.
+    pub event: String,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (UTC).
+    pub next_attempt_at: Timestamp,
+    /// When the notification was queued (UTC).
+    pub created_at: Timestamp,
+    /// A pass is delivering it right now (live lease).
+    pub leased: bool,
+}
+
+/// Rows `cleanup` releases or deletes, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RowCounts {
+    /// `box_files` rows.
+    pub ledger: u64,
+    /// `outbox` rows.
+    pub outbox: u64,
+    /// `runs` rows.
+    pub runs: u64,
+}
+
+/// The dashboard figures of `reprocess status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusFigures {
+    /// Master assets known.
+    pub masters: i64,
+    /// Masters uploaded to Box.
+    pub masters_uploaded: i64,
+    /// Masters whose last attempt failed (retried by the next a1-to-a2 pass).
+    pub masters_failed: i64,
+    /// Derivatives delivered to the DAM.
+    pub derivatives_delivered: i64,
+    /// Derivatives recorded but not delivered yet (importing, or failed and retried).
+    pub derivatives_in_progress: i64,
+    /// Campaign status (as last seen or set) -> number of campaigns.
+    pub campaigns_by_status: BTreeMap<String, i64>,
+    /// Derivatives delivered to the DAM in the last 24 hours.
+    pub derivatives_last_24h: i64,
+    /// Masters uploaded to Box in the last 24 hours.
+    pub masters_last_24h: i64,
+    /// Box files whose latest version was rejected (they sit in `_errors/`).
+    pub files_in_errors: i64,
+    /// Box files waiting for a retry after a passing failure.
+    pub files_waiting_retry: i64,
+    /// Notifications not delivered yet.
+    pub outbox_backlog: i64,
+    /// Of those, how many failed at least once.
+    pub outbox_failing: i64,
+    /// Age of the oldest undelivered notification, seconds (database clock).
+    pub outbox_oldest_age_secs: Option<i64>,
+    /// Campaign status changes recorded but not completed (resumed by the next pass).
+    pub transitions_pending: i64,
+}
+
+/// The passes of one binary, from `runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BinaryRuns {
+    /// Binary name (`a1-to-a2`, `box-poll`, `cleanup`, `reprocess`).
+    pub binary: String,
+    /// End of the last completed pass (UTC).
+    pub last_success_at: Option<Timestamp>,
+    /// Its age in seconds (database clock, so a skewed host clock does not matter).
+    pub last_success_age_secs: Option<i64>,
+    /// Start of the most recent pass, whatever its outcome.
+    pub last_started_at: Option<Timestamp>,
+    /// Outcome of the most recent pass (`completed`, `failed`, `dependency_unreachable`, or
+    /// `None` while it runs or when it was killed).
+    pub last_outcome: Option<String>,
+    /// Error of the most recent pass.
+    pub last_error: Option<String>,
+}
+
+/// Schema migrations: embedded in this build vs applied to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    /// Versions applied to the database, ascending (empty: never migrated).
+    pub applied: Vec<i64>,
+    /// `V{version}__{name}` of the migrations this build carries but the database lacks.
+    pub pending: Vec<String>,
+}
+
+/// `box_files` rows whose lease has expired (the pass that held them died or hung).
+const EXPIRED_LEDGER_LEASES: &str = "lease_owner IS NOT NULL AND lease_expires_at < now()";
+/// `outbox` rows whose lease has expired.
+const EXPIRED_OUTBOX_LEASES: &str =
+    "sent_at IS NULL AND lease_owner IS NOT NULL AND lease_expires_at < now()";
+/// History older than `$1` days, per table.
+const OLD_RUNS: &str = "COALESCE(finished_at, started_at) < now() - make_interval(days => $1)";
+const OLD_OUTBOX: &str = "sent_at < now() - make_interval(days => $1)";
+const OLD_LEDGER: &str = "state IN ('archived', 'rejected', 'ignored') \
+                          AND updated_at < now() - make_interval(days => $1)";
+
+fn ledger_file_from_row(row: &Row) -> LedgerFile {
+    LedgerFile {
+        file_id: row.get("file_id"),
+        file_version_id: row.get("file_version_id"),
+        watched_folder_id: row.get("watched_folder_id"),
+        name: row.get("name"),
+        state: row.get("state"),
+        attempts: row.get("attempts"),
+        last_error: row.get("last_error"),
+        archived_folder_id: row.get("archived_folder_id"),
+        updated_at: row.get("updated_at"),
+        leased_by: row.get("leased_by"),
+    }
+}
+
+/// Columns of [`LedgerFile`] from `box_files`.
+const LEDGER_COLUMNS: &str =
+    "file_id, file_version_id, watched_folder_id, name, state, attempts, last_error,
+     archived_folder_id, updated_at,
+     CASE WHEN lease_expires_at > now() THEN lease_owner END AS leased_by";
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn days(value: u64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+impl Store {
+    // ----- reprocess -----
+
+    /// The most recently changed ledger row of Box file `file_id` (any version), if known.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn ledger_file(&mut self, file_id: &str) -> Result<Option<LedgerFile>, StoreError> {
+        let row = self.client.query_opt(
+            &format!(
+                "SELECT {LEDGER_COLUMNS} FROM box_files WHERE file_id = $1
+                 ORDER BY updated_at DESC, file_version_id DESC LIMIT 1"
+            ),
+            &[&file_id],
+        )?;
+        Ok(row.as_ref().map(ledger_file_from_row))
+    }
+
+    /// Files whose latest ledger row is `rejected` (they sit in `_errors/`), oldest rejection
+    /// first; only those of watched folder `watched_folder_id` and rejected at or after `since`
+    /// when given.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn rejected_files(
+        &mut self,
+        watched_folder_id: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<LedgerFile>, StoreError> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT * FROM (SELECT DISTINCT ON (file_id) {LEDGER_COLUMNS} FROM box_files
+                                ORDER BY file_id, updated_at DESC, file_version_id DESC) latest
+                 WHERE state = 'rejected'
+                   AND ($1::text IS NULL OR watched_folder_id = $1)
+                   AND ($2::timestamptz IS NULL OR updated_at >= $2)
+                 ORDER BY updated_at, file_id"
+            ),
+            &[&watched_folder_id, &since],
+        )?;
+        Ok(rows.iter().map(ledger_file_from_row).collect())
+    }
+
+    /// Makes a rejected (or waiting) ledger row claimable again at once, as if the file had just
+    /// been seen in `watched_folder_id` under `name`: state `seen`, attempts 0, no retry delay,
+    /// no archive folder. Rows in other states (delivered, or held by a live lease) are left
+    /// alone. Returns whether the row was reopened.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn reopen_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        watched_folder_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "UPDATE box_files SET state = 'seen', attempts = 0, next_attempt_at = NULL, lease_owner = NULL,
+                    lease_expires_at = NULL, archived_folder_id = NULL, watched_folder_id = $3, name = $4,
+                    updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2
+               AND (state IN ('rejected', 'failed_transient', 'seen')
+                    OR (state = 'claimed' AND (lease_expires_at IS NULL OR lease_expires_at < now())))",
+            &[&file_id, &file_version_id, &watched_folder_id, &name],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Notifications not delivered yet, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pending_notifications(&mut self) -> Result<Vec<PendingNotification>, StoreError> {
+        let rows = self.client.query(
+            "SELECT id, idempotency_key, channel, target, event, attempts, last_error, next_attempt_at,
+                    created_at, COALESCE(lease_expires_at > now(), false) AS leased
+             FROM outbox WHERE sent_at IS NULL ORDER BY id",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| PendingNotification {
+                id: row.get("id"),
+                idempotency_key: row.get("idempotency_key"),
+                channel: row.get("channel"),
+                target: row.get("target"),
+                event: row.get("event"),
+                attempts: row.get("attempts"),
+                last_error: row.get("last_error"),
+                next_attempt_at: row.get("next_attempt_at"),
+                created_at: row.get("created_at"),
+                leased: row.get("leased"),
+            })
+            .collect())
+    }
+
+    /// Makes every undelivered notification that waits for a retry due now (rows a pass is
+    /// delivering are left to it). Returns how many were rescheduled.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn make_notifications_due(&mut self) -> Result<u64, StoreError> {
+        Ok(self.client.execute(
+            "UPDATE outbox SET next_attempt_at = now()
+             WHERE sent_at IS NULL AND next_attempt_at > now()
+               AND (lease_expires_at IS NULL OR lease_expires_at < now())",
+            &[],
+        )?)
+    }
+
+    // ----- cleanup -----
+
+    /// Leases that expired (their pass died or hung): released when `release`, else only
+    /// counted. A released ledger row goes back to `failed_transient`, due at once (the attempt
+    /// that died is counted); a released outbox row is due as scheduled.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn expired_leases(&mut self, release: bool) -> Result<RowCounts, StoreError> {
+        if !release {
+            let row = self.client.query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM box_files WHERE {EXPIRED_LEDGER_LEASES}),
+                            (SELECT count(*) FROM outbox WHERE {EXPIRED_OUTBOX_LEASES})"
+                ),
+                &[],
+            )?;
+            return Ok(RowCounts {
+                ledger: count(row.get(0)),
+                outbox: count(row.get(1)),
+                runs: 0,
+            });
+        }
+        let mut transaction = self.client.transaction()?;
+        let ledger = transaction.execute(
+            &format!(
+                "UPDATE box_files SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = NULL,
+                        state = CASE WHEN state = 'claimed' THEN 'failed_transient' ELSE state END,
+                        last_error = COALESCE(last_error, 'the pass working on it stopped (lease expired)'),
+                        updated_at = now()
+                 WHERE {EXPIRED_LEDGER_LEASES}"
+            ),
+            &[],
+        )?;
+        let outbox = transaction.execute(
+            &format!(
+                "UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE {EXPIRED_OUTBOX_LEASES}"
+            ),
+            &[],
+        )?;
+        transaction.commit()?;
+        Ok(RowCounts {
+            ledger,
+            outbox,
+            runs: 0,
+        })
+    }
+
+    /// History older than `older_than_days` days: finished (or abandoned) `runs` rows, delivered
+    /// `outbox` rows and ledger rows in a final state (`archived`, `rejected`, `ignored`).
+    /// Deleted when `delete`, else only counted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn old_history(
+        &mut self,
+        older_than_days: u64,
+        delete: bool,
+    ) -> Result<RowCounts, StoreError> {
+        let days = days(older_than_days);
+        if !delete {
+            let row = self.client.query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM box_files WHERE {OLD_LEDGER}),
+                            (SELECT count(*) FROM outbox WHERE {OLD_OUTBOX}),
+                            (SELECT count(*) FROM runs WHERE {OLD_RUNS})"
+                ),
+                &[&days],
+            )?;
+            return Ok(RowCounts {
+                ledger: count(row.get(0)),
+                outbox: count(row.get(1)),
+                runs: count(row.get(2)),
+            });
+        }
+        let mut transaction = self.client.transaction()?;
+        let ledger = transaction.execute(
+            &format!("DELETE FROM box_files WHERE {OLD_LEDGER}"),
+            &[&days],
+        )?;
+        let outbox =
+            transaction.execute(&format!("DELETE FROM outbox WHERE {OLD_OUTBOX}"), &[&days])?;
+        let runs = transaction.execute(&format!("DELETE FROM runs WHERE {OLD_RUNS}"), &[&days])?;
+        transaction.commit()?;
+        Ok(RowCounts {
+            ledger,
+            outbox,
+            runs,
+        })
+    }
+
+    // ----- status -----
+
+    /// The dashboard figures (one round trip, database clock).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn status_figures(&mut self) -> Result<StatusFigures, StoreError> {
+        let row = self.client.query_one(
+            "WITH latest AS (SELECT DISTINCT ON (file_id) state FROM box_files
+                             ORDER BY file_id, updated_at DESC, file_version_id DESC)
+             SELECT
+               (SELECT count(*) FROM master_assets) AS masters,
+               (SELECT count(*) FROM master_assets WHERE status = 'uploaded') AS masters_uploaded,
+               (SELECT count(*) FROM master_assets WHERE status = 'failed') AS masters_failed,
+               (SELECT count(*) FROM derivative_assets WHERE upload_status = 'uploaded') AS derivatives_delivered,
+               (SELECT count(*) FROM derivative_assets WHERE upload_status <> 'uploaded') AS derivatives_in_progress,
+               (SELECT count(*) FROM derivative_assets
+                 WHERE upload_status = 'uploaded' AND updated_at > now() - interval '24 hours') AS derivatives_last_24h,
+               (SELECT count(*) FROM master_assets
+                 WHERE status = 'uploaded' AND updated_at > now() - interval '24 hours') AS masters_last_24h,
+               (SELECT count(*) FROM latest WHERE state = 'rejected') AS files_in_errors,
+               (SELECT count(*) FROM latest WHERE state = 'failed_transient') AS files_waiting_retry,
+               (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS outbox_backlog,
+               (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND attempts > 0) AS outbox_failing,
+               (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::bigint FROM outbox WHERE sent_at IS NULL)
+                 AS outbox_oldest_age_secs,
+               (SELECT count(*) FROM campaign_transitions WHERE state = 'pending') AS transitions_pending",
+            &[],
+        )?;
+        let campaigns = self.client.query(
+            "SELECT status, count(*) FROM campaigns GROUP BY status ORDER BY status",
+            &[],
+        )?;
+        Ok(StatusFigures {
+            masters: row.get("masters"),
+            masters_uploaded: row.get("masters_uploaded"),
+            masters_failed: row.get("masters_failed"),
+            derivatives_delivered: row.get("derivatives_delivered"),
+            derivatives_in_progress: row.get("derivatives_in_progress"),
+            campaigns_by_status: campaigns
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect(),
+            derivatives_last_24h: row.get("derivatives_last_24h"),
+            masters_last_24h: row.get("masters_last_24h"),
+            files_in_errors: row.get("files_in_errors"),
+            files_waiting_retry: row.get("files_waiting_retry"),
+            outbox_backlog: row.get("outbox_backlog"),
+            outbox_failing: row.get("outbox_failing"),
+            outbox_oldest_age_secs: row.get("outbox_oldest_age_secs"),
+            transitions_pending: row.get("transitions_pending"),
+        })
+    }
+
+    /// The last successful and the most recent pass of every binary that ever ran, by name.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn binary_runs(&mut self) -> Result<Vec<BinaryRuns>, StoreError> {
+        let rows = self.client.query(
+            "SELECT b.binary_name, success.finished_at AS last_success_at,
+                    EXTRACT(EPOCH FROM now() - success.finished_at)::bigint AS last_success_age_secs,
+                    last.started_at AS last_started_at, last.outcome AS last_outcome, last.error AS last_error
+             FROM (SELECT DISTINCT binary_name FROM runs) b
+             LEFT JOIN LATERAL (SELECT finished_at FROM runs r
+                                WHERE r.binary_name = b.binary_name AND r.outcome = 'completed'
+                                ORDER BY finished_at DESC LIMIT 1) success ON true
+             LEFT JOIN LATERAL (SELECT started_at, outcome, error FROM runs r
+                                WHERE r.binary_name = b.binary_name
+                                ORDER BY started_at DESC, id DESC LIMIT 1) last ON true
+             ORDER BY b.binary_name",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| BinaryRuns {
+                binary: row.get("binary_name"),
+                last_success_at: row.get("last_success_at"),
+                last_success_age_secs: row.get("last_success_age_secs"),
+                last_started_at: row.get("last_started_at"),
+                last_outcome: row.get("last_outcome"),
+                last_error: row.get("last_error"),
+            })
+            .collect())
+    }
+
+    // ----- doctor -----
+
+    /// Which embedded migrations the database has and lacks. Reads only (never migrates).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn migration_state(&mut self) -> Result<MigrationState, StoreError> {
+        let exists: bool = self
+            .client
+            .query_one(
+                "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+                &[],
+            )?
+            .get(0);
+        let applied: Vec<i64> = if exists {
+            self.client
+                .query(
+                    "SELECT version::bigint FROM refinery_schema_history ORDER BY version",
+                    &[],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let pending = embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .filter(|migration| !applied.contains(&i64::from(migration.version())))
+            .map(|migration| format!("V{}__{}", migration.version(), migration.name()))
+            .collect();
+        Ok(MigrationState { applied, pending })
+    }
+}
