@@ -1,6 +1,6 @@
 //! The operators' tools (issue 4) end to end: `reprocess`, `cleanup`, `box-setup` and
-//! `reprocess status` against the sandbox and PostgreSQL, and `scripts/release.sh` (only with
-//! `CS_RUN_RELEASE_TEST=1`: it is a full release build).
+//! `reprocess status` against the sandbox and PostgreSQL, and `scripts/release.sh` (in CI, where
+//! `CI` is set, or with `CS_RUN_RELEASE_TEST=1`: it is a full release build).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -719,12 +719,15 @@ fn cleanup_removes_old_temp_files_and_releases_expired_leases() {
 }
 
 /// `scripts/release.sh`: glibc 2.17 binaries, no OpenSSL, a tarball. A full release build (see
-/// the README for its duration), so it runs only when `CS_RUN_RELEASE_TEST=1`.
+/// the README for its duration): it always runs in CI (`CI` set, as CI does) and on a developer
+/// machine with `CS_RUN_RELEASE_TEST=1`; in CI it is skipped only when the Python package index
+/// is unreachable (release.sh exit 3).
 #[test]
 fn release_script_builds_glibc_2_17_binaries() {
-    if std::env::var("CS_RUN_RELEASE_TEST").as_deref() != Ok("1") {
+    let in_ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false");
+    if !in_ci && std::env::var("CS_RUN_RELEASE_TEST").as_deref() != Ok("1") {
         eprintln!(
-            "SKIP: set CS_RUN_RELEASE_TEST=1 to run scripts/release.sh (a full release build)"
+            "SKIP (local run): set CS_RUN_RELEASE_TEST=1 to run scripts/release.sh (a full release build); CI always runs it"
         );
         return;
     }
