@@ -127,31 +127,8 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts the sandbox with the scenario at `scenario` (relative to the repo root).
     pub fn start(scenario: Option<&str>) -> Sandbox {
-        let state_dir = tempfile::tempdir().expect("state dir");
-        let mut command = Command::new(bin("sandbox"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir.path());
-        if let Some(scenario) = scenario {
-            command.arg("--scenario").arg(repo_root().join(scenario));
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sandbox");
-        let stdout = child.stdout.take().expect("sandbox stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("sandbox ready line");
-        let ready: Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|error| panic!("sandbox ready line is not JSON ({error}): {line:?}"));
-        Sandbox {
-            child,
-            ready,
-            _state_dir: state_dir,
-        }
+        let path = scenario.map(|scenario| repo_root().join(scenario));
+        Sandbox::start_with(path.as_deref(), &[])
     }
 
     pub fn str(&self, key: &str) -> String {
