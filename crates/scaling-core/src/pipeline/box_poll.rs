@@ -649,25 +649,31 @@ fn find_landed_import(
         Instant::now() + Duration::from_secs(services.config.dam.import_job_timeout_secs);
     let mut delay = Duration::from_millis(100);
     loop {
-        if let Some(job_id) = &derivative.dam_job_id {
-            match services.dam.job_state(job_id) {
-                Ok(JobState::Completed { asset_ids }) => {
-                    if let Some(id) = asset_ids.into_iter().next() {
-                        return Ok(Some(id));
-                    }
+        // While the recorded job runs, ask only the job; look in the folder when there is no
+        // job id (crash right after the request), its state is unreadable, or time is up.
+        let job_running = match &derivative.dam_job_id {
+            Some(job_id) => match services.dam.job_state(job_id) {
+                Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
+                    return Ok(asset_ids.into_iter().next());
                 }
                 Ok(JobState::Failed { message }) => {
                     tracing::warn!(job = %job_id, %message, "DAM import job failed");
                     return Ok(None);
                 }
-                Ok(JobState::InProgress) => {}
-                Err(error) if is_transient_dam(&error) => {
-                    tracing::debug!(%error, "job state not readable yet")
-                }
+                Ok(JobState::InProgress) => true,
+                Ok(JobState::Completed { .. }) => false,
                 Err(error) => {
-                    tracing::debug!(%error, "job state unavailable; looking in the folder")
+                    tracing::debug!(%error, "job state unavailable; looking in the folder");
+                    false
                 }
-            }
+            },
+            None => false,
+        };
+        let timed_out = Instant::now() >= deadline;
+        if job_running && !timed_out {
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(2));
+            continue;
         }
         let children = services
             .dam
@@ -687,10 +693,6 @@ fn find_landed_import(
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(2));
     }
-}
-
-fn is_transient_dam(error: &DamError) -> bool {
-    error.is_transient()
 }
 
 /// MIME type for an allowed extension (what the DAM import manifest declares).
