@@ -82,6 +82,11 @@ const UNDECLARED_CODES: &[(u16, &str, &str)] = &[
         "the spec's own POST /files/upload_sessions 400 description",
     ),
     (
+        400,
+        "folder_not_empty",
+        "the spec's own DELETE /folders/{folder_id} 400 description",
+    ),
+    (
         403,
         "access_denied_insufficient_permissions",
         "common-errors",
@@ -669,6 +674,33 @@ fn box_responses_match_the_openapi_spec() {
     );
     let target_id = id_of(&target, "/id");
     run.box_call("GET", "/2.0/folders/999999", &[], Send::Empty, 404);
+    // Folder trash: a non-empty folder needs recursive=true; gone (404) afterwards.
+    let doomed = run.box_call(
+        "POST",
+        "/2.0/folders",
+        &[],
+        Send::Json(&json!({"name": "doomed", "parent": {"id": folder_id}})),
+        201,
+    );
+    let doomed_id = id_of(&doomed, "/id");
+    run.box_call(
+        "POST",
+        "/2.0/folders",
+        &[],
+        Send::Json(&json!({"name": "inner", "parent": {"id": doomed_id}})),
+        201,
+    );
+    let doomed_path = format!("/2.0/folders/{doomed_id}");
+    run.box_call("DELETE", &doomed_path, &[], Send::Empty, 400);
+    run.box_call(
+        "DELETE",
+        &format!("{doomed_path}?recursive=true"),
+        &[],
+        Send::Empty,
+        204,
+    );
+    run.box_call("GET", &doomed_path, &[], Send::Empty, 404);
+    run.box_call("DELETE", &doomed_path, &[], Send::Empty, 404);
 
     // Simple uploads and their errors.
     let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
@@ -1077,6 +1109,9 @@ fn box_responses_match_the_openapi_spec() {
         "POST /files/upload_sessions/{upload_session_id}/commit 201",
         "POST /files/upload_sessions/{upload_session_id}/commit 400",
         "DELETE /files/upload_sessions/{upload_session_id} 204",
+        "DELETE /folders/{folder_id} 204",
+        "DELETE /folders/{folder_id} 400",
+        "DELETE /folders/{folder_id} 404",
         "GET /folders/{folder_id}/items 403",
         "GET /folders/{folder_id} 404",
         "GET /folders/{folder_id} 429",

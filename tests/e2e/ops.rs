@@ -718,6 +718,141 @@ fn cleanup_removes_old_temp_files_and_releases_expired_leases() {
     assert_eq!(counts["history_deleted"]["runs"], 1);
 }
 
+/// `box.archive_retention_days`: `cleanup` moves `_PROCESSED/<date>/` folders older than that
+/// (with their files) to the Box trash; today's folder, recent ones and folders whose names are
+/// not dates stay. The dry run lists the same folders and changes nothing; off by default.
+#[test]
+fn cleanup_moves_old_archive_folders_to_the_box_trash() {
+    let world = World::new(Some(DEMO));
+    let watched = world.sandbox.watched_folder_id();
+    let output = world.run("box-setup", &["ensure-folders"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let state = world.sandbox.state();
+    let processed = id(&box_folder(&state, &watched, "_PROCESSED").expect("_PROCESSED"));
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let day = |days_ago: i64| {
+        today
+            .checked_sub(jiff::Span::new().days(days_ago))
+            .expect("date")
+            .to_string()
+    };
+    let make_folder = |name: &str| -> String {
+        let reply = crate::util::post_json(
+            &format!("{}/agency-folder", world.sandbox.control()),
+            &serde_json::json!({"parent_id": processed, "name": name}),
+        );
+        id(&reply)
+    };
+    let old = make_folder(&day(45));
+    let older = make_folder(&day(400));
+    let recent = make_folder(&day(29));
+    let today_folder = make_folder(&today.to_string());
+    let not_a_date = make_folder("notes");
+    let sample = world.temp.path().join("sample.txt");
+    std::fs::write(&sample, b"delivered long ago").expect("sample");
+    world.sandbox.agency_upload(&old, "ABC123_old.txt", &sample);
+    world
+        .sandbox
+        .agency_upload(&recent, "DEF456_recent.txt", &sample);
+
+    // Off by default: nothing listed, nothing trashed.
+    let output = world.run("cleanup", &["--dry-run"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!stdout(&output).contains("Box trash"));
+
+    let days = [("BOX_ARCHIVE_RETENTION_DAYS", "30")];
+    let before = snapshot(&world);
+    let output = world.run_with_env("cleanup", &["--dry-run"], &days);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    for (folder, due) in [
+        (&old, true),
+        (&older, true),
+        (&recent, false),
+        (&today_folder, false),
+        (&not_a_date, false),
+    ] {
+        assert_eq!(
+            text.contains(&format!("(folder {folder})")),
+            due,
+            "folder {folder} in the dry run: {text}"
+        );
+    }
+    assert!(
+        text.contains("would move 2 _PROCESSED folders older than box.archive_retention_days to the Box trash"),
+        "{text}"
+    );
+    assert_eq!(snapshot(&world), before, "the dry run changes nothing");
+
+    let output = world.run_with_env("cleanup", &[], &days);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("moved 2 _PROCESSED folders"),
+        "{}",
+        stderr(&output)
+    );
+    let state = world.sandbox.state();
+    let trashed: Vec<(String, String)> = state["box"]["trash"]
+        .as_array()
+        .expect("trash")
+        .iter()
+        .map(|item| {
+            (
+                item["type"].as_str().unwrap_or_default().to_string(),
+                id(item),
+            )
+        })
+        .collect();
+    let old_file = state["box"]["files"]
+        .as_array()
+        .map(|files| files.iter().any(|f| f["name"] == "ABC123_old.txt"))
+        .unwrap_or(true);
+    assert!(!old_file, "the old file went with its folder");
+    assert!(
+        trashed.contains(&("folder".to_string(), old.clone())),
+        "{trashed:?}"
+    );
+    assert!(
+        trashed.contains(&("folder".to_string(), older.clone())),
+        "{trashed:?}"
+    );
+    assert!(
+        trashed.iter().any(|(kind, _)| kind == "file"),
+        "{trashed:?}"
+    );
+    assert_eq!(trashed.len(), 3, "two folders and one file: {trashed:?}");
+    let left: Vec<String> = crate::util::box_folders_in(&state, &processed)
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+    for folder in [&recent, &today_folder, &not_a_date] {
+        assert!(left.contains(folder), "{folder} kept: {left:?}");
+    }
+    assert!(box_files_in(&state, &recent)
+        .iter()
+        .any(|f| f["name"] == "DEF456_recent.txt"));
+    let counts: Value = world
+        .db
+        .client()
+        .query_one(
+            "SELECT counts FROM runs WHERE binary_name = 'cleanup' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .expect("cleanup run")
+        .get(0);
+    assert_eq!(
+        counts["archive_folders_trashed"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // Nothing left to trash: the next pass is quiet about the archive.
+    let output = world.run_with_env("cleanup", &["--dry-run"], &days);
+    assert!(!stdout(&output).contains("Box trash"));
+}
+
 /// `scripts/release.sh`: glibc 2.17 binaries, no OpenSSL, a tarball. A full release build (see
 /// the README for its duration): it always runs in CI (`CI` set, as CI does) and on a developer
 /// machine with `CS_RUN_RELEASE_TEST=1`; in CI it is skipped only when the Python package index

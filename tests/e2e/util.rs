@@ -145,7 +145,7 @@ impl Sandbox {
             .to_string()
     }
 
-    fn control(&self) -> String {
+    pub fn control(&self) -> String {
         self.str("control_url")
     }
 
@@ -317,7 +317,17 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 
 /// Files of the sandbox Box state whose parent folder is `folder_id`.
 pub fn box_files_in(state: &Value, folder_id: &str) -> Vec<Value> {
-    state["box"]["files"]
+    box_items_in(state, "files", folder_id)
+}
+
+/// Box folders of the sandbox state directly in `folder_id`.
+pub fn box_folders_in(state: &Value, folder_id: &str) -> Vec<Value> {
+    box_items_in(state, "folders", folder_id)
+}
+
+/// `kind` (`files` or `folders`) of the sandbox state directly in `folder_id`.
+fn box_items_in(state: &Value, kind: &str, folder_id: &str) -> Vec<Value> {
+    state["box"][kind]
         .as_array()
         .map(|files| {
             files

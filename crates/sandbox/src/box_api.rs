@@ -83,7 +83,7 @@ const DOWNLOAD_TICKET_LIFETIME: Duration = Duration::from_secs(300);
 pub fn api_routes(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/2.0/folders", post(create_folder))
-        .route("/2.0/folders/{id}", get(get_folder))
+        .route("/2.0/folders/{id}", get(get_folder).delete(delete_folder))
         .route("/2.0/folders/{id}/items", get(folder_items))
         .route("/2.0/files/{id}", get(get_file).put(update_file))
         .route("/2.0/files/{id}/content", get(download_file))
@@ -697,6 +697,47 @@ async fn get_folder(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Ur
         ),
         Err(response) => response,
     }
+}
+
+/// `DELETE /2.0/folders/{id}[?recursive=true]`: moves the folder to the trash; 204 with no body.
+/// A non-empty folder without `recursive=true` is 400 `folder_not_empty`; the root is 403; a
+/// stale `If-Match` is 412 `precondition_failed`.
+async fn delete_folder(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let pairs = query_pairs(&uri);
+    let recursive = first(&pairs, "recursive") == Some("true");
+    let mut world = app.world();
+    let etag = match check_folder_access(&world.boxes, &id) {
+        Ok(folder) => folder.etag,
+        Err(response) => return response,
+    };
+    if id == "0" {
+        return access_denied();
+    }
+    if let Some(expected) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        if expected.trim_matches('"') != etag.to_string() {
+            return box_error(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                "The resource has been modified. Please retrieve the resource again and retry",
+                None,
+            );
+        }
+    }
+    if !recursive && world.boxes.has_children(&id) {
+        return box_error(
+            StatusCode::BAD_REQUEST,
+            "folder_not_empty",
+            "Cannot delete – folder not empty",
+            None,
+        );
+    }
+    world.boxes.trash_folder(&id);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn encode_marker(kind: u8, name: &str, id: &str) -> String {

@@ -48,6 +48,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/state", get(state))
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/agency-upload", post(agency_upload))
+        .route("/_sandbox/agency-folder", post(agency_folder))
         .route(
             "/_sandbox/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -115,6 +116,11 @@ async fn state(State(app): State<Arc<App>>) -> Response {
             })
         })
         .collect();
+    let box_trash: Vec<Value> = boxes
+        .trash
+        .iter()
+        .map(|t| json!({"type": t.kind, "id": t.id, "name": t.name, "path": t.path}))
+        .collect();
     let dam = &world.dam;
     let status_field = &app.config.campaign_model.status_field_id;
     let dam_folders: Vec<Value> = dam
@@ -156,7 +162,7 @@ async fn state(State(app): State<Arc<App>>) -> Response {
     json_response(
         StatusCode::OK,
         &json!({
-            "box": {"folders": box_folders, "files": box_files},
+            "box": {"folders": box_folders, "files": box_files, "trash": box_trash},
             "dam": {
                 "folders": dam_folders,
                 "assets": dam_assets,
@@ -450,6 +456,42 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
         name,
         blob,
     })
+}
+
+/// `POST /_sandbox/agency-folder` `{"parent_id","name"}` -> 201 `{"id"}`: a folder created by
+/// an agency user (or an operator in the Box web app), e.g. an archive folder of an earlier date.
+/// An existing folder of that name is returned with 200.
+async fn agency_folder(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    let (Some(parent_id), Some(name)) = (
+        value.get("parent_id").and_then(Value::as_str),
+        value.get("name").and_then(Value::as_str),
+    ) else {
+        return control_error(StatusCode::BAD_REQUEST, "parent_id and name are required");
+    };
+    let mut world = app.world();
+    if world.boxes.folder(parent_id).is_none() {
+        return control_error(StatusCode::NOT_FOUND, "no such parent folder");
+    }
+    if let Err(message) = crate::state::validate_box_name(name) {
+        return control_error(StatusCode::BAD_REQUEST, &message);
+    }
+    match world.boxes.child_named(parent_id, name) {
+        Some(BoxItemRef::Folder(i)) => {
+            let id = world.boxes.folders[i].id.clone();
+            json_response(StatusCode::OK, &json!({"id": id}))
+        }
+        Some(BoxItemRef::File(_)) => {
+            control_error(StatusCode::CONFLICT, "a file with that name exists")
+        }
+        None => {
+            let id = world.boxes.insert_folder(parent_id, name, Actor::Agency);
+            json_response(StatusCode::CREATED, &json!({"id": id}))
+        }
+    }
 }
 
 /// `POST /_sandbox/agency-upload` -> 201 with the new Box file object (standard fields), or 200

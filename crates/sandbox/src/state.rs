@@ -226,6 +226,23 @@ pub struct BoxStore {
     pub downloads: HashMap<String, DownloadTicket>,
     /// Chunked upload sessions by ID (open, committed and aborted ones).
     pub upload_sessions: BTreeMap<String, crate::chunked::UploadSession>,
+    /// Items moved to the trash (`DELETE /2.0/folders/{id}`), in the order they were trashed.
+    pub trash: Vec<TrashedItem>,
+}
+
+/// A folder or file in the Box trash, with the path it had when it was trashed.
+#[derive(Debug, Clone)]
+pub struct TrashedItem {
+    /// `"folder"` or `"file"`.
+    pub kind: &'static str,
+    /// Item ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Path before trashing (`/All Files/.../name`).
+    pub path: String,
+    /// When it was trashed.
+    pub trashed_at: jiff::Timestamp,
 }
 
 impl Default for BoxStore {
@@ -252,6 +269,7 @@ impl Default for BoxStore {
             next_version_id: 1_870_000_000_001,
             downloads: HashMap::new(),
             upload_sessions: BTreeMap::new(),
+            trash: Vec::new(),
         }
     }
 }
@@ -508,6 +526,76 @@ impl BoxStore {
         file.content_modified_at = now;
         file.modified_by = actor;
         true
+    }
+
+    /// Whether a folder has any items (folders or files).
+    pub fn has_children(&self, folder_id: &str) -> bool {
+        self.folders
+            .iter()
+            .any(|f| f.parent_id.as_deref() == Some(folder_id))
+            || self.files.iter().any(|f| f.parent_id == folder_id)
+    }
+
+    /// Moves a folder and everything below it to the trash: they disappear from listings and
+    /// lookups (404 from then on) and are recorded in [`BoxStore::trash`]. The caller checked
+    /// access and that the folder is not the root. Returns the number of items trashed.
+    pub fn trash_folder(&mut self, folder_id: &str) -> usize {
+        let now = crate::http_util::now();
+        let parent = self.folder(folder_id).and_then(|f| f.parent_id.clone());
+        let doomed_folders: std::collections::HashSet<String> = self
+            .folders
+            .iter()
+            .filter(|f| f.id == folder_id || self.is_below(&f.id, folder_id))
+            .map(|f| f.id.clone())
+            .collect();
+        let mut trashed = Vec::new();
+        for folder in self
+            .folders
+            .iter()
+            .filter(|f| doomed_folders.contains(&f.id))
+        {
+            trashed.push(TrashedItem {
+                kind: "folder",
+                id: folder.id.clone(),
+                name: folder.name.clone(),
+                path: self.folder_path(&folder.id),
+                trashed_at: now,
+            });
+        }
+        for file in self
+            .files
+            .iter()
+            .filter(|f| doomed_folders.contains(&f.parent_id))
+        {
+            trashed.push(TrashedItem {
+                kind: "file",
+                id: file.id.clone(),
+                name: file.name.clone(),
+                path: self.file_path(file),
+                trashed_at: now,
+            });
+        }
+        self.folders.retain(|f| !doomed_folders.contains(&f.id));
+        self.files
+            .retain(|f| !doomed_folders.contains(&f.parent_id));
+        self.folder_index = self
+            .folders
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.clone(), i))
+            .collect();
+        self.file_index = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.clone(), i))
+            .collect();
+        let count = trashed.len();
+        self.trash.extend(trashed);
+        if let Some(parent) = parent {
+            self.touch_folder(&parent);
+        }
+        count
     }
 
     /// Moves and/or renames a file (caller validated everything).

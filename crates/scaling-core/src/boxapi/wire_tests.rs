@@ -1203,3 +1203,32 @@ fn clones_share_the_clients_rate_limit() {
     }
     assert!(started.elapsed() < std::time::Duration::from_millis(800));
 }
+
+#[test]
+fn trash_folder_is_recursive_and_treats_404_as_done() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/oauth2/token" => token_reply(earlier),
+        "/2.0/folders/10" if request.method == "DELETE" && request.query() == "recursive=true" => {
+            Reply::empty(204)
+        }
+        "/2.0/folders/11" => Reply::json(
+            404,
+            json!({"type": "error", "status": 404, "code": "not_found", "message": "Not Found", "request_id": "r"}),
+        ),
+        _ => Reply::json(
+            403,
+            json!({"type": "error", "status": 403, "code": "access_denied_insufficient_permissions",
+                   "message": "Access denied", "request_id": "r"}),
+        ),
+    });
+    let box_client = client(&server);
+    box_client.trash_folder("10").unwrap();
+    box_client.trash_folder("11").unwrap();
+    let error = box_client.trash_folder("12").unwrap_err();
+    assert_eq!(error.status(), Some(403));
+    assert_eq!(
+        server.count("DELETE", "/2.0/folders/12"),
+        1,
+        "a 403 is not retried"
+    );
+}

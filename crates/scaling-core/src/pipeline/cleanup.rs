@@ -9,9 +9,10 @@
 //! 3. Expired leases are released (`box_files`, `outbox`): the work they held is due at once.
 //! 4. History older than `retention.history_days` is deleted: finished `runs`, delivered
 //!    `outbox` rows, ledger rows in a final state.
-//! 5. With `box.archive_retention_days`, `_PROCESSED/{YYYY-MM-DD}/` folders older than that are
-//!    listed for the Box trash. Moving them needs `DELETE /2.0/folders/{id}?recursive=true`,
-//!    which the Box client does not offer yet: they are reported, not trashed.
+//! 5. With `box.archive_retention_days` (off by default), `_PROCESSED/{YYYY-MM-DD}/` folders
+//!    dated more than that many days ago (UTC) are moved to the Box trash with their files
+//!    (`DELETE /2.0/folders/{id}?recursive=true`; restorable from the trash for the
+//!    enterprise's trash retention). Today's folder, where box-poll moves files, is never due.
 //!
 //! With `dry_run` it prints what it would do and changes nothing. Otherwise it records a `runs`
 //! row for binary `cleanup` (so `reprocess status` sees a stopped cleanup cron) and logs one
@@ -143,8 +144,9 @@ pub struct CleanupReport {
     pub leases_released: RowCounts,
     /// History rows deleted.
     pub history_deleted: RowCounts,
-    /// `_PROCESSED/{date}` folders older than `box.archive_retention_days` (`{watched}/{date}`).
-    pub archive_folders_due: Vec<String>,
+    /// `_PROCESSED/{date}` folders older than `box.archive_retention_days` (`{watched}/{date}`),
+    /// moved to the Box trash (listed only in a dry run).
+    pub archive_folders_trashed: Vec<String>,
 }
 
 impl CleanupReport {
@@ -153,7 +155,7 @@ impl CleanupReport {
             && !self.temp_cap_not_met
             && self.leases_released == RowCounts::default()
             && self.history_deleted == RowCounts::default()
-            && self.archive_folders_due.is_empty()
+            && self.archive_folders_trashed.is_empty()
     }
 }
 
@@ -270,15 +272,16 @@ fn summary(report: &CleanupReport, dry_run: bool) -> String {
         history.outbox,
         history.ledger,
     );
-    if !report.archive_folders_due.is_empty() {
+    if !report.archive_folders_trashed.is_empty() {
         text.push_str(&format!(
-            "; {} older than box.archive_retention_days, NOT moved to the Box trash (not supported by this build yet): {}",
+            "; {} {} older than box.archive_retention_days to the Box trash: {}",
+            if dry_run { "would move" } else { "moved" },
             plural(
-                u64::try_from(report.archive_folders_due.len()).unwrap_or(0),
+                u64::try_from(report.archive_folders_trashed.len()).unwrap_or(0),
                 "_PROCESSED folder",
                 "_PROCESSED folders"
             ),
-            report.archive_folders_due.join(", ")
+            report.archive_folders_trashed.join(", ")
         ));
     }
     text
@@ -334,22 +337,42 @@ fn clean(services: &mut Services, dry_run: bool) -> Result<CleanupReport, PassEr
         .store
         .old_history(services.config.retention.history_days, !dry_run)?;
     if let Some(days) = services.config.retention.box_archive_days {
-        report.archive_folders_due = old_archive_folders(services, days)?;
-        for folder in &report.archive_folders_due {
+        let processed_name = services.config.box_api.processed_folder_name.clone();
+        for folder in old_archive_folders(services, days)? {
             if dry_run {
                 say(&format!(
-                    "would move {}/{folder} to the Box trash (not supported by this build yet: it would only be listed)",
-                    services.config.box_api.processed_folder_name
+                    "would move {}/{processed_name}/{} (folder {}) and its files to the Box trash",
+                    folder.watched, folder.date, folder.id
                 ));
+            } else {
+                services
+                    .box_client
+                    .trash_folder(&folder.id)
+                    .map_err(PassError::from_box)?;
+                tracing::info!(watched = %folder.watched, date = %folder.date, folder_id = %folder.id,
+                    "_PROCESSED folder moved to the Box trash");
             }
+            report
+                .archive_folders_trashed
+                .push(format!("{}/{}", folder.watched, folder.date));
         }
     }
     Ok(report)
 }
 
-/// `{watched folder name}/{date}` of every `_PROCESSED/{YYYY-MM-DD}` folder dated more than
-/// `days` days ago (UTC). Reads only.
-fn old_archive_folders(services: &Services, days: u64) -> Result<Vec<String>, PassError> {
+/// A `_PROCESSED/{YYYY-MM-DD}` folder due for the trash.
+struct ArchiveFolder {
+    /// Name of the watched folder it belongs to.
+    watched: String,
+    /// The folder's name (a date).
+    date: String,
+    /// Box folder ID.
+    id: String,
+}
+
+/// Every `_PROCESSED/{YYYY-MM-DD}` folder dated more than `days` days ago (UTC), in the
+/// watched folders' order. Reads only; folders whose names are not dates are never due.
+fn old_archive_folders(services: &Services, days: u64) -> Result<Vec<ArchiveFolder>, PassError> {
     let cutoff = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
@@ -376,7 +399,11 @@ fn old_archive_folders(services: &Services, days: u64) -> Result<Vec<String>, Pa
             if let BoxItem::Folder(folder) = item {
                 if let Ok(date) = folder.name.parse::<jiff::civil::Date>() {
                     if date < cutoff {
-                        due.push(format!("{}/{}", watched.name, folder.name));
+                        due.push(ArchiveFolder {
+                            watched: watched.name.clone(),
+                            date: folder.name.clone(),
+                            id: folder.id.clone(),
+                        });
                     }
                 }
             }
