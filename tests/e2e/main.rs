@@ -13,6 +13,7 @@ mod ops;
 mod sdk;
 mod secrets;
 mod store;
+mod throughput;
 mod transport;
 mod util;
 

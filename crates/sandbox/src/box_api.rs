@@ -1019,21 +1019,32 @@ async fn download_file(State(app): State<Arc<App>>, Path(id): Path<String>, uri:
     let Some(version) = version else {
         return not_found();
     };
-    let ticket = DownloadTicket {
-        file_id: file.id.clone(),
-        version_id: version.id.clone(),
-        expires: Instant::now() + DOWNLOAD_TICKET_LIFETIME,
-    };
-    let token = random_alnum(40);
-    let now = Instant::now();
-    world.boxes.downloads.retain(|_, t| t.expires > now);
-    world.boxes.downloads.insert(token.clone(), ticket);
-    let location = format!("{}/d/{token}", app.config.download_base_url);
+    let (file_id, version_id) = (file.id.clone(), version.id.clone());
+    let location = issue_download_ticket(&app, &mut world.boxes, &file_id, &version_id);
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
+}
+
+/// A one-time download URL on the download host for a file version (valid for 5 minutes).
+pub(crate) fn issue_download_ticket(
+    app: &App,
+    boxes: &mut BoxStore,
+    file_id: &str,
+    version_id: &str,
+) -> String {
+    let ticket = DownloadTicket {
+        file_id: file_id.to_owned(),
+        version_id: version_id.to_owned(),
+        expires: Instant::now() + DOWNLOAD_TICKET_LIFETIME,
+    };
+    let token = random_alnum(40);
+    let now = Instant::now();
+    boxes.downloads.retain(|_, t| t.expires > now);
+    boxes.downloads.insert(token.clone(), ticket);
+    format!("{}/d/{token}", app.config.download_base_url)
 }
 
 /// `GET /d/{token}` on the download host: no auth; a request carrying `Authorization` is refused

@@ -3,7 +3,8 @@
 //!
 //! - `GET /_sandbox/state`: the whole state as JSON (Box tree, DAM tree with fields and statuses,
 //!   status history, jobs, emails, webhooks, token counts).
-//! - `GET /_sandbox/stats`: request counts per route template and status, and totals per API.
+//! - `GET /_sandbox/stats`: request counts per route template and status, totals per API, and
+//!   the most Box and DAM requests handled at once (`box_peak_in_flight`, `dam_peak_in_flight`).
 //! - `POST /_sandbox/agency-upload`: put a file into Box as an agency collaborator would
 //!   (multipart `folder_id`, optional `name`, `file`; or JSON `{folder_id, name?, source_path}`).
 //!   A file with the same name in the folder gets a new version (as the Box web app does).
@@ -19,6 +20,10 @@
 //!   [`crate::state::Settings`]). `rate_limit_per_second` 0 or null turns the limit off; new
 //!   values apply to new upload sessions.
 //! - `POST /_sandbox/webhooks/{name}`: a webhook receiver recording headers and body.
+//! - `POST /_sandbox/agency-folder` `{parent_id, name}`: a folder made by an agency user or an
+//!   operator in the Box web app (201 `{id}`, or 200 with the existing one).
+//! - `POST /_sandbox/download-url` `{file_id}` -> `{url}`: a one-time download URL (benchmarks).
+//! - `POST /_sandbox/sink`: reads and discards the body -> `{bytes}` (benchmarks).
 //! - `GET /_sandbox/health`: `{"ok":true}`.
 
 use std::path::PathBuf;
@@ -49,6 +54,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/stats", get(stats))
         .route("/_sandbox/agency-upload", post(agency_upload))
         .route("/_sandbox/agency-folder", post(agency_folder))
+        .route("/_sandbox/download-url", post(download_url))
+        .route("/_sandbox/sink", post(sink))
         .route(
             "/_sandbox/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -456,6 +463,49 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
         name,
         blob,
     })
+}
+
+/// `POST /_sandbox/download-url` `{"file_id"}` -> `{"url"}`: a one-time URL on the download
+/// host for the file's current version, as `GET /2.0/files/{id}/content` redirects to (for
+/// benchmarks comparing against `curl`).
+async fn download_url(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(file_id) = value.get("file_id").and_then(Value::as_str) else {
+        return control_error(StatusCode::BAD_REQUEST, "file_id is required");
+    };
+    let mut world = app.world();
+    let Some(version_id) = world
+        .boxes
+        .file(file_id)
+        .and_then(|file| file.current())
+        .map(|version| version.id.clone())
+    else {
+        return control_error(StatusCode::NOT_FOUND, "no such file");
+    };
+    let url = crate::box_api::issue_download_ticket(&app, &mut world.boxes, file_id, &version_id);
+    json_response(StatusCode::OK, &json!({"url": url}))
+}
+
+/// `POST /_sandbox/sink` -> `{"bytes": n}`: reads the whole body and throws it away (a plain
+/// upload endpoint for benchmarks comparing against `curl`).
+async fn sink(request: Request) -> Response {
+    use http_body::Body as _;
+    let mut body = request.into_body();
+    let mut total: u64 = 0;
+    loop {
+        match std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    total += data.len() as u64;
+                }
+            }
+            Some(Err(error)) => {
+                return control_error(StatusCode::BAD_REQUEST, &format!("body: {error}"))
+            }
+            None => break,
+        }
+    }
+    json_response(StatusCode::OK, &json!({"bytes": total}))
 }
 
 /// `POST /_sandbox/agency-folder` `{"parent_id","name"}` -> 201 `{"id"}`: a folder created by

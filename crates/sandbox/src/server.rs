@@ -399,7 +399,24 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
-    let fault = app.world().faults.pick(&method, &path);
+    // In flight from arrival to the response head (a streamed body is not counted).
+    let tracked = match api {
+        Api::Box | Api::BoxToken | Api::BoxDownload => Some(true),
+        Api::Dam => Some(false),
+        _ => None,
+    };
+    let fault = {
+        let mut world = app.world();
+        if let Some(box_api) = tracked {
+            world.stats.in_flight(box_api, true);
+        }
+        world.faults.pick(&method, &path)
+    };
+    // Ends the count however the request ends (also when the client goes away mid-request).
+    let _in_flight = tracked.map(|box_api| InFlight {
+        app: Arc::clone(&app),
+        box_api,
+    });
     let (response, dropped) = match &fault {
         None => (next.run(request).await, false),
         Some(rule) => inject(api, rule, request, next).await,
@@ -407,6 +424,7 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
     {
         let mut world = app.world();
         let stats = &mut world.stats;
+
         let outcome = if dropped {
             "dropped".to_owned()
         } else {
@@ -440,6 +458,18 @@ async fn observe(app: Arc<App>, request: Request, next: Next, download_port: boo
     }
     tracing::debug!(%method, %path, status = response.status().as_u16(), dropped, "request");
     response
+}
+
+/// A request being handled: counted in [`crate::state::Stats::in_flight`] until dropped.
+struct InFlight {
+    app: Arc<App>,
+    box_api: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.app.world().stats.in_flight(self.box_api, false);
+    }
 }
 
 /// Applies a fired fault rule; the flag says the connection was dropped.

@@ -991,6 +991,31 @@ pub struct Stats {
     pub upload_sessions_committed: u64,
     /// Upload sessions aborted.
     pub upload_sessions_aborted: u64,
+    /// Box requests (API, upload, download host) being handled right now.
+    pub box_in_flight: u64,
+    /// Most Box requests ever handled at the same time (a client's concurrency, as seen here).
+    pub box_peak_in_flight: u64,
+    /// DAM requests being handled right now.
+    pub dam_in_flight: u64,
+    /// Most DAM requests ever handled at the same time.
+    pub dam_peak_in_flight: u64,
+}
+
+impl Stats {
+    /// A request to `api` starts (`true`) or ends (`false`): keeps the in-flight counts and peaks.
+    pub fn in_flight(&mut self, box_api: bool, starts: bool) {
+        let (current, peak) = if box_api {
+            (&mut self.box_in_flight, &mut self.box_peak_in_flight)
+        } else {
+            (&mut self.dam_in_flight, &mut self.dam_peak_in_flight)
+        };
+        if starts {
+            *current += 1;
+            *peak = (*peak).max(*current);
+        } else {
+            *current = current.saturating_sub(1);
+        }
+    }
 }
 
 /// Settings that can change while serving (`GET`/`POST /_sandbox/config`; some also from the

@@ -269,8 +269,10 @@ pub fn request_label(method: &http::Method, url: &str) -> String {
 
 /// Request rate limit shared by every clone of a client and every thread using it.
 ///
-/// `governor` GCRA limiter allowing `per_second` requests per second on average with a burst of
-/// `max(1, floor(per_second))`. [`RateLimit::wait`] blocks the calling thread until a request may go.
+/// `governor` GCRA limiter allowing `per_second` requests per second, evenly spaced (burst 1):
+/// no 1-second window then holds more than `per_second` requests, so a service counting per
+/// window (Box answers 429 with a whole-second `Retry-After`) never refuses one for our pacing.
+/// [`RateLimit::wait`] blocks the calling thread until a request may go.
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
@@ -288,11 +290,10 @@ impl RateLimit {
         let Some(quota) = Quota::with_period(period) else {
             return Self::unlimited();
         };
-        // The float is positive and finite here; `as` saturates, which is what we want for huge values.
-        let burst = NonZeroU32::new(per_second.floor().min(f64::from(u32::MAX)) as u32)
-            .unwrap_or(NonZeroU32::MIN);
         Self {
-            limiter: Some(Arc::new(RateLimiter::direct(quota.allow_burst(burst)))),
+            limiter: Some(Arc::new(RateLimiter::direct(
+                quota.allow_burst(NonZeroU32::MIN),
+            ))),
         }
     }
 
@@ -1306,9 +1307,9 @@ mod tests {
         for _ in 0..60 {
             limit.wait();
         }
-        // 50 burst, then 10 more at 20 ms each.
+        // Evenly spaced: the first at once, 59 more 20 ms apart.
         assert!(
-            started.elapsed() >= Duration::from_millis(150),
+            started.elapsed() >= Duration::from_millis(1100),
             "{:?}",
             started.elapsed()
         );

@@ -270,6 +270,10 @@ pub struct PollingConfig {
     pub max_campaigns_per_run: u32,
     /// Files handled per box-poll pass (> 0); default 200.
     pub max_files_per_run: u32,
+    /// Files (box-poll) or master assets (a1-to-a2) handled at once in a pass, each worker on
+    /// its own thread and database connection, all sharing the Box and DAM rate limiters
+    /// (1..=32); default 4.
+    pub workers: u32,
 }
 
 /// `retry`: transient failures across passes.

@@ -408,12 +408,25 @@ fn campaign_model(section: &Section<'_>) -> Result<CampaignModel, ConfigError> {
     Ok(model)
 }
 
+/// Most worker threads a pass may run (each holds a database connection).
+const MAX_WORKERS: u32 = 32;
+
 /// `polling`.
 pub(super) fn polling(section: &Section<'_>) -> Result<PollingConfig, ConfigError> {
     let config = PollingConfig {
         max_campaigns_per_run: section.u32_or("max_campaigns_per_run", 10, 1)?,
         max_files_per_run: section.u32_or("max_files_per_run", 200, 1)?,
+        workers: section.u32_or("workers", 4, 1)?,
     };
+    if config.workers > MAX_WORKERS {
+        return Err(section.error(
+            "workers",
+            format!(
+                "expected a whole number from 1 to {MAX_WORKERS}, found {}",
+                config.workers
+            ),
+        ));
+    }
     Ok(config)
 }
 

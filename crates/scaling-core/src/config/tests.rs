@@ -176,6 +176,7 @@ fn shipped_files_load_for_the_sandbox() {
 
     assert_eq!(config.polling.max_campaigns_per_run, 10);
     assert_eq!(config.polling.max_files_per_run, 200);
+    assert_eq!(config.polling.workers, 4);
     assert_eq!(
         (
             config.retry.max_attempts,
@@ -426,12 +427,42 @@ fn missing_variable_names_file_key_and_variable() {
 }
 
 #[test]
+fn workers_must_be_between_1_and_32() {
+    let vars = sandbox_vars();
+    for (value, expected) in [
+        ("33", "expected a whole number from 1 to 32, found 33"),
+        ("0", "expected a whole number > 0, found 0"),
+    ] {
+        let temp = TempConfig::new();
+        temp.edit(
+            "config.yaml",
+            "workers: ${POLLING_WORKERS:-4}",
+            &format!("workers: {value}"),
+        );
+        assert_eq!(
+            temp.error(Some("sandbox"), &vars),
+            format!("config/config.yaml: polling.workers: {expected}")
+        );
+    }
+    let temp = TempConfig::new();
+    let mut with_env = vars.clone();
+    with_env.insert("POLLING_WORKERS".into(), "8".into());
+    assert_eq!(
+        temp.load(Some("sandbox"), &with_env)
+            .unwrap()
+            .polling
+            .workers,
+        8
+    );
+}
+
+#[test]
 fn invalid_numbers_and_urls_are_explained() {
     let vars = sandbox_vars();
     let temp = TempConfig::new();
     temp.edit(
         "environments/sandbox.yaml",
-        "max_requests_per_second: 200",
+        "max_requests_per_second: ${BOX_MAX_REQUESTS_PER_SECOND:-200}",
         "max_requests_per_second: ten",
     );
     assert_eq!(

@@ -14,7 +14,7 @@ use rand::rngs::OsRng;
 use serde_json::{json, Value};
 
 use super::transition::{self, campaign_context, Transition};
-use super::{PassError, PassReport, Services};
+use super::{run_workers, PassError, PassReport, Services};
 use crate::boxapi::BoxError;
 use crate::dam::{DamAsset, DamError};
 use crate::metadata::field_text;
@@ -159,26 +159,34 @@ pub(crate) fn process_campaign(
         return Ok(());
     }
 
-    let mut failures: Vec<(String, String)> = Vec::new();
-    for master in &masters {
-        match process_master(
+    // `polling.workers` masters at a time; the campaign lock stays with this connection.
+    let outcomes =
+        run_workers(
             services,
             report,
-            &campaign,
-            &box_folder.id,
-            &final_folder,
-            master,
-        ) {
-            Ok(()) => {}
-            Err(MasterFailure::Pass(error)) => return Err(error),
-            Err(MasterFailure::Asset { row_id, reason }) => {
-                report.masters_failed += 1;
-                tracing::warn!(campaign = %campaign.number, master = %master.name, %reason, "master failed");
-                if let Some(row_id) = row_id {
-                    services.store.mark_master_failed(row_id, &reason)?;
-                }
-                failures.push((master.name.clone(), reason));
+            &masters,
+            |worker, report, master| match process_master(
+                worker,
+                report,
+                &campaign,
+                &box_folder.id,
+                &final_folder,
+                master,
+            ) {
+                Ok(()) => Ok(None),
+                Err(MasterFailure::Pass(error)) => Err(error),
+                Err(MasterFailure::Asset { row_id, reason }) => Ok(Some((row_id, reason))),
+            },
+        )?;
+    let mut failures: Vec<(String, String)> = Vec::new();
+    for (master, outcome) in masters.iter().zip(outcomes) {
+        if let Some(Some((row_id, reason))) = outcome {
+            report.masters_failed += 1;
+            tracing::warn!(campaign = %campaign.number, master = %master.name, %reason, "master failed");
+            if let Some(row_id) = row_id {
+                services.store.mark_master_failed(row_id, &reason)?;
             }
+            failures.push((master.name.clone(), reason));
         }
     }
 

@@ -12,12 +12,13 @@
 //! Nothing is ever deleted in Box: files are only moved.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::transition::{self, campaign_context, Transition};
-use super::{backoff_secs, PassError, PassReport, Services};
+use super::{backoff_secs, run_workers, PassError, PassReport, Services};
 use crate::boxapi::{BoxError, BoxFile, BoxItem};
 use crate::dam::{DamError, JobState};
 use crate::media::{self, MediaError};
@@ -47,10 +48,10 @@ enum Outcome {
 pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
     resume_pending_transitions(services, report)?;
     let watched = services.config.box_api.watched_folders.clone();
-    let mut state = PollState::default();
+    let state = PollState::default();
     let mut first_error = None;
     for folder in &watched {
-        if let Err(error) = poll_folder(services, report, &folder.id, &mut state) {
+        if let Err(error) = poll_folder(services, report, &folder.id, &state) {
             tracing::error!(folder = %folder.name, %error, "watched folder could not be polled");
             first_error.get_or_insert(error);
         }
@@ -59,13 +60,17 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
     first_error.map_or(Ok(()), Err)
 }
 
-/// What the files of one pass share: Box folder ids found or created, lookup-domain values,
-/// and the campaigns whose completion must be checked at the end.
+/// What the files of one pass share, across its worker threads: Box folder ids found or
+/// created, lookup-domain values, and the campaigns whose completion must be checked at the end.
 #[derive(Default)]
 pub struct PollState {
     folders: FolderCache,
     domains: DomainCache,
-    touched: BTreeSet<String>,
+    touched: Mutex<BTreeSet<String>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Moves to A3 every campaign touched in this pass, and every campaign at A2 the database
@@ -80,7 +85,10 @@ pub fn complete_campaigns(
     state: PollState,
 ) -> Result<(), PassError> {
     let a2 = services.config.dam.campaign.status_a2.clone();
-    let mut campaigns = state.touched;
+    let mut campaigns = state
+        .touched
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     campaigns.extend(services.store.campaigns_complete_at(&a2)?);
     for campaign_id in campaigns {
         check_campaign_complete(services, report, &campaign_id)?;
@@ -99,34 +107,43 @@ fn resume_pending_transitions(
     Ok(())
 }
 
-/// Box folder ids of `_PROCESSED`, `_PROCESSED/{date}` and `_errors` per watched folder, found
-/// or created once per pass.
+/// Box folder ids of `_PROCESSED`, `_PROCESSED/{date}` and `_errors` per watched folder: taken
+/// from the watched folder's listing when there, else found or created once per pass (by one
+/// worker while the others wait for it).
 #[derive(Default)]
 struct FolderCache {
-    ids: HashMap<(String, String), String>,
+    ids: Mutex<HashMap<(String, String), String>>,
 }
 
 impl FolderCache {
-    fn child(&mut self, services: &Services, parent: &str, name: &str) -> Result<String, BoxError> {
+    fn child(&self, services: &Services, parent: &str, name: &str) -> Result<String, BoxError> {
         let key = (parent.to_string(), name.to_string());
-        if let Some(id) = self.ids.get(&key) {
+        let mut ids = locked(&self.ids);
+        if let Some(id) = ids.get(&key) {
             return Ok(id.clone());
         }
         let folder = services.box_client.create_folder(parent, name)?;
-        self.ids.insert(key, folder.id.clone());
+        ids.insert(key, folder.id.clone());
         Ok(folder.id)
+    }
+
+    /// Records a subfolder seen in a listing (Box compares names case-insensitively, but our
+    /// folders are created with the configured spelling, so exact names are enough).
+    fn seen(&self, parent: &str, name: &str, id: &str) {
+        locked(&self.ids).insert((parent.to_string(), name.to_string()), id.to_string());
     }
 }
 
-/// Lookup-domain values fetched once per pass.
+/// Lookup-domain values fetched once per pass (the DAM client also keeps them for
+/// `dam.lookup_domain_cache_secs` across passes).
 #[derive(Default)]
 struct DomainCache {
-    values: HashMap<String, Vec<String>>,
+    values: Mutex<HashMap<String, Vec<String>>>,
 }
 
 struct DamDomains<'a> {
     services: &'a Services,
-    cache: &'a mut DomainCache,
+    cache: &'a DomainCache,
     /// Set when a lookup failed for a passing reason: the file is retried, not rejected. The flag
     /// says the DAM was unreachable (transport error after retries): the pass then stops.
     transient_error: Option<(String, bool)>,
@@ -134,7 +151,9 @@ struct DamDomains<'a> {
 
 impl DomainValues for DamDomains<'_> {
     fn values(&mut self, domain_id: &str) -> Result<Vec<String>, String> {
-        if let Some(values) = self.cache.values.get(domain_id) {
+        // Held during the fetch: the other workers wait for this one instead of fetching too.
+        let mut cache = locked(&self.cache.values);
+        if let Some(values) = cache.get(domain_id) {
             return Ok(values.clone());
         }
         let values: Vec<String> = self
@@ -152,21 +171,19 @@ impl DomainValues for DamDomains<'_> {
             .into_iter()
             .map(|value| value.value)
             .collect();
-        self.cache
-            .values
-            .insert(domain_id.to_string(), values.clone());
+        cache.insert(domain_id.to_string(), values.clone());
         Ok(values)
     }
 }
 
-/// Lists one watched folder and handles each file in it (at most `polling.max_files_per_run`).
-/// Several passes may poll the same folder at once: each file is claimed with a lease, so they
-/// share the backlog without ever working on the same file.
+/// Lists one watched folder and handles the files in it (at most `polling.max_files_per_run`),
+/// `polling.workers` at a time. Several passes may poll the same folder at once: each file is
+/// claimed with a lease, so they share the backlog without ever working on the same file.
 fn poll_folder(
     services: &mut Services,
     report: &mut PassReport,
     folder_id: &str,
-    state: &mut PollState,
+    state: &PollState,
 ) -> Result<(), PassError> {
     let items = services
         .box_client
@@ -174,17 +191,23 @@ fn poll_folder(
         .map_err(PassError::from_box)?;
     let max_files =
         usize::try_from(services.config.polling.max_files_per_run).unwrap_or(usize::MAX);
-    let files: Vec<BoxFile> = items
-        .into_iter()
-        .filter_map(|item| match item {
-            BoxItem::File(file) => Some(file),
-            _ => None,
-        })
-        .take(max_files)
-        .collect();
-    for file in files {
-        handle_file(services, report, folder_id, &file, state)?;
+    let box_config = &services.config.box_api;
+    let mut files: Vec<BoxFile> = Vec::new();
+    for item in items {
+        match item {
+            BoxItem::File(file) if files.len() < max_files => files.push(file),
+            BoxItem::Folder(folder)
+                if folder.name == box_config.processed_folder_name
+                    || folder.name == box_config.errors_folder_name =>
+            {
+                state.folders.seen(folder_id, &folder.name, &folder.id);
+            }
+            _ => {}
+        }
     }
+    run_workers(services, report, &files, |worker, report, file| {
+        handle_file(worker, report, folder_id, file, state)
+    })?;
     Ok(())
 }
 
@@ -200,7 +223,7 @@ pub fn handle_file(
     report: &mut PassReport,
     folder_id: &str,
     file: &BoxFile,
-    state: &mut PollState,
+    state: &PollState,
 ) -> Result<(), PassError> {
     report.files_seen += 1;
     let parsed = match naming::classify(&file.name, &services.config.naming) {
@@ -233,19 +256,12 @@ pub fn handle_file(
     let outcome = match parsed {
         NameCheck::Invalid { problems } => Outcome::Rejected(problems),
         NameCheck::Parsed(parsed) => {
-            match process_file(
-                services,
-                file,
-                &version_id,
-                &row,
-                &parsed,
-                &mut state.domains,
-            ) {
+            match process_file(services, file, &version_id, &row, &parsed, &state.domains) {
                 Ok(outcome) => {
                     if let Some(master) =
                         services.store.master_by_tracking_id(&parsed.tracking_id)?
                     {
-                        state.touched.insert(master.campaign_id);
+                        locked(&state.touched).insert(master.campaign_id);
                     }
                     outcome
                 }
@@ -267,7 +283,7 @@ pub fn handle_file(
         &version_id,
         &row,
         outcome,
-        &mut state.folders,
+        &state.folders,
     )
 }
 
@@ -280,7 +296,7 @@ fn finish_file(
     version_id: &str,
     row: &BoxFileRow,
     outcome: Outcome,
-    folders: &mut FolderCache,
+    folders: &FolderCache,
 ) -> Result<(), PassError> {
     match outcome {
         Outcome::Delivered => {
@@ -354,7 +370,7 @@ fn reject(
     file: &BoxFile,
     version_id: &str,
     problems: &[String],
-    folders: &mut FolderCache,
+    folders: &FolderCache,
 ) -> Result<(), PassError> {
     let errors_name = services.config.box_api.errors_folder_name.clone();
     let errors_folder = folders
@@ -428,7 +444,7 @@ fn process_file(
     version_id: &str,
     row: &BoxFileRow,
     parsed: &ParsedName,
-    domains: &mut DomainCache,
+    domains: &DomainCache,
 ) -> Result<Outcome, PassError> {
     let Some(master) = services.store.master_by_tracking_id(&parsed.tracking_id)? else {
         return Ok(Outcome::Rejected(vec![format!(

@@ -137,6 +137,21 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// Adds the counts of `other` (a worker's share of the pass) to these.
+    pub fn merge(&mut self, other: &PassReport) {
+        self.campaigns_seen += other.campaigns_seen;
+        self.campaigns_locked += other.campaigns_locked;
+        self.masters_uploaded += other.masters_uploaded;
+        self.masters_failed += other.masters_failed;
+        self.campaigns_advanced += other.campaigns_advanced;
+        self.files_seen += other.files_seen;
+        self.derivatives_delivered += other.derivatives_delivered;
+        self.files_rejected += other.files_rejected;
+        self.files_retry_later += other.files_retry_later;
+        self.notifications_sent += other.notifications_sent;
+        self.notifications_failed += other.notifications_failed;
+    }
+
     /// True when the pass did nothing at all (cron output stays quiet then).
     pub fn is_idle(&self) -> bool {
         *self
@@ -245,6 +260,26 @@ impl Services {
         })
     }
 
+    /// Another set of services for a worker thread of this pass: its own database connection
+    /// (not migrated again), the same configuration, and clones of the clients, which share this
+    /// pass's access tokens, DAM session and rate limiters. Same lease owner: the worker's leases
+    /// are this pass's.
+    ///
+    /// # Errors
+    /// [`PassError::Unreachable`] when the database refuses another connection.
+    pub fn for_worker(&self) -> Result<Services, PassError> {
+        Ok(Services {
+            config: self.config.clone(),
+            store: Store::connect(&self.config.database.url)?,
+            box_client: self.box_client.clone(),
+            dam: self.dam.clone(),
+            mailer: self.mailer.clone(),
+            webhooks: self.webhooks.clone(),
+            owner: self.owner.clone(),
+            host: self.host.clone(),
+        })
+    }
+
     /// A private temp file (mode 0600) in the configured temp dir, removed when dropped.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, PassError> {
         tempfile::Builder::new()
@@ -345,6 +380,107 @@ pub fn run_recorded(
         }
     }
     result.map(|()| report)
+}
+
+/// Runs `work` on every item with up to `polling.workers` threads and returns the results in
+/// the items' order (`None` for items not started because the pass stopped). Worker 0 uses
+/// `services`; the others get their own [`Services::for_worker`]. Each worker counts into its
+/// own report, merged into `report` at the end. Workers take the next item from a shared queue,
+/// so a slow file never holds up the others; the first error stops new items from starting
+/// (items under way finish) and is returned.
+///
+/// With one worker (or one item) everything runs on the calling thread, with no extra
+/// connection: an idle or small pass costs nothing more.
+///
+/// # Errors
+/// The first [`PassError`] of `work`, or the database refusing a worker's connection.
+pub(crate) fn run_workers<T: Sync, R: Send>(
+    services: &mut Services,
+    report: &mut PassReport,
+    items: &[T],
+    work: impl Fn(&mut Services, &mut PassReport, &T) -> Result<R, PassError> + Sync,
+) -> Result<Vec<Option<R>>, PassError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let wanted = usize::try_from(services.config.polling.workers)
+        .unwrap_or(1)
+        .clamp(1, items.len().max(1));
+    if wanted == 1 {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            results.push(Some(work(services, report, item)?));
+        }
+        return Ok(results);
+    }
+    let mut extra = Vec::with_capacity(wanted - 1);
+    for _ in 1..wanted {
+        match services.for_worker() {
+            Ok(worker) => extra.push(worker),
+            // Fewer workers rather than none: the pass still drains its backlog.
+            Err(error) if !extra.is_empty() => {
+                tracing::warn!(%error, workers = extra.len() + 1, "fewer workers than configured");
+                break;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let first_error: Mutex<Option<PassError>> = Mutex::new(None);
+    let reports: Mutex<Vec<PassReport>> = Mutex::new(Vec::new());
+    let run = |worker: &mut Services| {
+        let mut own = PassReport::default();
+        while !stop.load(Ordering::SeqCst) {
+            let index = next.fetch_add(1, Ordering::SeqCst);
+            let Some(item) = items.get(index) else { break };
+            match work(worker, &mut own, item) {
+                Ok(result) => {
+                    if let Some(slot) = results
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_mut(index)
+                    {
+                        *slot = Some(result);
+                    }
+                }
+                Err(error) => {
+                    stop.store(true, Ordering::SeqCst);
+                    first_error
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_or_insert(error);
+                }
+            }
+        }
+        reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(own);
+    };
+    std::thread::scope(|scope| {
+        for worker in &mut extra {
+            let run = &run;
+            scope.spawn(move || run(worker));
+        }
+        run(services);
+    });
+    for own in reports
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        report.merge(&own);
+    }
+    if let Some(error) = first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        return Err(error);
+    }
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 /// Exponential backoff for pass-level retries: `base * 2^(attempts-1)`, capped, in seconds.

@@ -311,7 +311,7 @@ fn reprocess_files(
 ) -> Result<(), PassError> {
     tally.selected = u64::try_from(files.len()).unwrap_or(u64::MAX);
     let progress = Progress::start(tally.selected);
-    let mut state = PollState::default();
+    let state = PollState::default();
     for ledger in files {
         progress.working_on(&ledger.name);
         let label = format!("file {} \"{}\"", ledger.file_id, ledger.name);
@@ -346,7 +346,7 @@ fn reprocess_files(
                         file,
                         &watched_folder_id,
                         move_from.as_deref(),
-                        &mut state,
+                        &state,
                     )?;
                     if outcome == FileOutcome::LeftToOtherPass {
                         tally.left_to_other_pass += 1;
@@ -501,7 +501,7 @@ fn reprocess_file(
     mut file: BoxFile,
     watched_folder_id: &str,
     move_from: Option<&str>,
-    state: &mut PollState,
+    state: &PollState,
 ) -> Result<FileOutcome, PassError> {
     if move_from.is_some() {
         // Box first, then the ledger: until the row is reopened it still says "rejected", which

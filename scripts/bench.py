@@ -1,0 +1,572 @@
+#!/usr/bin/env python3
+"""Scenario benchmark of issue 5 (run by scripts/bench.sh, which builds the release binaries and
+prepares PostgreSQL and ffmpeg first). Not a test: it measures and prints, it asserts nothing.
+
+Each scenario gets a fresh sandbox (release build) and a fresh database:
+
+1. idle: `box-poll` with nothing to do, 20 passes: median wall time, Box / DAM requests (sandbox
+   counters) and database transactions (pg_stat_database) per pass, token reused.
+2. backlog at 10/s: 500 derivatives (short H.264 videos and PNG/JPEG images made with ffmpeg)
+   with the sandbox's Box rate limit at 10 requests/s and `box.max_requests_per_second: 10`;
+   wall time against the floor `Box requests / 10`, as a ratio.
+3. backlog unlimited: the same 500 files without a rate limit, 4 workers and 1 worker: files
+   per second and CPU seconds per file (box-poll and its ffprobe children).
+4. bytes: one 1 GB derivative Box -> DAM against `curl` downloading the same bytes from the
+   sandbox's download URL plus `curl` uploading them to a plain upload endpoint; peak RSS.
+5. a1-to-a2 on a campaign with 100 masters (4 workers and 1 worker).
+
+Results go to stdout as a table and to target/bench/results.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA = ROOT.parent / "shared" / "fixtures" / "media"
+FAST_SCENARIO_MASTERS = [
+    ("Bench_Master.mp4", "bigbuckbunny.mp4", "video/mp4", "video"),
+    ("Bench_KeyVisual.png", "coffee.png", "image/png", "image"),
+    ("Bench_Poster.jpg", "rocket.jpg", "image/jpeg", "print"),
+]
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def http_json(method, url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=600) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+# ----- PostgreSQL -------------------------------------------------------------------------------
+
+
+def db_url_for(admin_url, name):
+    parts = urllib.parse.urlsplit(admin_url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def psql(admin_url, sql):
+    out = subprocess.run(
+        ["psql", admin_url, "-v", "ON_ERROR_STOP=1", "-Atqc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def transactions(admin_url, name):
+    """Committed + rolled back transactions of database `name` so far (pg_stat_database)."""
+    value = psql(
+        admin_url,
+        "SELECT pg_stat_clear_snapshot(); SELECT xact_commit + xact_rollback "
+        f"FROM pg_stat_database WHERE datname = '{name}'",
+    )
+    return int(value.splitlines()[-1] or 0)
+
+
+# ----- the sandbox and a world ------------------------------------------------------------------
+
+
+class World:
+    """A sandbox (release build) with a scenario, a fresh database and a private temp dir."""
+
+    def __init__(self, args, label, scenario):
+        self.args = args
+        self.dir = args.work / label
+        shutil.rmtree(self.dir, ignore_errors=True)
+        (self.dir / "state").mkdir(parents=True)
+        (self.dir / "tmp").mkdir(mode=0o700)
+        self.db = f"cs_bench_{label}"
+        psql(args.admin_url, f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        psql(args.admin_url, f"CREATE DATABASE {self.db}")
+        self.db_url = db_url_for(args.admin_url, self.db)
+        self.log = open(self.dir / "sandbox.log", "w")
+        self.proc = subprocess.Popen(
+            [
+                str(args.bin / "sandbox"),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--state-dir",
+                str(self.dir / "state"),
+                "--scenario",
+                str(scenario),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench: the sandbox did not start (see {self.dir / 'sandbox.log'})")
+        self.ready = json.loads(line)
+        self.control = self.ready["control_url"]
+        self.watched = self.ready["watched_folder_ids"][0]
+
+    def env(self, **extra):
+        r = self.ready
+        env = dict(os.environ)
+        env.update(
+            CS_CONFIG_DIR=str(ROOT / "config"),
+            CS_ENVIRONMENT="sandbox",
+            DATABASE_URL=self.db_url,
+            CS_TEMP_DIR=str(self.dir / "tmp"),
+            BOX_API_BASE_URL=r["base_url"],
+            BOX_UPLOAD_BASE_URL=r["upload_url"],
+            BOX_OAUTH2_URL=r["oauth2_url"],
+            BOX_CONFIG_FILE=r["box_app_config"],
+            BOX_ROOT_FOLDER_ID=r["box_root_folder_id"],
+            BOX_WATCHED_FOLDER_ID=self.watched,
+            DAM_BASE_URL=r["dam_url"],
+            DAM_USERNAME=r["dam_username"],
+            DAM_PASSWORD=r["dam_password"],
+            MAILGUN_BASE_URL=r["mailgun_url"],
+            MAILGUN_DOMAIN=r["mailgun_domain"],
+            MAILGUN_API_KEY=r["mailgun_api_key"],
+            WEBHOOK_BASE_URL=r["webhook_url"],
+            RUST_LOG="warn",
+        )
+        env.update({key: str(value) for key, value in extra.items()})
+        return env
+
+    def stats(self):
+        return http_json("GET", f"{self.control}/stats")
+
+    def state(self):
+        return http_json("GET", f"{self.control}/state")
+
+    def settings(self, **values):
+        return http_json("POST", f"{self.control}/config", values)
+
+    def upload(self, name, source):
+        return http_json(
+            "POST",
+            f"{self.control}/agency-upload",
+            {"folder_id": self.watched, "name": name, "source_path": str(source)},
+        )
+
+    def run(self, binary, **extra):
+        """Runs a release binary once; returns wall s, CPU s (with children), peak RSS."""
+        return measure([str(self.args.bin / binary)], self.env(**extra), self.dir / f"{binary}.log")
+
+    def tracking_ids(self):
+        state = self.state()
+        root = self.ready["box_root_folder_id"]
+        campaigns = {f["id"] for f in state["box"]["folders"] if f.get("parent_id") == root}
+        return [
+            (f["name"][:6], f["name"][7:])
+            for f in state["box"]["files"]
+            if f.get("parent_id") in campaigns
+        ]
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        psql(self.args.admin_url, f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        if not self.args.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def measure(command, env, log_path):
+    """Runs `command`; samples its own VmHWM every 10 ms; wait4 gives CPU and the max RSS of it
+    and its children (ffprobe)."""
+    with open(log_path, "a") as log_file:
+        started = time.monotonic()
+        proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
+        hwm = [0]
+        done = threading.Event()
+
+        def sample():
+            path = f"/proc/{proc.pid}/status"
+            while not done.is_set():
+                try:
+                    with open(path) as status:
+                        for line in status:
+                            if line.startswith("VmHWM:"):
+                                hwm[0] = max(hwm[0], int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+                done.wait(0.01)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {command[0]} exited {proc.returncode} (see {log_path})")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": hwm[0] / 1024,
+        "peak_rss_with_children_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def delta(before, after, key):
+    return after.get(key, 0) - before.get(key, 0)
+
+
+def token_requests(stats):
+    return sum(n for route, n in stats["routes"].items() if route.startswith("POST /oauth2/token"))
+
+
+# ----- media ------------------------------------------------------------------------------------
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+def make_media(work):
+    """Short H.264 videos and PNG/JPEG images, like an agency's cut-downs."""
+    media_dir = work / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for index, (size, seconds) in enumerate([("320x240", 1), ("640x360", 2), ("360x640", 1), ("480x480", 3)]):
+        path = media_dir / f"clip{index}.mp4"
+        if not path.exists():
+            ffmpeg(
+                "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25",
+                "-f", "lavfi", "-i", "sine=frequency=440",
+                "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-shortest", str(path),
+            )
+        made.append(("video", "9x16-15s", "mp4", path))
+    for index, (size, ext) in enumerate(
+        [("1080x1080", "png"), ("1200x628", "jpg"), ("1080x1920", "jpg"), ("640x640", "png"), ("800x600", "jpg"), ("1920x1080", "png")]
+    ):
+        path = media_dir / f"still{index}.{ext}"
+        if not path.exists():
+            ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}", "-frames:v", "1", str(path))
+        made.append(("image", "1x1", ext, path))
+    return made
+
+
+def fast_scenario(work, masters=None, import_delay_ms=30):
+    """A scenario with one campaign at A1 and the given masters (name, file, mime, asset type)."""
+    masters = masters or [(n, MEDIA / f, m, t) for n, f, m, t in FAST_SCENARIO_MASTERS]
+    lines = [
+        "box:",
+        "  campaigns_folder: Campaigns",
+        "  watched_folders: [incoming]",
+        "dam:",
+        "  campaigns_folder: Campaigns",
+        "  masters_folder: Master Assets",
+        "  final_assets_folder: Final Assets",
+        f"  import_delay_ms: {import_delay_ms}",
+        "  campaigns:",
+        "    - number: C-2026-0500",
+        "      name: Bench",
+        "      status: A1",
+        "      masters:",
+    ]
+    for name, path, mime, asset_type in masters:
+        lines += [
+            f"        - name: {name}",
+            f"          file: {path}",
+            f"          mime_type: {mime}",
+            "          fields:",
+            f"            ARTESIA.FIELD.ASSET NAME: {name}",
+            f"            FERRERO.FIELD.MKTG.ASSET TYPE: {{value: {asset_type}, display: {asset_type.title()}}}",
+            "            MAIN_LANGUAGES: {value: EN, display: English}",
+        ]
+    path = work / f"scenario-{len(masters)}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def upload_backlog(world, media, count):
+    tracking = [tid for tid, _ in world.tracking_ids()]
+    languages = ["EN", "IT", "DE", "FR"]
+    for index in range(count):
+        kind, spec, ext, source = media[index % len(media)]
+        tid = tracking[index % len(tracking)]
+        name = f"{tid}_Item-{index:04d}_{kind}_{languages[index % 4]}_{spec}_v01.{ext}"
+        world.upload(name, source)
+
+
+def archived_count(world):
+    state = world.state()
+    folders = {f["id"]: f for f in state["box"]["folders"]}
+    processed = {
+        f["id"] for f in folders.values() if f["name"] == "_PROCESSED" and f.get("parent_id") == world.watched
+    }
+    return sum(1 for f in state["box"]["files"] if folders.get(f["parent_id"], {}).get("parent_id") in processed)
+
+
+# ----- scenarios --------------------------------------------------------------------------------
+
+
+def idle(args, results):
+    world = World(args, "idle", fast_scenario(args.work))
+    try:
+        world.run("a1-to-a2")
+        world.run("box-poll")
+        walls, box, dam, tokens, xacts = [], [], [], [], []
+        for _ in range(20):
+            before, tx_before = world.stats(), transactions(args.admin_url, world.db)
+            figures = world.run("box-poll")
+            time.sleep(0.05)
+            after, tx_after = world.stats(), transactions(args.admin_url, world.db)
+            walls.append(figures["wall_s"])
+            box.append(delta(before, after, "box_requests"))
+            dam.append(delta(before, after, "dam_requests"))
+            tokens.append(token_requests(after) - token_requests(before))
+            xacts.append(tx_after - tx_before)
+        results["idle"] = {
+            "passes": 20,
+            "wall_ms_median": statistics.median(walls) * 1000,
+            "wall_ms_max": max(walls) * 1000,
+            "box_requests_median": statistics.median(box),
+            "box_requests_max": max(box),
+            "token_requests_total": sum(tokens),
+            "dam_requests_median": statistics.median(dam),
+            "db_transactions_median": statistics.median(xacts),
+        }
+    finally:
+        world.close()
+
+
+def backlog(args, results, key, media, limit, workers):
+    world = World(args, key, fast_scenario(args.work))
+    try:
+        world.run("a1-to-a2")
+        upload_backlog(world, media, args.files)
+        extra = {"POLLING_MAX_FILES_PER_RUN": args.files, "POLLING_WORKERS": workers}
+        if limit:
+            world.settings(rate_limit_per_second=limit)
+            extra["BOX_MAX_REQUESTS_PER_SECOND"] = limit
+        else:
+            extra["BOX_MAX_REQUESTS_PER_SECOND"] = 100000
+        before = world.stats()
+        figures = world.run("box-poll", **extra)
+        after = world.stats()
+        delivered = archived_count(world)
+        box = delta(before, after, "box_requests")
+        downloads = delta(before, after, "box_download_requests")
+        tokens = token_requests(after) - token_requests(before)
+        refused = delta(before, after, "rate_limited")
+        entry = {
+            "files": args.files,
+            "delivered": delivered,
+            "workers": workers,
+            "wall_s": figures["wall_s"],
+            "cpu_s": figures["cpu_s"],
+            "cpu_s_per_file": figures["cpu_s"] / max(delivered, 1),
+            "files_per_s": delivered / figures["wall_s"],
+            "box_requests": box,
+            "box_requests_per_file": box / max(delivered, 1),
+            "dam_requests": delta(before, after, "dam_requests"),
+            "dam_requests_per_file": delta(before, after, "dam_requests") / max(delivered, 1),
+            "refused_429": refused,
+            "peak_rss_mb": figures["peak_rss_mb"],
+        }
+        if limit:
+            limited = box - downloads - tokens
+            entry.update(
+                rate_limit_per_s=limit,
+                floor_s=box / limit,
+                ratio=figures["wall_s"] / (box / limit),
+                limited_requests=limited,
+                strict_floor_s=limited / limit,
+                strict_ratio=figures["wall_s"] / (limited / limit),
+            )
+        results[key] = entry
+    finally:
+        world.close()
+
+
+def big_file(args, results):
+    big = args.work / "media" / "big.mov"
+    frame_bytes = 1280 * 720 * 2
+    frames = (args.big_mb * 1_000_000 + frame_bytes - 1) // frame_bytes
+    if not big.exists() or big.stat().st_size < args.big_mb * 1_000_000:
+        log(f"generating a {args.big_mb} MB video ({frames} raw frames)")
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-frames:v", str(frames),
+               "-c:v", "rawvideo", "-pix_fmt", "uyvy422", str(big))
+    size = big.stat().st_size
+    world = World(args, "bytes", fast_scenario(args.work))
+    try:
+        world.run("a1-to-a2")
+        tid = world.tracking_ids()[0][0]
+        uploaded = world.upload(f"{tid}_Big-Transfer_video_EN_16x9-30s_v01.mov", big)
+        # Baseline: the same bytes with curl, down from the download host into the temp dir, then
+        # up to a plain upload endpoint.
+        ticket = http_json("POST", f"{world.control}/download-url", {"file_id": uploaded["id"]})
+        copy = world.dir / "tmp" / "curl-copy"
+        started = time.monotonic()
+        subprocess.run(["curl", "-sSf", "-o", str(copy), ticket["url"]], check=True)
+        down = time.monotonic() - started
+        started = time.monotonic()
+        reply = subprocess.run(
+            ["curl", "-sSf", "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{copy}",
+             f"{world.control}/sink"],
+            check=True, capture_output=True, text=True,
+        )
+        up = time.monotonic() - started
+        assert json.loads(reply.stdout)["bytes"] == size, reply.stdout
+        copy.unlink()
+        figures = world.run("box-poll")
+        delivered = archived_count(world)
+        baseline = down + up
+        results["bytes"] = {
+            "bytes": size,
+            "delivered": delivered,
+            "wall_s": figures["wall_s"],
+            "curl_download_s": down,
+            "curl_upload_s": up,
+            "curl_baseline_s": baseline,
+            "ratio": figures["wall_s"] / baseline,
+            "throughput_mb_s": size / 1e6 / figures["wall_s"],
+            "peak_rss_mb": figures["peak_rss_mb"],
+            "peak_rss_with_children_mb": figures["peak_rss_with_children_mb"],
+        }
+    finally:
+        world.close()
+
+
+def many_masters(args, results, key, media, workers):
+    masters = []
+    for index in range(args.masters):
+        kind, _, ext, path = media[index % len(media)]
+        mime = {"mp4": "video/mp4", "png": "image/png", "jpg": "image/jpeg"}[ext]
+        masters.append((f"Bench_Master_{index:03d}.{ext}", path, mime, kind))
+    world = World(args, key, fast_scenario(args.work, masters))
+    try:
+        before = world.stats()
+        figures = world.run("a1-to-a2", POLLING_WORKERS=workers)
+        after = world.stats()
+        uploaded = len(world.tracking_ids())
+        state = world.state()
+        status = next((f.get("status") for f in state["dam"]["folders"] if f.get("status")), None)
+        results[key] = {
+            "masters": args.masters,
+            "uploaded_to_box": uploaded,
+            "campaign_status": status,
+            "workers": workers,
+            "wall_s": figures["wall_s"],
+            "masters_per_s": uploaded / figures["wall_s"],
+            "cpu_s": figures["cpu_s"],
+            "box_requests_per_master": delta(before, after, "box_requests") / max(uploaded, 1),
+            "dam_requests_per_master": delta(before, after, "dam_requests") / max(uploaded, 1),
+            "peak_rss_mb": figures["peak_rss_mb"],
+        }
+    finally:
+        world.close()
+
+
+# ----- report -----------------------------------------------------------------------------------
+
+
+def table(results):
+    rows = []
+    i = results.get("idle")
+    if i:
+        rows.append(("1 idle box-poll pass (median of 20)",
+                     f"{i['wall_ms_median']:.1f} ms wall (max {i['wall_ms_max']:.1f}); Box {i['box_requests_median']:g} "
+                     f"(max {i['box_requests_max']}, {i['token_requests_total']} token requests in 20 passes); "
+                     f"DAM {i['dam_requests_median']:g}; DB {i['db_transactions_median']:g} transactions",
+                     "< 50 ms, <= 2 Box"))
+    b = results.get("backlog_10_per_s")
+    if b:
+        rows.append((f"2 backlog {b['files']} files, Box limit {b['rate_limit_per_s']}/s",
+                     f"{b['wall_s']:.1f} s for {b['delivered']} files; {b['box_requests']} Box requests -> floor "
+                     f"{b['floor_s']:.1f} s, ratio {b['ratio']:.2f}; counting only rate-limited requests "
+                     f"({b['limited_requests']}): floor {b['strict_floor_s']:.1f} s, ratio {b['strict_ratio']:.2f}; "
+                     f"{b['refused_429']} x 429; {b['box_requests_per_file']:.2f} Box + {b['dam_requests_per_file']:.2f} DAM requests/file",
+                     "ratio <= 1.2"))
+    for key, label in (("backlog_unlimited", "3 same backlog, no limit, 4 workers"),
+                       ("backlog_unlimited_1_worker", "3b same, 1 worker")):
+        u = results.get(key)
+        if u:
+            rows.append((label,
+                         f"{u['wall_s']:.1f} s, {u['files_per_s']:.1f} files/s, {u['cpu_s_per_file'] * 1000:.0f} ms CPU/file "
+                         f"(incl. ffprobe), {u['delivered']} delivered, peak RSS {u['peak_rss_mb']:.1f} MB",
+                         ""))
+    y = results.get("bytes")
+    if y:
+        rows.append((f"4 {y['bytes'] / 1e9:.2f} GB Box -> DAM",
+                     f"{y['wall_s']:.1f} s ({y['throughput_mb_s']:.0f} MB/s) vs curl {y['curl_baseline_s']:.1f} s "
+                     f"(down {y['curl_download_s']:.1f} + up {y['curl_upload_s']:.1f}): ratio {y['ratio']:.2f}; "
+                     f"peak RSS {y['peak_rss_mb']:.1f} MB ({y['peak_rss_with_children_mb']:.1f} MB with ffprobe)",
+                     "ratio <= 1.5, < 64 MB"))
+    for key, label in (("masters_100", "5 a1-to-a2, 100 masters, 4 workers"), ("masters_100_1_worker", "5b same, 1 worker")):
+        m = results.get(key)
+        if m:
+            rows.append((label,
+                         f"{m['wall_s']:.1f} s, {m['masters_per_s']:.1f} masters/s, {m['uploaded_to_box']} in Box, "
+                         f"campaign {m['campaign_status']}; {m['box_requests_per_master']:.2f} Box + "
+                         f"{m['dam_requests_per_master']:.2f} DAM requests/master; peak RSS {m['peak_rss_mb']:.1f} MB",
+                         ""))
+    width = max(len(r[0]) for r in rows) if rows else 0
+    print(f"\nbench: {results['machine']['cores']} cores, {results['machine']['cpu']}")
+    for name, value, target in rows:
+        print(f"  {name:<{width}}  {value}" + (f"   [target: {target}]" if target else ""))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", type=Path, default=ROOT / "target" / "release")
+    parser.add_argument("--admin-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--masters", type=int, default=100)
+    parser.add_argument("--big-mb", type=int, default=1000)
+    parser.add_argument("--only", default="idle,backlog,unlimited,bytes,masters",
+                        help="comma-separated scenarios: idle, backlog, unlimited, bytes, masters")
+    parser.add_argument("--keep", action="store_true", help="keep the work dirs under target/bench")
+    parser.add_argument("--out", type=Path, default=ROOT / "target" / "bench" / "results.json")
+    args = parser.parse_args()
+    args.work = ROOT / "target" / "bench"
+    args.work.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(","))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    results = {
+        "machine": {"cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release()},
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+    }
+    media = make_media(args.work)
+    steps = [
+        ("idle", lambda: idle(args, results)),
+        ("backlog", lambda: backlog(args, results, "backlog_10_per_s", media, 10, 4)),
+        ("unlimited", lambda: backlog(args, results, "backlog_unlimited", media, None, 4)),
+        ("unlimited", lambda: backlog(args, results, "backlog_unlimited_1_worker", media, None, 1)),
+        ("bytes", lambda: big_file(args, results)),
+        ("masters", lambda: many_masters(args, results, "masters_100", media, 4)),
+        ("masters", lambda: many_masters(args, results, "masters_100_1_worker", media, 1)),
+    ]
+    for name, step in steps:
+        if name in only:
+            log(f"scenario {name}")
+            step()
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+    table(results)
+    print(f"bench: results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
