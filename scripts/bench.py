@@ -143,7 +143,7 @@ class World:
             MAILGUN_DOMAIN=r["mailgun_domain"],
             MAILGUN_API_KEY=r["mailgun_api_key"],
             WEBHOOK_BASE_URL=r["webhook_url"],
-            RUST_LOG="warn",
+            RUST_LOG=os.environ.get("BENCH_RUST_LOG", "warn"),
         )
         env.update({key: str(value) for key, value in extra.items()})
         return env

@@ -338,6 +338,9 @@ enum DownloadFailure {
 #[derive(Clone)]
 pub struct BoxClient {
     http: HttpContext,
+    /// Like `http` without the rate limit: for the download host (`dl.boxcloud.com`), which
+    /// the API's rate limit does not cover.
+    download_http: HttpContext,
     api_base: String,
     upload_base: String,
     oauth2_url: String,
@@ -399,12 +402,18 @@ impl BoxClient {
             ))
         });
         let timeouts = Timeouts::from_secs(cfg.connect_timeout_secs, cfg.read_timeout_secs);
+        let download_http = HttpContext {
+            agent: agent.clone(),
+            limit: RateLimit::unlimited(),
+            policy: RetryPolicy::new(cfg.max_retries),
+        };
         Ok(Self {
             http: HttpContext {
                 agent,
                 limit: RateLimit::per_second(cfg.max_requests_per_second),
                 policy: RetryPolicy::new(cfg.max_retries),
             },
+            download_http,
             api_base: cfg.base_url.trim_end_matches('/').to_string(),
             upload_base: cfg.upload_url.trim_end_matches('/').to_string(),
             oauth2_url: cfg.oauth2_url.clone(),
@@ -420,6 +429,7 @@ impl BoxClient {
 
     /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.download_http.policy = policy.clone();
         self.http.policy = policy;
         self
     }
@@ -580,7 +590,16 @@ impl BoxClient {
         options: &CallOptions<'_>,
         make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
-        transport::execute(&self.http, options, make).map_err(|error| match error {
+        self.send_via(&self.http, options, make)
+    }
+
+    fn send_via(
+        &self,
+        context: &HttpContext,
+        options: &CallOptions<'_>,
+        make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, BoxError>,
+    ) -> Result<Response<Body>, BoxError> {
+        transport::execute(context, options, make).map_err(|error| match error {
             SendError::Build(error) => error,
             SendError::Transport { error, attempts } => {
                 if transport::is_retryable_transport(&error) {
@@ -891,16 +910,19 @@ impl BoxClient {
             retry_reply: None,
         };
         let mut make = || Self::empty(request(Method::GET, location), &label);
-        let response = self.send(&options, &mut make).map_err(|error| {
-            if error.is_transient() {
-                DownloadFailure::Retry {
-                    error,
-                    retry_after: None,
+        // Not rate limited: Box's limits are on API calls, not on the download host.
+        let response = self
+            .send_via(&self.download_http, &options, &mut make)
+            .map_err(|error| {
+                if error.is_transient() {
+                    DownloadFailure::Retry {
+                        error,
+                        retry_after: None,
+                    }
+                } else {
+                    DownloadFailure::Fatal(error)
                 }
-            } else {
-                DownloadFailure::Fatal(error)
-            }
-        })?;
+            })?;
         if response.status().is_success() {
             return Ok(response);
         }
