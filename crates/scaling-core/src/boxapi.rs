@@ -333,6 +333,20 @@ enum DownloadFailure {
     Fatal(BoxError),
 }
 
+impl DownloadFailure {
+    /// A request that got no usable reply: retried when the error is transient.
+    fn of_request(error: BoxError) -> Self {
+        if error.is_transient() {
+            DownloadFailure::Retry {
+                error,
+                retry_after: None,
+            }
+        } else {
+            DownloadFailure::Fatal(error)
+        }
+    }
+}
+
 /// Box API client. Cheap to clone; clones share the token, the rate limit and the connection pool, and the
 /// client is `Send + Sync` for use from several threads.
 #[derive(Clone)]
@@ -841,16 +855,7 @@ impl BoxClient {
             .call(&Method::GET, url, true, Redirects::Manual, &|builder| {
                 Self::empty(builder, label)
             })
-            .map_err(|error| {
-                if error.is_transient() {
-                    DownloadFailure::Retry {
-                        error,
-                        retry_after: None,
-                    }
-                } else {
-                    DownloadFailure::Fatal(error)
-                }
-            })?;
+            .map_err(DownloadFailure::of_request)?;
         let status = response.status().as_u16();
         let response = match status {
             200 => response,
@@ -913,16 +918,7 @@ impl BoxClient {
         // Not rate limited: Box's limits are on API calls, not on the download host.
         let response = self
             .send_via(&self.download_http, &options, &mut make)
-            .map_err(|error| {
-                if error.is_transient() {
-                    DownloadFailure::Retry {
-                        error,
-                        retry_after: None,
-                    }
-                } else {
-                    DownloadFailure::Fatal(error)
-                }
-            })?;
+            .map_err(DownloadFailure::of_request)?;
         if response.status().is_success() {
             return Ok(response);
         }
