@@ -243,6 +243,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Migration`] when a migration fails.
     pub fn migrate(&mut self) -> Result<(), StoreError> {
+        if self.schema_is_current() {
+            return Ok(());
+        }
         self.client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])?;
         let result = embedded::migrations::runner()
@@ -252,6 +255,37 @@ impl Store {
         self.client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])?;
         result
+    }
+
+    /// True when every embedded migration is recorded in `refinery_schema_history` with its
+    /// checksum: one round trip, so a pass on a migrated database (every pass but the first after
+    /// an upgrade) skips the lock and the runner. Any doubt (no table yet, a read error, a changed
+    /// migration) answers false, and the runner decides under the lock.
+    fn schema_is_current(&mut self) -> bool {
+        let Ok(messages) = self
+            .client
+            .simple_query("SELECT version::text, checksum::text FROM refinery_schema_history")
+        else {
+            return false;
+        };
+        let applied: std::collections::HashSet<(String, String)> = messages
+            .iter()
+            .filter_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => {
+                    Some((row.get(0)?.to_string(), row.get(1)?.to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .all(|migration| {
+                applied.contains(&(
+                    migration.version().to_string(),
+                    migration.checksum().to_string(),
+                ))
+            })
     }
 
     /// Takes the session-level advisory lock named `name` without waiting.
