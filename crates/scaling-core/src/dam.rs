@@ -587,13 +587,14 @@ fn mutating(method: &Method) -> bool {
 impl DamClient {
     /// A client for `{dam.base_url}/otmmapi/v6` with the configured auth, `max_retries` (base delay 500 ms),
     /// `connect_timeout_secs`/`read_timeout_secs` for metadata calls and `content_timeout_secs` (per socket
-    /// read/write) for downloads and imports. Logs in lazily, on the first call. No rate limit (OTMM
-    /// documents none).
+    /// read/write) for downloads and imports, and `max_requests_per_second` (OTMM documents no
+    /// limit; ours keeps several workers from flooding it: one limiter per client, shared by its
+    /// clones and threads). Logs in lazily, on the first call.
     pub fn new(cfg: &DamConfig, agent: ureq::Agent) -> Self {
         Self {
             http: HttpContext {
                 agent,
-                limit: RateLimit::unlimited(),
+                limit: RateLimit::per_second(cfg.max_requests_per_second),
                 policy: RetryPolicy::new(cfg.max_retries),
             },
             api_base: format!("{}{API_PATH}", cfg.base_url.trim_end_matches('/')),

@@ -647,6 +647,7 @@ mod tests {
             content_timeout_secs: 1,
             import_job_timeout_secs: 1,
             max_retries: 0,
+            max_requests_per_second: 1000.0,
         }
     }
 

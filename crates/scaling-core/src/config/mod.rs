@@ -217,6 +217,9 @@ pub struct DamConfig {
     pub import_job_timeout_secs: u64,
     /// Retries of a transient failure per request; default 5.
     pub max_retries: u32,
+    /// Requests per second (> 0), shared by every clone and thread of the client, evenly
+    /// spaced; default 25.
+    pub max_requests_per_second: f64,
 }
 
 /// `dam.auth`: `method: session` (default) or `method: oauth2`.

@@ -343,6 +343,7 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
         content_timeout_secs: section.u64_or("content_timeout_secs", 600, 1)?,
         import_job_timeout_secs: section.u64_or("import_job_timeout_secs", 120, 1)?,
         max_retries: section.u32_or("max_retries", 5, 0)?,
+        max_requests_per_second: section.positive_f64_or("max_requests_per_second", 25.0)?,
     })
 }
 

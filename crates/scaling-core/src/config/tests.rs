@@ -173,6 +173,11 @@ fn shipped_files_load_for_the_sandbox() {
     assert_eq!(dam.security_policy_ids, vec![2]);
     assert_eq!(dam.tracking_field_id, "FERRERO.FIELD.CS TRACKING");
     assert_eq!(dam.import_job_timeout_secs, 30);
+    assert!(
+        (dam.max_requests_per_second - 1000.0).abs() < f64::EPSILON,
+        "sandbox overlay: {}",
+        dam.max_requests_per_second
+    );
 
     assert_eq!(config.polling.max_campaigns_per_run, 10);
     assert_eq!(config.polling.max_files_per_run, 200);

@@ -283,6 +283,7 @@ fn dam_config(sandbox: &Sandbox, auth: DamAuth) -> DamConfig {
         content_timeout_secs: 60,
         import_job_timeout_secs: 10,
         max_retries: 3,
+        max_requests_per_second: 1000.0,
     }
 }
 
