@@ -13,7 +13,7 @@ Each scenario gets a fresh sandbox (release build) and a fresh database:
    per second and CPU seconds per file (box-poll and its ffprobe children).
 4. bytes: one 1 GB derivative Box -> DAM against `curl` downloading the same bytes from the
    sandbox's download URL plus `curl` uploading them to a plain upload endpoint; peak RSS.
-5. a1-to-a2 on a campaign with 100 masters (4 workers and 1 worker).
+5. a1-to-a2 on a campaign with 100 masters (4 workers and 1 worker; and under the 10/s limit).
 
 Results go to stdout as a table and to target/bench/results.json.
 """
@@ -448,7 +448,7 @@ def big_file(args, results):
         world.close()
 
 
-def many_masters(args, results, key, media, workers):
+def many_masters(args, results, key, media, workers, limit=None):
     masters = []
     for index in range(args.masters):
         kind, _, ext, path = media[index % len(media)]
@@ -456,8 +456,12 @@ def many_masters(args, results, key, media, workers):
         masters.append((f"Bench_Master_{index:03d}.{ext}", path, mime, kind))
     world = World(args, key, fast_scenario(args.work, masters))
     try:
+        extra = {"POLLING_WORKERS": workers}
+        if limit:
+            world.settings(rate_limit_per_second=limit)
+            extra["BOX_MAX_REQUESTS_PER_SECOND"] = limit
         before = world.stats()
-        figures = world.run("a1-to-a2", POLLING_WORKERS=workers)
+        figures = world.run("a1-to-a2", **extra)
         after = world.stats()
         uploaded = len(world.tracking_ids())
         state = world.state()
@@ -470,10 +474,19 @@ def many_masters(args, results, key, media, workers):
             "wall_s": figures["wall_s"],
             "masters_per_s": uploaded / figures["wall_s"],
             "cpu_s": figures["cpu_s"],
+            "box_requests": delta(before, after, "box_requests"),
             "box_requests_per_master": delta(before, after, "box_requests") / max(uploaded, 1),
             "dam_requests_per_master": delta(before, after, "dam_requests") / max(uploaded, 1),
             "peak_rss_mb": figures["peak_rss_mb"],
         }
+        if limit:
+            limited = delta(before, after, "box_requests") - (token_requests(after) - token_requests(before))
+            results[key].update(
+                rate_limit_per_s=limit,
+                refused_429=delta(before, after, "rate_limited"),
+                strict_floor_s=limited / limit,
+                strict_ratio=figures["wall_s"] / (limited / limit),
+            )
     finally:
         world.close()
 
@@ -513,13 +526,17 @@ def table(results):
                      f"(down {y['curl_download_s']:.1f} + up {y['curl_upload_s']:.1f}): ratio {y['ratio']:.2f}; "
                      f"peak RSS {y['peak_rss_mb']:.1f} MB ({y['peak_rss_with_children_mb']:.1f} MB with ffprobe)",
                      "ratio <= 1.5, < 64 MB"))
-    for key, label in (("masters_100", "5 a1-to-a2, 100 masters, 4 workers"), ("masters_100_1_worker", "5b same, 1 worker")):
+    for key, label in (("masters_100", "5 a1-to-a2, 100 masters, 4 workers"), ("masters_100_1_worker", "5b same, 1 worker"),
+                       ("masters_100_10_per_s", "5c same, 4 workers, Box limit 10/s")):
         m = results.get(key)
         if m:
+            limited = (f"; floor of the {m['strict_floor_s'] * m['rate_limit_per_s']:.0f} rate-limited requests "
+                       f"{m['strict_floor_s']:.1f} s, ratio {m['strict_ratio']:.2f}, {m['refused_429']} x 429"
+                       if "strict_ratio" in m else "")
             rows.append((label,
                          f"{m['wall_s']:.1f} s, {m['masters_per_s']:.1f} masters/s, {m['uploaded_to_box']} in Box, "
                          f"campaign {m['campaign_status']}; {m['box_requests_per_master']:.2f} Box + "
-                         f"{m['dam_requests_per_master']:.2f} DAM requests/master; peak RSS {m['peak_rss_mb']:.1f} MB",
+                         f"{m['dam_requests_per_master']:.2f} DAM requests/master; peak RSS {m['peak_rss_mb']:.1f} MB{limited}",
                          ""))
     width = max(len(r[0]) for r in rows) if rows else 0
     print(f"\nbench: {results['machine']['cores']} cores, {results['machine']['cpu']}")
@@ -557,6 +574,7 @@ def main():
         ("bytes", lambda: big_file(args, results)),
         ("masters", lambda: many_masters(args, results, "masters_100", media, 4)),
         ("masters", lambda: many_masters(args, results, "masters_100_1_worker", media, 1)),
+        ("masters", lambda: many_masters(args, results, "masters_100_10_per_s", media, 4, 10)),
     ]
     for name, step in steps:
         if name in only:
