@@ -134,8 +134,8 @@ impl FolderCache {
     }
 }
 
-/// Lookup-domain values fetched once per pass (the DAM client also keeps them for
-/// `dam.lookup_domain_cache_secs` across passes).
+/// Lookup-domain values fetched once per pass (the DAM client also keeps them across passes,
+/// for `validate_domain_values.cache_ttl_hours`).
 #[derive(Default)]
 struct DomainCache {
     values: Mutex<HashMap<String, Vec<String>>>,
