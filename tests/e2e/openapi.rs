@@ -31,8 +31,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
 use serde_json::{json, Value};
 use sha1::Digest;
 
@@ -446,37 +444,17 @@ fn header(reply: &Reply, name: &str) -> Option<String> {
 
 /// The token endpoint's reply to a JWT assertion signed with the sandbox's generated app config.
 fn box_token(sandbox: &Sandbox, audience: &str, jti: &str) -> Reply {
-    let text = std::fs::read_to_string(sandbox.str("box_app_config")).expect("app config");
-    let config: Value = serde_json::from_str(&text).expect("app config json");
-    let settings = &config["boxAppSettings"];
-    let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(
-        settings["appAuth"]["privateKey"].as_str().expect("key"),
-        settings["appAuth"]["passphrase"]
-            .as_str()
-            .expect("passphrase")
-            .as_bytes(),
-    )
-    .expect("decrypt the app key");
-    let key =
-        jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().expect("der").as_bytes());
+    let app = sandbox::keys::load_box_app(sandbox.str("box_app_config")).expect("app config");
     let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    jwt_header.kid = settings["appAuth"]["publicKeyID"]
-        .as_str()
-        .map(str::to_owned);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    jwt_header.kid = Some(app.public_key_id.clone());
     let claims = json!({
-        "iss": settings["clientID"], "sub": config["enterpriseID"], "box_sub_type": "enterprise",
-        "aud": audience, "jti": jti, "exp": now + 30,
+        "iss": app.client_id, "sub": app.enterprise_id, "box_sub_type": "enterprise",
+        "aud": audience, "jti": jti, "exp": jiff::Timestamp::now().as_second() + 30,
     });
-    let assertion = jsonwebtoken::encode(&jwt_header, &claims, &key).expect("sign");
+    let assertion = jsonwebtoken::encode(&jwt_header, &claims, &app.encoding_key).expect("sign");
     let form = format!(
         "grant_type={}&assertion={assertion}&client_id={}&client_secret={}",
-        "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer",
-        settings["clientID"].as_str().expect("id"),
-        settings["clientSecret"].as_str().expect("secret"),
+        "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer", app.client_id, app.client_secret,
     );
     call(
         "POST",

@@ -36,6 +36,9 @@ pub struct BoxAppKeys {
     pub enterprise_id: String,
     /// Verifies RS256/RS384/RS512 assertions.
     pub decoding_key: jsonwebtoken::DecodingKey,
+    /// Signs assertions as the app would (tests and tools that talk to the token endpoint
+    /// without a Box client).
+    pub encoding_key: jsonwebtoken::EncodingKey,
     /// Absolute path of `box_app_config.json`.
     pub config_path: PathBuf,
 }
@@ -128,7 +131,13 @@ pub fn load_or_create_box_app(state_dir: &Path) -> anyhow::Result<BoxAppKeys> {
     create_box_app(&path)
 }
 
-fn load_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
+/// Reads a Box app config (`box_app_config.json` as the sandbox writes it, or as Box's developer
+/// console downloads it) and decrypts its private key.
+///
+/// # Errors
+/// The file cannot be read or parsed, or the key does not decrypt with its passphrase.
+pub fn load_box_app(path: impl AsRef<Path>) -> anyhow::Result<BoxAppKeys> {
+    let path = path.as_ref();
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: AppConfigFile =
@@ -145,8 +154,17 @@ fn load_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
         public_key_id: settings.app_auth.public_key_id,
         enterprise_id: file.enterprise_id,
         decoding_key: decoding_key(&private),
+        encoding_key: encoding_key(&private)?,
         config_path: path.to_path_buf(),
     })
+}
+
+fn encoding_key(private: &rsa::RsaPrivateKey) -> anyhow::Result<jsonwebtoken::EncodingKey> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let der = private
+        .to_pkcs1_der()
+        .map_err(|error| anyhow!("encoding the private key: {error}"))?;
+    Ok(jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()))
 }
 
 fn decoding_key(private: &rsa::RsaPrivateKey) -> jsonwebtoken::DecodingKey {
@@ -184,6 +202,7 @@ fn create_box_app(path: &Path) -> anyhow::Result<BoxAppKeys> {
         public_key_id: file.box_app_settings.app_auth.public_key_id,
         enterprise_id: file.enterprise_id,
         decoding_key: decoding_key(&private),
+        encoding_key: encoding_key(&private)?,
         config_path: path.to_path_buf(),
     })
 }

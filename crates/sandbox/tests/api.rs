@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
+use sandbox::keys::{load_box_app, BoxAppKeys};
 use sandbox::server::{BackgroundServer, ReadyInfo, ServeOptions};
 use serde_json::{json, Value};
 
@@ -87,44 +87,17 @@ fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
     }
 }
 
-struct AppConfig {
-    client_id: String,
-    client_secret: String,
-    kid: String,
-    enterprise_id: String,
-    key: jsonwebtoken::EncodingKey,
-}
-
-fn app_config() -> &'static AppConfig {
-    static CONFIG: OnceLock<AppConfig> = OnceLock::new();
+fn app_config() -> &'static BoxAppKeys {
+    static CONFIG: OnceLock<BoxAppKeys> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let text = std::fs::read_to_string(&ready().box_app_config).expect("app config");
+        let path = &ready().box_app_config;
+        let text = std::fs::read_to_string(path).expect("app config");
         let value: Value = serde_json::from_str(&text).expect("json");
-        let settings = &value["boxAppSettings"];
-        let pem = settings["appAuth"]["privateKey"].as_str().expect("key");
-        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-        let passphrase = settings["appAuth"]["passphrase"]
+        let pem = value["boxAppSettings"]["appAuth"]["privateKey"]
             .as_str()
-            .expect("passphrase");
-        let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(pem, passphrase.as_bytes())
-            .expect("decrypt");
-        let der = private.to_pkcs1_der().expect("der");
-        AppConfig {
-            client_id: settings["clientID"].as_str().expect("id").to_owned(),
-            client_secret: settings["clientSecret"]
-                .as_str()
-                .expect("secret")
-                .to_owned(),
-            kid: settings["appAuth"]["publicKeyID"]
-                .as_str()
-                .expect("kid")
-                .to_owned(),
-            enterprise_id: value["enterpriseID"]
-                .as_str()
-                .expect("enterprise")
-                .to_owned(),
-            key: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
-        }
+            .expect("key");
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        load_box_app(path).expect("the app config's key decrypts")
     })
 }
 
@@ -145,8 +118,8 @@ fn assertion(claims_patch: Value, kid: Option<&str>) -> String {
         }
     }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some(kid.unwrap_or(&config.kid).to_owned());
-    jsonwebtoken::encode(&header, &claims, &config.key).expect("sign")
+    header.kid = Some(kid.unwrap_or(&config.public_key_id).to_owned());
+    jsonwebtoken::encode(&header, &claims, &config.encoding_key).expect("sign")
 }
 
 fn request_token(assertion: &str) -> (u16, Value) {
@@ -320,7 +293,7 @@ fn token_exchange_verifies_signature_and_claims() {
     let other = rsa::RsaPrivateKey::new(&mut rng, 1024).expect("key");
     let der = other.to_pkcs1_der().expect("der");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some(app_config().kid.clone());
+    header.kid = Some(app_config().public_key_id.clone());
     let claims = json!({
         "iss": app_config().client_id, "sub": app_config().enterprise_id, "box_sub_type": "enterprise",
         "aud": "https://api.box.com/oauth2/token", "jti": uuid::Uuid::new_v4().to_string(), "exp": now + 30,
@@ -1374,39 +1347,22 @@ fn tokens_and_sessions_expire_after_the_configured_lifetime() {
     let ready = &server.ready;
     assert_eq!(ready.watched_folders[0].name, "incoming");
     assert!(ready.campaigns.is_empty());
-    let text = std::fs::read_to_string(&ready.box_app_config).expect("config");
-    let value: Value = serde_json::from_str(&text).expect("json");
-    let settings = &value["boxAppSettings"];
-    let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(
-        settings["appAuth"]["privateKey"].as_str().expect("key"),
-        settings["appAuth"]["passphrase"]
-            .as_str()
-            .expect("pass")
-            .as_bytes(),
-    )
-    .expect("decrypt");
-    let key =
-        jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().expect("der").as_bytes());
+    let app = load_box_app(&ready.box_app_config).expect("app config");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512);
-    header.kid = settings["appAuth"]["publicKeyID"]
-        .as_str()
-        .map(str::to_owned);
+    header.kid = Some(app.public_key_id.clone());
     let claims = json!({
-        "iss": settings["clientID"], "sub": value["enterpriseID"], "box_sub_type": "enterprise",
+        "iss": app.client_id, "sub": app.enterprise_id, "box_sub_type": "enterprise",
         "aud": "https://api.box.com/oauth2/token", "jti": uuid::Uuid::new_v4().to_string(),
         "exp": jiff::Timestamp::now().as_second() + 30,
     });
-    let signed = jsonwebtoken::encode(&header, &claims, &key).expect("sign");
+    let signed = jsonwebtoken::encode(&header, &claims, &app.encoding_key).expect("sign");
     let mut response = agent()
         .post(&ready.oauth2_url)
         .send_form([
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", signed.as_str()),
-            ("client_id", settings["clientID"].as_str().expect("id")),
-            (
-                "client_secret",
-                settings["clientSecret"].as_str().expect("secret"),
-            ),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
         ])
         .expect("token");
     assert_eq!(response.status().as_u16(), 200);

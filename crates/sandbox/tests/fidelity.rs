@@ -6,8 +6,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
+use sandbox::keys::{load_box_app, BoxAppKeys};
 use sandbox::server::{BackgroundServer, ReadyInfo, ServeOptions};
 use serde_json::{json, Value};
 use sha1::Digest;
@@ -48,47 +47,28 @@ fn digest(data: &[u8]) -> String {
 }
 
 /// Signs a JWT assertion with the sandbox's generated app config.
-fn assertion(ready: &ReadyInfo, audience: &str) -> (String, Value) {
-    let text = std::fs::read_to_string(&ready.box_app_config).expect("app config");
-    let config: Value = serde_json::from_str(&text).expect("json");
-    let settings = config["boxAppSettings"].clone();
-    let private = rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(
-        settings["appAuth"]["privateKey"].as_str().expect("key"),
-        settings["appAuth"]["passphrase"]
-            .as_str()
-            .expect("passphrase")
-            .as_bytes(),
-    )
-    .expect("decrypt");
-    let key =
-        jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().expect("der").as_bytes());
+fn assertion(ready: &ReadyInfo, audience: &str) -> (String, BoxAppKeys) {
+    let app = load_box_app(&ready.box_app_config).expect("app config");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = settings["appAuth"]["publicKeyID"]
-        .as_str()
-        .map(str::to_owned);
+    header.kid = Some(app.public_key_id.clone());
     let claims = json!({
-        "iss": settings["clientID"], "sub": config["enterpriseID"], "box_sub_type": "enterprise",
+        "iss": app.client_id, "sub": app.enterprise_id, "box_sub_type": "enterprise",
         "aud": audience, "jti": uuid::Uuid::new_v4().to_string(),
         "exp": jiff::Timestamp::now().as_second() + 30,
     });
-    (
-        jsonwebtoken::encode(&header, &claims, &key).expect("sign"),
-        settings,
-    )
+    let signed = jsonwebtoken::encode(&header, &claims, &app.encoding_key).expect("sign");
+    (signed, app)
 }
 
 fn request_token(ready: &ReadyInfo, audience: &str) -> (u16, Value) {
-    let (signed, settings) = assertion(ready, audience);
+    let (signed, app) = assertion(ready, audience);
     let mut response = agent()
         .post(&ready.oauth2_url)
         .send_form([
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", signed.as_str()),
-            ("client_id", settings["clientID"].as_str().expect("id")),
-            (
-                "client_secret",
-                settings["clientSecret"].as_str().expect("secret"),
-            ),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
         ])
         .expect("token");
     (response.status().as_u16(), body_json(&mut response))
