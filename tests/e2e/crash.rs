@@ -99,6 +99,24 @@ impl Scene {
         panic!("{binary} did not complete a pass in {max} attempts");
     }
 
+    /// Runs `box-poll` (without crash points) until the watched folder is empty, at most `max`
+    /// passes 300 ms apart: a file whose import was in doubt when its pass died waits, without
+    /// costing an attempt, until the DAM answers or `dam.import_landing_secs` (2 s in the sandbox)
+    /// has passed. Returns the passes run.
+    pub fn run_box_poll_until_settled(&self, max: usize) -> usize {
+        let watched = self.world.sandbox.watched_folder_id();
+        for attempt in 1..=max {
+            let output = self.world.run("box-poll", &[]);
+            if output.status.code() == Some(0)
+                && box_files_in(&self.world.sandbox.state(), &watched).is_empty()
+            {
+                return attempt;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("box-poll did not settle the watched folder in {max} passes");
+    }
+
     /// The tracking IDs of the masters, by master name, read from the Box campaign folder.
     pub fn tracking_ids(&self) -> BTreeMap<String, String> {
         let state = self.world.sandbox.state();
@@ -304,7 +322,7 @@ fn crash_at_every_point_then_rerun_converges() {
         if scene.run_crashing("box-poll", point) {
             hits += 1;
         }
-        scene.run_until_ok("box-poll", 3);
+        scene.run_box_poll_until_settled(15);
         // One more of each: idle, and must change nothing.
         scene.run_until_ok("box-poll", 1);
         scene.run_until_ok("a1-to-a2", 1);
@@ -355,7 +373,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         }
         child.wait().expect("reap");
     }
-    let passes = scene.run_until_ok("box-poll", 3);
+    let passes = scene.run_box_poll_until_settled(15);
     scene.run_until_ok("box-poll", 1);
     scene.assert_invariants(&clean, 0);
     eprintln!(

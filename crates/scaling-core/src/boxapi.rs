@@ -1009,29 +1009,30 @@ impl BoxClient {
         self.upload_version(file_id, name, UploadSource::File(path), &sha1)
     }
 
-    /// Uploads a small text file (error notes): like [`BoxClient::upload`] from memory; when the name is
-    /// taken by a file with other content, uploads a new version of that file instead
-    /// (POST `{upload_url}/2.0/files/{id}/content`, <https://developer.box.com/reference/post-files-id-content/>).
-    /// Text of `chunked_upload_threshold_bytes` or more gives [`BoxError::Unsupported`].
+    /// Uploads a small text file (error notes) as a **new** file: POST `{upload_url}/2.0/files/content`
+    /// (<https://developer.box.com/reference/post-files-content/>) from memory. When the name is taken
+    /// (409 `item_name_in_use`) by a file with the same SHA-1 — our own earlier upload whose reply was
+    /// lost — that file is returned; when it is taken by a file with other content, `Ok(None)`: a file
+    /// we did not create is never overwritten or given a new version. Text of
+    /// `chunked_upload_threshold_bytes` or more gives [`BoxError::Unsupported`].
     pub fn upload_text(
         &self,
         folder_id: &str,
         name: &str,
         text: &str,
-    ) -> Result<BoxFile, BoxError> {
+    ) -> Result<Option<BoxFile>, BoxError> {
         let bytes = text.as_bytes();
         self.check_simple_upload_size(bytes.len() as u64, name)?;
         let sha1 = transport::sha1_bytes(bytes);
         match self.upload_new(folder_id, name, UploadSource::Bytes(bytes), &sha1) {
-            Ok(file) => Ok(file),
+            Ok(file) => Ok(Some(file)),
             Err(UploadError::Conflict(conflict)) => match conflict.existing {
                 Some(existing) if same_sha1(existing.sha1.as_deref(), &sha1) => {
-                    Ok(with_parent(existing, folder_id))
+                    Ok(Some(with_parent(existing, folder_id)))
                 }
                 Some(existing) => {
-                    tracing::info!(folder_id, name, file_id = %existing.id, "name taken; uploading a new version");
-                    self.upload_version(&existing.id, name, UploadSource::Bytes(bytes), &sha1)
-                        .map(|file| with_parent(file, folder_id))
+                    tracing::debug!(folder_id, name, file_id = %existing.id, "name taken by another file; not touching it");
+                    Ok(None)
                 }
                 None => Err(conflict.failure.into()),
             },

@@ -811,7 +811,8 @@ impl DamClient {
     }
 
     /// An authenticated call (`Accept: application/json`, credentials, `X-Requested-By` when mutating);
-    /// on 401 one new login and one more try.
+    /// on 401 one new login and one more try — only when `retry` (the call is idempotent); a
+    /// non-idempotent call answered 401 forgets the session and returns [`DamError::Auth`].
     fn call(
         &self,
         method: &Method,
@@ -842,6 +843,16 @@ impl DamClient {
             };
             let response = self.send(&options, &mut make)?;
             if response.status().as_u16() == 401 {
+                if !retry {
+                    // A request that is not idempotent (an import) is never sent twice here: a
+                    // 401 may follow a write that took effect. The next attempt logs in again and
+                    // first looks the asset up by its marker.
+                    self.forget_credentials(&credentials);
+                    let error = failure(&label, response);
+                    return Err(DamError::Auth(format!(
+                        "refused; not re-sent, the next attempt logs in again: {error}"
+                    )));
+                }
                 if relogged {
                     let error = failure(&label, response);
                     return Err(DamError::Auth(format!(

@@ -646,6 +646,7 @@ mod tests {
             read_timeout_secs: 1,
             content_timeout_secs: 1,
             import_job_timeout_secs: 1,
+            import_landing_secs: 2,
             max_retries: 0,
             max_requests_per_second: 1000.0,
         }

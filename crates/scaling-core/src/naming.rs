@@ -559,6 +559,14 @@ pub struct ParsedName {
     pub segments: BTreeMap<String, String>,
 }
 
+/// The canonical identity of a derivative within its master, from its clean filename: NFC and
+/// lower case (Box compares names case-insensitively, and the parser already normalises every
+/// segment and drops the version). Two names with the same tracking ID and key are the same
+/// derivative: only one delivery per version is ever imported.
+pub fn derivative_key(clean_filename: &str) -> String {
+    clean_filename.nfc().collect::<String>().to_lowercase()
+}
+
 /// The verdict on one file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameCheck {

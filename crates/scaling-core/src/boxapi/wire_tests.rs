@@ -482,7 +482,7 @@ fn upload_conflicts_same_sha1_is_success_other_is_error() {
 }
 
 #[test]
-fn upload_text_with_a_taken_name_uploads_a_new_version() {
+fn upload_text_never_writes_a_new_version_of_a_file_it_did_not_create() {
     let server = TestServer::start(|request, earlier| match request.path() {
         "/oauth2/token" => token_reply(earlier),
         "/api/2.0/files/content" => Reply::json(
@@ -502,21 +502,14 @@ fn upload_text_with_a_taken_name_uploads_a_new_version() {
     let file = box_client
         .upload_text("5", "a.error.txt", "problem: bad name\n")
         .unwrap();
-    assert_eq!(
-        (
-            file.id.as_str(),
-            file.file_version_id.as_deref(),
-            file.parent_id.as_deref()
-        ),
-        ("42", Some("44"), Some("5"))
+    assert_eq!(file, None, "the name is taken by a file with other content");
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|request| request.path() == "/api/2.0/files/42/content"),
+        "no new version of the other file"
     );
-    let version = server
-        .requests()
-        .into_iter()
-        .find(|request| request.path() == "/api/2.0/files/42/content")
-        .unwrap();
-    assert!(version.body_text().contains(r#"{"name":"a.error.txt"}"#));
-    assert!(version.body_text().contains("problem: bad name\n"));
 }
 
 #[test]

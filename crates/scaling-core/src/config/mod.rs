@@ -213,8 +213,13 @@ pub struct DamConfig {
     pub read_timeout_secs: u64,
     /// Seconds for content downloads/uploads; default 600.
     pub content_timeout_secs: u64,
-    /// Seconds to wait for an import job; default 120.
+    /// Seconds a pass follows an import job before leaving it for a later pass (a running job
+    /// costs the file no attempt); default 120.
     pub import_job_timeout_secs: u64,
+    /// Seconds after an import request during which its asset may not be visible yet: when the
+    /// reply was lost, a lookup by marker that finds nothing within this time means "wait", after
+    /// it "did not land, send again"; default 120.
+    pub import_landing_secs: u64,
     /// Retries of a transient failure per request; default 5.
     pub max_retries: u32,
     /// Requests per second (> 0), shared by every clone and thread of the client, evenly
@@ -277,6 +282,9 @@ pub struct PollingConfig {
     /// its own thread and database connection, all sharing the Box and DAM rate limiters
     /// (1..=32); default 4.
     pub workers: u32,
+    /// Lease on a claimed Box file, seconds (>= 3); a live pass renews it every third of it, so
+    /// only a dead or frozen pass loses its files to another; default 900.
+    pub lease_secs: u64,
 }
 
 /// `retry`: transient failures across passes.

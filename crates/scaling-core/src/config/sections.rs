@@ -342,6 +342,7 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
         read_timeout_secs: section.u64_or("read_timeout_secs", 60, 1)?,
         content_timeout_secs: section.u64_or("content_timeout_secs", 600, 1)?,
         import_job_timeout_secs: section.u64_or("import_job_timeout_secs", 120, 1)?,
+        import_landing_secs: section.u64_or("import_landing_secs", 120, 0)?,
         max_retries: section.u32_or("max_retries", 5, 0)?,
         max_requests_per_second: section.positive_f64_or("max_requests_per_second", 25.0)?,
     })
@@ -418,6 +419,7 @@ pub(super) fn polling(section: &Section<'_>) -> Result<PollingConfig, ConfigErro
         max_campaigns_per_run: section.u32_or("max_campaigns_per_run", 10, 1)?,
         max_files_per_run: section.u32_or("max_files_per_run", 200, 1)?,
         workers: section.u32_or("workers", 4, 1)?,
+        lease_secs: section.u64_or("lease_secs", 900, 3)?,
     };
     if config.workers > MAX_WORKERS {
         return Err(section.error(

@@ -28,6 +28,7 @@ fn config(server: &TestServer, auth: DamAuth) -> DamConfig {
         read_timeout_secs: 5,
         content_timeout_secs: 5,
         import_job_timeout_secs: 2,
+        import_landing_secs: 2,
         max_retries: 2,
         max_requests_per_second: 1000.0,
     }

@@ -191,15 +191,25 @@ fn box_client_against_the_sandbox() {
 
     let note = client
         .upload_text(&folder.id, "clip.error.txt", "first problem\n")
-        .unwrap();
-    let note2 = client
+        .unwrap()
+        .expect("a new note");
+    // The same text again (a retry whose reply was lost): the same file, no new version.
+    let again = client
+        .upload_text(&folder.id, "clip.error.txt", "first problem\n")
+        .unwrap()
+        .expect("our own note");
+    assert_eq!(
+        (again.id.as_str(), again.file_version_id.as_deref()),
+        (note.id.as_str(), note.file_version_id.as_deref())
+    );
+    // Other text under a taken name: refused, the existing file untouched.
+    let other_text = client
         .upload_text(&folder.id, "clip.error.txt", "second problem\n")
         .unwrap();
-    assert_eq!(note2.id, note.id);
-    assert_ne!(note2.file_version_id, note.file_version_id);
+    assert_eq!(other_text, None);
     assert_eq!(
         client.get_file(&note.id).unwrap().sha1.as_deref(),
-        Some(crate::http::sha1_bytes(b"second problem\n").as_str())
+        Some(crate::http::sha1_bytes(b"first problem\n").as_str())
     );
 
     let target = client.create_folder(&folder.id, "2026-11-10").unwrap();
@@ -282,6 +292,7 @@ fn dam_config(sandbox: &Sandbox, auth: DamAuth) -> DamConfig {
         read_timeout_secs: 30,
         content_timeout_secs: 60,
         import_job_timeout_secs: 10,
+        import_landing_secs: 2,
         max_retries: 3,
         max_requests_per_second: 1000.0,
     }

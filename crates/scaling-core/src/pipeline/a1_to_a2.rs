@@ -175,18 +175,26 @@ pub(crate) fn process_campaign(
             ) {
                 Ok(()) => Ok(None),
                 Err(MasterFailure::Pass(error)) => Err(error),
-                Err(MasterFailure::Asset { row_id, reason }) => Ok(Some((row_id, reason))),
+                Err(MasterFailure::Asset {
+                    row_id,
+                    reason,
+                    class,
+                }) => Ok(Some((row_id, reason, class))),
             },
         )?;
-    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut failures: Vec<MasterFailureReport> = Vec::new();
     for (master, outcome) in masters.iter().zip(outcomes) {
-        if let Some(Some((row_id, reason))) = outcome {
+        if let Some(Some((row_id, reason, class))) = outcome {
             report.masters_failed += 1;
             tracing::warn!(campaign = %campaign.number, master = %master.name, %reason, "master failed");
             if let Some(row_id) = row_id {
                 services.store.mark_master_failed(row_id, &reason)?;
             }
-            failures.push((master.name.clone(), reason));
+            failures.push(MasterFailureReport {
+                name: master.name.clone(),
+                reason,
+                class,
+            });
         }
     }
 
@@ -199,7 +207,13 @@ pub(crate) fn process_campaign(
 
 enum MasterFailure {
     /// The master failed (reported; retried next pass).
-    Asset { row_id: Option<i64>, reason: String },
+    Asset {
+        row_id: Option<i64>,
+        reason: String,
+        /// Stable class of the error (step and HTTP status, never the text, which carries
+        /// per-request ids): what the partial-failure signature is built from.
+        class: String,
+    },
     /// The pass cannot go on (database down).
     Pass(PassError),
 }
@@ -235,6 +249,7 @@ fn process_master(
         DamError::Transport(_) => MasterFailure::Pass(PassError::from_dam(error)),
         error => MasterFailure::Asset {
             row_id: Some(row.id),
+            class: error_class(what, error.status()),
             reason: format!("{what} failed: {error}"),
         },
     };
@@ -242,6 +257,7 @@ fn process_master(
         BoxError::Transport(_) => MasterFailure::Pass(PassError::from_box(error)),
         error => MasterFailure::Asset {
             row_id: Some(row.id),
+            class: error_class(what, error.status()),
             reason: format!("{what} failed: {error}"),
         },
     };
@@ -317,51 +333,70 @@ fn complete_campaign(
     Ok(())
 }
 
+/// One master that failed in this pass.
+struct MasterFailureReport {
+    name: String,
+    reason: String,
+    class: String,
+}
+
+/// `{step}:{status}` (e.g. `uploading it to Box:503`), or `{step}:other` without a status.
+fn error_class(step: &str, status: Option<u16>) -> String {
+    status.map_or_else(|| format!("{step}:other"), |status| format!("{step}:{status}"))
+}
+
+/// The signature of a failure set: the failed masters and the class of each failure, so a
+/// persisting failure is reported once, and a new master failing, or a master failing
+/// differently, is reported again.
+fn failure_signature(failures: &[MasterFailureReport]) -> String {
+    let mut parts: Vec<String> = failures
+        .iter()
+        .map(|failure| format!("{}\u{1f}{}", failure.name, failure.class))
+        .collect();
+    parts.sort();
+    hex::encode(<sha1::Sha1 as sha1::Digest>::digest(
+        parts.join("\u{1e}").as_bytes(),
+    ))
+}
+
 fn report_partial_failure(
     services: &mut Services,
     campaign: &CampaignRow,
     masters: &[DamAsset],
-    failures: &[(String, String)],
+    failures: &[MasterFailureReport],
 ) -> Result<(), PassError> {
-    let mut signature_parts: Vec<String> = failures
-        .iter()
-        .map(|(name, reason)| format!("{name}\u{1f}{reason}"))
-        .collect();
-    signature_parts.sort();
-    let signature = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(
-        signature_parts.join("\u{1e}").as_bytes(),
-    ));
-    if !services
-        .store
-        .note_partial_failure(&campaign.dam_folder_id, &signature)?
-    {
-        return Ok(());
-    }
-    if !services.config.email.enabled || services.config.email.error_recipients.is_empty() {
-        return Ok(());
-    }
-    let succeeded: Vec<Value> = services
-        .store
-        .masters_of_campaign(&campaign.dam_folder_id)?
-        .iter()
-        .filter(|master| master.status == "uploaded")
-        .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
-        .collect();
+    let signature = failure_signature(failures);
     let email = &services.config.email;
-    let context = json!({
-        "campaign": campaign_context(campaign),
-        "masters": succeeded,
-        "failures": failures.iter().map(|(name, reason)| json!({ "name": name, "reason": reason })).collect::<Vec<_>>(),
-        "total_masters": masters.len(),
-        "failed_count": failures.len(),
-    });
-    services.store.enqueue(&[NewNotification {
-        idempotency_key: format!("campaign.partial:{}:{signature}", campaign.dam_folder_id),
-        channel: "email",
-        target: "a1_to_a2_partial".into(),
-        event: "campaign.partial".into(),
-        payload: json!({ "to": email.error_recipients, "context": context }),
-    }])?;
+    let mut notifications = Vec::new();
+    if email.enabled && !email.error_recipients.is_empty() {
+        let to = email.error_recipients.clone();
+        let succeeded: Vec<Value> = services
+            .store
+            .masters_of_campaign(&campaign.dam_folder_id)?
+            .iter()
+            .filter(|master| master.status == "uploaded")
+            .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
+            .collect();
+        let context = json!({
+            "campaign": campaign_context(campaign),
+            "masters": succeeded,
+            "failures": failures.iter().map(|failure| json!({ "name": failure.name, "reason": failure.reason })).collect::<Vec<_>>(),
+            "total_masters": masters.len(),
+            "failed_count": failures.len(),
+        });
+        notifications.push(NewNotification {
+            idempotency_key: format!("campaign.partial:{}:{signature}", campaign.dam_folder_id),
+            channel: "email",
+            target: "a1_to_a2_partial".into(),
+            event: "campaign.partial".into(),
+            payload: json!({ "to": to, "context": context }),
+        });
+    }
+    // The signature and its email in one transaction: a crash between them can neither lose
+    // the email nor send it twice.
+    services
+        .store
+        .note_partial_failure(&campaign.dam_folder_id, &signature, &notifications)?;
     Ok(())
 }
 
@@ -372,23 +407,20 @@ fn report_campaign_failure(
 ) -> Result<(), PassError> {
     tracing::error!(campaign = %campaign.number, %reason, "campaign cannot be processed");
     let signature = format!("campaign:{reason}");
-    if !services
-        .store
-        .note_partial_failure(&campaign.dam_folder_id, &signature)?
-    {
-        return Ok(());
-    }
     let email = &services.config.email;
-    if !email.enabled || email.error_recipients.is_empty() {
-        return Ok(());
+    let mut notifications = Vec::new();
+    if email.enabled && !email.error_recipients.is_empty() {
+        let key_hash = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(signature.as_bytes()));
+        notifications.push(NewNotification {
+            idempotency_key: format!("campaign.failed:{}:{key_hash}", campaign.dam_folder_id),
+            channel: "email",
+            target: "campaign_processing_failed".into(),
+            event: "campaign.failed".into(),
+            payload: json!({ "to": email.error_recipients, "context": { "campaign": campaign_context(campaign), "error": reason } }),
+        });
     }
-    let key_hash = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(signature.as_bytes()));
-    services.store.enqueue(&[NewNotification {
-        idempotency_key: format!("campaign.failed:{}:{key_hash}", campaign.dam_folder_id),
-        channel: "email",
-        target: "campaign_processing_failed".into(),
-        event: "campaign.failed".into(),
-        payload: json!({ "to": email.error_recipients, "context": { "campaign": campaign_context(campaign), "error": reason } }),
-    }])?;
+    services
+        .store
+        .note_partial_failure(&campaign.dam_folder_id, &signature, &notifications)?;
     Ok(())
 }

@@ -1,13 +1,27 @@
 //! The `box-poll` pass (design.md §1 step 3).
 //!
 //! For each watched Box folder: list it; for each file not yet handled (identity = Box file id
-//! and file version id, recorded in the `box_files` ledger and claimed with a lease): parse its V2
-//! name, find the master by tracking ID, download it (SHA1-checked), probe it, build the DAM asset
-//! representation from the field mappings, import it into the master's Final Assets folder under
-//! its clean filename, record it, and move the Box file to `_PROCESSED/{YYYY-MM-DD}/`. A file that
-//! can never succeed goes to `_errors/` with a `{name}.error.txt` note; a passing failure leaves it
-//! in place, retried on later passes with backoff, until `retry.max_attempts`. Campaigns whose
-//! every master has a derivative move A2 -> A3 (once), with email and webhook.
+//! and file version id, recorded in the `box_files` ledger and claimed with a renewed, fenced
+//! lease): parse its V2 name, find the master by tracking ID, download it (SHA1-checked), probe
+//! it, build the DAM asset representation from the field mappings, claim the **delivery**
+//! (tracking ID + derivative key + version) atomically, import it into the master's Final Assets
+//! folder under its clean filename, record it, and move the Box file to
+//! `_PROCESSED/{YYYY-MM-DD}/`. A file that can never succeed goes to `_errors/` with a note; a
+//! passing failure leaves it in place, retried on later passes with backoff, until
+//! `retry.max_attempts` failed attempts. Campaigns whose every master has a derivative move
+//! A2 -> A3 (once), with email and webhook.
+//!
+//! Exactly once, by construction (README "Exactly once"):
+//! - a delivery row is written only after the content checks passed, by one transaction that
+//!   decides new / re-delivery / duplicate under an advisory lock on the derivative key and is
+//!   fenced by the ledger claim generation, so equivalent names never both import and a pass
+//!   whose lease lapsed never imports;
+//! - an import whose reply is in doubt (no reply, any error reply, 401) is never re-sent before
+//!   the DAM was asked, by job and by the tracking marker, whether it landed; `importing` rows are
+//!   reconciled on later passes until the DAM answers, and a late job is adopted;
+//! - a decision and its notifications are one transaction (`rejecting` + email), and a decision
+//!   whose Box move did not happen is finished from the ledger by a later pass;
+//! - attempts count replies that the file failed, never claims or waits.
 //!
 //! Nothing is ever deleted in Box: files are only moved.
 
@@ -15,6 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use super::transition::{self, campaign_context, Transition};
@@ -24,20 +39,32 @@ use crate::dam::{DamError, JobState};
 use crate::media::{self, MediaError};
 use crate::metadata::{self, field_text, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
-use crate::store::{BoxFileRow, DerivativeRow, NewNotification};
+use crate::store::{
+    BoxFileRow, Claim, DeliveryClaim, DerivativeRow, LedgerState, NewDelivery, NewNotification,
+    UploadStatus,
+};
 
-/// Lease on a claimed file, seconds: longer than one file's processing, short enough that a
-/// crashed pass's files are picked up again soon.
-const FILE_LEASE_SECS: i64 = 900;
+/// How far a listing's time is moved back before it is compared with the database's clock
+/// (a file decided after `listed_at - margin` is never reopened from that listing).
+const LISTING_CLOCK_MARGIN_SECS: i64 = 5;
+
+/// Unfinished moves and orphaned imports handled per pass, at most.
+const SWEEP_LIMIT: i64 = 50;
 
 /// How one file ended in this pass.
+#[derive(Debug)]
 enum Outcome {
     /// Imported into the DAM (now or by an earlier pass): archive to `_PROCESSED/`.
     Delivered,
     /// Can never succeed as it is: `_errors/` with these problems.
     Rejected(Vec<String>),
-    /// A passing failure: leave in place, retry later.
-    RetryLater(String),
+    /// Not done yet: leave in place, try again later. `counted`: a reply said the file failed
+    /// (counts against `retry.max_attempts`); otherwise a wait (an import job still running).
+    Retry { reason: String, counted: bool },
+    /// Box no longer has the file: nothing to do.
+    Gone(String),
+    /// Another pass took the file over (this pass's lease lapsed): it must not write.
+    LostClaim,
 }
 
 /// Runs one `box-poll` pass.
@@ -47,8 +74,9 @@ enum Outcome {
 /// not yet handled stay where they are); per-file problems are handled, not returned.
 pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
     resume_pending_transitions(services, report)?;
-    let watched = services.config.box_api.watched_folders.clone();
     let state = PollState::default();
+    finish_interrupted(services, report, &state)?;
+    let watched = services.config.box_api.watched_folders.clone();
     let mut first_error = None;
     for folder in &watched {
         if let Err(error) = poll_folder(services, report, &folder.id, &state) {
@@ -105,6 +133,71 @@ fn resume_pending_transitions(
         check_campaign_complete(services, report, &campaign_id)?;
     }
     Ok(())
+}
+
+/// Finishes what earlier passes decided but could not complete, whatever the watched folders'
+/// listings show now: imports in doubt whose file went to `_errors/` are asked about until the
+/// DAM answers (a late import is adopted, its file moves on to `_PROCESSED/`), and decisions
+/// whose Box move did not happen (`rejecting`, `uploaded_to_dam`) are carried out.
+fn finish_interrupted(
+    services: &mut Services,
+    report: &mut PassReport,
+    state: &PollState,
+) -> Result<(), PassError> {
+    for derivative in services.store.orphaned_imports(SWEEP_LIMIT)? {
+        match reconcile(services, &derivative, false) {
+            Ok(Landing::Landed(asset_id)) => {
+                adopt(services, &derivative, &asset_id)?;
+                if let Some(master) = services.store.master_by_tracking_id(&derivative.tracking_id)? {
+                    locked(&state.touched).insert(master.campaign_id);
+                }
+            }
+            Ok(Landing::NotLanded(reason)) => {
+                services.store.mark_delivery_failed(derivative.id, &reason)?;
+            }
+            Ok(Landing::Waiting(_)) => {}
+            Err(error @ DamError::Transport(_)) => return Err(PassError::from_dam(error)),
+            Err(error) => {
+                tracing::warn!(dam_folder = %derivative.dam_folder_id, file = %derivative.derivative_filename, %error, "could not ask the DAM about an import in doubt; asking again next pass");
+            }
+        }
+    }
+    let lease = lease_secs(services);
+    let owner = services.owner.clone();
+    for row in services
+        .store
+        .claim_unfinished_moves(&owner, lease, SWEEP_LIMIT)?
+    {
+        let claim = row.claim(&owner);
+        let result = match row.state {
+            LedgerState::Rejecting => {
+                let problems = recorded_problems(&row);
+                reject(services, report, &row.watched_folder_id, &row.name, &claim, &problems, state, true)
+            }
+            _ => archive(services, report, &row.watched_folder_id, &row.name, &claim, state),
+        };
+        if let Err(error) = result {
+            services
+                .store
+                .release_box_file(&row.file_id, &row.file_version_id, &error.to_string())?;
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// The problems recorded with a rejection decision (one per line).
+fn recorded_problems(row: &BoxFileRow) -> Vec<String> {
+    row.last_error
+        .as_deref()
+        .unwrap_or("rejected")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn lease_secs(services: &Services) -> i64 {
+    i64::try_from(services.config.polling.lease_secs).unwrap_or(i64::MAX)
 }
 
 /// Box folder ids of `_PROCESSED`, `_PROCESSED/{date}` and `_errors` per watched folder: taken
@@ -185,6 +278,7 @@ fn poll_folder(
     folder_id: &str,
     state: &PollState,
 ) -> Result<(), PassError> {
+    let listed_at = Timestamp::now();
     let items = services
         .box_client
         .list_folder(folder_id)
@@ -206,29 +300,42 @@ fn poll_folder(
         }
     }
     run_workers(services, report, &files, |worker, report, file| {
-        handle_file(worker, report, folder_id, file, state)
+        handle_file(worker, report, folder_id, file, listed_at, state)
     })?;
     Ok(())
 }
 
-/// Handles one file of watched folder `folder_id` (found in its listing): ignores debris,
-/// records it in the ledger, claims it, processes it and archives or rejects it. Returns
-/// without doing anything when another pass holds the file or it is already done.
+/// The name a file was delivered under: without the `{file_id}_` prefix this project adds when
+/// a move meets a name clash (so a file moved back from `_errors/` parses as delivered).
+pub fn delivered_name<'a>(file_id: &str, name: &'a str) -> &'a str {
+    name.strip_prefix(file_id)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(name)
+}
+
+/// Handles one file of watched folder `folder_id`, found in a listing taken at `listed_at`:
+/// ignores debris, records it in the ledger, claims it, processes it and archives or rejects
+/// it. Returns without doing anything when another pass holds the file or it is already done.
+/// A file recorded as archived or rejected before `listed_at` that is in the watched folder
+/// again was moved back by a person: it is taken up again (a fix, or a retry).
 ///
 /// # Errors
-/// [`PassError::Unreachable`] when a dependency is down: the file is released untouched (the
-/// failed attempt is not counted against `retry.max_attempts`) and the pass should stop.
+/// [`PassError::Unreachable`] when a dependency is down: the file is released untouched (no
+/// attempt counted) and the pass should stop.
 pub fn handle_file(
     services: &mut Services,
     report: &mut PassReport,
     folder_id: &str,
     file: &BoxFile,
+    listed_at: Timestamp,
     state: &PollState,
 ) -> Result<(), PassError> {
     report.files_seen += 1;
-    let parsed = match naming::classify(&file.name, &services.config.naming) {
+    let name = delivered_name(&file.id, &file.name);
+    let check = match naming::classify(name, &services.config.naming) {
         NameCheck::Ignored { reason } => {
-            tracing::debug!(file = %file.name, %reason, "not a delivery; ignored");
+            tracing::debug!(box_file = %file.id, file = %file.name, %reason, "not a delivery; ignored");
             return Ok(());
         }
         other => other,
@@ -246,45 +353,42 @@ pub fn handle_file(
         file.sha1.as_deref(),
         size,
     )?;
-    let Some(row) =
-        services
-            .store
-            .claim_box_file(&file.id, &version_id, &services.owner, FILE_LEASE_SECS)?
+    let decided_before = listed_at
+        .checked_sub(SignedDuration::from_secs(LISTING_CLOCK_MARGIN_SECS))
+        .unwrap_or(listed_at);
+    let Some(row) = services.store.claim_box_file(
+        &file.id,
+        &version_id,
+        &services.owner,
+        lease_secs(services),
+        decided_before,
+    )?
     else {
         return Ok(());
     };
-    let outcome = match parsed {
-        NameCheck::Invalid { problems } => Outcome::Rejected(problems),
-        NameCheck::Parsed(parsed) => {
-            match process_file(services, file, &version_id, &row, &parsed, &state.domains) {
-                Ok(outcome) => {
-                    if let Some(master) =
-                        services.store.master_by_tracking_id(&parsed.tracking_id)?
-                    {
-                        locked(&state.touched).insert(master.campaign_id);
+    let claim = row.claim(&services.owner);
+    let outcome = if row.state == LedgerState::Rejecting {
+        // Decided (and its email queued) by a pass that died before the move: finish it.
+        Outcome::Rejected(recorded_problems(&row))
+    } else {
+        match check {
+            NameCheck::Parsed(parsed) => {
+                match process_file(services, file, &claim, &parsed, state) {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        services
+                            .store
+                            .release_box_file(&file.id, &version_id, &error.to_string())?;
+                        return Err(error);
                     }
-                    outcome
-                }
-                Err(error) => {
-                    services
-                        .store
-                        .release_box_file(&file.id, &version_id, &error.to_string())?;
-                    return Err(error);
                 }
             }
+            NameCheck::Invalid { problems } => Outcome::Rejected(problems),
+            NameCheck::Ignored { .. } => return Ok(()),
         }
-        NameCheck::Ignored { .. } => return Ok(()),
     };
-    finish_file(
-        services,
-        report,
-        folder_id,
-        file,
-        &version_id,
-        &row,
-        outcome,
-        &state.folders,
-    )
+    let decided = row.state == LedgerState::Rejecting;
+    finish_file(services, report, folder_id, file, &row, &claim, outcome, decided, state)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -293,128 +397,237 @@ fn finish_file(
     report: &mut PassReport,
     folder_id: &str,
     file: &BoxFile,
-    version_id: &str,
     row: &BoxFileRow,
+    claim: &Claim,
     outcome: Outcome,
-    folders: &FolderCache,
+    decided: bool,
+    state: &PollState,
 ) -> Result<(), PassError> {
     match outcome {
-        Outcome::Delivered => {
-            let processed = services.config.box_api.processed_folder_name.clone();
-            let date = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
-            let target = folders
-                .child(services, folder_id, &processed)
-                .and_then(|processed_id| folders.child(services, &processed_id, &date))
-                .map_err(PassError::from_box)?;
-            move_file(services, file, &target)?;
-            crash_point!("box_poll::after_box_move");
-            services
-                .store
-                .archive_box_file(&file.id, version_id, &target, false, None)?;
-            report.derivatives_delivered += 1;
-            tracing::info!(file = %file.name, to = format!("{processed}/{date}"), "derivative delivered and archived");
-        }
-        Outcome::Rejected(problems) => {
-            reject(services, folder_id, file, version_id, &problems, folders)?;
-            report.files_rejected += 1;
-        }
-        Outcome::RetryLater(reason) => {
-            let attempts = row.attempts;
+        Outcome::Delivered => archive(services, report, folder_id, &file.name, claim, state),
+        Outcome::Rejected(problems) => reject(
+            services, report, folder_id, &file.name, claim, &problems, state, decided,
+        ),
+        Outcome::Retry { reason, counted } => {
             let max = i32::try_from(services.config.retry.max_attempts).unwrap_or(i32::MAX);
-            if attempts >= max {
+            let attempts = row.attempts + i32::from(counted);
+            if counted && attempts >= max {
                 let problems = vec![format!(
                     "the file could not be processed after {attempts} attempts; last error: {reason}. \
                      It was moved here so it does not block the queue: move it back to the watched folder (or run `reprocess file {}`) once the cause is fixed.",
                     file.id
                 )];
-                reject(services, folder_id, file, version_id, &problems, folders)?;
-                report.files_rejected += 1;
-            } else {
-                let retry = backoff_secs(
+                return reject(services, report, folder_id, &file.name, claim, &problems, state, false);
+            }
+            let retry = if counted {
+                backoff_secs(
                     attempts,
                     services.config.retry.backoff_base_secs,
                     services.config.retry.backoff_max_secs,
-                );
-                services.store.set_box_file_state(
-                    &file.id,
-                    version_id,
-                    "failed_transient",
-                    Some(&reason),
-                    Some(retry),
-                )?;
-                report.files_retry_later += 1;
-                tracing::warn!(file = %file.name, attempt = attempts, retry_in_secs = retry, %reason, "passing failure; will retry");
+                )
+            } else {
+                0
+            };
+            services.store.record_retry(claim, &reason, counted, retry)?;
+            report.files_retry_later += 1;
+            if counted {
+                tracing::warn!(box_file = %file.id, file = %file.name, attempt = attempts, retry_in_secs = retry, %reason, "passing failure; will retry");
+            } else {
+                tracing::info!(box_file = %file.id, file = %file.name, %reason, "not finished yet; the next pass looks again");
             }
+            Ok(())
         }
+        Outcome::Gone(reason) => {
+            services
+                .store
+                .ignore_box_file(&claim.file_id, &claim.file_version_id, &reason)?;
+            tracing::info!(box_file = %file.id, file = %file.name, %reason, "file gone from Box; ignored");
+            Ok(())
+        }
+        Outcome::LostClaim => {
+            tracing::warn!(box_file = %file.id, file = %file.name, "another pass took this file over (this pass's lease lapsed); leaving it to that pass");
+            Ok(())
+        }
+    }
+}
+
+/// Moves a delivered file (and every note we wrote for it) to `_PROCESSED/{date}/` and records
+/// it `archived`.
+fn archive(
+    services: &mut Services,
+    report: &mut PassReport,
+    folder_id: &str,
+    name: &str,
+    claim: &Claim,
+    state: &PollState,
+) -> Result<(), PassError> {
+    let processed = services.config.box_api.processed_folder_name.clone();
+    let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let target = state
+        .folders
+        .child(services, folder_id, &processed)
+        .and_then(|processed_id| state.folders.child(services, &processed_id, &date))
+        .map_err(PassError::from_box)?;
+    let moved = move_file(services, &claim.file_id, name, &target)?;
+    crash_point!("box_poll::after_box_move");
+    for (version_id, note_id) in services.store.notes_of_file(&claim.file_id)? {
+        let note_name = format!("{}.error.txt", delivered_name(&claim.file_id, name));
+        move_file(services, &note_id, &note_name, &target)?;
+        services.store.clear_note(&claim.file_id, &version_id)?;
+    }
+    services.store.archive_box_file(
+        &claim.file_id,
+        &claim.file_version_id,
+        &target,
+        false,
+        None,
+    )?;
+    if moved {
+        report.derivatives_delivered += 1;
+        tracing::info!(box_file = %claim.file_id, file = %name, to = format!("{processed}/{date}"), "derivative delivered and archived");
+    } else {
+        tracing::warn!(box_file = %claim.file_id, file = %name, "delivered, but the file is no longer in Box to archive");
     }
     Ok(())
 }
 
-/// Moves `file` into `target`, keeping its name (the Box client adds a unique prefix on a
-/// clash). A 404 after an earlier attempt means it already moved: checked by reading the file.
-fn move_file(services: &Services, file: &BoxFile, target: &str) -> Result<(), PassError> {
-    match services.box_client.move_file(&file.id, target, &file.name) {
-        Ok(_) => Ok(()),
-        Err(error) => match services.box_client.get_file(&file.id) {
-            Ok(current) if current.parent_id.as_deref() == Some(target) => Ok(()),
+/// Moves a file into `target`, keeping its name (the Box client adds a unique prefix on a
+/// clash). Returns false when Box no longer has the file (deleted or trashed by a person). A
+/// failure after an earlier attempt may mean it already moved: checked by reading the file.
+fn move_file(
+    services: &Services,
+    file_id: &str,
+    name: &str,
+    target: &str,
+) -> Result<bool, PassError> {
+    match services.box_client.move_file(file_id, target, name) {
+        Ok(_) => Ok(true),
+        Err(error) => match services.box_client.get_file(file_id) {
+            Ok(current) if current.parent_id.as_deref() == Some(target) => Ok(true),
+            Err(read_error) if read_error.status() == Some(404) => Ok(false),
             _ => Err(PassError::from_box(error)),
         },
     }
 }
 
-/// Uploads the `{name}.error.txt` note into `_errors/`, moves the file there, records it as
-/// rejected and queues the error email.
+/// Rejects a file: records the decision with its email in one transaction (unless `decided`:
+/// an earlier pass did), uploads its note into `_errors/`, moves the file there and records it
+/// `rejected`. Every step after the decision is repeatable: a pass that dies between two of them
+/// is finished by a later one.
+#[allow(clippy::too_many_arguments)]
 fn reject(
     services: &mut Services,
+    report: &mut PassReport,
     folder_id: &str,
-    file: &BoxFile,
-    version_id: &str,
+    name: &str,
+    claim: &Claim,
     problems: &[String],
-    folders: &FolderCache,
+    state: &PollState,
+    decided: bool,
 ) -> Result<(), PassError> {
     let errors_name = services.config.box_api.errors_folder_name.clone();
-    let errors_folder = folders
+    if !decided {
+        let email = &services.config.email;
+        let mut notifications = Vec::new();
+        if email.enabled && !email.error_recipients.is_empty() {
+            notifications.push(NewNotification {
+                idempotency_key: format!(
+                    "file.rejected:{}:{}:{}",
+                    claim.file_id, claim.file_version_id, claim.generation
+                ),
+                channel: "email",
+                target: "upload_failed".into(),
+                event: "file.rejected".into(),
+                payload: json!({
+                    "to": email.error_recipients,
+                    "context": {
+                        "file": { "name": name, "box_file_id": claim.file_id, "folder": errors_name },
+                        "problems": problems,
+                    },
+                }),
+            });
+        }
+        if !services
+            .store
+            .begin_reject(claim, &problems.join("\n"), &notifications)?
+        {
+            tracing::warn!(box_file = %claim.file_id, file = %name, "another pass took this file over; not rejecting it here");
+            return Ok(());
+        }
+        crash_point!("box_poll::after_reject_decided");
+    }
+    let errors_folder = state
+        .folders
         .child(services, folder_id, &errors_name)
         .map_err(PassError::from_box)?;
-    let note = error_note(&file.name, problems);
-    services
-        .box_client
-        .upload_text(&errors_folder, &note_name(&file.name), &note)
-        .map_err(PassError::from_box)?;
-    crash_point!("box_poll::after_error_note");
-    move_file(services, file, &errors_folder)?;
-    let text = problems.join("\n");
+    let note = error_note(delivered_name(&claim.file_id, name), problems);
+    let note_file = upload_note(services, &errors_folder, name, claim, &note)?;
     services
         .store
-        .archive_box_file(&file.id, version_id, &errors_folder, true, Some(&text))?;
-    tracing::warn!(file = %file.name, problems = %problems.join(" | "), "file rejected; moved to {errors_name}/ with a note");
-    let email = &services.config.email;
-    if email.enabled && !email.error_recipients.is_empty() {
-        services.store.enqueue(&[NewNotification {
-            idempotency_key: format!("file.rejected:{}:{version_id}", file.id),
-            channel: "email",
-            target: "upload_failed".into(),
-            event: "file.rejected".into(),
-            payload: json!({
-                "to": email.error_recipients,
-                "context": {
-                    "file": { "name": file.name, "box_file_id": file.id, "folder": errors_name },
-                    "problems": problems,
-                },
-            }),
-        }])?;
+        .set_note(&claim.file_id, &claim.file_version_id, &note_file)?;
+    crash_point!("box_poll::after_error_note");
+    let moved = move_file(services, &claim.file_id, name, &errors_folder)?;
+    crash_point!("box_poll::after_reject_move");
+    services.store.archive_box_file(
+        &claim.file_id,
+        &claim.file_version_id,
+        &errors_folder,
+        true,
+        None,
+    )?;
+    if moved {
+        report.files_rejected += 1;
+        tracing::warn!(box_file = %claim.file_id, file = %name, problems = %problems.join(" | "), "file rejected; moved to {errors_name}/ with a note");
     }
     Ok(())
+}
+
+/// Uploads the note of a rejected file version into `errors_folder`: `{name}.error.txt`, or,
+/// when that name holds another file (an agency's, or the note of another file or version),
+/// `{name}.{file_id}-{version_id}.error.txt`. Never a new version of a file we did not create:
+/// a name taken by the same text is our own earlier upload. Returns the note's file id.
+fn upload_note(
+    services: &Services,
+    errors_folder: &str,
+    name: &str,
+    claim: &Claim,
+    note: &str,
+) -> Result<String, PassError> {
+    let base = delivered_name(&claim.file_id, name);
+    let tag = format!("{}-{}", claim.file_id, claim.file_version_id);
+    for candidate in [note_name(base), note_name_tagged(base, &tag)] {
+        if let Some(file) = services
+            .box_client
+            .upload_text(errors_folder, &candidate, note)
+            .map_err(PassError::from_box)?
+        {
+            return Ok(file.id);
+        }
+    }
+    Err(PassError::Failed(format!(
+        "no free name for the note of Box file {} in folder {errors_folder}",
+        claim.file_id
+    )))
 }
 
 /// Name of the note next to a rejected file: `{name}.error.txt`, shortened (on a character
 /// boundary) so it stays within Box's 255-character limit.
 pub fn note_name(name: &str) -> String {
+    note_name_tagged(name, "")
+}
+
+/// Like [`note_name`] with `.{tag}` before `.error.txt`; the tag is never cut.
+fn note_name_tagged(name: &str, tag: &str) -> String {
     const SUFFIX: &str = ".error.txt";
     const MAX_CHARS: usize = 255;
-    let keep = MAX_CHARS - SUFFIX.chars().count();
+    let tag = if tag.is_empty() {
+        String::new()
+    } else {
+        format!(".{tag}")
+    };
+    let keep = MAX_CHARS.saturating_sub(SUFFIX.chars().count() + tag.chars().count());
     let base: String = name.chars().take(keep).collect();
-    format!("{}{SUFFIX}", base.trim_end_matches([' ', '.']))
+    format!("{}{tag}{SUFFIX}", base.trim_end_matches([' ', '.']))
 }
 
 /// The text of a `{name}.error.txt` note: what was wrong, and how to fix it.
@@ -433,18 +646,28 @@ pub fn error_note(name: &str, problems: &[String]) -> String {
     note
 }
 
-fn is_transient_box(error: &BoxError) -> bool {
-    error.is_transient() || matches!(error, BoxError::Integrity { .. })
+fn duplicate_problem(parsed: &ParsedName, existing: &DerivativeRow) -> String {
+    let verb = if existing.upload_status == UploadStatus::Uploaded {
+        "was already delivered"
+    } else {
+        "is being delivered"
+    };
+    format!(
+        "duplicate delivery: \"{}\" {verb} as version v{:02} (Box file {}); upload it with a higher version (e.g. _v{:02}) to replace it",
+        parsed.clean_filename,
+        existing.version,
+        existing.box_file_id,
+        existing.version + 1
+    )
 }
 
 /// Processes one claimed, well-named file up to (not including) the Box move.
 fn process_file(
     services: &mut Services,
     file: &BoxFile,
-    version_id: &str,
-    row: &BoxFileRow,
+    claim: &Claim,
     parsed: &ParsedName,
-    domains: &DomainCache,
+    state: &PollState,
 ) -> Result<Outcome, PassError> {
     let Some(master) = services.store.master_by_tracking_id(&parsed.tracking_id)? else {
         return Ok(Outcome::Rejected(vec![format!(
@@ -459,54 +682,50 @@ fn process_file(
         )]));
     };
     let version = i32::try_from(parsed.version).unwrap_or(i32::MAX);
+    let key = naming::derivative_key(&parsed.clean_filename);
+    let version_id = claim.file_version_id.clone();
+
+    // An earlier attempt on this very Box file version: never import before the DAM was asked.
+    let mut resend = None;
     if let Some(existing) = services
         .store
-        .derivative(&parsed.tracking_id, &parsed.clean_filename)?
+        .delivery_of_box_version(&file.id, &version_id)?
     {
-        let same_delivery =
-            existing.box_file_id == file.id && existing.box_file_version_id == version_id;
-        if !same_delivery && existing.version >= version && existing.upload_status != "failed" {
-            return Ok(Outcome::Rejected(vec![format!(
-                "duplicate delivery: \"{}\" was already delivered as version v{:02} (Box file {}); upload it with a higher version (e.g. _v{:02}) to replace it",
-                parsed.clean_filename,
-                existing.version,
-                existing.box_file_id,
-                existing.version + 1
-            )]));
-        }
-    }
-    let derivative = services.store.upsert_derivative(
-        &parsed.tracking_id,
-        &parsed.clean_filename,
-        version,
-        &file.id,
-        version_id,
-        file.sha1.as_deref(),
-        &final_folder,
-    )?;
-    let marker = tracking_marker(parsed, &file.id, version_id);
-    if derivative.upload_status == "uploaded" {
-        return Ok(Outcome::Delivered);
-    }
-    if derivative.import_requested_at.is_some() {
-        // An earlier attempt may have landed: never import twice.
-        match find_landed_import(services, &derivative, &marker)? {
-            Some(asset_id) => {
-                services.store.mark_derivative_uploaded(
-                    derivative.id,
-                    &asset_id,
-                    &file.id,
-                    version_id,
-                )?;
-                tracing::info!(file = %file.name, dam_asset = %asset_id, "found the asset an interrupted pass imported");
+        match existing.upload_status {
+            UploadStatus::Uploaded => {
+                locked(&state.touched).insert(master.campaign_id.clone());
                 return Ok(Outcome::Delivered);
             }
-            None if derivative.dam_job_id.is_some() => {
-                return Ok(Outcome::RetryLater(
-                    "the DAM import job has not completed yet".into(),
-                ));
-            }
-            None => {}
+            UploadStatus::Importing => match reconcile(services, &existing, false) {
+                Ok(Landing::Landed(asset_id)) => {
+                    adopt(services, &existing, &asset_id)?;
+                    locked(&state.touched).insert(master.campaign_id.clone());
+                    return Ok(Outcome::Delivered);
+                }
+                Ok(Landing::Waiting(reason)) => {
+                    return Ok(Outcome::Retry {
+                        reason,
+                        counted: false,
+                    })
+                }
+                Ok(Landing::NotLanded(reason)) => {
+                    tracing::info!(box_file = %file.id, file = %file.name, %reason, "the earlier import did not land; importing again");
+                    resend = Some(existing);
+                }
+                Err(error) => return dam_failure(error, "asking the DAM about an earlier import"),
+            },
+            UploadStatus::Pending | UploadStatus::Failed => {}
+        }
+    }
+    if resend.is_none() {
+        if let Some(existing) = services.store.blocking_delivery(
+            &parsed.tracking_id,
+            &key,
+            version,
+            &file.id,
+            &version_id,
+        )? {
+            return Ok(Outcome::Rejected(vec![duplicate_problem(parsed, &existing)]));
         }
     }
 
@@ -519,12 +738,16 @@ fn process_file(
             // Box unreachable even after the client's retries: stop the pass (exit 75).
             return Err(PassError::from_box(error));
         }
-        if is_transient_box(&error) {
-            return Ok(Outcome::RetryLater(format!(
-                "download from Box failed: {error}"
-            )));
+        if error.status() == Some(404) {
+            return Ok(Outcome::Gone(format!("Box answered 404 for its content: {error}")));
         }
-        return Err(PassError::from_box(error));
+        // A reply that this file cannot be downloaded now (5xx, 429, 403, a checksum
+        // mismatch): an attempt; after `retry.max_attempts` it goes to _errors, and the rest
+        // of the folder goes on meanwhile.
+        return Ok(Outcome::Retry {
+            reason: format!("download from Box failed: {error}"),
+            counted: true,
+        });
     }
     crash_point!("box_poll::after_download");
     let size = std::fs::metadata(temp.path())
@@ -550,11 +773,13 @@ fn process_file(
             })
         }
         Err(error) => {
-            return Ok(Outcome::RetryLater(format!(
-                "probing the file failed: {error}"
-            )))
+            return Ok(Outcome::Retry {
+                reason: format!("probing the file failed: {error}"),
+                counted: true,
+            })
         }
     };
+    let marker = tracking_marker(parsed, &file.id, &version_id);
     let media_attr = |name: &str| media_info.attr(name);
     let input = BuildInput {
         master: &master.full_metadata,
@@ -565,7 +790,7 @@ fn process_file(
     let (representation, transient_error) = {
         let mut lookup = DamDomains {
             services,
-            cache: domains,
+            cache: &state.domains,
             transient_error: None,
         };
         let built = metadata::build_representation(
@@ -584,11 +809,16 @@ fn process_file(
                 message,
             })
         }
-        (Err(_), Some((message, false))) => return Ok(Outcome::RetryLater(message)),
+        (Err(_), Some((message, false))) => {
+            return Ok(Outcome::Retry {
+                reason: message,
+                counted: true,
+            })
+        }
         (Err(problems), None) => return Ok(Outcome::Rejected(problems)),
     };
     for warning in &representation.warnings {
-        tracing::warn!(file = %file.name, %warning, "metadata warning");
+        tracing::warn!(box_file = %file.id, file = %file.name, %warning, "metadata warning");
     }
     let fields = serde_json::to_value(&representation.fields).unwrap_or_default();
     let media_json = json!({
@@ -601,9 +831,44 @@ fn process_file(
         "audio_codec": media_info.audio_codec,
         "size_bytes": size,
     });
-    services
-        .store
-        .mark_import_requested(derivative.id, &fields, &media_json)?;
+
+    // The decision and the record of the request, in one fenced transaction, before anything
+    // is sent.
+    let derivative = match resend {
+        Some(existing) => {
+            if !services.store.resend_import(existing.id, claim)? {
+                return Ok(Outcome::LostClaim);
+            }
+            existing
+        }
+        None => match services.store.claim_delivery(
+            claim,
+            &NewDelivery {
+                tracking_id: &parsed.tracking_id,
+                derivative_filename: &parsed.clean_filename,
+                derivative_key: &key,
+                version,
+                box_sha1: file.sha1.as_deref(),
+                dam_folder_id: &final_folder,
+                marker: &marker,
+                metadata: &fields,
+                media: &media_json,
+            },
+        )? {
+            DeliveryClaim::Send(row) => row,
+            DeliveryClaim::Existing(_) => {
+                return Ok(Outcome::Retry {
+                    reason: "an earlier import of this file version is being reconciled".into(),
+                    counted: false,
+                })
+            }
+            DeliveryClaim::Duplicate(existing) => {
+                return Ok(Outcome::Rejected(vec![duplicate_problem(parsed, &existing)]))
+            }
+            DeliveryClaim::LostClaim => return Ok(Outcome::LostClaim),
+        },
+    };
+    crash_point!("box_poll::after_delivery_claimed");
     let mime = mime_type(&parsed.extension);
     let job_id = match services.dam.import_asset(
         &final_folder,
@@ -613,15 +878,13 @@ fn process_file(
         &representation.asset_representation,
     ) {
         Ok(job_id) => job_id,
-        Err(error @ DamError::Transport(_)) => return Err(PassError::from_dam(error)),
-        Err(error) if error.is_transient() => {
-            return Ok(Outcome::RetryLater(format!("DAM import failed: {error}")))
-        }
         Err(error) => {
+            // Whatever the reply, the import may have landed (an error after the write, a lost
+            // reply): keep it `importing`; the next attempt asks the DAM before sending again.
             services
                 .store
-                .reset_import(derivative.id, &error.to_string())?;
-            return Ok(Outcome::RetryLater(format!("DAM import refused: {error}")));
+                .note_import_doubt(derivative.id, &error.to_string())?;
+            return dam_failure(error, "DAM import");
         }
     };
     crash_point!("box_poll::after_dam_import_request");
@@ -630,18 +893,156 @@ fn process_file(
         dam_job_id: Some(job_id),
         ..derivative
     };
-    let Some(asset_id) = find_landed_import(services, &derivative, &marker)? else {
-        return Ok(Outcome::RetryLater(
-            "the DAM import job has not completed yet".into(),
-        ));
-    };
-    crash_point!("box_poll::after_dam_job_complete");
+    match reconcile(services, &derivative, true) {
+        Ok(Landing::Landed(asset_id)) => {
+            crash_point!("box_poll::after_dam_job_complete");
+            adopt(services, &derivative, &asset_id)?;
+            crash_point!("box_poll::after_db_record");
+            locked(&state.touched).insert(master.campaign_id.clone());
+            tracing::info!(box_file = %file.id, clean_name = %parsed.clean_filename, dam_asset = %asset_id, "derivative imported into the DAM");
+            Ok(Outcome::Delivered)
+        }
+        Ok(Landing::Waiting(reason)) => Ok(Outcome::Retry {
+            reason,
+            counted: false,
+        }),
+        Ok(Landing::NotLanded(reason)) => {
+            services.store.mark_delivery_failed(derivative.id, &reason)?;
+            Ok(Outcome::Retry {
+                reason,
+                counted: true,
+            })
+        }
+        Err(error) => dam_failure(error, "following the DAM import job"),
+    }
+}
+
+/// A DAM error for this file: unreachable (transport) stops the pass; any other reply counts an
+/// attempt.
+fn dam_failure(error: DamError, what: &str) -> Result<Outcome, PassError> {
+    if matches!(error, DamError::Transport(_)) {
+        return Err(PassError::from_dam(error));
+    }
+    Ok(Outcome::Retry {
+        reason: format!("{what} failed: {error}"),
+        counted: true,
+    })
+}
+
+/// Records a landed import: the delivery `uploaded`, its ledger row `uploaded_to_dam`.
+fn adopt(
+    services: &mut Services,
+    derivative: &DerivativeRow,
+    asset_id: &str,
+) -> Result<(), PassError> {
     services
         .store
-        .mark_derivative_uploaded(derivative.id, &asset_id, &file.id, version_id)?;
-    crash_point!("box_poll::after_db_record");
-    tracing::info!(file = %file.name, clean_name = %parsed.clean_filename, dam_asset = %asset_id, attempt = row.attempts, "derivative imported into the DAM");
-    Ok(Outcome::Delivered)
+        .mark_derivative_uploaded(derivative.id, asset_id)?;
+    tracing::info!(box_file = %derivative.box_file_id, clean_name = %derivative.derivative_filename, dam_asset = %asset_id, "import confirmed by the DAM");
+    Ok(())
+}
+
+/// What the DAM says about an import request.
+#[derive(Debug)]
+enum Landing {
+    /// The asset exists (its id).
+    Landed(String),
+    /// Not known yet: the job is running, or the request is recent enough that its asset may
+    /// not be visible yet. No attempt is counted.
+    Waiting(String),
+    /// It did not land: the job failed, or no asset carries the marker long after the request.
+    NotLanded(String),
+}
+
+/// Asks the DAM whether the import of `derivative` landed: its job when recorded, else (or when
+/// the job cannot be read) the Final Assets folder for an asset with the clean name and our
+/// tracking marker. With `follow`, keeps asking while the job runs, up to
+/// `dam.import_job_timeout_secs`; without, asks once.
+fn reconcile(
+    services: &Services,
+    derivative: &DerivativeRow,
+    follow: bool,
+) -> Result<Landing, DamError> {
+    let dam = &services.config.dam;
+    let deadline = Instant::now()
+        + if follow {
+            Duration::from_secs(dam.import_job_timeout_secs)
+        } else {
+            Duration::ZERO
+        };
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let mut job_running = false;
+        if let Some(job_id) = &derivative.dam_job_id {
+            match services.dam.job_state(job_id) {
+                Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
+                    return Ok(Landing::Landed(asset_ids.into_iter().next().unwrap_or_default()));
+                }
+                Ok(JobState::Failed { message }) => {
+                    return Ok(Landing::NotLanded(format!(
+                        "the DAM import job {job_id} failed: {message}"
+                    )));
+                }
+                Ok(JobState::InProgress) => job_running = true,
+                Ok(JobState::Completed { .. }) => {}
+                Err(error @ DamError::Transport(_)) => return Err(error),
+                Err(error) => {
+                    tracing::debug!(%error, "job state unavailable; looking for the asset by its marker");
+                }
+            }
+        }
+        if !job_running {
+            if let Some(asset_id) = find_by_marker(services, derivative)? {
+                return Ok(Landing::Landed(asset_id));
+            }
+        }
+        if Instant::now() < deadline {
+            tracing::debug!(file = %derivative.derivative_filename, wait_ms = delay.as_millis(), "waiting for the DAM import");
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(2));
+            continue;
+        }
+        if job_running {
+            return Ok(Landing::Waiting(format!(
+                "the DAM import job {} is still running",
+                derivative.dam_job_id.as_deref().unwrap_or_default()
+            )));
+        }
+        let age = derivative
+            .import_requested_at
+            .map_or(SignedDuration::MAX, |at| Timestamp::now().duration_since(at));
+        let landing = SignedDuration::from_secs(i64::try_from(dam.import_landing_secs).unwrap_or(i64::MAX));
+        return Ok(if age < landing {
+            Landing::Waiting(format!(
+                "the import sent {}s ago is not visible in the DAM yet",
+                age.as_secs()
+            ))
+        } else {
+            Landing::NotLanded(format!(
+                "no asset in the DAM carries the marker \"{}\" {}s after the import request",
+                derivative.marker,
+                age.as_secs()
+            ))
+        });
+    }
+}
+
+/// The asset in the delivery's DAM folder with its clean name and tracking marker, if any.
+fn find_by_marker(
+    services: &Services,
+    derivative: &DerivativeRow,
+) -> Result<Option<String>, DamError> {
+    let children = services.dam.list_children(&derivative.dam_folder_id)?;
+    let tracking_field = &services.config.dam.tracking_field_id;
+    Ok(children
+        .iter()
+        .find(|asset| {
+            !asset.is_folder
+                && asset.name == derivative.derivative_filename
+                && field_text(&asset.json, tracking_field).as_deref()
+                    == Some(derivative.marker.as_str())
+        })
+        .map(|asset| asset.id.clone()))
 }
 
 /// The value written into `dam.tracking_field_id` of every imported derivative: identifies the
@@ -651,64 +1052,6 @@ fn tracking_marker(parsed: &ParsedName, file_id: &str, version_id: &str) -> Stri
         "{} v{:02} box:{file_id}/{version_id}",
         parsed.tracking_id, parsed.version
     )
-}
-
-/// Follows the recorded import job (bounded by `dam.import_job_timeout_secs`) and returns the new
-/// asset id; without a job id (crash right after the request), looks for an asset in the folder
-/// with the clean name and our tracking marker.
-fn find_landed_import(
-    services: &Services,
-    derivative: &DerivativeRow,
-    marker: &str,
-) -> Result<Option<String>, PassError> {
-    let deadline =
-        Instant::now() + Duration::from_secs(services.config.dam.import_job_timeout_secs);
-    let mut delay = Duration::from_millis(100);
-    loop {
-        // While the recorded job runs, ask only the job; look in the folder when there is no
-        // job id (crash right after the request), its state is unreadable, or time is up.
-        let job_running = match &derivative.dam_job_id {
-            Some(job_id) => match services.dam.job_state(job_id) {
-                Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
-                    return Ok(asset_ids.into_iter().next());
-                }
-                Ok(JobState::Failed { message }) => {
-                    tracing::warn!(job = %job_id, %message, "DAM import job failed");
-                    return Ok(None);
-                }
-                Ok(JobState::InProgress) => true,
-                Ok(JobState::Completed { .. }) => false,
-                Err(error) => {
-                    tracing::debug!(%error, "job state unavailable; looking in the folder");
-                    false
-                }
-            },
-            None => false,
-        };
-        let timed_out = Instant::now() >= deadline;
-        if job_running && !timed_out {
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(2));
-            continue;
-        }
-        let children = services
-            .dam
-            .list_children(&derivative.dam_folder_id)
-            .map_err(PassError::from_dam)?;
-        let tracking_field = &services.config.dam.tracking_field_id;
-        if let Some(asset) = children.iter().find(|asset| {
-            !asset.is_folder
-                && asset.name == derivative.derivative_filename
-                && field_text(&asset.json, tracking_field).as_deref() == Some(marker)
-        }) {
-            return Ok(Some(asset.id.clone()));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
 }
 
 /// MIME type for an allowed extension (what the DAM import manifest declares).

@@ -341,6 +341,66 @@ fn release_dead_local_leases(services: &mut Services) -> Result<(), PassError> {
     Ok(())
 }
 
+/// The heartbeat of a live pass: a thread that extends every Box-file lease the pass holds to
+/// `lease_secs` from now, every third of it, on its own database connection (opened only when
+/// the first renewal is due, so a short pass costs nothing). Stopped and joined on drop. A
+/// renewal that fails is logged and tried again at the next tick; if the pass cannot renew for
+/// a whole lease, another pass may claim its files, and the claim generation then fences this
+/// one out of every write that matters (see `store::derivatives::claim_delivery`).
+struct LeaseKeeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaseKeeper {
+    fn start(url: crate::secret::Secret<String>, owner: String, lease_secs: u64) -> LeaseKeeper {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = Duration::from_secs((lease_secs / 3).max(1));
+        let lease = i64::try_from(lease_secs).unwrap_or(i64::MAX);
+        let handle = std::thread::Builder::new()
+            .name("lease-keeper".into())
+            .spawn(move || {
+                let mut store: Option<Store> = None;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    if store.is_none() {
+                        match Store::connect(&url) {
+                            Ok(connected) => store = Some(connected),
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot renew this pass's leases now");
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(connected) = store.as_mut() {
+                        match connected.renew_leases(&owner, lease) {
+                            Ok(renewed) => tracing::debug!(renewed, "leases renewed"),
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot renew this pass's leases now");
+                                store = None;
+                            }
+                        }
+                    }
+                }
+            })
+            .ok();
+        LeaseKeeper {
+            stop: Some(stop),
+            handle,
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
 /// Runs `pass` as binary `binary_name`: writes the `runs` row, runs the pass, delivers the
 /// outbox, and records the outcome. A pass error is recorded before it is returned.
 ///
@@ -354,7 +414,14 @@ pub fn run_recorded(
     let host = services.host.clone();
     let run_id = services.store.start_run(binary_name, &host)?;
     let mut report = PassReport::default();
+    // Renews this pass's leases while it runs: only a pass that died or froze loses its files.
+    let keeper = LeaseKeeper::start(
+        services.config.database.url.clone(),
+        services.owner.clone(),
+        services.config.polling.lease_secs,
+    );
     let result = release_dead_local_leases(services).and_then(|()| pass(services, &mut report));
+    drop(keeper);
     // Deliver what this pass (or an earlier, interrupted one) queued, even when the pass failed
     // half-way: a queued notification belongs to a state change that already happened.
     outbox::deliver(services, &mut report);

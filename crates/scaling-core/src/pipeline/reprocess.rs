@@ -428,7 +428,10 @@ fn plan_file(services: &mut Services, ledger: &LedgerFile) -> Result<FilePlan, P
             services.config.box_api.errors_folder_name
         )));
     };
-    let about = match naming::classify(&file.name, &services.config.naming) {
+    let about = match naming::classify(
+        box_poll::delivered_name(&file.id, &file.name),
+        &services.config.naming,
+    ) {
         NameCheck::Ignored { reason } => {
             return Ok(FilePlan::Skip(format!(
                 "its name \"{}\" is not a delivery ({reason})",
@@ -507,9 +510,12 @@ fn reprocess_file(
         // Box first, then the ledger: until the row is reopened it still says "rejected", which
         // is where a crash here leaves the file; `reprocess file` again picks it up from the
         // watched folder.
+        // Back under the name it was delivered with (without the `{file_id}_` prefix a name
+        // clash in _errors/ may have added).
+        let name = box_poll::delivered_name(&file.id, &file.name).to_string();
         file = services
             .box_client
-            .move_file(&file.id, watched_folder_id, &file.name)
+            .move_file(&file.id, watched_folder_id, &name)
             .map_err(PassError::from_box)?;
         tracing::info!(file = %file.name, box_file = %file.id, "moved back into the watched folder");
     }
@@ -521,7 +527,14 @@ fn reprocess_file(
         .store
         .reopen_box_file(&file.id, &version_id, watched_folder_id, &file.name)?;
     let before = report.clone();
-    box_poll::handle_file(services, report, watched_folder_id, &file, state)?;
+    box_poll::handle_file(
+        services,
+        report,
+        watched_folder_id,
+        &file,
+        jiff::Timestamp::now(),
+        state,
+    )?;
     Ok(
         if report.derivatives_delivered > before.derivatives_delivered {
             FileOutcome::Delivered

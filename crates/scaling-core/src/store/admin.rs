@@ -86,7 +86,7 @@ pub struct StatusFigures {
     pub masters_failed: i64,
     /// Derivatives delivered to the DAM.
     pub derivatives_delivered: i64,
-    /// Derivatives recorded but not delivered yet (importing, or failed and retried).
+    /// Deliveries whose import is sent and not confirmed yet (`importing`).
     pub derivatives_in_progress: i64,
     /// Campaign status (as last seen or set) -> number of campaigns.
     pub campaigns_by_status: BTreeMap<String, i64>,
@@ -392,7 +392,7 @@ impl Store {
                (SELECT count(*) FROM master_assets WHERE status = 'uploaded') AS masters_uploaded,
                (SELECT count(*) FROM master_assets WHERE status = 'failed') AS masters_failed,
                (SELECT count(*) FROM derivative_assets WHERE upload_status = 'uploaded') AS derivatives_delivered,
-               (SELECT count(*) FROM derivative_assets WHERE upload_status <> 'uploaded') AS derivatives_in_progress,
+               (SELECT count(*) FROM derivative_assets WHERE upload_status = 'importing') AS derivatives_in_progress,
                (SELECT count(*) FROM derivative_assets
                  WHERE upload_status = 'uploaded' AND updated_at > now() - interval '24 hours') AS derivatives_last_24h,
                (SELECT count(*) FROM master_assets

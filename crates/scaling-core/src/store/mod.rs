@@ -9,13 +9,17 @@
 //!
 //! Every statement is parameterized; no caller-supplied text is ever spliced into SQL.
 
-use jiff::Timestamp;
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
 
 use crate::secret::Secret;
 
 pub mod admin;
+pub mod derivatives;
+pub mod ledger;
+
+pub use derivatives::{DeliveryClaim, DerivativeRow, NewDelivery, UploadStatus};
+pub use ledger::{BoxFileRow, Claim, LedgerState};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -98,56 +102,6 @@ pub struct MasterRow {
     pub status: String,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-}
-
-/// A derivative (`derivative_assets` row).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DerivativeRow {
-    /// Row id.
-    pub id: i64,
-    /// Tracking ID of its master.
-    pub tracking_id: String,
-    /// Clean filename (as named in the DAM).
-    pub derivative_filename: String,
-    /// Delivery version (`v01` = 1).
-    pub version: i32,
-    /// Box file id of the delivered file.
-    pub box_file_id: String,
-    /// Box file version id of the delivered file.
-    pub box_file_version_id: String,
-    /// DAM folder it is imported into.
-    pub dam_folder_id: String,
-    /// OTMM import job id, once the import was accepted.
-    pub dam_job_id: Option<String>,
-    /// OTMM asset id, once the import completed.
-    pub dam_asset_id: Option<String>,
-    /// When the import request was (about to be) sent: a rerun looks for a landed asset first.
-    pub import_requested_at: Option<Timestamp>,
-    /// `pending`, `importing`, `uploaded` or `failed`.
-    pub upload_status: String,
-}
-
-/// A Box file seen in a watched folder (`box_files` ledger row).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BoxFileRow {
-    /// Box file id.
-    pub file_id: String,
-    /// Box file version id (a replaced file is new work).
-    pub file_version_id: String,
-    /// Watched folder it was found in.
-    pub watched_folder_id: String,
-    /// File name when seen.
-    pub name: String,
-    /// Ledger state: `seen`, `claimed`, `uploaded_to_dam`, `archived`, `failed_transient`, `rejected`, `ignored`.
-    pub state: String,
-    /// Passes that tried this file.
-    pub attempts: i32,
-    /// Earliest time of the next attempt after a transient failure.
-    pub next_attempt_at: Option<Timestamp>,
-    /// Last error text.
-    pub last_error: Option<String>,
-    /// Derivative row, once created.
-    pub derivative_id: Option<i64>,
 }
 
 /// A notification to write into the outbox.
@@ -392,8 +346,9 @@ impl Store {
         Ok(row.as_ref().map(campaign_from_row))
     }
 
-    /// Records the signature of the partial-failure set last reported for a campaign.
-    /// Returns `true` when it differs from the previous one (so the report should be sent).
+    /// Records the signature of the failure set last reported for a campaign and, in the same
+    /// transaction, queues its `notifications` — only when the signature differs from the
+    /// previous one. Returns whether it did (so a crash can never record one without the other).
     ///
     /// # Errors
     /// Database errors.
@@ -401,13 +356,20 @@ impl Store {
         &mut self,
         campaign_id: &str,
         signature: &str,
+        notifications: &[NewNotification],
     ) -> Result<bool, StoreError> {
-        let changed = self.client.execute(
+        let mut transaction = self.client.transaction()?;
+        let changed = transaction.execute(
             "UPDATE campaigns SET last_partial_failure = $2, updated_at = now()
              WHERE dam_folder_id = $1 AND last_partial_failure IS DISTINCT FROM $2",
             &[&campaign_id, &signature],
         )?;
-        Ok(changed == 1)
+        if changed != 1 {
+            return Ok(false);
+        }
+        insert_notifications(&mut transaction, notifications)?;
+        transaction.commit()?;
+        Ok(true)
     }
 
     // ----- masters -----
@@ -693,363 +655,9 @@ impl Store {
         )?;
         Ok(())
     }
-
-    // ----- Box file ledger -----
-
-    /// Records a file seen in a watched folder (no-op when already known) and returns its row.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn observe_box_file(
-        &mut self,
-        file_id: &str,
-        file_version_id: &str,
-        watched_folder_id: &str,
-        name: &str,
-        sha1: Option<&str>,
-        size_bytes: Option<i64>,
-    ) -> Result<BoxFileRow, StoreError> {
-        self.client.execute(
-            "INSERT INTO box_files (file_id, file_version_id, watched_folder_id, name, sha1, size_bytes)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (file_id, file_version_id) DO NOTHING",
-            &[&file_id, &file_version_id, &watched_folder_id, &name, &sha1, &size_bytes],
-        )?;
-        let row = self.client.query_one(
-            "SELECT * FROM box_files WHERE file_id = $1 AND file_version_id = $2",
-            &[&file_id, &file_version_id],
-        )?;
-        Ok(box_file_from_row(&row))
-    }
-
-    /// Claims a ledger row for `owner` for `lease_secs` seconds, unless another live lease holds it
-    /// or it is in a final state (`archived`, `rejected`, `ignored`) or not yet due for retry.
-    /// Returns the claimed row (with `attempts` incremented), or `None`.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn claim_box_file(
-        &mut self,
-        file_id: &str,
-        file_version_id: &str,
-        owner: &str,
-        lease_secs: i64,
-    ) -> Result<Option<BoxFileRow>, StoreError> {
-        let row = self.client.query_opt(
-            "UPDATE box_files SET lease_owner = $3,
-                    lease_expires_at = now() + make_interval(secs => $4::bigint::float8),
-                    attempts = attempts + 1, updated_at = now(),
-                    state = CASE WHEN state IN ('seen', 'failed_transient') THEN 'claimed' ELSE state END
-             WHERE file_id = $1 AND file_version_id = $2
-               AND state NOT IN ('archived', 'rejected', 'ignored')
-               AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $3)
-               AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-             RETURNING *",
-            &[&file_id, &file_version_id, &owner, &lease_secs],
-        )?;
-        Ok(row.as_ref().map(box_file_from_row))
-    }
-
-    /// Sets a ledger row's state, error and derivative link and releases its lease.
-    /// `retry_after_secs` schedules the next attempt (for `failed_transient`).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn set_box_file_state(
-        &mut self,
-        file_id: &str,
-        file_version_id: &str,
-        state: &str,
-        error: Option<&str>,
-        retry_after_secs: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.client.execute(
-            "UPDATE box_files SET state = $3, last_error = COALESCE($4, last_error), lease_owner = NULL,
-                    lease_expires_at = NULL, updated_at = now(),
-                    next_attempt_at = CASE WHEN $5::bigint IS NULL THEN NULL
-                                           ELSE now() + make_interval(secs => $5::bigint::float8) END
-             WHERE file_id = $1 AND file_version_id = $2",
-            &[&file_id, &file_version_id, &state, &error, &retry_after_secs],
-        )?;
-        Ok(())
-    }
-
-    /// Distinct lease owners (of Box files and outbox rows) whose name starts with `prefix`.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn lease_owners_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let rows = self.client.query(
-            "SELECT lease_owner FROM box_files WHERE lease_owner LIKE $1
-             UNION SELECT lease_owner FROM outbox WHERE lease_owner LIKE $1",
-            &[&pattern],
-        )?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    /// Releases every lease held by `owner` (a pass known to be dead); returns how many.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn release_leases_of(&mut self, owner: &str) -> Result<u64, StoreError> {
-        let files = self.client.execute(
-            "UPDATE box_files SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() WHERE lease_owner = $1",
-            &[&owner],
-        )?;
-        let notifications = self.client.execute(
-            "UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
-            &[&owner],
-        )?;
-        Ok(files + notifications)
-    }
-
-    /// Releases a claimed ledger row untouched after a dependency failure: back to
-    /// `failed_transient`, due again at once, and the attempt is not counted.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn release_box_file(
-        &mut self,
-        file_id: &str,
-        file_version_id: &str,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        self.client.execute(
-            "UPDATE box_files SET state = CASE WHEN state = 'claimed' THEN 'failed_transient' ELSE state END,
-                    attempts = GREATEST(attempts - 1, 0), last_error = $3, lease_owner = NULL,
-                    lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now()
-             WHERE file_id = $1 AND file_version_id = $2",
-            &[&file_id, &file_version_id, &error],
-        )?;
-        Ok(())
-    }
-
-    /// Records where a ledger file was archived to (Box folder id) and marks it `archived`, or
-    /// `rejected` when `rejected` is true.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn archive_box_file(
-        &mut self,
-        file_id: &str,
-        file_version_id: &str,
-        archived_folder_id: &str,
-        rejected: bool,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let state = if rejected { "rejected" } else { "archived" };
-        self.client.execute(
-            "UPDATE box_files SET state = $3, archived_folder_id = $4, last_error = COALESCE($5, last_error),
-                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-             WHERE file_id = $1 AND file_version_id = $2",
-            &[&file_id, &file_version_id, &state, &archived_folder_id, &error],
-        )?;
-        Ok(())
-    }
-
-    // ----- derivatives -----
-
-    /// The derivative of `tracking_id` with clean filename `derivative_filename`, if any.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn derivative(
-        &mut self,
-        tracking_id: &str,
-        derivative_filename: &str,
-    ) -> Result<Option<DerivativeRow>, StoreError> {
-        let row = self.client.query_opt(
-            "SELECT * FROM derivative_assets WHERE tracking_id = $1 AND derivative_filename = $2",
-            &[&tracking_id, &derivative_filename],
-        )?;
-        Ok(row.as_ref().map(derivative_from_row))
-    }
-
-    /// Creates the derivative row for a delivery, or re-points an existing row at a newer version
-    /// (a re-delivery: the previous DAM asset id is kept in `previous_dam_asset_id`), and links the
-    /// ledger row to it, in one transaction. Returns the row.
-    ///
-    /// # Errors
-    /// Database errors.
-    #[allow(clippy::too_many_arguments)]
-    pub fn upsert_derivative(
-        &mut self,
-        tracking_id: &str,
-        derivative_filename: &str,
-        version: i32,
-        box_file_id: &str,
-        box_file_version_id: &str,
-        box_sha1: Option<&str>,
-        dam_folder_id: &str,
-    ) -> Result<DerivativeRow, StoreError> {
-        let mut transaction = self.client.transaction()?;
-        let row = transaction.query_one(
-            "INSERT INTO derivative_assets (tracking_id, derivative_filename, version, box_file_id,
-                                            box_file_version_id, box_sha1, dam_folder_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (tracking_id, derivative_filename) DO UPDATE SET
-                previous_dam_asset_id = CASE WHEN derivative_assets.box_file_version_id = EXCLUDED.box_file_version_id
-                                             THEN derivative_assets.previous_dam_asset_id
-                                             ELSE derivative_assets.dam_asset_id END,
-                dam_job_id = CASE WHEN derivative_assets.box_file_version_id = EXCLUDED.box_file_version_id
-                                  THEN derivative_assets.dam_job_id ELSE NULL END,
-                dam_asset_id = CASE WHEN derivative_assets.box_file_version_id = EXCLUDED.box_file_version_id
-                                    THEN derivative_assets.dam_asset_id ELSE NULL END,
-                import_requested_at = CASE WHEN derivative_assets.box_file_version_id = EXCLUDED.box_file_version_id
-                                           THEN derivative_assets.import_requested_at ELSE NULL END,
-                upload_status = CASE WHEN derivative_assets.box_file_version_id = EXCLUDED.box_file_version_id
-                                     THEN derivative_assets.upload_status ELSE 'pending' END,
-                version = EXCLUDED.version, box_file_id = EXCLUDED.box_file_id,
-                box_file_version_id = EXCLUDED.box_file_version_id, box_sha1 = EXCLUDED.box_sha1,
-                dam_folder_id = EXCLUDED.dam_folder_id, updated_at = now()
-             RETURNING *",
-            &[&tracking_id, &derivative_filename, &version, &box_file_id, &box_file_version_id, &box_sha1, &dam_folder_id],
-        )?;
-        let derivative = derivative_from_row(&row);
-        transaction.execute(
-            "UPDATE box_files SET derivative_id = $3, tracking_id = $4 WHERE file_id = $1 AND file_version_id = $2",
-            &[&box_file_id, &box_file_version_id, &derivative.id, &tracking_id],
-        )?;
-        transaction.commit()?;
-        Ok(derivative)
-    }
-
-    /// Records that a DAM import is about to be requested (before the request is sent), with the
-    /// metadata and media facts it carries.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn mark_import_requested(
-        &mut self,
-        id: i64,
-        metadata: &Value,
-        media: &Value,
-    ) -> Result<(), StoreError> {
-        self.client.execute(
-            "UPDATE derivative_assets SET import_requested_at = now(), upload_status = 'importing', metadata = $2,
-                    media = $3, retry_count = retry_count + 1, updated_at = now() WHERE id = $1",
-            &[&id, metadata, media],
-        )?;
-        Ok(())
-    }
-
-    /// Records the OTMM import job id of a derivative.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn set_import_job(&mut self, id: i64, job_id: &str) -> Result<(), StoreError> {
-        self.client.execute(
-            "UPDATE derivative_assets SET dam_job_id = $2, updated_at = now() WHERE id = $1",
-            &[&id, &job_id],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets an import attempt that provably did not land (so the next attempt imports again).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn reset_import(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.client.execute(
-            "UPDATE derivative_assets SET dam_job_id = NULL, import_requested_at = NULL, upload_status = 'failed',
-                    last_error = $2, updated_at = now() WHERE id = $1",
-            &[&id, &error],
-        )?;
-        Ok(())
-    }
-
-    /// In one transaction: marks the derivative uploaded with its DAM asset id and the ledger row
-    /// `uploaded_to_dam` (the Box file still has to be archived).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn mark_derivative_uploaded(
-        &mut self,
-        id: i64,
-        dam_asset_id: &str,
-        file_id: &str,
-        file_version_id: &str,
-    ) -> Result<(), StoreError> {
-        let mut transaction = self.client.transaction()?;
-        transaction.execute(
-            "UPDATE derivative_assets SET dam_asset_id = $2, upload_status = 'uploaded', last_error = NULL,
-                    updated_at = now() WHERE id = $1",
-            &[&id, &dam_asset_id],
-        )?;
-        transaction.execute(
-            "UPDATE box_files SET state = 'uploaded_to_dam', updated_at = now()
-             WHERE file_id = $1 AND file_version_id = $2",
-            &[&file_id, &file_version_id],
-        )?;
-        transaction.commit()?;
-        Ok(())
-    }
-
-    /// Masters of a campaign that have no uploaded derivative yet (their tracking IDs).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn masters_without_derivative(
-        &mut self,
-        campaign_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows = self.client.query(
-            "SELECT m.tracking_id FROM master_assets m
-             WHERE m.campaign_id = $1
-               AND NOT EXISTS (SELECT 1 FROM derivative_assets d
-                               WHERE d.tracking_id = m.tracking_id AND d.upload_status = 'uploaded')
-             ORDER BY m.id",
-            &[&campaign_id],
-        )?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    /// Campaigns at status `status` (as last set by us) that have masters and whose every
-    /// master has an uploaded derivative: ready for the next transition. Found from the
-    /// database, so a pass that crashed before its completion check is caught up by the next.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn campaigns_complete_at(&mut self, status: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self.client.query(
-            "SELECT c.dam_folder_id FROM campaigns c
-             WHERE c.status = $1
-               AND EXISTS (SELECT 1 FROM master_assets m WHERE m.campaign_id = c.dam_folder_id)
-               AND NOT EXISTS (SELECT 1 FROM master_assets m
-                               WHERE m.campaign_id = c.dam_folder_id
-                                 AND NOT EXISTS (SELECT 1 FROM derivative_assets d
-                                                 WHERE d.tracking_id = m.tracking_id
-                                                   AND d.upload_status = 'uploaded'))
-             ORDER BY c.dam_folder_id",
-            &[&status],
-        )?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    /// Derivatives delivered for a campaign (for notifications), oldest first.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn derivatives_of_campaign(
-        &mut self,
-        campaign_id: &str,
-    ) -> Result<Vec<DerivativeRow>, StoreError> {
-        let rows = self.client.query(
-            "SELECT d.* FROM derivative_assets d JOIN master_assets m ON m.tracking_id = d.tracking_id
-             WHERE m.campaign_id = $1 AND d.upload_status = 'uploaded' ORDER BY d.id",
-            &[&campaign_id],
-        )?;
-        Ok(rows.iter().map(derivative_from_row).collect())
-    }
 }
 
-fn insert_notifications(
+pub(crate) fn insert_notifications(
     transaction: &mut postgres::Transaction<'_>,
     notifications: &[NewNotification],
 ) -> Result<(), StoreError> {
@@ -1095,36 +703,6 @@ fn master_from_row(row: &Row) -> MasterRow {
         final_assets_folder_id: row.get("final_assets_folder_id"),
         status: row.get("status"),
         last_error: row.get("last_error"),
-    }
-}
-
-fn derivative_from_row(row: &Row) -> DerivativeRow {
-    DerivativeRow {
-        id: row.get("id"),
-        tracking_id: row.get("tracking_id"),
-        derivative_filename: row.get("derivative_filename"),
-        version: row.get("version"),
-        box_file_id: row.get("box_file_id"),
-        box_file_version_id: row.get("box_file_version_id"),
-        dam_folder_id: row.get("dam_folder_id"),
-        dam_job_id: row.get("dam_job_id"),
-        dam_asset_id: row.get("dam_asset_id"),
-        import_requested_at: row.get("import_requested_at"),
-        upload_status: row.get("upload_status"),
-    }
-}
-
-fn box_file_from_row(row: &Row) -> BoxFileRow {
-    BoxFileRow {
-        file_id: row.get("file_id"),
-        file_version_id: row.get("file_version_id"),
-        watched_folder_id: row.get("watched_folder_id"),
-        name: row.get("name"),
-        state: row.get("state"),
-        attempts: row.get("attempts"),
-        next_attempt_at: row.get("next_attempt_at"),
-        last_error: row.get("last_error"),
-        derivative_id: row.get("derivative_id"),
     }
 }
 

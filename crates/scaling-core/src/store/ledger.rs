@@ -1,0 +1,468 @@
+//! The `box_files` ledger: one row per Box file *version* seen in a watched folder, claimed with
+//! a renewable lease and a claim generation (fencing token).
+//!
+//! States ([`LedgerState`]): `seen` → `claimed` → `uploaded_to_dam` → `archived` (delivered), or
+//! `rejecting` → `rejected` (its `_errors/` note and move to do, then done), or
+//! `failed_transient` (retried later), or `ignored`. `rejecting` and `uploaded_to_dam` are
+//! decisions already taken whose Box move may not have happened: a later pass finishes them from
+//! the ledger even when the file no longer shows in the watched folder's listing.
+//!
+//! Attempts count outcomes (a reply from Box or the DAM that the file failed), never claims: a
+//! pass that is killed costs the file nothing.
+
+use jiff::Timestamp;
+use postgres::Row;
+
+use super::{insert_notifications, NewNotification, Store, StoreError};
+
+/// State of a `box_files` row (the database's CHECK list, `migrations/V3__deliveries.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerState {
+    /// Listed, not claimed yet.
+    Seen,
+    /// Claimed by a pass (see the lease).
+    Claimed,
+    /// Imported into the DAM; the Box file still has to move to `_PROCESSED/`.
+    UploadedToDam,
+    /// Delivered and moved to `_PROCESSED/{date}/` (final).
+    Archived,
+    /// Failed for a passing reason; retried after `next_attempt_at`.
+    FailedTransient,
+    /// Rejection decided (email queued); note and move to `_errors/` may still be due.
+    Rejecting,
+    /// In `_errors/` with a note (final until moved back).
+    Rejected,
+    /// Not a delivery (final).
+    Ignored,
+}
+
+impl LedgerState {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Seen => "seen",
+            Self::Claimed => "claimed",
+            Self::UploadedToDam => "uploaded_to_dam",
+            Self::Archived => "archived",
+            Self::FailedTransient => "failed_transient",
+            Self::Rejecting => "rejecting",
+            Self::Rejected => "rejected",
+            Self::Ignored => "ignored",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "seen" => Self::Seen,
+            "claimed" => Self::Claimed,
+            "uploaded_to_dam" => Self::UploadedToDam,
+            "archived" => Self::Archived,
+            "failed_transient" => Self::FailedTransient,
+            "rejecting" => Self::Rejecting,
+            "rejected" => Self::Rejected,
+            "ignored" => Self::Ignored,
+            _ => return None,
+        })
+    }
+
+    /// Archived, rejected or ignored: nothing left to do for this file version.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Archived | Self::Rejected | Self::Ignored)
+    }
+}
+
+/// A Box file version seen in a watched folder (`box_files` row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxFileRow {
+    /// Box file id.
+    pub file_id: String,
+    /// Box file version id (a replaced file is new work).
+    pub file_version_id: String,
+    /// Watched folder it was found in.
+    pub watched_folder_id: String,
+    /// File name when last seen.
+    pub name: String,
+    /// Ledger state.
+    pub state: LedgerState,
+    /// Failed attempts so far (outcomes, not claims).
+    pub attempts: i32,
+    /// Earliest time of the next attempt after a transient failure.
+    pub next_attempt_at: Option<Timestamp>,
+    /// Last error text (for `rejecting`/`rejected`: the problems, one per line).
+    pub last_error: Option<String>,
+    /// Derivative row (delivery), once created.
+    pub derivative_id: Option<i64>,
+    /// Box folder it was moved to (`_PROCESSED/{date}` or `_errors`).
+    pub archived_folder_id: Option<String>,
+    /// Incremented by every claim: the fencing token of the current holder.
+    pub claim_generation: i64,
+    /// The `.error.txt` note we uploaded for this version, if any.
+    pub note_file_id: Option<String>,
+}
+
+/// Which claim a pass holds: the fencing token checked by every write that must come from the
+/// current holder only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Box file id.
+    pub file_id: String,
+    /// Box file version id.
+    pub file_version_id: String,
+    /// Lease owner (`{host}:{pid}:{start}`).
+    pub owner: String,
+    /// Claim generation at the time of the claim.
+    pub generation: i64,
+}
+
+impl BoxFileRow {
+    /// The claim this row stands for, when `owner` holds it.
+    pub fn claim(&self, owner: &str) -> Claim {
+        Claim {
+            file_id: self.file_id.clone(),
+            file_version_id: self.file_version_id.clone(),
+            owner: owner.to_string(),
+            generation: self.claim_generation,
+        }
+    }
+}
+
+pub(super) fn box_file_from_row(row: &Row) -> BoxFileRow {
+    let state: String = row.get("state");
+    BoxFileRow {
+        file_id: row.get("file_id"),
+        file_version_id: row.get("file_version_id"),
+        watched_folder_id: row.get("watched_folder_id"),
+        name: row.get("name"),
+        state: LedgerState::parse(&state).unwrap_or(LedgerState::Seen),
+        attempts: row.get("attempts"),
+        next_attempt_at: row.get("next_attempt_at"),
+        last_error: row.get("last_error"),
+        derivative_id: row.get("derivative_id"),
+        archived_folder_id: row.get("archived_folder_id"),
+        claim_generation: row.get("claim_generation"),
+        note_file_id: row.get("note_file_id"),
+    }
+}
+
+impl Store {
+    /// Records a file seen in a watched folder (no-op when already known, but the name follows a
+    /// rename) and returns its row.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn observe_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        watched_folder_id: &str,
+        name: &str,
+        sha1: Option<&str>,
+        size_bytes: Option<i64>,
+    ) -> Result<BoxFileRow, StoreError> {
+        let row = self.client.query_one(
+            "INSERT INTO box_files (file_id, file_version_id, watched_folder_id, name, sha1, size_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (file_id, file_version_id) DO UPDATE SET name = EXCLUDED.name
+             RETURNING *",
+            &[&file_id, &file_version_id, &watched_folder_id, &name, &sha1, &size_bytes],
+        )?;
+        Ok(box_file_from_row(&row))
+    }
+
+    /// Claims a ledger row for `owner` for `lease_secs` seconds and increments its claim
+    /// generation, unless another live lease holds it, it is not yet due for retry, or it is in a
+    /// final state. A final `archived`/`rejected` row is claimed (and reopened with no attempts
+    /// counted) only when its file is back in the watched folder after the decision was recorded:
+    /// `listed_at` is when the listing that shows it there was taken (minus a margin for clock
+    /// skew), so a pass whose listing predates the move never reopens it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn claim_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        owner: &str,
+        lease_secs: i64,
+        listed_at: Timestamp,
+    ) -> Result<Option<BoxFileRow>, StoreError> {
+        let row = self.client.query_opt(
+            "UPDATE box_files SET lease_owner = $3,
+                    lease_expires_at = now() + make_interval(secs => $4::bigint::float8),
+                    claim_generation = claim_generation + 1, updated_at = now(),
+                    attempts = CASE WHEN state IN ('archived', 'rejected') THEN 0 ELSE attempts END,
+                    state = CASE WHEN state IN ('seen', 'failed_transient', 'archived', 'rejected') THEN 'claimed'
+                                 ELSE state END
+             WHERE file_id = $1 AND file_version_id = $2
+               AND state <> 'ignored'
+               AND (state NOT IN ('archived', 'rejected') OR updated_at < $5::timestamptz)
+               AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $3)
+               AND (next_attempt_at IS NULL OR next_attempt_at <= now() OR state IN ('archived', 'rejected'))
+             RETURNING *",
+            &[&file_id, &file_version_id, &owner, &lease_secs, &listed_at],
+        )?;
+        Ok(row.as_ref().map(box_file_from_row))
+    }
+
+    /// Claims, for `owner`, the rows whose decision is recorded but whose Box move may not have
+    /// happened (`rejecting`, `uploaded_to_dam`) and that no live pass holds; at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn claim_unfinished_moves(
+        &mut self,
+        owner: &str,
+        lease_secs: i64,
+        limit: i64,
+    ) -> Result<Vec<BoxFileRow>, StoreError> {
+        let rows = self.client.query(
+            "UPDATE box_files SET lease_owner = $1, claim_generation = claim_generation + 1,
+                    lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
+             WHERE (file_id, file_version_id) IN (
+                 SELECT file_id, file_version_id FROM box_files
+                  WHERE state IN ('rejecting', 'uploaded_to_dam')
+                    AND (lease_owner IS NULL OR lease_expires_at < now())
+                  ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING *",
+            &[&owner, &lease_secs, &limit],
+        )?;
+        Ok(rows.iter().map(box_file_from_row).collect())
+    }
+
+    /// Extends every lease `owner` holds to `lease_secs` from now (the heartbeat of a live
+    /// pass); returns how many rows.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn renew_leases(&mut self, owner: &str, lease_secs: i64) -> Result<u64, StoreError> {
+        Ok(self.client.execute(
+            "UPDATE box_files SET lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
+             WHERE lease_owner = $1",
+            &[&owner, &lease_secs],
+        )?)
+    }
+
+    /// True while `claim` is still the current holder of its row (same owner and generation).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn holds_claim(&mut self, claim: &Claim) -> Result<bool, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
+               AND lease_owner = $3 AND claim_generation = $4",
+            &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
+        )?;
+        Ok(row.is_some())
+    }
+
+    /// Records a passing failure and releases the lease. `counted`: the failure is an outcome
+    /// (a reply from Box or the DAM), so it counts against `retry.max_attempts`; a wait (an
+    /// import job still running) does not. Returns the attempts after this one.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_retry(
+        &mut self,
+        claim: &Claim,
+        error: &str,
+        counted: bool,
+        retry_after_secs: i64,
+    ) -> Result<i32, StoreError> {
+        let row = self.client.query_opt(
+            "UPDATE box_files SET state = 'failed_transient', last_error = $3,
+                    attempts = attempts + CASE WHEN $4 THEN 1 ELSE 0 END,
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+                    next_attempt_at = now() + make_interval(secs => $5::bigint::float8)
+             WHERE file_id = $1 AND file_version_id = $2 AND state IN ('claimed', 'failed_transient', 'seen')
+             RETURNING attempts",
+            &[&claim.file_id, &claim.file_version_id, &error, &counted, &retry_after_secs],
+        )?;
+        Ok(row.map_or(0, |row| row.get(0)))
+    }
+
+    /// The attempts a file version has failed so far.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn attempts_of(&mut self, file_id: &str, file_version_id: &str) -> Result<i32, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT attempts FROM box_files WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id],
+        )?;
+        Ok(row.map_or(0, |row| row.get(0)))
+    }
+
+    /// Releases a claimed row untouched after a dependency failure: due again at once, no attempt
+    /// counted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn release_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE box_files SET state = CASE WHEN state = 'claimed' THEN 'failed_transient' ELSE state END,
+                    last_error = $3, lease_owner = NULL,
+                    lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id, &error],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a file version `ignored` (not a delivery, or gone from Box) and releases it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn ignore_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE box_files SET state = 'ignored', last_error = $3, lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id, &reason],
+        )?;
+        Ok(())
+    }
+
+    /// Records a rejection decision with its notifications, in one transaction: the row becomes
+    /// `rejecting` with `problems` (one per line) as its error, and the emails are queued. The
+    /// note and the move to `_errors/` follow; a crash after this is finished by a later pass.
+    /// Returns false (nothing written) when `claim` no longer holds the row.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn begin_reject(
+        &mut self,
+        claim: &Claim,
+        problems: &str,
+        notifications: &[NewNotification],
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.client.transaction()?;
+        let changed = transaction.execute(
+            "UPDATE box_files SET state = 'rejecting', last_error = $5, updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2 AND lease_owner = $3 AND claim_generation = $4",
+            &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation, &problems],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_notifications(&mut transaction, notifications)?;
+        transaction.commit()?;
+        Ok(true)
+    }
+
+    /// Records the `.error.txt` note uploaded for a rejected file version.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_note(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        note_file_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE box_files SET note_file_id = $3 WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id, &note_file_id],
+        )?;
+        Ok(())
+    }
+
+    /// Notes we wrote for earlier rejected versions of Box file `file_id` (any version) that
+    /// are still recorded in `_errors/`: they move with the file once it is delivered.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn notes_of_file(&mut self, file_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self.client.query(
+            "SELECT file_version_id, note_file_id FROM box_files
+             WHERE file_id = $1 AND note_file_id IS NOT NULL",
+            &[&file_id],
+        )?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// Forgets a note once it moved along with its delivered file.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn clear_note(&mut self, file_id: &str, file_version_id: &str) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE box_files SET note_file_id = NULL WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id],
+        )?;
+        Ok(())
+    }
+
+    /// Records where a ledger file was moved (Box folder id) and marks it `archived`, or
+    /// `rejected` when `rejected` is true; releases the lease.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn archive_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        archived_folder_id: &str,
+        rejected: bool,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let state = if rejected {
+            LedgerState::Rejected
+        } else {
+            LedgerState::Archived
+        };
+        self.client.execute(
+            "UPDATE box_files SET state = $3, archived_folder_id = $4, last_error = COALESCE($5, last_error),
+                    lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = NULL, updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2",
+            &[&file_id, &file_version_id, &state.as_str(), &archived_folder_id, &error],
+        )?;
+        Ok(())
+    }
+
+    /// Distinct lease owners (of Box files and outbox rows) whose name starts with `prefix`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn lease_owners_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = self.client.query(
+            "SELECT lease_owner FROM box_files WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1
+             UNION SELECT lease_owner FROM outbox WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1",
+            &[&pattern],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Releases every lease held by `owner` (a pass known to be dead); returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn release_leases_of(&mut self, owner: &str) -> Result<u64, StoreError> {
+        let files = self.client.execute(
+            "UPDATE box_files SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() WHERE lease_owner = $1",
+            &[&owner],
+        )?;
+        let notifications = self.client.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
+            &[&owner],
+        )?;
+        Ok(files + notifications)
+    }
+}
