@@ -380,32 +380,12 @@ pub fn hash_file_blocking(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// MIME type guessed from a file name's extension (the extensions of `v2-naming.md` plus a few
-/// common ones); `application/octet-stream` otherwise.
+/// MIME type guessed from a file name's extension (`mime_guess`'s table, the one the client
+/// uses too); `application/octet-stream` otherwise.
 pub fn guess_mime(file_name: &str) -> &'static str {
-    let extension = file_name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
-    match extension.as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "mov" => "video/quicktime",
-        "mxf" => "application/mxf",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "tif" | "tiff" => "image/tiff",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "psd" => "image/vnd.adobe.photoshop",
-        "pdf" => "application/pdf",
-        "ai" => "application/postscript",
-        "eps" => "application/postscript",
-        "wav" => "audio/wav",
-        "mp3" => "audio/mpeg",
-        "txt" => "text/plain",
-        "json" => "application/json",
-        _ => "application/octet-stream",
-    }
+    mime_guess::from_path(file_name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 #[cfg(test)]

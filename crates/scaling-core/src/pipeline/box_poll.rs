@@ -1054,24 +1054,16 @@ fn tracking_marker(parsed: &ParsedName, file_id: &str, version_id: &str) -> Stri
     )
 }
 
-/// MIME type for an allowed extension (what the DAM import manifest declares).
+/// MIME type for an extension (what the DAM import manifest declares), from `mime_guess`'s
+/// table; `application/octet-stream` when it has none. `mime_guess` lacks Photoshop's IANA type
+/// (`image/vnd.adobe.photoshop`, registered 2006), which V2 deliveries use.
 pub fn mime_type(extension: &str) -> &'static str {
-    match extension.to_ascii_lowercase().as_str() {
-        "mp4" | "m4v" => "video/mp4",
-        "mov" => "video/quicktime",
-        "mxf" => "application/mxf",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "tif" | "tiff" => "image/tiff",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "psd" => "image/vnd.adobe.photoshop",
-        "pdf" | "ai" => "application/pdf",
-        "eps" => "application/postscript",
-        "wav" => "audio/wav",
-        "mp3" => "audio/mpeg",
-        _ => "application/octet-stream",
+    if extension.eq_ignore_ascii_case("psd") {
+        return "image/vnd.adobe.photoshop";
     }
+    mime_guess::from_ext(extension)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 /// Moves a campaign A2 -> A3 when every master has at least one delivered derivative.
