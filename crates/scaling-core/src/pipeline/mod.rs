@@ -59,6 +59,9 @@ pub enum PassError {
     /// Set-up problem that a rerun will not fix (credentials file unreadable, temp dir not writable).
     #[error("{0}")]
     Setup(String),
+    /// Configuration a rerun will not fix: the database settings or credentials (exit code 2).
+    #[error("{0}")]
+    Configuration(String),
     /// The pass itself failed (exit code 1).
     #[error("{0}")]
     Failed(String),
@@ -66,10 +69,12 @@ pub enum PassError {
 
 impl From<StoreError> for PassError {
     fn from(error: StoreError) -> Self {
-        if error.is_unreachable() {
+        if error.is_configuration() {
+            PassError::Configuration(error.to_string())
+        } else if error.is_unreachable() {
             PassError::Unreachable {
                 what: "database",
-                message: error.to_string(),
+                message: error.detail(),
             }
         } else {
             PassError::Failed(error.to_string())
@@ -78,10 +83,12 @@ impl From<StoreError> for PassError {
 }
 
 impl PassError {
-    /// The process exit code of design.md §6: 75 for an unreachable dependency, else 1.
+    /// The process exit code of design.md §6: 75 for an unreachable dependency, 2 for a
+    /// configuration error, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
             PassError::Unreachable { .. } => 75,
+            PassError::Configuration(_) => crate::entry::EXIT_CONFIG,
             PassError::Setup(_) | PassError::Failed(_) => 1,
         }
     }
@@ -215,7 +222,7 @@ impl Services {
     /// [`PassError::Unreachable`] when the database is down; [`PassError::Setup`] when the Box
     /// app config cannot be read or the temp dir cannot be created.
     pub fn connect(config: Config) -> Result<Services, PassError> {
-        let mut store = Store::connect(&config.database.url)?;
+        let mut store = Store::connect_database(&config.database)?;
         store.migrate()?;
         std::fs::create_dir_all(&config.temp.dir).map_err(|error| {
             PassError::Setup(format!(
@@ -270,7 +277,7 @@ impl Services {
     pub fn for_worker(&self) -> Result<Services, PassError> {
         Ok(Services {
             config: self.config.clone(),
-            store: Store::connect(&self.config.database.url)?,
+            store: Store::connect_database(&self.config.database)?,
             box_client: self.box_client.clone(),
             dam: self.dam.clone(),
             mailer: self.mailer.clone(),
@@ -553,5 +560,6 @@ mod tests {
             75
         );
         assert_eq!(PassError::Failed(String::new()).exit_code(), 1);
+        assert_eq!(PassError::Configuration(String::new()).exit_code(), 2);
     }
 }
