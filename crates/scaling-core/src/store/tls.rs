@@ -385,6 +385,34 @@ mod tests {
         assert!(split_tls_params("host='db").is_err());
     }
 
+    fn connect(url: &str) -> super::super::StoreError {
+        super::super::Store::connect(&crate::secret::Secret::new(url.to_string()))
+            .expect_err("must not connect")
+    }
+
+    #[test]
+    fn store_connect_errors_are_classified() {
+        // Nothing listens on port 1: unreachable (75), named without the password.
+        let error = connect("postgres://cs:hunter2@127.0.0.1:1/db?sslmode=disable");
+        assert!(error.is_unreachable() && !error.is_configuration(), "{error}");
+        let text = error.to_string();
+        assert!(text.starts_with("database unreachable: cs@127.0.0.1:1/db (sslmode=disable): error connecting to server: "), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!error.detail().starts_with("database unreachable"));
+        // Settings a rerun cannot fix: configuration (2).
+        for (url, expected) in [
+            ("postgres://cs@127.0.0.1:1/db?sslmode=verify_full", "unknown sslmode"),
+            ("postgres://cs@127.0.0.1:1/db?sslmode=allow", "not supported"),
+            ("postgres://cs@127.0.0.1:1/db?sslmode=require&sslrootcert=/nonexistent/ca.pem", "sslrootcert /nonexistent/ca.pem"),
+            ("postgres://cs@127.0.0.1:1/db?nosuchoption=1", "invalid database URL"),
+            ("host=127.0.0.1 port=1 sslmode", "missing \"=\""),
+        ] {
+            let error = connect(url);
+            assert!(error.is_configuration() && !error.is_unreachable(), "{url}: {error}");
+            assert!(error.to_string().contains(expected), "{url}: {error}");
+        }
+    }
+
     #[test]
     fn store_rootcert_errors_name_the_file() {
         let error =
