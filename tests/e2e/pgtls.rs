@@ -50,14 +50,24 @@ impl Cluster {
         };
         cluster.make_certificates();
         if let Some(user) = &cluster.user {
-            run_ok(Command::new("chown").args(["-R", user]).arg(cluster.dir.path()));
+            run_ok(
+                Command::new("chown")
+                    .args(["-R", user])
+                    .arg(cluster.dir.path()),
+            );
         }
         let data = cluster.data();
         cluster.as_pg_user(
             Command::new(cluster.bin.join("initdb"))
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"]),
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ]),
         );
         std::fs::write(
             data.join("pg_hba.conf"),
@@ -187,16 +197,41 @@ impl Cluster {
         };
         for ca in ["ca", "other-ca"] {
             openssl(&[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
-                "-days", "2", "-subj", &format!("/CN=content-scaling test {ca}"),
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=content-scaling test {ca}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ]);
         }
         openssl(&[
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", &format!("/CN={CERT_NAME}"),
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &format!("/CN={CERT_NAME}"),
         ]);
         std::fs::write(
             dir.join("server.ext"),
@@ -209,8 +244,21 @@ impl Cluster {
         )
         .expect("write server.ext");
         openssl(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
         ]);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(
@@ -242,7 +290,10 @@ impl Cluster {
                 wrapped
             }
         };
-        command.current_dir("/").output().expect("run PostgreSQL binary")
+        command
+            .current_dir("/")
+            .output()
+            .expect("run PostgreSQL binary")
     }
 }
 
@@ -324,7 +375,9 @@ fn cluster_user() -> Option<String> {
 }
 
 fn run_ok(command: &mut Command) {
-    let output = command.output().unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
     assert!(
         output.status.success(),
         "{command:?} failed: {}{}",
@@ -392,7 +445,11 @@ fn pgtls_sslmodes_against_a_tls_server() {
     let ca = cluster.ca().display().to_string();
 
     // require + sslrootcert (in the URL): connects over TLS.
-    let url = cluster.url("127.0.0.1", "cs-require", &format!("sslmode=require&sslrootcert={ca}"));
+    let url = cluster.url(
+        "127.0.0.1",
+        "cs-require",
+        &format!("sslmode=require&sslrootcert={ca}"),
+    );
     let (code, stderr) = status(&url, &[]);
     assert_eq!(code, 0, "require + sslrootcert must connect: {stderr}");
     cluster.assert_tls("cs-require", true);
@@ -401,21 +458,38 @@ fn pgtls_sslmodes_against_a_tls_server() {
     // that names neither.
     let url = cluster.url("127.0.0.1", "cs-require-env", "");
     let (code, stderr) = status(&url, &[("DB_SSLMODE", "require"), ("DB_SSLROOTCERT", &ca)]);
-    assert_eq!(code, 0, "DB_SSLMODE=require + DB_SSLROOTCERT must connect: {stderr}");
+    assert_eq!(
+        code, 0,
+        "DB_SSLMODE=require + DB_SSLROOTCERT must connect: {stderr}"
+    );
     cluster.assert_tls("cs-require-env", true);
 
     // require checks the chain: a CA that did not sign the server certificate is refused.
     let other = cluster.other_ca().display().to_string();
-    let url = cluster.url("127.0.0.1", "cs-wrong-ca", &format!("sslmode=require&sslrootcert={other}"));
+    let url = cluster.url(
+        "127.0.0.1",
+        "cs-wrong-ca",
+        &format!("sslmode=require&sslrootcert={other}"),
+    );
     let (code, stderr) = status(&url, &[]);
-    assert_eq!(code, 2, "an untrusted server certificate is a configuration error: {stderr}");
+    assert_eq!(
+        code, 2,
+        "an untrusted server certificate is a configuration error: {stderr}"
+    );
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
     assert!(stderr.contains("hint: set sslrootcert"), "{stderr}");
 
     // verify-full to 127.0.0.1 with a certificate for another name: exit 2, clear message.
-    let url = cluster.url("127.0.0.1", "cs-verify-full-ip", &format!("sslmode=verify-full&sslrootcert={ca}"));
+    let url = cluster.url(
+        "127.0.0.1",
+        "cs-verify-full-ip",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
     let (code, stderr) = status(&url, &[]);
-    assert_eq!(code, 2, "verify-full with the wrong host name must fail with 2: {stderr}");
+    assert_eq!(
+        code, 2,
+        "verify-full with the wrong host name must fail with 2: {stderr}"
+    );
     assert!(
         stderr.contains(r#"certificate not valid for name "127.0.0.1""#)
             && stderr.contains(CERT_NAME),
@@ -425,12 +499,22 @@ fn pgtls_sslmodes_against_a_tls_server() {
     // The same for a pass binary.
     let (code, stderr) = run("box-poll", &[], &url, &[]);
     assert_eq!(code, 2, "box-poll: {stderr}");
-    assert!(stderr.contains("certificate not valid for name"), "{stderr}");
+    assert!(
+        stderr.contains("certificate not valid for name"),
+        "{stderr}"
+    );
 
     // verify-full by a name the certificate holds connects.
-    let url = cluster.url("localhost", "cs-verify-full", &format!("sslmode=verify-full&sslrootcert={ca}"));
+    let url = cluster.url(
+        "localhost",
+        "cs-verify-full",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
     let (code, stderr) = status(&url, &[]);
-    assert_eq!(code, 0, "verify-full by the certificate's name must connect: {stderr}");
+    assert_eq!(
+        code, 0,
+        "verify-full by the certificate's name must connect: {stderr}"
+    );
     cluster.assert_tls("cs-verify-full", true);
 
     // prefer uses TLS when the server offers it (no certificate check, as libpq).
@@ -449,7 +533,10 @@ fn pgtls_sslmodes_against_a_tls_server() {
     let url = cluster.url("127.0.0.1", "cs-bad-mode", "sslmode=verify_full");
     let (code, stderr) = status(&url, &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(r#"unknown sslmode "verify_full""#), "{stderr}");
+    assert!(
+        stderr.contains(r#"unknown sslmode "verify_full""#),
+        "{stderr}"
+    );
 
     // pg_stat_ssl, from the server's side, while the library holds a `prefer` connection.
     let database = DatabaseConfig {
@@ -468,7 +555,10 @@ fn pgtls_sslmodes_against_a_tls_server() {
         .expect("pg_stat_ssl row of the prefer connection");
     let ssl: bool = row.get(0);
     let version: Option<String> = row.get(1);
-    assert!(ssl, "prefer must use TLS when the server offers it (pg_stat_ssl.ssl)");
+    assert!(
+        ssl,
+        "prefer must use TLS when the server offers it (pg_stat_ssl.ssl)"
+    );
     assert!(version.unwrap_or_default().starts_with("TLS"));
     drop(store);
 }
@@ -492,7 +582,9 @@ fn pgtls_database_errors_exit_codes() {
             "hint: check the role name",
         ),
         (
-            format!("postgres://{APP_ROLE}:wrong-secret-0815@127.0.0.1:{port}/{APP_DB}?sslmode=prefer"),
+            format!(
+                "postgres://{APP_ROLE}:wrong-secret-0815@127.0.0.1:{port}/{APP_DB}?sslmode=prefer"
+            ),
             r#"FATAL: password authentication failed for user "cs_app""#,
             "hint: check the password",
         ),
@@ -505,10 +597,16 @@ fn pgtls_database_errors_exit_codes() {
         ] {
             let (code, stderr) = run(binary, args, url, &[]);
             assert_eq!(code, 2, "{binary} with {fatal}: {stderr}");
-            assert!(stderr.contains(fatal), "{binary}: the server's text is missing: {stderr}");
+            assert!(
+                stderr.contains(fatal),
+                "{binary}: the server's text is missing: {stderr}"
+            );
             assert!(stderr.contains(hint), "{binary}: {stderr}");
             assert!(!stderr.contains("db error"), "{binary}: {stderr}");
-            assert!(!stderr.contains("wrong-secret-0815"), "{binary} printed the password: {stderr}");
+            assert!(
+                !stderr.contains("wrong-secret-0815"),
+                "{binary} printed the password: {stderr}"
+            );
         }
     }
 
@@ -520,7 +618,13 @@ fn pgtls_database_errors_exit_codes() {
         assert_eq!(code, 75, "{binary} with the port closed: {stderr}");
         assert!(stderr.contains("database unreachable"), "{stderr}");
         assert!(stderr.contains(&format!("127.0.0.1:{closed}")), "{stderr}");
-        assert!(!stderr.contains("database unreachable: database unreachable"), "{stderr}");
-        assert!(!stderr.contains(APP_PASSWORD), "{binary} printed the password: {stderr}");
+        assert!(
+            !stderr.contains("database unreachable: database unreachable"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(APP_PASSWORD),
+            "{binary} printed the password: {stderr}"
+        );
     }
 }

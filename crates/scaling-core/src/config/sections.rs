@@ -26,7 +26,16 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// `database`. `root` is the deployment root (relative `sslrootcert` paths).
 pub(super) fn database(section: &Section<'_>, root: &Path) -> Result<DatabaseConfig, ConfigError> {
-    let keys = ["url", "host", "port", "name", "user", "password", "sslmode", "sslrootcert"];
+    let keys = [
+        "url",
+        "host",
+        "port",
+        "name",
+        "user",
+        "password",
+        "sslmode",
+        "sslrootcert",
+    ];
     // TLS settings apply to every URL source; an sslmode/sslrootcert inside the URL wins.
     let sslmode = section.text_or("sslmode", "prefer")?;
     let sslmode: crate::store::SslMode = sslmode.parse().map_err(|_| {

@@ -123,8 +123,12 @@ fn connect_error_is_configuration(error: &postgres::Error) -> bool {
     // The crate's error kinds are private; their texts are stable ("invalid configuration" is
     // e.g. "password missing", "authentication error" a failed SCRAM exchange).
     let top = error.to_string();
-    if ["invalid configuration", "invalid connection string", "authentication error"]
-        .contains(&top.as_str())
+    if [
+        "invalid configuration",
+        "invalid connection string",
+        "authentication error",
+    ]
+    .contains(&top.as_str())
     {
         return true;
     }
@@ -137,7 +141,10 @@ fn connect_error_is_configuration(error: &postgres::Error) -> bool {
             return true;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
                 return true;
             }
         }
@@ -193,8 +200,16 @@ fn describe_target(config: &postgres::Config) -> String {
     format!(
         "{}@{}:{}/{}",
         config.get_user().unwrap_or("?"),
-        if hosts.is_empty() { "localhost".to_string() } else { hosts.join(",") },
-        if ports.is_empty() { "5432".to_string() } else { ports.join(",") },
+        if hosts.is_empty() {
+            "localhost".to_string()
+        } else {
+            hosts.join(",")
+        },
+        if ports.is_empty() {
+            "5432".to_string()
+        } else {
+            ports.join(",")
+        },
         config.get_dbname().or(config.get_user()).unwrap_or("?")
     )
 }
@@ -408,9 +423,10 @@ impl Store {
             .as_deref()
             .map(std::path::PathBuf::from)
             .or_else(|| default_rootcert.map(std::path::Path::to_path_buf));
-        let mut config: postgres::Config = params.rest.parse().map_err(|error: postgres::Error| {
-            StoreError::Configuration(format!("invalid database URL: {}", error_chain(&error)))
-        })?;
+        let mut config: postgres::Config =
+            params.rest.parse().map_err(|error: postgres::Error| {
+                StoreError::Configuration(format!("invalid database URL: {}", error_chain(&error)))
+            })?;
         config.ssl_mode(match mode {
             SslMode::Disable => postgres::config::SslMode::Disable,
             SslMode::Prefer => postgres::config::SslMode::Prefer,

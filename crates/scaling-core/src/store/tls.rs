@@ -350,7 +350,10 @@ mod tests {
     fn store_sslmode_values() {
         assert_eq!("verify-full".parse(), Ok(SslMode::VerifyFull));
         assert_eq!("require".parse(), Ok(SslMode::Require));
-        assert!("allow".parse::<SslMode>().unwrap_err().contains("not supported"));
+        assert!("allow"
+            .parse::<SslMode>()
+            .unwrap_err()
+            .contains("not supported"));
         assert!("verify_full"
             .parse::<SslMode>()
             .unwrap_err()
@@ -365,11 +368,20 @@ mod tests {
         .unwrap();
         assert_eq!(params.sslmode.as_deref(), Some("verify-full"));
         assert_eq!(params.sslrootcert.as_deref(), Some("/etc/ca.pem"));
-        assert_eq!(params.rest, "postgresql://u:p@db:5432/x?application_name=cs");
+        assert_eq!(
+            params.rest,
+            "postgresql://u:p@db:5432/x?application_name=cs"
+        );
         let params = split_tls_params("postgres://u@h/x?sslmode=require").unwrap();
         assert_eq!(params.rest, "postgres://u@h/x");
         let params = split_tls_params("postgres://u@h/x").unwrap();
-        assert_eq!(params, TlsParams { rest: "postgres://u@h/x".into(), ..TlsParams::default() });
+        assert_eq!(
+            params,
+            TlsParams {
+                rest: "postgres://u@h/x".into(),
+                ..TlsParams::default()
+            }
+        );
     }
 
     #[test]
@@ -394,21 +406,39 @@ mod tests {
     fn store_connect_errors_are_classified() {
         // Nothing listens on port 1: unreachable (75), named without the password.
         let error = connect("postgres://cs:hunter2@127.0.0.1:1/db?sslmode=disable");
-        assert!(error.is_unreachable() && !error.is_configuration(), "{error}");
+        assert!(
+            error.is_unreachable() && !error.is_configuration(),
+            "{error}"
+        );
         let text = error.to_string();
         assert!(text.starts_with("database unreachable: cs@127.0.0.1:1/db (sslmode=disable): error connecting to server: "), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!error.detail().starts_with("database unreachable"));
         // Settings a rerun cannot fix: configuration (2).
         for (url, expected) in [
-            ("postgres://cs@127.0.0.1:1/db?sslmode=verify_full", "unknown sslmode"),
-            ("postgres://cs@127.0.0.1:1/db?sslmode=allow", "not supported"),
-            ("postgres://cs@127.0.0.1:1/db?sslmode=require&sslrootcert=/nonexistent/ca.pem", "sslrootcert /nonexistent/ca.pem"),
-            ("postgres://cs@127.0.0.1:1/db?nosuchoption=1", "invalid database URL"),
+            (
+                "postgres://cs@127.0.0.1:1/db?sslmode=verify_full",
+                "unknown sslmode",
+            ),
+            (
+                "postgres://cs@127.0.0.1:1/db?sslmode=allow",
+                "not supported",
+            ),
+            (
+                "postgres://cs@127.0.0.1:1/db?sslmode=require&sslrootcert=/nonexistent/ca.pem",
+                "sslrootcert /nonexistent/ca.pem",
+            ),
+            (
+                "postgres://cs@127.0.0.1:1/db?nosuchoption=1",
+                "invalid database URL",
+            ),
             ("host=127.0.0.1 port=1 sslmode", "missing \"=\""),
         ] {
             let error = connect(url);
-            assert!(error.is_configuration() && !error.is_unreachable(), "{url}: {error}");
+            assert!(
+                error.is_configuration() && !error.is_unreachable(),
+                "{url}: {error}"
+            );
             assert!(error.to_string().contains(expected), "{url}: {error}");
         }
     }
@@ -417,7 +447,10 @@ mod tests {
     fn store_rootcert_errors_name_the_file() {
         let error =
             client_config(SslMode::Require, Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
-        assert!(error.starts_with("sslrootcert /nonexistent/ca.pem: cannot read"), "{error}");
+        assert!(
+            error.starts_with("sslrootcert /nonexistent/ca.pem: cannot read"),
+            "{error}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
