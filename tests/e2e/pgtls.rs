@@ -147,6 +147,17 @@ impl Cluster {
         .unwrap_or_else(|error| panic!("admin connection: {error}\n{}", self.log()))
     }
 
+    fn admin_on(&self, dbname: &str) -> postgres::Client {
+        postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname={dbname} sslmode=disable",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap_or_else(|error| panic!("admin connection to {dbname}: {error}"))
+    }
+
     /// `postgres://cs_app:…@{host}:{port}/cs_tls?application_name={app}&{query}`.
     fn url(&self, host: &str, app: &str, query: &str) -> String {
         let query = if query.is_empty() {
@@ -561,6 +572,30 @@ fn pgtls_sslmodes_against_a_tls_server() {
     );
     assert!(version.unwrap_or_default().starts_with("TLS"));
     drop(store);
+
+    // A real pass against the sandbox, its database over verify-full: connects, migrates,
+    // records its run, exits 0.
+    let world = crate::util::World::with_sandbox(None, &[]);
+    let url = cluster.url(
+        "localhost",
+        "cs-box-poll",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    let output = world.run_with_env("box-poll", &[], &[("DATABASE_URL", &url)]);
+    assert_eq!(output.status.code(), Some(0), "box-poll over verify-full");
+    cluster.assert_tls("cs-box-poll", true);
+    let runs: i64 = cluster
+        .admin_on(APP_DB)
+        .query_one(
+            "SELECT count(*) FROM runs WHERE binary_name = 'box-poll' AND outcome = 'completed'",
+            &[],
+        )
+        .expect("runs")
+        .get(0);
+    assert_eq!(
+        runs, 1,
+        "the pass recorded its run in the TLS cluster's database"
+    );
 }
 
 #[test]
