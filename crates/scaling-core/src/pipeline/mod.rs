@@ -219,7 +219,8 @@ impl Services {
     /// Box and the DAM are contacted lazily, by the pass.
     ///
     /// # Errors
-    /// [`PassError::Unreachable`] when the database is down; [`PassError::Setup`] when the Box
+    /// [`PassError::Unreachable`] when the database is down; [`PassError::Configuration`] when
+    /// its settings or credentials are wrong; [`PassError::Setup`] when the Box
     /// app config cannot be read or the temp dir cannot be created.
     pub fn connect(config: Config) -> Result<Services, PassError> {
         let mut store = Store::connect_database(&config.database)?;
