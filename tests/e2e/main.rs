@@ -10,6 +10,7 @@ mod flaky;
 mod flow;
 mod openapi;
 mod ops;
+mod pgtls;
 mod sdk;
 mod secrets;
 mod store;

@@ -139,8 +139,15 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// Connection URL (`postgresql://user:password@host:port/name?sslmode=...`): the environment
     /// variable `DATABASE_URL` when set, else `database.url`, else built from `database.host`,
-    /// `port`, `name`, `user`, `password`, `sslmode` (disable | prefer | require).
+    /// `port`, `name`, `user`, `password`, `sslmode`.
     pub url: Secret<String>,
+    /// `database.sslmode` (default `prefer`): disable | prefer | require | verify-ca |
+    /// verify-full. An `sslmode` in the URL wins.
+    pub sslmode: Option<crate::store::SslMode>,
+    /// `database.sslrootcert` (relative to the deployment root; `system` = the system roots):
+    /// the CA file that signed the server certificate. `None` = the system roots. An
+    /// `sslrootcert` in the URL wins.
+    pub sslrootcert: Option<PathBuf>,
 }
 
 /// `box`: the Box API (<https://developer.box.com/reference/>).
@@ -587,7 +594,9 @@ pub fn load_with_vars(
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let root = Section::new(&ctx, "", Some(&tree))?;
     root.mark_used(&["environment"]);
-    let database = read_section(&root, "database", sections::database)?;
+    let database = read_section(&root, "database", |section| {
+        sections::database(section, &deployment_root)
+    })?;
     // `temp` before `box`: it holds the default place of `box.token_cache_file`.
     let temp = read_section(&root, "temp", |section| {
         sections::temp(section, &deployment_root)

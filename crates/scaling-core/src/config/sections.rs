@@ -24,9 +24,38 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `database`.
-pub(super) fn database(section: &Section<'_>) -> Result<DatabaseConfig, ConfigError> {
-    let keys = ["url", "host", "port", "name", "user", "password", "sslmode"];
+/// `database`. `root` is the deployment root (relative `sslrootcert` paths).
+pub(super) fn database(section: &Section<'_>, root: &Path) -> Result<DatabaseConfig, ConfigError> {
+    let keys = [
+        "url",
+        "host",
+        "port",
+        "name",
+        "user",
+        "password",
+        "sslmode",
+        "sslrootcert",
+    ];
+    // TLS settings apply to every URL source; an sslmode/sslrootcert inside the URL wins.
+    let sslmode = section.text_or("sslmode", "prefer")?;
+    let sslmode: crate::store::SslMode = sslmode.parse().map_err(|_| {
+        section.error(
+            "sslmode",
+            format!(
+                "expected {}, found {}",
+                crate::store::tls::SSLMODE_VALUES,
+                shown(&sslmode)
+            ),
+        )
+    })?;
+    let sslrootcert = section.text("sslrootcert")?.map(|text| {
+        let path = PathBuf::from(text);
+        if path.is_relative() && path != Path::new("system") {
+            root.join(path)
+        } else {
+            path
+        }
+    });
     let from_env = (section.ctx().vars)("DATABASE_URL")
         .map(|url| url.trim().to_string())
         .filter(|url| !url.is_empty());
@@ -41,6 +70,8 @@ pub(super) fn database(section: &Section<'_>) -> Result<DatabaseConfig, ConfigEr
         }
         return Ok(DatabaseConfig {
             url: Secret::new(url),
+            sslmode: Some(sslmode),
+            sslrootcert,
         });
     }
     if let Some(url) = section.text("url")? {
@@ -50,6 +81,8 @@ pub(super) fn database(section: &Section<'_>) -> Result<DatabaseConfig, ConfigEr
         }
         return Ok(DatabaseConfig {
             url: Secret::new(url),
+            sslmode: Some(sslmode),
+            sslrootcert,
         });
     }
     let host = section.text_or("host", "localhost")?;
@@ -63,16 +96,6 @@ pub(super) fn database(section: &Section<'_>) -> Result<DatabaseConfig, ConfigEr
     let name = section.text_or("name", "content_scaling")?;
     let user = section.text_or("user", "content_scaling")?;
     let password = section.secret("password")?;
-    let sslmode = section.text_or("sslmode", "prefer")?;
-    if !matches!(sslmode.as_str(), "disable" | "prefer" | "require") {
-        return Err(section.error(
-            "sslmode",
-            format!(
-                "expected disable, prefer or require, found {}",
-                shown(&sslmode)
-            ),
-        ));
-    }
     let host_part = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
@@ -92,6 +115,8 @@ pub(super) fn database(section: &Section<'_>) -> Result<DatabaseConfig, ConfigEr
     );
     Ok(DatabaseConfig {
         url: Secret::new(url),
+        sslmode: Some(sslmode),
+        sslrootcert,
     })
 }
 

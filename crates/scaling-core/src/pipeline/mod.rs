@@ -59,6 +59,9 @@ pub enum PassError {
     /// Set-up problem that a rerun will not fix (credentials file unreadable, temp dir not writable).
     #[error("{0}")]
     Setup(String),
+    /// Configuration a rerun will not fix: the database settings or credentials (exit code 2).
+    #[error("{0}")]
+    Configuration(String),
     /// The pass itself failed (exit code 1).
     #[error("{0}")]
     Failed(String),
@@ -66,10 +69,12 @@ pub enum PassError {
 
 impl From<StoreError> for PassError {
     fn from(error: StoreError) -> Self {
-        if error.is_unreachable() {
+        if error.is_configuration() {
+            PassError::Configuration(error.to_string())
+        } else if error.is_unreachable() {
             PassError::Unreachable {
                 what: "database",
-                message: error.to_string(),
+                message: error.detail(),
             }
         } else {
             PassError::Failed(error.to_string())
@@ -78,10 +83,12 @@ impl From<StoreError> for PassError {
 }
 
 impl PassError {
-    /// The process exit code of design.md §6: 75 for an unreachable dependency, else 1.
+    /// The process exit code of design.md §6: 75 for an unreachable dependency, 2 for a
+    /// configuration error, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
             PassError::Unreachable { .. } => 75,
+            PassError::Configuration(_) => crate::entry::EXIT_CONFIG,
             PassError::Setup(_) | PassError::Failed(_) => 1,
         }
     }
@@ -212,10 +219,11 @@ impl Services {
     /// Box and the DAM are contacted lazily, by the pass.
     ///
     /// # Errors
-    /// [`PassError::Unreachable`] when the database is down; [`PassError::Setup`] when the Box
+    /// [`PassError::Unreachable`] when the database is down; [`PassError::Configuration`] when
+    /// its settings or credentials are wrong; [`PassError::Setup`] when the Box
     /// app config cannot be read or the temp dir cannot be created.
     pub fn connect(config: Config) -> Result<Services, PassError> {
-        let mut store = Store::connect(&config.database.url)?;
+        let mut store = Store::connect_database(&config.database)?;
         store.migrate()?;
         std::fs::create_dir_all(&config.temp.dir).map_err(|error| {
             PassError::Setup(format!(
@@ -270,7 +278,7 @@ impl Services {
     pub fn for_worker(&self) -> Result<Services, PassError> {
         Ok(Services {
             config: self.config.clone(),
-            store: Store::connect(&self.config.database.url)?,
+            store: Store::connect_database(&self.config.database)?,
             box_client: self.box_client.clone(),
             dam: self.dam.clone(),
             mailer: self.mailer.clone(),
@@ -353,7 +361,11 @@ struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
-    fn start(url: crate::secret::Secret<String>, owner: String, lease_secs: u64) -> LeaseKeeper {
+    fn start(
+        database: crate::config::DatabaseConfig,
+        owner: String,
+        lease_secs: u64,
+    ) -> LeaseKeeper {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let every = Duration::from_secs((lease_secs / 3).max(1));
         let lease = i64::try_from(lease_secs).unwrap_or(i64::MAX);
@@ -365,7 +377,7 @@ impl LeaseKeeper {
                     stopped.recv_timeout(every)
                 {
                     if store.is_none() {
-                        match Store::connect(&url) {
+                        match Store::connect_database(&database) {
                             Ok(connected) => store = Some(connected),
                             Err(error) => {
                                 tracing::warn!(%error, "cannot renew this pass's leases now");
@@ -416,7 +428,7 @@ pub fn run_recorded(
     let mut report = PassReport::default();
     // Renews this pass's leases while it runs: only a pass that died or froze loses its files.
     let keeper = LeaseKeeper::start(
-        services.config.database.url.clone(),
+        services.config.database.clone(),
         services.owner.clone(),
         services.config.polling.lease_secs,
     );
@@ -620,5 +632,6 @@ mod tests {
             75
         );
         assert_eq!(PassError::Failed(String::new()).exit_code(), 1);
+        assert_eq!(PassError::Configuration(String::new()).exit_code(), 2);
     }
 }

@@ -128,7 +128,8 @@ pub fn start(options: &CommonOptions) -> Result<Config, u8> {
 /// [`Services::connect`] with the error logged as `{command}: cannot start: ...`.
 ///
 /// # Errors
-/// The exit code to return (75 when the database is unreachable, else 1).
+/// The exit code to return (75 when the database is unreachable, 2 when its settings or
+/// credentials are wrong, else 1).
 pub fn connect(command: &str, config: Config) -> Result<Services, u8> {
     Services::connect(config).map_err(|error| {
         tracing::error!("{command}: cannot start: {error}");

@@ -429,7 +429,7 @@ fn doctor(options: &CommonOptions) -> u8 {
         }
     };
 
-    match Store::connect(&config.database.url) {
+    match Store::connect_database(&config.database) {
         Ok(mut store) => {
             check(true, "database", "reachable", None);
             match store.migration_state() {

@@ -238,14 +238,16 @@ pub fn run(options: &CommonOptions, status: StatusOptions) -> u8 {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let report = Store::connect(&config.database.url)
+    let report = Store::connect_database(&config.database)
         .and_then(|mut store| {
             store.migrate()?;
             gather(&mut store, &config)
         })
         .map_err(|error| {
             tracing::error!("status: {error}");
-            if error.is_unreachable() {
+            if error.is_configuration() {
+                crate::entry::EXIT_CONFIG
+            } else if error.is_unreachable() {
                 EXIT_TEMPFAIL
             } else {
                 1
