@@ -243,15 +243,25 @@ const EVENT_FILTERS: &[&str] = &[
 ];
 
 /// `GET /v3/{domain}/events`: the `accepted` events of the recorded messages.
-async fn events(State(app): State<Arc<App>>, Path(domain): Path<String>, request: Request) -> Response {
+async fn events(
+    State(app): State<Arc<App>>,
+    Path(domain): Path<String>,
+    request: Request,
+) -> Response {
     if !authorized(&app, &request) {
         return unauthorized();
     }
     if domain != app.config.mailgun_domain {
-        return mailgun_message(StatusCode::NOT_FOUND, &format!("Domain not found: {domain}"));
+        return mailgun_message(
+            StatusCode::NOT_FOUND,
+            &format!("Domain not found: {domain}"),
+        );
     }
     let pairs = query_pairs(request.uri());
-    if let Some((name, _)) = pairs.iter().find(|(name, _)| !EVENT_FILTERS.contains(&name.as_str())) {
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, _)| !EVENT_FILTERS.contains(&name.as_str()))
+    {
         return mailgun_message(
             StatusCode::BAD_REQUEST,
             &format!("the sandbox does not implement the events filter {name:?}"),
@@ -289,9 +299,7 @@ async fn events(State(app): State<Arc<App>>, Path(domain): Path<String>, request
     let limit = match first(&pairs, "limit").map(str::parse::<usize>) {
         None => 300,
         Some(Ok(n)) if (1..=300).contains(&n) => n,
-        Some(_) => {
-            return mailgun_message(StatusCode::BAD_REQUEST, "limit: expected 1 to 300")
-        }
+        Some(_) => return mailgun_message(StatusCode::BAD_REQUEST, "limit: expected 1 to 300"),
     };
     let offset = first(&pairs, "page")
         .and_then(|p| p.parse::<usize>().ok())
@@ -339,7 +347,10 @@ async fn events(State(app): State<Arc<App>>, Path(domain): Path<String>, request
             .filter_map(|r| r.as_str().map(str::to_owned))
             .collect();
         for (index, to) in all_recipients.iter().enumerate() {
-            if recipient.as_deref().is_some_and(|r| !to.to_ascii_lowercase().contains(r)) {
+            if recipient
+                .as_deref()
+                .is_some_and(|r| !to.to_ascii_lowercase().contains(r))
+            {
                 continue;
             }
             items.push(json!({
@@ -380,9 +391,7 @@ async fn events(State(app): State<Arc<App>>, Path(domain): Path<String>, request
     let query_without_page: String = pairs
         .iter()
         .filter(|(name, _)| name != "page")
-        .map(|(k, v)| {
-            format!("{}={}", encode_component(k), encode_component(v))
-        })
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
         .collect::<Vec<_>>()
         .join("&");
     let url = |page_offset: usize| format!("{base}?{query_without_page}&page={page_offset}");

@@ -644,7 +644,8 @@ pub fn outbox_error_text(error: &NotifyError, secrets: &[&str]) -> String {
 /// - each of `secrets` (values shorter than 4 characters are ignored), longest first;
 /// - the token of an `Authorization`-style scheme: `Basic …`, `Bearer …`, `Digest …`;
 /// - the values of credential headers echoed back (`Authorization:`, `Proxy-Authorization:`,
-///   `Cookie:`, `Set-Cookie:`, `X-Api-Key:`, `otmmauthtoken:`), to the end of the line;
+///   `X-Api-Key:`, `otmmauthtoken:`: scheme and token; `Cookie:`, `Set-Cookie:`: to the end of
+///   the line);
 /// - URL user-info (`https://user:password@host`) and credential query parameters
 ///   (`access_token`, `token`, `api_key`, `key`, `password`, `secret`, `signature`, `code`, …);
 /// - `name=value` / `"name": "value"` pairs for those names, and `api:…` (a decoded Basic pair);
@@ -655,23 +656,26 @@ pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
     static PATTERNS: LazyLock<Vec<(regex::Regex, &'static str)>> = LazyLock::new(|| {
         [
             (
-                r"(?i)((?:proxy-)?authorization|cookie|set-cookie|x-api-key|api-key|otmmauthtoken)("?\s*[:=]\s*"?)[^
-"]+",
+                r#"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|otmmauthtoken)("?\s*[:=]\s*"?)(?:[a-z]+\s+)?[^\s"',;]+"#,
                 "${1}${2}****",
             ),
-            (r"(?i)(basic|bearer|digest)(\s+)[A-Za-z0-9._~+/-]{6,}=*", "${1}${2}****"),
-            (r"(?i)([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}****@"),
             (
-                r"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|password|passwd|pwd|secret|client_secret|signature|sig|code)=)[^&\s"'#]+",
+                r#"(?i)\b(cookie|set-cookie)("?\s*[:=]\s*"?)[^\r\n"]+"#,
+                "${1}${2}****",
+            ),
+            (r"(?i)\b(basic|bearer|digest)(\s+)[A-Za-z0-9._~+/-]{6,}=*", "${1}${2}****"),
+            (r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}****@"),
+            (
+                r#"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|password|passwd|pwd|secret|client_secret|signature|sig|code)=)[^&\s"'#]+"#,
                 "${1}****",
             ),
             (
-                r"(?i)("?(?:access_token|refresh_token|id_token|api_key|apikey|password|passwd|client_secret|signing_secret|secret|token)"?\s*[:=]\s*"?)[^"\s,&}]+",
+                r#"(?i)("?\b(?:access_token|refresh_token|id_token|api_key|apikey|password|passwd|client_secret|signing_secret|secret|token)"?\s*[:=]\s*"?)[^"\s,&}]+"#,
                 "${1}****",
             ),
-            (r"api:[^\s"',;]+", "api:****"),
-            (r"(?i)key-[0-9a-f]{32}", "****"),
-            (r"(?i)[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}", "****"),
+            (r#"\bapi:[^\s"',;]+"#, "api:****"),
+            (r"(?i)\bkey-[0-9a-z]{32}\b", "****"),
+            (r"(?i)\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b", "****"),
         ]
         .into_iter()
         .map(|(pattern, replacement)| {
@@ -942,8 +946,9 @@ mod tests {
         let id = message_id_for("email:upload_failed:box-file-1:v1", "mg.example.com");
         // SHA-256("email:upload_failed:box-file-1:v1"), first 32 hex digits.
         use sha2::Digest as _;
-        let digest =
-            hex::encode(Sha256::digest(b"email:upload_failed:box-file-1:v1".as_slice()));
+        let digest = hex::encode(Sha256::digest(
+            b"email:upload_failed:box-file-1:v1".as_slice(),
+        ));
         assert_eq!(id, format!("<{}@mg.example.com>", &digest[..32]));
         assert_eq!(
             id,
@@ -1009,7 +1014,10 @@ mod tests {
         // Without the configured secrets, the generic patterns still catch the echoed forms.
         let out = redact_credentials(&echoed, &[]);
         for leaked in [key, "tok123456", "hunter22", "eyJhbGciOiJSUzI1NiJ9"] {
-            assert!(!out.contains(leaked), "{leaked} leaked without known secrets: {out}");
+            assert!(
+                !out.contains(leaked),
+                "{leaked} leaked without known secrets: {out}"
+            );
         }
         // A Message-Id (32 hex digits) is not mistaken for a key.
         let id = message_id_for("k", "mg.example.com");
@@ -1053,10 +1061,11 @@ mod tests {
         assert!(!status_error("Mailgun", 400, "").is_transient());
         assert!(transport_error("Mailgun", &ureq::Error::ConnectionFailed).is_transient());
         assert!(!transport_error("Mailgun", &ureq::Error::ConnectionFailed).outcome_unknown());
-        assert!(
-            transport_error("Mailgun", &ureq::Error::Timeout(ureq::Timeout::RecvResponse))
-                .outcome_unknown()
-        );
+        assert!(transport_error(
+            "Mailgun",
+            &ureq::Error::Timeout(ureq::Timeout::RecvResponse)
+        )
+        .outcome_unknown());
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert!(transport_error("Mailgun", &ureq::Error::Io(reset)).outcome_unknown());
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
@@ -1083,8 +1092,18 @@ mod tests {
         // A loose filter match (another id) or another event type does not count.
         assert!(!mailer.accepted(&ours, 1_800_000_000).unwrap());
         let req = rx.recv().unwrap();
-        assert!(req.request_line.starts_with("GET /v3/mg.example.com/events?"), "{}", req.request_line);
-        let query = req.request_line.split(['?', ' ']).nth(2).unwrap().to_string();
+        assert!(
+            req.request_line
+                .starts_with("GET /v3/mg.example.com/events?"),
+            "{}",
+            req.request_line
+        );
+        let query = req
+            .request_line
+            .split(['?', ' '])
+            .nth(2)
+            .unwrap()
+            .to_string();
         let pairs = form_pairs(query.as_bytes());
         let get = |k: &str| pairs.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.clone());
         assert_eq!(get("event").as_deref(), Some("accepted"));

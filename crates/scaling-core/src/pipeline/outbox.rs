@@ -107,7 +107,9 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
                         .store
                         .mark_notification_unknown(row.id, &text, retry)
                 } else {
-                    services.store.mark_notification_failed(row.id, &text, retry)
+                    services
+                        .store
+                        .mark_notification_failed(row.id, &text, retry)
                 }
             }
         };
