@@ -158,7 +158,10 @@ fn without_a_confirmation_the_email_waits_then_goes_out_again_with_the_same_mess
         world.sandbox.add_fault(json!({
             "method": "POST", "path_prefix": "/v3/", "status": 500, "after": true, "count": 1
         }));
-        assert_eq!(world.run_with_env("a1-to-a2", &[], &extra).status.code(), Some(0));
+        assert_eq!(
+            world.run_with_env("a1-to-a2", &[], &extra).status.code(),
+            Some(0)
+        );
         assert_eq!(emails(&world).len(), 1);
 
         if extra.is_empty() {
@@ -169,7 +172,11 @@ fn without_a_confirmation_the_email_waits_then_goes_out_again_with_the_same_mess
                 world.run_with_env("a1-to-a2", &[], &waiting).status.code(),
                 Some(0)
             );
-            assert_eq!(emails(&world).len(), 1, "{mode}: waits for the events to settle");
+            assert_eq!(
+                emails(&world).len(),
+                1,
+                "{mode}: waits for the events to settle"
+            );
             let rows = email_rows(&world);
             assert!(
                 !rows[0].0
@@ -193,17 +200,27 @@ fn without_a_confirmation_the_email_waits_then_goes_out_again_with_the_same_mess
 
         // After the settle time (0 in the sandbox overlay) it goes out again.
         for _ in 0..2 {
-            assert_eq!(world.run_with_env("a1-to-a2", &[], &extra).status.code(), Some(0));
+            assert_eq!(
+                world.run_with_env("a1-to-a2", &[], &extra).status.code(),
+                Some(0)
+            );
         }
         let inbox = emails(&world);
-        assert_eq!(inbox.len(), 2, "{mode}: at least once, two copies: {inbox:?}");
+        assert_eq!(
+            inbox.len(),
+            2,
+            "{mode}: at least once, two copies: {inbox:?}"
+        );
         assert_eq!(
             message_id(&inbox[0]),
             message_id(&inbox[1]),
             "{mode}: both copies carry one Message-Id"
         );
         let rows = email_rows(&world);
-        assert!(rows.iter().all(|row| row.0), "{mode}: marked sent: {rows:?}");
+        assert!(
+            rows.iter().all(|row| row.0),
+            "{mode}: marked sent: {rows:?}"
+        );
         let lookups = route_count_prefix_events(&world);
         if extra.is_empty() {
             assert!(lookups >= 1, "{mode}: the events API was asked");
