@@ -6,6 +6,7 @@
 
 mod badinput;
 mod crash;
+mod email_once;
 mod flaky;
 mod flow;
 mod openapi;

@@ -16,8 +16,8 @@
 //!   (`{"cleared":n}`); `DELETE /_sandbox/faults/{id}` removes one (204, or 404).
 //! - `GET /_sandbox/config` -> the run-time settings; `POST /_sandbox/config` with any of
 //!   `{rate_limit_per_second: n|null, part_size, commit_accepted_responses,
-//!   commit_retry_after_secs}` changes them and returns the result (see
-//!   [`crate::state::Settings`]). `rate_limit_per_second` 0 or null turns the limit off; new
+//!   commit_retry_after_secs, mailgun_events: "match"|"no_custom_ids"|"unavailable"}` changes
+//!   them and returns the result (see [`crate::state::Settings`]). `rate_limit_per_second` 0 or null turns the limit off; new
 //!   values apply to new upload sessions.
 //! - `POST /_sandbox/webhooks/{name}`: a webhook receiver recording headers and body.
 //! - `POST /_sandbox/agency-folder` `{parent_id, name}`: a folder made by an agency user or an
@@ -305,10 +305,19 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
                     )
                 }
             },
+            "mailgun_events" => match serde_json::from_value(value.clone()) {
+                Ok(mode) => settings.mailgun_events = mode,
+                Err(_) => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "mailgun_events must be \"match\", \"no_custom_ids\" or \"unavailable\"",
+                    )
+                }
+            },
             other => {
                 return control_error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs)"),
+                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events)"),
                 )
             }
         }

@@ -1032,6 +1032,24 @@ pub struct Settings {
     pub commit_accepted_responses: u32,
     /// `Retry-After` seconds of those 202 replies.
     pub commit_retry_after_secs: u64,
+    /// How `GET /v3/{domain}/events` treats a message sent with a custom `h:Message-Id`.
+    pub mailgun_events: MailgunEvents,
+}
+
+/// Behaviour of the Mailgun events API emulation (`mailgun_events` in `/_sandbox/config`).
+/// Mailgun documents its `message-id` filter as matching "the id returned by the messages API"
+/// without saying whether that is a custom `h:Message-Id`; the sandbox can answer either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailgunEvents {
+    /// A custom `h:Message-Id` is the message's id: returned by the send, stored in the event's
+    /// `message.headers.message-id`, matched by the `message-id` filter (default).
+    Match,
+    /// The custom `Message-Id` header is kept on the message, but the send returns and the events
+    /// index a Mailgun-generated id: a look-up by the custom id finds nothing.
+    NoCustomIds,
+    /// The events API answers 503.
+    Unavailable,
 }
 
 /// Box's usual part size (8 MiB).
@@ -1044,6 +1062,7 @@ impl Default for Settings {
             part_size: DEFAULT_PART_SIZE,
             commit_accepted_responses: 1,
             commit_retry_after_secs: 1,
+            mailgun_events: MailgunEvents::Match,
         }
     }
 }

@@ -1411,3 +1411,106 @@ fn tokens_and_sessions_expire_after_the_configured_lifetime() {
         .expect("dam");
     assert_eq!(response.status().as_u16(), 401);
 }
+
+#[test]
+fn mailgun_events_list_accepted_messages_by_custom_message_id() {
+    use base64::Engine;
+    let base = format!("{}/v3/{}", ready().mailgun_url, ready().mailgun_domain);
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("api:{}", ready().mailgun_api_key))
+    );
+    let set_mode = |mode: &str| {
+        let response = agent()
+            .post(format!("{}/config", ready().control_url))
+            .send_json(json!({ "mailgun_events": mode }))
+            .expect("config");
+        assert_eq!(response.status().as_u16(), 200);
+    };
+    let send = |message_id: &str| -> Value {
+        let mut response = agent()
+            .post(format!("{base}/messages"))
+            .header("Authorization", &auth)
+            .send_form([
+                ("from", "cs@example.com"),
+                ("to", "ops@example.com"),
+                ("subject", "events"),
+                ("text", "hello"),
+                ("h:Message-Id", message_id),
+            ])
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        body_json(&mut response)
+    };
+    let events = |message_id: &str, key: &str| -> (u16, Value) {
+        let mut response = agent()
+            .get(format!("{base}/events"))
+            .header("Authorization", key)
+            .query("event", "accepted")
+            .query("message-id", message_id)
+            .query("begin", "0")
+            .query("ascending", "yes")
+            .query("limit", "10")
+            .call()
+            .expect("events");
+        let text = response.body_mut().read_to_string().expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (response.status().as_u16(), body)
+    };
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let custom = format!("<{unique}@{}>", ready().mailgun_domain);
+    let bare = custom.trim_matches(['<', '>']).to_string();
+
+    let reply = send(&custom);
+    assert_eq!(
+        reply["id"],
+        custom.as_str(),
+        "the send returns the custom id"
+    );
+    let state = control_get("/state");
+    let email = state["emails"]
+        .as_array()
+        .expect("emails")
+        .iter()
+        .find(|e| e["id"] == custom.as_str())
+        .expect("recorded");
+    assert_eq!(email["headers"]["Message-Id"], custom.as_str());
+
+    for asked in [bare.as_str(), custom.as_str()] {
+        let (status, page) = events(asked, &auth);
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{page}");
+        assert_eq!(items[0]["event"], "accepted");
+        assert_eq!(items[0]["recipient"], "ops@example.com");
+        assert_eq!(items[0]["message"]["headers"]["message-id"], bare.as_str());
+        assert!(page["paging"]["next"].as_str().is_some(), "{page}");
+    }
+    let (status, page) = events(&format!("nope-{bare}"), &auth);
+    assert_eq!(
+        (status, page["items"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("api:wrong")
+    );
+    assert_eq!(events(&bare, &wrong).0, 401);
+
+    set_mode("no_custom_ids");
+    let other = format!(
+        "<{}@{}>",
+        uuid::Uuid::new_v4().simple(),
+        ready().mailgun_domain
+    );
+    let reply = send(&other);
+    assert_ne!(reply["id"], other.as_str(), "a generated id is returned");
+    let (_, page) = events(other.trim_matches(['<', '>']), &auth);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(0), "{page}");
+
+    set_mode("unavailable");
+    assert_eq!(events(&bare, &auth).0, 503);
+    set_mode("match");
+    assert_eq!(events(&bare, &auth).0, 200);
+}

@@ -6,7 +6,12 @@
 //! receiver can drop duplicates (Mailgun custom header `X-Idempotency-Key`, webhook header
 //! `Idempotency-Key` and body field `idempotency_key`).
 //!
-//! Error messages never contain the Mailgun API key, bearer tokens or signing secrets.
+//! Emails also carry a stable `Message-Id` derived from the key ([`message_id_for`]); before an
+//! email whose earlier send has an unknown outcome is sent again, the outbox asks Mailgun's events
+//! API whether that Message-Id was accepted ([`Mailer::accepted`]).
+//!
+//! Error messages never contain the Mailgun API key, bearer tokens or signing secrets; text bound
+//! for `outbox.last_error` or a log goes through [`outbox_error_text`] / [`redact_credentials`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,13 +45,49 @@ pub enum NotifyError {
     /// The receiver refused the request (other 4xx, bad URL, bad header value). Retrying will not help.
     #[error("notification rejected: {0}")]
     Permanent(String),
+    /// A passing failure after which the request may still have taken effect: a timeout or a
+    /// dropped connection after the request left, or HTTP 5xx. Retry later, but an email is
+    /// first looked up in Mailgun's events ([`Mailer::accepted`]).
+    #[error("notification outcome unknown (will check and retry): {0}")]
+    Unknown(String),
 }
 
 impl NotifyError {
-    /// True for [`NotifyError::Transient`].
+    /// True for [`NotifyError::Transient`] and [`NotifyError::Unknown`]: retry with backoff.
     pub fn is_transient(&self) -> bool {
-        matches!(self, NotifyError::Transient(_))
+        matches!(self, NotifyError::Transient(_) | NotifyError::Unknown(_))
     }
+
+    /// True for [`NotifyError::Unknown`]: the receiver may have accepted the request.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, NotifyError::Unknown(_))
+    }
+
+    fn map_text(self, f: impl FnOnce(&str) -> String) -> Self {
+        match self {
+            NotifyError::Template(m) => NotifyError::Template(f(&m)),
+            NotifyError::Transient(m) => NotifyError::Transient(f(&m)),
+            NotifyError::Permanent(m) => NotifyError::Permanent(f(&m)),
+            NotifyError::Unknown(m) => NotifyError::Unknown(f(&m)),
+        }
+    }
+}
+
+/// Most events asked for in one look-up (Mailgun's documented maximum is 300, older docs 100).
+const EVENTS_LIMIT: u32 = 100;
+/// The look-up starts this many seconds before the doubtful send (clock skew between our
+/// database and Mailgun).
+const EVENTS_SKEW_SECS: i64 = 300;
+
+/// The `Message-Id` of the email with outbox idempotency key `key`, sent from Mailgun domain
+/// `domain`: `<{first 32 hex digits of SHA-256(key)}@{domain}>`. Stable across attempts and
+/// passes, so every copy of one email carries the same Message-Id (mail systems that
+/// de-duplicate by Message-ID show one), and Mailgun's events can be searched for it. The angle
+/// brackets and the sending domain follow RFC 5322 and Mailgun's advice for custom ids.
+pub fn message_id_for(key: &str, domain: &str) -> String {
+    use sha2::Digest as _;
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    format!("<{}@{}>", &digest[..32], domain.trim())
 }
 
 /// A rendered email, ready for [`Mailer::send`].
@@ -158,6 +199,8 @@ fn to_template_value(v: &serde_json::Value) -> minijinja::Value {
 pub struct Mailer {
     agent: ureq::Agent,
     url: String,
+    events_url: String,
+    domain: String,
     api_key: Secret<String>,
     from: String,
 }
@@ -181,20 +224,106 @@ impl Mailer {
         Mailer {
             agent,
             url: format!("{base}/v3/{}/messages", cfg.domain.trim()),
+            events_url: format!("{base}/v3/{}/events", cfg.domain.trim()),
+            domain: cfg.domain.trim().to_string(),
             api_key: cfg.api_key.clone(),
             from: cfg.from.clone(),
         }
     }
 
+    /// The Message-Id this mailer gives the email with idempotency key `key` ([`message_id_for`]).
+    pub fn message_id(&self, key: &str) -> String {
+        message_id_for(key, &self.domain)
+    }
+
+    /// Every form in which this mailer's credential could be echoed back: the key, its
+    /// percent-encoded form, and the base64 of `api:{key}` (the Basic credential) in the standard
+    /// and URL-safe alphabets. For [`redact_credentials`].
+    pub fn secret_forms(&self) -> Vec<String> {
+        let key = self.api_key.expose();
+        if key.is_empty() {
+            return Vec::new();
+        }
+        let basic = format!("api:{key}");
+        let mut forms = vec![
+            key.clone(),
+            percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+            base64::engine::general_purpose::STANDARD.encode(&basic),
+            base64::engine::general_purpose::URL_SAFE.encode(&basic),
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(&basic),
+        ];
+        forms.dedup();
+        forms
+    }
+
+    fn basic_auth(&self) -> String {
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("api:{}", self.api_key.expose()));
+        format!("Basic {credentials}")
+    }
+
+    fn scrub(&self, error: NotifyError) -> NotifyError {
+        let forms = self.secret_forms();
+        let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+        error.map_text(|text| redact_credentials(text, &forms))
+    }
+
+    /// Whether Mailgun accepted a message with Message-Id `message_id` since `since_unix`
+    /// (Unix seconds): `GET {base}/v3/{domain}/events?event=accepted&message-id={id without
+    /// angle brackets}&begin={since - 300}&ascending=yes&limit=100` with the same Basic auth as
+    /// [`Mailer::send`]
+    /// (<https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/events/get-v3-domain_name-events>).
+    ///
+    /// Only an item whose `event` is `accepted` and whose `message.headers.message-id` equals the
+    /// id exactly (brackets ignored) counts, so a loose filter match can never mark an email
+    /// sent that was not. Answers `Ok(false)` when no such item is on the first page.
+    ///
+    /// Errors: as [`Mailer::send`] (a 401/403 here usually means a sending-only API key, which
+    /// cannot read events).
+    pub fn accepted(&self, message_id: &str, since_unix: i64) -> Result<bool, NotifyError> {
+        let bare = bare_message_id(message_id);
+        let begin = (since_unix - EVENTS_SKEW_SECS).max(0).to_string();
+        let limit = EVENTS_LIMIT.to_string();
+        let result = self
+            .agent
+            .get(&self.events_url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .query("event", "accepted")
+            .query("message-id", bare)
+            .query("begin", &begin)
+            .query("ascending", "yes")
+            .query("limit", &limit)
+            .header("Authorization", self.basic_auth())
+            .header("User-Agent", USER_AGENT)
+            .call();
+        let mut response = result
+            .map_err(|e| transport_error("Mailgun events", &e))
+            .map_err(|e| self.scrub(e))?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(self.scrub(status_error("Mailgun events", status, &body)));
+        }
+        let reply: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
+            NotifyError::Transient(format!("Mailgun events: reply is not JSON: {e}"))
+        })?;
+        Ok(events_contain_accepted(&reply, bare))
+    }
+
     /// `POST {mailgun_base_url}/v3/{domain}/messages` as an `application/x-www-form-urlencoded` form
     /// (`from`, one `to` per recipient, `subject`, `text`, `html` if any, and
-    /// `h:X-Idempotency-Key` = `idempotency_key`, a Mailgun custom MIME header), with HTTP basic
-    /// auth `api:{api_key}`.
+    /// `h:X-Idempotency-Key` = `idempotency_key` and `h:Message-Id` = [`Mailer::message_id`],
+    /// Mailgun custom MIME headers), with HTTP basic auth `api:{api_key}`.
     ///
     /// Returns Mailgun's message id (JSON `id`, e.g. `<20261120.1@mg.example.com>`; empty when a 2xx
     /// answer carries none). Errors: [`NotifyError::Permanent`] for no recipients or a 4xx (bad key
-    /// 401/403, bad domain 404, bad parameters 400), [`NotifyError::Transient`] for 408/429/5xx and
-    /// connection errors. The API key never appears in an error.
+    /// 401/403, bad domain 404, bad parameters 400), [`NotifyError::Transient`] for 408/429 and
+    /// failures before the request left (refused connection, unknown host),
+    /// [`NotifyError::Unknown`] for 5xx, timeouts and connections lost after the request left.
+    /// No credential form ([`Mailer::secret_forms`]) ever appears in an error.
     pub fn send(
         &self,
         to: &[String],
@@ -220,19 +349,21 @@ impl Mailer {
             form.push(("html", html.as_str()));
         }
         form.push(("h:X-Idempotency-Key", idempotency_key));
+        let message_id = self.message_id(idempotency_key);
+        form.push(("h:Message-Id", message_id.as_str()));
 
-        let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!("api:{}", self.api_key.expose()));
         let result = self
             .agent
             .post(&self.url)
             .config()
             .http_status_as_error(false)
             .build()
-            .header("Authorization", format!("Basic {credentials}"))
+            .header("Authorization", self.basic_auth())
             .header("User-Agent", USER_AGENT)
             .send_form(form);
-        let mut response = result.map_err(|e| transport_error("Mailgun", &e))?;
+        let mut response = result
+            .map_err(|e| transport_error("Mailgun", &e))
+            .map_err(|e| self.scrub(e))?;
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string().unwrap_or_default();
         if (200..300).contains(&status) {
@@ -242,6 +373,11 @@ impl Mailer {
                 .unwrap_or_default();
             if id.is_empty() {
                 tracing::warn!(status, "Mailgun accepted the message but returned no id");
+            } else if bare_message_id(&id) != bare_message_id(&message_id) {
+                // Mailgun documents its events filter as matching "the id returned by the
+                // messages API": when that is not our Message-Id, the events check cannot find
+                // this email (set email.confirm_with_events: false to skip the look-up).
+                tracing::warn!(mailgun_id = %id, message_id = %message_id, "Mailgun answered with an id other than our Message-Id");
             }
             return Ok(id);
         }
@@ -253,12 +389,35 @@ impl Mailer {
                     .map(str::to_string)
             })
             .unwrap_or(body);
-        Err(status_error(
-            "Mailgun",
-            status,
-            &redact(&detail, self.api_key.expose()),
-        ))
+        Err(self.scrub(status_error("Mailgun", status, &detail)))
     }
+}
+
+/// `message_id` without surrounding whitespace and angle brackets (Mailgun stores and filters
+/// `message.headers.message-id` without them).
+fn bare_message_id(message_id: &str) -> &str {
+    let trimmed = message_id.trim();
+    trimmed
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .unwrap_or(trimmed)
+}
+
+/// Whether an events reply (`{"items":[{"event":..,"message":{"headers":{"message-id":..}}}],
+/// "paging":{..}}`) has an `accepted` item for exactly `bare_id`.
+fn events_contain_accepted(reply: &serde_json::Value, bare_id: &str) -> bool {
+    reply
+        .get("items")
+        .and_then(|items| items.as_array())
+        .is_some_and(|items| {
+            items.iter().any(|item| {
+                item.get("event").and_then(|e| e.as_str()) == Some("accepted")
+                    && item
+                        .pointer("/message/headers/message-id")
+                        .and_then(|id| id.as_str())
+                        .is_some_and(|id| bare_message_id(id) == bare_id)
+            })
+        })
 }
 
 /// Sends outgoing webhooks (`webhooks.yaml` endpoints).
@@ -353,22 +512,25 @@ impl WebhookSender {
             }
         }
         let what = format!("webhook `{}`", endpoint.name);
-        let mut response = request
-            .send(&body[..])
-            .map_err(|e| transport_error(&what, &e))?;
+        let mut response = request.send(&body[..]).map_err(|e| {
+            let secrets: Vec<&str> = [&endpoint.bearer_token, &endpoint.signing_secret]
+                .into_iter()
+                .flatten()
+                .map(|s| s.expose().as_str())
+                .collect();
+            transport_error(&what, &e).map_text(|t| redact_credentials(t, &secrets))
+        })?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
         }
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        let mut detail = text;
-        for s in [&endpoint.bearer_token, &endpoint.signing_secret]
+        let detail = response.body_mut().read_to_string().unwrap_or_default();
+        let secrets: Vec<&str> = [&endpoint.bearer_token, &endpoint.signing_secret]
             .into_iter()
             .flatten()
-        {
-            detail = redact(&detail, s.expose());
-        }
-        Err(status_error(&what, status, &detail))
+            .map(|s| s.expose().as_str())
+            .collect();
+        Err(status_error(&what, status, &detail).map_text(|t| redact_credentials(t, &secrets)))
     }
 }
 
@@ -419,22 +581,43 @@ fn status_error(what: &str, status: u16, detail: &str) -> NotifyError {
     } else {
         format!("{what} answered HTTP {status}: {detail}")
     };
-    if status == 408 || status == 429 || status >= 500 {
+    if status >= 500 {
+        // The server may have done the work before failing (Mailgun: "500 after accept").
+        NotifyError::Unknown(msg)
+    } else if status == 408 || status == 429 {
         NotifyError::Transient(msg)
     } else {
         NotifyError::Permanent(msg)
     }
 }
 
-/// Error for a request that got no HTTP answer.
+/// Error for a request that got no HTTP answer: [`NotifyError::Transient`] when the request
+/// cannot have left (unknown host, refused or timed-out connection), [`NotifyError::Unknown`]
+/// when it may have reached the server (read timeout, connection reset or closed mid-exchange).
 fn transport_error(what: &str, e: &ureq::Error) -> NotifyError {
+    use ureq::Timeout;
     let msg = format!("{what}: {e}");
     match e {
         ureq::Error::BadUri(_)
         | ureq::Error::Http(_)
         | ureq::Error::InvalidProxyUrl
         | ureq::Error::RequireHttpsOnly(_) => NotifyError::Permanent(msg),
-        _ => NotifyError::Transient(msg),
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::ConnectProxyFailed(_)
+        | ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => NotifyError::Transient(msg),
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            ) =>
+        {
+            NotifyError::Transient(msg)
+        }
+        _ => NotifyError::Unknown(msg),
     }
 }
 
@@ -449,12 +632,74 @@ fn snippet(s: &str) -> String {
     }
 }
 
-/// Replace every occurrence of `secret` in `s` with `****` (a server might echo a credential back).
-fn redact(s: &str, secret: &str) -> String {
-    if secret.len() < 4 {
-        return s.to_string();
+/// Text of `error` for `outbox.last_error` and the delivery log: the one place a notification
+/// error becomes stored text. Every credential form is redacted ([`redact_credentials`] with
+/// `secrets`, the literal secret values and their encodings, e.g. [`Mailer::secret_forms`]).
+pub fn outbox_error_text(error: &NotifyError, secrets: &[&str]) -> String {
+    redact_credentials(&error.to_string(), secrets)
+}
+
+/// `text` with every credential replaced by `****`:
+///
+/// - each of `secrets` (values shorter than 4 characters are ignored), longest first;
+/// - the token of an `Authorization`-style scheme: `Basic …`, `Bearer …`, `Digest …`;
+/// - the values of credential headers echoed back (`Authorization:`, `Proxy-Authorization:`,
+///   `X-Api-Key:`, `otmmauthtoken:`: scheme and token; `Cookie:`, `Set-Cookie:`: to the end of
+///   the line);
+/// - URL user-info (`https://user:password@host`) and credential query parameters
+///   (`access_token`, `token`, `api_key`, `key`, `password`, `secret`, `signature`, `code`, …);
+/// - `name=value` / `"name": "value"` pairs for those names, and `api:…` (a decoded Basic pair);
+/// - Mailgun key shapes (`key-` + 32 letters/digits, and `32hex-8hex-8hex`) even when not
+///   configured here.
+pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
+    use std::sync::LazyLock;
+    static PATTERNS: LazyLock<Vec<(regex::Regex, &'static str)>> = LazyLock::new(|| {
+        [
+            (
+                r#"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|otmmauthtoken)("?\s*[:=]\s*"?)(?:[a-z]+\s+)?[^\s"',;]+"#,
+                "${1}${2}****",
+            ),
+            (
+                r#"(?i)\b(cookie|set-cookie)("?\s*[:=]\s*"?)[^\r\n"]+"#,
+                "${1}${2}****",
+            ),
+            (r"(?i)\b(basic|bearer|digest)(\s+)[A-Za-z0-9._~+/-]{6,}=*", "${1}${2}****"),
+            (r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}****@"),
+            (
+                r#"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|password|passwd|pwd|secret|client_secret|signature|sig|code)=)[^&\s"'#]+"#,
+                "${1}****",
+            ),
+            (
+                r#"(?i)("?\b(?:access_token|refresh_token|id_token|api_key|apikey|password|passwd|client_secret|signing_secret|secret|token)"?\s*[:=]\s*"?)[^"\s,&}]+"#,
+                "${1}****",
+            ),
+            (r#"\bapi:[^\s"',;]+"#, "api:****"),
+            (r"(?i)\bkey-[0-9a-z]{32}\b", "****"),
+            (r"(?i)\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b", "****"),
+        ]
+        .into_iter()
+        .map(|(pattern, replacement)| {
+            (
+                regex::Regex::new(pattern).expect("redaction pattern"),
+                replacement,
+            )
+        })
+        .collect()
+    });
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|secret| secret.len() >= 4)
+        .collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    let mut out = text.to_string();
+    for secret in secrets {
+        out = out.replace(secret, "****");
     }
-    s.replace(secret, "****")
+    for (pattern, replacement) in PATTERNS.iter() {
+        out = pattern.replace_all(&out, *replacement).into_owned();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -617,6 +862,8 @@ mod tests {
             from: "CS <cs@mg.example.com>".to_string(),
             success_recipients: vec![],
             error_recipients: vec![],
+            confirm_with_events: true,
+            events_settle_secs: 0,
         }
     }
 
@@ -688,6 +935,200 @@ mod tests {
         assert_eq!(get("text"), vec!["line1\nline2"]);
         assert_eq!(get("html"), vec!["<p>hi</p>"]);
         assert_eq!(get("h:X-Idempotency-Key"), vec!["outbox-7"]);
+        assert_eq!(
+            get("h:Message-Id"),
+            vec![message_id_for("outbox-7", "mg.example.com").as_str()]
+        );
+    }
+
+    #[test]
+    fn message_id_is_stable_per_key_and_well_formed() {
+        let id = message_id_for("email:upload_failed:box-file-1:v1", "mg.example.com");
+        // SHA-256("email:upload_failed:box-file-1:v1"), first 32 hex digits.
+        use sha2::Digest as _;
+        let digest = hex::encode(Sha256::digest(
+            b"email:upload_failed:box-file-1:v1".as_slice(),
+        ));
+        assert_eq!(id, format!("<{}@mg.example.com>", &digest[..32]));
+        assert_eq!(
+            id,
+            message_id_for("email:upload_failed:box-file-1:v1", " mg.example.com ")
+        );
+        assert_ne!(
+            id,
+            message_id_for("email:upload_failed:box-file-1:v2", "mg.example.com")
+        );
+        // RFC 5322 msg-id: "<" id-left "@" id-right ">", no spaces.
+        assert!(id.starts_with('<') && id.ends_with('>') && !id.contains(' '));
+        assert_eq!(id.matches('@').count(), 1);
+        // A known vector, so a change of the derivation (which would re-send every pending
+        // email under a new id) is a deliberate one.
+        assert_eq!(
+            message_id_for("k", "mg.example.com"),
+            "<8254c329a92850f6d539dd376f4816ee@mg.example.com>"
+        );
+        assert_eq!(bare_message_id(&id).len(), 32 + 1 + "mg.example.com".len());
+    }
+
+    #[test]
+    fn redaction_removes_every_credential_form() {
+        let key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+        let mailer = Mailer::new(
+            &EmailConfig {
+                api_key: Secret::new(key.to_string()),
+                ..email_cfg("http://127.0.0.1:9")
+            },
+            ureq::Agent::new_with_defaults(),
+        );
+        let forms = mailer.secret_forms();
+        let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+        let echoed = format!(
+            "upstream said 500; request was POST /v3/mg.example.com/messages\r\n\
+             Authorization: Basic {basic}\r\nUser-Agent: content-scaling\r\n\
+             {{\"headers\":{{\"authorization\":\"Basic {basic}\",\"x-api-key\":\"{key}\"}}}} \
+             auth=Basic {basic} bare {basic} decoded api:{key} \
+             bearer: Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.payload.sig \
+             url https://api:{key}@api.mailgun.net/v3/x?access_token=tok123456&limit=1&api_key={key} \
+             json {{\"password\": \"hunter22\", \"client_secret\":\"cs-1234\"}} \
+             new-style 0123456789abcdef0123456789abcdef-01234567-89abcdef"
+        );
+        let out = redact_credentials(&echoed, &forms);
+        for leaked in [
+            key,
+            basic.as_str(),
+            "3ax6xnjp29jd6fds4gc373sgvjxteol0",
+            "eyJhbGciOiJSUzI1NiJ9",
+            "tok123456",
+            "hunter22",
+            "cs-1234",
+            "0123456789abcdef0123456789abcdef-01234567-89abcdef",
+        ] {
+            assert!(!out.contains(leaked), "{leaked} leaked in: {out}");
+        }
+        // What is not a credential survives (the operator still learns what happened).
+        assert!(out.contains("upstream said 500"), "{out}");
+        assert!(out.contains("User-Agent: content-scaling"), "{out}");
+        assert!(out.contains("limit=1"), "{out}");
+        assert!(out.contains("api.mailgun.net/v3/x"), "{out}");
+        // Without the configured secrets, the generic patterns still catch the echoed forms.
+        let out = redact_credentials(&echoed, &[]);
+        for leaked in [key, "tok123456", "hunter22", "eyJhbGciOiJSUzI1NiJ9"] {
+            assert!(
+                !out.contains(leaked),
+                "{leaked} leaked without known secrets: {out}"
+            );
+        }
+        // A Message-Id (32 hex digits) is not mistaken for a key.
+        let id = message_id_for("k", "mg.example.com");
+        assert_eq!(redact_credentials(&id, &forms), id);
+        // Short "secrets" are not used (they would shred ordinary text).
+        assert_eq!(redact_credentials("a b c", &["a"]), "a b c");
+    }
+
+    #[test]
+    fn outbox_error_text_redacts_a_mailgun_error_echoing_headers() {
+        let key = "key-supersecret";
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+        let body: &'static str = Box::leak(
+            format!(
+                r#"{{"message":"internal error; request headers: Authorization: Basic {basic}; key {key}"}}"#
+            )
+            .into_boxed_str(),
+        );
+        let (base, _rx) = one_shot_server(500, body);
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        let err = mailer
+            .send(&["a@x.com".to_string()], &email(), "k")
+            .unwrap_err();
+        assert!(err.outcome_unknown(), "500 may have been accepted: {err:?}");
+        let forms = mailer.secret_forms();
+        let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+        let text = outbox_error_text(&err, &forms);
+        assert!(text.contains("500"), "{text}");
+        for leaked in [key, "supersecret", basic.as_str()] {
+            assert!(!text.contains(leaked), "{leaked} in {text}");
+            assert!(!err.to_string().contains(leaked), "{leaked} in {err}");
+        }
+    }
+
+    #[test]
+    fn error_classes_say_whether_the_outcome_is_unknown() {
+        assert!(status_error("Mailgun", 500, "").outcome_unknown());
+        assert!(status_error("Mailgun", 502, "").outcome_unknown());
+        assert!(!status_error("Mailgun", 429, "").outcome_unknown());
+        assert!(status_error("Mailgun", 429, "").is_transient());
+        assert!(!status_error("Mailgun", 400, "").is_transient());
+        assert!(transport_error("Mailgun", &ureq::Error::ConnectionFailed).is_transient());
+        assert!(!transport_error("Mailgun", &ureq::Error::ConnectionFailed).outcome_unknown());
+        assert!(transport_error(
+            "Mailgun",
+            &ureq::Error::Timeout(ureq::Timeout::RecvResponse)
+        )
+        .outcome_unknown());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(transport_error("Mailgun", &ureq::Error::Io(reset)).outcome_unknown());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!transport_error("Mailgun", &ureq::Error::Io(refused)).outcome_unknown());
+    }
+
+    #[test]
+    fn events_lookup_asks_for_accepted_by_bare_id_and_matches_exactly() {
+        let ours = message_id_for("outbox-9", "mg.example.com");
+        let bare = bare_message_id(&ours).to_string();
+        let reply: &'static str = Box::leak(
+            serde_json::json!({
+                "items": [
+                    {"event": "accepted", "message": {"headers": {"message-id": "other@mg.example.com"}}},
+                    {"event": "delivered", "message": {"headers": {"message-id": bare}}},
+                ],
+                "paging": {}
+            })
+            .to_string()
+            .into_boxed_str(),
+        );
+        let (base, rx) = one_shot_server(200, reply);
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        // A loose filter match (another id) or another event type does not count.
+        assert!(!mailer.accepted(&ours, 1_800_000_000).unwrap());
+        let req = rx.recv().unwrap();
+        assert!(
+            req.request_line
+                .starts_with("GET /v3/mg.example.com/events?"),
+            "{}",
+            req.request_line
+        );
+        let query = req
+            .request_line
+            .split(['?', ' '])
+            .nth(2)
+            .unwrap()
+            .to_string();
+        let pairs = form_pairs(query.as_bytes());
+        let get = |k: &str| pairs.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.clone());
+        assert_eq!(get("event").as_deref(), Some("accepted"));
+        assert_eq!(get("message-id").as_deref(), Some(bare.as_str()));
+        assert_eq!(get("begin").as_deref(), Some("1799999700"));
+        assert_eq!(get("ascending").as_deref(), Some("yes"));
+        assert_eq!(get("limit").as_deref(), Some("100"));
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("api:key-supersecret")
+        );
+        assert_eq!(req.header("authorization"), Some(expected.as_str()));
+
+        let reply: &'static str = Box::leak(
+            serde_json::json!({"items": [{"event": "accepted", "message": {"headers": {"message-id": ours}}}], "paging": {}})
+                .to_string()
+                .into_boxed_str(),
+        );
+        let (base, _rx) = one_shot_server(200, reply);
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        assert!(mailer.accepted(&ours, 0).unwrap(), "angle brackets ignored");
+
+        let (base, _rx) = one_shot_server(503, r#"{"message":"try later"}"#);
+        let mailer = Mailer::new(&email_cfg(&base), ureq::Agent::new_with_defaults());
+        assert!(mailer.accepted(&ours, 0).unwrap_err().is_transient());
     }
 
     #[test]

@@ -358,6 +358,12 @@ pub struct EmailConfig {
     pub success_recipients: Vec<String>,
     /// Recipients of error emails.
     pub error_recipients: Vec<String>,
+    /// Ask Mailgun's events API whether an email whose earlier send has an unknown outcome was
+    /// accepted before re-sending it; default true.
+    pub confirm_with_events: bool,
+    /// Seconds after a doubtful send before "no accepted event" is trusted and the email
+    /// re-sent; default 1800 (Mailgun's event-polling guide: events may appear that late).
+    pub events_settle_secs: u64,
 }
 
 /// `media`: ffprobe.

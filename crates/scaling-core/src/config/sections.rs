@@ -542,6 +542,8 @@ pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
             "from",
             "success_recipients",
             "error_recipients",
+            "confirm_with_events",
+            "events_settle_secs",
         ]);
         return Ok(EmailConfig {
             enabled,
@@ -551,6 +553,8 @@ pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
             from: String::new(),
             success_recipients: Vec::new(),
             error_recipients: Vec::new(),
+            confirm_with_events: false,
+            events_settle_secs: 0,
         });
     }
     let domain = section.required("domain", "the Mailgun sending domain, e.g. mg.example.com")?;
@@ -577,6 +581,8 @@ pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
     if error_recipients.is_empty() {
         tracing::warn!(key = %section.path("error_recipients"), "email is enabled but nobody receives error emails");
     }
+    let confirm_with_events = section.bool_or("confirm_with_events", true)?;
+    let events_settle_secs = section.u64_or("events_settle_secs", 1800, 0)?;
     Ok(EmailConfig {
         enabled,
         mailgun_base_url,
@@ -585,6 +591,8 @@ pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
         from,
         success_recipients,
         error_recipients,
+        confirm_with_events,
+        events_settle_secs,
     })
 }
 

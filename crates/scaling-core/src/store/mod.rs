@@ -297,6 +297,11 @@ pub struct OutboxRow {
     pub payload: Value,
     /// Delivery attempts so far.
     pub attempts: i32,
+    /// When the row was claimed before, its earlier delivery's outcome is unknown (timeout,
+    /// dropped connection, 5xx, or the pass died in flight): Unix seconds of the first such
+    /// attempt. `None` when every earlier attempt is known not to have been accepted (or there
+    /// was none). Emails ask Mailgun's events API before re-sending such a row.
+    pub outcome_unknown_since: Option<i64>,
 }
 
 /// State of a campaign transition row.
@@ -824,13 +829,19 @@ impl Store {
         lease_secs: i64,
         after_id: i64,
     ) -> Result<Option<OutboxRow>, StoreError> {
+        // The claim marks the delivery "outcome unknown" before any request leaves (a pass killed
+        // in flight leaves it so) and returns the mark as it was before this claim.
         let row = self.client.query_opt(
-            "UPDATE outbox SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
-             WHERE id = (SELECT id FROM outbox
-                         WHERE sent_at IS NULL AND next_attempt_at <= now() AND id > $3
-                           AND (lease_expires_at IS NULL OR lease_expires_at < now())
-                         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, idempotency_key, channel, target, event, payload, attempts",
+            "UPDATE outbox SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::bigint::float8),
+                    outcome_unknown_since = COALESCE(outbox.outcome_unknown_since, now())
+             FROM (SELECT id, outcome_unknown_since AS previous FROM outbox
+                   WHERE sent_at IS NULL AND next_attempt_at <= now() AND id > $3
+                     AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                   ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AS due
+             WHERE outbox.id = due.id
+             RETURNING outbox.id, outbox.idempotency_key, outbox.channel, outbox.target, outbox.event,
+                       outbox.payload, outbox.attempts,
+                       floor(extract(epoch FROM due.previous))::bigint AS outcome_unknown_since",
             &[&owner, &lease_secs, &after_id],
         )?;
         Ok(row.map(|row| OutboxRow {
@@ -841,6 +852,7 @@ impl Store {
             event: row.get("event"),
             payload: row.get("payload"),
             attempts: row.get("attempts"),
+            outcome_unknown_since: row.get("outcome_unknown_since"),
         }))
     }
 
@@ -857,7 +869,10 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed delivery; the row becomes due again after `retry_after_secs`.
+    /// Records a failed delivery that the receiver did not accept (it refused the request, or
+    /// the request never left): the row becomes due again after `retry_after_secs` and loses its
+    /// "outcome unknown" mark. `error` is stored as given: the caller redacts it
+    /// (`notify::outbox_error_text`).
     ///
     /// # Errors
     /// Database errors.
@@ -867,10 +882,57 @@ impl Store {
         error: &str,
         retry_after_secs: i64,
     ) -> Result<(), StoreError> {
+        self.record_notification_failure(id, error, retry_after_secs, false)
+    }
+
+    /// Records a failed delivery whose request may still have been accepted (timeout, dropped
+    /// connection, 5xx): like [`Store::mark_notification_failed`], but the row keeps the
+    /// "outcome unknown" mark its claim set, so the next delivery checks before re-sending.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn mark_notification_unknown(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_after_secs: i64,
+    ) -> Result<(), StoreError> {
+        self.record_notification_failure(id, error, retry_after_secs, true)
+    }
+
+    fn record_notification_failure(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_after_secs: i64,
+        outcome_unknown: bool,
+    ) -> Result<(), StoreError> {
         self.client.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2, lease_owner = NULL, lease_expires_at = NULL,
-                    next_attempt_at = now() + make_interval(secs => $3::bigint::float8) WHERE id = $1",
-            &[&id, &error, &retry_after_secs],
+                    next_attempt_at = now() + make_interval(secs => $3::bigint::float8),
+                    outcome_unknown_since = CASE WHEN $4 THEN outcome_unknown_since END
+              WHERE id = $1",
+            &[&id, &error, &retry_after_secs, &outcome_unknown],
+        )?;
+        Ok(())
+    }
+
+    /// Puts a claimed row back without counting an attempt: due again after `retry_after_secs`,
+    /// its "outcome unknown" mark kept (an email waiting for Mailgun's events to settle).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn defer_notification(
+        &mut self,
+        id: i64,
+        note: &str,
+        retry_after_secs: i64,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE outbox SET last_error = $2, lease_owner = NULL, lease_expires_at = NULL,
+                    next_attempt_at = now() + make_interval(secs => $3::bigint::float8)
+              WHERE id = $1",
+            &[&id, &note, &retry_after_secs],
         )?;
         Ok(())
     }
