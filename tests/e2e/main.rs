@@ -8,6 +8,7 @@ mod badinput;
 mod crash;
 mod flaky;
 mod flow;
+mod hardening;
 mod openapi;
 mod ops;
 mod sdk;

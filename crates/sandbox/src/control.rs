@@ -181,6 +181,9 @@ async fn state(State(app): State<Arc<App>>) -> Response {
             "upload_sessions": boxes.upload_sessions.values().map(|s| s.state_json()).collect::<Vec<_>>(),
             "tokens_issued": world.auth.tokens_issued,
             "dam_logins": world.auth.dam_logins,
+            // Live OTMM sessions and OAuth2 tokens (tests check that none leaks).
+            "dam_sessions": world.auth.dam_sessions.values().map(|s| json!({"digest": s.digest, "jsessionid": s.jsessionid})).collect::<Vec<_>>(),
+            "dam_tokens": world.auth.dam_tokens.keys().collect::<Vec<_>>(),
         }),
     )
 }
