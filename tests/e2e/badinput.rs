@@ -204,7 +204,11 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
     // Nothing the pass wrote is left in, or escaped from, its temp dir.
     // Downloads go to {temp}/downloads (apart from the token cache): look there and above.
     let downloads = world.temp.path().join("downloads");
-    assert!(downloads.is_dir(), "the pass downloaded into {}", downloads.display());
+    assert!(
+        downloads.is_dir(),
+        "the pass downloaded into {}",
+        downloads.display()
+    );
     let leftovers: Vec<String> = [world.temp.path(), downloads.as_path()]
         .into_iter()
         .flat_map(|dir| std::fs::read_dir(dir).expect("temp dir"))

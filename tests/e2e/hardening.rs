@@ -28,12 +28,18 @@ const BOX_COMMANDS: &[(&str, &[&str])] = &[
 fn a_missing_box_app_config_exits_2_with_a_hint() {
     let world = World::new(None);
     for (binary, args) in BOX_COMMANDS {
-        let output =
-            world.run_with_env(binary, args, &[("BOX_CONFIG_FILE", "/nonexistent/box.json")]);
+        let output = world.run_with_env(
+            binary,
+            args,
+            &[("BOX_CONFIG_FILE", "/nonexistent/box.json")],
+        );
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{binary}: {text}");
         assert!(text.contains("/nonexistent/box.json"), "{binary}: {text}");
-        assert!(text.contains("\nhint: ") || text.starts_with("hint: "), "{binary}: {text}");
+        assert!(
+            text.contains("\nhint: ") || text.starts_with("hint: "),
+            "{binary}: {text}"
+        );
         assert!(text.contains("BOX_CONFIG_FILE"), "{binary}: {text}");
     }
 }
@@ -68,22 +74,38 @@ fn a_temp_dir_others_may_write_exits_2() {
     std::fs::create_dir(&shared).expect("mkdir");
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let shared_text = shared.display().to_string();
-    for (binary, args) in BOX_COMMANDS.iter().filter(|(binary, _)| *binary != "box-setup") {
+    for (binary, args) in BOX_COMMANDS
+        .iter()
+        .filter(|(binary, _)| *binary != "box-setup")
+    {
         let output = world.run_with_env(binary, args, &[("CS_TEMP_DIR", shared_text.as_str())]);
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{binary}: {text}");
-        assert!(text.contains("writable by group or others (mode 777)"), "{binary}: {text}");
-        assert!(text.contains(&format!("hint: chmod 700 {shared_text}")), "{binary}: {text}");
+        assert!(
+            text.contains("writable by group or others (mode 777)"),
+            "{binary}: {text}"
+        );
+        assert!(
+            text.contains(&format!("hint: chmod 700 {shared_text}")),
+            "{binary}: {text}"
+        );
         assert!(
             !shared.join("downloads").exists(),
             "{binary}: nothing is downloaded into a shared dir"
         );
     }
     // doctor says so too.
-    let output = world.run_with_env("box-setup", &["doctor"], &[("CS_TEMP_DIR", shared_text.as_str())]);
+    let output = world.run_with_env(
+        "box-setup",
+        &["doctor"],
+        &[("CS_TEMP_DIR", shared_text.as_str())],
+    );
     let text = stdout(&output);
     assert!(text.contains("FAIL temp dir"), "{text}");
-    assert!(text.contains(&format!("fix: chmod 700 {shared_text}")), "{text}");
+    assert!(
+        text.contains(&format!("fix: chmod 700 {shared_text}")),
+        "{text}"
+    );
 
     // A temp dir that does not exist yet is created private (0700), downloads/ too.
     let fresh = world.temp.path().join("fresh/content-scaling");
@@ -91,7 +113,11 @@ fn a_temp_dir_others_may_write_exits_2() {
     let output = world.run_with_env("box-poll", &[], &[("CS_TEMP_DIR", fresh_text.as_str())]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     for dir in [fresh.clone(), fresh.join("downloads")] {
-        let mode = std::fs::metadata(&dir).expect("created").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&dir)
+            .expect("created")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o700, "{}", dir.display());
     }
 }
@@ -129,10 +155,19 @@ fn a_dotenv_in_the_working_directory_is_ignored() {
     let planted = "FFPROBE_PATH=/nonexistent/planted-ffprobe\n";
     std::fs::write(elsewhere.path().join(".env"), planted).expect("planted .env");
 
-    let output = run_in(&world, elsewhere.path(), &config_dir, "box-setup", &["doctor"]);
+    let output = run_in(
+        &world,
+        elsewhere.path(),
+        &config_dir,
+        "box-setup",
+        &["doctor"],
+    );
     let text = stdout(&output);
     assert!(text.contains("ffprobe"), "doctor checks ffprobe: {text}");
-    assert!(!text.contains("planted-ffprobe"), "the planted .env was read: {text}");
+    assert!(
+        !text.contains("planted-ffprobe"),
+        "the planted .env was read: {text}"
+    );
     assert!(
         !text.contains(&elsewhere.path().display().to_string()),
         "doctor lists no .env of the working directory: {text}"
@@ -145,11 +180,20 @@ fn a_dotenv_in_the_working_directory_is_ignored() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&beside, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let output = run_in(&world, elsewhere.path(), &config_dir, "box-setup", &["doctor"]);
+    let output = run_in(
+        &world,
+        elsewhere.path(),
+        &config_dir,
+        "box-setup",
+        &["doctor"],
+    );
     let text = stdout(&output);
     assert!(
         text.contains("/nonexistent/planted-ffprobe cannot be run"),
         "the deployment root's .env is read: {text}"
     );
-    assert!(text.contains(&format!("ok   .env: {} is private", beside.display())), "{text}");
+    assert!(
+        text.contains(&format!("ok   .env: {} is private", beside.display())),
+        "{text}"
+    );
 }

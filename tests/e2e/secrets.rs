@@ -168,7 +168,11 @@ fn token_in_cache(world: &World) -> Option<String> {
 fn dam_tokens_in(world: &World) -> Vec<String> {
     let state = world.sandbox.state();
     let mut found = Vec::new();
-    for session in state["dam_sessions"].as_array().cloned().unwrap_or_default() {
+    for session in state["dam_sessions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         for key in ["digest", "jsessionid"] {
             if let Some(value) = session[key].as_str() {
                 found.push(value.to_string());
@@ -483,16 +487,38 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
     }
 
     // --- Where secrets must not be.
+    // Verbose logging is on: every binary, at each way of asking for it, logged DEBUG or TRACE
+    // lines in some run (`reprocess status` alone has nothing to say at debug).
+    let mut verbose: BTreeSet<String> = BTreeSet::new();
+    let mut ran: BTreeSet<String> = BTreeSet::new();
     for (label, output) in &outputs {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            stderr.contains("DEBUG") || stderr.contains("TRACE"),
-            "{label}: verbose logging is on"
+        let binary = label
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let key = format!(
+            "{binary} {}",
+            if label.contains("DoubleV") || label.contains("-vv alone") {
+                "-vv"
+            } else {
+                "RUST_LOG=trace"
+            }
         );
+        ran.insert(key.clone());
+        if stderr.contains("DEBUG") || stderr.contains("TRACE") {
+            verbose.insert(key);
+        }
         secrets.assert_absent(&format!("stderr of {label}"), &stderr);
         secrets.assert_absent(&format!("stdout of {label}"), &stdout);
     }
+    assert_eq!(
+        verbose, ran,
+        "verbose logging is on for every binary and way"
+    );
+    assert_eq!(ran.len(), 10, "five binaries, two ways each: {ran:?}");
 
     let mut db = world.db.client();
     let tables: Vec<String> = db
@@ -669,16 +695,20 @@ fn ffprobe_gets_no_secret_and_a_playlist_named_mp4_is_rejected() {
         assert!(!environments.contains(&secret), "a secret reached ffprobe");
     }
     let arguments = std::fs::read_to_string(&args_dump).expect("arguments");
-    for probe in arguments.split("--\n").filter(|probe| !probe.trim().is_empty()) {
+    for probe in arguments
+        .split("--\n")
+        .filter(|probe| !probe.trim().is_empty())
+    {
         let args: Vec<&str> = probe.lines().collect();
         assert!(
-            args.windows(2).any(|pair| pair == ["-protocol_whitelist", "file"]),
+            args.windows(2)
+                .any(|pair| pair == ["-protocol_whitelist", "file"]),
             "{args:?}"
         );
         assert!(args.windows(2).any(|pair| pair[0] == "-f"), "{args:?}");
         assert!(
-            args.last().is_some_and(|input| input.starts_with("file:/")
-                && input.contains("/downloads/")),
+            args.last()
+                .is_some_and(|input| input.starts_with("file:/") && input.contains("/downloads/")),
             "downloads are probed in {{temp}}/downloads: {args:?}"
         );
     }
@@ -690,16 +720,19 @@ fn ffprobe_gets_no_secret_and_a_playlist_named_mp4_is_rejected() {
         .expect("files")
         .iter()
         .find(|file| {
-            file["name"]
-                .as_str()
-                .is_some_and(|name| name.starts_with(&playlist_name) && name.ends_with(".error.txt"))
+            file["name"].as_str().is_some_and(|name| {
+                name.starts_with(&playlist_name) && name.ends_with(".error.txt")
+            })
         })
         .unwrap_or_else(|| panic!("an error note for {playlist_name}"));
     let text = std::fs::read_to_string(note["content_path"].as_str().expect("content path"))
         .expect("note");
     assert!(text.contains("Invalid data"), "{text}");
     let temp = world.temp.path().display().to_string();
-    assert!(!text.contains(&temp), "the temp path is in the note: {text}");
+    assert!(
+        !text.contains(&temp),
+        "the temp path is in the note: {text}"
+    );
     assert!(!text.contains("/downloads/"), "{text}");
     assert!(!text.contains("box-token"), "{text}");
     let emails = state["emails"].to_string();

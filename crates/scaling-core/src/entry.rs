@@ -156,6 +156,11 @@ pub fn run(
 ) -> ExitCode {
     run_unconfigured(binary, options, |options| {
         let config = config::load(&options.config_dir, options.environment.as_deref())?;
+        tracing::debug!(
+            environment = %config.environment,
+            config_dir = %config.config_dir.display(),
+            "{binary}: configuration loaded"
+        );
         command(config)
     })
 }
