@@ -166,20 +166,16 @@ fn token_in_cache(world: &World) -> Option<String> {
 /// The OTMM session digests (`otmmauthtoken`), `JSESSIONID` cookies and OAuth2 tokens the
 /// sandbox holds now.
 fn dam_tokens_in(world: &World) -> Vec<String> {
-    let state = world.sandbox.state();
+    let state = crate::util::get_json(&format!("{}/dam-credentials", world.sandbox.control()));
     let mut found = Vec::new();
-    for session in state["dam_sessions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
+    for session in state["sessions"].as_array().cloned().unwrap_or_default() {
         for key in ["digest", "jsessionid"] {
             if let Some(value) = session[key].as_str() {
                 found.push(value.to_string());
             }
         }
     }
-    for token in state["dam_tokens"].as_array().cloned().unwrap_or_default() {
+    for token in state["tokens"].as_array().cloned().unwrap_or_default() {
         if let Some(value) = token.as_str() {
             found.push(value.to_string());
         }

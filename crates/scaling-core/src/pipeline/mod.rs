@@ -307,11 +307,10 @@ impl Services {
     /// app config cannot be read, its key cannot be decrypted, or the temp dir cannot be created
     /// or is not private.
     pub fn connect(config: Config) -> Result<Services, PassError> {
-        // What a rerun cannot fix first: a broken set-up exits 2 even while the database is down.
-        prepare_temp_dir(&config)?;
-        let box_client = box_client(&config)?;
         let mut store = Store::connect(&config.database.url)?;
         store.migrate()?;
+        prepare_temp_dir(&config)?;
+        let box_client = box_client(&config)?;
         let dam_agent = agent(
             config.dam.connect_timeout_secs,
             config.dam.content_timeout_secs,
