@@ -202,8 +202,16 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
         "a valid Unicode name is delivered: {delivered:?}"
     );
     // Nothing the pass wrote is left in, or escaped from, its temp dir.
-    let leftovers: Vec<String> = std::fs::read_dir(world.temp.path())
-        .expect("temp dir")
+    // Downloads go to {temp}/downloads (apart from the token cache): look there and above.
+    let downloads = world.temp.path().join("downloads");
+    assert!(
+        downloads.is_dir(),
+        "the pass downloaded into {}",
+        downloads.display()
+    );
+    let leftovers: Vec<String> = [world.temp.path(), downloads.as_path()]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("temp dir"))
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("cs-"))

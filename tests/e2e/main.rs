@@ -9,6 +9,7 @@ mod crash;
 mod email_once;
 mod flaky;
 mod flow;
+mod hardening;
 mod openapi;
 mod ops;
 mod pgtls;

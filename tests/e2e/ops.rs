@@ -128,8 +128,12 @@ fn snapshot(world: &World) -> Snapshot {
             .collect();
         tables.insert(name, rows);
     }
-    let mut temp_files: Vec<String> = std::fs::read_dir(world.temp.path())
-        .expect("temp dir")
+    // Downloads go to {temp}/downloads; the clients' write temp files to {temp}.
+    let downloads = world.temp.path().join("downloads");
+    let mut temp_files: Vec<String> = [world.temp.path(), downloads.as_path()]
+        .into_iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("cs-") || name.starts_with(".box-download-"))

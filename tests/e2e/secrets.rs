@@ -1,19 +1,23 @@
-//! Secrets stay secret (issue 6): both binaries run with the most verbose logging (`-vv` and
-//! `RUST_LOG=trace`) through successful passes and failing ones (bad Box credentials, bad DAM
-//! password, a 500 from every API), and no secret value appears in their stdout or stderr (also
-//! not hex-dumped by a transport's trace log), in any table of the tracking database, in the error
-//! notes uploaded to Box, or in the emails and webhooks the sandbox received.
+//! Secrets stay secret (issues 6 and 10): all five binaries (the passes and the operator
+//! commands `reprocess`, `cleanup`, `box-setup`) run with the most verbose logging (`-vv`, and
+//! `RUST_LOG=trace`) through successful runs and failing ones (bad Box credentials, bad DAM
+//! password, Box 401, a 500 from every API), and no secret value appears in their stdout or
+//! stderr (also not hex-dumped by a transport's trace log), in any table of the tracking
+//! database, in the error notes uploaded to Box, or in the emails and webhooks the sandbox
+//! received.
 //!
 //! Secrets checked: the Box client secret, key passphrase and every line of the private key PEM
 //! body; the Box access tokens issued (read from the token cache file after each pass); the DAM
 //! password (and the wrong one tried); the database password (a role with a password owns the
-//! test database); the Mailgun API key; the webhook bearer token and signing secret; the corrupted
-//! client secret tried.
+//! test database); the Mailgun API key and its `Basic base64(api:key)` form; the DAM session
+//! tokens (`otmmauthtoken` digest, `JSESSIONID`) and OAuth2 tokens the sandbox issued; the webhook
+//! bearer token and signing secret; the corrupted client secret tried.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::util::{admin_url, campaign_status, ffmpeg_available, ffmpeg_video, TestDb, World};
@@ -159,6 +163,58 @@ fn token_in_cache(world: &World) -> Option<String> {
     value["access_token"].as_str().map(str::to_string)
 }
 
+/// The OTMM session digests (`otmmauthtoken`), `JSESSIONID` cookies and OAuth2 tokens the
+/// sandbox holds now.
+fn dam_tokens_in(world: &World) -> Vec<String> {
+    let state = crate::util::get_json(&format!("{}/dam-credentials", world.sandbox.control()));
+    let mut found = Vec::new();
+    for session in state["sessions"].as_array().cloned().unwrap_or_default() {
+        for key in ["digest", "jsessionid"] {
+            if let Some(value) = session[key].as_str() {
+                found.push(value.to_string());
+            }
+        }
+    }
+    for token in state["tokens"].as_array().cloned().unwrap_or_default() {
+        if let Some(value) = token.as_str() {
+            found.push(value.to_string());
+        }
+    }
+    found
+}
+
+/// How the most verbose logging is asked for.
+#[derive(Debug, Clone, Copy)]
+enum Verbosity {
+    /// `RUST_LOG=trace`, no `-v`.
+    RustLogTrace,
+    /// `-vv`, no `RUST_LOG`.
+    DoubleV,
+}
+
+/// Runs `binary args` with the `base` environment at `verbosity`.
+fn run_verbose(
+    world: &World,
+    base: &[(&str, &str)],
+    binary: &str,
+    args: &[&str],
+    verbosity: Verbosity,
+) -> Output {
+    match verbosity {
+        Verbosity::RustLogTrace => world.run_with_env(binary, args, base),
+        Verbosity::DoubleV => {
+            let mut with_flag = args.to_vec();
+            with_flag.push("-vv");
+            let env: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .filter(|(name, _)| *name != "RUST_LOG")
+                .collect();
+            world.run_without(binary, &with_flag, &env, &["RUST_LOG"])
+        }
+    }
+}
+
 fn write_scenario(dir: &Path, master: &Path) -> std::path::PathBuf {
     let scenario = dir.join("secrets.yaml");
     std::fs::write(
@@ -239,7 +295,12 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
         "private key body found ({pem_lines} lines)"
     );
     secrets.add("DAM password", &world.sandbox.str("dam_password"));
-    secrets.add("Mailgun API key", &world.sandbox.str("mailgun_api_key"));
+    let mailgun_key = world.sandbox.str("mailgun_api_key");
+    secrets.add("Mailgun API key", &mailgun_key);
+    secrets.add(
+        "Mailgun Basic credential",
+        &base64::engine::general_purpose::STANDARD.encode(format!("api:{mailgun_key}")),
+    );
     secrets.add("database password", &role.password);
     let webhook_token = format!("whk-{}", random_text(24));
     let signing_secret = format!("sig-{}", random_text(24));
@@ -263,6 +324,7 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
     ];
     let mut outputs: Vec<(String, Output)> = Vec::new();
     let mut tokens: BTreeSet<String> = BTreeSet::new();
+    let mut dam_tokens: BTreeSet<String> = BTreeSet::new();
     let run = |binary: &str, extra: &[(&str, &str)]| -> Output {
         let mut env = base.clone();
         env.extend_from_slice(extra);
@@ -318,6 +380,54 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
     );
     outputs.push(("box-poll (success)".into(), output));
     tokens.extend(token_in_cache(&world));
+    dam_tokens.extend(dam_tokens_in(&world));
+
+    // 2b. The operator commands, each at RUST_LOG=trace and at -vv, each fetching its own Box
+    //     token: a passing run, then Box 401, then Box and DAM 500.
+    let rejected_id = world.sandbox.state()["box"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|file| file["name"] == "Secret_video_ITA_v1.mov")
+        .and_then(|file| file["id"].as_str().map(str::to_string))
+        .expect("the badly named file in Box");
+    let operator_commands: Vec<(&str, Vec<&str>)> = vec![
+        ("reprocess", vec!["status"]),
+        ("reprocess", vec!["file", rejected_id.as_str()]),
+        ("cleanup", vec!["--dry-run"]),
+        ("box-setup", vec!["list-folder", watched.as_str()]),
+        ("box-setup", vec!["doctor"]),
+    ];
+    let faults: Vec<(&str, Vec<(&str, &str, u16)>)> = vec![
+        ("passing", vec![]),
+        ("Box 401", vec![("GET", "/2.0/", 401)]),
+        (
+            "Box and DAM 500",
+            vec![
+                ("GET", "/2.0/", 500),
+                ("POST", "/otmmapi/", 500),
+                ("GET", "/otmmapi/", 500),
+            ],
+        ),
+    ];
+    for (situation, rules) in &faults {
+        for (method, path, status) in rules {
+            world.sandbox.fault(method, path, *status, None);
+        }
+        for (binary, args) in &operator_commands {
+            for verbosity in [Verbosity::RustLogTrace, Verbosity::DoubleV] {
+                let _ = std::fs::remove_file(world.temp.path().join("box-token.json"));
+                let output = run_verbose(&world, &base, binary, args, verbosity);
+                tokens.extend(token_in_cache(&world));
+                outputs.push((
+                    format!("{binary} {} ({situation}, {verbosity:?})", args.join(" ")),
+                    output,
+                ));
+            }
+        }
+        dam_tokens.extend(dam_tokens_in(&world));
+        world.sandbox.clear_faults();
+    }
 
     // 3. A 500 from each API, each binary.
     world.sandbox.fault("GET", "/2.0/", 500, None);
@@ -351,26 +461,60 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
     assert_ne!(output.status.code(), Some(0), "bad DAM password fails");
     outputs.push(("a1-to-a2 (bad DAM password)".into(), output));
 
-    // 5. A last good pass of each (tokens issued again are secrets too).
+    // 5. A last good pass of each (tokens issued again are secrets too), also at -vv alone.
     let output = run("box-poll", &[]);
     outputs.push(("box-poll (final)".into(), output));
     tokens.extend(token_in_cache(&world));
+    for binary in ["a1-to-a2", "box-poll"] {
+        let _ = std::fs::remove_file(world.temp.path().join("box-token.json"));
+        let output = run_verbose(&world, &base, binary, &[], Verbosity::DoubleV);
+        assert_eq!(output.status.code(), Some(0), "{binary} at -vv");
+        tokens.extend(token_in_cache(&world));
+        outputs.push((format!("{binary} (final, -vv alone)"), output));
+    }
+    dam_tokens.extend(dam_tokens_in(&world));
     assert!(!tokens.is_empty(), "access tokens were issued and cached");
     for token in &tokens {
         secrets.add("Box access token", token);
     }
+    assert!(!dam_tokens.is_empty(), "DAM sessions were opened");
+    for token in &dam_tokens {
+        secrets.add("DAM session token", token);
+    }
 
     // --- Where secrets must not be.
+    // Verbose logging is on: every binary, at each way of asking for it, logged DEBUG or TRACE
+    // lines in some run (`reprocess status` alone has nothing to say at debug).
+    let mut verbose: BTreeSet<String> = BTreeSet::new();
+    let mut ran: BTreeSet<String> = BTreeSet::new();
     for (label, output) in &outputs {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            stderr.contains("DEBUG") || stderr.contains("TRACE"),
-            "{label}: verbose logging is on"
+        let binary = label
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let key = format!(
+            "{binary} {}",
+            if label.contains("DoubleV") || label.contains("-vv alone") {
+                "-vv"
+            } else {
+                "RUST_LOG=trace"
+            }
         );
+        ran.insert(key.clone());
+        if stderr.contains("DEBUG") || stderr.contains("TRACE") {
+            verbose.insert(key);
+        }
         secrets.assert_absent(&format!("stderr of {label}"), &stderr);
         secrets.assert_absent(&format!("stdout of {label}"), &stdout);
     }
+    assert_eq!(
+        verbose, ran,
+        "verbose logging is on for every binary and way"
+    );
+    assert_eq!(ran.len(), 10, "five binaries, two ways each: {ran:?}");
 
     let mut db = world.db.client();
     let tables: Vec<String> = db
@@ -446,4 +590,147 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
         secrets.values.len(),
         outputs.len()
     );
+}
+
+/// ffprobe (issue 10) runs with a cleared environment and only the `file` protocol: a wrapper
+/// set as `FFPROBE_PATH` records the environment and arguments of every probe and runs the real
+/// ffprobe. An ffconcat playlist delivered under a valid name ending `.mp4` is rejected as
+/// invalid data (the `mov` demuxer is forced), and its Box error note names no path of this
+/// server.
+#[test]
+fn ffprobe_gets_no_secret_and_a_playlist_named_mp4_is_rejected() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let media = tempfile::tempdir().expect("media");
+    let master = media.path().join("master.mov");
+    let derivative = media.path().join("derivative.mov");
+    ffmpeg_video(&master, "testsrc=size=320x240:rate=25", 5);
+    ffmpeg_video(&derivative, "testsrc2=size=320x240:rate=25", 5);
+    let scenario = write_scenario(media.path(), &master);
+    let world = World::with_sandbox(Some(&scenario), &[]);
+
+    let real = std::process::Command::new("sh")
+        .args(["-c", "command -v ffprobe"])
+        .output()
+        .expect("sh");
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    assert!(real.starts_with('/'), "ffprobe is installed: {real:?}");
+    let env_dump = media.path().join("ffprobe-env.txt");
+    let args_dump = media.path().join("ffprobe-args.txt");
+    let wrapper = media.path().join("ffprobe-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n/usr/bin/env >> '{env}'\necho '--' >> '{env}'\nprintf '%s\\n' \"$@\" >> '{args}'\necho '--' >> '{args}'\nexec '{real}' \"$@\"\n",
+            env = env_dump.display(),
+            args = args_dump.display()
+        ),
+    )
+    .expect("wrapper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod wrapper");
+    }
+    let wrapper = wrapper.display().to_string();
+    let secret_env = [
+        ("FFPROBE_PATH", wrapper.as_str()),
+        ("WEBHOOK_TOKEN", "whk-ffprobe-must-not-see-this"),
+        ("WEBHOOK_SIGNING_SECRET", "sig-ffprobe-must-not-see-this"),
+    ];
+    let output = world.run_with_env("a1-to-a2", &[], &secret_env);
+    assert_eq!(output.status.code(), Some(0));
+    let master_in_box = world.sandbox.state()["box"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find_map(|file| {
+            file["name"]
+                .as_str()
+                .filter(|name| name.ends_with("_Secret_Master.mov"))
+                .map(str::to_string)
+        })
+        .expect("master in Box");
+    let tracking_id = master_in_box[..6].to_lowercase();
+    let watched = world.sandbox.watched_folder_id();
+    world.sandbox.agency_upload(
+        &watched,
+        &format!("{tracking_id}_Secret-Keeping_video_IT_9x16-15s_v01.mov"),
+        &derivative,
+    );
+    let playlist = media.path().join("playlist.mp4");
+    std::fs::write(
+        &playlist,
+        "ffconcat version 1.0\nfile 'box-token.json'\nfile '../box-token.json'\n",
+    )
+    .expect("playlist");
+    let playlist_name = format!("{tracking_id}_Secret-Keeping_video_DE_9x16-15s_v01.mp4");
+    world
+        .sandbox
+        .agency_upload(&watched, &playlist_name, &playlist);
+    let output = world.run_with_env("box-poll", &[], &secret_env);
+    assert_eq!(output.status.code(), Some(0));
+
+    // Both files were probed, each with PATH and LANG only (sh adds PWD).
+    let environments = std::fs::read_to_string(&env_dump).expect("the wrapper ran");
+    let probes = environments.matches("--\n").count();
+    assert!(probes >= 2, "two probes: {environments}");
+    for line in environments.lines().filter(|line| *line != "--") {
+        let name = line.split_once('=').map_or(line, |(name, _)| name);
+        assert!(
+            ["PATH", "LANG", "PWD"].contains(&name),
+            "ffprobe got {name}: {environments}"
+        );
+    }
+    for secret in [
+        world.sandbox.str("dam_password"),
+        world.sandbox.str("mailgun_api_key"),
+        "ffprobe-must-not-see-this".to_string(),
+    ] {
+        assert!(!environments.contains(&secret), "a secret reached ffprobe");
+    }
+    let arguments = std::fs::read_to_string(&args_dump).expect("arguments");
+    for probe in arguments
+        .split("--\n")
+        .filter(|probe| !probe.trim().is_empty())
+    {
+        let args: Vec<&str> = probe.lines().collect();
+        assert!(
+            args.windows(2)
+                .any(|pair| pair == ["-protocol_whitelist", "file"]),
+            "{args:?}"
+        );
+        assert!(args.windows(2).any(|pair| pair[0] == "-f"), "{args:?}");
+        assert!(
+            args.last()
+                .is_some_and(|input| input.starts_with("file:/") && input.contains("/downloads/")),
+            "downloads are probed in {{temp}}/downloads: {args:?}"
+        );
+    }
+
+    // The playlist went to _errors with a note that says why and names no server path.
+    let state = world.sandbox.state();
+    let note = state["box"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|file| {
+            file["name"].as_str().is_some_and(|name| {
+                name.starts_with(&playlist_name) && name.ends_with(".error.txt")
+            })
+        })
+        .unwrap_or_else(|| panic!("an error note for {playlist_name}"));
+    let text = std::fs::read_to_string(note["content_path"].as_str().expect("content path"))
+        .expect("note");
+    assert!(text.contains("Invalid data"), "{text}");
+    let temp = world.temp.path().display().to_string();
+    assert!(
+        !text.contains(&temp),
+        "the temp path is in the note: {text}"
+    );
+    assert!(!text.contains("/downloads/"), "{text}");
+    assert!(!text.contains("box-token"), "{text}");
+    let emails = state["emails"].to_string();
+    assert!(!emails.contains(&temp), "the temp path is in an email");
 }

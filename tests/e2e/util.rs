@@ -447,6 +447,38 @@ impl World {
     }
 }
 
+impl World {
+    /// [`World::run_with_env`] with the variables in `remove` taken out of the environment
+    /// (e.g. `RUST_LOG`, so that `-vv` decides the log level).
+    pub fn run_without(
+        &self,
+        binary: &str,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Output {
+        let mut command = Command::new(bin(binary));
+        command
+            .args(args)
+            .envs(self.sandbox.env(&self.db, self.temp.path()))
+            .env_remove("CS_TEST_DATABASE_URL");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        for name in remove {
+            command.env_remove(name);
+        }
+        let output = command.output().expect("run binary");
+        eprintln!(
+            "--- {binary} {args:?} without {remove:?} exit {:?} ({} bytes of stderr)\n{}",
+            output.status.code(),
+            output.stderr.len(),
+            tail(&String::from_utf8_lossy(&output.stderr), 20)
+        );
+        output
+    }
+}
+
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();

@@ -1,6 +1,6 @@
 //! `a1-to-a2`: One a1-to-a2 pass: DAM campaigns at A1 -> masters into Box with tracking IDs -> A2.
 //!
-//! Thin binary: parses arguments and runs one pass through [`scaling_core::entry::run_pass`].
+//! Thin binary: parses arguments and runs one pass through [`scaling_core::entry::run_pass`] (the one entry path of every binary).
 //! Exit codes: 0 done, 1 pass failed, 2 configuration/usage error, 75 dependency unreachable.
 
 use std::process::ExitCode;
@@ -21,5 +21,5 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let options = args.common.options();
-    ExitCode::from(run_pass("a1-to-a2", &options, a1_to_a2::run))
+    run_pass("a1-to-a2", &options, a1_to_a2::run)
 }

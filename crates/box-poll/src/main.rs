@@ -1,6 +1,6 @@
 //! `box-poll`: One box-poll pass: derivatives in the watched Box folders -> DAM Final Assets -> archived; A2 -> A3.
 //!
-//! Thin binary: parses arguments and runs one pass through [`scaling_core::entry::run_pass`].
+//! Thin binary: parses arguments and runs one pass through [`scaling_core::entry::run_pass`] (the one entry path of every binary).
 //! Exit codes: 0 done, 1 pass failed, 2 configuration/usage error, 75 dependency unreachable.
 
 use std::process::ExitCode;
@@ -21,5 +21,5 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let options = args.common.options();
-    ExitCode::from(run_pass("box-poll", &options, box_poll::run))
+    run_pass("box-poll", &options, box_poll::run)
 }

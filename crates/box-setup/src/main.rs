@@ -48,5 +48,5 @@ fn main() -> ExitCode {
         CommandArg::EnsureFolders { dry_run } => SetupCommand::EnsureFolders { dry_run },
         CommandArg::Doctor => SetupCommand::Doctor,
     };
-    ExitCode::from(setup::run(&options, &command))
+    setup::run(&options, &command)
 }

@@ -24,5 +24,5 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let options = args.common.options();
-    ExitCode::from(cleanup::run(&options, args.dry_run))
+    cleanup::run(&options, args.dry_run)
 }

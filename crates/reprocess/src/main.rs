@@ -71,8 +71,8 @@ fn main() -> ExitCode {
         CommandArg::Campaign { dam_id } => Command::Campaign { dam_id },
         CommandArg::Notifications => Command::Notifications,
         CommandArg::Status { json, check } => {
-            return ExitCode::from(status::run(&options, StatusOptions { json, check }));
+            return status::run(&options, StatusOptions { json, check });
         }
     };
-    ExitCode::from(reprocess::run(&options, &command, args.dry_run))
+    reprocess::run(&options, &command, args.dry_run)
 }

@@ -3,6 +3,8 @@
 //!
 //! - `GET /_sandbox/state`: the whole state as JSON (Box tree, DAM tree with fields and statuses,
 //!   status history, jobs, emails, webhooks, token counts).
+//! - `GET /_sandbox/dam-credentials`: the live OTMM session digests, `JSESSIONID`s and OAuth2
+//!   tokens (leak tests search for them).
 //! - `GET /_sandbox/stats`: request counts per route template and status, totals per API, and
 //!   the most Box and DAM requests handled at once (`box_peak_in_flight`, `dam_peak_in_flight`).
 //! - `POST /_sandbox/agency-upload`: put a file into Box as an agency collaborator would
@@ -52,6 +54,7 @@ pub fn routes() -> Router<Arc<App>> {
         )
         .route("/_sandbox/state", get(state))
         .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/dam-credentials", get(dam_credentials))
         .route("/_sandbox/agency-upload", post(agency_upload))
         .route("/_sandbox/agency-folder", post(agency_folder))
         .route("/_sandbox/download-url", post(download_url))
@@ -84,6 +87,20 @@ fn dam_path(dam: &DamStore, folder_id: &str) -> String {
     }
     names.reverse();
     format!("/{}", names.join("/"))
+}
+
+/// `GET /_sandbox/dam-credentials`: the live OTMM sessions (`{digest, jsessionid}`) and OAuth2
+/// tokens, so tests can check that none of them leaks. Apart from `/_sandbox/state`, whose
+/// snapshots must not change when a client merely logs in.
+async fn dam_credentials(State(app): State<Arc<App>>) -> Response {
+    let world = app.world();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "sessions": world.auth.dam_sessions.values().map(|s| json!({"digest": s.digest, "jsessionid": s.jsessionid})).collect::<Vec<_>>(),
+            "tokens": world.auth.dam_tokens.keys().collect::<Vec<_>>(),
+        }),
+    )
 }
 
 /// `GET /_sandbox/state`.

@@ -1,14 +1,28 @@
-//! What every pass binary does around its pass: logging set-up, configuration loading,
-//! connecting, running the pass once, and mapping the result to an exit code (design.md §6):
-//! 0 pass completed (even with per-file rejections), 1 the pass failed, 2 configuration or
-//! usage error, 75 (EX_TEMPFAIL) a dependency unreachable.
+//! The one entry path of every binary (ripgrep's `main` -> `run` -> exit code): the passes
+//! (`a1-to-a2`, `box-poll`) and the operator commands (`reprocess`, `cleanup`, `box-setup`) all
+//! go through [`run`] (or [`run_unconfigured`] for `box-setup doctor`, which reports a broken
+//! configuration as one of its checks). It
 //!
-//! The binaries only parse their arguments into [`CommonOptions`] and call [`run_pass`].
+//! 1. installs the one stderr logger ([`init_logging`]),
+//! 2. loads the configuration,
+//! 3. runs the command,
+//! 4. maps the outcome to the one exit policy ([`Exit`], design.md §6), and prints an error as
+//!    its whole cause chain with a `hint:` line when the fix is known.
+//!
+//! The binaries only parse their arguments into [`CommonOptions`] and a command value.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use crate::config;
+use tracing::Level;
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use crate::config::{self, Config};
+use crate::pipeline::operator::ProgressAwareStderr;
 use crate::pipeline::{run_recorded, PassError, PassReport, Services};
 
 /// Log line format on stderr.
@@ -21,7 +35,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options shared by every pass binary.
+/// Options shared by every binary.
 #[derive(Debug, Clone)]
 pub struct CommonOptions {
     /// Directory holding `config.yaml` and its companions.
@@ -30,101 +44,264 @@ pub struct CommonOptions {
     pub environment: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
-    /// 0 = info, 1 = debug, 2+ = trace. `RUST_LOG` overrides.
+    /// 0 = info, 1 = debug, 2+ = trace. `RUST_LOG` overrides (but never uncaps
+    /// [`WIRE_TARGETS`]).
     pub verbosity: u8,
 }
 
-/// Exit code: a dependency was unreachable (sysexits EX_TEMPFAIL).
-pub const EXIT_TEMPFAIL: u8 = 75;
-/// Exit code: configuration or usage error.
-pub const EXIT_CONFIG: u8 = 2;
+/// The exit policy of every binary (design.md §6). The one place exit codes are decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done (a pass with per-file rejections is done too).
+    Success,
+    /// 1: the command failed, or (checks, `status --check`, a named item) found something that
+    /// needs attention.
+    Failure,
+    /// 2: configuration, usage or credentials: bad configuration, Box app config missing or
+    /// unreadable, wrong key passphrase, credentials refused, temp dir not private. A rerun will
+    /// not fix it.
+    Configuration,
+    /// 75 (sysexits `EX_TEMPFAIL`): a dependency is unreachable for now; nothing was lost and the
+    /// next run retries.
+    Unavailable,
+}
 
-/// Installs the stderr logger. Safe to call once per process.
+impl Exit {
+    /// The process exit code.
+    pub const fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Configuration => 2,
+            Exit::Unavailable => 75,
+        }
+    }
+
+    /// [`Exit::Success`] when `ok`, else [`Exit::Failure`].
+    pub const fn success_if(ok: bool) -> Exit {
+        if ok {
+            Exit::Success
+        } else {
+            Exit::Failure
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// Log targets that stay at `warn` whatever `RUST_LOG` or `-vv` ask: their debug and trace
+/// output carries credentials. `ureq_proto` hex-dumps the raw wire data (`Authorization:
+/// Bearer ...`, the token request body, OTMM's session cookie, Mailgun's Basic credential);
+/// `ureq` shows Box download URLs (short-lived credentials); the PostgreSQL driver logs
+/// statement parameters; rustls logs handshake details.
+pub const WIRE_TARGETS: &[&str] = &["ureq", "ureq_proto", "rustls", "postgres", "tokio_postgres"];
+
+/// True when `target` is one of [`WIRE_TARGETS`] or a module of one.
+fn is_wire_target(target: &str) -> bool {
+    WIRE_TARGETS.iter().any(|wire| {
+        target
+            .strip_prefix(wire)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Installs the one stderr logger of every binary: `info` (`-v` debug, `-vv` trace; `RUST_LOG`
+/// overrides), text or JSON, written around a progress bar when one is shown, with
+/// [`WIRE_TARGETS`] capped at `warn` by a filter that `RUST_LOG` cannot lift. Without `RUST_LOG`
+/// the migration runner's routine lines are left out too, so a run with nothing to do prints
+/// nothing. Safe to call once per process.
 pub fn init_logging(format: LogFormat, verbosity: u8) {
     let default = match verbosity {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
-        // Whatever RUST_LOG asks, the HTTP client stays at warn as in the default filter:
-        // ureq_proto's trace output hex-dumps the raw wire data (Authorization headers with
-        // access tokens, token request bodies) and ureq's trace shows Box download URLs
-        // (short-lived credentials).
-        Ok(filter) => ["ureq_proto=warn", "ureq=warn"]
-            .iter()
-            .filter_map(|directive| directive.parse().ok())
-            .fold(filter, tracing_subscriber::EnvFilter::add_directive),
-        Err(_) => tracing_subscriber::EnvFilter::new(format!(
-            "{default},ureq=warn,ureq_proto=warn,rustls=warn,refinery_core=warn,postgres=warn,tokio_postgres=warn"
-        )),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
+    let wanted = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},refinery_core=warn"))
+    });
+    let wire_capped = tracing_subscriber::filter::filter_fn(|metadata| {
+        !is_wire_target(metadata.target()) || *metadata.level() <= Level::WARN
+    });
+    let filter = wanted.and(wire_capped);
+    let ansi = std::io::stderr().is_terminal();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(ProgressAwareStderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(ansi);
     let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_filter(filter))
+            .try_init(),
     };
     if let Err(error) = result {
         eprintln!("warning: logging already initialised: {error}");
     }
 }
 
-/// Loads the configuration, connects, runs `pass` once as `binary_name`, logs a summary and
-/// returns the exit code.
-pub fn run_pass(
-    binary_name: &str,
+/// Sets up logging, loads the configuration, runs `command` with it, and returns the exit code
+/// of its outcome or error (see the module docs). `command` returns [`Exit::Success`], or
+/// [`Exit::Failure`] when it ran but something needs attention; every other ending is a
+/// [`PassError`]. `binary` names the program in the error line.
+pub fn run(
+    binary: &str,
     options: &CommonOptions,
-    pass: impl FnOnce(&mut Services, &mut PassReport) -> Result<(), PassError>,
-) -> u8 {
+    command: impl FnOnce(Config) -> Result<Exit, PassError>,
+) -> ExitCode {
+    run_unconfigured(binary, options, |options| {
+        let config = config::load(&options.config_dir, options.environment.as_deref())?;
+        tracing::debug!(
+            environment = %config.environment,
+            config_dir = %config.config_dir.display(),
+            "{binary}: configuration loaded"
+        );
+        command(config)
+    })
+}
+
+/// [`run`] for a command that loads the configuration itself (`box-setup doctor`).
+pub fn run_unconfigured(
+    binary: &str,
+    options: &CommonOptions,
+    command: impl FnOnce(&CommonOptions) -> Result<Exit, PassError>,
+) -> ExitCode {
     init_logging(options.log_format, options.verbosity);
     // Crash points (tests): FAILPOINTS="name=return;..." arms them for this process.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let config = match config::load(&options.config_dir, options.environment.as_deref()) {
-        Ok(config) => config,
+    let exit = match command(options) {
+        Ok(exit) => exit,
         Err(error) => {
-            tracing::error!("configuration error: {error}");
-            return EXIT_CONFIG;
+            report_error(binary, options.log_format, &error);
+            error.exit()
         }
     };
-    let mut services = match Services::connect(config) {
-        Ok(services) => services,
-        Err(error) => {
-            tracing::error!("{binary_name}: cannot start the pass: {error}");
-            return error.exit_code();
+    exit.into()
+}
+
+/// `error` and its sources joined with `: ` (like anyhow's `{:#}`), leaving out a source whose
+/// text the message already holds (many of ours quote their cause).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
-    };
-    match run_recorded(&mut services, binary_name, pass) {
-        Ok(report) => {
-            if report.is_idle() {
-                tracing::debug!(?report, "{binary_name}: nothing to do");
-            } else {
-                tracing::info!(
-                    masters_uploaded = report.masters_uploaded,
-                    masters_failed = report.masters_failed,
-                    campaigns_advanced = report.campaigns_advanced,
-                    derivatives_delivered = report.derivatives_delivered,
-                    files_rejected = report.files_rejected,
-                    files_retry_later = report.files_retry_later,
-                    notifications_sent = report.notifications_sent,
-                    "{binary_name}: pass completed"
-                );
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints `error: {binary}: {chain}` and `hint: {fix}` on stderr (text format, as two plain
+/// lines that do not depend on the log level), or one JSON log event with a `hint` field.
+fn report_error(binary: &str, format: LogFormat, error: &PassError) {
+    let chain = error_chain(error);
+    let hint = error.hint();
+    match format {
+        LogFormat::Json => match &hint {
+            Some(hint) => tracing::error!(hint = %hint, "{binary}: {chain}"),
+            None => tracing::error!("{binary}: {chain}"),
+        },
+        LogFormat::Text => {
+            let mut text = format!("error: {binary}: {chain}\n");
+            if let Some(hint) = hint {
+                text.push_str(&format!("hint: {hint}\n"));
             }
-            if report.campaigns_locked > 0 {
-                tracing::info!(
-                    campaigns_locked = report.campaigns_locked,
-                    "{binary_name}: another pass is running; its work was left to it"
-                );
-            }
-            0
+            let mut writer = tracing_subscriber::fmt::MakeWriter::make_writer(&ProgressAwareStderr);
+            // A closed stderr is nothing the command can report anywhere.
+            let _ = writer.write_all(text.as_bytes());
         }
-        Err(error) => {
-            tracing::error!("{binary_name}: pass failed: {error}");
-            error.exit_code()
+    }
+}
+
+/// Runs one pass as `binary_name` through [`run`]: connects ([`Services::connect`]), runs
+/// `pass` once ([`run_recorded`]), logs a summary, exits 0 (even with per-file rejections).
+pub fn run_pass(
+    binary_name: &str,
+    options: &CommonOptions,
+    pass: impl FnOnce(&mut Services, &mut PassReport) -> Result<(), PassError>,
+) -> ExitCode {
+    run(binary_name, options, |config| {
+        let mut services = Services::connect(config)?;
+        let report = run_recorded(&mut services, binary_name, pass)?;
+        if report.is_idle() {
+            tracing::debug!(?report, "{binary_name}: nothing to do");
+        } else {
+            tracing::info!(
+                masters_uploaded = report.masters_uploaded,
+                masters_failed = report.masters_failed,
+                campaigns_advanced = report.campaigns_advanced,
+                derivatives_delivered = report.derivatives_delivered,
+                files_rejected = report.files_rejected,
+                files_retry_later = report.files_retry_later,
+                notifications_sent = report.notifications_sent,
+                "{binary_name}: pass completed"
+            );
         }
+        if report.campaigns_locked > 0 {
+            tracing::info!(
+                campaigns_locked = report.campaigns_locked,
+                "{binary_name}: another pass is running; its work was left to it"
+            );
+        }
+        Ok(Exit::Success)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_policy() {
+        assert_eq!(Exit::Success.code(), 0);
+        assert_eq!(Exit::Failure.code(), 1);
+        assert_eq!(Exit::Configuration.code(), 2);
+        assert_eq!(Exit::Unavailable.code(), 75);
+        assert_eq!(Exit::success_if(true), Exit::Success);
+        assert_eq!(Exit::success_if(false), Exit::Failure);
+    }
+
+    #[test]
+    fn wire_targets_and_their_modules_are_recognised() {
+        for target in [
+            "ureq",
+            "ureq::unversioned::transport",
+            "ureq_proto",
+            "ureq_proto::util",
+            "tokio_postgres::prepare",
+        ] {
+            assert!(is_wire_target(target), "{target}");
+        }
+        for target in [
+            "scaling_core::boxapi",
+            "ureqx",
+            "ureq_protocol",
+            "postgresql",
+        ] {
+            assert!(!is_wire_target(target), "{target}");
+        }
+    }
+
+    #[test]
+    fn the_chain_leaves_out_causes_already_quoted() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Quoting(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Plain(#[source] std::io::Error);
+        let io = || std::io::Error::other("disk on fire");
+        assert_eq!(error_chain(&Quoting(io())), "outer: disk on fire");
+        assert_eq!(error_chain(&Plain(io())), "outer: disk on fire");
     }
 }

@@ -16,3 +16,4 @@ pub mod notify;
 pub mod pipeline;
 pub mod secret;
 pub mod store;
+pub mod tempdir;

@@ -6,6 +6,19 @@
 //! missing fields: ffprobe omits keys it cannot determine, and numbers such as `duration` come as
 //! strings.
 //!
+//! The file is an agency's upload, so ffprobe is treated as a parser of hostile input:
+//! - it runs with a cleared environment (only `PATH` and `LANG` are passed on): the process's
+//!   secrets (`DAM_PASSWORD`, `MAILGUN_API_KEY`, ... loaded from `.env`) never reach it;
+//! - `-protocol_whitelist file` and the input given as a `file:` URL: no network, no `concat:`,
+//!   `subfile:` or `data:` protocol;
+//! - the demuxer is forced from the file's extension ([`demuxer_for_extension`]: `.mp4` is read
+//!   by the `mov` demuxer only), and files with other extensions may only be read by the
+//!   demuxers in [`ALLOWED_DEMUXERS`]: an ffconcat or HLS playlist named `.mp4` is rejected as
+//!   invalid data instead of making ffprobe open the files it lists (the Box token cache sits in
+//!   the temp dir);
+//! - ffprobe's error text has every path of this server removed before it becomes the rejection
+//!   message that goes into the Box error note and the email.
+//!
 //! Kinds:
 //! - **Video**: a video stream that is not attached cover art; duration, width, height, frame rate and
 //!   the video (and audio, if any) codec.
@@ -24,7 +37,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde::Deserialize;
+use wait_timeout::ChildExt;
 
 use crate::config::MediaConfig;
 
@@ -159,15 +173,83 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp", "heic", "avif",
 ];
 
+/// The demuxer ffprobe must use for a file with this extension (lower case, no dot), by
+/// ffprobe's demuxer names (`ffprobe -demuxers`); `None` for extensions without a fixed one
+/// (the file may then only be read by one of [`ALLOWED_DEMUXERS`]).
+pub fn demuxer_for_extension(extension: &str) -> Option<&'static str> {
+    Some(match extension {
+        // `mov` is the demuxer "mov,mp4,m4a,3gp,3g2,mj2".
+        "mov" | "mp4" | "m4v" | "m4a" | "3gp" | "3g2" | "mj2" | "qt" => "mov",
+        "mxf" => "mxf",
+        "avi" => "avi",
+        "mkv" | "mka" | "webm" => "matroska",
+        "mpg" | "mpeg" | "vob" => "mpeg",
+        "ts" | "mts" | "m2ts" => "mpegts",
+        "flv" => "flv",
+        "wmv" | "wma" | "asf" => "asf",
+        "mp3" => "mp3",
+        "wav" => "wav",
+        "aif" | "aiff" => "aiff",
+        "aac" => "aac",
+        "flac" => "flac",
+        "ogg" | "oga" | "ogv" | "opus" => "ogg",
+        "png" => "png_pipe",
+        "jpg" | "jpeg" => "jpeg_pipe",
+        "gif" => "gif",
+        "webp" => "webp_pipe",
+        "tif" | "tiff" => "tiff_pipe",
+        "bmp" => "bmp_pipe",
+        _ => return None,
+    })
+}
+
+/// The demuxers ffprobe may use for a file whose extension has no fixed demuxer
+/// (`-format_whitelist`): containers of single media files. Playlist and indirection formats
+/// (`concat`, `hls`, `dash`, `image2` sequences, ...) are not among them.
+pub const ALLOWED_DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,mxf,avi,matroska,webm,mpeg,mpegts,flv,asf,mp3,wav,aiff,aac,flac,ogg,png_pipe,jpeg_pipe,gif,webp_pipe,tiff_pipe,bmp_pipe";
+
+/// Environment variables ffprobe gets (all others are removed).
+const FFPROBE_ENVIRONMENT: &[&str] = &["PATH", "LANG"];
+
+/// The `ffprobe` command line for `path` with extension `extension` (lower case, no dot): see
+/// the module docs for the hardening.
+fn ffprobe_command(ffprobe: &str, path: &Path, extension: &str) -> Command {
+    let mut command = Command::new(ffprobe);
+    command.env_clear();
+    for name in FFPROBE_ENVIRONMENT {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command.args(["-hide_banner", "-v", "error", "-protocol_whitelist", "file"]);
+    match demuxer_for_extension(extension) {
+        Some(demuxer) => command.args(["-f", demuxer]),
+        None => command.args(["-format_whitelist", ALLOWED_DEMUXERS]),
+    };
+    command.args(["-print_format", "json", "-show_format", "-show_streams"]);
+    // A `file:` URL: a path can never be taken for another protocol (`concat:...`).
+    let mut input = std::ffi::OsString::from("file:");
+    input.push(path.as_os_str());
+    command
+        .arg(input)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
 /// Probe `path` with ffprobe (`cfg.ffprobe_path`, killed after `cfg.timeout_secs` seconds).
 ///
 /// `extension` is the file's extension (any case, with or without a leading dot); extensions in
-/// [`UNPROBED_EXTENSIONS`] return `Ok(MediaInfo::other())` without running ffprobe.
+/// [`UNPROBED_EXTENSIONS`] return `Ok(MediaInfo::other())` without running ffprobe. The
+/// extension also chooses the demuxer ([`demuxer_for_extension`]): a file whose content does not
+/// match its extension is unreadable.
 ///
 /// Errors: [`MediaError::Io`] if `path` cannot be read or ffprobe cannot be run,
 /// [`MediaError::FfprobeMissing`] if the executable does not exist, [`MediaError::Unreadable`] for
-/// an empty file or when ffprobe rejects the file (its error lines, cleaned, e.g. `moov atom not
-/// found; Invalid data found when processing input`), [`MediaError::Timeout`] when it hangs.
+/// an empty file or when ffprobe rejects the file (its error lines, cleaned and without any path
+/// of this server, e.g. `moov atom not found; Invalid data found when processing input`),
+/// [`MediaError::Timeout`] when it hangs.
 pub fn probe(path: &Path, extension: &str, cfg: &MediaConfig) -> Result<MediaInfo, MediaError> {
     let ext = extension.trim_start_matches('.').to_ascii_lowercase();
     if UNPROBED_EXTENSIONS.contains(&ext.as_str()) {
@@ -182,21 +264,7 @@ pub fn probe(path: &Path, extension: &str, cfg: &MediaConfig) -> Result<MediaInf
     }
     drop(file);
 
-    let mut child = match Command::new(&cfg.ffprobe_path)
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-        ])
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
+    let mut child = match ffprobe_command(&cfg.ffprobe_path, path, &ext).spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(MediaError::FfprobeMissing {
@@ -226,17 +294,11 @@ pub fn probe(path: &Path, extension: &str, cfg: &MediaConfig) -> Result<MediaInf
 
     let timeout = Duration::from_secs(cfg.timeout_secs.max(1));
     let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait()? {
-            Some(status) => break status,
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                tracing::warn!(path = %path.display(), timeout_secs = cfg.timeout_secs, "ffprobe timed out, killed");
-                return Err(MediaError::Timeout);
-            }
-            None => thread::sleep(Duration::from_millis(10)),
-        }
+    let Some(status) = child.wait_timeout(timeout)? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        tracing::warn!(path = %path.display(), timeout_secs = cfg.timeout_secs, "ffprobe timed out, killed");
+        return Err(MediaError::Timeout);
     };
 
     // The process has exited; its pipes close unless it left children behind holding them, so
@@ -267,6 +329,66 @@ pub fn probe(path: &Path, extension: &str, cfg: &MediaConfig) -> Result<MediaInf
     })
 }
 
+/// What `ffprobe -print_format json -show_format -show_streams` prints (the fields read here).
+#[derive(Debug, Default, Deserialize)]
+struct ProbeOutput {
+    #[serde(default)]
+    streams: Vec<ProbeStream>,
+    #[serde(default)]
+    format: ProbeFormat,
+}
+
+/// One entry of `streams`.
+#[derive(Debug, Default, Deserialize)]
+struct ProbeStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<Number>,
+    height: Option<Number>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+    duration: Option<Number>,
+    #[serde(default)]
+    disposition: Disposition,
+}
+
+/// `streams[].disposition` (flags as 0/1).
+#[derive(Debug, Default, Deserialize)]
+struct Disposition {
+    attached_pic: Option<Number>,
+}
+
+/// `format`.
+#[derive(Debug, Default, Deserialize)]
+struct ProbeFormat {
+    format_name: Option<String>,
+    duration: Option<Number>,
+}
+
+/// A number as ffprobe prints it: a JSON number, or (most of them) a string holding one;
+/// anything else is kept as unknown rather than failing the whole parse.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Number(f64),
+    Text(String),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Number {
+    fn value(&self) -> Option<f64> {
+        match self {
+            Number::Number(value) => Some(*value),
+            Number::Text(text) => text.trim().parse().ok(),
+            Number::Other(_) => None,
+        }
+    }
+}
+
+fn number(value: Option<&Number>) -> Option<f64> {
+    value.and_then(Number::value)
+}
+
 /// Parse the JSON printed by `ffprobe -print_format json -show_format -show_streams` into a
 /// [`MediaInfo`]. `extension` (lower case, no dot) decides [`MediaKind::Image`] for still-image
 /// extensions. Missing fields become `None`.
@@ -274,39 +396,23 @@ pub fn probe(path: &Path, extension: &str, cfg: &MediaConfig) -> Result<MediaInf
 /// Errors (as a message): output that is not JSON, or that has no streams at all and no known
 /// format (what ffprobe prints for a file it could not read).
 pub fn parse_ffprobe_json(json: &str, extension: &str) -> Result<MediaInfo, String> {
-    let root: Value =
+    let root: ProbeOutput =
         serde_json::from_str(json).map_err(|e| format!("ffprobe printed invalid JSON: {e}"))?;
-    let empty = Vec::new();
-    let streams = root
-        .get("streams")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    let format = root.get("format").unwrap_or(&Value::Null);
-    let format_name = format
-        .get("format_name")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let streams = &root.streams;
+    let format = &root.format;
+    let format_name = format.format_name.clone();
     if streams.is_empty() && format_name.is_none() {
         return Err("ffprobe found no streams in the file".to_string());
     }
 
-    let codec_type = |s: &Value| {
-        s.get("codec_type")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let is_cover_art = |s: &Value| {
-        s.get("disposition")
-            .and_then(|d| d.get("attached_pic"))
-            .and_then(as_f64)
-            .is_some_and(|v| v != 0.0)
-    };
+    let is_cover_art =
+        |s: &ProbeStream| number(s.disposition.attached_pic.as_ref()).is_some_and(|v| v != 0.0);
     let video = streams
         .iter()
-        .find(|s| codec_type(s).as_deref() == Some("video") && !is_cover_art(s));
+        .find(|s| s.codec_type.as_deref() == Some("video") && !is_cover_art(s));
     let audio = streams
         .iter()
-        .find(|s| codec_type(s).as_deref() == Some("audio"));
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
 
     let ext = extension.trim_start_matches('.').to_ascii_lowercase();
     let image_format = format_name
@@ -322,16 +428,13 @@ pub fn parse_ffprobe_json(json: &str, extension: &str) -> Result<MediaInfo, Stri
         MediaKind::Other
     };
 
-    let codec = |s: Option<&Value>| {
-        s.and_then(|s| s.get("codec_name"))
-            .and_then(Value::as_str)
+    let codec = |s: Option<&ProbeStream>| {
+        s.and_then(|s| s.codec_name.as_deref())
             .filter(|c| !c.is_empty())
             .map(str::to_string)
     };
-    let dimension = |key: &str| {
-        video
-            .and_then(|s| s.get(key))
-            .and_then(as_f64)
+    let dimension = |value: Option<&Number>| {
+        number(value)
             .filter(|v| *v > 0.0 && *v <= f64::from(u32::MAX))
             .map(|v| v as u32)
     };
@@ -339,8 +442,8 @@ pub fn parse_ffprobe_json(json: &str, extension: &str) -> Result<MediaInfo, Stri
     let mut info = MediaInfo {
         kind,
         duration_seconds: None,
-        width: dimension("width"),
-        height: dimension("height"),
+        width: dimension(video.and_then(|s| s.width.as_ref())),
+        height: dimension(video.and_then(|s| s.height.as_ref())),
         frame_rate: None,
         video_codec: codec(video),
         audio_codec: codec(audio),
@@ -348,21 +451,19 @@ pub fn parse_ffprobe_json(json: &str, extension: &str) -> Result<MediaInfo, Stri
     };
     match kind {
         MediaKind::Video | MediaKind::Audio => {
-            info.duration_seconds = format
-                .get("duration")
-                .and_then(as_f64)
+            info.duration_seconds = number(format.duration.as_ref())
                 .filter(|d| d.is_finite() && *d >= 0.0)
                 .or_else(|| {
                     streams
                         .iter()
-                        .filter_map(|s| s.get("duration").and_then(as_f64))
+                        .filter_map(|s| number(s.duration.as_ref()))
                         .filter(|d| d.is_finite() && *d >= 0.0)
                         .reduce(f64::max)
                 });
             info.frame_rate = video.and_then(|s| {
-                ["avg_frame_rate", "r_frame_rate"]
-                    .iter()
-                    .find_map(|k| s.get(*k).and_then(Value::as_str).and_then(parse_rate))
+                [&s.avg_frame_rate, &s.r_frame_rate]
+                    .into_iter()
+                    .find_map(|rate| rate.as_deref().and_then(parse_rate))
             });
         }
         MediaKind::Image => {}
@@ -392,15 +493,6 @@ pub fn parse_rate(rate: &str) -> Option<f64> {
     (value.is_finite() && value > 0.0).then_some(value)
 }
 
-/// A JSON number, or a string holding one (ffprobe prints most numbers as strings).
-fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// At most 3 decimals, no trailing zeros: 5.312, 25, 29.97.
 fn format_number(v: f64) -> String {
     let s = format!("{v:.3}");
@@ -415,9 +507,21 @@ fn format_number(v: f64) -> String {
 /// ffprobe's error lines, cleaned for a person: the `[demuxer @ 0x55..] ` prefix and the
 /// `{path}: ` prefix removed, duplicates dropped, at most 3 lines joined with `; `.
 /// E.g. `moov atom not found; Invalid data found when processing input`.
+///
+/// The text becomes the rejection message in the Box error note and the email, so no path of
+/// this server survives: the file's own path and its directory become `the file` / `the temp
+/// dir`, and any other absolute path (a file a playlist names) becomes `<path>`.
 fn error_summary(bytes: &[u8], path: &Path) -> Option<String> {
+    static ABSOLUTE_PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"(^|[\s'"(=])(?:file:)?/[^\s'"),;]*"#).expect("valid regex")
+    });
     let text = String::from_utf8_lossy(bytes);
-    let path_prefix = format!("{}: ", path.display());
+    let shown = path.display().to_string();
+    let directory = path
+        .parent()
+        .map(|parent| parent.display().to_string())
+        .filter(|parent| parent.len() > 1);
+    let prefixes = [format!("file:{shown}: "), format!("{shown}: ")];
     let mut lines: Vec<String> = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let mut l = line;
@@ -426,9 +530,21 @@ fn error_summary(bytes: &[u8], path: &Path) -> Option<String> {
                 l = &l[end + 2..];
             }
         }
-        let l = l.strip_prefix(path_prefix.as_str()).unwrap_or(l).trim();
-        if !l.is_empty() && !lines.iter().any(|x| x == l) {
-            lines.push(l.to_string());
+        for prefix in &prefixes {
+            l = l.strip_prefix(prefix.as_str()).unwrap_or(l);
+        }
+        let mut cleaned = l
+            .trim()
+            .replace(&format!("file:{shown}"), "the file")
+            .replace(&shown, "the file");
+        if let Some(directory) = &directory {
+            cleaned = cleaned.replace(directory.as_str(), "the temp dir");
+        }
+        let cleaned = ABSOLUTE_PATH
+            .replace_all(&cleaned, "${1}<path>")
+            .into_owned();
+        if !cleaned.is_empty() && !lines.iter().any(|x| *x == cleaned) {
+            lines.push(cleaned);
         }
         if lines.len() == 3 {
             break;
@@ -449,18 +565,17 @@ mod tests {
         }
     }
 
+    /// A media fixture of `shared/fixtures/media`; panics when it is absent (a missing fixture
+    /// must not pass a test silently).
     fn fixture(name: &str) -> Option<PathBuf> {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/fixtures/media")
             .join(name);
-        if p.is_file() {
-            Some(p)
-        } else {
-            eprintln!("skipping: fixture {} absent", p.display());
-            None
-        }
+        assert!(p.is_file(), "fixture {} is absent", p.display());
+        Some(p)
     }
 
+    /// Panics when ffprobe is not installed (scripts/test.sh installs it).
     fn have_ffprobe() -> bool {
         let ok = Command::new("ffprobe")
             .arg("-version")
@@ -468,9 +583,10 @@ mod tests {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipping: ffprobe not installed (scripts/test.sh installs it)");
-        }
+        assert!(
+            ok,
+            "ffprobe is not installed (scripts/test.sh installs it with ffmpeg)"
+        );
         ok
     }
 
@@ -623,6 +739,234 @@ mod tests {
         let err = probe(&f, "mp4", &cfg).unwrap_err();
         assert!(matches!(err, MediaError::Timeout), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    /// The path of the real ffprobe (for wrappers that must not find themselves on PATH).
+    fn real_ffprobe() -> String {
+        assert!(have_ffprobe());
+        let output = Command::new("sh")
+            .args(["-c", "command -v ffprobe"])
+            .output()
+            .expect("sh");
+        let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert!(path.starts_with('/'), "ffprobe path: {path:?}");
+        path
+    }
+
+    #[cfg(unix)]
+    fn executable(path: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A FIFO at `path` and a thread that opens it for writing: the open returns only when a
+    /// reader opens the FIFO. [`Tripwire::was_opened`] says whether anyone did.
+    #[cfg(unix)]
+    struct Tripwire {
+        path: PathBuf,
+        done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<thread::JoinHandle<bool>>,
+    }
+
+    #[cfg(unix)]
+    impl Tripwire {
+        fn new(path: &Path) -> Tripwire {
+            let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+            assert!(status.success(), "mkfifo {}", path.display());
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (fifo, flag) = (path.to_path_buf(), done.clone());
+            let thread = thread::spawn(move || {
+                let opened = std::fs::OpenOptions::new().write(true).open(&fifo).is_ok();
+                opened && !flag.load(std::sync::atomic::Ordering::SeqCst)
+            });
+            Tripwire {
+                path: path.to_path_buf(),
+                done,
+                thread: Some(thread),
+            }
+        }
+
+        /// True when something opened the FIFO before this call.
+        fn was_opened(mut self) -> bool {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Give a reader that is just opening it a moment, then release the writer ourselves.
+            thread::sleep(Duration::from_millis(200));
+            self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _reader = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc_nonblock())
+                .open(&self.path)
+                .unwrap();
+            self.thread.take().unwrap().join().unwrap()
+        }
+    }
+
+    /// `O_NONBLOCK` on Linux and the BSDs/macOS.
+    #[cfg(unix)]
+    fn libc_nonblock() -> i32 {
+        if cfg!(target_os = "linux") {
+            0o4000
+        } else {
+            0x0004
+        }
+    }
+
+    /// An ffconcat playlist (and an HLS one) delivered as `.mp4` names a file next to it. Run the
+    /// way ffprobe is run by default, ffprobe opens that file (the control: proves the tripwire
+    /// works); run by [`probe`], the file is rejected as invalid data and the named file is never
+    /// opened; the rejection text holds no path of this server.
+    #[cfg(unix)]
+    #[test]
+    fn playlists_named_as_video_are_rejected_without_opening_other_files() {
+        assert!(have_ffprobe());
+        let dir = tempfile::tempdir().unwrap();
+        let playlists = [
+            ("ffconcat", "ffconcat version 1.0\nfile 'box-token.json'\n"),
+            (
+                "hls",
+                "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nbox-token.ts\n#EXT-X-ENDLIST\n",
+            ),
+        ];
+        for (kind, text) in playlists {
+            let named = if kind == "hls" {
+                "box-token.ts"
+            } else {
+                "box-token.json"
+            };
+            let target = dir.path().join(named);
+            let playlist = dir.path().join(format!("cs-{kind}.mp4"));
+            std::fs::write(&playlist, text).unwrap();
+
+            let control = Tripwire::new(&target);
+            let _ = Command::new("ffprobe")
+                .args(["-v", "error", "-show_format"])
+                .arg(&playlist)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(
+                control.was_opened(),
+                "{kind}: control: a default ffprobe opens the file the playlist names"
+            );
+            std::fs::remove_file(&target).unwrap();
+
+            let tripwire = Tripwire::new(&target);
+            let error = probe(&playlist, "mp4", &cfg()).unwrap_err();
+            assert!(!tripwire.was_opened(), "{kind}: probe opened {named}");
+            let MediaError::Unreadable { message } = &error else {
+                panic!("{kind}: expected Unreadable, got {error:?}");
+            };
+            assert!(message.contains("Invalid data"), "{kind}: {message}");
+            let temp = dir.path().display().to_string();
+            assert!(!message.contains(&temp), "{kind}: {message}");
+            assert!(!message.contains("cs-"), "{kind}: {message}");
+            std::fs::remove_file(&target).unwrap();
+
+            // An unknown extension: the demuxer whitelist refuses the playlist formats.
+            let tripwire = Tripwire::new(&target);
+            let odd = dir.path().join(format!("cs-{kind}.xyz"));
+            std::fs::copy(&playlist, &odd).unwrap();
+            let error = probe(&odd, "xyz", &cfg()).unwrap_err();
+            assert!(
+                !tripwire.was_opened(),
+                "{kind} as .xyz: probe opened {named}"
+            );
+            assert!(error.is_permanent(), "{kind} as .xyz: {error:?}");
+            assert!(!error.to_string().contains(&temp), "{error}");
+            std::fs::remove_file(&target).unwrap();
+        }
+    }
+
+    /// ffprobe gets `PATH` and `LANG` only, and the hardening options: a wrapper script set as
+    /// the ffprobe path records its environment and arguments, then runs the real ffprobe.
+    #[cfg(unix)]
+    #[test]
+    fn ffprobe_runs_with_a_cleared_environment_and_only_the_file_protocol() {
+        let real = real_ffprobe();
+        let Some(video) = fixture("bigbuckbunny.mp4") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let dump = dir.path().join("env.txt");
+        let args = dir.path().join("args.txt");
+        let wrapper = dir.path().join("ffprobe-wrapper");
+        executable(
+            &wrapper,
+            &format!(
+                "#!/bin/sh\n/usr/bin/env > '{}'\nprintf '%s\\n' \"$@\" > '{}'\nexec '{real}' \"$@\"\n",
+                dump.display(),
+                args.display()
+            ),
+        );
+        // The test process has plenty of variables (HOME, CARGO_*): none may reach ffprobe.
+        assert!(std::env::vars().count() > 3);
+        let cfg = MediaConfig {
+            ffprobe_path: wrapper.to_string_lossy().into_owned(),
+            timeout_secs: 60,
+        };
+        let info = probe(&video, "mp4", &cfg).unwrap();
+        assert_eq!(info.kind, MediaKind::Video);
+        let environment = std::fs::read_to_string(&dump).unwrap();
+        let names: Vec<&str> = environment
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .collect();
+        // `sh` itself adds PWD.
+        for name in &names {
+            assert!(
+                ["PATH", "LANG", "PWD"].contains(name),
+                "ffprobe got {name}: {environment}"
+            );
+        }
+        let args = std::fs::read_to_string(&args).unwrap();
+        let args: Vec<&str> = args.lines().collect();
+        assert!(
+            args.windows(2)
+                .any(|pair| pair == ["-protocol_whitelist", "file"]),
+            "{args:?}"
+        );
+        assert!(
+            args.windows(2).any(|pair| pair == ["-f", "mov"]),
+            "{args:?}"
+        );
+        assert!(
+            args.last().is_some_and(|input| input.starts_with("file:/")),
+            "{args:?}"
+        );
+    }
+
+    #[test]
+    fn demuxers_follow_the_extension() {
+        assert_eq!(demuxer_for_extension("mp4"), Some("mov"));
+        assert_eq!(demuxer_for_extension("mov"), Some("mov"));
+        assert_eq!(demuxer_for_extension("png"), Some("png_pipe"));
+        assert_eq!(demuxer_for_extension("mkv"), Some("matroska"));
+        assert_eq!(demuxer_for_extension("m3u8"), None);
+        for demuxer in ["concat", "hls", "dash", "image2", "ffmetadata"] {
+            assert!(
+                !ALLOWED_DEMUXERS.split(',').any(|name| name == demuxer),
+                "{demuxer} must not be allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn error_text_loses_every_server_path() {
+        let path = Path::new("/srv/cs/tmp/downloads/cs-AbC123");
+        let stderr = b"[concat @ 0x55] Impossible to open '/srv/cs/tmp/box-token.json'\n\
+file:/srv/cs/tmp/downloads/cs-AbC123: Invalid data found when processing input\n\
+[x @ 0x1] opening /srv/cs/tmp/downloads/other failed\n";
+        let summary = error_summary(stderr, path).unwrap();
+        assert!(!summary.contains("/srv"), "{summary}");
+        assert!(!summary.contains("cs-AbC123"), "{summary}");
+        assert!(
+            summary.contains("Invalid data found when processing input"),
+            "{summary}"
+        );
+        assert!(summary.contains("Impossible to open '<path>'"), "{summary}");
     }
 
     #[test]

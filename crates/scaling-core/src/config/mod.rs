@@ -18,7 +18,8 @@
 //! `${{ amount }}` must survive).
 //!
 //! Relative paths (`box.app_config_file`, `temp.dir`) are resolved against the parent of the config
-//! directory (the deployment root, where `config/` lives).
+//! directory (the deployment root, where `config/` lives); `.env` is read from there too, and only
+//! from there ([`dotenv_path`]).
 //!
 //! Unknown keys are logged as warnings (tracing) and ignored: ops files may carry extra keys.
 //! Errors are [`ConfigError`]s whose `Display` is `{file}: {key}: {message}` and never contains a
@@ -309,11 +310,20 @@ pub struct RetryConfig {
 #[derive(Debug, Clone)]
 pub struct TempConfig {
     /// Directory; default `{system temp}/content-scaling` (env `CS_TEMP_DIR` in the shipped files).
+    /// Must be owned by the running user and not writable by group or others (see
+    /// [`crate::tempdir`]); downloads go to its `downloads/` subdirectory.
     pub dir: PathBuf,
     /// Files older than this are removed by cleanup, hours (> 0); default 24.
     pub cleanup_after_hours: u64,
     /// Size cap, MiB (> 0); default 10240.
     pub max_size_mb: u64,
+}
+
+impl TempConfig {
+    /// `{dir}/downloads`: where agency and DAM files are downloaded, apart from the caches.
+    pub fn downloads_dir(&self) -> PathBuf {
+        crate::tempdir::downloads_dir(&self.dir)
+    }
 }
 
 /// `retention`: how long `cleanup` keeps history (new keys).
@@ -504,8 +514,9 @@ pub const KNOWN_EVENTS: &[&str] = &["campaign.a2", "campaign.a3"];
 /// Loads the configuration from `config_dir` for `environment` (else env `CS_ENVIRONMENT`, else the
 /// `environment:` key, else `development`).
 ///
-/// First loads `./.env` and `config_dir/../.env` with dotenvy when present (variables already set in
-/// the process win), warning when a `.env` file is readable by group or others; then reads
+/// First loads `{deployment root}/.env` ([`dotenv_path`], next to `config_dir`; never the current
+/// directory's) with dotenvy when present (variables already set in the process win), warning
+/// when it is readable by group or others; then reads
 /// `config.yaml`, deep-merges `environments/{env}.yaml` (required when the environment was chosen by
 /// argument or `CS_ENVIRONMENT`, optional when it comes from the file), applies `DATABASE_URL`, and
 /// reads `field_mappings.yaml`, `webhooks.yaml` and `email_templates.yaml`, expanding `${VAR}` from
@@ -594,10 +605,7 @@ pub fn load_with_vars(
         file: base_file,
         origins,
     };
-    let deployment_root = config_dir
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let deployment_root = deployment_root(config_dir);
     let root = Section::new(&ctx, "", Some(&tree))?;
     root.mark_used(&["environment"]);
     let database = read_section(&root, "database", |section| {
@@ -677,30 +685,37 @@ fn available_environments(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Loads `./.env` then `config_dir/../.env` (each once; existing variables win), warning when a
-/// file is readable by group or others.
+/// The deployment root: the parent of the config directory (`.` for a config directory given
+/// as a bare name such as `config`). Relative paths in the configuration and `.env` are taken
+/// from here.
+pub fn deployment_root(config_dir: &Path) -> PathBuf {
+    config_dir
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The one `.env` file the binaries read: `{deployment root}/.env`, next to the config
+/// directory. A `.env` in the current working directory is not read (unless that directory is
+/// the deployment root): a file planted where an operator happens to start a command must not
+/// redirect `FFPROBE_PATH`, the Box token URL or any other setting.
+pub fn dotenv_path(config_dir: &Path) -> PathBuf {
+    deployment_root(config_dir).join(".env")
+}
+
+/// Loads [`dotenv_path`] when present (existing variables win), warning when it is readable by
+/// group or others.
 ///
 /// Errors: [`ConfigError::Parse`] for a malformed line (the line's text is not shown: it may hold
 /// a secret), [`ConfigError::Io`] when a present file cannot be read.
 fn load_dotenv_files(config_dir: &Path) -> Result<(), ConfigError> {
-    let mut candidates = vec![PathBuf::from(".env")];
-    if let Some(parent) = config_dir.parent() {
-        candidates.push(parent.join(".env"));
+    let candidate = dotenv_path(config_dir);
+    if !candidate.is_file() {
+        return Ok(());
     }
-    let mut seen = Vec::new();
-    for candidate in candidates {
-        if !candidate.is_file() {
-            continue;
-        }
-        let canonical = std::fs::canonicalize(&candidate).unwrap_or_else(|_| candidate.clone());
-        if seen.contains(&canonical) {
-            continue;
-        }
-        seen.push(canonical);
-        warn_if_shared(&candidate);
-        dotenvy::from_path(&candidate).map_err(|error| dotenv_error(&candidate, error))?;
-        tracing::debug!(file = %candidate.display(), "loaded environment variables from .env");
-    }
+    warn_if_shared(&candidate);
+    dotenvy::from_path(&candidate).map_err(|error| dotenv_error(&candidate, error))?;
+    tracing::debug!(file = %candidate.display(), "loaded environment variables from .env");
     Ok(())
 }
 

@@ -950,3 +950,17 @@ fn box_token_cache_and_chunked_threshold() {
     let config = temp.load(Some("sandbox"), &sandbox_vars()).unwrap();
     assert_eq!(config.box_api.chunked_upload_threshold_bytes, 20_971_520);
 }
+
+#[test]
+fn dotenv_is_read_from_the_deployment_root_only() {
+    assert_eq!(
+        dotenv_path(Path::new("/opt/content-scaling/config")),
+        PathBuf::from("/opt/content-scaling/.env")
+    );
+    // A bare config dir name: the deployment root is the directory it is in.
+    assert_eq!(dotenv_path(Path::new("config")), PathBuf::from("./.env"));
+    assert_eq!(
+        dotenv_path(Path::new("deploy/config")),
+        PathBuf::from("deploy/.env")
+    );
+}

@@ -2,7 +2,7 @@
 //! from growing without bound.
 //!
 //! 1. Temp files (ours only: `cs-*`, `.box-download-*`, `.dam-download-*`, `.box-token-*` in
-//!    `temp.dir`; the Box token cache and anything else is left alone) older than
+//!    `temp.dir` and its `downloads/`; the Box token cache and anything else is left alone) older than
 //!    `temp.cleanup_after_hours` are removed. A pass killed mid-download leaves such files.
 //! 2. If ours still exceed `temp.max_size_mb`, the oldest go first, but never a file written
 //!    in the last hour (a running pass may be using it): the cap is reported as not met then.
@@ -23,10 +23,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::operator::{self, plural, say};
+use std::process::ExitCode;
+
+use super::operator::{plural, say};
 use super::{PassError, Services};
 use crate::boxapi::BoxItem;
-use crate::entry::CommonOptions;
+use crate::entry::{self, CommonOptions, Exit};
 use crate::store::admin::RowCounts;
 
 /// Binary name in `runs`.
@@ -166,77 +168,48 @@ fn mib(bytes: u64) -> String {
     format!("{value:.1} MiB")
 }
 
-/// Runs `cleanup` and returns the exit code: 0 done, 1 failed, 2 configuration error, 75 the
-/// database or Box unreachable.
-pub fn run(options: &CommonOptions, dry_run: bool) -> u8 {
-    let config = match operator::start(options) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let mut services = match operator::connect(BINARY, config) {
-        Ok(services) => services,
-        Err(code) => return code,
-    };
-    if dry_run {
-        say("dry run: nothing will be changed");
-        return match clean(&mut services, true) {
-            Ok(report) => {
-                say(&summary(&report, true));
-                0
-            }
-            Err(error) => {
-                tracing::error!("cleanup: {error}");
-                error.exit_code()
-            }
+/// Runs `cleanup` (through [`crate::entry::run`]) and returns the exit code: 0 done, 1 failed,
+/// 2 configuration error, 75 the database or Box unreachable.
+pub fn run(options: &CommonOptions, dry_run: bool) -> ExitCode {
+    entry::run(BINARY, options, |config| {
+        let mut services = Services::connect(config)?;
+        if dry_run {
+            say("dry run: nothing will be changed");
+            let report = clean(&mut services, true)?;
+            say(&summary(&report, true));
+            return Ok(Exit::Success);
+        }
+        let host = services.host.clone();
+        let run_id = services.store.start_run(BINARY, &host)?;
+        let result = clean(&mut services, false);
+        let (outcome, counts, error_text) = match &result {
+            Ok(report) => (
+                "completed",
+                serde_json::to_value(report).unwrap_or_default(),
+                None,
+            ),
+            Err(error) => (
+                if error.exit() == Exit::Unavailable {
+                    "dependency_unreachable"
+                } else {
+                    "failed"
+                },
+                serde_json::Value::Null,
+                Some(error.to_string()),
+            ),
         };
-    }
-    let host = services.host.clone();
-    let run_id = match services.store.start_run(BINARY, &host) {
-        Ok(id) => id,
-        Err(error) => {
-            let error = PassError::from(error);
-            tracing::error!("cleanup: {error}");
-            return error.exit_code();
+        let recorded = services
+            .store
+            .finish_run(run_id, outcome, &counts, error_text.as_deref());
+        let report = result?;
+        recorded?;
+        if report.is_idle() {
+            tracing::debug!("cleanup: nothing to do");
+        } else {
+            tracing::info!("cleanup: {}", summary(&report, false));
         }
-    };
-    let result = clean(&mut services, false);
-    let (outcome, counts, error_text) = match &result {
-        Ok(report) => (
-            "completed",
-            serde_json::to_value(report).unwrap_or_default(),
-            None,
-        ),
-        Err(error) => (
-            if error.exit_code() == 75 {
-                "dependency_unreachable"
-            } else {
-                "failed"
-            },
-            serde_json::Value::Null,
-            Some(error.to_string()),
-        ),
-    };
-    let recorded = services
-        .store
-        .finish_run(run_id, outcome, &counts, error_text.as_deref());
-    match result {
-        Ok(report) => {
-            if let Err(error) = recorded {
-                tracing::error!("cleanup: cannot record the pass: {error}");
-                return PassError::from(error).exit_code();
-            }
-            if report.is_idle() {
-                tracing::debug!("cleanup: nothing to do");
-            } else {
-                tracing::info!("cleanup: {}", summary(&report, false));
-            }
-            0
-        }
-        Err(error) => {
-            tracing::error!("cleanup: {error}");
-            error.exit_code()
-        }
-    }
+        Ok(Exit::Success)
+    })
 }
 
 fn summary(report: &CleanupReport, dry_run: bool) -> String {
@@ -290,8 +263,16 @@ fn summary(report: &CleanupReport, dry_run: bool) -> String {
 fn clean(services: &mut Services, dry_run: bool) -> Result<CleanupReport, PassError> {
     let mut report = CleanupReport::default();
     let temp = &services.config.temp;
-    let files = scan_temp(&temp.dir)
-        .map_err(|error| PassError::Setup(format!("temp dir {}: {error}", temp.dir.display())))?;
+    let mut files = Vec::new();
+    // Downloads live in `downloads/`; the clients' write temp files (and those of older
+    // versions) directly in the temp dir.
+    for dir in [temp.dir.clone(), temp.downloads_dir()] {
+        files.extend(
+            scan_temp(&dir).map_err(|error| {
+                PassError::setup(format!("temp dir {}: {error}", dir.display()))
+            })?,
+        );
+    }
     let plan = plan_temp(
         files,
         temp.cleanup_after_hours.saturating_mul(3600),
@@ -377,7 +358,7 @@ fn old_archive_folders(services: &Services, days: u64) -> Result<Vec<ArchiveFold
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
         .checked_sub(jiff::Span::new().days(i64::try_from(days).unwrap_or(i64::MAX)))
-        .map_err(|error| PassError::Setup(format!("box.archive_retention_days: {error}")))?;
+        .map_err(|error| PassError::setup(format!("box.archive_retention_days: {error}")))?;
     let processed_name = &services.config.box_api.processed_folder_name;
     let mut due = Vec::new();
     for watched in &services.config.box_api.watched_folders {

@@ -39,12 +39,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::boxapi::{BoxAppConfig, BoxClient, BoxError};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::dam::{DamClient, DamError};
+use crate::entry::Exit;
 use crate::notify::{Mailer, WebhookSender};
 use crate::store::{Store, StoreError};
 
-/// Why a pass could not complete.
+/// Why a pass (or an operator command) could not complete. [`PassError::exit`] maps it to the
+/// exit policy of [`crate::entry`].
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// A dependency (database, Box, DAM, ffprobe) is unreachable or unusable right now; nothing
@@ -56,12 +58,19 @@ pub enum PassError {
         /// The cause.
         message: String,
     },
-    /// Set-up problem that a rerun will not fix (credentials file unreadable, temp dir not writable).
-    #[error("{0}")]
-    Setup(String),
-    /// Configuration a rerun will not fix: the database settings or credentials (exit code 2).
-    #[error("{0}")]
-    Configuration(String),
+    /// The configuration cannot be loaded (exit code 2).
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    /// Configuration, usage or credentials problem that a rerun will not fix: Box app config
+    /// missing or unreadable, wrong key passphrase, credentials refused, temp dir not private,
+    /// an argument naming something that is not configured (exit code 2).
+    #[error("{message}")]
+    Setup {
+        /// What is wrong.
+        message: String,
+        /// The fix, when one is known (printed as `hint: ...`).
+        hint: Option<String>,
+    },
     /// The pass itself failed (exit code 1).
     #[error("{0}")]
     Failed(String),
@@ -70,7 +79,12 @@ pub enum PassError {
 impl From<StoreError> for PassError {
     fn from(error: StoreError) -> Self {
         if error.is_configuration() {
-            PassError::Configuration(error.to_string())
+            // The store's message may end with its own `hint:` line: keep it as the hint.
+            let text = error.to_string();
+            match text.split_once("\nhint: ") {
+                Some((message, hint)) => PassError::setup_with_hint(message, hint),
+                None => PassError::setup(text),
+            }
         } else if error.is_unreachable() {
             PassError::Unreachable {
                 what: "database",
@@ -83,13 +97,44 @@ impl From<StoreError> for PassError {
 }
 
 impl PassError {
-    /// The process exit code of design.md §6: 75 for an unreachable dependency, 2 for a
-    /// configuration error, else 1.
-    pub fn exit_code(&self) -> u8 {
+    /// A [`PassError::Setup`] without a hint.
+    pub fn setup(message: impl Into<String>) -> Self {
+        PassError::Setup {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A [`PassError::Setup`] with the fix.
+    pub fn setup_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        PassError::Setup {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// Where this error falls in the exit policy (design.md §6).
+    pub fn exit(&self) -> Exit {
         match self {
-            PassError::Unreachable { .. } => 75,
-            PassError::Configuration(_) => crate::entry::EXIT_CONFIG,
-            PassError::Setup(_) | PassError::Failed(_) => 1,
+            PassError::Unreachable { .. } => Exit::Unavailable,
+            PassError::Config(_) | PassError::Setup { .. } => Exit::Configuration,
+            PassError::Failed(_) => Exit::Failure,
+        }
+    }
+
+    /// The known fix, if any, for a `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PassError::Setup { hint, .. } => hint.clone(),
+            PassError::Config(error) => Some(
+                if error.to_string().contains("environment variable") {
+                    "set the variable named above in the environment or in the .env next to the config directory"
+                } else {
+                    "correct the key named above (config/config.yaml documents every key); `box-setup doctor` checks the whole installation"
+                }
+                .to_string(),
+            ),
+            PassError::Unreachable { .. } | PassError::Failed(_) => None,
         }
     }
 
@@ -99,6 +144,8 @@ impl PassError {
                 what: "Box",
                 message: error.to_string(),
             }
+        } else if matches!(error, BoxError::Auth(_)) {
+            PassError::setup_with_hint(format!("Box: {error}"), BOX_CREDENTIALS_HINT)
         } else {
             PassError::Failed(format!("Box: {error}"))
         }
@@ -110,10 +157,54 @@ impl PassError {
                 what: "DAM",
                 message: error.to_string(),
             }
+        } else if matches!(error, DamError::Auth(_)) {
+            PassError::setup_with_hint(
+                format!("DAM: {error}"),
+                "check DAM_USERNAME / DAM_PASSWORD (dam.auth), then run `box-setup doctor`",
+            )
         } else {
             PassError::Failed(format!("DAM: {error}"))
         }
     }
+}
+
+/// The fix for a Box app config that cannot be read, a key that cannot be decrypted or a token
+/// request Box refuses.
+pub(crate) const BOX_CREDENTIALS_HINT: &str = "point BOX_CONFIG_FILE (box.app_config_file) at the app's JSON from the Box Developer Console, readable by this user, with its passphrase; check that the app is authorized in the Box Admin Console";
+
+/// The Box client of the configuration: reads the app config and decrypts its key (no request
+/// is made).
+///
+/// # Errors
+/// [`PassError::Setup`] (exit 2) when the app config is missing or unreadable or the key cannot
+/// be decrypted (wrong passphrase).
+pub fn box_client(config: &Config) -> Result<BoxClient, PassError> {
+    let app = BoxAppConfig::from_file(&config.box_api.app_config_path).map_err(|error| {
+        PassError::setup_with_hint(
+            format!(
+                "Box app config {}: {error}",
+                config.box_api.app_config_path.display()
+            ),
+            BOX_CREDENTIALS_HINT,
+        )
+    })?;
+    let box_agent = agent(
+        config.box_api.connect_timeout_secs,
+        config.box_api.read_timeout_secs,
+    );
+    BoxClient::new(&config.box_api, app, box_agent).map_err(|error| {
+        PassError::setup_with_hint(format!("Box client: {error}"), BOX_CREDENTIALS_HINT)
+    })
+}
+
+/// Makes the temp dir ready ([`crate::tempdir::prepare`]).
+///
+/// # Errors
+/// [`PassError::Setup`] (exit 2) with the fix.
+pub fn prepare_temp_dir(config: &Config) -> Result<(), PassError> {
+    crate::tempdir::prepare(&config.temp.dir)
+        .map(drop)
+        .map_err(|error| PassError::setup_with_hint(error.to_string(), error.hint()))
 }
 
 /// What one pass did; stored in `runs.counts` and summarised on stderr.
@@ -219,30 +310,14 @@ impl Services {
     /// Box and the DAM are contacted lazily, by the pass.
     ///
     /// # Errors
-    /// [`PassError::Unreachable`] when the database is down; [`PassError::Configuration`] when
-    /// its settings or credentials are wrong; [`PassError::Setup`] when the Box
-    /// app config cannot be read or the temp dir cannot be created.
+    /// [`PassError::Unreachable`] when the database is down; [`PassError::Setup`] (exit 2) when
+    /// its settings or credentials are wrong, the Box app config cannot be read, its key cannot
+    /// be decrypted, or the temp dir cannot be created or is not private.
     pub fn connect(config: Config) -> Result<Services, PassError> {
         let mut store = Store::connect_database(&config.database)?;
         store.migrate()?;
-        std::fs::create_dir_all(&config.temp.dir).map_err(|error| {
-            PassError::Setup(format!(
-                "temp dir {} cannot be created: {error}",
-                config.temp.dir.display()
-            ))
-        })?;
-        let app = BoxAppConfig::from_file(&config.box_api.app_config_path).map_err(|error| {
-            PassError::Setup(format!(
-                "Box app config {}: {error}",
-                config.box_api.app_config_path.display()
-            ))
-        })?;
-        let box_agent = agent(
-            config.box_api.connect_timeout_secs,
-            config.box_api.read_timeout_secs,
-        );
-        let box_client = BoxClient::new(&config.box_api, app, box_agent)
-            .map_err(|error| PassError::Setup(format!("Box client: {error}")))?;
+        prepare_temp_dir(&config)?;
+        let box_client = box_client(&config)?;
         let dam_agent = agent(
             config.dam.connect_timeout_secs,
             config.dam.content_timeout_secs,
@@ -288,16 +363,15 @@ impl Services {
         })
     }
 
-    /// A private temp file (mode 0600) in the configured temp dir, removed when dropped.
+    /// A private temp file (mode 0600) in the temp dir's `downloads/` subdirectory (apart from
+    /// the caches, see [`crate::tempdir`]), removed when dropped.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, PassError> {
+        let directory = self.config.temp.downloads_dir();
         tempfile::Builder::new()
             .prefix("cs-")
-            .tempfile_in(&self.config.temp.dir)
+            .tempfile_in(&directory)
             .map_err(|error| {
-                PassError::Setup(format!(
-                    "temp file in {}: {error}",
-                    self.config.temp.dir.display()
-                ))
+                PassError::Failed(format!("temp file in {}: {error}", directory.display()))
             })
     }
 }
@@ -443,7 +517,7 @@ pub fn run_recorded(
             .store
             .finish_run(run_id, "completed", &counts, None)?,
         Err(error) => {
-            let outcome = if error.exit_code() == 75 {
+            let outcome = if error.exit() == Exit::Unavailable {
                 "dependency_unreachable"
             } else {
                 "failed"
@@ -623,15 +697,36 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_design() {
+        let code = |error: PassError| error.exit().code();
         assert_eq!(
-            PassError::Unreachable {
+            code(PassError::Unreachable {
                 what: "Box",
                 message: String::new()
-            }
-            .exit_code(),
+            }),
             75
         );
-        assert_eq!(PassError::Failed(String::new()).exit_code(), 1);
-        assert_eq!(PassError::Configuration(String::new()).exit_code(), 2);
+        assert_eq!(code(PassError::Failed(String::new())), 1);
+        assert_eq!(code(PassError::setup("x")), 2);
+        assert_eq!(
+            code(PassError::from_box(BoxError::Auth("invalid_client".into()))),
+            2,
+            "credentials refused"
+        );
+        assert_eq!(
+            code(PassError::from_dam(DamError::Auth("401".into()))),
+            2,
+            "credentials refused"
+        );
+        assert_eq!(
+            code(PassError::from_box(BoxError::Transport("refused".into()))),
+            75
+        );
+        assert_eq!(
+            code(PassError::from(crate::store::StoreError::Configuration(
+                "FATAL: database \"x\" does not exist\nhint: check the database name".into()
+            ))),
+            2,
+            "database settings refused"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! What the operators' commands (`reprocess`, `cleanup`, `box-setup`) share around their work:
-//! logging that does not tear a progress bar apart, configuration loading and connecting with
-//! the exit codes of design.md §6, a progress bar shown only on a terminal, and result lines on
+//! a log writer that does not tear a progress bar apart (used by the one logger of
+//! [`crate::entry::init_logging`]), a progress bar shown only on a terminal, and result lines on
 //! stdout.
 //!
 //! Output rules: results (plans, per-item lines, summaries, check lines) go to stdout, one line
@@ -12,10 +12,6 @@ use std::sync::{Mutex, PoisonError};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
-
-use super::Services;
-use crate::config::{self, Config};
-use crate::entry::{CommonOptions, LogFormat, EXIT_CONFIG};
 
 /// The progress bar on screen, if any: log lines are written around it.
 static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -73,35 +69,6 @@ impl<'a> MakeWriter<'a> for ProgressAwareStderr {
     }
 }
 
-/// Installs the stderr logger of an operator command: like [`crate::entry::init_logging`]
-/// (same levels, `RUST_LOG` overrides, text or JSON), written around the progress bar, and
-/// without the migration runner's and the PostgreSQL driver's routine lines ("no migrations to
-/// apply", server NOTICEs), so a run with nothing to do prints nothing.
-pub fn init_logging(format: LogFormat, verbosity: u8) {
-    let default = match verbosity {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "{default},ureq=warn,ureq_proto=warn,rustls=warn,refinery_core=warn,postgres=warn,tokio_postgres=warn"
-        ))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_writer(ProgressAwareStderr)
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    if let Err(error) = result {
-        eprintln!("warning: logging already initialised: {error}");
-    }
-}
-
 /// Prints one result line on stdout (around the progress bar). A closed stdout (`| head`) is
 /// not an error.
 pub fn say(line: &str) {
@@ -110,31 +77,6 @@ pub fn say(line: &str) {
         let _ = writeln!(stdout, "{line}");
         let _ = stdout.flush();
     });
-}
-
-/// Sets up logging and loads the configuration; on a configuration error logs it and returns
-/// the exit code 2.
-///
-/// # Errors
-/// The exit code to return.
-pub fn start(options: &CommonOptions) -> Result<Config, u8> {
-    init_logging(options.log_format, options.verbosity);
-    config::load(&options.config_dir, options.environment.as_deref()).map_err(|error| {
-        tracing::error!("configuration error: {error}");
-        EXIT_CONFIG
-    })
-}
-
-/// [`Services::connect`] with the error logged as `{command}: cannot start: ...`.
-///
-/// # Errors
-/// The exit code to return (75 when the database is unreachable, 2 when its settings or
-/// credentials are wrong, else 1).
-pub fn connect(command: &str, config: Config) -> Result<Services, u8> {
-    Services::connect(config).map_err(|error| {
-        tracing::error!("{command}: cannot start: {error}");
-        error.exit_code()
-    })
 }
 
 /// A progress bar over `total` items, drawn on stderr only when stderr is a terminal (hidden

@@ -17,13 +17,15 @@
 //! `runs` row, and the outbox delivered at the end (a rejection email, an A3 email).
 
 /// The time type of `--since` (re-exported so the binary needs no date crate).
+use std::process::ExitCode;
+
 pub use jiff::Timestamp;
 
 use super::box_poll::{self, PollState};
-use super::operator::{self, plural, say, Progress};
+use super::operator::{plural, say, Progress};
 use super::{a1_to_a2, run_recorded, PassError, PassReport, Services};
 use crate::boxapi::BoxFile;
-use crate::entry::CommonOptions;
+use crate::entry::{self, CommonOptions, Exit};
 use crate::metadata::field_text;
 use crate::naming::{self, NameCheck};
 use crate::store::admin::LedgerFile;
@@ -75,70 +77,63 @@ pub fn parse_since(text: &str) -> Result<Timestamp, String> {
     })
 }
 
-/// Runs `reprocess <command>` (with `--dry-run` when `dry_run`) and returns the exit code:
-/// 0 done (a file rejected again is a result, not a failure), 1 the work failed or the one file
-/// asked for could not be reprocessed, 2 configuration or usage error, 75 a dependency
-/// unreachable.
-pub fn run(options: &CommonOptions, command: &Command, dry_run: bool) -> u8 {
-    let config = match operator::start(options) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    if let Command::Errors {
-        folder_id: Some(folder_id),
-        ..
-    } = command
-    {
-        if !config
-            .box_api
-            .watched_folders
-            .iter()
-            .any(|folder| &folder.id == folder_id)
+/// Runs `reprocess <command>` (with `--dry-run` when `dry_run`, through [`crate::entry::run`])
+/// and returns the exit code: 0 done (a file rejected again is a result, not a failure), 1 the
+/// work failed or the one file asked for could not be reprocessed, 2 configuration or usage
+/// error, 75 a dependency unreachable.
+pub fn run(options: &CommonOptions, command: &Command, dry_run: bool) -> ExitCode {
+    entry::run(BINARY, options, |config| {
+        if let Command::Errors {
+            folder_id: Some(folder_id),
+            ..
+        } = command
         {
-            let known: Vec<&str> = config
+            if !config
                 .box_api
                 .watched_folders
                 .iter()
-                .map(|folder| folder.id.as_str())
-                .collect();
-            tracing::error!(
-                "--folder {folder_id} is not a watched folder (box.watched_folders: {})",
-                known.join(", ")
-            );
-            return crate::entry::EXIT_CONFIG;
+                .any(|folder| &folder.id == folder_id)
+            {
+                let known: Vec<&str> = config
+                    .box_api
+                    .watched_folders
+                    .iter()
+                    .map(|folder| folder.id.as_str())
+                    .collect();
+                return Err(PassError::setup_with_hint(
+                    format!("--folder {folder_id} is not a watched folder"),
+                    format!("give one of box.watched_folders: {}", known.join(", ")),
+                ));
+            }
         }
-    }
-    let mut services = match operator::connect(BINARY, config) {
-        Ok(services) => services,
-        Err(code) => return code,
-    };
-    let mut tally = Tally::default();
-    let result = if dry_run {
-        say("dry run: nothing will be changed");
-        let mut report = PassReport::default();
-        execute(&mut services, &mut report, command, true, &mut tally).map(|()| report)
-    } else {
-        run_recorded(&mut services, BINARY, |services, report| {
-            execute(services, report, command, false, &mut tally)
-        })
-    };
-    match result {
-        Ok(report) => {
-            say(&tally.summary(command, &report, dry_run));
-            // The one item asked for by name could not be done: say so in the exit code too.
-            let named_item = matches!(command, Command::File { .. } | Command::Campaign { .. });
-            u8::from(named_item && tally.skipped > 0)
+        let mut services = Services::connect(config)?;
+        let mut tally = Tally::default();
+        let result = if dry_run {
+            say("dry run: nothing will be changed");
+            let mut report = PassReport::default();
+            execute(&mut services, &mut report, command, true, &mut tally).map(|()| report)
+        } else {
+            run_recorded(&mut services, BINARY, |services, report| {
+                execute(services, report, command, false, &mut tally)
+            })
+        };
+        match result {
+            Ok(report) => {
+                say(&tally.summary(command, &report, dry_run));
+                // The one item asked for by name could not be done: say so in the exit code too.
+                let named_item = matches!(command, Command::File { .. } | Command::Campaign { .. });
+                Ok(Exit::success_if(!(named_item && tally.skipped > 0)))
+            }
+            Err(error) => {
+                say(&format!(
+                    "summary: stopped after {} of {}: {error}",
+                    tally.reprocessed + tally.skipped,
+                    plural(tally.selected, "item", "items")
+                ));
+                Err(error)
+            }
         }
-        Err(error) => {
-            tracing::error!("reprocess: {error}");
-            say(&format!(
-                "summary: stopped after {} of {}: {error}",
-                tally.reprocessed + tally.skipped,
-                plural(tally.selected, "item", "items")
-            ));
-            error.exit_code()
-        }
-    }
+    })
 }
 
 /// What happened to the items of one command (beyond the [`PassReport`]).

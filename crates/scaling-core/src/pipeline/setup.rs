@@ -16,12 +16,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::operator::{self, say};
-use super::{agent, PassError};
+use std::process::ExitCode;
+
+use super::operator::say;
+use super::{agent, box_client, PassError};
 use crate::boxapi::{BoxAppConfig, BoxClient, BoxError, BoxItem};
 use crate::config::{self, Config};
 use crate::dam::DamClient;
-use crate::entry::{CommonOptions, EXIT_CONFIG};
+use crate::entry::{self, CommonOptions, Exit};
 use crate::store::Store;
 
 /// A `box-setup` command.
@@ -43,51 +45,31 @@ pub enum SetupCommand {
     Doctor,
 }
 
-/// Runs a `box-setup` command and returns the exit code (see the module docs).
-pub fn run(options: &CommonOptions, command: &SetupCommand) -> u8 {
+/// Runs a `box-setup` command (through [`crate::entry::run`]; `doctor` through
+/// [`crate::entry::run_unconfigured`]) and returns the exit code (see the module docs).
+pub fn run(options: &CommonOptions, command: &SetupCommand) -> ExitCode {
     if *command == SetupCommand::Doctor {
-        operator::init_logging(options.log_format, options.verbosity);
-        return doctor(options);
+        return entry::run_unconfigured(BINARY, options, |options| Ok(doctor(options)));
     }
-    let config = match operator::start(options) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let client = match box_client(&config) {
-        Ok(client) => client,
-        Err(message) => {
-            tracing::error!("box-setup: {message}");
-            return 1;
-        }
-    };
-    let result = match command {
-        SetupCommand::ListFolder { folder_id } => list_folder(&client, folder_id),
-        SetupCommand::Check => check(&config, &client),
-        SetupCommand::EnsureFolders { dry_run } => ensure_folders(&config, &client, *dry_run),
-        SetupCommand::Doctor => Ok(true),
-    };
-    match result {
-        Ok(all_ok) => u8::from(!all_ok),
-        Err(error) => {
-            tracing::error!("box-setup: {error}");
-            error.exit_code()
-        }
-    }
+    entry::run(BINARY, options, |config| {
+        let client = box_client(&config)?;
+        let all_ok = match command {
+            SetupCommand::ListFolder { folder_id } => list_folder(&client, folder_id)?,
+            SetupCommand::Check => check(&config, &client)?,
+            SetupCommand::EnsureFolders { dry_run } => ensure_folders(&config, &client, *dry_run)?,
+            SetupCommand::Doctor => true,
+        };
+        Ok(Exit::success_if(all_ok))
+    })
 }
 
-/// The Box client of the configuration (no request is made).
-fn box_client(config: &Config) -> Result<BoxClient, String> {
-    let app = BoxAppConfig::from_file(&config.box_api.app_config_path).map_err(|error| {
-        format!(
-            "Box app config {}: {error}",
-            config.box_api.app_config_path.display()
-        )
-    })?;
-    let agent = agent(
-        config.box_api.connect_timeout_secs,
-        config.box_api.read_timeout_secs,
-    );
-    BoxClient::new(&config.box_api, app, agent).map_err(|error| format!("Box client: {error}"))
+/// Binary name in error lines.
+const BINARY: &str = "box-setup";
+
+/// True when a Box error stops the command (exit 75 or 2) instead of failing one check: Box
+/// unreachable, or the app's credentials refused.
+fn stops_the_command(error: &BoxError) -> bool {
+    error.is_transient() || matches!(error, BoxError::Auth(_))
 }
 
 fn list_folder(client: &BoxClient, folder_id: &str) -> Result<bool, PassError> {
@@ -175,7 +157,7 @@ fn check(config: &Config, client: &BoxClient) -> Result<bool, PassError> {
     for folder in configured_folders(config) {
         let items = match client.list_folder(&folder.id) {
             Ok(items) => items,
-            Err(error) if error.is_transient() => return Err(PassError::from_box(error)),
+            Err(error) if stops_the_command(&error) => return Err(PassError::from_box(error)),
             Err(error) => {
                 all_ok = false;
                 let what = match error.status() {
@@ -213,7 +195,7 @@ fn check(config: &Config, client: &BoxClient) -> Result<bool, PassError> {
         };
         match created {
             Ok(detail) => report(true, &folder.label, &detail, None),
-            Err(error) if error.is_transient() => return Err(PassError::from_box(error)),
+            Err(error) if stops_the_command(&error) => return Err(PassError::from_box(error)),
             Err(error) => {
                 all_ok = false;
                 let what = match error.status() {
@@ -319,7 +301,7 @@ fn ensure_folders(config: &Config, client: &BoxClient, dry_run: bool) -> Result<
         };
         match result {
             Ok(detail) => report(true, &folder.label, &detail, None),
-            Err(error) if error.is_transient() => return Err(PassError::from_box(error)),
+            Err(error) if stops_the_command(&error) => return Err(PassError::from_box(error)),
             Err(error) => {
                 all_ok = false;
                 report(
@@ -336,22 +318,6 @@ fn ensure_folders(config: &Config, client: &BoxClient, dry_run: bool) -> Result<
 
 // ----- doctor -----
 
-/// `.env` files the binaries read: `./.env` and `{config dir}/../.env`.
-fn dotenv_candidates(config_dir: &Path) -> Vec<PathBuf> {
-    let mut candidates = vec![PathBuf::from(".env")];
-    if let Some(parent) = config_dir.parent() {
-        let beside = if parent.as_os_str().is_empty() {
-            PathBuf::from(".env")
-        } else {
-            parent.join(".env")
-        };
-        if !candidates.contains(&beside) {
-            candidates.push(beside);
-        }
-    }
-    candidates
-}
-
 #[cfg(unix)]
 fn shared_mode(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
@@ -364,14 +330,16 @@ fn shared_mode(_path: &Path) -> Option<u32> {
     None
 }
 
-fn doctor(options: &CommonOptions) -> u8 {
+/// Runs every check; [`Exit::Configuration`] when the configuration cannot be loaded (the
+/// remaining checks need it), else [`Exit::Failure`] when a check failed.
+fn doctor(options: &CommonOptions) -> Exit {
     let mut all_ok = true;
     let mut check = |ok: bool, subject: &str, detail: &str, fix: Option<&str>| {
         all_ok &= ok;
         report(ok, subject, detail, fix);
     };
 
-    let dotenv_files: Vec<PathBuf> = dotenv_candidates(&options.config_dir)
+    let dotenv_files: Vec<PathBuf> = Some(config::dotenv_path(&options.config_dir))
         .into_iter()
         .filter(|candidate| candidate.is_file())
         .collect();
@@ -425,7 +393,7 @@ fn doctor(options: &CommonOptions) -> u8 {
             };
             check(false, "config", &error.to_string(), Some(fix));
             say("(the remaining checks need a valid configuration)");
-            return EXIT_CONFIG;
+            return Exit::Configuration;
         }
     };
 
@@ -486,11 +454,11 @@ fn doctor(options: &CommonOptions) -> u8 {
                 Some("check box.base_url / box.oauth2_url and that this host can reach Box (proxy, firewall)"),
             ),
         },
-        Err(message) => check(
+        Err(error) => check(
             false,
             "Box",
-            &message,
-            Some("point BOX_CONFIG_FILE (box.app_config_file) at the app config JSON, readable by this user"),
+            &error.to_string(),
+            Some("point BOX_CONFIG_FILE (box.app_config_file) at the app config JSON, readable by this user, with the key's passphrase"),
         ),
     }
 
@@ -545,27 +513,35 @@ fn doctor(options: &CommonOptions) -> u8 {
     }
 
     let temp_dir = &config.temp.dir;
-    let writable = std::fs::create_dir_all(temp_dir).and_then(|()| {
-        tempfile::Builder::new()
-            .prefix("cs-doctor-")
-            .tempfile_in(temp_dir)
-            .map(drop)
-    });
+    let writable = crate::tempdir::prepare(temp_dir)
+        .map_err(|error| (error.to_string(), error.hint()))
+        .and_then(|downloads| {
+            tempfile::Builder::new()
+                .prefix("cs-doctor-")
+                .tempfile_in(&downloads)
+                .map(drop)
+                .map_err(|error| {
+                    (
+                        format!("{}: {error}", downloads.display()),
+                        "free space or fix the permissions, or set temp.dir (CS_TEMP_DIR)"
+                            .to_string(),
+                    )
+                })
+        });
     match writable {
-        Ok(()) => check(true, "temp dir", &format!("{} is writable", temp_dir.display()), None),
-        Err(error) => check(
-            false,
+        Ok(()) => check(
+            true,
             "temp dir",
-            &format!("{}: {error}", temp_dir.display()),
-            Some("create it, owned by the service user (mkdir -p DIR && chown USER DIR && chmod 700 DIR), or set temp.dir (CS_TEMP_DIR)"),
+            &format!("{} is private and writable", temp_dir.display()),
+            None,
         ),
+        Err((detail, fix)) => check(false, "temp dir", &detail, Some(&fix)),
     }
 
     if all_ok {
         say("doctor: everything ok");
-        0
     } else {
         say("doctor: some checks failed (see the fixes above)");
-        1
     }
+    Exit::success_if(all_ok)
 }

@@ -8,9 +8,12 @@
 
 use serde::Serialize;
 
-use super::operator::{self, say};
+use std::process::ExitCode;
+
+use super::operator::say;
+use super::PassError;
 use crate::config::Config;
-use crate::entry::{CommonOptions, EXIT_TEMPFAIL};
+use crate::entry::{self, CommonOptions, Exit};
 use crate::store::admin::{BinaryRuns, StatusFigures};
 use crate::store::{Store, StoreError};
 
@@ -230,47 +233,27 @@ pub struct StatusOptions {
     pub check: bool,
 }
 
-/// Runs `status` and returns the exit code: 0 (with `check`: and nothing needs attention),
-/// 1 something needs attention (`check`) or the figures cannot be read, 2 configuration error,
-/// 75 database unreachable.
-pub fn run(options: &CommonOptions, status: StatusOptions) -> u8 {
-    let config = match operator::start(options) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let report = Store::connect_database(&config.database)
-        .and_then(|mut store| {
-            store.migrate()?;
-            gather(&mut store, &config)
-        })
-        .map_err(|error| {
-            tracing::error!("status: {error}");
-            if error.is_configuration() {
-                crate::entry::EXIT_CONFIG
-            } else if error.is_unreachable() {
-                EXIT_TEMPFAIL
-            } else {
-                1
-            }
-        });
-    let report = match report {
-        Ok(report) => report,
-        Err(code) => return code,
-    };
-    if status.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => say(&text),
-            Err(error) => {
-                tracing::error!("status: cannot encode JSON: {error}");
-                return 1;
+/// Runs `status` (through [`crate::entry::run`]) and returns the exit code: 0 (with `check`:
+/// and nothing needs attention), 1 something needs attention (`check`) or the figures cannot be
+/// read, 2 configuration error, 75 database unreachable.
+pub fn run(options: &CommonOptions, status: StatusOptions) -> ExitCode {
+    entry::run("reprocess status", options, |config| {
+        let mut store = Store::connect_database(&config.database)?;
+        store.migrate()?;
+        let report = gather(&mut store, &config)?;
+        if status.json {
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|error| PassError::Failed(format!("cannot encode JSON: {error}")))?;
+            say(&text);
+        } else {
+            for line in render_text(&report) {
+                say(&line);
             }
         }
-    } else {
-        for line in render_text(&report) {
-            say(&line);
-        }
-    }
-    u8::from(status.check && !report.attention.is_empty())
+        Ok(Exit::success_if(
+            !(status.check && !report.attention.is_empty()),
+        ))
+    })
 }
 
 #[cfg(test)]
