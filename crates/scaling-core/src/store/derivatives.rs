@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use postgres::Row;
 use serde_json::Value;
 
-use super::ledger::Claim;
+use super::ledger::{lock_claim, Claim};
 use super::{advisory_key, Store, StoreError};
 
 /// `derivative_assets.upload_status`.
@@ -213,12 +213,7 @@ impl Store {
             delivery.tracking_id, delivery.derivative_key
         ));
         transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])?;
-        let held = transaction.query_opt(
-            "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
-               AND lease_owner = $3 AND claim_generation = $4 FOR UPDATE",
-            &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
-        )?;
-        if held.is_none() {
+        if !lock_claim(&mut transaction, claim)? {
             return Ok(DeliveryClaim::LostClaim);
         }
         let rows = transaction.query(
@@ -279,12 +274,7 @@ impl Store {
     /// Database errors.
     pub fn resend_import(&mut self, id: i64, claim: &Claim) -> Result<bool, StoreError> {
         let mut transaction = self.client.transaction()?;
-        let held = transaction.query_opt(
-            "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
-               AND lease_owner = $3 AND claim_generation = $4 FOR UPDATE",
-            &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
-        )?;
-        if held.is_none() {
+        if !lock_claim(&mut transaction, claim)? {
             return Ok(false);
         }
         let changed = transaction.execute(

@@ -127,6 +127,21 @@ impl BoxFileRow {
     }
 }
 
+/// Locks the ledger row of `claim` for the rest of `transaction` when `claim` still holds it
+/// (same owner and generation); false when another pass took it over. The fence of every write
+/// that must come from the current holder only.
+pub(super) fn lock_claim(
+    transaction: &mut postgres::Transaction<'_>,
+    claim: &Claim,
+) -> Result<bool, StoreError> {
+    let held = transaction.query_opt(
+        "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
+           AND lease_owner = $3 AND claim_generation = $4 FOR UPDATE",
+        &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
+    )?;
+    Ok(held.is_some())
+}
+
 pub(super) fn box_file_from_row(row: &Row) -> BoxFileRow {
     let state: String = row.get("state");
     BoxFileRow {
@@ -241,19 +256,6 @@ impl Store {
              WHERE lease_owner = $1",
             &[&owner, &lease_secs],
         )?)
-    }
-
-    /// True while `claim` is still the current holder of its row (same owner and generation).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn holds_claim(&mut self, claim: &Claim) -> Result<bool, StoreError> {
-        let row = self.client.query_opt(
-            "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
-               AND lease_owner = $3 AND claim_generation = $4",
-            &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
-        )?;
-        Ok(row.is_some())
     }
 
     /// Records a passing failure and releases the lease. `counted`: the failure is an outcome
