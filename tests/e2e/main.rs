@@ -6,6 +6,7 @@
 
 mod badinput;
 mod crash;
+mod exactly_once;
 mod flaky;
 mod flow;
 mod openapi;

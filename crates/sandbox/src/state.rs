@@ -1032,6 +1032,11 @@ pub struct Settings {
     pub commit_accepted_responses: u32,
     /// `Retry-After` seconds of those 202 replies.
     pub commit_retry_after_secs: u64,
+    /// How long a DAM import job runs before it completes, milliseconds, overriding the
+    /// scenario's / command line's `import_delay_ms` for imports started from now on (`None` =
+    /// that start-up value).
+    #[serde(default)]
+    pub import_delay_ms: Option<u64>,
 }
 
 /// Box's usual part size (8 MiB).
@@ -1044,6 +1049,7 @@ impl Default for Settings {
             part_size: DEFAULT_PART_SIZE,
             commit_accepted_responses: 1,
             commit_retry_after_secs: 1,
+            import_delay_ms: None,
         }
     }
 }
