@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::util::{
-    asset_key_counts, assert_exactly_once_invariants, bin, box_files_in, box_folder,
-    box_folders_in, campaign_status, exactly_once_problems, fixture, place_of, post_json,
-    wait_for, Place, World,
+    assert_exactly_once_invariants, asset_key_counts, bin, box_files_in, box_folder,
+    box_folders_in, campaign_status, exactly_once_problems, fixture, place_of, post_json, wait_for,
+    Place, World,
 };
 
 const SCENARIO: &str = "tests/e2e/scenarios/exactly_once.yaml";
@@ -161,7 +161,11 @@ impl Eo {
     fn spawn(&self, binary: &str, env: &[(&str, &str)]) -> Child {
         let mut command = Command::new(bin(binary));
         command
-            .envs(self.world.sandbox.env(&self.world.db, self.world.temp.path()))
+            .envs(
+                self.world
+                    .sandbox
+                    .env(&self.world.db, self.world.temp.path()),
+            )
             .env_remove("CS_TEST_DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -314,7 +318,8 @@ fn defect01_lease_lapses_under_a_live_pass() {
         second.status.code()
     );
     assert_eq!(
-        count, 1,
+        count,
+        1,
         "exactly one DAM asset for the derivative whose lease lapsed under a live pass: {:?}",
         asset_key_counts(&state)
     );
@@ -380,7 +385,10 @@ fn defect02_equivalent_names_in_one_four_worker_pass() {
             if count > 1 {
                 duplicates.push(format!("round {round} {label} {clean}: {count} assets"));
             }
-            let places = (place_of(&eo.world, &state, id_a), place_of(&eo.world, &state, id_b));
+            let places = (
+                place_of(&eo.world, &state, id_a),
+                place_of(&eo.world, &state, id_b),
+            );
             if places == (Place::Processed, Place::Processed) {
                 both_delivered.push(format!("round {round} {label} {clean}"));
             }
@@ -399,7 +407,11 @@ fn defect02_equivalent_names_in_one_four_worker_pass() {
         "one of each equivalent pair delivered, the other rejected as a duplicate: duplicated {duplicates:?}, both delivered {both_delivered:?}"
     );
     for (_, _, clean, label) in &pairs {
-        assert_eq!(eo.asset_count(&state, clean, 1), 1, "{label} {clean}: one asset");
+        assert_eq!(
+            eo.asset_count(&state, clean, 1),
+            1,
+            "{label} {clean}: one asset"
+        );
     }
     assert_exactly_once_invariants(&eo.world);
 }
@@ -476,30 +488,98 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
     let empty = eo.empty();
     let corrupt = eo.corrupt();
     let env = [("POLLING_WORKERS", "2")];
-    let journey = |label: &'static str, bad: &str, good_name: &str, ext: &str, source: &PathBuf, fix: Fix| {
-        let good = if ext == "mp4" { mp4.clone() } else { jpg.clone() };
-        Journey {
-            label,
-            name: format!("{t}_{bad}_v01.{ext}"),
-            source: source.clone(),
-            fix,
-            fixed_name: format!("{t}_{good_name}_v01.{ext}"),
-            good,
-            clean: format!("{good_name}.{ext}"),
-            file_id: String::new(),
-            delivered_id: String::new(),
-        }
-    };
+    let journey =
+        |label: &'static str, bad: &str, good_name: &str, ext: &str, source: &PathBuf, fix: Fix| {
+            let good = if ext == "mp4" {
+                mp4.clone()
+            } else {
+                jpg.clone()
+            };
+            Journey {
+                label,
+                name: format!("{t}_{bad}_v01.{ext}"),
+                source: source.clone(),
+                fix,
+                fixed_name: format!("{t}_{good_name}_v01.{ext}"),
+                good,
+                clean: format!("{good_name}.{ext}"),
+                file_id: String::new(),
+                delivered_id: String::new(),
+            }
+        };
     let mut journeys = vec![
-        journey("bad name -> rename", "J1-Name_image_ENGL_1x1", "J1-Name_image_EN_1x1", "jpg", &jpg, Fix::Rename),
-        journey("lookup domain -> rename", "J2-Domain_hologram_EN_1x1", "J2-Domain_image_EN_1x1", "jpg", &jpg, Fix::Rename),
-        journey("empty -> new Box version", "J3-Empty-Version_image_EN_1x1", "J3-Empty-Version_image_EN_1x1", "jpg", &empty, Fix::NewVersion),
-        journey("unreadable -> new Box version", "J4-Unreadable-Version_video_EN_1x1", "J4-Unreadable-Version_video_EN_1x1", "mp4", &corrupt, Fix::NewVersion),
-        journey("empty -> re-upload same name", "J5-Empty-Reupload_image_EN_1x1", "J5-Empty-Reupload_image_EN_1x1", "jpg", &empty, Fix::Reupload),
-        journey("unreadable -> re-upload same name", "J6-Unreadable-Reupload_video_EN_1x1", "J6-Unreadable-Reupload_video_EN_1x1", "mp4", &corrupt, Fix::Reupload),
-        journey("empty -> reprocess file", "J7-Empty-Reprocess_image_EN_1x1", "J7-Empty-Reprocess_image_EN_1x1", "jpg", &empty, Fix::Reprocess),
-        journey("unreadable -> reprocess file", "J8-Unreadable-Reprocess_video_EN_1x1", "J8-Unreadable-Reprocess_video_EN_1x1", "mp4", &corrupt, Fix::Reprocess),
-        journey("lookup domain -> rename + reprocess file", "J9-Domain-Reprocess_hologram_EN_1x1", "J9-Domain-Reprocess_image_EN_1x1", "jpg", &jpg, Fix::Reprocess),
+        journey(
+            "bad name -> rename",
+            "J1-Name_image_ENGL_1x1",
+            "J1-Name_image_EN_1x1",
+            "jpg",
+            &jpg,
+            Fix::Rename,
+        ),
+        journey(
+            "lookup domain -> rename",
+            "J2-Domain_hologram_EN_1x1",
+            "J2-Domain_image_EN_1x1",
+            "jpg",
+            &jpg,
+            Fix::Rename,
+        ),
+        journey(
+            "empty -> new Box version",
+            "J3-Empty-Version_image_EN_1x1",
+            "J3-Empty-Version_image_EN_1x1",
+            "jpg",
+            &empty,
+            Fix::NewVersion,
+        ),
+        journey(
+            "unreadable -> new Box version",
+            "J4-Unreadable-Version_video_EN_1x1",
+            "J4-Unreadable-Version_video_EN_1x1",
+            "mp4",
+            &corrupt,
+            Fix::NewVersion,
+        ),
+        journey(
+            "empty -> re-upload same name",
+            "J5-Empty-Reupload_image_EN_1x1",
+            "J5-Empty-Reupload_image_EN_1x1",
+            "jpg",
+            &empty,
+            Fix::Reupload,
+        ),
+        journey(
+            "unreadable -> re-upload same name",
+            "J6-Unreadable-Reupload_video_EN_1x1",
+            "J6-Unreadable-Reupload_video_EN_1x1",
+            "mp4",
+            &corrupt,
+            Fix::Reupload,
+        ),
+        journey(
+            "empty -> reprocess file",
+            "J7-Empty-Reprocess_image_EN_1x1",
+            "J7-Empty-Reprocess_image_EN_1x1",
+            "jpg",
+            &empty,
+            Fix::Reprocess,
+        ),
+        journey(
+            "unreadable -> reprocess file",
+            "J8-Unreadable-Reprocess_video_EN_1x1",
+            "J8-Unreadable-Reprocess_video_EN_1x1",
+            "mp4",
+            &corrupt,
+            Fix::Reprocess,
+        ),
+        journey(
+            "lookup domain -> rename + reprocess file",
+            "J9-Domain-Reprocess_hologram_EN_1x1",
+            "J9-Domain-Reprocess_image_EN_1x1",
+            "jpg",
+            &jpg,
+            Fix::Reprocess,
+        ),
     ];
     for j in &mut journeys {
         j.file_id = eo.upload(&j.name, &j.source);
@@ -518,14 +598,26 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
             j.name
         );
     }
-    assert_eq!(place_of(&eo.world, &state, &seq1), Place::Processed, "precondition: v01 delivered");
+    assert_eq!(
+        place_of(&eo.world, &state, &seq1),
+        Place::Processed,
+        "precondition: v01 delivered"
+    );
     let seq2 = eo.upload(&seq(2), &jpg);
     eo.poll(&env);
     let seq3_bad = eo.upload(&seq(3), &empty);
     eo.poll(&env);
     let state = eo.state();
-    assert_eq!(place_of(&eo.world, &state, &seq2), Place::Processed, "precondition: v02 delivered");
-    assert_eq!(place_of(&eo.world, &state, &seq3_bad), Place::Errors, "precondition: empty v03 rejected");
+    assert_eq!(
+        place_of(&eo.world, &state, &seq2),
+        Place::Processed,
+        "precondition: v02 delivered"
+    );
+    assert_eq!(
+        place_of(&eo.world, &state, &seq3_bad),
+        Place::Errors,
+        "precondition: empty v03 rejected"
+    );
     let errors = eo.errors_folder(&state).expect("_errors");
 
     // The fixes.
@@ -545,8 +637,14 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
                 } else {
                     eo.agency_move(&j.file_id, Some(&errors), Some(&j.fixed_name));
                 }
-                let output = eo.world.run_with_env("reprocess", &["file", j.file_id.as_str()], &env);
-                reprocess_runs.push((j.label, output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned()));
+                let output =
+                    eo.world
+                        .run_with_env("reprocess", &["file", j.file_id.as_str()], &env);
+                reprocess_runs.push((
+                    j.label,
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stdout).into_owned(),
+                ));
             }
         }
     }
@@ -572,10 +670,15 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
     }
     for (label, code, stdout) in &reprocess_runs {
         if *code != Some(0) {
-            failures.push(format!("{label}: `reprocess file` exit {code:?}: {}", stdout.trim()));
+            failures.push(format!(
+                "{label}: `reprocess file` exit {code:?}: {}",
+                stdout.trim()
+            ));
         }
     }
-    let seq_counts: Vec<usize> = (1..=3).map(|v| eo.asset_count(&state, seq_clean, v)).collect();
+    let seq_counts: Vec<usize> = (1..=3)
+        .map(|v| eo.asset_count(&state, seq_clean, v))
+        .collect();
     let seq3_place = place_of(&eo.world, &state, &seq3);
     if seq_counts != [1, 1, 1] || seq3_place != Place::Processed {
         failures.push(format!(
@@ -598,9 +701,15 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
         ));
     }
     // The dashboard.
-    let output = eo.world.run_with_env("reprocess", &["status", "--json"], &[]);
-    let status: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("reprocess status --json: {error}: {}", String::from_utf8_lossy(&output.stdout)));
+    let output = eo
+        .world
+        .run_with_env("reprocess", &["status", "--json"], &[]);
+    let status: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "reprocess status --json: {error}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
     let figures = &status["figures"];
     let delivered_clean = journeys.len() as i64 + 1;
     let delivered_versions = journeys.len() as i64 + 3;
@@ -615,7 +724,11 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
             figures["derivatives_delivered"], figures["derivatives_in_progress"], figures["files_in_errors"], figures["files_waiting_retry"]
         ));
     }
-    failures.extend(exactly_once_problems(&eo.world).into_iter().map(|p| format!("invariant: {p}")));
+    failures.extend(
+        exactly_once_problems(&eo.world)
+            .into_iter()
+            .map(|p| format!("invariant: {p}")),
+    );
     eprintln!(
         "figures: defect 4: {} journeys + 1 version sequence; {} failed",
         journeys.len(),
@@ -638,7 +751,10 @@ fn defect05_crash_between_reject_writes() {
     let jpg = fixture("rocket.jpg");
     let env = [("POLLING_LEASE_SECS", "3"), ("POLLING_WORKERS", "1")];
     let mut files = Vec::new();
-    for (window, label) in [("note", "after the note upload"), ("move", "after the move to _errors/")] {
+    for (window, label) in [
+        ("note", "after the note upload"),
+        ("move", "after the move to _errors/"),
+    ] {
         let name = format!("Crash-{window}-bad-name.jpg");
         let file_id = eo.upload(&name, &jpg);
         let rule = if window == "note" {
@@ -649,17 +765,22 @@ fn defect05_crash_between_reject_writes() {
         let child = eo.spawn("box-poll", &env);
         eo.wait_fired(rule, Duration::from_secs(15));
         // The write took effect; the reply is held: kill the pass now.
-        wait_for(Duration::from_secs(10), "the held write to take effect", || {
-            let state = eo.state();
-            let done = if window == "note" {
-                eo.errors_contents(&state).1.iter().any(|note| {
-                    note["name"].as_str().unwrap_or("").contains(&name)
-                })
-            } else {
-                place_of(&eo.world, &state, &file_id) == Place::Errors
-            };
-            done.then_some(())
-        });
+        wait_for(
+            Duration::from_secs(10),
+            "the held write to take effect",
+            || {
+                let state = eo.state();
+                let done = if window == "note" {
+                    eo.errors_contents(&state)
+                        .1
+                        .iter()
+                        .any(|note| note["name"].as_str().unwrap_or("").contains(&name))
+                } else {
+                    place_of(&eo.world, &state, &file_id) == Place::Errors
+                };
+                done.then_some(())
+            },
+        );
         kill(child);
         eo.world.sandbox.clear_faults();
         eprintln!("killed box-poll {label} of {file_id}");
@@ -690,8 +811,15 @@ fn defect05_crash_between_reject_writes() {
             ));
         }
     }
-    eprintln!("figures: defect 5: 2 SIGKILLs between reject writes; {} window(s) broken", failures.len());
-    assert!(failures.is_empty(), "crash windows between two writes:\n  - {}", failures.join("\n  - "));
+    eprintln!(
+        "figures: defect 5: 2 SIGKILLs between reject writes; {} window(s) broken",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "crash windows between two writes:\n  - {}",
+        failures.join("\n  - ")
+    );
     assert_exactly_once_invariants(&eo.world);
 }
 
@@ -701,7 +829,8 @@ fn defect05_crash_between_reject_writes() {
 fn defect06_partial_failure_email_not_resent_every_pass() {
     fixture("rocket.jpg");
     let world = World::new(Some(SCENARIO));
-    let eo_fault = json!({"method": "POST", "path_prefix": "/api/2.0/files/content", "status": 403});
+    let eo_fault =
+        json!({"method": "POST", "path_prefix": "/api/2.0/files/content", "status": 403});
     world.sandbox.add_fault(eo_fault);
     for _ in 0..3 {
         world.run("a1-to-a2", &[]);
@@ -719,7 +848,10 @@ fn defect06_partial_failure_email_not_resent_every_pass() {
                 .contains("could not be sent to Box")
         })
         .collect();
-    let keys: Vec<&Value> = partial.iter().map(|email| &email["headers"]["X-Idempotency-Key"]).collect();
+    let keys: Vec<&Value> = partial
+        .iter()
+        .map(|email| &email["headers"]["X-Idempotency-Key"])
+        .collect();
     eprintln!("figures: defect 6: 3 a1-to-a2 passes with a persistent 403 on the master upload: {} partial-failure email(s) {keys:?}", partial.len());
     assert_eq!(
         partial.len(),
@@ -735,8 +867,12 @@ fn defect06_partial_failure_email_not_resent_every_pass() {
 fn defect07_emails_not_doubled_when_mailgun_reply_is_lost() {
     let eo = Eo::new(); // A2 email (no fault yet)
     let jpg = fixture("rocket.jpg");
-    eo.fault(json!({"method": "POST", "path_prefix": "/v3/", "status": 500, "after": true, "count": 1}));
-    eo.fault(json!({"method": "POST", "path_prefix": "/v3/", "kind": "drop", "after": true, "count": 1}));
+    eo.fault(
+        json!({"method": "POST", "path_prefix": "/v3/", "status": 500, "after": true, "count": 1}),
+    );
+    eo.fault(
+        json!({"method": "POST", "path_prefix": "/v3/", "kind": "drop", "after": true, "count": 1}),
+    );
     eo.upload("Rejected one.jpg", &jpg);
     eo.upload(&format!("{}_Mail_image_EN_1x1_v01.jpg", eo.tid), &jpg);
     let env = [("POLLING_WORKERS", "1")];
@@ -747,15 +883,25 @@ fn defect07_emails_not_doubled_when_mailgun_reply_is_lost() {
     let state = eo.state();
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
     for email in state["emails"].as_array().cloned().unwrap_or_default() {
-        let key = format!("{} [{}]", email["subject"].as_str().unwrap_or(""), email["headers"]["X-Idempotency-Key"].as_str().unwrap_or(""));
+        let key = format!(
+            "{} [{}]",
+            email["subject"].as_str().unwrap_or(""),
+            email["headers"]["X-Idempotency-Key"].as_str().unwrap_or("")
+        );
         *per_key.entry(key).or_insert(0) += 1;
     }
-    eprintln!("figures: defect 7: 2 Mailgun replies lost after accept (500, drop): inbox {per_key:?}");
+    eprintln!(
+        "figures: defect 7: 2 Mailgun replies lost after accept (500, drop): inbox {per_key:?}"
+    );
     assert!(
         per_key.values().all(|&count| count == 1),
         "each email at most once in the inbox after lost Mailgun replies: {per_key:#?}"
     );
-    assert_eq!(per_key.len(), 3, "A2, rejection and A3 emails each delivered: {per_key:#?}");
+    assert_eq!(
+        per_key.len(),
+        3,
+        "A2, rejection and A3 emails each delivered: {per_key:#?}"
+    );
     assert_exactly_once_invariants(&eo.world);
 }
 
@@ -767,7 +913,11 @@ fn defect07_emails_not_doubled_when_mailgun_reply_is_lost() {
 fn defect08_killed_passes_do_not_spend_the_retry_budget() {
     let eo = Eo::new();
     let jpg = fixture("rocket.jpg");
-    let env = [("POLLING_LEASE_SECS", "3"), ("POLLING_WORKERS", "1"), ("RETRY_MAX_ATTEMPTS", "5")];
+    let env = [
+        ("POLLING_LEASE_SECS", "3"),
+        ("POLLING_WORKERS", "1"),
+        ("RETRY_MAX_ATTEMPTS", "5"),
+    ];
     let name = format!("{}_Five-Kills_image_EN_1x1_v01.jpg", eo.tid);
     let file_id = eo.upload(&name, &jpg);
     let content = format!("/2.0/files/{file_id}/content");
@@ -780,23 +930,31 @@ fn defect08_killed_passes_do_not_spend_the_retry_budget() {
         std::thread::sleep(Duration::from_millis(3200));
         eo.age_leases();
     }
-    // One passing failure: a 503 that outlasts the client's retries (Retry-After 0).
-    eo.fault(json!({"method": "GET", "path_prefix": content, "status": 503, "retry_after": 0, "count": 6}));
-    let codes = eo.poll_until_empty(&env, 3);
+    // One passing failure: Box answers 503 (Retry-After 0) for the whole of one pass, through
+    // the client's own retries; then Box is well again.
+    eo.fault(json!({"method": "GET", "path_prefix": content, "status": 503, "retry_after": 0}));
+    let mut codes = vec![eo.poll(&env).status.code()];
+    eo.world.sandbox.clear_faults();
+    codes.extend(eo.poll_until_empty(&env, 3));
     let state = eo.state();
     let place = place_of(&eo.world, &state, &file_id);
     eprintln!("figures: defect 8a: 5 SIGKILLs then one 503: passes {codes:?}, file in {place:?}; notes: {}", eo.notes_about(&name));
-    assert_eq!(
-        place,
-        Place::Processed,
-        "5 killed passes and one 503 must not send a good file to _errors/: notes say {}",
-        eo.notes_about(&name)
-    );
+    let mut failures = Vec::new();
+    if place != Place::Processed {
+        failures.push(format!(
+            "5 killed passes and one 503 must not send a good file to _errors/: it is in {place:?}; notes say {}",
+            eo.notes_about(&name)
+        ));
+    }
 
     // A kill while the import request is held by the DAM (then lost: it never lands).
     let name = format!("{}_Lost-Import_image_EN_1x1_v01.jpg", eo.tid);
     let lost_id = eo.upload(&name, &jpg);
-    let env = [("POLLING_LEASE_SECS", "3"), ("POLLING_WORKERS", "1"), ("DAM_IMPORT_JOB_TIMEOUT_SECS", "20")];
+    let env = [
+        ("POLLING_LEASE_SECS", "3"),
+        ("POLLING_WORKERS", "1"),
+        ("DAM_IMPORT_JOB_TIMEOUT_SECS", "20"),
+    ];
     let rule = eo.fault(json!({"method": "POST", "path_prefix": "/otmmapi/v6/assets", "kind": "drop", "delay_ms": 20000, "count": 1}));
     let child = eo.spawn("box-poll", &env);
     eo.wait_fired(rule, Duration::from_secs(15));
@@ -815,13 +973,28 @@ fn defect08_killed_passes_do_not_spend_the_retry_budget() {
         wall.as_secs_f64(),
         eo.asset_count(&state, "Lost-Import_image_EN_1x1.jpg", 1)
     );
-    assert!(
-        wall < Duration::from_secs(10),
-        "the pass after a kill during a lost import request waited {:.1} s: it must ask the DAM, not wait out import_job_timeout_secs (20 s)",
-        wall.as_secs_f64()
+    if wall >= Duration::from_secs(10) {
+        failures.push(format!(
+            "the pass after a kill during a lost import request took {:.1} s: it must ask the DAM, not wait out import_job_timeout_secs (20 s)",
+            wall.as_secs_f64()
+        ));
+    }
+    let lost_place = place_of(&eo.world, &state, &lost_id);
+    if lost_place != Place::Processed {
+        failures.push(format!(
+            "the file whose import request was lost is in {lost_place:?}"
+        ));
+    }
+    failures.extend(
+        exactly_once_problems(&eo.world)
+            .into_iter()
+            .map(|p| format!("invariant: {p}")),
     );
-    assert_eq!(place_of(&eo.world, &state, &lost_id), Place::Processed);
-    assert_exactly_once_invariants(&eo.world);
+    assert!(
+        failures.is_empty(),
+        "killed passes:\n  - {}",
+        failures.join("\n  - ")
+    );
 }
 
 /// Defect 9: an import job slower than `dam.import_job_timeout_secs` for `retry.max_attempts`
@@ -836,7 +1009,11 @@ fn defect09_slow_import_is_reconciled() {
     eo.set_sandbox(json!({"import_delay_ms": 6000}));
     let name = format!("{}_Slow-Import_image_EN_1x1_v01.jpg", eo.tid);
     let file_id = eo.upload(&name, &jpg);
-    let env = [("DAM_IMPORT_JOB_TIMEOUT_SECS", "1"), ("RETRY_MAX_ATTEMPTS", "2"), ("POLLING_WORKERS", "1")];
+    let env = [
+        ("DAM_IMPORT_JOB_TIMEOUT_SECS", "1"),
+        ("RETRY_MAX_ATTEMPTS", "2"),
+        ("POLLING_WORKERS", "1"),
+    ];
     let mut codes = Vec::new();
     for _ in 0..8 {
         codes.push(eo.poll(&env).status.code());
@@ -885,7 +1062,10 @@ fn defect10_poison_file_does_not_block_the_folder() {
         codes.push(eo.poll(&env).status.code());
     }
     let state = eo.state();
-    let places: Vec<Place> = good.iter().map(|id| place_of(&eo.world, &state, id)).collect();
+    let places: Vec<Place> = good
+        .iter()
+        .map(|id| place_of(&eo.world, &state, id))
+        .collect();
     let poison_place = place_of(&eo.world, &state, &poison);
     let (_, notes) = eo.errors_contents(&state);
     let has_note = notes.iter().any(|note| {
@@ -895,10 +1075,22 @@ fn defect10_poison_file_does_not_block_the_folder() {
             .is_some_and(|text| text.contains(&poison_name))
     });
     eprintln!("figures: defect 10: 4 passes with a permanent 403 on one download: exits {codes:?}; good files {places:?}; poison in {poison_place:?}, note {has_note}");
-    assert_eq!(places, [Place::Processed, Place::Processed], "the other files are delivered (passes exit {codes:?})");
-    assert_eq!(poison_place, Place::Errors, "the poison file ends in _errors/ after retry.max_attempts (passes exit {codes:?})");
+    assert_eq!(
+        places,
+        [Place::Processed, Place::Processed],
+        "the other files are delivered (passes exit {codes:?})"
+    );
+    assert_eq!(
+        poison_place,
+        Place::Errors,
+        "the poison file ends in _errors/ after retry.max_attempts (passes exit {codes:?})"
+    );
     assert!(has_note, "the poison file has its note in _errors/");
-    assert_eq!(codes.last().copied().flatten(), Some(0), "passes do not exit 1 for ever: {codes:?}");
+    assert_eq!(
+        codes.last().copied().flatten(),
+        Some(0),
+        "passes do not exit 1 for ever: {codes:?}"
+    );
     assert_exactly_once_invariants(&eo.world);
 }
 
@@ -917,8 +1109,14 @@ fn defect11_notes_never_collide_and_follow_their_file() {
     let first = eo.upload(twice, &jpg);
     eo.poll(&env);
     let state = eo.state();
-    let errors = eo.errors_folder(&state).expect("_errors after the first rejection");
-    assert_eq!(place_of(&eo.world, &state, &first), Place::Errors, "precondition: rejected");
+    let errors = eo
+        .errors_folder(&state)
+        .expect("_errors after the first rejection");
+    assert_eq!(
+        place_of(&eo.world, &state, &first),
+        Place::Errors,
+        "precondition: rejected"
+    );
     let second = eo.upload(twice, &jpg);
     // (b) two 255-character names that differ only after the part a note name keeps.
     let long_a = format!("{}-A.jpg", "Long".repeat(62));
@@ -932,8 +1130,14 @@ fn defect11_notes_never_collide_and_follow_their_file() {
     let bad = format!("{}_Note-Follows_image_ENGL_1x1_v01.jpg", eo.tid);
     let follows = eo.upload(&bad, &jpg);
     eo.poll(&env);
-    eo.agency_move(&follows, None, Some(&format!("{}_Note-Follows_image_EN_1x1_v01.jpg", eo.tid)));
-    let output = eo.world.run_with_env("reprocess", &["file", follows.as_str()], &env);
+    eo.agency_move(
+        &follows,
+        None,
+        Some(&format!("{}_Note-Follows_image_EN_1x1_v01.jpg", eo.tid)),
+    );
+    let output = eo
+        .world
+        .run_with_env("reprocess", &["file", follows.as_str()], &env);
     eo.poll(&env);
 
     let state = eo.state();
@@ -942,10 +1146,18 @@ fn defect11_notes_never_collide_and_follow_their_file() {
     let overwritten: Vec<String> = notes
         .iter()
         .filter(|note| note["version_count"].as_u64().unwrap_or(0) > 1)
-        .map(|note| format!("{} ({} versions)", note["name"].as_str().unwrap_or(""), note["version_count"]))
+        .map(|note| {
+            format!(
+                "{} ({} versions)",
+                note["name"].as_str().unwrap_or(""),
+                note["version_count"]
+            )
+        })
         .collect();
     if !overwritten.is_empty() {
-        failures.push(format!("notes written as new versions of an earlier note: {overwritten:?}"));
+        failures.push(format!(
+            "notes written as new versions of an earlier note: {overwritten:?}"
+        ));
     }
     for id in [&first, &second, &long_ids[0], &long_ids[1]] {
         if place_of(&eo.world, &state, id) != Place::Errors {
@@ -953,7 +1165,10 @@ fn defect11_notes_never_collide_and_follow_their_file() {
         }
     }
     // Rejected sources in _errors/: 2 x same name, 2 long, Agency-own.jpg = 5, each with a note.
-    let rejected_sources = sources.iter().filter(|file| file["id"] != agency_note.as_str()).count();
+    let rejected_sources = sources
+        .iter()
+        .filter(|file| file["id"] != agency_note.as_str())
+        .count();
     if rejected_sources != 5 || notes.len() != 5 {
         failures.push(format!(
             "{rejected_sources} rejected sources and {} notes of ours in _errors/ (expected 5 and 5, one note each): notes {:?}",
@@ -981,7 +1196,18 @@ fn defect11_notes_never_collide_and_follow_their_file() {
             processed_notes.len()
         ));
     }
-    failures.extend(exactly_once_problems(&eo.world).into_iter().map(|p| format!("invariant: {p}")));
-    eprintln!("figures: defect 11: 4 note cases; {} failure(s)", failures.len());
-    assert!(failures.is_empty(), "notes:\n  - {}", failures.join("\n  - "));
+    failures.extend(
+        exactly_once_problems(&eo.world)
+            .into_iter()
+            .map(|p| format!("invariant: {p}")),
+    );
+    eprintln!(
+        "figures: defect 11: 4 note cases; {} failure(s)",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "notes:\n  - {}",
+        failures.join("\n  - ")
+    );
 }

@@ -610,7 +610,9 @@ pub fn final_assets(state: &Value) -> Vec<Value> {
 }
 
 /// How many DAM derivatives there are per (tracking ID, clean name, version).
-pub fn asset_key_counts(state: &Value) -> std::collections::BTreeMap<(String, String, String), usize> {
+pub fn asset_key_counts(
+    state: &Value,
+) -> std::collections::BTreeMap<(String, String, String), usize> {
     let mut counts = std::collections::BTreeMap::new();
     for asset in final_assets(state) {
         *counts.entry(asset_key(&asset)).or_insert(0) += 1;
@@ -634,7 +636,11 @@ pub enum Place {
 pub fn place_of(world: &World, state: &Value, file_id: &str) -> Place {
     let watched: Vec<String> = world.sandbox.ready["watched_folder_ids"]
         .as_array()
-        .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_string)).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if state["box"]["trash"]
         .as_array()
@@ -680,7 +686,10 @@ pub fn place_of(world: &World, state: &Value, file_id: &str) -> Place {
 pub fn exactly_once_problems(world: &World) -> Vec<String> {
     let state = world.sandbox.state();
     let mut problems = Vec::new();
-    let files: Vec<Value> = state["box"]["files"].as_array().cloned().unwrap_or_default();
+    let files: Vec<Value> = state["box"]["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut processed_files = 0usize;
     let mut final_files: Vec<(String, String, Place)> = Vec::new();
     for file in files.iter().filter(|file| file["created_by"] == "agency") {
@@ -695,7 +704,10 @@ pub fn exactly_once_problems(world: &World) -> Vec<String> {
                 "agency file {id} {name:?} is not in _PROCESSED/ or _errors/ but {other:?}"
             )),
         }
-        let version = file["file_version_id"].as_str().unwrap_or_default().to_string();
+        let version = file["file_version_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         final_files.push((id, version, place));
     }
     let counts = asset_key_counts(&state);
@@ -753,12 +765,21 @@ pub fn exactly_once_problems(world: &World) -> Vec<String> {
         .expect("outbox")
     {
         let (key, error): (String, Option<String>) = (row.get(0), row.get(1));
-        problems.push(format!("outbox row {key} never delivered (last error {error:?})"));
+        problems.push(format!(
+            "outbox row {key} never delivered (last error {error:?})"
+        ));
     }
     let mut changes = std::collections::BTreeMap::new();
-    for change in state["dam"]["status_changes"].as_array().cloned().unwrap_or_default() {
+    for change in state["dam"]["status_changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         *changes
-            .entry(format!("{} {}->{}", change["folder_id"], change["from"], change["to"]))
+            .entry(format!(
+                "{} {}->{}",
+                change["folder_id"], change["from"], change["to"]
+            ))
             .or_insert(0usize) += 1;
     }
     let mut hooks = std::collections::BTreeMap::new();

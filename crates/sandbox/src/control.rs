@@ -392,7 +392,10 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
                 .map(|file| file.parent_id.clone())
                 .ok_or_else(|| control_error(StatusCode::NOT_FOUND, "no such file"))?,
             (None, None) => {
-                return Err(control_error(StatusCode::BAD_REQUEST, "folder_id is required"))
+                return Err(control_error(
+                    StatusCode::BAD_REQUEST,
+                    "folder_id is required",
+                ))
             }
         };
         let source = text("source_path")
@@ -586,11 +589,13 @@ async fn agency_upload(State(app): State<Arc<App>>, request: Request) -> Respons
         let world = app.world();
         if let Some(file_id) = &upload.file_id {
             Some(Ok(file_id.clone()))
-        } else { match world.boxes.child_named(&upload.folder_id, &upload.name) {
-            Some(BoxItemRef::File(i)) => world.boxes.files.get(i).map(|f| Ok(f.id.clone())),
-            Some(BoxItemRef::Folder(_)) => Some(Err(())),
-            None => None,
-        } }
+        } else {
+            match world.boxes.child_named(&upload.folder_id, &upload.name) {
+                Some(BoxItemRef::File(i)) => world.boxes.files.get(i).map(|f| Ok(f.id.clone())),
+                Some(BoxItemRef::Folder(_)) => Some(Err(())),
+                None => None,
+            }
+        }
     };
     let result = match existing {
         Some(Err(())) => {
