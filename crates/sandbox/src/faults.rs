@@ -399,6 +399,22 @@ mod tests {
     }
 
     #[test]
+    fn held_replies_and_held_drops() {
+        let r =
+            rule(r#"{"path_prefix":"/2.0/files/1","kind":"delay","delay_ms":500,"after":true}"#);
+        assert_eq!(
+            (r.kind(), r.after, r.delay_ms),
+            (FaultKind::Delay, true, Some(500))
+        );
+        let r = rule(r#"{"path_prefix":"/otmmapi/v6/assets","kind":"drop","delay_ms":500}"#);
+        assert_eq!(
+            (r.kind(), r.after, r.delay_ms),
+            (FaultKind::Drop, false, Some(500))
+        );
+        assert!(parse_request(br#"{"path_prefix":"/","kind":"drop","delay_ms":600001}"#).is_err());
+    }
+
+    #[test]
     fn count_and_order() {
         let mut state = FaultState::with_seed(1);
         state.add(rule(
