@@ -7,6 +7,7 @@
 mod badinput;
 mod crash;
 mod email_once;
+mod exactly_once;
 mod flaky;
 mod flow;
 mod hardening;

@@ -561,3 +561,293 @@ pub fn route_count_prefix(stats: &Value, prefix: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+// ----- helpers added for the exactly-once tests (issue 11) -----
+
+/// `../shared/fixtures/media/{name}`; panics when it is absent (a test that needs it must not
+/// pass by skipping).
+pub fn fixture(name: &str) -> PathBuf {
+    let path = repo_root().join("../shared/fixtures/media").join(name);
+    assert!(
+        path.is_file(),
+        "fixture {} is absent: the exactly-once tests need it (../shared/fixtures/media)",
+        path.display()
+    );
+    path
+}
+
+/// Names of Box/OS debris that box-poll ignores and leaves in the watched folder.
+fn is_debris(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    name.starts_with('.')
+        || name.starts_with("~$")
+        || lower == "thumbs.db"
+        || lower == "desktop.ini"
+        || [".tmp", ".part", ".crdownload"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+}
+
+/// The key of a DAM derivative: (tracking ID, clean name in NFC, version), from the asset name
+/// and the tracking field `FERRERO.FIELD.CS TRACKING` (its first 6-character token is the
+/// tracking ID, its `v{n}` token the version); `?` where the field says nothing.
+pub fn asset_key(asset: &Value) -> (String, String, String) {
+    use unicode_normalization::UnicodeNormalization;
+    let name: String = asset["name"].as_str().unwrap_or_default().nfc().collect();
+    let marker = asset["fields"]["FERRERO.FIELD.CS TRACKING"]
+        .as_str()
+        .unwrap_or_default();
+    let tokens: Vec<&str> = marker
+        .split(|c: char| c == ' ' || c == ':' || c == '/' || c == '|' || c == ',')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let tracking = tokens
+        .first()
+        .filter(|t| t.len() == 6 && t.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map_or("?".to_string(), |t| t.to_uppercase());
+    let version = tokens
+        .iter()
+        .find_map(|t| {
+            let digits = t.strip_prefix('v').or_else(|| t.strip_prefix('V'))?;
+            (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+                .then(|| digits.parse::<u32>().ok())
+                .flatten()
+        })
+        .map_or("?".to_string(), |v| v.to_string());
+    (tracking, name, version)
+}
+
+/// The derivatives in every DAM folder named `Final Assets`.
+pub fn final_assets(state: &Value) -> Vec<Value> {
+    let finals: Vec<Value> = state["dam"]["folders"]
+        .as_array()
+        .map(|folders| {
+            folders
+                .iter()
+                .filter(|folder| folder["name"] == "Final Assets")
+                .map(|folder| folder["id"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    state["dam"]["assets"]
+        .as_array()
+        .map(|assets| {
+            assets
+                .iter()
+                .filter(|asset| finals.contains(&asset["folder_id"]))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many DAM derivatives there are per (tracking ID, clean name, version).
+pub fn asset_key_counts(
+    state: &Value,
+) -> std::collections::BTreeMap<(String, String, String), usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for asset in final_assets(state) {
+        *counts.entry(asset_key(&asset)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Where a Box file is, relative to its watched folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Watched,
+    /// `_PROCESSED/{date}/`.
+    Processed,
+    Errors,
+    Trash,
+    Elsewhere(String),
+    Missing,
+}
+
+/// Where file `file_id` is now (per the sandbox state).
+pub fn place_of(world: &World, state: &Value, file_id: &str) -> Place {
+    let watched: Vec<String> = world.sandbox.ready["watched_folder_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if state["box"]["trash"]
+        .as_array()
+        .is_some_and(|trash| trash.iter().any(|item| item["id"] == file_id))
+    {
+        return Place::Trash;
+    }
+    let Some(file) = state["box"]["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|file| file["id"] == file_id))
+    else {
+        return Place::Missing;
+    };
+    let parent = file["parent_id"].as_str().unwrap_or_default();
+    for folder in &watched {
+        if parent == folder {
+            return Place::Watched;
+        }
+        if box_folder(state, folder, "_errors").is_some_and(|f| f["id"] == parent) {
+            return Place::Errors;
+        }
+        if let Some(processed) = box_folder(state, folder, "_PROCESSED") {
+            let processed_id = processed["id"].as_str().unwrap_or_default();
+            if box_folders_in(state, processed_id)
+                .iter()
+                .any(|dated| dated["id"] == parent)
+            {
+                return Place::Processed;
+            }
+        }
+    }
+    Place::Elsewhere(file["path"].as_str().unwrap_or(parent).to_string())
+}
+
+/// Every violation of the exactly-once invariants (issue 11), one sentence each:
+/// - every file an agency uploaded is in exactly one final place (`_PROCESSED/{date}/` or
+///   `_errors/`; debris may stay in the watched folder), none in the trash;
+/// - one DAM asset per delivered (tracking ID, clean name, version), and as many delivered keys
+///   as agency files in `_PROCESSED/`;
+/// - no `box_files` row (of the file's current version) non-final, and no `derivative_assets`
+///   row pending/importing, for a file in `_PROCESSED/` or `_errors/`; no undelivered outbox row;
+/// - each DAM status change once, each webhook and each email once per idempotency key.
+pub fn exactly_once_problems(world: &World) -> Vec<String> {
+    let state = world.sandbox.state();
+    let mut problems = Vec::new();
+    let files: Vec<Value> = state["box"]["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut processed_files = 0usize;
+    let mut final_files: Vec<(String, String, Place)> = Vec::new();
+    for file in files.iter().filter(|file| file["created_by"] == "agency") {
+        let id = file["id"].as_str().unwrap_or_default().to_string();
+        let name = file["name"].as_str().unwrap_or_default().to_string();
+        let place = place_of(world, &state, &id);
+        match &place {
+            Place::Processed => processed_files += 1,
+            Place::Errors => {}
+            Place::Watched if is_debris(&name) => continue,
+            other => problems.push(format!(
+                "agency file {id} {name:?} is not in _PROCESSED/ or _errors/ but {other:?}"
+            )),
+        }
+        let version = file["file_version_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        final_files.push((id, version, place));
+    }
+    let counts = asset_key_counts(&state);
+    for (key, count) in &counts {
+        if *count != 1 {
+            problems.push(format!(
+                "{count} DAM assets for one delivery (tracking ID, clean name, version) {key:?}"
+            ));
+        }
+    }
+    if counts.len() != processed_files {
+        problems.push(format!(
+            "{} distinct deliveries in the DAM but {processed_files} agency files in _PROCESSED/: {:?}",
+            counts.len(),
+            counts.keys().collect::<Vec<_>>()
+        ));
+    }
+    let mut db = world.db.client();
+    for (id, version, place) in &final_files {
+        if !matches!(place, Place::Processed | Place::Errors) {
+            continue;
+        }
+        for row in db
+            .query(
+                "SELECT state FROM box_files WHERE file_id = $1 AND file_version_id = $2",
+                &[id, version],
+            )
+            .expect("box_files")
+        {
+            let ledger: String = row.get(0);
+            if !["archived", "rejected", "ignored"].contains(&ledger.as_str()) {
+                problems.push(format!(
+                    "box_files row of file {id} version {version} is {ledger:?} although the file is in {place:?}"
+                ));
+            }
+        }
+        for row in db
+            .query(
+                "SELECT id, upload_status FROM derivative_assets WHERE box_file_id = $1 AND upload_status IN ('pending', 'importing')",
+                &[id],
+            )
+            .expect("derivative_assets")
+        {
+            let (row_id, status): (i64, String) = (row.get(0), row.get(1));
+            problems.push(format!(
+                "derivative_assets row {row_id} of file {id} is {status:?} although the file is in {place:?}"
+            ));
+        }
+    }
+    for row in db
+        .query(
+            "SELECT idempotency_key, last_error FROM outbox WHERE sent_at IS NULL",
+            &[],
+        )
+        .expect("outbox")
+    {
+        let (key, error): (String, Option<String>) = (row.get(0), row.get(1));
+        problems.push(format!(
+            "outbox row {key} never delivered (last error {error:?})"
+        ));
+    }
+    let mut changes = std::collections::BTreeMap::new();
+    for change in state["dam"]["status_changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        *changes
+            .entry(format!(
+                "{} {}->{}",
+                change["folder_id"], change["from"], change["to"]
+            ))
+            .or_insert(0usize) += 1;
+    }
+    let mut hooks = std::collections::BTreeMap::new();
+    for hook in state["webhooks"].as_array().cloned().unwrap_or_default() {
+        let key = hook["headers"]["idempotency-key"]
+            .as_str()
+            .map_or_else(|| hook["body"].to_string(), str::to_string);
+        *hooks.entry(key).or_insert(0usize) += 1;
+    }
+    let mut emails = std::collections::BTreeMap::new();
+    for email in state["emails"].as_array().cloned().unwrap_or_default() {
+        let key = email["headers"]["X-Idempotency-Key"]
+            .as_str()
+            .map_or_else(|| format!("(no key) {}", email["subject"]), str::to_string);
+        *emails.entry(key).or_insert(0usize) += 1;
+    }
+    for (what, map) in [
+        ("DAM status change", changes),
+        ("webhook", hooks),
+        ("email in the sandbox inbox", emails),
+    ] {
+        for (key, count) in map {
+            if count > 1 {
+                problems.push(format!("{what} {key} received {count} times"));
+            }
+        }
+    }
+    problems
+}
+
+/// Panics listing every violation of [`exactly_once_problems`].
+pub fn assert_exactly_once_invariants(world: &World) {
+    let problems = exactly_once_problems(world);
+    assert!(
+        problems.is_empty(),
+        "exactly-once invariants violated:\n  - {}",
+        problems.join("\n  - ")
+    );
+}

@@ -9,7 +9,11 @@
 //!   the most Box and DAM requests handled at once (`box_peak_in_flight`, `dam_peak_in_flight`).
 //! - `POST /_sandbox/agency-upload`: put a file into Box as an agency collaborator would
 //!   (multipart `folder_id`, optional `name`, `file`; or JSON `{folder_id, name?, source_path}`).
-//!   A file with the same name in the folder gets a new version (as the Box web app does).
+//!   A file with the same name in the folder gets a new version (as the Box web app does). JSON
+//!   `file_id` (instead of a name match) uploads a new version of that file wherever it is ("Upload
+//!   new version" in the Box web app, e.g. on a file in `_errors/`).
+//! - `POST /_sandbox/agency-move` `{file_id, parent_id?, name?}`: an agency user moves and/or
+//!   renames a file in the Box web app (200 with the file object; 409 `item_name_in_use`, 404).
 //! - `POST /_sandbox/faults`: add fault rules (see [`crate::faults`] for the rule fields): one rule
 //!   object `{method?, path_prefix, kind?, status?, retry_after?, delay_ms?, truncate_after?,
 //!   count?, probability?, after?}`, or `{seed?, replace?, rules?: [rule...]}` (`seed` restarts
@@ -18,8 +22,10 @@
 //!   (`{"cleared":n}`); `DELETE /_sandbox/faults/{id}` removes one (204, or 404).
 //! - `GET /_sandbox/config` -> the run-time settings; `POST /_sandbox/config` with any of
 //!   `{rate_limit_per_second: n|null, part_size, commit_accepted_responses,
-//!   commit_retry_after_secs, mailgun_events: "match"|"no_custom_ids"|"unavailable"}` changes
-//!   them and returns the result (see [`crate::state::Settings`]). `rate_limit_per_second` 0 or null turns the limit off; new
+//!   commit_retry_after_secs, mailgun_events: "match"|"no_custom_ids"|"unavailable",
+//!   import_delay_ms: n|null}` changes them and returns the result (see
+//!   [`crate::state::Settings`]; `import_delay_ms` is how long DAM import jobs started from now
+//!   on run, null = the start-up value). `rate_limit_per_second` 0 or null turns the limit off; new
 //!   values apply to new upload sessions.
 //! - `POST /_sandbox/webhooks/{name}`: a webhook receiver recording headers and body.
 //! - `POST /_sandbox/agency-folder` `{parent_id, name}`: a folder made by an agency user or an
@@ -57,6 +63,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/dam-credentials", get(dam_credentials))
         .route("/_sandbox/agency-upload", post(agency_upload))
         .route("/_sandbox/agency-folder", post(agency_folder))
+        .route("/_sandbox/agency-move", post(agency_move))
         .route("/_sandbox/download-url", post(download_url))
         .route("/_sandbox/sink", post(sink))
         .route(
@@ -313,6 +320,16 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
                     )
                 }
             },
+            "import_delay_ms" => match (&value, number) {
+                (Value::Null, _) => settings.import_delay_ms = None,
+                (_, Some(n)) if n <= 600_000 => settings.import_delay_ms = Some(n),
+                _ => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "import_delay_ms must be a non-negative integer (at most 600000) or null",
+                    )
+                }
+            },
             "commit_retry_after_secs" => match number {
                 Some(n) => settings.commit_retry_after_secs = n,
                 None => {
@@ -334,7 +351,7 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
             other => {
                 return control_error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events)"),
+                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms)"),
                 )
             }
         }
@@ -374,6 +391,8 @@ async fn webhook(
 
 /// An agency upload request after parsing.
 struct AgencyUpload {
+    /// New version of this file (JSON `file_id`), instead of a name match in `folder_id`.
+    file_id: Option<String>,
     folder_id: String,
     name: String,
     blob: StoredBlob,
@@ -390,8 +409,22 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| control_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))?;
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        let folder_id = text("folder_id")
-            .ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "folder_id is required"))?;
+        let file_id = text("file_id");
+        let folder_id = match (text("folder_id"), &file_id) {
+            (Some(folder_id), _) => folder_id,
+            (None, Some(file_id)) => app
+                .world()
+                .boxes
+                .file(file_id)
+                .map(|file| file.parent_id.clone())
+                .ok_or_else(|| control_error(StatusCode::NOT_FOUND, "no such file"))?,
+            (None, None) => {
+                return Err(control_error(
+                    StatusCode::BAD_REQUEST,
+                    "folder_id is required",
+                ))
+            }
+        };
         let source = text("source_path")
             .ok_or_else(|| control_error(StatusCode::BAD_REQUEST, "source_path is required"))?;
         let source = PathBuf::from(source);
@@ -405,6 +438,7 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
             )
         })?;
         return Ok(AgencyUpload {
+            file_id,
             folder_id,
             name,
             blob,
@@ -485,6 +519,7 @@ async fn read_agency_upload(app: &Arc<App>, request: Request) -> Result<AgencyUp
         ));
     };
     Ok(AgencyUpload {
+        file_id: None,
         folder_id,
         name,
         blob,
@@ -579,10 +614,14 @@ async fn agency_upload(State(app): State<Arc<App>>, request: Request) -> Respons
     };
     let existing = {
         let world = app.world();
-        match world.boxes.child_named(&upload.folder_id, &upload.name) {
-            Some(BoxItemRef::File(i)) => world.boxes.files.get(i).map(|f| Ok(f.id.clone())),
-            Some(BoxItemRef::Folder(_)) => Some(Err(())),
-            None => None,
+        if let Some(file_id) = &upload.file_id {
+            Some(Ok(file_id.clone()))
+        } else {
+            match world.boxes.child_named(&upload.folder_id, &upload.name) {
+                Some(BoxItemRef::File(i)) => world.boxes.files.get(i).map(|f| Ok(f.id.clone())),
+                Some(BoxItemRef::Folder(_)) => Some(Err(())),
+                None => None,
+            }
         }
     };
     let result = match existing {
@@ -627,5 +666,59 @@ async fn agency_upload(State(app): State<Arc<App>>, request: Request) -> Respons
             json_response(status, &file)
         }
         Err(response) => response,
+    }
+}
+
+/// `POST /_sandbox/agency-move` `{"file_id", "parent_id"?, "name"?}` -> 200 with the file object:
+/// an agency user moves and/or renames a file in the Box web app (e.g. a fixed file out of
+/// `_errors/` back into the watched folder). 404 unknown file or folder, 400 invalid name, 409
+/// `item_name_in_use` when the target folder has an item of that name.
+async fn agency_move(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    let Some(file_id) = value.get("file_id").and_then(Value::as_str) else {
+        return control_error(StatusCode::BAD_REQUEST, "file_id is required");
+    };
+    let mut world = app.world();
+    let Some(file) = world.boxes.file(file_id) else {
+        return control_error(StatusCode::NOT_FOUND, "no such file");
+    };
+    let parent_id = value
+        .get("parent_id")
+        .and_then(Value::as_str)
+        .map_or_else(|| file.parent_id.clone(), str::to_owned);
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .map_or_else(|| file.name.clone(), str::to_owned);
+    if world.boxes.folder(&parent_id).is_none() {
+        return control_error(StatusCode::NOT_FOUND, "no such folder");
+    }
+    if let Err(message) = crate::state::validate_box_name(&name) {
+        return control_error(StatusCode::BAD_REQUEST, &message);
+    }
+    if let Some(existing) = world.boxes.child_named(&parent_id, &name) {
+        let is_self = matches!(existing, BoxItemRef::File(i) if world.boxes.files.get(i).is_some_and(|f| f.id == file_id));
+        if !is_self {
+            return box_error(
+                StatusCode::CONFLICT,
+                "item_name_in_use",
+                "Item with the same name already exists",
+                None,
+            );
+        }
+    }
+    world.boxes.move_file(file_id, &parent_id, &name);
+    if let Some(file) = world.boxes.file_mut(file_id) {
+        file.modified_by = Actor::Agency;
+    }
+    match world.boxes.file(file_id) {
+        Some(file) => json_response(
+            StatusCode::OK,
+            &file_json(&app.config, &world.boxes, file, None),
+        ),
+        None => control_error(StatusCode::NOT_FOUND, "no such file"),
     }
 }

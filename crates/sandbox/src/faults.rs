@@ -22,7 +22,11 @@
 //!
 //! `after: true` (kinds `status`, `not_ready`, `drop`) lets the request take effect first and then
 //! replaces the reply: "a 503 write may still have happened", "a part stored despite a 500", "the
-//! upload landed but the reply was lost".
+//! upload landed but the reply was lost". With kind `delay`, `after: true` handles the request
+//! first and then holds its reply for `delay_ms` ("the write took effect, the reply is late": a
+//! client killed meanwhile never learns it). A `drop` rule with `delay_ms` holds the request that
+//! long before closing the connection (without `after`, the request never takes effect: "the
+//! request never reached the server, and the client waited").
 //!
 //! Probabilities are drawn from one [`StdRng`] seeded with `seed` (`POST /_sandbox/faults
 //! {"seed":42}` or `sandbox serve --fault-seed 42`; otherwise a random seed, reported by `GET
@@ -85,7 +89,7 @@ pub struct FaultRule {
     /// `Retry-After` seconds sent with a `status` or `not_ready` fault.
     #[serde(default)]
     pub retry_after: Option<u64>,
-    /// Delay of a `delay` fault, in milliseconds.
+    /// Delay of a `delay` fault (or hold before a `drop`), in milliseconds.
     #[serde(default)]
     pub delay_ms: Option<u64>,
     /// Body bytes sent before a `truncate` fault cuts the connection.
@@ -97,7 +101,8 @@ pub struct FaultRule {
     /// Chance (0..=1) that a matching request gets the fault; absent = always.
     #[serde(default)]
     pub probability: Option<f64>,
-    /// Let the request take effect, then replace its reply (`status`, `not_ready`, `drop`).
+    /// Let the request take effect, then replace its reply (`status`, `not_ready`, `drop`), or
+    /// hold it (`delay`).
     #[serde(default)]
     pub after: bool,
     /// Faults injected so far by this rule (output only).
@@ -165,8 +170,11 @@ impl FaultRule {
                 }
             }
         }
-        if self.after && matches!(kind, FaultKind::Delay | FaultKind::Truncate) {
-            return Err("\"after\" applies to kinds status, not_ready and drop".to_owned());
+        if self.after && kind == FaultKind::Truncate {
+            return Err("\"after\" applies to kinds status, not_ready, drop and delay".to_owned());
+        }
+        if self.delay_ms.is_some_and(|ms| ms > MAX_DELAY_MS) {
+            return Err(format!("delay_ms must be at most {MAX_DELAY_MS}"));
         }
         if self.count == Some(0) {
             return Err("count must be at least 1 (or absent for no limit)".to_owned());
@@ -388,6 +396,22 @@ mod tests {
         ] {
             assert!(parse_request(body.as_bytes()).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn held_replies_and_held_drops() {
+        let r =
+            rule(r#"{"path_prefix":"/2.0/files/1","kind":"delay","delay_ms":500,"after":true}"#);
+        assert_eq!(
+            (r.kind(), r.after, r.delay_ms),
+            (FaultKind::Delay, true, Some(500))
+        );
+        let r = rule(r#"{"path_prefix":"/otmmapi/v6/assets","kind":"drop","delay_ms":500}"#);
+        assert_eq!(
+            (r.kind(), r.after, r.delay_ms),
+            (FaultKind::Drop, false, Some(500))
+        );
+        assert!(parse_request(br#"{"path_prefix":"/","kind":"drop","delay_ms":600001}"#).is_err());
     }
 
     #[test]

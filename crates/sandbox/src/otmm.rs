@@ -1477,7 +1477,11 @@ async fn start_import(app: Arc<App>, prepared: PreparedImport, blob: StoredBlob)
         rendition_id: random_hex(40),
         import_job_id: Some(job_id.clone()),
     };
-    let delay = app.config.import_delay;
+    let delay = app
+        .world()
+        .settings
+        .import_delay_ms
+        .map_or(app.config.import_delay, std::time::Duration::from_millis);
     if delay.is_zero() {
         complete_import(&app, &job_id, asset);
     } else {

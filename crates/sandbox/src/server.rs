@@ -481,6 +481,11 @@ async fn inject(api: Api, rule: &FaultRule, request: Request, next: Next) -> (Re
     match rule.kind() {
         FaultKind::Delay => {
             let delay = Duration::from_millis(rule.delay_ms.unwrap_or(0));
+            if rule.after {
+                let response = next.run(request).await;
+                tokio::time::sleep(delay).await;
+                return (response, false);
+            }
             tokio::time::sleep(delay).await;
             (next.run(request).await, false)
         }
@@ -506,6 +511,9 @@ async fn inject(api: Api, rule: &FaultRule, request: Request, next: Next) -> (Re
         FaultKind::Drop => {
             if rule.after {
                 drop(next.run(request).await);
+            }
+            if let Some(ms) = rule.delay_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             match connection {
                 Some(connection) => {

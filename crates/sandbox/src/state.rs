@@ -1034,6 +1034,11 @@ pub struct Settings {
     pub commit_retry_after_secs: u64,
     /// How `GET /v3/{domain}/events` treats a message sent with a custom `h:Message-Id`.
     pub mailgun_events: MailgunEvents,
+    /// How long a DAM import job runs before it completes, milliseconds, overriding the
+    /// scenario's / command line's `import_delay_ms` for imports started from now on (`None` =
+    /// that start-up value).
+    #[serde(default)]
+    pub import_delay_ms: Option<u64>,
 }
 
 /// Behaviour of the Mailgun events API emulation (`mailgun_events` in `/_sandbox/config`).
@@ -1063,6 +1068,7 @@ impl Default for Settings {
             commit_accepted_responses: 1,
             commit_retry_after_secs: 1,
             mailgun_events: MailgunEvents::Match,
+            import_delay_ms: None,
         }
     }
 }
