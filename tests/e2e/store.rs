@@ -96,12 +96,12 @@ fn a_box_file_lease_is_exclusive_until_it_expires() {
         .observe_box_file("f1", "v1", "w", "x.mp4", Some("abc"), Some(3))
         .expect("observe twice");
     assert!(first
-        .claim_box_file("f1", "v1", "host:1", 600, jiff::Timestamp::now())
+        .claim_box_file("f1", "v1", "host:1", 600, None)
         .expect("claim")
         .is_some());
     assert!(
         second
-            .claim_box_file("f1", "v1", "host:2", 600, jiff::Timestamp::now())
+            .claim_box_file("f1", "v1", "host:2", 600, None)
             .expect("claim")
             .is_none(),
         "live lease held by another owner"
@@ -114,32 +114,41 @@ fn a_box_file_lease_is_exclusive_until_it_expires() {
         )
         .expect("expire");
     let taken = second
-        .claim_box_file("f1", "v1", "host:2", 600, jiff::Timestamp::now())
+        .claim_box_file("f1", "v1", "host:2", 600, None)
         .expect("claim")
         .expect("taken over");
     // Claims are not attempts (a killed pass costs the file nothing); each claim is a new
     // generation, which fences the previous holder out.
     assert_eq!(taken.attempts, 0);
     assert_eq!(taken.claim_generation, 2);
-    // A final state is never claimed again from a listing taken before the decision (a stale
-    // listing that still shows the file in the watched folder)...
-    let listed_before = jiff::Timestamp::now();
-    std::thread::sleep(std::time::Duration::from_millis(20));
     second
         .archive_box_file("f1", "v1", "processed", false, None)
         .expect("archive");
+    // A final state is never claimed again from a listing alone (a stale listing that still
+    // shows the file in the watched folder)...
     assert!(first
-        .claim_box_file("f1", "v1", "host:1", 600, listed_before)
+        .claim_box_file("f1", "v1", "host:1", 600, None)
         .expect("claim")
         .is_none());
-    // ...but one taken after it shows the file back in the watched folder (moved back by a
-    // person): it is reopened, with no attempts.
+    // ...nor with a generation read before another pass reopened it...
+    assert!(first
+        .claim_box_file("f1", "v1", "host:1", 600, Some(1))
+        .expect("claim")
+        .is_none());
+    // ...but with the generation of the final row, once Box confirms the file is back in the
+    // watched folder (moved back by a person): reopened, with no attempts.
     let reopened = first
-        .claim_box_file("f1", "v1", "host:1", 600, jiff::Timestamp::now())
+        .claim_box_file("f1", "v1", "host:1", 600, Some(2))
         .expect("claim")
         .expect("moved back: reopened");
     assert_eq!(reopened.state, scaling_core::store::LedgerState::Claimed);
     assert_eq!(reopened.attempts, 0);
+    assert_eq!(reopened.claim_generation, 3);
+    // The second of two passes that both saw it back reopens nothing.
+    assert!(second
+        .claim_box_file("f1", "v1", "host:2", 600, Some(2))
+        .expect("claim")
+        .is_none());
     first
         .archive_box_file("f1", "v1", "processed", false, None)
         .expect("archive again");
@@ -148,7 +157,7 @@ fn a_box_file_lease_is_exclusive_until_it_expires() {
         .observe_box_file("f1", "v2", "w", "x.mp4", Some("def"), Some(3))
         .expect("observe v2");
     assert!(first
-        .claim_box_file("f1", "v2", "host:1", 600, jiff::Timestamp::now())
+        .claim_box_file("f1", "v2", "host:1", 600, None)
         .expect("claim")
         .is_some());
 }

@@ -44,10 +44,6 @@ use crate::store::{
     UploadStatus,
 };
 
-/// How far a listing's time is moved back before it is compared with the database's clock
-/// (a file decided after `listed_at - margin` is never reopened from that listing).
-const LISTING_CLOCK_MARGIN_SECS: i64 = 5;
-
 /// Unfinished moves and orphaned imports handled per pass, at most.
 const SWEEP_LIMIT: i64 = 50;
 
@@ -278,7 +274,6 @@ fn poll_folder(
     folder_id: &str,
     state: &PollState,
 ) -> Result<(), PassError> {
-    let listed_at = Timestamp::now();
     let items = services
         .box_client
         .list_folder(folder_id)
@@ -300,7 +295,7 @@ fn poll_folder(
         }
     }
     run_workers(services, report, &files, |worker, report, file| {
-        handle_file(worker, report, folder_id, file, listed_at, state)
+        handle_file(worker, report, folder_id, file, state)
     })?;
     Ok(())
 }
@@ -314,11 +309,25 @@ pub fn delivered_name<'a>(file_id: &str, name: &'a str) -> &'a str {
         .unwrap_or(name)
 }
 
-/// Handles one file of watched folder `folder_id`, found in a listing taken at `listed_at`:
+/// Whether Box file `file_id` is in folder `folder_id` now (GET /files/{id}, one request; only
+/// asked for a file the ledger has recorded as moved out). A file gone from Box is not.
+fn back_in_watched_folder(
+    services: &Services,
+    file_id: &str,
+    folder_id: &str,
+) -> Result<bool, PassError> {
+    match services.box_client.get_file(file_id) {
+        Ok(current) => Ok(current.parent_id.as_deref() == Some(folder_id)),
+        Err(error) if error.status() == Some(404) => Ok(false),
+        Err(error) => Err(PassError::from_box(error)),
+    }
+}
+
+/// Handles one file of watched folder `folder_id`, found in its listing:
 /// ignores debris, records it in the ledger, claims it, processes it and archives or rejects
 /// it. Returns without doing anything when another pass holds the file or it is already done.
-/// A file recorded as archived or rejected before `listed_at` that is in the watched folder
-/// again was moved back by a person: it is taken up again (a fix, or a retry).
+/// A file recorded as archived or rejected that Box confirms is in the watched folder again was
+/// moved back by a person: it is taken up again (a fix, or a retry).
 ///
 /// # Errors
 /// [`PassError::Unreachable`] when a dependency is down: the file is released untouched (no
@@ -328,7 +337,6 @@ pub fn handle_file(
     report: &mut PassReport,
     folder_id: &str,
     file: &BoxFile,
-    listed_at: Timestamp,
     state: &PollState,
 ) -> Result<(), PassError> {
     report.files_seen += 1;
@@ -345,7 +353,7 @@ pub fn handle_file(
         .clone()
         .unwrap_or_else(|| "0".to_string());
     let size = file.size.and_then(|size| i64::try_from(size).ok());
-    services.store.observe_box_file(
+    let seen = services.store.observe_box_file(
         &file.id,
         &version_id,
         folder_id,
@@ -353,15 +361,23 @@ pub fn handle_file(
         file.sha1.as_deref(),
         size,
     )?;
-    let decided_before = listed_at
-        .checked_sub(SignedDuration::from_secs(LISTING_CLOCK_MARGIN_SECS))
-        .unwrap_or(listed_at);
+    let reopen_generation = if matches!(seen.state, LedgerState::Archived | LedgerState::Rejected) {
+        // Listed in the watched folder, recorded as moved out: the listing predates the move
+        // (another pass's), or a person moved the file back. Only Box knows which.
+        if !back_in_watched_folder(services, &file.id, folder_id)? {
+            return Ok(());
+        }
+        tracing::info!(box_file = %file.id, file = %file.name, state = seen.state.as_str(), "moved back into the watched folder; taking it up again");
+        Some(seen.claim_generation)
+    } else {
+        None
+    };
     let Some(row) = services.store.claim_box_file(
         &file.id,
         &version_id,
         &services.owner,
         lease_secs(services),
-        decided_before,
+        reopen_generation,
     )?
     else {
         return Ok(());
@@ -560,7 +576,12 @@ fn reject(
         .folders
         .child(services, folder_id, &errors_name)
         .map_err(PassError::from_box)?;
-    let note = error_note(delivered_name(&claim.file_id, name), problems);
+    let note = error_note(
+        delivered_name(&claim.file_id, name),
+        &claim.file_id,
+        &claim.file_version_id,
+        problems,
+    );
     let note_file = upload_note(services, &errors_folder, name, claim, &note)?;
     services
         .store
@@ -630,15 +651,20 @@ fn note_name_tagged(name: &str, tag: &str) -> String {
     format!("{}{tag}{SUFFIX}", base.trim_end_matches([' ', '.']))
 }
 
-/// The text of a `{name}.error.txt` note: what was wrong, and how to fix it.
-pub fn error_note(name: &str, problems: &[String]) -> String {
-    let mut note =
-        format!("The file \"{name}\" could not be delivered to the DAM.\n\nWhat is wrong:\n");
+/// The text of a `{name}.error.txt` note: what was wrong, and how to fix it. It names the Box
+/// file and version it is about (the id `reprocess file` takes), so the notes of two files with
+/// the same name never have the same content (a note is recognised as our own earlier upload by
+/// its SHA-1).
+pub fn error_note(name: &str, file_id: &str, file_version_id: &str, problems: &[String]) -> String {
+    let mut note = format!(
+        "The file \"{name}\" (Box file {file_id}, version {file_version_id}) could not be delivered to the DAM.\n\nWhat is wrong:\n"
+    );
     for problem in problems {
         note.push_str(&format!("  - {problem}\n"));
     }
     note.push_str(
-        "\nHow to fix it: correct the file (or its name) and upload it again into the watched folder.\n\
+        "\nHow to fix it: correct the file here (rename it, or upload a new version) and move it back \
+         into the watched folder, or upload the corrected file into the watched folder again.\n\
          Derivative names follow the V2 convention:\n\
          {tracking_id}_{subject_title}_{asset_type}_{language_code}_{spec}_v{version}.{ext}\n\
          e.g. K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4\n",
@@ -1126,9 +1152,16 @@ mod tests {
     fn error_note_lists_every_problem_and_the_convention() {
         let note = error_note(
             "bad.mp4",
+            "123",
+            "456",
             &["first problem".into(), "second problem".into()],
         );
-        assert!(note.contains("\"bad.mp4\""));
+        assert!(note.contains("\"bad.mp4\" (Box file 123, version 456)"));
+        assert_ne!(
+            note,
+            error_note("bad.mp4", "124", "456", &["first problem".into(), "second problem".into()]),
+            "two files of one name get notes of different content"
+        );
         assert!(note.contains("  - first problem\n  - second problem\n"));
         assert!(note.contains("K7Q2XM_Breakfast-Moments_video_IT_9x16-15s_v01.mp4"));
     }

@@ -527,7 +527,6 @@ fn reprocess_file(
         report,
         watched_folder_id,
         &file,
-        jiff::Timestamp::now(),
         state,
     )?;
     Ok(

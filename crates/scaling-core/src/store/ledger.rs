@@ -188,9 +188,11 @@ impl Store {
     /// Claims a ledger row for `owner` for `lease_secs` seconds and increments its claim
     /// generation, unless another live lease holds it, it is not yet due for retry, or it is in a
     /// final state. A final `archived`/`rejected` row is claimed (and reopened with no attempts
-    /// counted) only when its file is back in the watched folder after the decision was recorded:
-    /// `listed_at` is when the listing that shows it there was taken (minus a margin for clock
-    /// skew), so a pass whose listing predates the move never reopens it.
+    /// counted) only with `reopen_generation` equal to its `claim_generation`: the caller has
+    /// seen the row final, asked Box and found the file back in the watched folder (a person
+    /// moved it back). The generation fences a pass whose check predates another pass's
+    /// reopening: it reopens nothing. No clock is compared, so a file moved back a second after
+    /// its rejection is taken up by the next pass.
     ///
     /// # Errors
     /// Database errors.
@@ -200,22 +202,23 @@ impl Store {
         file_version_id: &str,
         owner: &str,
         lease_secs: i64,
-        listed_at: Timestamp,
+        reopen_generation: Option<i64>,
     ) -> Result<Option<BoxFileRow>, StoreError> {
         let row = self.client.query_opt(
             "UPDATE box_files SET lease_owner = $3,
                     lease_expires_at = now() + make_interval(secs => $4::bigint::float8),
                     claim_generation = claim_generation + 1, updated_at = now(),
                     attempts = CASE WHEN state IN ('archived', 'rejected') THEN 0 ELSE attempts END,
+                    next_attempt_at = CASE WHEN state IN ('archived', 'rejected') THEN NULL ELSE next_attempt_at END,
                     state = CASE WHEN state IN ('seen', 'failed_transient', 'archived', 'rejected') THEN 'claimed'
                                  ELSE state END
              WHERE file_id = $1 AND file_version_id = $2
                AND state <> 'ignored'
-               AND (state NOT IN ('archived', 'rejected') OR updated_at < $5::timestamptz)
+               AND (state NOT IN ('archived', 'rejected') OR claim_generation = $5::bigint)
                AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $3)
                AND (next_attempt_at IS NULL OR next_attempt_at <= now() OR state IN ('archived', 'rejected'))
              RETURNING *",
-            &[&file_id, &file_version_id, &owner, &lease_secs, &listed_at],
+            &[&file_id, &file_version_id, &owner, &lease_secs, &reopen_generation],
         )?;
         Ok(row.as_ref().map(box_file_from_row))
     }
