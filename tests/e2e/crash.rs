@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::{
-    bin, box_files_in, box_folder, campaign_status, dam_folder, media, repo_root, World,
+    bin, box_files_in, box_folder, campaign_status, dam_folder, fixture, repo_root, World,
 };
 
 const FAST: &str = "tests/e2e/scenarios/fast.yaml";
@@ -53,14 +53,14 @@ pub struct Scene {
 }
 
 impl Scene {
-    pub fn new() -> Option<Scene> {
-        media("bigbuckbunny.mp4")?;
+    pub fn new() -> Scene {
+        fixture("bigbuckbunny.mp4");
         let world = World::new(Some(FAST));
         let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"]
             .as_str()
             .expect("campaign id")
             .to_string();
-        Some(Scene { world, campaign_id })
+        Scene { world, campaign_id }
     }
 
     /// Runs `binary` once with `FAILPOINTS` set to abort at `point`; returns true when it aborted.
@@ -134,7 +134,7 @@ impl Scene {
     /// Returns the clean names expected in the DAM.
     pub fn deliver(&self, per_master: usize, rejects: usize) -> Vec<String> {
         let watched = self.world.sandbox.watched_folder_id();
-        let jpg = media("rocket.jpg").expect("jpg");
+        let jpg = fixture("rocket.jpg");
         let mut clean = Vec::new();
         for (master, tracking_id) in self.tracking_ids() {
             let kind = if master.ends_with(".mp4") {
@@ -306,7 +306,7 @@ fn crash_at_every_point_then_rerun_converges() {
     eprintln!("crash points: {points:?}");
     let mut crashed = Vec::new();
     for point in &points {
-        let Some(scene) = Scene::new() else { return };
+        let scene = Scene::new();
         let started = Instant::now();
         let mut hits = 0;
         if scene.run_crashing("a1-to-a2", point) {
@@ -348,7 +348,7 @@ fn crash_at_every_point_then_rerun_converges() {
 /// then let it finish.
 #[test]
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
-    let Some(scene) = Scene::new() else { return };
+    let scene = Scene::new();
     scene.run_until_ok("a1-to-a2", 1);
     let clean = scene.deliver(17, 0); // 3 masters x 17 = 51 files
     let mut rng = Lcg(0x5eed_2026);
@@ -387,7 +387,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
 /// handle every file exactly once.
 #[test]
 fn four_overlapping_passes_share_a_backlog() {
-    let Some(scene) = Scene::new() else { return };
+    let scene = Scene::new();
     scene.run_until_ok("a1-to-a2", 1);
     let clean = scene.deliver(67, 0); // 201 files
     let children: Vec<_> = (0..4)

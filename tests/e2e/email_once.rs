@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::util::{media, post_json, route_count, World};
+use crate::util::{post_json, route_count, World};
 
 const FAST: &str = "tests/e2e/scenarios/fast.yaml";
 
@@ -121,9 +121,6 @@ fn lost_reply_is_confirmed_not_resent(rule: Value) {
 
 #[test]
 fn a_500_after_accept_leaves_one_email_in_the_inbox() {
-    if media("bigbuckbunny.mp4").is_none() {
-        return;
-    }
     lost_reply_is_confirmed_not_resent(json!({
         "method": "POST", "path_prefix": "/v3/", "status": 500, "after": true, "count": 1
     }));
@@ -131,9 +128,6 @@ fn a_500_after_accept_leaves_one_email_in_the_inbox() {
 
 #[test]
 fn a_dropped_connection_after_accept_leaves_one_email_in_the_inbox() {
-    if media("bigbuckbunny.mp4").is_none() {
-        return;
-    }
     lost_reply_is_confirmed_not_resent(json!({
         "method": "POST", "path_prefix": "/v3/", "kind": "drop", "after": true, "count": 1
     }));
@@ -144,9 +138,6 @@ fn a_dropped_connection_after_accept_leaves_one_email_in_the_inbox() {
 /// again: the reader sees two copies with one Message-Id (README "Exactly once").
 #[test]
 fn without_a_confirmation_the_email_waits_then_goes_out_again_with_the_same_message_id() {
-    if media("bigbuckbunny.mp4").is_none() {
-        return;
-    }
     for (mode, extra) in [
         ("unavailable", vec![]),
         ("no_custom_ids", vec![]),

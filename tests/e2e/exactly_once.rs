@@ -1238,3 +1238,104 @@ fn defect11_notes_never_collide_and_follow_their_file() {
         failures.join("\n  - ")
     );
 }
+
+/// Defect 11, `reprocess errors`: (e) a rejected file whose name in `_errors/` carries the
+/// `{file_id}_` prefix a name clash made us add is not skipped: once the agency uploads a good
+/// version onto it, `reprocess errors` delivers it under its own name; (f) `--dry-run` never
+/// promises to process a file the lookup-domain check will certainly reject again: it says so,
+/// with the problem.
+#[test]
+fn defect11_reprocess_errors_takes_clash_prefixed_files_and_its_dry_run_tells_the_truth() {
+    let eo = Eo::new();
+    let jpg = fixture("rocket.jpg");
+    let empty = eo.empty();
+    let env = [("POLLING_WORKERS", "1")];
+    // (e) the same name delivered empty twice: the second lands in _errors/ as `{id}_{name}`.
+    let name = format!("{}_Clash_image_EN_1x1_v01.jpg", eo.tid);
+    let first = eo.upload(&name, &empty);
+    eo.poll(&env);
+    let second = eo.upload(&name, &empty);
+    // (f) a name whose asset type is not in its lookup domain.
+    let domain = format!("{}_Domain-Dry_hologram_EN_1x1_v01.jpg", eo.tid);
+    let domain_id = eo.upload(&domain, &jpg);
+    eo.poll(&env);
+    let state = eo.state();
+    let prefixed = box_file_name(&state, &second);
+    assert_eq!(
+        (place_of(&eo.world, &state, &second), prefixed.as_str()),
+        (Place::Errors, format!("{second}_{name}").as_str()),
+        "precondition: the second empty file is in _errors/ under the clash prefix"
+    );
+    assert_eq!(place_of(&eo.world, &state, &first), Place::Errors);
+    assert_eq!(place_of(&eo.world, &state, &domain_id), Place::Errors);
+    // The agency uploads good content onto the prefixed file where it is.
+    eo.new_version(&second, &jpg);
+
+    let mut failures = Vec::new();
+    let dry = eo.run("reprocess", &["--dry-run", "errors"], &env);
+    let dry_text = String::from_utf8_lossy(&dry.stdout).into_owned();
+    let line_of = |id: &str| {
+        dry_text
+            .lines()
+            .find(|line| line.starts_with(&format!("file {id} ")))
+            .unwrap_or("")
+            .to_string()
+    };
+    let domain_line = line_of(&domain_id);
+    if !(domain_line.contains("rejected again") && domain_line.contains("hologram")) {
+        failures.push(format!(
+            "dry run on the lookup-domain rejection does not say it will be rejected again: {domain_line:?}"
+        ));
+    }
+    let second_line = line_of(&second);
+    if second_line.is_empty() || second_line.contains("skipped") || second_line.contains("rejected again") {
+        failures.push(format!(
+            "dry run on the clash-prefixed fixed file does not promise to process it: {second_line:?}"
+        ));
+    }
+    let output = eo.run("reprocess", &["errors"], &env);
+    let state = eo.state();
+    let count = eo.asset_count(&state, "Clash_image_EN_1x1.jpg", 1);
+    let place = place_of(&eo.world, &state, &second);
+    if count != 1 || place != Place::Processed {
+        failures.push(format!(
+            "the fixed clash-prefixed file: {count} DAM asset(s), file in {place:?} (expected 1 and _PROCESSED/); reprocess said: {}",
+            String::from_utf8_lossy(&output.stdout).trim()
+        ));
+    }
+    let delivered_name = box_file_name(&state, &second);
+    if place == Place::Processed && delivered_name != name {
+        failures.push(format!(
+            "delivered under {delivered_name:?}, not its own name {name:?}"
+        ));
+    }
+    for id in [&first, &domain_id] {
+        if place_of(&eo.world, &state, id) != Place::Errors {
+            failures.push(format!("still-bad file {id} is not back in _errors/"));
+        }
+    }
+    failures.extend(
+        exactly_once_problems(&eo.world)
+            .into_iter()
+            .map(|p| format!("invariant: {p}")),
+    );
+    eprintln!(
+        "figures: defect 11 (reprocess errors): 2 cases; {} failure(s)",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "reprocess errors:\n  - {}",
+        failures.join("\n  - ")
+    );
+}
+
+/// Name of Box file `file_id` in a sandbox state snapshot ("" when absent).
+fn box_file_name(state: &Value, file_id: &str) -> String {
+    state["box"]["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|file| file["id"] == file_id))
+        .and_then(|file| file["name"].as_str())
+        .unwrap_or("")
+        .to_string()
+}

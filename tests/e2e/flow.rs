@@ -6,15 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, media, World};
+use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, fixture, World};
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 
-fn fixtures_present() -> bool {
-    media("bigbuckbunny.mp4").is_some()
-        && media("coffee.png").is_some()
-        && media("rocket.jpg").is_some()
-}
 
 struct Campaign {
     id: String,
@@ -77,13 +72,10 @@ fn dam_asset_fields(asset: &Value) -> BTreeMap<String, String> {
 
 #[test]
 fn campaign_goes_a1_a2_a3_with_rejections_and_notifications() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
-    let video = media("bigbuckbunny.mp4").expect("video");
-    let png = media("coffee.png").expect("png");
-    let jpg = media("rocket.jpg").expect("jpg");
+    let video = fixture("bigbuckbunny.mp4");
+    let png = fixture("coffee.png");
+    let jpg = fixture("rocket.jpg");
 
     // --- a1-to-a2: masters into Box with tracking IDs, status A2, email + webhook.
     world.run_ok("a1-to-a2");
@@ -378,9 +370,6 @@ fn note_text(files: &[Value], name: &str) -> String {
 
 #[test]
 fn partial_failure_stays_a1_and_retries_only_the_failed_master() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"]
         .as_str()
@@ -459,14 +448,11 @@ fn partial_failure_stays_a1_and_retries_only_the_failed_master() {
 
 #[test]
 fn overlapping_box_poll_passes_deliver_each_file_once() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     world.run_ok("a1-to-a2");
     let campaign = campaign_after_a1(&world);
     let watched = world.sandbox.watched_folder_id();
-    let png = media("coffee.png").expect("png");
+    let png = fixture("coffee.png");
     let tracking_id = campaign
         .tracking_ids
         .iter()

@@ -10,16 +10,11 @@ use std::time::{Duration, SystemTime};
 use scaling_core::boxapi::{BoxAppConfig, BoxClient};
 use serde_json::Value;
 
-use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, media, repo_root, World};
+use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, fixture, repo_root, World};
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 const BAD_NAME: &str = "Breakfast_image_EN_v1.png";
 
-fn fixtures_present() -> bool {
-    media("bigbuckbunny.mp4").is_some()
-        && media("coffee.png").is_some()
-        && media("rocket.jpg").is_some()
-}
 
 fn stdout(output: &Output) -> String {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -61,7 +56,7 @@ fn tracking_id_of(world: &World, suffix: &str) -> String {
 fn rejected_upload(world: &World) -> (String, String) {
     world.run_ok("a1-to-a2");
     let watched = world.sandbox.watched_folder_id();
-    let png = media("coffee.png").expect("png");
+    let png = fixture("coffee.png");
     world.sandbox.agency_upload(&watched, BAD_NAME, &png);
     world.run_ok("box-poll");
     let state = world.sandbox.state();
@@ -157,9 +152,6 @@ fn backdate(path: &Path, age: Duration) {
 
 #[test]
 fn operator_renames_a_rejected_file_and_reprocess_file_delivers_it() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     let (file_id, errors) = rejected_upload(&world);
     let tracking_id = tracking_id_of(&world, ".png");
@@ -287,9 +279,6 @@ fn operator_renames_a_rejected_file_and_reprocess_file_delivers_it() {
 
 #[test]
 fn every_dry_run_changes_nothing_and_notifications_go_out_now() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     // The A2 webhook fails: it waits in the outbox for its retry (a minute later).
     world
@@ -375,9 +364,6 @@ fn every_dry_run_changes_nothing_and_notifications_go_out_now() {
 
 #[test]
 fn reprocess_campaign_retries_the_failed_master_now() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     let campaign = campaign_id(&world);
     let state = world.sandbox.state();
@@ -427,9 +413,6 @@ fn reprocess_campaign_retries_the_failed_master_now() {
 
 #[test]
 fn box_setup_checks_access_and_prints_the_fix() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     let watched = world.sandbox.watched_folder_id();
     let root = world.sandbox.str("box_root_folder_id");
@@ -538,9 +521,6 @@ fn box_setup_checks_access_and_prints_the_fix() {
 
 #[test]
 fn status_check_fails_when_the_last_box_poll_pass_is_too_old() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     for binary in ["a1-to-a2", "box-poll", "cleanup"] {
         world.run_ok(binary);
@@ -588,9 +568,6 @@ fn status_check_fails_when_the_last_box_poll_pass_is_too_old() {
 
 #[test]
 fn cleanup_removes_old_temp_files_and_releases_expired_leases() {
-    if !fixtures_present() {
-        return;
-    }
     let world = World::new(Some(DEMO));
     // As cron runs it (no RUST_LOG): nothing to do, nothing printed, even while migrating.
     let output = std::process::Command::new(crate::util::bin("cleanup"))

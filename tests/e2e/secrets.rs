@@ -20,7 +20,7 @@ use std::process::Output;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::util::{admin_url, campaign_status, ffmpeg_available, ffmpeg_video, TestDb, World};
+use crate::util::{admin_url, campaign_status, require_ffmpeg, ffmpeg_video, TestDb, World};
 
 /// A PostgreSQL role with a password that owns the test database; dropped at the end.
 struct SecretRole {
@@ -247,9 +247,7 @@ dam:
 
 #[test]
 fn no_secret_reaches_logs_database_notes_or_notifications() {
-    if !ffmpeg_available() {
-        return;
-    }
+    require_ffmpeg();
     let media = tempfile::tempdir().expect("media");
     let master = media.path().join("master.mov");
     let derivative = media.path().join("derivative.mov");
@@ -599,9 +597,7 @@ fn no_secret_reaches_logs_database_notes_or_notifications() {
 /// server.
 #[test]
 fn ffprobe_gets_no_secret_and_a_playlist_named_mp4_is_rejected() {
-    if !ffmpeg_available() {
-        return;
-    }
+    require_ffmpeg();
     let media = tempfile::tempdir().expect("media");
     let master = media.path().join("master.mov");
     let derivative = media.path().join("derivative.mov");

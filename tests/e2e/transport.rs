@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::util::{
-    box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, ffmpeg_available,
+    box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, require_ffmpeg,
     ffmpeg_video, route_count, route_count_prefix, sha1_of, World,
 };
 
@@ -54,9 +54,7 @@ fn dam_asset_named(state: &Value, folder_id: &str, name: &str) -> Option<Value> 
 
 #[test]
 fn big_files_cross_both_ways_intact_under_injected_faults() {
-    if !ffmpeg_available() {
-        return;
-    }
+    require_ffmpeg();
     let media = tempfile::tempdir().expect("media dir");
     let master = media.path().join("master.mov");
     let derivative = media.path().join("derivative.mov");

@@ -13,15 +13,16 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/fixtures/media/{name}`, or `None` (the test then skips with a message).
-pub fn media(name: &str) -> Option<PathBuf> {
+/// `../shared/fixtures/media/{name}`; panics when it is absent (a test that needs it must fail,
+/// not pass by skipping).
+pub fn fixture(name: &str) -> PathBuf {
     let path = repo_root().join("../shared/fixtures/media").join(name);
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!("SKIP: fixture {} is absent", path.display());
-        None
-    }
+    assert!(
+        path.is_file(),
+        "fixture {} is absent (../shared/fixtures/media holds the real media the tests need)",
+        path.display()
+    );
+    path
 }
 
 /// Directory of the workspace's built binaries: `CS_BIN_DIR` if set, else target/debug (from
@@ -505,18 +506,19 @@ pub fn copy_config_dir(dest: &Path) -> PathBuf {
     target
 }
 
-/// Whether `ffmpeg` runs; prints a loud SKIP line when it does not (scripts/lib.sh installs it).
-pub fn ffmpeg_available() -> bool {
+/// Panics unless `ffmpeg` runs (scripts/lib.sh installs it with ffprobe): a test that needs it
+/// must fail, not pass by skipping.
+pub fn require_ffmpeg() {
     let found = Command::new("ffmpeg")
         .arg("-version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
-    if !found {
-        eprintln!("SKIP: ffmpeg is not installed (scripts/test.sh installs it with ffprobe): test not run");
-    }
-    found
+    assert!(
+        found,
+        "ffmpeg is not installed: run the tests with scripts/test.sh, which installs it with ffprobe"
+    );
 }
 
 /// Writes a raw-video QuickTime file (`frames` frames of `source`, a lavfi source such as
@@ -564,17 +566,6 @@ pub fn route_count_prefix(stats: &Value, prefix: &str) -> u64 {
 
 // ----- helpers added for the exactly-once tests (issue 11) -----
 
-/// `../shared/fixtures/media/{name}`; panics when it is absent (a test that needs it must not
-/// pass by skipping).
-pub fn fixture(name: &str) -> PathBuf {
-    let path = repo_root().join("../shared/fixtures/media").join(name);
-    assert!(
-        path.is_file(),
-        "fixture {} is absent: the exactly-once tests need it (../shared/fixtures/media)",
-        path.display()
-    );
-    path
-}
 
 /// Names of Box/OS debris that box-poll ignores and leaves in the watched folder.
 fn is_debris(name: &str) -> bool {
