@@ -265,6 +265,48 @@ impl DomainValues for DamDomains<'_> {
     }
 }
 
+/// What a derivative's name and master alone already condemn, before any download: the field
+/// mappings whose source is not a `media.*` attribute, checked as a pass would check them
+/// (required values, lookup domains). `reprocess --dry-run` uses it so it never promises to
+/// process a file the pass will reject again. Empty when nothing is wrong as far as the name
+/// tells.
+///
+/// # Errors
+/// [`PassError::Unreachable`] when the DAM cannot be reached for a lookup domain.
+pub fn name_problems(
+    services: &Services,
+    parsed: &ParsedName,
+    master: &serde_json::Value,
+) -> Result<Vec<String>, PassError> {
+    let mut mappings = services.config.field_mappings.clone();
+    mappings
+        .filename_field_updates
+        .retain(|update| !update.source.starts_with("media."));
+    let no_media = |_: &str| None;
+    let input = BuildInput {
+        master,
+        parsed,
+        media_attr: &no_media,
+        tracking_marker: String::new(),
+    };
+    let cache = DomainCache::default();
+    let mut lookup = DamDomains {
+        services,
+        cache: &cache,
+        transient_error: None,
+    };
+    let built =
+        metadata::build_representation(&input, &mappings, &services.config.dam, &mut lookup);
+    match (built, lookup.transient_error) {
+        (Ok(_), _) => Ok(Vec::new()),
+        (Err(_), Some((message, _))) => Err(PassError::Unreachable {
+            what: "DAM",
+            message,
+        }),
+        (Err(problems), None) => Ok(problems),
+    }
+}
+
 /// Lists one watched folder and handles the files in it (at most `polling.max_files_per_run`),
 /// `polling.workers` at a time. Several passes may poll the same folder at once: each file is
 /// claimed with a lease, so they share the backlog without ever working on the same file.

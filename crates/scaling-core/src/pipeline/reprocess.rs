@@ -442,10 +442,23 @@ fn plan_file(services: &mut Services, ledger: &LedgerFile) -> Result<FilePlan, P
         }
         NameCheck::Parsed(parsed) => {
             match services.store.master_by_tracking_id(&parsed.tracking_id)? {
-                Some(master) => format!(
-                    "\"{}\": tracking ID {} = master \"{}\"",
-                    file.name, parsed.tracking_id, master.original_filename
-                ),
+                Some(master) => {
+                    let problems = box_poll::name_problems(services, &parsed, &master.full_metadata)?;
+                    if problems.is_empty() {
+                        format!(
+                            "\"{}\": tracking ID {} = master \"{}\"",
+                            file.name, parsed.tracking_id, master.original_filename
+                        )
+                    } else {
+                        format!(
+                            "\"{}\": tracking ID {} = master \"{}\", but it will be rejected again: {}",
+                            file.name,
+                            parsed.tracking_id,
+                            master.original_filename,
+                            problems.join("; ")
+                        )
+                    }
+                }
                 None => format!(
                     "\"{}\": tracking ID {} matches no master yet, so it will be rejected again",
                     file.name, parsed.tracking_id
