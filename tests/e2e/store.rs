@@ -314,7 +314,10 @@ fn a_value_outside_the_known_states_is_a_typed_error_naming_its_column() {
             table,
             column,
             value,
-        }) => assert_eq!((table, column, value.as_str()), ("box_files", "state", "shredded")),
+        }) => assert_eq!(
+            (table, column, value.as_str()),
+            ("box_files", "state", "shredded")
+        ),
         other => panic!("expected UnknownValue, got {other:?}"),
     }
     let error = store.binary_runs().expect_err("unknown outcome");
@@ -337,7 +340,10 @@ fn a_listed_row_reads_like_a_claimed_one() {
         .expect("claimed");
     assert_eq!(claimed.leased_by.as_deref(), Some("host:1"));
     let listed = store.ledger_file("f1").expect("ledger").expect("row");
-    assert_eq!(listed, claimed, "one row type for box_files, whichever query read it");
+    assert_eq!(
+        listed, claimed,
+        "one row type for box_files, whichever query read it"
+    );
     store
         .enqueue(&[NewNotification {
             idempotency_key: "k1".into(),

@@ -1,6 +1,7 @@
-//! Queries of the operators' tools: `reprocess` (finding rejected files and reopening them,
-//! the outbox backlog), `cleanup` (expired leases, old history), `reprocess status` (dashboard
-//! figures, last pass per binary) and `box-setup doctor` (migration state).
+//! Queries of the operators' tools that span tables: `cleanup` (expired leases, old history),
+//! `reprocess status` (dashboard figures) and `box-setup doctor` (migration state). The
+//! single-table ones live with their table (`reprocess`'s ledger and outbox look-ups in
+//! `ledger.rs` and `outbox.rs`, the last pass per binary in `runs.rs`).
 //!
 //! The clean-up statements come in pairs, a `SELECT count(*)` for `--dry-run` and the
 //! `UPDATE`/`DELETE` itself, built from the same `WHERE` text so the two cannot drift apart.

@@ -61,7 +61,7 @@ impl Store {
     /// Inserts the campaign or updates its number, name and status; keeps the folder ids already known.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn upsert_campaign(&mut self, campaign: &CampaignRow) -> Result<CampaignRow, StoreError> {
         let row = self.client.query_one(
             "INSERT INTO campaigns (dam_folder_id, campaign_number, campaign_name, status, masters_folder_id,
@@ -94,7 +94,7 @@ impl Store {
     /// The campaign with DAM folder id `id`, if tracked.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn campaign(&mut self, id: &str) -> Result<Option<CampaignRow>, StoreError> {
         let row = self
             .client
@@ -131,7 +131,7 @@ impl Store {
     /// Records the intent to move a campaign `from` -> `to` (idempotent) and returns its state.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn begin_transition(
         &mut self,
         campaign_id: &str,
@@ -165,7 +165,7 @@ impl Store {
     /// State of the transition to `to`, if recorded.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn transition_state(
         &mut self,
         campaign_id: &str,

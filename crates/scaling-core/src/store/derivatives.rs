@@ -133,7 +133,7 @@ impl Store {
     /// The live delivery (not `failed`) of Box file version `(file_id, file_version_id)`, if any.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn delivery_of_box_version(
         &mut self,
         file_id: &str,
@@ -153,7 +153,7 @@ impl Store {
     /// [`Store::claim_delivery`]'s).
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn blocking_delivery(
         &mut self,
         tracking_id: &str,
@@ -180,7 +180,7 @@ impl Store {
     /// ledger row, and must be sent.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_delivery(
         &mut self,
         claim: &Claim,
@@ -346,7 +346,7 @@ impl Store {
     /// no. At most `limit`, oldest first.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn orphaned_imports(&mut self, limit: i64) -> Result<Vec<DerivativeRow>, StoreError> {
         let rows = self.client.query(
             "SELECT d.* FROM derivative_assets d
@@ -403,7 +403,7 @@ impl Store {
     /// oldest first.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn derivatives_of_campaign(
         &mut self,
         campaign_id: &str,

@@ -156,7 +156,7 @@ impl Store {
     /// rename) and returns its row.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn observe_box_file(
         &mut self,
         file_id: &str,
@@ -186,7 +186,7 @@ impl Store {
     /// its rejection is taken up by the next pass.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_box_file(
         &mut self,
         file_id: &str,
@@ -218,7 +218,7 @@ impl Store {
     /// happened (`rejecting`, `uploaded_to_dam`) and that no live pass holds; at most `limit`.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_unfinished_moves(
         &mut self,
         owner: &str,
@@ -433,7 +433,7 @@ impl Store {
     /// The most recently changed ledger row of Box file `file_id` (any version), if known.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn ledger_file(&mut self, file_id: &str) -> Result<Option<BoxFileRow>, StoreError> {
         let row = self.client.query_opt(
             &format!(
@@ -450,7 +450,7 @@ impl Store {
     /// when given.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn rejected_files(
         &mut self,
         watched_folder_id: Option<&str>,

@@ -63,7 +63,7 @@ impl Store {
     /// The master with OTMM asset id `opentext_id`, if tracked.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn master_by_opentext_id(
         &mut self,
         opentext_id: &str,
@@ -78,7 +78,7 @@ impl Store {
     /// The master with (canonical) tracking ID `tracking_id`, if any.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn master_by_tracking_id(
         &mut self,
         tracking_id: &str,
@@ -93,7 +93,7 @@ impl Store {
     /// All masters recorded for a campaign, oldest first.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn masters_of_campaign(&mut self, campaign_id: &str) -> Result<Vec<MasterRow>, StoreError> {
         let rows = self.client.query(
             "SELECT * FROM master_assets WHERE campaign_id = $1 ORDER BY id",

@@ -106,7 +106,7 @@ impl Store {
     /// `lease_secs` seconds (the cursor lets one delivery round try each row at most once).
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_notification(
         &mut self,
         owner: &str,
@@ -216,7 +216,7 @@ impl Store {
     /// Notifications not delivered yet, oldest first.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn pending_notifications(&mut self) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = self.client.query(
             &format!(

@@ -75,7 +75,7 @@ impl Store {
     /// The last successful and the most recent pass of every binary that ever ran, by name.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn binary_runs(&mut self) -> Result<Vec<BinaryRuns>, StoreError> {
         let rows = self.client.query(
             "SELECT b.binary_name, success.finished_at AS last_success_at,
