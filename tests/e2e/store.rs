@@ -1,7 +1,9 @@
 //! The store's exactly-once primitives against a real PostgreSQL database.
 
 use scaling_core::secret::Secret;
-use scaling_core::store::{CampaignRow, NewNotification, Store, TransitionState};
+use scaling_core::store::{
+    CampaignRow, NewNotification, NotificationChannel, Store, StoreError, TransitionState,
+};
 use serde_json::json;
 
 use crate::util::TestDb;
@@ -183,7 +185,7 @@ fn a_transition_completes_once_with_its_notifications() {
     );
     let notification = NewNotification {
         idempotency_key: "campaign.a2:c1:email".into(),
-        channel: "email",
+        channel: NotificationChannel::Email,
         target: "a1_to_a2_complete".into(),
         event: "campaign.a2".into(),
         payload: json!({ "to": ["ops@example.com"], "context": {} }),
@@ -223,7 +225,7 @@ fn an_outbox_row_is_claimed_by_one_sender_at_a_time() {
     first
         .enqueue(&[NewNotification {
             idempotency_key: "k1".into(),
-            channel: "webhook",
+            channel: NotificationChannel::Webhook,
             target: "campaigns".into(),
             event: "campaign.a3".into(),
             payload: json!({}),
@@ -288,4 +290,79 @@ fn advisory_locks_exclude_other_sessions_and_die_with_the_connection() {
             .expect("lock")
             .then_some(())
     });
+}
+
+#[test]
+fn a_value_outside_the_known_states_is_a_typed_error_naming_its_column() {
+    let db = TestDb::create();
+    let mut store = store(&db);
+    store
+        .observe_box_file("f1", "v1", "w", "x.mp4", None, None)
+        .expect("observe");
+    let mut client = db.client();
+    // A newer schema (or a hand edit) with a state this build does not know.
+    client
+        .batch_execute(
+            "ALTER TABLE box_files DROP CONSTRAINT box_files_state_check;
+             UPDATE box_files SET state = 'shredded';
+             INSERT INTO runs (binary_name, host, pid, finished_at, outcome)
+                  VALUES ('box-poll', 'h', 1, now(), 'exploded');",
+        )
+        .expect("hand edit");
+    match store.ledger_file("f1") {
+        Err(StoreError::UnknownValue {
+            table,
+            column,
+            value,
+        }) => assert_eq!(
+            (table, column, value.as_str()),
+            ("box_files", "state", "shredded")
+        ),
+        other => panic!("expected UnknownValue, got {other:?}"),
+    }
+    let error = store.binary_runs().expect_err("unknown outcome");
+    assert_eq!(
+        error.to_string(),
+        "runs.outcome holds \"exploded\", which this build does not know"
+    );
+}
+
+#[test]
+fn a_listed_row_reads_like_a_claimed_one() {
+    let db = TestDb::create();
+    let mut store = store(&db);
+    store
+        .observe_box_file("f1", "v1", "w", "x.mp4", None, None)
+        .expect("observe");
+    let claimed = store
+        .claim_box_file("f1", "v1", "host:1", 600, None)
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(claimed.leased_by.as_deref(), Some("host:1"));
+    let listed = store.ledger_file("f1").expect("ledger").expect("row");
+    assert_eq!(
+        listed, claimed,
+        "one row type for box_files, whichever query read it"
+    );
+    store
+        .enqueue(&[NewNotification {
+            idempotency_key: "k1".into(),
+            channel: NotificationChannel::Email,
+            target: "t".into(),
+            event: "e".into(),
+            payload: json!({ "to": ["a@example.com"] }),
+        }])
+        .expect("enqueue");
+    let pending = store.pending_notifications().expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].leased);
+    assert_eq!(pending[0].channel, NotificationChannel::Email);
+    let claimed = store
+        .claim_notification("a", 60, 0)
+        .expect("claim")
+        .expect("row");
+    assert!(claimed.leased);
+    let listed = store.pending_notifications().expect("pending");
+    assert!(listed[0].leased, "a live lease shows in the listing");
+    assert_eq!(listed[0].payload, claimed.payload);
 }

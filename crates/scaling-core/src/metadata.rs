@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
-use crate::config::{DamConfig, FieldMappings, FieldUpdate, NUMERIC_MEDIA_ATTRS};
+use crate::config::{DamConfig, FieldMappings, FieldSource, FieldUpdate, Transform};
 use crate::naming::ParsedName;
 
 /// OTMM type of a metadata field object.
@@ -168,7 +168,7 @@ pub fn build_representation(
     for update in &mappings.filename_field_updates {
         let id = update.field_id.as_str();
         let from_source = source_value(&update.source, input)
-            .map(|value| apply_transform(&value, update.transform.as_deref()))
+            .map(|value| Transform::apply_all(&update.transform, &value))
             .filter(|value| !value.trim().is_empty());
         let value = match from_source {
             Some(value) => value,
@@ -228,7 +228,7 @@ pub fn build_representation(
         };
         let shape = if update.validate_domain.is_some() {
             Shape::Domain
-        } else if is_numeric_source(&update.source) {
+        } else if update.source.media().is_some_and(|attr| attr.is_numeric()) {
             Shape::Number
         } else {
             existing_shape(&fields, input.master, id)
@@ -348,66 +348,20 @@ fn existing_shape(fields: &FieldList, master: &Value, id: &str) -> Shape {
     }
 }
 
-fn is_numeric_source(source: &str) -> bool {
-    source
-        .strip_prefix("media.")
-        .is_some_and(|attr| NUMERIC_MEDIA_ATTRS.contains(&attr))
-}
-
 /// The raw value of a mapping source, trimmed; `None` when empty or unknown.
-fn source_value(source: &str, input: &BuildInput) -> Option<String> {
+fn source_value(source: &FieldSource, input: &BuildInput) -> Option<String> {
     let parsed = input.parsed;
     let value = match source {
-        "clean_filename" => Some(parsed.clean_filename.clone()),
-        "original_filename" => Some(parsed.original.clone()),
-        "tracking_id" => Some(parsed.tracking_id.clone()),
-        "extension" => Some(parsed.extension.clone()),
-        other => match other.strip_prefix("media.") {
-            Some(attr) => (input.media_attr)(attr),
-            None => parsed.segments.get(other).cloned(),
-        },
+        FieldSource::CleanFilename => Some(parsed.clean_filename.clone()),
+        FieldSource::OriginalFilename => Some(parsed.original.clone()),
+        FieldSource::TrackingId => Some(parsed.tracking_id.clone()),
+        FieldSource::Extension => Some(parsed.extension.clone()),
+        FieldSource::Media(attr) => (input.media_attr)(attr.as_str()),
+        FieldSource::Segment(name) => parsed.segments.get(name).cloned(),
     };
     value
         .map(|value| value.trim().to_string())
         .filter(|value| !value.is_empty())
-}
-
-/// Applies `transform` (`none`, `upper`, `lower`, `title`, `dash_to_space`; several separated by
-/// `,` run in order). Unknown steps are ignored (the config loader rejects them).
-pub fn apply_transform(value: &str, transform: Option<&str>) -> String {
-    let mut out = value.to_string();
-    for step in transform.unwrap_or("none").split(',').map(str::trim) {
-        out = match step {
-            "upper" => out.to_uppercase(),
-            "lower" => out.to_lowercase(),
-            "title" => title_case(&out),
-            "dash_to_space" => out
-                .replace('-', " ")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => out,
-        };
-    }
-    out
-}
-
-/// First letter of each word (split at whitespace, `-`, `_`) upper case, the rest lower case.
-fn title_case(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut start_of_word = true;
-    for c in text.chars() {
-        if c.is_whitespace() || c == '-' || c == '_' {
-            start_of_word = true;
-            out.push(c);
-        } else if start_of_word {
-            out.extend(c.to_uppercase());
-            start_of_word = false;
-        } else {
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }
 
 enum DomainCheck {
@@ -423,7 +377,7 @@ fn check_domain(
     update: &FieldUpdate,
     domain: &str,
 ) -> DomainCheck {
-    let label = update.source.replace(['_', '.'], " ");
+    let label = update.source.to_string().replace(['_', '.'], " ");
     match allowed {
         Err(error) => DomainCheck::Invalid(format!(
             "could not check {label} {value:?} against lookup domain {domain} (field {}): {error}",
@@ -543,8 +497,9 @@ mod tests {
     fn update(field_id: &str, source: &str) -> FieldUpdate {
         FieldUpdate {
             field_id: field_id.into(),
-            source: source.into(),
-            transform: None,
+            source: FieldSource::parse(source, &NamingConfig::default().segment_names())
+                .expect("a valid source"),
+            transform: Vec::new(),
             required: false,
             fallback: None,
             default: None,
@@ -574,16 +529,16 @@ mod tests {
                     ..update("ARTESIA.FIELD.ASSET NAME", "clean_filename")
                 },
                 FieldUpdate {
-                    transform: Some("dash_to_space".into()),
+                    transform: vec![Transform::DashToSpace],
                     ..update("ARTESIA.FIELD.ASSET DESCRIPTION", "subject_title")
                 },
                 FieldUpdate {
-                    transform: Some("lower".into()),
+                    transform: vec![Transform::Lower],
                     validate_domain: Some("FERRERO.DOMAIN.MKTG ASSET TYPE".into()),
                     ..update("FERRERO.FIELD.MKTG.ASSET TYPE", "asset_type")
                 },
                 FieldUpdate {
-                    transform: Some("upper".into()),
+                    transform: vec![Transform::Upper],
                     validate_domain: Some("FERRERO.DOMAIN.LANGUAGES".into()),
                     ..update("MAIN_LANGUAGES", "language_code")
                 },
@@ -932,6 +887,12 @@ mod tests {
             element(&representation, "FERRERO.FIELD.BRAND")["value"]["value"]["display_value"],
             "Nutella"
         );
+    }
+
+    /// The steps of a `transform` text applied to `value`.
+    fn apply_transform(value: &str, transform: Option<&str>) -> String {
+        let steps = Transform::parse_steps(transform.unwrap_or("none")).expect("known steps");
+        Transform::apply_all(&steps, value)
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! Errors are [`ConfigError`]s whose `Display` is `{file}: {key}: {message}` and never contains a
 //! secret.
 
+mod mapping;
 mod reader;
 mod sections;
 mod tree;
@@ -34,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::naming::NamingConfig;
 use crate::secret::Secret;
+pub use mapping::{FieldSource, MediaAttr, Transform};
 
 use reader::{Ctx, Section};
 pub use sections::MIN_CHUNKED_UPLOAD_THRESHOLD;
@@ -435,12 +437,12 @@ pub struct FieldMappings {
 pub struct FieldUpdate {
     /// OTMM field ID, e.g. `ARTESIA.FIELD.ASSET NAME`.
     pub field_id: String,
-    /// A naming segment name (`subject_title`, `asset_type`, `language_code`, `spec`, `version`,
-    /// ...), `extension`, `clean_filename`, `original_filename`, `tracking_id`, or `media.<attr>`
-    /// with attr one of [`MEDIA_ATTRS`]. Checked at load time.
-    pub source: String,
-    /// One of [`TRANSFORMS`], or several separated by `,` applied in order; `None` = as is.
-    pub transform: Option<String>,
+    /// Where the value comes from: a naming segment, the name itself, the tracking ID, the
+    /// extension or a media attribute (YAML `source`, parsed at load time).
+    pub source: FieldSource,
+    /// Steps applied to the value in order (YAML `transform`: one of [`Transform::NAMES`], or
+    /// several separated by `,`); empty = as is.
+    pub transform: Vec<Transform>,
     /// When true, an empty result (after fallback and default) rejects the file.
     pub required: bool,
     /// `master` = copy the master's value when the source is empty.
@@ -480,24 +482,6 @@ pub struct EmailTemplate {
     /// HTML body template (auto-escaped), optional.
     pub html: Option<String>,
 }
-
-/// Attributes a field mapping may read as `media.<attr>` (see `crate::media::MediaInfo::attr`).
-pub const MEDIA_ATTRS: &[&str] = &[
-    "duration_seconds",
-    "width",
-    "height",
-    "frame_rate",
-    "video_codec",
-    "audio_codec",
-    "format_name",
-];
-
-/// Media attributes written as OTMM numbers (`{"type":"number","value":N}`).
-pub const NUMERIC_MEDIA_ATTRS: &[&str] = &["duration_seconds", "width", "height", "frame_rate"];
-
-/// Transforms a field mapping may apply: `none`, `upper`, `lower`, `title` (first letter of each
-/// word upper case, the rest lower case), `dash_to_space` (`-` -> space).
-pub const TRANSFORMS: &[&str] = &["none", "upper", "lower", "title", "dash_to_space"];
 
 /// Email templates the passes use; required in `email_templates.yaml` when email is enabled.
 pub const REQUIRED_TEMPLATES: &[&str] = &[

@@ -10,9 +10,9 @@ use super::reader::{check_url, shown, Ctx, Section};
 use super::tree::{kind_of, read_yaml, Origins};
 use super::{
     BoxConfig, CampaignModel, ConfigError, DamAuth, DamConfig, DatabaseConfig, DomainValidation,
-    EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldUpdate, MediaConfig,
-    PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, WatchedFolder,
-    WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, MEDIA_ATTRS, REQUIRED_TEMPLATES, TRANSFORMS,
+    EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldSource, FieldUpdate,
+    MediaConfig, PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform,
+    WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
 };
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
 use crate::secret::Secret;
@@ -943,42 +943,15 @@ fn field_update(
         "source",
         "a source such as clean_filename, subject_title or media.duration_seconds",
     )?;
-    let mut segment_sources: Vec<&str> = naming.segment_names();
-    segment_sources.extend(["extension", "clean_filename", "original_filename"]);
-    if !segment_sources.contains(&"tracking_id") {
-        segment_sources.push("tracking_id");
-    }
-    let valid_source = segment_sources.contains(&source.as_str())
-        || source
-            .strip_prefix("media.")
-            .is_some_and(|attr| MEDIA_ATTRS.contains(&attr));
-    if !valid_source {
-        return Err(section.error(
-            "source",
-            format!(
-                "expected one of {} or media.<attr> with attr one of {}, found {}",
-                segment_sources.join(", "),
-                MEDIA_ATTRS.join(", "),
-                shown(&source)
-            ),
-        ));
-    }
-    let transform = section.text("transform")?;
-    if let Some(transform) = &transform {
-        for step in transform.split(',').map(str::trim) {
-            if !TRANSFORMS.contains(&step) {
-                return Err(section.error(
-                    "transform",
-                    format!(
-                        "expected one of {} (several separated by \",\"), found {}",
-                        TRANSFORMS.join(", "),
-                        shown(step)
-                    ),
-                ));
-            }
-        }
-    }
-    let transform = transform.filter(|transform| transform != "none");
+    let source = FieldSource::parse(&source, &naming.segment_names()).map_err(|expected| {
+        section.error("source", format!("{expected}, found {}", shown(&source)))
+    })?;
+    let transform = match section.text("transform")? {
+        None => Vec::new(),
+        Some(text) => Transform::parse_steps(&text).map_err(|(step, expected)| {
+            section.error("transform", format!("{expected}, found {}", shown(&step)))
+        })?,
+    };
     let fallback = section.text("fallback")?;
     match fallback.as_deref() {
         None | Some("master") | Some("none") => {}

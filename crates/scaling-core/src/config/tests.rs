@@ -238,13 +238,14 @@ fn shipped_files_load_for_the_sandbox() {
             .find(|u| u.field_id == id)
             .unwrap()
     };
-    assert_eq!(update("ARTESIA.FIELD.ASSET NAME").source, "clean_filename");
+    assert_eq!(
+        update("ARTESIA.FIELD.ASSET NAME").source,
+        FieldSource::CleanFilename
+    );
     assert!(update("ARTESIA.FIELD.ASSET NAME").required);
     assert_eq!(
-        update("ARTESIA.FIELD.ASSET DESCRIPTION")
-            .transform
-            .as_deref(),
-        Some("dash_to_space")
+        update("ARTESIA.FIELD.ASSET DESCRIPTION").transform,
+        [Transform::DashToSpace]
     );
     assert_eq!(
         update("MAIN_LANGUAGES").validate_domain.as_deref(),
@@ -258,7 +259,7 @@ fn shipped_files_load_for_the_sandbox() {
     );
     assert_eq!(
         update("FERRERO.MARKETING.FIELD.DURATION_SECONDS").source,
-        "media.duration_seconds"
+        FieldSource::Media(MediaAttr::DurationSeconds)
     );
     assert_eq!(
         update("FERRERO.MARKETING.FIELD.SPOT_VERSION")
@@ -502,7 +503,11 @@ fn invalid_numbers_and_urls_are_explained() {
     );
 
     let temp = TempConfig::new();
-    temp.edit("config.yaml", "max_attempts: ${RETRY_MAX_ATTEMPTS:-5}", "max_attempts: -2");
+    temp.edit(
+        "config.yaml",
+        "max_attempts: ${RETRY_MAX_ATTEMPTS:-5}",
+        "max_attempts: -2",
+    );
     assert_eq!(
         temp.error(Some("sandbox"), &sandbox_vars()),
         "config/config.yaml: retry.max_attempts: expected a whole number > 0, found -2"

@@ -19,7 +19,7 @@ use crate::boxapi::BoxError;
 use crate::dam::{DamAsset, DamError};
 use crate::metadata::field_text;
 use crate::naming;
-use crate::store::{CampaignRow, NewNotification};
+use crate::store::{CampaignRow, MasterStatus, NewNotification, NotificationChannel};
 
 /// Runs one `a1-to-a2` pass.
 ///
@@ -240,7 +240,7 @@ fn process_master(
         Some(final_folder_id),
         &mut || naming::generate_tracking_id(&mut rng),
     )?;
-    if row.status == "uploaded" {
+    if row.status == MasterStatus::Uploaded {
         return Ok(());
     }
     // A transport failure (after the client's retries) means the service is down: stop the pass
@@ -303,7 +303,9 @@ fn complete_campaign(
     let expected = usize::try_from(campaign.master_count.unwrap_or(0)).unwrap_or(0);
     if masters.is_empty()
         || masters.len() < expected
-        || masters.iter().any(|master| master.status != "uploaded")
+        || masters
+            .iter()
+            .any(|master| master.status != MasterStatus::Uploaded)
     {
         return Ok(());
     }
@@ -374,7 +376,7 @@ fn report_partial_failure(
             .store
             .masters_of_campaign(&campaign.dam_folder_id)?
             .iter()
-            .filter(|master| master.status == "uploaded")
+            .filter(|master| master.status == MasterStatus::Uploaded)
             .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
             .collect();
         let context = json!({
@@ -386,7 +388,7 @@ fn report_partial_failure(
         });
         notifications.push(NewNotification {
             idempotency_key: format!("campaign.partial:{}:{signature}", campaign.dam_folder_id),
-            channel: "email",
+            channel: NotificationChannel::Email,
             target: "a1_to_a2_partial".into(),
             event: "campaign.partial".into(),
             payload: json!({ "to": to, "context": context }),
@@ -413,7 +415,7 @@ fn report_campaign_failure(
         let key_hash = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(signature.as_bytes()));
         notifications.push(NewNotification {
             idempotency_key: format!("campaign.failed:{}:{key_hash}", campaign.dam_folder_id),
-            channel: "email",
+            channel: NotificationChannel::Email,
             target: "campaign_processing_failed".into(),
             event: "campaign.failed".into(),
             payload: json!({ "to": email.error_recipients, "context": { "campaign": campaign_context(campaign), "error": reason } }),

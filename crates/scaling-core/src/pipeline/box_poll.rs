@@ -41,7 +41,7 @@ use crate::metadata::{self, field_text, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
 use crate::store::{
     BoxFileRow, Claim, DeliveryClaim, DerivativeRow, LedgerState, NewDelivery, NewNotification,
-    UploadStatus,
+    NotificationChannel, UploadStatus,
 };
 
 /// Unfinished moves and orphaned imports handled per pass, at most.
@@ -281,7 +281,7 @@ pub fn name_problems(
     let mut mappings = services.config.field_mappings.clone();
     mappings
         .filename_field_updates
-        .retain(|update| !update.source.starts_with("media."));
+        .retain(|update| update.source.media().is_none());
     let no_media = |_: &str| None;
     let input = BuildInput {
         master,
@@ -593,7 +593,7 @@ fn reject(
                     "file.rejected:{}:{}:{}",
                     claim.file_id, claim.file_version_id, claim.generation
                 ),
-                channel: "email",
+                channel: NotificationChannel::Email,
                 target: "upload_failed".into(),
                 event: "file.rejected".into(),
                 payload: json!({

@@ -30,6 +30,7 @@ use super::{PassError, Services};
 use crate::boxapi::BoxItem;
 use crate::entry::{self, CommonOptions, Exit};
 use crate::store::admin::RowCounts;
+use crate::store::RunOutcome;
 
 /// Binary name in `runs`.
 const BINARY: &str = "cleanup";
@@ -184,15 +185,15 @@ pub fn run(options: &CommonOptions, dry_run: bool) -> ExitCode {
         let result = clean(&mut services, false);
         let (outcome, counts, error_text) = match &result {
             Ok(report) => (
-                "completed",
+                RunOutcome::Completed,
                 serde_json::to_value(report).unwrap_or_default(),
                 None,
             ),
             Err(error) => (
                 if error.exit() == Exit::Unavailable {
-                    "dependency_unreachable"
+                    RunOutcome::DependencyUnreachable
                 } else {
-                    "failed"
+                    RunOutcome::Failed
                 },
                 serde_json::Value::Null,
                 Some(error.to_string()),

@@ -43,7 +43,7 @@ use crate::config::{Config, ConfigError};
 use crate::dam::{DamClient, DamError};
 use crate::entry::Exit;
 use crate::notify::{Mailer, WebhookSender};
-use crate::store::{Store, StoreError};
+use crate::store::{RunOutcome, Store, StoreError};
 
 /// Why a pass (or an operator command) could not complete. [`PassError::exit`] maps it to the
 /// exit policy of [`crate::entry`].
@@ -515,12 +515,12 @@ pub fn run_recorded(
     match &result {
         Ok(()) => services
             .store
-            .finish_run(run_id, "completed", &counts, None)?,
+            .finish_run(run_id, RunOutcome::Completed, &counts, None)?,
         Err(error) => {
             let outcome = if error.exit() == Exit::Unavailable {
-                "dependency_unreachable"
+                RunOutcome::DependencyUnreachable
             } else {
-                "failed"
+                RunOutcome::Failed
             };
             // Best effort: the database may be the thing that failed.
             if let Err(store_error) =

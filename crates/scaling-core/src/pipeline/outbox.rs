@@ -11,7 +11,7 @@
 
 use super::{backoff_secs, PassReport, Services};
 use crate::notify::{outbox_error_text, redact_credentials, render_email, NotifyError};
-use crate::store::OutboxRow;
+use crate::store::{NotificationChannel, OutboxRow};
 
 /// Lease on a claimed outbox row, seconds.
 const LEASE_SECS: i64 = 120;
@@ -125,9 +125,9 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
 /// unknown outcome.
 fn deliver_one(services: &Services, row: &OutboxRow) -> Delivery {
     let email = &services.config.email;
-    if let (Some(since), "email", true) = (
+    if let (Some(since), NotificationChannel::Email, true) = (
         row.outcome_unknown_since,
-        row.channel.as_str(),
+        row.channel,
         email.confirm_with_events,
     ) {
         let message_id = services.mailer.message_id(&row.idempotency_key);
@@ -162,8 +162,8 @@ fn deliver_one(services: &Services, row: &OutboxRow) -> Delivery {
 }
 
 fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
-    match row.channel.as_str() {
-        "email" => {
+    match row.channel {
+        NotificationChannel::Email => {
             let context = row.payload.get("context").cloned().unwrap_or_default();
             let recipients: Vec<String> = row
                 .payload
@@ -184,7 +184,7 @@ fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
                 .send(&recipients, &email, &row.idempotency_key)
                 .map(|_| ())
         }
-        "webhook" => {
+        NotificationChannel::Webhook => {
             let endpoint = services
                 .config
                 .webhooks
@@ -201,8 +201,5 @@ fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
                 .webhooks
                 .send(endpoint, &row.event, &row.payload, &row.idempotency_key)
         }
-        other => Err(NotifyError::Permanent(format!(
-            "unknown outbox channel {other:?}"
-        ))),
     }
 }

@@ -28,7 +28,7 @@ use crate::boxapi::BoxFile;
 use crate::entry::{self, CommonOptions, Exit};
 use crate::metadata::field_text;
 use crate::naming::{self, NameCheck};
-use crate::store::admin::LedgerFile;
+use crate::store::{BoxFileRow, LedgerState, MasterStatus};
 
 /// Binary name in `runs`.
 const BINARY: &str = "reprocess";
@@ -300,7 +300,7 @@ enum FilePlan {
 fn reprocess_files(
     services: &mut Services,
     report: &mut PassReport,
-    files: Vec<LedgerFile>,
+    files: Vec<BoxFileRow>,
     dry_run: bool,
     tally: &mut Tally,
 ) -> Result<(), PassError> {
@@ -370,15 +370,15 @@ fn watched_folder_name(services: &Services, folder_id: &str) -> String {
 }
 
 /// Decides from the ledger, Box and the name whether a file can be reprocessed. Reads only.
-fn plan_file(services: &mut Services, ledger: &LedgerFile) -> Result<FilePlan, PassError> {
-    match ledger.state.as_str() {
-        "archived" | "uploaded_to_dam" => {
+fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, PassError> {
+    match ledger.state {
+        LedgerState::Archived | LedgerState::UploadedToDam => {
             return Ok(FilePlan::Skip(format!(
                 "it was delivered to the DAM already (archived under {}/); to replace the delivery, upload a higher version (_v02, ...)",
                 services.config.box_api.processed_folder_name
             )))
         }
-        "ignored" => {
+        LedgerState::Ignored => {
             return Ok(FilePlan::Skip(
                 "it is not a delivery (ignored by box-poll)".into(),
             ))
@@ -415,7 +415,9 @@ fn plan_file(services: &mut Services, ledger: &LedgerFile) -> Result<FilePlan, P
     let parent = file.parent_id.clone().unwrap_or_default();
     let move_from = if parent == watched {
         None
-    } else if ledger.state == "rejected" && ledger.archived_folder_id.as_deref() == Some(&parent) {
+    } else if ledger.state == LedgerState::Rejected
+        && ledger.archived_folder_id.as_deref() == Some(&parent)
+    {
         Some(parent)
     } else {
         return Ok(FilePlan::Skip(format!(
@@ -586,8 +588,8 @@ fn reprocess_campaign(
                 "{label}: would run its A1 -> A2 work: upload the masters not in Box yet, then move it to A2 when all are"
             ));
             for master in services.store.masters_of_campaign(dam_id)? {
-                let detail = match (&master.status[..], &master.last_error) {
-                    ("uploaded", _) => "in Box, kept".to_string(),
+                let detail = match (master.status, &master.last_error) {
+                    (MasterStatus::Uploaded, _) => "in Box, kept".to_string(),
                     (_, Some(error)) => {
                         format!("{}, would be retried (last error: {error})", master.status)
                     }

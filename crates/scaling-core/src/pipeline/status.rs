@@ -15,7 +15,7 @@ use super::PassError;
 use crate::config::Config;
 use crate::entry::{self, CommonOptions, Exit};
 use crate::store::admin::{BinaryRuns, StatusFigures};
-use crate::store::{Store, StoreError};
+use crate::store::{RunOutcome, Store, StoreError};
 
 /// One binary's passes, judged against its threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,8 +208,7 @@ pub fn render_text(report: &StatusReport) -> Vec<String> {
         if let Some(outcome) = pass
             .runs
             .last_outcome
-            .as_deref()
-            .filter(|outcome| *outcome != "completed")
+            .filter(|outcome| *outcome != RunOutcome::Completed)
         {
             line.push_str(&format!("; last pass {outcome}"));
         }
@@ -286,7 +285,7 @@ mod tests {
             last_success_at: age.map(|_| jiff::Timestamp::UNIX_EPOCH),
             last_success_age_secs: age,
             last_started_at: None,
-            last_outcome: Some("failed".to_string()),
+            last_outcome: Some(RunOutcome::Failed),
             last_error: Some("Box unreachable".to_string()),
         }
     }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{PassError, Services};
 use crate::metadata::field_text;
-use crate::store::{CampaignRow, NewNotification, TransitionState};
+use crate::store::{CampaignRow, NewNotification, NotificationChannel, TransitionState};
 
 /// One transition to make.
 pub(crate) struct Transition<'a> {
@@ -80,7 +80,7 @@ pub(crate) fn notifications_for(
     if email.enabled && !email.success_recipients.is_empty() {
         notifications.push(NewNotification {
             idempotency_key: format!("{event}:{campaign_id}:email"),
-            channel: "email",
+            channel: NotificationChannel::Email,
             target: template.to_string(),
             event: event.to_string(),
             payload: json!({ "to": email.success_recipients, "context": context }),
@@ -92,7 +92,7 @@ pub(crate) fn notifications_for(
         {
             notifications.push(NewNotification {
                 idempotency_key: format!("{event}:{campaign_id}:webhook:{}", endpoint.name),
-                channel: "webhook",
+                channel: NotificationChannel::Webhook,
                 target: endpoint.name.clone(),
                 event: event.to_string(),
                 payload: context.clone(),

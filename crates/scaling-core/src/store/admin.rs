@@ -1,68 +1,17 @@
-//! Queries of the operators' tools: `reprocess` (finding rejected files and reopening them,
-//! the outbox backlog), `cleanup` (expired leases, old history), `reprocess status` (dashboard
-//! figures, last pass per binary) and `box-setup doctor` (migration state).
+//! Queries of the operators' tools that span tables: `cleanup` (expired leases, old history),
+//! `reprocess status` (dashboard figures) and `box-setup doctor` (migration state). The
+//! single-table ones live with their table (`reprocess`'s ledger and outbox look-ups in
+//! `ledger.rs` and `outbox.rs`, the last pass per binary in `runs.rs`).
 //!
 //! The clean-up statements come in pairs, a `SELECT count(*)` for `--dry-run` and the
 //! `UPDATE`/`DELETE` itself, built from the same `WHERE` text so the two cannot drift apart.
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
-use postgres::Row;
 use serde::Serialize;
 
+pub use super::runs::BinaryRuns;
 use super::{embedded, Store, StoreError};
-
-/// A Box file's latest ledger row, with what an operator needs to find it again.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LedgerFile {
-    /// Box file id.
-    pub file_id: String,
-    /// Box file version id of this row.
-    pub file_version_id: String,
-    /// Watched folder the file was found in.
-    pub watched_folder_id: String,
-    /// File name when last seen.
-    pub name: String,
-    /// Ledger state (`seen`, `claimed`, `uploaded_to_dam`, `archived`, `failed_transient`,
-    /// `rejected`, `ignored`).
-    pub state: String,
-    /// Passes that tried this version.
-    pub attempts: i32,
-    /// Last error text (for a rejection: the problems, one per line).
-    pub last_error: Option<String>,
-    /// Box folder the file was moved to (`_PROCESSED/{date}` or `_errors`).
-    pub archived_folder_id: Option<String>,
-    /// Last change of the row (UTC).
-    pub updated_at: Timestamp,
-    /// Pass holding a live lease on the row, if any.
-    pub leased_by: Option<String>,
-}
-
-/// An outbox row not delivered yet.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PendingNotification {
-    /// Row id.
-    pub id: i64,
-    /// Idempotency key (the receiver dedupes on it).
-    pub idempotency_key: String,
-    /// `email` or `webhook`.
-    pub channel: String,
-    /// Template or endpoint name.
-    pub target: String,
-    /// Event name.
-    pub event: String,
-    /// Delivery attempts so far.
-    pub attempts: i32,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// When the next attempt is due (UTC).
-    pub next_attempt_at: Timestamp,
-    /// When the notification was queued (UTC).
-    pub created_at: Timestamp,
-    /// A pass is delivering it right now (live lease).
-    pub leased: bool,
-}
 
 /// Rows `cleanup` releases or deletes, per table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -108,24 +57,6 @@ pub struct StatusFigures {
     pub transitions_pending: i64,
 }
 
-/// The passes of one binary, from `runs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BinaryRuns {
-    /// Binary name (`a1-to-a2`, `box-poll`, `cleanup`, `reprocess`).
-    pub binary: String,
-    /// End of the last completed pass (UTC).
-    pub last_success_at: Option<Timestamp>,
-    /// Its age in seconds (database clock, so a skewed host clock does not matter).
-    pub last_success_age_secs: Option<i64>,
-    /// Start of the most recent pass, whatever its outcome.
-    pub last_started_at: Option<Timestamp>,
-    /// Outcome of the most recent pass (`completed`, `failed`, `dependency_unreachable`, or
-    /// `None` while it runs or when it was killed).
-    pub last_outcome: Option<String>,
-    /// Error of the most recent pass.
-    pub last_error: Option<String>,
-}
-
 /// Schema migrations: embedded in this build vs applied to the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationState {
@@ -146,27 +77,6 @@ const OLD_OUTBOX: &str = "sent_at < now() - make_interval(days => $1)";
 const OLD_LEDGER: &str = "state IN ('archived', 'rejected', 'ignored') \
                           AND updated_at < now() - make_interval(days => $1)";
 
-fn ledger_file_from_row(row: &Row) -> LedgerFile {
-    LedgerFile {
-        file_id: row.get("file_id"),
-        file_version_id: row.get("file_version_id"),
-        watched_folder_id: row.get("watched_folder_id"),
-        name: row.get("name"),
-        state: row.get("state"),
-        attempts: row.get("attempts"),
-        last_error: row.get("last_error"),
-        archived_folder_id: row.get("archived_folder_id"),
-        updated_at: row.get("updated_at"),
-        leased_by: row.get("leased_by"),
-    }
-}
-
-/// Columns of [`LedgerFile`] from `box_files`.
-const LEDGER_COLUMNS: &str =
-    "file_id, file_version_id, watched_folder_id, name, state, attempts, last_error,
-     archived_folder_id, updated_at,
-     CASE WHEN lease_expires_at > now() THEN lease_owner END AS leased_by";
-
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -176,116 +86,6 @@ fn days(value: u64) -> i32 {
 }
 
 impl Store {
-    // ----- reprocess -----
-
-    /// The most recently changed ledger row of Box file `file_id` (any version), if known.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn ledger_file(&mut self, file_id: &str) -> Result<Option<LedgerFile>, StoreError> {
-        let row = self.client.query_opt(
-            &format!(
-                "SELECT {LEDGER_COLUMNS} FROM box_files WHERE file_id = $1
-                 ORDER BY updated_at DESC, file_version_id DESC LIMIT 1"
-            ),
-            &[&file_id],
-        )?;
-        Ok(row.as_ref().map(ledger_file_from_row))
-    }
-
-    /// Files whose latest ledger row is `rejected` (they sit in `_errors/`), oldest rejection
-    /// first; only those of watched folder `watched_folder_id` and rejected at or after `since`
-    /// when given.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn rejected_files(
-        &mut self,
-        watched_folder_id: Option<&str>,
-        since: Option<Timestamp>,
-    ) -> Result<Vec<LedgerFile>, StoreError> {
-        let rows = self.client.query(
-            &format!(
-                "SELECT * FROM (SELECT DISTINCT ON (file_id) {LEDGER_COLUMNS} FROM box_files
-                                ORDER BY file_id, updated_at DESC, file_version_id DESC) latest
-                 WHERE state = 'rejected'
-                   AND ($1::text IS NULL OR watched_folder_id = $1)
-                   AND ($2::timestamptz IS NULL OR updated_at >= $2)
-                 ORDER BY updated_at, file_id"
-            ),
-            &[&watched_folder_id, &since],
-        )?;
-        Ok(rows.iter().map(ledger_file_from_row).collect())
-    }
-
-    /// Makes a rejected (or waiting) ledger row claimable again at once, as if the file had just
-    /// been seen in `watched_folder_id` under `name`: state `seen`, attempts 0, no retry delay,
-    /// no archive folder. Rows in other states (delivered, or held by a live lease) are left
-    /// alone. Returns whether the row was reopened.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn reopen_box_file(
-        &mut self,
-        file_id: &str,
-        file_version_id: &str,
-        watched_folder_id: &str,
-        name: &str,
-    ) -> Result<bool, StoreError> {
-        let changed = self.client.execute(
-            "UPDATE box_files SET state = 'seen', attempts = 0, next_attempt_at = NULL, lease_owner = NULL,
-                    lease_expires_at = NULL, archived_folder_id = NULL, watched_folder_id = $3, name = $4,
-                    updated_at = now()
-             WHERE file_id = $1 AND file_version_id = $2
-               AND (state IN ('rejected', 'failed_transient', 'seen')
-                    OR (state = 'claimed' AND (lease_expires_at IS NULL OR lease_expires_at < now())))",
-            &[&file_id, &file_version_id, &watched_folder_id, &name],
-        )?;
-        Ok(changed > 0)
-    }
-
-    /// Notifications not delivered yet, oldest first.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn pending_notifications(&mut self) -> Result<Vec<PendingNotification>, StoreError> {
-        let rows = self.client.query(
-            "SELECT id, idempotency_key, channel, target, event, attempts, last_error, next_attempt_at,
-                    created_at, COALESCE(lease_expires_at > now(), false) AS leased
-             FROM outbox WHERE sent_at IS NULL ORDER BY id",
-            &[],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|row| PendingNotification {
-                id: row.get("id"),
-                idempotency_key: row.get("idempotency_key"),
-                channel: row.get("channel"),
-                target: row.get("target"),
-                event: row.get("event"),
-                attempts: row.get("attempts"),
-                last_error: row.get("last_error"),
-                next_attempt_at: row.get("next_attempt_at"),
-                created_at: row.get("created_at"),
-                leased: row.get("leased"),
-            })
-            .collect())
-    }
-
-    /// Makes every undelivered notification that waits for a retry due now (rows a pass is
-    /// delivering are left to it). Returns how many were rescheduled.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn make_notifications_due(&mut self) -> Result<u64, StoreError> {
-        Ok(self.client.execute(
-            "UPDATE outbox SET next_attempt_at = now()
-             WHERE sent_at IS NULL AND next_attempt_at > now()
-               AND (lease_expires_at IS NULL OR lease_expires_at < now())",
-            &[],
-        )?)
-    }
-
     // ----- cleanup -----
 
     /// Leases that expired (their pass died or hung): released when `release`, else only
@@ -429,38 +229,6 @@ impl Store {
             outbox_oldest_age_secs: row.get("outbox_oldest_age_secs"),
             transitions_pending: row.get("transitions_pending"),
         })
-    }
-
-    /// The last successful and the most recent pass of every binary that ever ran, by name.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn binary_runs(&mut self) -> Result<Vec<BinaryRuns>, StoreError> {
-        let rows = self.client.query(
-            "SELECT b.binary_name, success.finished_at AS last_success_at,
-                    EXTRACT(EPOCH FROM now() - success.finished_at)::bigint AS last_success_age_secs,
-                    last.started_at AS last_started_at, last.outcome AS last_outcome, last.error AS last_error
-             FROM (SELECT DISTINCT binary_name FROM runs) b
-             LEFT JOIN LATERAL (SELECT finished_at FROM runs r
-                                WHERE r.binary_name = b.binary_name AND r.outcome = 'completed'
-                                ORDER BY finished_at DESC LIMIT 1) success ON true
-             LEFT JOIN LATERAL (SELECT started_at, outcome, error FROM runs r
-                                WHERE r.binary_name = b.binary_name
-                                ORDER BY started_at DESC, id DESC LIMIT 1) last ON true
-             ORDER BY b.binary_name",
-            &[],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|row| BinaryRuns {
-                binary: row.get("binary_name"),
-                last_success_at: row.get("last_success_at"),
-                last_success_age_secs: row.get("last_success_age_secs"),
-                last_started_at: row.get("last_started_at"),
-                last_outcome: row.get("last_outcome"),
-                last_error: row.get("last_error"),
-            })
-            .collect())
     }
 
     // ----- doctor -----

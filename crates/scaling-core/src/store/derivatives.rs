@@ -16,41 +16,21 @@ use postgres::Row;
 use serde_json::Value;
 
 use super::ledger::{lock_claim, Claim};
-use super::{advisory_key, Store, StoreError};
+use super::locks::advisory_key;
+use super::state::{self, db_enum};
+use super::{Store, StoreError};
 
-/// `derivative_assets.upload_status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadStatus {
-    /// Written by versions before 3 for rows whose import was never sent (migrated to `failed`).
-    Pending,
-    /// The import request is recorded (and maybe sent); the outcome is not known yet.
-    Importing,
-    /// The DAM holds the asset (`dam_asset_id`).
-    Uploaded,
-    /// The DAM refused or lost the import for good.
-    Failed,
-}
-
-impl UploadStatus {
-    /// The database spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Importing => "importing",
-            Self::Uploaded => "uploaded",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Parses the database spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => Self::Pending,
-            "importing" => Self::Importing,
-            "uploaded" => Self::Uploaded,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
+db_enum! {
+    /// `derivative_assets.upload_status`.
+    pub enum UploadStatus {
+        /// Written by versions before 3 for rows whose import was never sent (migrated to `failed`).
+        Pending = "pending",
+        /// The import request is recorded (and maybe sent); the outcome is not known yet.
+        Importing = "importing",
+        /// The DAM holds the asset (`dam_asset_id`).
+        Uploaded = "uploaded",
+        /// The DAM refused or lost the import for good.
+        Failed = "failed",
     }
 }
 
@@ -91,9 +71,8 @@ pub struct DerivativeRow {
     pub last_error: Option<String>,
 }
 
-pub(super) fn derivative_from_row(row: &Row) -> DerivativeRow {
-    let status: String = row.get("upload_status");
-    DerivativeRow {
+pub(super) fn derivative_from_row(row: &Row) -> Result<DerivativeRow, StoreError> {
+    Ok(DerivativeRow {
         id: row.get("id"),
         tracking_id: row.get("tracking_id"),
         derivative_filename: row.get("derivative_filename"),
@@ -105,12 +84,12 @@ pub(super) fn derivative_from_row(row: &Row) -> DerivativeRow {
         dam_job_id: row.get("dam_job_id"),
         dam_asset_id: row.get("dam_asset_id"),
         import_requested_at: row.get("import_requested_at"),
-        upload_status: UploadStatus::parse(&status).unwrap_or(UploadStatus::Failed),
+        upload_status: state::read(row, "derivative_assets", "upload_status")?,
         marker: row.get("marker"),
         claim_generation: row.get("claim_generation"),
         retry_count: row.get("retry_count"),
         last_error: row.get("last_error"),
-    }
+    })
 }
 
 /// What a pass asks to deliver (see [`Store::claim_delivery`]).
@@ -154,7 +133,7 @@ impl Store {
     /// The live delivery (not `failed`) of Box file version `(file_id, file_version_id)`, if any.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn delivery_of_box_version(
         &mut self,
         file_id: &str,
@@ -166,7 +145,7 @@ impl Store {
              ORDER BY id DESC LIMIT 1",
             &[&file_id, &file_version_id],
         )?;
-        Ok(row.as_ref().map(derivative_from_row))
+        row.as_ref().map(derivative_from_row).transpose()
     }
 
     /// The live delivery of the same derivative, from another Box file version, at `version` or
@@ -174,7 +153,7 @@ impl Store {
     /// [`Store::claim_delivery`]'s).
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn blocking_delivery(
         &mut self,
         tracking_id: &str,
@@ -190,7 +169,7 @@ impl Store {
              ORDER BY version DESC, id DESC LIMIT 1",
             &[&tracking_id, &derivative_key, &version, &file_id, &file_version_id],
         )?;
-        Ok(row.as_ref().map(derivative_from_row))
+        row.as_ref().map(derivative_from_row).transpose()
     }
 
     /// Decides and records a delivery in one transaction, under an advisory lock on the
@@ -201,7 +180,7 @@ impl Store {
     /// ledger row, and must be sent.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_delivery(
         &mut self,
         claim: &Claim,
@@ -222,7 +201,10 @@ impl Store {
              ORDER BY version DESC, id DESC",
             &[&delivery.tracking_id, &delivery.derivative_key],
         )?;
-        let live: Vec<DerivativeRow> = rows.iter().map(derivative_from_row).collect();
+        let live: Vec<DerivativeRow> = rows
+            .iter()
+            .map(derivative_from_row)
+            .collect::<Result<_, _>>()?;
         if let Some(existing) = live.iter().find(|row| {
             row.box_file_id == claim.file_id && row.box_file_version_id == claim.file_version_id
         }) {
@@ -257,7 +239,7 @@ impl Store {
                 delivery.media,
             ],
         )?;
-        let derivative = derivative_from_row(&row);
+        let derivative = derivative_from_row(&row)?;
         transaction.execute(
             "UPDATE box_files SET derivative_id = $3, tracking_id = $4 WHERE file_id = $1 AND file_version_id = $2",
             &[&claim.file_id, &claim.file_version_id, &derivative.id, &delivery.tracking_id],
@@ -364,7 +346,7 @@ impl Store {
     /// no. At most `limit`, oldest first.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn orphaned_imports(&mut self, limit: i64) -> Result<Vec<DerivativeRow>, StoreError> {
         let rows = self.client.query(
             "SELECT d.* FROM derivative_assets d
@@ -373,7 +355,7 @@ impl Store {
               ORDER BY d.id LIMIT $1",
             &[&limit],
         )?;
-        Ok(rows.iter().map(derivative_from_row).collect())
+        rows.iter().map(derivative_from_row).collect()
     }
 
     /// Masters of a campaign that have no uploaded derivative yet (their tracking IDs).
@@ -421,7 +403,7 @@ impl Store {
     /// oldest first.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn derivatives_of_campaign(
         &mut self,
         campaign_id: &str,
@@ -435,6 +417,6 @@ impl Store {
              ORDER BY id",
             &[&campaign_id],
         )?;
-        Ok(rows.iter().map(derivative_from_row).collect())
+        rows.iter().map(derivative_from_row).collect()
     }
 }

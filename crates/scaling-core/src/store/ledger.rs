@@ -12,68 +12,44 @@
 
 use jiff::Timestamp;
 use postgres::Row;
+use serde::Serialize;
 
-use super::{insert_notifications, NewNotification, Store, StoreError};
+use super::outbox::insert_notifications;
+use super::state::{self, db_enum};
+use super::{NewNotification, Store, StoreError};
 
-/// State of a `box_files` row (the database's CHECK list, `migrations/V3__deliveries.sql`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedgerState {
-    /// Listed, not claimed yet.
-    Seen,
-    /// Claimed by a pass (see the lease).
-    Claimed,
-    /// Imported into the DAM; the Box file still has to move to `_PROCESSED/`.
-    UploadedToDam,
-    /// Delivered and moved to `_PROCESSED/{date}/` (final).
-    Archived,
-    /// Failed for a passing reason; retried after `next_attempt_at`.
-    FailedTransient,
-    /// Rejection decided (email queued); note and move to `_errors/` may still be due.
-    Rejecting,
-    /// In `_errors/` with a note (final until moved back).
-    Rejected,
-    /// Not a delivery (final).
-    Ignored,
+db_enum! {
+    /// State of a `box_files` row (the database's CHECK list, `migrations/V3__deliveries.sql`).
+    pub enum LedgerState {
+        /// Listed, not claimed yet.
+        Seen = "seen",
+        /// Claimed by a pass (see the lease).
+        Claimed = "claimed",
+        /// Imported into the DAM; the Box file still has to move to `_PROCESSED/`.
+        UploadedToDam = "uploaded_to_dam",
+        /// Delivered and moved to `_PROCESSED/{date}/` (final).
+        Archived = "archived",
+        /// Failed for a passing reason; retried after `next_attempt_at`.
+        FailedTransient = "failed_transient",
+        /// Rejection decided (email queued); note and move to `_errors/` may still be due.
+        Rejecting = "rejecting",
+        /// In `_errors/` with a note (final until moved back).
+        Rejected = "rejected",
+        /// Not a delivery (final).
+        Ignored = "ignored",
+    }
 }
 
 impl LedgerState {
-    /// The database spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Seen => "seen",
-            Self::Claimed => "claimed",
-            Self::UploadedToDam => "uploaded_to_dam",
-            Self::Archived => "archived",
-            Self::FailedTransient => "failed_transient",
-            Self::Rejecting => "rejecting",
-            Self::Rejected => "rejected",
-            Self::Ignored => "ignored",
-        }
-    }
-
-    /// Parses the database spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "seen" => Self::Seen,
-            "claimed" => Self::Claimed,
-            "uploaded_to_dam" => Self::UploadedToDam,
-            "archived" => Self::Archived,
-            "failed_transient" => Self::FailedTransient,
-            "rejecting" => Self::Rejecting,
-            "rejected" => Self::Rejected,
-            "ignored" => Self::Ignored,
-            _ => return None,
-        })
-    }
-
     /// Archived, rejected or ignored: nothing left to do for this file version.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Archived | Self::Rejected | Self::Ignored)
     }
 }
 
-/// A Box file version seen in a watched folder (`box_files` row).
-#[derive(Debug, Clone, PartialEq)]
+/// A Box file version seen in a watched folder (`box_files` row): what the passes work from and
+/// what the operators' tools show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BoxFileRow {
     /// Box file id.
     pub file_id: String,
@@ -99,7 +75,16 @@ pub struct BoxFileRow {
     pub claim_generation: i64,
     /// The `.error.txt` note we uploaded for this version, if any.
     pub note_file_id: Option<String>,
+    /// Last change of the row (UTC).
+    pub updated_at: Timestamp,
+    /// Pass holding a live lease on the row (database clock), if any: after a claim, the
+    /// claimer.
+    pub leased_by: Option<String>,
 }
+
+/// The columns [`box_file_from_row`] reads: the row and its live lease holder.
+const BOX_FILE_COLUMNS: &str = "box_files.*, \
+    CASE WHEN box_files.lease_expires_at > now() THEN box_files.lease_owner END AS leased_by";
 
 /// Which claim a pass holds: the fencing token checked by every write that must come from the
 /// current holder only.
@@ -137,19 +122,23 @@ pub(super) fn lock_claim(
     let held = transaction.query_opt(
         "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
            AND lease_owner = $3 AND claim_generation = $4 FOR UPDATE",
-        &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
+        &[
+            &claim.file_id,
+            &claim.file_version_id,
+            &claim.owner,
+            &claim.generation,
+        ],
     )?;
     Ok(held.is_some())
 }
 
-pub(super) fn box_file_from_row(row: &Row) -> BoxFileRow {
-    let state: String = row.get("state");
-    BoxFileRow {
+pub(super) fn box_file_from_row(row: &Row) -> Result<BoxFileRow, StoreError> {
+    Ok(BoxFileRow {
         file_id: row.get("file_id"),
         file_version_id: row.get("file_version_id"),
         watched_folder_id: row.get("watched_folder_id"),
         name: row.get("name"),
-        state: LedgerState::parse(&state).unwrap_or(LedgerState::Seen),
+        state: state::read(row, "box_files", "state")?,
         attempts: row.get("attempts"),
         next_attempt_at: row.get("next_attempt_at"),
         last_error: row.get("last_error"),
@@ -157,7 +146,9 @@ pub(super) fn box_file_from_row(row: &Row) -> BoxFileRow {
         archived_folder_id: row.get("archived_folder_id"),
         claim_generation: row.get("claim_generation"),
         note_file_id: row.get("note_file_id"),
-    }
+        updated_at: row.get("updated_at"),
+        leased_by: row.get("leased_by"),
+    })
 }
 
 impl Store {
@@ -165,7 +156,7 @@ impl Store {
     /// rename) and returns its row.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn observe_box_file(
         &mut self,
         file_id: &str,
@@ -176,13 +167,13 @@ impl Store {
         size_bytes: Option<i64>,
     ) -> Result<BoxFileRow, StoreError> {
         let row = self.client.query_one(
-            "INSERT INTO box_files (file_id, file_version_id, watched_folder_id, name, sha1, size_bytes)
+            &format!("INSERT INTO box_files (file_id, file_version_id, watched_folder_id, name, sha1, size_bytes)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (file_id, file_version_id) DO UPDATE SET name = EXCLUDED.name
-             RETURNING *",
+             RETURNING {BOX_FILE_COLUMNS}"),
             &[&file_id, &file_version_id, &watched_folder_id, &name, &sha1, &size_bytes],
         )?;
-        Ok(box_file_from_row(&row))
+        box_file_from_row(&row)
     }
 
     /// Claims a ledger row for `owner` for `lease_secs` seconds and increments its claim
@@ -195,7 +186,7 @@ impl Store {
     /// its rejection is taken up by the next pass.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_box_file(
         &mut self,
         file_id: &str,
@@ -205,7 +196,7 @@ impl Store {
         reopen_generation: Option<i64>,
     ) -> Result<Option<BoxFileRow>, StoreError> {
         let row = self.client.query_opt(
-            "UPDATE box_files SET lease_owner = $3,
+            &format!("UPDATE box_files SET lease_owner = $3,
                     lease_expires_at = now() + make_interval(secs => $4::bigint::float8),
                     claim_generation = claim_generation + 1, updated_at = now(),
                     attempts = CASE WHEN state IN ('archived', 'rejected') THEN 0 ELSE attempts END,
@@ -217,17 +208,17 @@ impl Store {
                AND (state NOT IN ('archived', 'rejected') OR claim_generation = $5::bigint)
                AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = $3)
                AND (next_attempt_at IS NULL OR next_attempt_at <= now() OR state IN ('archived', 'rejected'))
-             RETURNING *",
+             RETURNING {BOX_FILE_COLUMNS}"),
             &[&file_id, &file_version_id, &owner, &lease_secs, &reopen_generation],
         )?;
-        Ok(row.as_ref().map(box_file_from_row))
+        row.as_ref().map(box_file_from_row).transpose()
     }
 
     /// Claims, for `owner`, the rows whose decision is recorded but whose Box move may not have
     /// happened (`rejecting`, `uploaded_to_dam`) and that no live pass holds; at most `limit`.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn claim_unfinished_moves(
         &mut self,
         owner: &str,
@@ -235,17 +226,19 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<BoxFileRow>, StoreError> {
         let rows = self.client.query(
-            "UPDATE box_files SET lease_owner = $1, claim_generation = claim_generation + 1,
+            &format!(
+                "UPDATE box_files SET lease_owner = $1, claim_generation = claim_generation + 1,
                     lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
              WHERE (file_id, file_version_id) IN (
                  SELECT file_id, file_version_id FROM box_files
                   WHERE state IN ('rejecting', 'uploaded_to_dam')
                     AND (lease_owner IS NULL OR lease_expires_at < now())
                   ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING *",
+             RETURNING {BOX_FILE_COLUMNS}"
+            ),
             &[&owner, &lease_secs, &limit],
         )?;
-        Ok(rows.iter().map(box_file_from_row).collect())
+        rows.iter().map(box_file_from_row).collect()
     }
 
     /// Extends every lease `owner` holds to `lease_secs` from now (the heartbeat of a live
@@ -435,39 +428,71 @@ impl Store {
         Ok(())
     }
 
-    /// Distinct lease owners (of Box files and outbox rows) whose name starts with `prefix`.
+    // ----- reprocess -----
+
+    /// The most recently changed ledger row of Box file `file_id` (any version), if known.
     ///
     /// # Errors
-    /// Database errors.
-    pub fn lease_owners_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let rows = self.client.query(
-            "SELECT lease_owner FROM box_files WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1
-             UNION SELECT lease_owner FROM outbox WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1",
-            &[&pattern],
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
+    pub fn ledger_file(&mut self, file_id: &str) -> Result<Option<BoxFileRow>, StoreError> {
+        let row = self.client.query_opt(
+            &format!(
+                "SELECT {BOX_FILE_COLUMNS} FROM box_files WHERE file_id = $1
+                 ORDER BY updated_at DESC, file_version_id DESC LIMIT 1"
+            ),
+            &[&file_id],
         )?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+        row.as_ref().map(box_file_from_row).transpose()
     }
 
-    /// Releases every lease held by `owner` (a pass known to be dead); returns how many.
+    /// Files whose latest ledger row is `rejected` (they sit in `_errors/`), oldest rejection
+    /// first; only those of watched folder `watched_folder_id` and rejected at or after `since`
+    /// when given.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
+    pub fn rejected_files(
+        &mut self,
+        watched_folder_id: Option<&str>,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<BoxFileRow>, StoreError> {
+        let rows = self.client.query(
+            &format!(
+                "SELECT * FROM (SELECT DISTINCT ON (file_id) {BOX_FILE_COLUMNS} FROM box_files
+                                ORDER BY file_id, updated_at DESC, file_version_id DESC) latest
+                 WHERE state = 'rejected'
+                   AND ($1::text IS NULL OR watched_folder_id = $1)
+                   AND ($2::timestamptz IS NULL OR updated_at >= $2)
+                 ORDER BY updated_at, file_id"
+            ),
+            &[&watched_folder_id, &since],
+        )?;
+        rows.iter().map(box_file_from_row).collect()
+    }
+
+    /// Makes a rejected (or waiting) ledger row claimable again at once, as if the file had just
+    /// been seen in `watched_folder_id` under `name`: state `seen`, attempts 0, no retry delay,
+    /// no archive folder. Rows in other states (delivered, or held by a live lease) are left
+    /// alone. Returns whether the row was reopened.
     ///
     /// # Errors
     /// Database errors.
-    pub fn release_leases_of(&mut self, owner: &str) -> Result<u64, StoreError> {
-        let files = self.client.execute(
-            "UPDATE box_files SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() WHERE lease_owner = $1",
-            &[&owner],
+    pub fn reopen_box_file(
+        &mut self,
+        file_id: &str,
+        file_version_id: &str,
+        watched_folder_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "UPDATE box_files SET state = 'seen', attempts = 0, next_attempt_at = NULL, lease_owner = NULL,
+                    lease_expires_at = NULL, archived_folder_id = NULL, watched_folder_id = $3, name = $4,
+                    updated_at = now()
+             WHERE file_id = $1 AND file_version_id = $2
+               AND (state IN ('rejected', 'failed_transient', 'seen')
+                    OR (state = 'claimed' AND (lease_expires_at IS NULL OR lease_expires_at < now())))",
+            &[&file_id, &file_version_id, &watched_folder_id, &name],
         )?;
-        let notifications = self.client.execute(
-            "UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
-            &[&owner],
-        )?;
-        Ok(files + notifications)
+        Ok(changed > 0)
     }
 }
