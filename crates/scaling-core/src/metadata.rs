@@ -475,16 +475,13 @@ mod tests {
     use crate::secret::Secret;
     use std::path::PathBuf;
 
-    fn fixture() -> Option<Value> {
+    /// The OTMM master asset fixture; panics when it is absent (a test must not pass by skipping).
+    fn fixture() -> Value {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/fixtures/otmm/master_asset.json");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-            Err(_) => {
-                eprintln!("skipping: fixture {} not found", path.display());
-                None
-            }
-        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("fixture {}: {error}", path.display()));
+        serde_json::from_str(&text).expect("fixture is JSON")
     }
 
     fn parsed(name: &str) -> ParsedName {
@@ -642,7 +639,7 @@ mod tests {
 
     #[test]
     fn field_text_reads_every_value_kind() {
-        let Some(master) = fixture() else { return };
+        let master = fixture();
         assert_eq!(
             field_text(&master, "ARTESIA.FIELD.ASSET NAME").as_deref(),
             Some("Nutella_Breakfast_Moments_Master_30s.mp4")
@@ -685,7 +682,7 @@ mod tests {
 
     #[test]
     fn builds_the_representation_from_the_fixture() {
-        let Some(master) = fixture() else { return };
+        let master = fixture();
         let parsed = parsed("K7Q2XM_Breakfast-Moments_Video_it_9x16-15s_v01.mp4");
         let input = BuildInput {
             master: &master,
@@ -761,7 +758,7 @@ mod tests {
 
     #[test]
     fn domain_values_match_trimmed_and_case_insensitively() {
-        let Some(master) = fixture() else { return };
+        let master = fixture();
         let parsed = parsed("K7Q2XM_Breakfast_BANNER_en_300x250_v01.jpg");
         let input = BuildInput {
             master: &master,
@@ -784,7 +781,7 @@ mod tests {
 
     #[test]
     fn strict_domain_mismatch_is_a_problem_and_non_strict_a_warning() {
-        let Some(master) = fixture() else { return };
+        let master = fixture();
         let parsed = parsed("K7Q2XM_Breakfast_vidoe_JA_9x16_v01.mp4");
         let input = BuildInput {
             master: &master,
@@ -820,7 +817,7 @@ mod tests {
 
     #[test]
     fn unreadable_domain_depends_on_strictness() {
-        let Some(master) = fixture() else { return };
+        let master = fixture();
         let parsed = parsed("K7Q2XM_Breakfast_video_IT_9x16_v01.mp4");
         let input = BuildInput {
             master: &master,
@@ -844,7 +841,7 @@ mod tests {
 
     #[test]
     fn required_fields_fallbacks_and_defaults() {
-        let Some(master) = fixture() else { return };
+        let master = fixture();
         let parsed = parsed("K7Q2XM_Breakfast_video_IT_9x16_v01.mp4");
         let input = BuildInput {
             master: &master,
