@@ -10,34 +10,14 @@ use sandbox::keys::{load_box_app, BoxAppKeys};
 use sandbox::launch::{Launch, Running};
 use sandbox::server::ReadyInfo;
 use serde_json::{json, Value};
+
+use crate::util::{agent, body_json, sha1_hex};
 use sha1::Digest;
 
 /// A sandbox ([`Launch`]) and a Box access token for it.
 struct Harness {
     sandbox: Running,
     token: String,
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
-    let text = response.body_mut().read_to_string().expect("body");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
-}
-
-fn sha1_hex(data: &[u8]) -> String {
-    hex::encode(sha1::Sha1::digest(data))
 }
 
 fn digest(data: &[u8]) -> String {

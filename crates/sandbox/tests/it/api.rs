@@ -1,4 +1,4 @@
-//! Integration tests: one sandbox per test binary (port 0, temporary state dir, a small scenario
+//! The sandbox's API: one sandbox shared by this module's tests ([`Launch`], a small scenario
 //! with generated media), exercised over HTTP with ureq like the real clients.
 
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ use sandbox::keys::{load_box_app, BoxAppKeys};
 use sandbox::launch::{Launch, Running};
 use sandbox::server::ReadyInfo;
 use serde_json::{json, Value};
+
+use crate::util::{agent, body_json, sha1_hex};
 
 /// The sandbox every test of this binary shares (never dropped: it serves until the process
 /// ends).
@@ -51,24 +53,6 @@ dam:
 
 fn ready() -> &'static ReadyInfo {
     sandbox().ready()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
-    let text = response.body_mut().read_to_string().expect("body");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
 }
 
 fn app_config() -> &'static BoxAppKeys {
@@ -201,11 +185,6 @@ fn create_box_folder(parent: &str, name: &str) -> String {
     );
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().expect("id").to_owned()
-}
-
-fn sha1_hex(data: &[u8]) -> String {
-    use sha1::Digest;
-    hex::encode(sha1::Sha1::digest(data))
 }
 
 // ------------------------------------------------------------------------------------------
