@@ -15,7 +15,7 @@
 //! The sandbox runs on its own thread and tokio runtime inside the test process
 //! ([`BackgroundServer`]), through the very startup the `sandbox serve` binary runs
 //! ([`crate::server::prepare`], flags parsed by the same [`ServeArgs`]); the binary adds only
-//! the ready line on stdout, which `tests/api.rs` checks by running it. Spawning the binary
+//! the ready line on stdout, which `tests/it/api.rs` checks by running it. Spawning the binary
 //! instead would make every test depend on a build step `cargo test` does not do for another
 //! package: the launcher would have to guess the target directory (`CARGO_TARGET_DIR`,
 //! `CS_BIN_DIR`, `target/debug`), could run a stale binary built from older sources, and
