@@ -1,11 +1,12 @@
-//! Test harness: a fresh PostgreSQL database per test, a sandbox process per test, and the real
-//! binaries run against both with the `sandbox` config overlay.
+//! Test harness: a fresh PostgreSQL database per test, a sandbox per test (started by
+//! [`sandbox::launch`], the launcher every test shares), and the real binaries run against both
+//! with the `sandbox` config overlay.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use sandbox::launch::{Launch, Running};
 use serde_json::Value;
 
 /// Repository root (where `config/` lives).
@@ -117,12 +118,22 @@ fn replace_db_name(url: &str, name: &str) -> String {
     format!("{host_part}/{name}{query}")
 }
 
-/// A running sandbox process (killed on drop) and its ready line.
+/// A sandbox for one test ([`sandbox::launch::Running`], stopped on drop) with what the e2e
+/// tests add: the ready line as a public JSON field, shorthands for its keys and the variables
+/// that point the binaries at it ([`Sandbox::env`]). Everything else (`state()`, `stats()`,
+/// `add_fault()`, `clear_faults()`, ...) is [`Running`]'s, through `Deref`.
 pub struct Sandbox {
-    child: Child,
+    running: Running,
+    /// The ready line, as `sandbox serve` prints it.
     pub ready: Value,
-    /// Kept alive for the sandbox's life (removed on drop).
-    _state_dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Sandbox {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 impl Sandbox {
@@ -132,39 +143,43 @@ impl Sandbox {
         Sandbox::start_with(path.as_deref(), &[])
     }
 
+    /// Starts the sandbox with a scenario file anywhere on disk (e.g. written into a temp dir by
+    /// the test) and extra `sandbox serve` flags (`--fault-seed`, `--part-size`, ...); panics
+    /// with the reason when it cannot start.
+    pub fn start_with(scenario: Option<&Path>, args: &[&str]) -> Sandbox {
+        let mut launch = Launch::new().args(args);
+        if let Some(scenario) = scenario {
+            launch = launch.scenario_file(scenario);
+        }
+        let running = launch.start();
+        let ready = running.ready_line().clone();
+        Sandbox { running, ready }
+    }
+
     pub fn str(&self, key: &str) -> String {
-        self.ready[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("ready line lacks {key}: {}", self.ready))
-            .to_string()
+        self.running.ready_str(key).to_string()
     }
 
     pub fn watched_folder_id(&self) -> String {
-        self.ready["watched_folder_ids"][0]
+        self.watched_folder_id_at(0)
+    }
+
+    /// The ready line's `watched_folder_ids[index]`.
+    pub fn watched_folder_id_at(&self, index: usize) -> String {
+        self.ready["watched_folder_ids"][index]
             .as_str()
-            .expect("watched folder id")
+            .unwrap_or_else(|| panic!("no watched folder {index} in {}", self.ready))
             .to_string()
     }
 
     pub fn control(&self) -> String {
-        self.str("control_url")
-    }
-
-    /// GET {control}/state.
-    pub fn state(&self) -> Value {
-        get_json(&format!("{}/state", self.control()))
-    }
-
-    /// GET {control}/stats.
-    pub fn stats(&self) -> Value {
-        get_json(&format!("{}/stats", self.control()))
+        self.control_url().to_string()
     }
 
     /// Uploads `source` into Box folder `folder_id` as `name`, as an agency would.
     pub fn agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Value {
-        let body =
-            serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
-        post_json(&format!("{}/agency-upload", self.control()), &body)
+        self.try_agency_upload(folder_id, name, source)
+            .unwrap_or_else(|error| panic!("agency upload of {name:?} refused: {error}"))
     }
 
     /// Like [`Sandbox::agency_upload`], but a refusal (e.g. 400 item_name_invalid for a name Box
@@ -175,18 +190,7 @@ impl Sandbox {
         name: &str,
         source: &Path,
     ) -> Result<Value, String> {
-        let body =
-            serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent
-            .post(&format!("{}/agency-upload", self.control()))
-            .send_json(&body)
-            .map_err(|error| error.to_string())?;
-        let status = response.status().as_u16();
-        let reply: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        let (status, reply) = self.running.agency_upload(folder_id, name, source);
         if (200..300).contains(&status) {
             Ok(reply)
         } else {
@@ -196,16 +200,7 @@ impl Sandbox {
 
     /// Makes matching requests fail with `status` (`count` times, or forever with `None`).
     pub fn fault(&self, method: &str, path_prefix: &str, status: u16, count: Option<u32>) {
-        let body = serde_json::json!({ "method": method, "path_prefix": path_prefix, "status": status, "count": count });
-        post_json(&format!("{}/faults", self.control()), &body);
-    }
-
-    pub fn clear_faults(&self) {
-        let agent = ureq::Agent::new_with_defaults();
-        agent
-            .delete(&format!("{}/faults", self.control()))
-            .call()
-            .expect("clear faults");
+        self.add_fault(serde_json::json!({ "method": method, "path_prefix": path_prefix, "status": status, "count": count }));
     }
 
     /// Environment for the binaries: the `sandbox` overlay's variables.
@@ -233,13 +228,6 @@ impl Sandbox {
             ("WEBHOOK_BASE_URL".into(), self.str("webhook_url")),
             ("RUST_LOG".into(), "info".into()),
         ]
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -368,53 +356,6 @@ pub fn campaign_status(state: &Value, campaign_id: &str) -> String {
 }
 
 // ----- helpers added for the transport and secrets tests (issue 6) -----
-
-impl Sandbox {
-    /// Starts the sandbox with a scenario file anywhere on disk (e.g. written into a temp dir by
-    /// the test) and extra `sandbox serve` arguments (`--fault-seed`, `--part-size`, ...).
-    pub fn start_with(scenario: Option<&Path>, args: &[&str]) -> Sandbox {
-        let state_dir = tempfile::tempdir().expect("state dir");
-        let mut command = Command::new(bin("sandbox"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir.path());
-        if let Some(scenario) = scenario {
-            command.arg("--scenario").arg(scenario);
-        }
-        command.args(args);
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sandbox");
-        let stdout = child.stdout.take().expect("sandbox stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("sandbox ready line");
-        let ready: Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|error| panic!("sandbox ready line is not JSON ({error}): {line:?}"));
-        Sandbox {
-            child,
-            ready,
-            _state_dir: state_dir,
-        }
-    }
-
-    /// Adds a fault rule in any shape `POST /_sandbox/faults` accepts (`probability`, `kind`,
-    /// `after`, ...); returns the rule as the sandbox stored it.
-    pub fn add_fault(&self, rule: Value) -> Value {
-        post_json(&format!("{}/faults", self.control()), &rule)
-    }
-
-    /// The ready line's `watched_folder_ids[index]`.
-    pub fn watched_folder_id_at(&self, index: usize) -> String {
-        self.ready["watched_folder_ids"][index]
-            .as_str()
-            .unwrap_or_else(|| panic!("no watched folder {index} in {}", self.ready))
-            .to_string()
-    }
-}
 
 impl World {
     /// A world whose sandbox runs `scenario` (a path anywhere) with extra `serve` arguments.

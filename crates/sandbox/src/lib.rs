@@ -6,18 +6,21 @@
 //! truncated bodies; see [`faults`]).
 //!
 //! Everything binds to loopback only. State lives in memory; file contents on disk under the state
-//! directory. See [`server::prepare`] for startup and [`scenario`] for the scenario file format.
+//! directory. See [`server::prepare`] for startup, [`scenario`] for the scenario file format and
+//! [`launch`] for starting one from a test.
 
 #![warn(missing_docs)]
 
 pub mod agency_upload;
 pub mod box_api;
 pub mod chunked;
+pub mod cli;
 pub mod conn;
 pub mod control;
 pub mod faults;
 pub mod http_util;
 pub mod keys;
+pub mod launch;
 pub mod mailgun;
 pub mod otmm;
 pub mod scenario;

@@ -7,11 +7,11 @@
 //!   into Box as an agency would and prints the new file's JSON.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sandbox::cli::ServeArgs;
 
 /// Local emulator of Box, OpenText Media Management, Mailgun and webhook receivers.
 #[derive(Debug, Parser)]
@@ -24,36 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the emulator; prints one JSON line with URLs, IDs and credentials when ready.
-    Serve {
-        /// Main listen address (loopback only); port 0 picks a free port.
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: SocketAddr,
-        /// Directory for the generated Box app config, credentials and stored file contents.
-        #[arg(long)]
-        state_dir: PathBuf,
-        /// Scenario YAML (campaigns, masters, lookup domains); default: one watched folder, no campaigns.
-        #[arg(long)]
-        scenario: Option<PathBuf>,
-        /// Lifetime of Box access tokens, DAM tokens and DAM sessions, in seconds.
-        #[arg(long, default_value_t = 3600)]
-        token_lifetime_secs: u64,
-        /// Milliseconds a DAM import job stays IN_PROGRESS (default: scenario value, else 300).
-        #[arg(long)]
-        import_delay_ms: Option<u64>,
-        /// Box API requests allowed per access token per second (1 s window); more get 429
-        /// rate_limit_exceeded with Retry-After. Default: no limit. Also `POST /_sandbox/config`.
-        #[arg(long)]
-        rate_limit: Option<u32>,
-        /// Seed of the fault-injection generator (default: random; see `GET /_sandbox/faults`).
-        #[arg(long)]
-        fault_seed: Option<u64>,
-        /// part_size of chunked upload sessions, in bytes.
-        #[arg(long, default_value_t = sandbox::state::DEFAULT_PART_SIZE)]
-        part_size: u64,
-        /// How many 202 + Retry-After replies a valid upload-session commit gets first.
-        #[arg(long, default_value_t = 1)]
-        commit_accepted: u32,
-    },
+    Serve(ServeArgs),
     /// Upload a file into a Box folder of a running sandbox as an agency collaborator.
     AgencyUpload {
         /// The sandbox's control URL (`control_url` of the ready line).
@@ -81,27 +52,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve {
-            listen,
-            state_dir,
-            scenario,
-            token_lifetime_secs,
-            import_delay_ms,
-            rate_limit,
-            fault_seed,
-            part_size,
-            commit_accepted,
-        } => serve(sandbox::server::ServeOptions {
-            listen,
-            state_dir,
-            scenario,
-            token_lifetime_secs,
-            import_delay_ms,
-            rate_limit_per_second: rate_limit,
-            fault_seed,
-            part_size,
-            commit_accepted_responses: commit_accepted,
-        }),
+        Command::Serve(args) => serve(args.into_options()),
         Command::AgencyUpload {
             control_url,
             folder_id,

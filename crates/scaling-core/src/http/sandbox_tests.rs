@@ -1,12 +1,10 @@
-//! The Box and OTMM clients against the real sandbox binary (`crates/sandbox`). Ignored by a plain
-//! `cargo test`; `scripts/test.sh` runs them (`--include-ignored`) after building the sandbox:
-//! `cargo build -p sandbox && cargo test -p scaling-core --lib sandbox_tests -- --ignored`.
-//! Skips (passes with a message) when the binary is missing; `SANDBOX_BIN` overrides its path.
+//! The Box and OTMM clients against the sandbox (`crates/sandbox`), started in-process by the
+//! shared launcher ([`sandbox::launch::Launch`]): part of a plain `cargo test`, nothing to build
+//! first and nothing skipped (a sandbox that cannot start fails the test with the reason).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
+use sandbox::launch::{Launch, Running};
 use serde_json::{json, Value};
 
 use crate::boxapi::{BoxAppConfig, BoxClient, BoxError, BoxItem};
@@ -15,97 +13,29 @@ use crate::dam::{DamClient, JobState};
 use crate::http::{sha1_file, RetryPolicy};
 use crate::secret::Secret;
 
-struct Sandbox {
-    child: Child,
-    ready: Value,
-    _dir: tempfile::TempDir,
+/// A sandbox running the inline `scenario` (with the file `master.bin` it names beside it) and
+/// the `sandbox serve` flags `args`.
+fn start(scenario: Option<&str>, args: &[&str]) -> Running {
+    let mut launch = Launch::new().args(args);
+    if let Some(scenario) = scenario {
+        launch = launch
+            .scenario_text(scenario)
+            .file("master.bin", &b"master content bytes"[..]);
+    }
+    launch.start()
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sandbox {
-    fn start(scenario: Option<&str>) -> Option<Sandbox> {
-        Self::start_with(scenario, &[])
-    }
-
-    fn start_with(scenario: Option<&str>, extra_args: &[&str]) -> Option<Sandbox> {
-        let binary = std::env::var_os("SANDBOX_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/sandbox")
-            });
-        if !binary.exists() {
-            eprintln!(
-                "SKIPPED: no sandbox binary at {} (cargo build -p sandbox)",
-                binary.display()
-            );
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(&binary);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(dir.path().join("state"));
-        if let Some(scenario) = scenario {
-            let path = dir.path().join("scenario.yaml");
-            std::fs::write(&path, scenario).unwrap();
-            std::fs::write(dir.path().join("master.bin"), b"master content bytes").unwrap();
-            command.arg("--scenario").arg(path);
-        }
-        command.args(extra_args);
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|error| panic!("ready line {line:?}: {error}"));
-        Some(Sandbox {
-            child,
-            ready,
-            _dir: dir,
-        })
-    }
-
-    fn text(&self, key: &str) -> String {
-        self.ready[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {key} in {}", self.ready))
-            .to_string()
-    }
-
-    fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.text("control_url"));
-        let agent = ureq::Agent::new_with_defaults();
-        let mut response = match (method, body) {
-            ("POST", Some(body)) => agent.post(&url).send_json(body).unwrap(),
-            ("DELETE", _) => agent.delete(&url).call().unwrap(),
-            _ => agent.get(&url).call().unwrap(),
-        };
-        response.body_mut().read_json().unwrap_or(Value::Null)
-    }
-}
-
-fn box_client(sandbox: &Sandbox) -> BoxClient {
+fn box_client(sandbox: &Running) -> BoxClient {
     box_client_with(sandbox, |_| {})
 }
 
-fn box_client_with(sandbox: &Sandbox, adjust: impl FnOnce(&mut BoxConfig)) -> BoxClient {
+fn box_client_with(sandbox: &Running, adjust: impl FnOnce(&mut BoxConfig)) -> BoxClient {
     let mut cfg = BoxConfig {
-        base_url: sandbox.text("base_url"),
-        upload_url: sandbox.text("upload_url"),
-        oauth2_url: sandbox.text("oauth2_url"),
-        app_config_path: PathBuf::from(sandbox.text("box_app_config")),
-        root_folder_id: sandbox.text("box_root_folder_id"),
+        base_url: sandbox.ready_str("base_url").to_owned(),
+        upload_url: sandbox.ready_str("upload_url").to_owned(),
+        oauth2_url: sandbox.ready_str("oauth2_url").to_owned(),
+        app_config_path: PathBuf::from(sandbox.ready_str("box_app_config").to_owned()),
+        root_folder_id: sandbox.ready_str("box_root_folder_id").to_owned(),
         watched_folders: vec![WatchedFolder {
             id: "x".into(),
             name: "incoming".into(),
@@ -128,13 +58,10 @@ fn box_client_with(sandbox: &Sandbox, adjust: impl FnOnce(&mut BoxConfig)) -> Bo
 }
 
 #[test]
-#[ignore = "needs the sandbox binary"]
 fn box_client_against_the_sandbox() {
-    let Some(sandbox) = Sandbox::start(None) else {
-        return;
-    };
+    let sandbox = start(None, &[]);
     let client = box_client(&sandbox);
-    let root = sandbox.text("box_root_folder_id");
+    let root = sandbox.ready_str("box_root_folder_id").to_owned();
     let listing = client.list_folder(&root).unwrap();
     eprintln!("root listing: {listing:?}");
 
@@ -234,24 +161,20 @@ fn box_client_against_the_sandbox() {
     assert_eq!(names.len(), 2, "{names:?}");
 
     // Transient faults are retried; an upload hit by a 500 is checked and resent.
-    sandbox.control(
-        "POST",
-        "/faults",
-        Some(json!({"method": "GET", "path_prefix": format!("/2.0/folders/{}/items", folder.id), "status": 503, "count": 2, "retry_after": 0})),
-    );
+    sandbox.add_fault(json!({"method": "GET", "path_prefix": format!("/2.0/folders/{}/items", folder.id), "status": 503, "count": 2, "retry_after": 0}));
     assert!(client
         .list_folder(&folder.id)
         .unwrap()
         .iter()
         .any(|item| matches!(item, BoxItem::Folder(_))));
-    sandbox.control("POST", "/faults", Some(json!({"method": "POST", "path_prefix": "/api/2.0/files/content", "status": 500, "count": 1})));
+    sandbox.add_fault(json!({"method": "POST", "path_prefix": "/api/2.0/files/content", "status": 500, "count": 1}));
     let third = client.upload(&folder.id, "third.bin", &other).unwrap();
     assert_eq!(third.name, "third.bin");
 
     let missing = client.get_file("999999999").unwrap_err();
     eprintln!("missing file error: {missing}");
     assert_eq!(missing.status(), Some(404));
-    eprintln!("stats: {}", sandbox.control("GET", "/stats", None));
+    eprintln!("stats: {}", sandbox.stats());
 }
 
 const SCENARIO: &str = r#"
@@ -270,9 +193,9 @@ dam:
             FERRERO.FIELD.MKTG.ASSET TYPE: {value: video, display: Video}
 "#;
 
-fn dam_config(sandbox: &Sandbox, auth: DamAuth) -> DamConfig {
+fn dam_config(sandbox: &Running, auth: DamAuth) -> DamConfig {
     DamConfig {
-        base_url: sandbox.text("dam_url"),
+        base_url: sandbox.ready_str("dam_url").to_owned(),
         auth,
         campaign: CampaignModel {
             status_field_id: "FERRERO.FIELD.CAMPAIGN STATUS".into(),
@@ -321,14 +244,11 @@ fn field_value(json: &Value, field_id: &str) -> Option<String> {
 }
 
 #[test]
-#[ignore = "needs the sandbox binary"]
 fn dam_client_against_the_sandbox() {
-    let Some(sandbox) = Sandbox::start(Some(SCENARIO)) else {
-        return;
-    };
+    let sandbox = start(Some(SCENARIO), &[]);
     let auth = DamAuth::Session {
-        username: sandbox.text("dam_username"),
-        password: Secret::new(sandbox.text("dam_password")),
+        username: sandbox.ready_str("dam_username").to_owned(),
+        password: Secret::new(sandbox.ready_str("dam_password").to_owned()),
     };
     let cfg = dam_config(&sandbox, auth);
     let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
@@ -430,9 +350,9 @@ fn dam_client_against_the_sandbox() {
 
     // OAuth2 client credentials.
     let auth = DamAuth::OAuth2 {
-        auth_url: sandbox.text("dam_oauth2_url"),
-        client_id: sandbox.text("dam_client_id"),
-        client_secret: Secret::new(sandbox.text("dam_client_secret")),
+        auth_url: sandbox.ready_str("dam_oauth2_url").to_owned(),
+        client_id: sandbox.ready_str("dam_client_id").to_owned(),
+        client_secret: Secret::new(sandbox.ready_str("dam_client_secret").to_owned()),
     };
     let oauth = DamClient::new(
         &dam_config(&sandbox, auth),
@@ -445,24 +365,21 @@ fn dam_client_against_the_sandbox() {
     oauth
         .set_folder_field(&campaign.id, &cfg.campaign.status_field_id, "A3")
         .unwrap();
-    eprintln!("stats: {}", sandbox.control("GET", "/stats", None));
+    eprintln!("stats: {}", sandbox.stats());
 }
 
 #[test]
-#[ignore = "needs the sandbox binary"]
 fn expired_tokens_and_sessions_are_renewed() {
-    let Some(sandbox) = Sandbox::start_with(Some(SCENARIO), &["--token-lifetime-secs", "2"]) else {
-        return;
-    };
+    let sandbox = start(Some(SCENARIO), &["--token-lifetime-secs", "2"]);
     let client = box_client(&sandbox);
-    let root = sandbox.text("box_root_folder_id");
+    let root = sandbox.ready_str("box_root_folder_id").to_owned();
     client.list_folder(&root).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     client.list_folder(&root).unwrap();
 
     let auth = DamAuth::Session {
-        username: sandbox.text("dam_username"),
-        password: Secret::new(sandbox.text("dam_password")),
+        username: sandbox.ready_str("dam_username").to_owned(),
+        password: Secret::new(sandbox.ready_str("dam_password").to_owned()),
     };
     let cfg = dam_config(&sandbox, auth);
     let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
@@ -476,26 +393,21 @@ fn expired_tokens_and_sessions_are_renewed() {
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap()
         .is_empty());
-    let stats = sandbox.control("GET", "/stats", None);
+    let stats = sandbox.stats();
     eprintln!("stats: {stats}");
     assert_eq!(stats["routes"]["POST /oauth2/token 200"], 2);
     assert_eq!(stats["routes"]["POST /otmmapi/v6/sessions 200"], 2);
 }
 
 #[test]
-#[ignore = "needs the sandbox binary"]
 fn chunked_uploads_against_the_sandbox_with_faults() {
     // Parts of 4 MiB; two 202s before each commit succeeds.
-    let Some(sandbox) =
-        Sandbox::start_with(None, &["--part-size", "4194304", "--commit-accepted", "2"])
-    else {
-        return;
-    };
+    let sandbox = start(None, &["--part-size", "4194304", "--commit-accepted", "2"]);
     let dir = tempfile::tempdir().unwrap();
     let client = box_client_with(&sandbox, |cfg| {
         cfg.chunked_upload_threshold_bytes = crate::config::MIN_CHUNKED_UPLOAD_THRESHOLD;
     });
-    let root = sandbox.text("box_root_folder_id");
+    let root = sandbox.ready_str("box_root_folder_id").to_owned();
     let folder = client.create_folder(&root, "cs-chunked-test").unwrap();
 
     // 22 MB (6 parts): one part stored despite a 500, one dropped connection, one 500 on commit
@@ -504,21 +416,13 @@ fn chunked_uploads_against_the_sandbox_with_faults() {
     let content: Vec<u8> = (0..22_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&source, &content).unwrap();
     let (sha1, _) = sha1_file(&source).unwrap();
-    sandbox.control(
-        "POST",
-        "/faults",
-        Some(json!({"method": "PUT", "path_prefix": "/api/2.0/files/upload_sessions/", "status": 500, "after": true, "count": 1})),
-    );
-    sandbox.control(
-        "POST",
-        "/faults",
-        Some(json!({"method": "PUT", "path_prefix": "/api/2.0/files/upload_sessions/", "kind": "drop", "count": 1})),
-    );
+    sandbox.add_fault(json!({"method": "PUT", "path_prefix": "/api/2.0/files/upload_sessions/", "status": 500, "after": true, "count": 1}));
+    sandbox.add_fault(json!({"method": "PUT", "path_prefix": "/api/2.0/files/upload_sessions/", "kind": "drop", "count": 1}));
     let uploaded = client.upload(&folder.id, "big.bin", &source).unwrap();
     assert_eq!(uploaded.sha1.as_deref(), Some(sha1.as_str()));
     assert_eq!(uploaded.size, Some(22_000_000));
     assert_eq!(uploaded.parent_id.as_deref(), Some(folder.id.as_str()));
-    let stats = sandbox.control("GET", "/stats", None);
+    let stats = sandbox.stats();
     let routes = &stats["routes"];
     eprintln!("routes: {routes}");
     assert_eq!(
@@ -540,14 +444,10 @@ fn chunked_uploads_against_the_sandbox_with_faults() {
     assert_eq!(again.id, uploaded.id);
 
     // A commit that landed although its reply was a 500.
-    sandbox.control(
-        "POST",
-        "/faults",
-        Some(json!({"method": "POST", "path_prefix": "/api/2.0/files/upload_sessions/", "status": 500, "after": true, "count": 3})),
-    );
+    sandbox.add_fault(json!({"method": "POST", "path_prefix": "/api/2.0/files/upload_sessions/", "status": 500, "after": true, "count": 3}));
     let second = client.upload(&folder.id, "big-2.bin", &source).unwrap();
     assert_eq!(second.sha1.as_deref(), Some(sha1.as_str()));
-    sandbox.control("DELETE", "/faults", None);
+    sandbox.clear_faults();
 
     // A new version through a session for the existing file.
     let changed = dir.path().join("big-v2.bin");

@@ -1,42 +1,23 @@
 //! Integration tests of the Box fidelity features: chunked upload sessions, fault injection (status,
 //! drop, delay, truncate, not_ready, `after`, seeded probabilities), the rate limit, restricted
-//! folders and the JWT audience. Each test starts its own sandbox (settings and faults are global
-//! to a sandbox), on port 0 with a temporary state directory.
+//! folders and the JWT audience. Each test starts its own sandbox with [`Launch`] (settings and
+//! faults are global to a sandbox).
 
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use sandbox::keys::{load_box_app, BoxAppKeys};
-use sandbox::server::{BackgroundServer, ReadyInfo, ServeOptions};
+use sandbox::launch::{Launch, Running};
+use sandbox::server::ReadyInfo;
 use serde_json::{json, Value};
+
+use crate::util::{agent, body_json, sha1_hex};
 use sha1::Digest;
 
+/// A sandbox ([`Launch`]) and a Box access token for it.
 struct Harness {
-    server: BackgroundServer,
+    sandbox: Running,
     token: String,
-    _dir: tempfile::TempDir,
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
-    let text = response.body_mut().read_to_string().expect("body");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
-}
-
-fn sha1_hex(data: &[u8]) -> String {
-    hex::encode(sha1::Sha1::digest(data))
 }
 
 fn digest(data: &[u8]) -> String {
@@ -75,28 +56,21 @@ fn request_token(ready: &ReadyInfo, audience: &str) -> (u16, Value) {
 }
 
 impl Harness {
-    fn start(scenario: Option<&str>, configure: impl FnOnce(&mut ServeOptions)) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut options = ServeOptions::new(dir.path().join("state"));
+    /// Starts a sandbox with an inline `scenario` and `sandbox serve` flags `args`.
+    fn start(scenario: Option<&str>, args: &[&str]) -> Harness {
+        let mut launch = Launch::new().args(args);
         if let Some(text) = scenario {
-            let path = dir.path().join("scenario.yaml");
-            std::fs::write(&path, text).expect("scenario");
-            options.scenario = Some(path);
+            launch = launch.scenario_text(text);
         }
-        configure(&mut options);
-        let server = BackgroundServer::start(options).expect("sandbox starts");
-        let (status, body) = request_token(&server.ready, "https://api.box.com/oauth2/token");
+        let sandbox = launch.start();
+        let (status, body) = request_token(sandbox.ready(), "https://api.box.com/oauth2/token");
         assert_eq!(status, 200, "{body}");
         let token = body["access_token"].as_str().expect("token").to_owned();
-        Harness {
-            server,
-            token,
-            _dir: dir,
-        }
+        Harness { sandbox, token }
     }
 
     fn ready(&self) -> &ReadyInfo {
-        &self.server.ready
+        self.sandbox.ready()
     }
 
     fn url(&self, path: &str) -> String {
@@ -131,14 +105,7 @@ impl Harness {
     }
 
     fn control(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.ready().control_url);
-        let mut response = match (method, body) {
-            ("POST", Some(body)) => agent().post(&url).send_json(body),
-            ("DELETE", _) => agent().delete(&url).call(),
-            _ => agent().get(&url).call(),
-        }
-        .expect("control");
-        (response.status().as_u16(), body_json(&mut response))
+        self.sandbox.control_request(method, path, body.as_ref())
     }
 
     fn folder(&self, name: &str) -> String {
@@ -197,7 +164,7 @@ fn content() -> Vec<u8> {
 
 #[test]
 fn chunked_session_lifecycle() {
-    let h = Harness::start(None, |o| o.part_size = PART);
+    let h = Harness::start(None, &["--part-size", PART.to_string().as_str()]);
     let folder = h.folder("chunked");
     let data = content();
 
@@ -409,7 +376,7 @@ fn simple_upload(h: &Harness, folder: &str, name: &str, data: &[u8]) -> (u16, Va
 
 #[test]
 fn faults_drop_truncate_delay_not_ready_and_after() {
-    let h = Harness::start(None, |o| o.fault_seed = Some(42));
+    let h = Harness::start(None, &["--fault-seed", "42"]);
     let folder = h.folder("faults");
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     let (status, body) = simple_upload(&h, &folder, "f.bin", &data);
@@ -532,7 +499,7 @@ fn faults_drop_truncate_delay_not_ready_and_after() {
 
 #[test]
 fn seeded_probabilities_repeat() {
-    let h = Harness::start(None, |_| {});
+    let h = Harness::start(None, &[]);
     let folder = h.folder("seeded");
     let run = || {
         let (status, body) = h.control(
@@ -558,9 +525,10 @@ fn seeded_probabilities_repeat() {
 
 #[test]
 fn rate_limit_restricted_folders_and_audience() {
-    let h = Harness::start(Some("box:\n  restricted_folders: [legal]\n"), |o| {
-        o.rate_limit_per_second = Some(3)
-    });
+    let h = Harness::start(
+        Some("box:\n  restricted_folders: [legal]\n"),
+        &["--rate-limit", "3"],
+    );
     let folder = h.ready().watched_folder_ids[0].clone();
     let statuses: Vec<(u16, Value, Option<String>)> = (0..6)
         .map(|_| {

@@ -1,4 +1,4 @@
-//! Integration tests: one sandbox per test binary (port 0, temporary state dir, a small scenario
+//! The sandbox's API: one sandbox shared by this module's tests ([`Launch`], a small scenario
 //! with generated media), exercised over HTTP with ureq like the real clients.
 
 use std::path::PathBuf;
@@ -7,26 +7,22 @@ use std::time::{Duration, Instant};
 
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use sandbox::keys::{load_box_app, BoxAppKeys};
-use sandbox::server::{BackgroundServer, ReadyInfo, ServeOptions};
+use sandbox::launch::{Launch, Running};
+use sandbox::server::ReadyInfo;
 use serde_json::{json, Value};
 
-struct Sandbox {
-    server: BackgroundServer,
-    dir: PathBuf,
-}
+use crate::util::{agent, body_json, sha1_hex};
 
-fn sandbox() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+/// The sandbox every test of this binary shares (never dropped: it serves until the process
+/// ends).
+fn sandbox() -> &'static Running {
+    static SANDBOX: OnceLock<Running> = OnceLock::new();
     SANDBOX.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let media = dir.join("media");
-        std::fs::create_dir_all(&media).expect("media dir");
-        std::fs::write(media.join("master.mp4"), vec![7u8; 100_000]).expect("write media");
-        std::fs::write(media.join("visual.png"), b"\x89PNG fake image").expect("write media");
-        let scenario = dir.join("scenario.yaml");
-        std::fs::write(
-            &scenario,
-            r#"
+        Launch::new()
+            .file("media/master.mp4", vec![7u8; 100_000])
+            .file("media/visual.png", &b"\x89PNG fake image"[..])
+            .scenario_text(
+                r#"
 box:
   watched_folders: [incoming, incoming-de]
 dam:
@@ -49,42 +45,14 @@ dam:
       name: Already Done
       status: A3
 "#,
-        )
-        .expect("write scenario");
-        let server = BackgroundServer::start(ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            state_dir: dir.join("state"),
-            scenario: Some(scenario),
-            token_lifetime_secs: 3600,
-            import_delay_ms: None,
-            fault_seed: Some(7),
-            ..ServeOptions::new(dir.join("state"))
-        })
-        .expect("sandbox starts");
-        Sandbox { server, dir }
+            )
+            .args(["--fault-seed", "7"])
+            .start()
     })
 }
 
 fn ready() -> &'static ReadyInfo {
-    &sandbox().server.ready
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
-    let text = response.body_mut().read_to_string().expect("body");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-    }
+    sandbox().ready()
 }
 
 fn app_config() -> &'static BoxAppKeys {
@@ -217,20 +185,6 @@ fn create_box_folder(parent: &str, name: &str) -> String {
     );
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().expect("id").to_owned()
-}
-
-fn sha1_hex(data: &[u8]) -> String {
-    use sha1::Digest;
-    hex::encode(sha1::Sha1::digest(data))
-}
-
-fn control_get(path: &str) -> Value {
-    let mut response = agent()
-        .get(format!("{}{path}", ready().control_url))
-        .call()
-        .expect("control");
-    assert_eq!(response.status().as_u16(), 200);
-    body_json(&mut response)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -684,7 +638,7 @@ fn download_redirects_to_second_port_without_auth() {
 #[test]
 fn agency_upload_via_control_then_listing() {
     let watched = &ready().watched_folder_ids[0];
-    let path = sandbox().dir.join("agency.txt");
+    let path = sandbox().dir().join("agency.txt");
     std::fs::write(&path, b"agency bytes").expect("write");
     let body = sandbox::agency_upload::run(
         &ready().control_url,
@@ -709,7 +663,7 @@ fn agency_upload_via_control_then_listing() {
     assert_eq!(again["id"], file["id"]);
     assert_ne!(again["file_version"]["id"], file["file_version"]["id"]);
 
-    let state = control_get("/state");
+    let state = sandbox().state();
     let entry = state["box"]["files"]
         .as_array()
         .expect("files")
@@ -1015,7 +969,7 @@ fn dam_search_browse_status_change_and_lookup() {
         &[("action", "unlock")],
     );
     assert_eq!(status, 200);
-    let state = control_get("/state");
+    let state = sandbox().state();
     let change = state["dam"]["status_changes"]
         .as_array()
         .expect("changes")
@@ -1224,7 +1178,7 @@ fn mailgun_and_webhooks_are_recorded() {
         .expect("webhook");
     assert_eq!(response.status().as_u16(), 200);
 
-    let state = control_get("/state");
+    let state = sandbox().state();
     let email = state["emails"]
         .as_array()
         .expect("emails")
@@ -1288,7 +1242,7 @@ fn faults_fail_matching_requests_count_times() {
         .expect("get");
     assert_eq!(response.status().as_u16(), 200);
 
-    let stats = control_get("/stats");
+    let stats = sandbox().stats();
     assert!(
         stats["routes"]["GET /otmmapi/v6/assets/{id}/contents 503"]
             .as_u64()
@@ -1302,15 +1256,7 @@ fn faults_fail_matching_requests_count_times() {
 
 #[test]
 fn default_scenario_and_non_loopback_refusal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let error = match BackgroundServer::start(ServeOptions {
-        listen: "0.0.0.0:0".parse().expect("addr"),
-        state_dir: dir.path().to_path_buf(),
-        scenario: None,
-        token_lifetime_secs: 60,
-        import_delay_ms: None,
-        ..ServeOptions::new(dir.path())
-    }) {
+    let error = match Launch::new().args(["--listen", "0.0.0.0:0"]).try_start() {
         Ok(_) => panic!("must refuse"),
         Err(error) => format!("{error:#}"),
     };
@@ -1318,14 +1264,83 @@ fn default_scenario_and_non_loopback_refusal() {
 }
 
 #[test]
-fn demo_scenario_loads_when_media_present() {
+fn launch_fails_loudly_on_a_missing_scenario_media_file_or_flag() {
+    let missing = Launch::new()
+        .scenario_file("scenarios/no-such-scenario.yaml")
+        .try_start()
+        .err()
+        .map(|error| format!("{error:#}"))
+        .expect("a missing scenario file must not start");
+    assert!(missing.contains("no-such-scenario.yaml"), "{missing}");
+    let media = Launch::new()
+        .scenario_text(
+            "dam:\n  campaigns:\n    - {number: C-1, name: One, status: A1, masters: [{name: m.mp4, file: absent.mp4}]}\n",
+        )
+        .try_start()
+        .err()
+        .map(|error| format!("{error:#}"))
+        .expect("a missing media file must not start");
+    assert!(media.contains("absent.mp4") && media.contains("not found"), "{media}");
+    let flag = Launch::new()
+        .args(["--no-such-flag"])
+        .try_start()
+        .err()
+        .map(|error| format!("{error:#}"))
+        .expect("an unknown flag must not start");
+    assert!(flag.contains("--no-such-flag"), "{flag}");
+    let panic = std::panic::catch_unwind(|| Launch::new().args(["--part-size", "0"]).start())
+        .err()
+        .and_then(|payload| payload.downcast_ref::<String>().cloned())
+        .expect("start() panics with the reason");
+    assert!(panic.contains("--part-size must be at least 1 byte"), "{panic}");
+}
+
+/// The binary's own contract, which the in-process launcher bypasses: `sandbox serve` prints
+/// the ready line (the same JSON as [`Running::ready_line`]) on stdout, then serves.
+#[test]
+fn the_binary_prints_the_ready_line_then_serves() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--fault-seed", "7", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the sandbox binary");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    let printed: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let state = agent()
+        .get(format!("{}/state", printed["control_url"].as_str().unwrap_or_default()))
+        .call()
+        .map(|response| response.status().as_u16());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(state.ok(), Some(200), "the binary serves its control API: {printed}");
+    let keys = |value: &Value| -> Vec<String> {
+        value
+            .as_object()
+            .map(|object| object.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&printed), keys(sandbox().ready_line()));
+    assert_eq!(printed["fault_seed"], 7);
+    assert_eq!(printed["watched_folders"][0]["name"], "incoming");
+}
+
+#[test]
+fn demo_scenario_loads() {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.yaml");
     let media = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/fixtures/media/bigbuckbunny.mp4");
-    if !media.exists() {
-        eprintln!("skipping: {} is absent", media.display());
-        return;
-    }
+    assert!(
+        media.is_file(),
+        "fixture {} is absent (../shared/fixtures/media holds the real media the demo scenario names)",
+        media.display()
+    );
     let loaded = sandbox::scenario::load(Some(&scenario)).expect("demo scenario parses");
     let campaign = &loaded.scenario.dam.campaigns[0];
     assert_eq!(campaign.number, "C-2026-0142");
@@ -1334,17 +1349,10 @@ fn demo_scenario_loads_when_media_present() {
 
 #[test]
 fn tokens_and_sessions_expire_after_the_configured_lifetime() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = BackgroundServer::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        state_dir: dir.path().to_path_buf(),
-        scenario: None,
-        token_lifetime_secs: 1,
-        import_delay_ms: Some(0),
-        ..ServeOptions::new(dir.path())
-    })
-    .expect("sandbox starts");
-    let ready = &server.ready;
+    let server = Launch::new()
+        .args(["--token-lifetime-secs", "1", "--import-delay-ms", "0"])
+        .start();
+    let ready = server.ready();
     assert_eq!(ready.watched_folders[0].name, "incoming");
     assert!(ready.campaigns.is_empty());
     let app = load_box_app(&ready.box_app_config).expect("app config");
@@ -1468,7 +1476,7 @@ fn mailgun_events_list_accepted_messages_by_custom_message_id() {
         custom.as_str(),
         "the send returns the custom id"
     );
-    let state = control_get("/state");
+    let state = sandbox().state();
     let email = state["emails"]
         .as_array()
         .expect("emails")

@@ -1,0 +1,61 @@
+//! The flags of `sandbox serve`, parsed by clap in one place: the binary reads them from its
+//! command line, [`crate::launch::Launch::args`] from a test's argument list, so a test starts
+//! the sandbox with exactly the flags an operator would type (`--fault-seed 7`,
+//! `--part-size 4194304`, ...; `sandbox serve --help` lists them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::server::ServeOptions;
+
+/// The flags of `sandbox serve` (see [`ServeOptions`] for what each one sets).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Main listen address (loopback only); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Directory for the generated Box app config, credentials and stored file contents.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// Scenario YAML (campaigns, masters, lookup domains); default: one watched folder, no campaigns.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Lifetime of Box access tokens, DAM tokens and DAM sessions, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime_secs: u64,
+    /// Milliseconds a DAM import job stays IN_PROGRESS (default: scenario value, else 300).
+    #[arg(long)]
+    pub import_delay_ms: Option<u64>,
+    /// Box API requests allowed per access token per second (1 s window); more get 429
+    /// rate_limit_exceeded with Retry-After. Default: no limit. Also `POST /_sandbox/config`.
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Seed of the fault-injection generator (default: random; see `GET /_sandbox/faults`).
+    #[arg(long)]
+    pub fault_seed: Option<u64>,
+    /// part_size of chunked upload sessions, in bytes.
+    #[arg(long, default_value_t = crate::state::DEFAULT_PART_SIZE)]
+    pub part_size: u64,
+    /// How many 202 + Retry-After replies a valid upload-session commit gets first.
+    #[arg(long, default_value_t = 1)]
+    pub commit_accepted: u32,
+}
+
+impl ServeArgs {
+    /// The [`ServeOptions`] these flags stand for.
+    pub fn into_options(self) -> ServeOptions {
+        ServeOptions {
+            listen: self.listen,
+            state_dir: self.state_dir,
+            scenario: self.scenario,
+            token_lifetime_secs: self.token_lifetime_secs,
+            import_delay_ms: self.import_delay_ms,
+            rate_limit_per_second: self.rate_limit,
+            fault_seed: self.fault_seed,
+            part_size: self.part_size,
+            commit_accepted_responses: self.commit_accepted,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! What the sandbox's tests share: an HTTP agent shaped like the real clients' and JSON bodies.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A ureq agent that returns error statuses as responses, follows no redirect and gives up
+/// after 60 s.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// The response body as JSON (`Null` when empty); panics with the text when it is not JSON.
+pub fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
+    let text = response.body_mut().read_to_string().expect("body");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// SHA-1 of `data`, lowercase hex.
+pub fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
