@@ -210,7 +210,7 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
     let leftovers: Vec<String> = [world.temp.path(), downloads.as_path()]
         .into_iter()
         .flat_map(|dir| std::fs::read_dir(dir).expect("temp dir"))
-        .filter_map(|entry| entry.ok())
+        .filter_map(std::result::Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("cs-"))
         .collect();
@@ -218,7 +218,7 @@ fn hostile_and_broken_deliveries_are_rejected_or_processed_never_lost() {
     let parent = world.temp.path().parent().expect("parent");
     for entry in std::fs::read_dir(parent)
         .expect("parent")
-        .filter_map(|entry| entry.ok())
+        .filter_map(std::result::Result::ok)
     {
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(

@@ -47,13 +47,13 @@ fn crash_points() -> Vec<String> {
 }
 
 /// The world of one crash test: the fast scenario, with a1-to-a2 done by `run`.
-pub struct Scene {
+pub(crate) struct Scene {
     pub world: World,
     pub campaign_id: String,
 }
 
 impl Scene {
-    pub fn new() -> Scene {
+    pub(crate) fn new() -> Scene {
         fixture("bigbuckbunny.mp4");
         let world = World::new(Some(FAST));
         let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"]
@@ -64,7 +64,7 @@ impl Scene {
     }
 
     /// Runs `binary` once with `FAILPOINTS` set to abort at `point`; returns true when it aborted.
-    pub fn run_crashing(&self, binary: &str, point: &str) -> bool {
+    pub(crate) fn run_crashing(&self, binary: &str, point: &str) -> bool {
         let output = Command::new(bin(binary))
             .envs(
                 self.world
@@ -89,7 +89,7 @@ impl Scene {
     }
 
     /// Runs `binary` without crash points until it exits 0 (at most `max` times).
-    pub fn run_until_ok(&self, binary: &str, max: usize) -> usize {
+    pub(crate) fn run_until_ok(&self, binary: &str, max: usize) -> usize {
         for attempt in 1..=max {
             let output = self.world.run(binary, &[]);
             if output.status.code() == Some(0) {
@@ -103,7 +103,7 @@ impl Scene {
     /// passes 300 ms apart: a file whose import was in doubt when its pass died waits, without
     /// costing an attempt, until the DAM answers or `dam.import_landing_secs` (2 s in the sandbox)
     /// has passed. Returns the passes run.
-    pub fn run_box_poll_until_settled(&self, max: usize) -> usize {
+    pub(crate) fn run_box_poll_until_settled(&self, max: usize) -> usize {
         let watched = self.world.sandbox.watched_folder_id();
         for attempt in 1..=max {
             let output = self.world.run("box-poll", &[]);
@@ -118,7 +118,7 @@ impl Scene {
     }
 
     /// The tracking IDs of the masters, by master name, read from the Box campaign folder.
-    pub fn tracking_ids(&self) -> BTreeMap<String, String> {
+    pub(crate) fn tracking_ids(&self) -> BTreeMap<String, String> {
         let state = self.world.sandbox.state();
         let root = self.world.sandbox.str("box_root_folder_id");
         let folder =
@@ -132,7 +132,7 @@ impl Scene {
 
     /// Uploads `count` derivatives per master (valid V2 names) and `rejects` invalid ones.
     /// Returns the clean names expected in the DAM.
-    pub fn deliver(&self, per_master: usize, rejects: usize) -> Vec<String> {
+    pub(crate) fn deliver(&self, per_master: usize, rejects: usize) -> Vec<String> {
         let watched = self.world.sandbox.watched_folder_id();
         let jpg = fixture("rocket.jpg");
         let mut clean = Vec::new();
@@ -159,7 +159,7 @@ impl Scene {
     }
 
     /// Asserts every invariant of issue 3 once the passes have converged.
-    pub fn assert_invariants(&self, expected_clean: &[String], rejects: usize) {
+    pub(crate) fn assert_invariants(&self, expected_clean: &[String], rejects: usize) {
         let state = self.world.sandbox.state();
         let watched = self.world.sandbox.watched_folder_id();
         // Each derivative exactly once in the DAM.

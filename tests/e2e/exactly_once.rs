@@ -1052,7 +1052,7 @@ fn defect09_slow_import_is_reconciled() {
         {
             break;
         }
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_secs(1));
     }
     eo.poll(&env);
     let state = eo.state();

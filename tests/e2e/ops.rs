@@ -288,7 +288,7 @@ fn every_dry_run_changes_nothing_and_notifications_go_out_now() {
     let campaign = campaign_id(&world);
     let old_temp = world.temp.path().join("cs-leftover");
     std::fs::write(&old_temp, b"abandoned download").expect("temp file");
-    backdate(&old_temp, Duration::from_secs(2 * 86_400));
+    backdate(&old_temp, Duration::from_hours(48));
 
     let before = snapshot(&world);
     let runs: &[(&str, &[&str], i32, &str)] = &[
@@ -580,7 +580,7 @@ fn cleanup_removes_old_temp_files_and_releases_expired_leases() {
     assert_eq!(stdout(&output), "");
 
     let temp = world.temp.path();
-    let two_days = Duration::from_secs(2 * 86_400);
+    let two_days = Duration::from_hours(48);
     for name in [
         "cs-old",
         ".box-download-old",

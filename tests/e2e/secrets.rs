@@ -220,7 +220,7 @@ fn write_scenario(dir: &Path, master: &Path) -> std::path::PathBuf {
     std::fs::write(
         &scenario,
         format!(
-            r#"box:
+            r"box:
   campaigns_folder: Campaigns
   watched_folders: [incoming]
 dam:
@@ -237,7 +237,7 @@ dam:
             ARTESIA.FIELD.ASSET NAME: Secret_Master.mov
             FERRERO.FIELD.MKTG.ASSET TYPE: {{value: video, display: Video}}
             MAIN_LANGUAGES: {{value: EN, display: English}}
-"#,
+",
             master.display()
         ),
     )

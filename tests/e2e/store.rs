@@ -38,7 +38,7 @@ fn migrations_are_idempotent_and_concurrent_safe() {
             let url = db.url.clone();
             std::thread::spawn(move || {
                 let mut store = Store::connect(&Secret::new(url)).expect("connect");
-                store.migrate().expect("migrate")
+                store.migrate().expect("migrate");
             })
         })
         .collect();

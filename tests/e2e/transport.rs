@@ -18,7 +18,7 @@ const FRAMES_200MB: u32 = 109;
 fn write_scenario(dir: &Path, master: &Path) -> std::path::PathBuf {
     let scenario = dir.join("big.yaml");
     let text = format!(
-        r#"box:
+        r"box:
   campaigns_folder: Campaigns
   watched_folders: [incoming]
 dam:
@@ -37,7 +37,7 @@ dam:
             FERRERO.FIELD.MKTG.ASSET TYPE: {{value: video, display: Video}}
             MAIN_LANGUAGES: {{value: EN, display: English}}
             FERRERO.MARKETING.FIELD.SPOT_VERSION: 6s
-"#,
+",
         master.display()
     );
     std::fs::write(&scenario, text).expect("write scenario");

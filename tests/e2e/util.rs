@@ -10,13 +10,13 @@ use sandbox::launch::{Launch, Running};
 use serde_json::Value;
 
 /// Repository root (where `config/` lives).
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `../shared/fixtures/media/{name}`; panics when it is absent (a test that needs it must fail,
 /// not pass by skipping).
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     let path = repo_root().join("../shared/fixtures/media").join(name);
     assert!(
         path.is_file(),
@@ -28,7 +28,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// Directory of the workspace's built binaries: `CS_BIN_DIR` if set, else target/debug (from
 /// this test binary's path).
-pub fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CS_BIN_DIR") {
         return PathBuf::from(dir);
     }
@@ -41,7 +41,7 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// Path of a workspace binary; panics with the fix when it was not built.
-pub fn bin(name: &str) -> PathBuf {
+pub(crate) fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.is_file(),
@@ -52,20 +52,20 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Admin URL of the test PostgreSQL server.
-pub fn admin_url() -> String {
+pub(crate) fn admin_url() -> String {
     std::env::var("CS_TEST_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 /// A database created for one test and dropped afterwards.
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub name: String,
     pub url: String,
 }
 
 impl TestDb {
-    pub fn create() -> TestDb {
+    pub(crate) fn create() -> TestDb {
         let admin = admin_url();
         let mut client = postgres::Client::connect(&admin, postgres::NoTls)
             .unwrap_or_else(|error| panic!("cannot connect to test PostgreSQL at {admin}: {error} (scripts/test.sh sets it up)"));
@@ -77,7 +77,7 @@ impl TestDb {
         TestDb { name, url }
     }
 
-    pub fn client(&self) -> postgres::Client {
+    pub(crate) fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to test database")
     }
 }
@@ -122,7 +122,7 @@ fn replace_db_name(url: &str, name: &str) -> String {
 /// tests add: the ready line as a public JSON field, shorthands for its keys and the variables
 /// that point the binaries at it ([`Sandbox::env`]). Everything else (`state()`, `stats()`,
 /// `add_fault()`, `clear_faults()`, ...) is [`Running`]'s, through `Deref`.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     running: Running,
     /// The ready line, as `sandbox serve` prints it.
     pub ready: Value,
@@ -138,7 +138,7 @@ impl std::ops::Deref for Sandbox {
 
 impl Sandbox {
     /// Starts the sandbox with the scenario at `scenario` (relative to the repo root).
-    pub fn start(scenario: Option<&str>) -> Sandbox {
+    pub(crate) fn start(scenario: Option<&str>) -> Sandbox {
         let path = scenario.map(|scenario| repo_root().join(scenario));
         Sandbox::start_with(path.as_deref(), &[])
     }
@@ -146,7 +146,7 @@ impl Sandbox {
     /// Starts the sandbox with a scenario file anywhere on disk (e.g. written into a temp dir by
     /// the test) and extra `sandbox serve` flags (`--fault-seed`, `--part-size`, ...); panics
     /// with the reason when it cannot start.
-    pub fn start_with(scenario: Option<&Path>, args: &[&str]) -> Sandbox {
+    pub(crate) fn start_with(scenario: Option<&Path>, args: &[&str]) -> Sandbox {
         let mut launch = Launch::new().args(args);
         if let Some(scenario) = scenario {
             launch = launch.scenario_file(scenario);
@@ -156,35 +156,35 @@ impl Sandbox {
         Sandbox { running, ready }
     }
 
-    pub fn str(&self, key: &str) -> String {
+    pub(crate) fn str(&self, key: &str) -> String {
         self.running.ready_str(key).to_string()
     }
 
-    pub fn watched_folder_id(&self) -> String {
+    pub(crate) fn watched_folder_id(&self) -> String {
         self.watched_folder_id_at(0)
     }
 
     /// The ready line's `watched_folder_ids[index]`.
-    pub fn watched_folder_id_at(&self, index: usize) -> String {
+    pub(crate) fn watched_folder_id_at(&self, index: usize) -> String {
         self.ready["watched_folder_ids"][index]
             .as_str()
             .unwrap_or_else(|| panic!("no watched folder {index} in {}", self.ready))
             .to_string()
     }
 
-    pub fn control(&self) -> String {
+    pub(crate) fn control(&self) -> String {
         self.control_url().to_string()
     }
 
     /// Uploads `source` into Box folder `folder_id` as `name`, as an agency would.
-    pub fn agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Value {
+    pub(crate) fn agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> Value {
         self.try_agency_upload(folder_id, name, source)
             .unwrap_or_else(|error| panic!("agency upload of {name:?} refused: {error}"))
     }
 
     /// Like [`Sandbox::agency_upload`], but a refusal (e.g. 400 item_name_invalid for a name Box
     /// does not allow) is returned as `Err` with the status and body.
-    pub fn try_agency_upload(
+    pub(crate) fn try_agency_upload(
         &self,
         folder_id: &str,
         name: &str,
@@ -199,12 +199,12 @@ impl Sandbox {
     }
 
     /// Makes matching requests fail with `status` (`count` times, or forever with `None`).
-    pub fn fault(&self, method: &str, path_prefix: &str, status: u16, count: Option<u32>) {
+    pub(crate) fn fault(&self, method: &str, path_prefix: &str, status: u16, count: Option<u32>) {
         self.add_fault(serde_json::json!({ "method": method, "path_prefix": path_prefix, "status": status, "count": count }));
     }
 
     /// Environment for the binaries: the `sandbox` overlay's variables.
-    pub fn env(&self, db: &TestDb, temp: &Path) -> Vec<(String, String)> {
+    pub(crate) fn env(&self, db: &TestDb, temp: &Path) -> Vec<(String, String)> {
         vec![
             (
                 "CS_CONFIG_DIR".into(),
@@ -231,7 +231,7 @@ impl Sandbox {
     }
 }
 
-pub fn get_json(url: &str) -> Value {
+pub(crate) fn get_json(url: &str) -> Value {
     let agent = ureq::Agent::new_with_defaults();
     let mut response = agent
         .get(url)
@@ -243,7 +243,7 @@ pub fn get_json(url: &str) -> Value {
         .unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
 }
 
-pub fn post_json(url: &str, body: &Value) -> Value {
+pub(crate) fn post_json(url: &str, body: &Value) -> Value {
     let agent = ureq::Agent::new_with_defaults();
     let mut response = agent
         .post(url)
@@ -253,14 +253,14 @@ pub fn post_json(url: &str, body: &Value) -> Value {
 }
 
 /// One test's world: database, sandbox, temp dir.
-pub struct World {
+pub(crate) struct World {
     pub db: TestDb,
     pub sandbox: Sandbox,
     pub temp: tempfile::TempDir,
 }
 
 impl World {
-    pub fn new(scenario: Option<&str>) -> World {
+    pub(crate) fn new(scenario: Option<&str>) -> World {
         World {
             db: TestDb::create(),
             sandbox: Sandbox::start(scenario),
@@ -269,7 +269,7 @@ impl World {
     }
 
     /// Runs a workspace binary with the sandbox environment; returns its output.
-    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, binary: &str, args: &[&str]) -> Output {
         let mut command = Command::new(bin(binary));
         command
             .args(args)
@@ -285,7 +285,7 @@ impl World {
     }
 
     /// Runs a binary and asserts it exits with `code`.
-    pub fn run_ok(&self, binary: &str) -> Output {
+    pub(crate) fn run_ok(&self, binary: &str) -> Output {
         let output = self.run(binary, &[]);
         assert_eq!(output.status.code(), Some(0), "{binary} failed");
         output
@@ -293,7 +293,7 @@ impl World {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
@@ -305,12 +305,12 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 }
 
 /// Files of the sandbox Box state whose parent folder is `folder_id`.
-pub fn box_files_in(state: &Value, folder_id: &str) -> Vec<Value> {
+pub(crate) fn box_files_in(state: &Value, folder_id: &str) -> Vec<Value> {
     box_items_in(state, "files", folder_id)
 }
 
 /// Box folders of the sandbox state directly in `folder_id`.
-pub fn box_folders_in(state: &Value, folder_id: &str) -> Vec<Value> {
+pub(crate) fn box_folders_in(state: &Value, folder_id: &str) -> Vec<Value> {
     box_items_in(state, "folders", folder_id)
 }
 
@@ -329,7 +329,7 @@ fn box_items_in(state: &Value, kind: &str, folder_id: &str) -> Vec<Value> {
 }
 
 /// Box folder of the sandbox state named `name` under `parent_id`.
-pub fn box_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
+pub(crate) fn box_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
     state["box"]["folders"]
         .as_array()?
         .iter()
@@ -338,7 +338,7 @@ pub fn box_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
 }
 
 /// DAM folder of the sandbox state named `name` under `parent_id`.
-pub fn dam_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
+pub(crate) fn dam_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
     state["dam"]["folders"]
         .as_array()?
         .iter()
@@ -347,7 +347,7 @@ pub fn dam_folder(state: &Value, parent_id: &str, name: &str) -> Option<Value> {
 }
 
 /// The campaign folder's status in the sandbox DAM.
-pub fn campaign_status(state: &Value, campaign_id: &str) -> String {
+pub(crate) fn campaign_status(state: &Value, campaign_id: &str) -> String {
     state["dam"]["folders"]
         .as_array()
         .and_then(|folders| folders.iter().find(|folder| folder["id"] == campaign_id))
@@ -359,7 +359,7 @@ pub fn campaign_status(state: &Value, campaign_id: &str) -> String {
 
 impl World {
     /// A world whose sandbox runs `scenario` (a path anywhere) with extra `serve` arguments.
-    pub fn with_sandbox(scenario: Option<&Path>, sandbox_args: &[&str]) -> World {
+    pub(crate) fn with_sandbox(scenario: Option<&Path>, sandbox_args: &[&str]) -> World {
         World {
             db: TestDb::create(),
             sandbox: Sandbox::start_with(scenario, sandbox_args),
@@ -369,7 +369,7 @@ impl World {
 
     /// Runs a workspace binary with the sandbox environment, `extra` variables added or
     /// replacing it; returns its output (stderr is echoed like [`World::run`]).
-    pub fn run_with_env(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    pub(crate) fn run_with_env(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
         let mut command = Command::new(bin(binary));
         command
             .args(args)
@@ -392,7 +392,7 @@ impl World {
 impl World {
     /// [`World::run_with_env`] with the variables in `remove` taken out of the environment
     /// (e.g. `RUST_LOG`, so that `-vv` decides the log level).
-    pub fn run_without(
+    pub(crate) fn run_without(
         &self,
         binary: &str,
         args: &[&str],
@@ -422,14 +422,14 @@ impl World {
 }
 
 /// The last `lines` lines of `text`.
-pub fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Copies the repository's `config/` directory to `dest/config` (for tests that edit it) and
 /// returns the copy's path.
-pub fn copy_config_dir(dest: &Path) -> PathBuf {
+pub(crate) fn copy_config_dir(dest: &Path) -> PathBuf {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).expect("create config copy");
         for entry in std::fs::read_dir(from).expect("read config dir") {
@@ -449,7 +449,7 @@ pub fn copy_config_dir(dest: &Path) -> PathBuf {
 
 /// Panics unless `ffmpeg` runs (scripts/lib.sh installs it with ffprobe): a test that needs it
 /// must fail, not pass by skipping.
-pub fn require_ffmpeg() {
+pub(crate) fn require_ffmpeg() {
     let found = Command::new("ffmpeg")
         .arg("-version")
         .stdout(Stdio::null())
@@ -466,7 +466,7 @@ pub fn require_ffmpeg() {
 /// `testsrc=size=1280x720:rate=25`) to `dest`: 1280x720 uyvy422 (QuickTime's `2vuy`, which
 /// ffprobe reads back; raw yuv420p is not valid in .mov) is 1.84 MB per frame, so 109 frames
 /// make a ~200 MB valid video in seconds.
-pub fn ffmpeg_video(dest: &Path, source: &str, frames: u32) {
+pub(crate) fn ffmpeg_video(dest: &Path, source: &str, frames: u32) {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(source)
@@ -480,19 +480,19 @@ pub fn ffmpeg_video(dest: &Path, source: &str, frames: u32) {
 }
 
 /// SHA-1 (lowercase hex) of a file, streamed.
-pub fn sha1_of(path: &Path) -> String {
+pub(crate) fn sha1_of(path: &Path) -> String {
     scaling_core::http::sha1_file(path)
         .unwrap_or_else(|error| panic!("hash {}: {error}", path.display()))
         .0
 }
 
 /// `GET /_sandbox/stats` route counter `"{METHOD} {route template} {outcome}"` (0 when absent).
-pub fn route_count(stats: &Value, key: &str) -> u64 {
+pub(crate) fn route_count(stats: &Value, key: &str) -> u64 {
     stats["routes"][key].as_u64().unwrap_or(0)
 }
 
 /// Sum of the route counters whose key starts with `prefix` (e.g. `"GET /2.0/folders/{id}/items "`).
-pub fn route_count_prefix(stats: &Value, prefix: &str) -> u64 {
+pub(crate) fn route_count_prefix(stats: &Value, prefix: &str) -> u64 {
     stats["routes"]
         .as_object()
         .map(|routes| {
@@ -523,14 +523,14 @@ fn is_debris(name: &str) -> bool {
 /// The key of a DAM derivative: (tracking ID, clean name in NFC, version), from the asset name
 /// and the tracking field `FERRERO.FIELD.CS TRACKING` (its first 6-character token is the
 /// tracking ID, its `v{n}` token the version); `?` where the field says nothing.
-pub fn asset_key(asset: &Value) -> (String, String, String) {
+pub(crate) fn asset_key(asset: &Value) -> (String, String, String) {
     use unicode_normalization::UnicodeNormalization;
     let name: String = asset["name"].as_str().unwrap_or_default().nfc().collect();
     let marker = asset["fields"]["FERRERO.FIELD.CS TRACKING"]
         .as_str()
         .unwrap_or_default();
     let tokens: Vec<&str> = marker
-        .split(|c: char| c == ' ' || c == ':' || c == '/' || c == '|' || c == ',')
+        .split([' ', ':', '/', '|', ','])
         .filter(|t| !t.is_empty())
         .collect();
     let tracking = tokens
@@ -550,7 +550,7 @@ pub fn asset_key(asset: &Value) -> (String, String, String) {
 }
 
 /// The derivatives in every DAM folder named `Final Assets`.
-pub fn final_assets(state: &Value) -> Vec<Value> {
+pub(crate) fn final_assets(state: &Value) -> Vec<Value> {
     let finals: Vec<Value> = state["dam"]["folders"]
         .as_array()
         .map(|folders| {
@@ -574,7 +574,7 @@ pub fn final_assets(state: &Value) -> Vec<Value> {
 }
 
 /// How many DAM derivatives there are per (tracking ID, clean name, version).
-pub fn asset_key_counts(
+pub(crate) fn asset_key_counts(
     state: &Value,
 ) -> std::collections::BTreeMap<(String, String, String), usize> {
     let mut counts = std::collections::BTreeMap::new();
@@ -586,7 +586,7 @@ pub fn asset_key_counts(
 
 /// Where a Box file is, relative to its watched folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Place {
+pub(crate) enum Place {
     Watched,
     /// `_PROCESSED/{date}/`.
     Processed,
@@ -597,7 +597,7 @@ pub enum Place {
 }
 
 /// Where file `file_id` is now (per the sandbox state).
-pub fn place_of(world: &World, state: &Value, file_id: &str) -> Place {
+pub(crate) fn place_of(world: &World, state: &Value, file_id: &str) -> Place {
     let watched: Vec<String> = world.sandbox.ready["watched_folder_ids"]
         .as_array()
         .map(|ids| {
@@ -647,7 +647,7 @@ pub fn place_of(world: &World, state: &Value, file_id: &str) -> Place {
 /// - no `box_files` row (of the file's current version) non-final, and no `derivative_assets`
 ///   row pending/importing, for a file in `_PROCESSED/` or `_errors/`; no undelivered outbox row;
 /// - each DAM status change once, each webhook and each email once per idempotency key.
-pub fn exactly_once_problems(world: &World) -> Vec<String> {
+pub(crate) fn exactly_once_problems(world: &World) -> Vec<String> {
     let state = world.sandbox.state();
     let mut problems = Vec::new();
     let files: Vec<Value> = state["box"]["files"]
@@ -775,7 +775,7 @@ pub fn exactly_once_problems(world: &World) -> Vec<String> {
 }
 
 /// Panics listing every violation of [`exactly_once_problems`].
-pub fn assert_exactly_once_invariants(world: &World) {
+pub(crate) fn assert_exactly_once_invariants(world: &World) {
     let problems = exactly_once_problems(world);
     assert!(
         problems.is_empty(),

@@ -33,7 +33,7 @@ pub fn run(
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(600)))
+        .timeout_global(Some(Duration::from_mins(10)))
         .build()
         .into();
     let url = format!("{}/agency-upload", control_url.trim_end_matches('/'));

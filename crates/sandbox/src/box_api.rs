@@ -77,7 +77,7 @@ const FOLDER_STANDARD_FIELDS: &[&str] = &[
     "item_collection",
 ];
 /// How long a download ticket stays valid.
-const DOWNLOAD_TICKET_LIFETIME: Duration = Duration::from_secs(300);
+const DOWNLOAD_TICKET_LIFETIME: Duration = Duration::from_mins(5);
 
 /// Routes of the API host (`/2.0/...`) and upload host (`/api/2.0/...`), behind bearer auth.
 pub fn api_routes(app: Arc<App>) -> Router<Arc<App>> {
@@ -1179,7 +1179,7 @@ async fn receive_upload(
                 Err(error) => {
                     failure = Some(bad_request(&format!(
                         "Unreadable 'attributes' part: {error}"
-                    )))
+                    )));
                 }
             }
             continue;
@@ -1392,20 +1392,17 @@ pub async fn commit_new_version(
                 _ => None,
             },
         };
-        match failure {
-            Some(response) => Err(response),
-            None => {
-                world.boxes.add_version(file_id, version, actor);
-                if let (Some(name), Some(file)) = (new_name, world.boxes.file_mut(file_id)) {
-                    file.name = name.to_owned();
+        if let Some(response) = failure { Err(response) } else {
+            world.boxes.add_version(file_id, version, actor);
+            if let (Some(name), Some(file)) = (new_name, world.boxes.file_mut(file_id)) {
+                file.name = name.to_owned();
+            }
+            match world.boxes.file(file_id) {
+                Some(file) => {
+                    let entry = file_json(&app.config, &world.boxes, file, None);
+                    Ok(json!({"total_count": 1, "entries": [entry]}))
                 }
-                match world.boxes.file(file_id) {
-                    Some(file) => {
-                        let entry = file_json(&app.config, &world.boxes, file, None);
-                        Ok(json!({"total_count": 1, "entries": [entry]}))
-                    }
-                    None => Err(not_found()),
-                }
+                None => Err(not_found()),
             }
         }
     };

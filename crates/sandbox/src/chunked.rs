@@ -65,7 +65,7 @@ use crate::state::{validate_box_name, Actor, App, BoxItemRef};
 /// Box's minimum `file_size` for a chunked upload session.
 pub const MIN_CHUNKED_FILE_SIZE: u64 = 20_000_000;
 /// How long a session lives.
-const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+const SESSION_LIFETIME: Duration = Duration::from_hours(168);
 
 /// What a session creates when committed.
 #[derive(Debug, Clone, Serialize)]

@@ -202,7 +202,7 @@ async fn state(State(app): State<Arc<App>>) -> Response {
             },
             "emails": world.emails,
             "webhooks": world.webhooks,
-            "upload_sessions": boxes.upload_sessions.values().map(|s| s.state_json()).collect::<Vec<_>>(),
+            "upload_sessions": boxes.upload_sessions.values().map(super::chunked::UploadSession::state_json).collect::<Vec<_>>(),
             "tokens_issued": world.auth.tokens_issued,
             "dam_logins": world.auth.dam_logins,
         }),

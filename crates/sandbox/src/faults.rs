@@ -328,12 +328,12 @@ pub fn parse_request(body: &[u8]) -> Result<FaultRequest, String> {
                     value
                         .as_u64()
                         .ok_or_else(|| "seed must be a non-negative integer".to_owned())?,
-                )
+                );
             }
             "replace" => {
                 replace = value
                     .as_bool()
-                    .ok_or_else(|| "replace must be true or false".to_owned())?
+                    .ok_or_else(|| "replace must be true or false".to_owned())?;
             }
             "rules" => {
                 let list: Vec<FaultRule> =

@@ -158,7 +158,7 @@ impl Launch {
             serde_json::to_value(&server.ready).context("serialising the ready line")?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(600)))
+            .timeout_global(Some(Duration::from_mins(10)))
             .build()
             .into();
         Ok(Running {

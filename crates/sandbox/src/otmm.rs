@@ -269,7 +269,7 @@ pub fn asset_json(asset: &DamAsset, with_metadata: bool) -> Value {
 fn wants_metadata(pairs: &[(String, String)]) -> bool {
     matches!(
         first(pairs, "load_type"),
-        Some("metadata") | Some("full") | Some("custom")
+        Some("metadata" | "full" | "custom")
     )
 }
 
@@ -862,49 +862,46 @@ fn apply_field_updates(
             .iter_mut()
             .flat_map(|c| c.fields.iter_mut())
             .find(|f| f.get("id").and_then(Value::as_str) == Some(id.as_str()));
-        match existing {
-            Some(field) => {
-                let old_text = field_value_text(field);
-                let is_domain = field.pointer("/value/value/type").and_then(Value::as_str)
-                    == Some("com.artesia.metadata.DomainValue");
-                if is_domain {
-                    let display = new_inner
-                        .get("display_value")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .or_else(|| display_for(&id, &new_text))
-                        .unwrap_or_else(|| new_text.clone());
-                    if let Some(inner) = field
-                        .pointer_mut("/value/value")
-                        .and_then(Value::as_object_mut)
-                    {
-                        inner.insert(
-                            "field_value".to_owned(),
-                            json!({"type": "string", "value": new_text}),
-                        );
-                        inner.insert("display_value".to_owned(), json!(display));
-                    }
-                } else if let Some(value) = field.get_mut("value").and_then(Value::as_object_mut) {
-                    value.insert("value".to_owned(), new_inner);
+        if let Some(field) = existing {
+            let old_text = field_value_text(field);
+            let is_domain = field.pointer("/value/value/type").and_then(Value::as_str)
+                == Some("com.artesia.metadata.DomainValue");
+            if is_domain {
+                let display = new_inner
+                    .get("display_value")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(|| display_for(&id, &new_text))
+                    .unwrap_or_else(|| new_text.clone());
+                if let Some(inner) = field
+                    .pointer_mut("/value/value")
+                    .and_then(Value::as_object_mut)
+                {
+                    inner.insert(
+                        "field_value".to_owned(),
+                        json!({"type": "string", "value": new_text}),
+                    );
+                    inner.insert("display_value".to_owned(), json!(display));
                 }
-                if old_text.as_deref() != Some(new_text.as_str()) {
-                    changes.push((id, old_text, new_text));
-                }
+            } else if let Some(value) = field.get_mut("value").and_then(Value::as_object_mut) {
+                value.insert("value".to_owned(), new_inner);
             }
-            None => {
-                let domain = new_inner.get("type").and_then(Value::as_str)
-                    == Some("com.artesia.metadata.DomainValue");
-                let field = field_object(&id, domain, new_inner);
-                match categories.first_mut() {
-                    Some(category) => category.fields.push(field),
-                    None => categories.push(DamCategory {
-                        id: "ARTESIA.CATEGORY.DEFAULT".to_owned(),
-                        name: "Default".to_owned(),
-                        fields: vec![field],
-                    }),
-                }
-                changes.push((id, None, new_text));
+            if old_text.as_deref() != Some(new_text.as_str()) {
+                changes.push((id, old_text, new_text));
             }
+        } else {
+            let domain = new_inner.get("type").and_then(Value::as_str)
+                == Some("com.artesia.metadata.DomainValue");
+            let field = field_object(&id, domain, new_inner);
+            match categories.first_mut() {
+                Some(category) => category.fields.push(field),
+                None => categories.push(DamCategory {
+                    id: "ARTESIA.CATEGORY.DEFAULT".to_owned(),
+                    name: "Default".to_owned(),
+                    fields: vec![field],
+                }),
+            }
+            changes.push((id, None, new_text));
         }
     }
     Ok(changes)

@@ -515,26 +515,23 @@ async fn inject(api: Api, rule: &FaultRule, request: Request, next: Next) -> (Re
             if let Some(ms) = rule.delay_ms {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
-            match connection {
-                Some(connection) => {
-                    connection.kill();
-                    // Never written: the connection fails before hyper writes a byte.
-                    (StatusCode::SERVICE_UNAVAILABLE.into_response(), true)
-                }
-                None => {
-                    tracing::warn!("drop fault without a connection handle: answering 503");
-                    (
-                        fault_response(
-                            api,
-                            &FaultRule {
-                                status: Some(503),
-                                kind: Some(FaultKind::Status),
-                                ..rule.clone()
-                            },
-                        ),
-                        false,
-                    )
-                }
+            if let Some(connection) = connection {
+                connection.kill();
+                // Never written: the connection fails before hyper writes a byte.
+                (StatusCode::SERVICE_UNAVAILABLE.into_response(), true)
+            } else {
+                tracing::warn!("drop fault without a connection handle: answering 503");
+                (
+                    fault_response(
+                        api,
+                        &FaultRule {
+                            status: Some(503),
+                            kind: Some(FaultKind::Status),
+                            ..rule.clone()
+                        },
+                    ),
+                    false,
+                )
             }
         }
     }

@@ -22,7 +22,7 @@ fn sandbox() -> &'static Running {
             .file("media/master.mp4", vec![7u8; 100_000])
             .file("media/visual.png", &b"\x89PNG fake image"[..])
             .scenario_text(
-                r#"
+                r"
 box:
   watched_folders: [incoming, incoming-de]
 dam:
@@ -44,7 +44,7 @@ dam:
     - number: C-2026-0002
       name: Already Done
       status: A3
-"#,
+",
             )
             .args(["--fault-seed", "7"])
             .start()
@@ -397,12 +397,9 @@ fn marker_paging_lists_folders_first_then_files() {
             }
             names.push(entry["name"].as_str().expect("name").to_owned());
         }
-        match body["next_marker"].as_str() {
-            Some(next) => marker = Some(next.to_owned()),
-            None => {
-                assert!(body["next_marker"].is_null(), "last page sends null");
-                break;
-            }
+        if let Some(next) = body["next_marker"].as_str() { marker = Some(next.to_owned()) } else {
+            assert!(body["next_marker"].is_null(), "last page sends null");
+            break;
         }
     }
     assert_eq!(pages, 3);

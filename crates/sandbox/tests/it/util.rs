@@ -6,17 +6,17 @@ use serde_json::Value;
 
 /// A ureq agent that returns error statuses as responses, follows no redirect and gives up
 /// after 60 s.
-pub fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_global(Some(Duration::from_mins(1)))
         .build()
         .into()
 }
 
 /// The response body as JSON (`Null` when empty); panics with the text when it is not JSON.
-pub fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
+pub(crate) fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
     let text = response.body_mut().read_to_string().expect("body");
     if text.is_empty() {
         Value::Null
@@ -26,7 +26,7 @@ pub fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
 }
 
 /// SHA-1 of `data`, lowercase hex.
-pub fn sha1_hex(data: &[u8]) -> String {
+pub(crate) fn sha1_hex(data: &[u8]) -> String {
     use sha1::Digest;
     hex::encode(sha1::Sha1::digest(data))
 }
