@@ -30,7 +30,6 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::EncodingKey;
@@ -45,7 +44,7 @@ pub use model::{BoxFile, BoxFolder, BoxItem};
 use crate::config::BoxConfig;
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
-    read_error_text, read_json, request, request_label, CallOptions, HttpContext, Multipart,
+    read_error_text, read_json, request, request_label, Attempt, CallOptions, HttpContext, Multipart,
     RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
 };
 use crate::secret::Secret;
@@ -312,6 +311,19 @@ enum UploadError {
     /// 409 `item_name_in_use`.
     Conflict(Box<UploadConflict>),
     Other(BoxError),
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadError::Conflict(conflict) => write!(
+                formatter,
+                "{} {} on {}",
+                conflict.failure.status, conflict.failure.code, conflict.failure.endpoint
+            ),
+            UploadError::Other(error) => error.fmt(formatter),
+        }
+    }
 }
 
 /// A 409 `item_name_in_use`: the conflicting file (if Box described it) and the error.
@@ -818,30 +830,24 @@ impl BoxClient {
             encode_path_segment(file_id)
         );
         let label = request_label(&Method::GET, &url);
-        let mut attempt: u32 = 0;
         let mut integrity_retried = false;
-        loop {
-            attempt += 1;
-            match self.download_once(&url, &label, expected_sha1, dest) {
-                Ok(bytes) => return Ok(bytes),
+        transport::retry(&self.http.policy, &label, |_| loop {
+            return match self.download_once(&url, &label, expected_sha1, dest) {
+                Ok(bytes) => Ok(bytes),
                 Err(DownloadFailure::Retry { error, retry_after }) => {
-                    if attempt > self.http.policy.max_retries {
-                        return Err(error);
-                    }
-                    let delay = self.http.policy.delay(attempt, retry_after);
-                    tracing::warn!(request = %label, attempt, error = %error,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "download attempt failed, retrying");
-                    thread::sleep(delay);
+                    Err(Attempt::Retry { error, retry_after })
                 }
+                // One more full download at once, the first time only.
                 Err(DownloadFailure::Integrity(error)) if !integrity_retried => {
                     integrity_retried = true;
                     tracing::warn!(request = %label, error = %error, "downloaded bytes do not match the sha1, downloading once more");
+                    continue;
                 }
                 Err(DownloadFailure::Integrity(error) | DownloadFailure::Fatal(error)) => {
-                    return Err(error)
+                    Err(Attempt::Stop(error))
                 }
-            }
-        }
+            };
+        })
     }
 
     fn download_once(
@@ -1128,10 +1134,15 @@ impl BoxClient {
         landed: &dyn Fn() -> Result<Option<BoxFile>, BoxError>,
     ) -> Result<BoxFile, UploadError> {
         let label = request_label(&Method::POST, url);
-        let policy = &self.http.policy;
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
+        let mut check_landed = false;
+        transport::retry(&self.http.policy, &label, |attempt| {
+            if check_landed {
+                if let Some(file) = landed().map_err(|error| Attempt::Stop(UploadError::Other(error)))? {
+                    tracing::info!(request = %label, file_id = %file.id, attempt,
+                        "an earlier upload attempt failed but the file arrived with the same sha1; done");
+                    return Ok(file);
+                }
+            }
             let outcome = self.call_with(
                 &Method::POST,
                 url,
@@ -1143,21 +1154,10 @@ impl BoxClient {
                         .map_err(BoxError::Io)
                 },
             );
+            let stop = |error: BoxError| Attempt::Stop(UploadError::Other(error));
             let (error, retry_after, may_have_landed) = match outcome {
-                Ok(mut response) if response.status().is_success() => {
-                    let files: RawFiles = read_json(&mut response).map_err(|message| {
-                        UploadError::Other(BoxError::Decode(format!("{label}: {message}")))
-                    })?;
-                    return files
-                        .entries
-                        .into_iter()
-                        .next()
-                        .map(RawItem::into_file)
-                        .ok_or_else(|| {
-                            UploadError::Other(BoxError::Decode(format!(
-                                "{label}: no entry in the reply"
-                            )))
-                        });
+                Ok(response) if response.status().is_success() => {
+                    return first_entry(response, &label).map_err(stop);
                 }
                 Ok(response) => {
                     let failure = api_failure(&label, response);
@@ -1165,10 +1165,9 @@ impl BoxClient {
                         (409, "item_name_in_use") => {
                             let existing = first_conflict(failure.context_info.as_ref())
                                 .map(RawItem::into_file);
-                            return Err(UploadError::Conflict(Box::new(UploadConflict {
-                                existing,
-                                failure,
-                            })));
+                            return Err(Attempt::Stop(UploadError::Conflict(Box::new(
+                                UploadConflict { existing, failure },
+                            ))));
                         }
                         (409, "operation_blocked_temporary" | "name_temporarily_reserved") => {
                             let retry_after = failure.retry_after;
@@ -1178,27 +1177,19 @@ impl BoxClient {
                             let retry_after = failure.retry_after;
                             (BoxError::from(failure), retry_after, status != 429)
                         }
-                        _ => return Err(UploadError::Other(failure.into())),
+                        _ => return Err(stop(failure.into())),
                     }
                 }
                 Err(error @ BoxError::Transport(_)) => (error, None, true),
-                Err(error) => return Err(UploadError::Other(error)),
+                Err(error) => return Err(stop(error)),
             };
-            if attempt > policy.max_retries {
-                return Err(UploadError::Other(error));
-            }
-            if may_have_landed {
-                if let Some(file) = landed().map_err(UploadError::Other)? {
-                    tracing::info!(request = %label, file_id = %file.id, attempt, error = %error,
-                        "upload failed but the file arrived with the same sha1; done");
-                    return Ok(file);
-                }
-            }
-            let delay = policy.delay(attempt, retry_after);
-            tracing::warn!(request = %label, attempt, error = %error,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "upload failed and did not land, retrying");
-            thread::sleep(delay);
-        }
+            // Before sending again, the next attempt asks whether this one landed after all.
+            check_landed = may_have_landed;
+            Err(Attempt::Retry {
+                error: UploadError::Other(error),
+                retry_after,
+            })
+        })
     }
 
     // ----- folders and moves -----
@@ -1319,6 +1310,18 @@ impl BoxClient {
         }
         Ok(Err(api_failure(&label, response)))
     }
+}
+
+/// The file of an upload or commit reply (`{"entries":[File]}`, 201).
+fn first_entry(mut response: Response<Body>, label: &str) -> Result<BoxFile, BoxError> {
+    let files: RawFiles = read_json(&mut response)
+        .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+    files
+        .entries
+        .into_iter()
+        .next()
+        .map(RawItem::into_file)
+        .ok_or_else(|| BoxError::Decode(format!("{label}: no entry in the reply")))
 }
 
 fn same_sha1(actual: Option<&str>, expected: &str) -> bool {
