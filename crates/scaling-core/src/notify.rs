@@ -161,35 +161,14 @@ fn template_env() -> Environment<'static> {
     env
 }
 
-/// serde_json value -> minijinja value (objects become maps, arrays sequences; a non-object root
-/// yields an empty context).
-fn to_template_value(v: &serde_json::Value) -> minijinja::Value {
-    fn conv(v: &serde_json::Value) -> minijinja::Value {
-        use serde_json::Value as J;
-        match v {
-            J::Null => minijinja::Value::from(()),
-            J::Bool(b) => minijinja::Value::from(*b),
-            J::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    minijinja::Value::from(i)
-                } else if let Some(u) = n.as_u64() {
-                    minijinja::Value::from(u)
-                } else {
-                    minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
-            J::String(s) => minijinja::Value::from(s.as_str()),
-            J::Array(a) => a.iter().map(conv).collect(),
-            J::Object(o) => {
-                let m: BTreeMap<String, minijinja::Value> =
-                    o.iter().map(|(k, v)| (k.clone(), conv(v))).collect();
-                minijinja::Value::from(m)
-            }
-        }
-    }
-    match v {
-        serde_json::Value::Object(_) => conv(v),
-        _ => minijinja::Value::from(BTreeMap::<String, minijinja::Value>::new()),
+/// The template context of a JSON value, through minijinja's `serde` support
+/// (`Value::from(`[`minijinja::value::Serde`]`(..))`, minijinja 3's form of `Value::from_serialize`): objects become maps, arrays sequences; a non-object root
+/// yields an empty context.
+fn to_template_value(value: &serde_json::Value) -> minijinja::Value {
+    if value.is_object() {
+        minijinja::Value::from(minijinja::value::Serde(value))
+    } else {
+        minijinja::Value::from(BTreeMap::<String, minijinja::Value>::new())
     }
 }
 
