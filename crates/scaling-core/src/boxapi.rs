@@ -44,8 +44,8 @@ pub use model::{BoxFile, BoxFolder, BoxItem};
 use crate::config::BoxConfig;
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
-    read_error_text, read_json, request, request_label, Attempt, CallOptions, HttpContext, Multipart,
-    RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    read_error_text, read_json, request, request_label, resolve_location, Attempt, CallOptions,
+    HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -912,7 +912,10 @@ impl BoxClient {
 
     /// GET the redirect target with no `Authorization` (the URL itself is the credential).
     fn fetch_download_url(&self, location: &str) -> Result<Response<Body>, DownloadFailure> {
-        let label = format!("GET {} (download redirect)", host_of(location));
+        let label = format!(
+            "GET {} (download redirect)",
+            transport::redacted_origin(location)
+        );
         let options = CallOptions {
             label: &label,
             retry: true,
@@ -1137,7 +1140,9 @@ impl BoxClient {
         let mut check_landed = false;
         transport::retry(&self.http.policy, &label, |attempt| {
             if check_landed {
-                if let Some(file) = landed().map_err(|error| Attempt::Stop(UploadError::Other(error)))? {
+                if let Some(file) =
+                    landed().map_err(|error| Attempt::Stop(UploadError::Other(error)))?
+                {
                     tracing::info!(request = %label, file_id = %file.id, attempt,
                         "an earlier upload attempt failed but the file arrived with the same sha1; done");
                     return Ok(file);
@@ -1347,30 +1352,6 @@ fn conflict_error(failure: ApiFailure, existing: &BoxFile) -> BoxError {
     error
 }
 
-/// Absolute URL of a redirect `Location` (absolute, or path-absolute relative to `base`).
-fn resolve_location(base: &str, location: &str) -> Option<String> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return Some(location.to_string());
-    }
-    if location.starts_with('/') && !location.starts_with("//") {
-        let (scheme, rest) = base.split_once("://")?;
-        let authority = rest.split('/').next()?;
-        return Some(format!("{scheme}://{authority}{location}"));
-    }
-    None
-}
-
-/// `scheme://host[:port]` of a URL, for logs (the rest of a download URL is a credential).
-fn host_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!(
-            "{scheme}://{}",
-            rest.split(['/', '?', '#']).next().unwrap_or("")
-        ),
-        None => "<download host>".to_string(),
-    }
-}
-
 /// Streams a download body into a temporary file next to `dest`, hashing; checks the SHA-1; renames.
 fn stream_to_file(
     response: Response<Body>,
@@ -1533,7 +1514,7 @@ mod tests {
         );
         assert_eq!(resolve_location("https://api.box.com/x", "relative"), None);
         assert_eq!(
-            host_of("https://dl.boxcloud.com/d/1/secret/download"),
+            transport::redacted_origin("https://dl.boxcloud.com/d/1/secret/download"),
             "https://dl.boxcloud.com"
         );
     }

@@ -16,8 +16,8 @@
 //! front and sends a chained reader (preamble bytes, the file, epilogue bytes), re-opened for every
 //! attempt.
 
-use std::collections::VecDeque;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -223,17 +223,9 @@ pub fn retry<T, E: fmt::Display>(
     retry_logged(policy, label, false, operation)
 }
 
-/// [`retry`] logging each retry at INFO instead of WARN: for waits that are part of the normal
-/// flow (Box's 202 "still processing" on a chunked upload commit).
-pub fn retry_quietly<T, E: fmt::Display>(
-    policy: &RetryPolicy,
-    label: &str,
-    operation: impl FnMut(u32) -> Result<T, Attempt<E>>,
-) -> Result<T, E> {
-    retry_logged(policy, label, true, operation)
-}
-
-fn retry_logged<T, E: fmt::Display>(
+/// [`retry`] logging each retry at INFO instead of WARN when `quiet`: for waits that are part of
+/// the normal flow (Box's 202 "still processing" on a chunked upload commit).
+pub fn retry_logged<T, E: fmt::Display>(
     policy: &RetryPolicy,
     label: &str,
     quiet: bool,
@@ -402,15 +394,37 @@ pub fn form_body(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// What logs and error messages show for a request: method and URL path, never the query string (which may
-/// hold markers or other opaque values) nor the host.
+/// What logs and error messages show for a request: method and URL path, never the user info, the
+/// query string (which may hold markers, tokens or other opaque values) nor the host. The one
+/// redaction of request URLs for the clients' logs and errors, with [`redacted_origin`].
 pub fn request_label(method: &http::Method, url: &str) -> String {
-    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = without_scheme
-        .find('/')
-        .map_or("/", |index| &without_scheme[index..]);
-    let path = path.split(['?', '#']).next().unwrap_or(path);
-    format!("{method} {path}")
+    match url::Url::parse(url) {
+        Ok(parsed) => format!("{method} {}", parsed.path()),
+        Err(_) => format!("{method} <invalid URL>"),
+    }
+}
+
+/// `scheme://host[:port]` of a URL, for logs about a URL whose path or query is a credential (Box's
+/// download URLs); user info, path and query are left out. `<invalid URL>` when it does not parse.
+pub fn redacted_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => "<invalid URL>".to_string(),
+    }
+}
+
+/// The absolute URL of a redirect `Location`: an absolute URL as is, a path-absolute one (`/d/1`)
+/// joined to the request's URL `base` by the `url` crate; `None` for anything else (relative paths,
+/// scheme-relative `//host/...`, unparsable values).
+pub fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if let Ok(absolute) = url::Url::parse(location) {
+        return Some(absolute.into());
+    }
+    if !location.starts_with('/') || location.starts_with("//") {
+        return None;
+    }
+    let base = url::Url::parse(base).ok()?;
+    base.join(location).ok().map(String::from)
 }
 
 /// Request rate limit shared by every clone of a client and every thread using it.
@@ -537,7 +551,11 @@ impl<E> fmt::Display for Exchange<E> {
             Exchange::Build(_) => formatter.write_str("the request could not be built"),
             Exchange::Reply(response) => write!(formatter, "HTTP {}", response.status().as_u16()),
             Exchange::Transport { error, .. } => {
-                write!(formatter, "transport error ({}): {error}", transport_kind(error))
+                write!(
+                    formatter,
+                    "transport error ({}): {error}",
+                    transport_kind(error)
+                )
             }
         }
     }
@@ -1404,8 +1422,9 @@ mod tests {
             }
         });
         assert_eq!(result, Ok(3));
-        let result: Result<(), &str> =
-            retry(&RetryPolicy::fast(0), "GET /x", |_| Err(Attempt::retry("HTTP 500")));
+        let result: Result<(), &str> = retry(&RetryPolicy::fast(0), "GET /x", |_| {
+            Err(Attempt::retry("HTTP 500"))
+        });
         assert_eq!(result, Err("HTTP 500"));
     }
 
@@ -1477,8 +1496,7 @@ mod tests {
 
     #[test]
     fn execute_hands_back_the_last_transient_reply_and_sends_once_without_retry() {
-        let server =
-            test_server::TestServer::start(|_, _| test_server::Reply::empty(503));
+        let server = test_server::TestServer::start(|_, _| test_server::Reply::empty(503));
         let context = HttpContext {
             agent: Agent::new_with_defaults(),
             limit: RateLimit::unlimited(),
@@ -1526,6 +1544,15 @@ mod tests {
             "POST /oauth2/token"
         );
         assert_eq!(request_label(&http::Method::GET, "http://host"), "GET /");
+        assert_eq!(
+            request_label(&http::Method::GET, "https://user:pw@host/a%2Fb?token=x#f"),
+            "GET /a%2Fb"
+        );
+        assert_eq!(
+            redacted_origin("https://user:pw@dl.boxcloud.com:8443/d/1/secret/download?t=s"),
+            "https://dl.boxcloud.com:8443"
+        );
+        assert_eq!(redacted_origin("not a url"), "<invalid URL>");
     }
 
     #[test]

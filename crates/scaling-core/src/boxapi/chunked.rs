@@ -42,12 +42,12 @@ use ureq::SendBody;
 
 use super::model::{first_conflict, lenient_u64, RawItem};
 use super::{
-    api_failure, conflict_error, first_entry, host_of, invalid_request, io_error, same_sha1,
-    with_parent, ApiFailure, BoxClient, BoxError, BoxFile, UploadSource,
+    api_failure, conflict_error, first_entry, invalid_request, io_error, same_sha1, with_parent,
+    ApiFailure, BoxClient, BoxError, BoxFile, UploadSource,
 };
 use crate::http::{
-    self as transport, encode_path_segment, is_retryable_status, read_json, request_label,
-    Attempt, Redirects, RetryPolicy,
+    self as transport, encode_path_segment, is_retryable_status, read_json, request_label, Attempt,
+    Redirects, RetryPolicy,
 };
 
 /// Most 202 "still processing" replies waited out on commit (rclone uses 100).
@@ -304,15 +304,19 @@ impl BoxClient {
             self.upload_base,
             encode_path_segment(&id)
         );
-        let upload_host = host_of(&self.upload_base).to_ascii_lowercase();
+        let upload_host = transport::redacted_origin(&self.upload_base).to_ascii_lowercase();
         let endpoint = |key: &str, default: String| -> String {
             match reply
                 .pointer(&format!("/session_endpoints/{key}"))
                 .and_then(Value::as_str)
             {
-                Some(url) if host_of(url).to_ascii_lowercase() == upload_host => url.to_string(),
+                Some(url)
+                    if transport::redacted_origin(url).to_ascii_lowercase() == upload_host =>
+                {
+                    url.to_string()
+                }
                 Some(url) => {
-                    tracing::warn!(endpoint = key, host = %host_of(url),
+                    tracing::warn!(endpoint = key, host = %transport::redacted_origin(url),
                         "upload session endpoint on another host than box.upload_url; using the documented path");
                     default
                 }
@@ -497,18 +501,18 @@ impl BoxClient {
     /// Every part stored in the session: GET `list_parts?offset=N&limit=1000`, paged by `total_count`.
     /// Source: <https://developer.box.com/reference/get-files-upload-sessions-id-parts/>.
     fn list_parts(&self, session: &Session) -> Result<Vec<StoredPart>, BoxError> {
-        let separator = if session.list_parts.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
+        let base = url::Url::parse(&session.list_parts).map_err(|error| {
+            BoxError::Unsupported(format!("cannot build the list_parts URL: {error}"))
+        })?;
         let mut parts = Vec::new();
         let mut offset: u64 = 0;
         loop {
-            let url = format!(
-                "{}{separator}offset={offset}&limit={PARTS_PAGE_LIMIT}",
-                session.list_parts
-            );
+            let mut page_url = base.clone();
+            page_url
+                .query_pairs_mut()
+                .append_pair("offset", &offset.to_string())
+                .append_pair("limit", &PARTS_PAGE_LIMIT.to_string());
+            let url = String::from(page_url);
             let page: Value = self.get_json(&url)?;
             let entries = page
                 .get("entries")
@@ -552,7 +556,7 @@ impl BoxClient {
                 max_delay: Duration::ZERO,
                 max_retry_after: policy.max_retry_after,
             };
-            let outcome = transport::retry_quietly(&polling, &label, |_| {
+            let outcome = transport::retry_logged(&polling, &label, true, |_| {
                 let outcome = self.call_with(
                     &Method::POST,
                     url,
