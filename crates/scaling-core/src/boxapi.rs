@@ -45,7 +45,7 @@ use crate::config::BoxConfig;
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
     read_error_text, read_json, request, request_label, resolve_location, Attempt, CallOptions,
-    HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts, TransportError,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -82,9 +82,9 @@ pub enum BoxError {
     /// (`invalid_grant`, `invalid_client`, `unauthorized_client`).
     #[error("Box authentication failed: {0}")]
     Auth(String),
-    /// Connection, timeout or protocol error after the retries.
+    /// Connection, timeout or protocol error after the retries (the ureq error is the source).
     #[error("Box transport error: {0}")]
-    Transport(String),
+    Transport(#[source] TransportError),
     /// The downloaded bytes do not have the SHA-1 Box announced (lowercase hex `actual`).
     #[error("Box download integrity check failed: expected sha1 {expected}, got {actual}")]
     Integrity {
@@ -120,11 +120,7 @@ impl BoxError {
                 *status == 429
                     || *status >= 500
                     || *status == 202
-                    || (*status == 409
-                        && matches!(
-                            code.as_str(),
-                            "operation_blocked_temporary" | "name_temporarily_reserved"
-                        ))
+                    || transient_conflict(*status, code)
             }
             BoxError::Transport(_) => true,
             _ => false,
@@ -291,12 +287,17 @@ fn transient_box_reply(status: u16, body: &str) -> bool {
         && serde_json::from_str::<RawError>(body)
             .ok()
             .and_then(|error| error.code)
-            .is_some_and(|code| {
-                matches!(
-                    code.as_str(),
-                    "operation_blocked_temporary" | "name_temporarily_reserved"
-                )
-            })
+            .is_some_and(|code| transient_conflict(status, &code))
+}
+
+/// A 409 that clears by itself: `operation_blocked_temporary`, `name_temporarily_reserved`. The one
+/// list of Box's transient error codes ([`BoxError::is_transient`], retries of replies).
+fn transient_conflict(status: u16, code: &str) -> bool {
+    status == 409
+        && matches!(
+            code,
+            "operation_blocked_temporary" | "name_temporarily_reserved"
+        )
 }
 
 /// What to upload.
@@ -629,10 +630,11 @@ impl BoxClient {
             SendError::Build(error) => error,
             SendError::Transport { error, attempts } => {
                 if transport::is_retryable_transport(&error) {
-                    BoxError::Transport(format!(
-                        "{}: {error} (after {attempts} attempt(s))",
-                        options.label
-                    ))
+                    BoxError::Transport(TransportError {
+                        label: options.label.to_string(),
+                        attempts,
+                        source: error,
+                    })
                 } else {
                     invalid_request(options.label, error)
                 }
@@ -1382,9 +1384,11 @@ fn stream_to_file(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 return Err(DownloadFailure::Retry {
-                    error: BoxError::Transport(format!(
-                        "{label}: body interrupted after {total} bytes: {error}"
-                    )),
+                    error: BoxError::Transport(TransportError {
+                        label: format!("{label} (body interrupted after {total} bytes)"),
+                        attempts: 1,
+                        source: ureq::Error::Io(error),
+                    }),
                     retry_after: None,
                 })
             }
@@ -1494,7 +1498,22 @@ mod tests {
             endpoint: String::new(),
         };
         assert!(blocked.is_transient());
-        assert!(BoxError::Transport("x".into()).is_transient());
+        let dropped = BoxError::Transport(TransportError {
+            label: "GET /2.0/files/1".into(),
+            attempts: 3,
+            source: ureq::Error::ConnectionFailed,
+        });
+        assert!(dropped.is_transient());
+        assert_eq!(
+            dropped.to_string(),
+            "Box transport error: GET /2.0/files/1: connection failed error after 3 attempt(s): connection failed"
+        );
+        assert!(matches!(
+            std::error::Error::source(&dropped)
+                .and_then(|source| source.downcast_ref::<TransportError>())
+                .map(|inner| &inner.source),
+            Some(ureq::Error::ConnectionFailed)
+        ));
         assert!(!BoxError::Integrity {
             expected: "a".into(),
             actual: "b".into()

@@ -561,6 +561,22 @@ impl<E> fmt::Display for Exchange<E> {
     }
 }
 
+/// A request that got no reply after its attempts: what was asked (a [`request_label`], possibly
+/// with where it stopped), how many attempts were made, and the last ureq error as the source. Its
+/// text names the error kind ([`transport_kind`]) and repeats the source's text, so a message kept
+/// as a string still says what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{label}: {} error after {attempts} attempt(s): {source}", transport_kind(.source))]
+pub struct TransportError {
+    /// `"GET /2.0/files/1/content"`, never a host or query.
+    pub label: String,
+    /// Attempts made (1 when the request was not retried).
+    pub attempts: u32,
+    /// The last error.
+    #[source]
+    pub source: ureq::Error,
+}
+
 /// Sends one logical request: for every attempt calls `make` (so bodies are re-opened and signatures
 /// renewed), applies the per-request configuration (`http_status_as_error(false)`, timeouts, redirects),
 /// waits for the rate limiter and sends. With `options.retry`, transient statuses and transport errors are
