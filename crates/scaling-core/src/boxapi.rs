@@ -127,6 +127,12 @@ impl BoxError {
         }
     }
 
+    /// A 409 `item_name_in_use`: the name is taken in the target folder (an upload, a folder
+    /// creation or a move).
+    pub fn is_name_in_use(&self) -> bool {
+        matches!(self, BoxError::Api { status: 409, code, .. } if code == "item_name_in_use")
+    }
+
     /// The HTTP status of an [`BoxError::Api`] error.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -1269,9 +1275,11 @@ impl BoxClient {
         Err(api_failure(&label, response).into())
     }
 
-    /// Moves (and renames) a file: PUT `{base}/2.0/files/{id}` `{"parent":{"id"},"name"}` -> 200 File. When
-    /// the name is taken in the target (409 `item_name_in_use`), tries once more with `"{file_id}_{name}"`.
-    /// A 404 (e.g. the file already moved by an earlier attempt that timed out) is returned as is.
+    /// Moves (and renames) a file: PUT `{base}/2.0/files/{id}` `{"parent":{"id"},"name"}` -> 200 File.
+    /// When the name is taken in the target, the 409 `item_name_in_use` [`BoxError::Api`] is returned
+    /// ([`BoxError::is_name_in_use`]): which other name to use is the caller's decision
+    /// (`pipeline::box_poll::move_under_free_name`). A 404 (e.g. the file already moved by an earlier
+    /// attempt that timed out) is returned as is.
     /// Source: <https://developer.box.com/reference/put-files-id/>.
     pub fn move_file(
         &self,
@@ -1279,16 +1287,8 @@ impl BoxClient {
         parent_id: &str,
         name: &str,
     ) -> Result<BoxFile, BoxError> {
-        match self.put_file(file_id, parent_id, name)? {
-            Ok(file) => Ok(file),
-            Err(failure) if failure.status == 409 && failure.code == "item_name_in_use" => {
-                let unique = format!("{file_id}_{name}");
-                tracing::info!(file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
-                self.put_file(file_id, parent_id, &unique)?
-                    .map_err(BoxError::from)
-            }
-            Err(failure) => Err(failure.into()),
-        }
+        self.put_file(file_id, parent_id, name)?
+            .map_err(BoxError::from)
     }
 
     fn put_file(
