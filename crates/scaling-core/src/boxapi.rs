@@ -215,6 +215,7 @@ fn parse_api_failure(
         .message
         .filter(|message| !message.is_empty())
         .or_else(|| Some(transport::excerpt(text)).filter(|excerpt| !excerpt.is_empty()))
+        .map(|message| transport::redact_credentials(&message, &[]))
         .unwrap_or_else(|| reason_phrase(status).to_string());
     ApiFailure {
         status,
@@ -597,10 +598,13 @@ impl BoxClient {
                 .error
                 .clone()
                 .unwrap_or_else(|| default_code(status).to_string());
-            let description = error
-                .error_description
-                .clone()
-                .unwrap_or_else(|| transport::excerpt(&text));
+            let description = transport::redact_credentials(
+                &error
+                    .error_description
+                    .clone()
+                    .unwrap_or_else(|| transport::excerpt(&text)),
+                &[],
+            );
             if is_retryable_status(status) {
                 return Err(BoxError::Api {
                     status,
@@ -1519,6 +1523,21 @@ mod tests {
             actual: "b".into()
         }
         .is_transient());
+    }
+
+    #[test]
+    fn error_bodies_echoing_credentials_are_redacted() {
+        let failure = parse_api_failure(
+            401,
+            "GET /2.0/files/1",
+            "proxy says: Authorization: Bearer abcdefghijkl refused",
+            None,
+            None,
+            None,
+        );
+        let text = BoxError::from(failure).to_string();
+        assert!(!text.contains("abcdefghijkl"), "{text}");
+        assert!(text.contains("Authorization: ****"), "{text}");
     }
 
     #[test]

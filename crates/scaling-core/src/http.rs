@@ -427,6 +427,71 @@ pub fn resolve_location(base: &str, location: &str) -> Option<String> {
     base.join(location).ok().map(String::from)
 }
 
+/// `text` with every credential replaced by `****`: the one redaction of text that may echo a
+/// request (error bodies, transport errors) before it is logged, stored or mailed, for the Box
+/// client and the notifier alike:
+///
+/// - each of `secrets` (values shorter than 4 characters are ignored), longest first;
+/// - the token of an `Authorization`-style scheme: `Basic …`, `Bearer …`, `Digest …`;
+/// - the values of credential headers echoed back (`Authorization:`, `Proxy-Authorization:`,
+///   `X-Api-Key:`, `otmmauthtoken:`: scheme and token; `Cookie:`, `Set-Cookie:`: to the end of
+///   the line);
+/// - URL user-info (`https://user:password@host`) and credential query parameters
+///   (`access_token`, `token`, `api_key`, `key`, `password`, `secret`, `signature`, `code`, …);
+/// - `name=value` / `"name": "value"` pairs for those names, and `api:…` (a decoded Basic pair);
+/// - Mailgun key shapes (`key-` + 32 letters/digits, and `32hex-8hex-8hex`) even when not
+///   configured here.
+pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
+    use std::sync::LazyLock;
+    static PATTERNS: LazyLock<Vec<(regex::Regex, &'static str)>> = LazyLock::new(|| {
+        [
+            (
+                r#"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|otmmauthtoken)("?\s*[:=]\s*"?)(?:[a-z]+\s+)?[^\s"',;]+"#,
+                "${1}${2}****",
+            ),
+            (
+                r#"(?i)\b(cookie|set-cookie)("?\s*[:=]\s*"?)[^\r\n"]+"#,
+                "${1}${2}****",
+            ),
+            (r"(?i)\b(basic|bearer|digest)(\s+)[A-Za-z0-9._~+/-]{6,}=*", "${1}${2}****"),
+            (r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}****@"),
+            (
+                r#"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|password|passwd|pwd|secret|client_secret|signature|sig|code)=)[^&\s"'#]+"#,
+                "${1}****",
+            ),
+            (
+                r#"(?i)("?\b(?:access_token|refresh_token|id_token|api_key|apikey|password|passwd|client_secret|signing_secret|secret|token)"?\s*[:=]\s*"?)[^"\s,&}]+"#,
+                "${1}****",
+            ),
+            (r#"\bapi:[^\s"',;]+"#, "api:****"),
+            (r"(?i)\bkey-[0-9a-z]{32}\b", "****"),
+            (r"(?i)\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b", "****"),
+        ]
+        .into_iter()
+        .map(|(pattern, replacement)| {
+            (
+                regex::Regex::new(pattern).expect("redaction pattern"),
+                replacement,
+            )
+        })
+        .collect()
+    });
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|secret| secret.len() >= 4)
+        .collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    let mut out = text.to_string();
+    for secret in secrets {
+        out = out.replace(secret, "****");
+    }
+    for (pattern, replacement) in PATTERNS.iter() {
+        out = pattern.replace_all(&out, *replacement).into_owned();
+    }
+    out
+}
+
 /// Request rate limit shared by every clone of a client and every thread using it.
 ///
 /// `governor` GCRA limiter allowing `per_second` requests per second, evenly spaced (burst 1):
