@@ -27,7 +27,7 @@ mod wire_tests;
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -45,7 +45,8 @@ use crate::config::BoxConfig;
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
     read_error_text, read_json, request, request_label, resolve_location, Attempt, CallOptions,
-    HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts, TransportError,
+    CopyError, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    TransportError,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -709,6 +710,26 @@ impl BoxClient {
         }
     }
 
+    /// A content transfer sent once ([`BoxClient::call_with`] without retry, content timeouts, no
+    /// redirects): uploads, chunked parts and commits, whose callers retry through [`transport::retry`].
+    fn send_content(
+        &self,
+        method: &Method,
+        url: &str,
+        finish: &dyn Fn(
+            ureq::http::request::Builder,
+        ) -> Result<Request<SendBody<'static>>, BoxError>,
+    ) -> Result<Response<Body>, BoxError> {
+        self.call_with(
+            method,
+            url,
+            false,
+            Redirects::Manual,
+            self.content_timeouts,
+            finish,
+        )
+    }
+
     fn empty(
         builder: ureq::http::request::Builder,
         label: &str,
@@ -1160,17 +1181,10 @@ impl BoxClient {
                     return Ok(file);
                 }
             }
-            let outcome = self.call_with(
-                &Method::POST,
-                url,
-                false,
-                Redirects::Manual,
-                self.content_timeouts,
-                &|builder| {
-                    form.into_request(builder.header("content-md5", sha1))
-                        .map_err(BoxError::Io)
-                },
-            );
+            let outcome = self.send_content(&Method::POST, url, &|builder| {
+                form.into_request(builder.header("content-md5", sha1))
+                    .map_err(BoxError::Io)
+            });
             let stop = |error: BoxError| Attempt::Stop(UploadError::Other(error));
             let (error, retry_after, may_have_landed) = match outcome {
                 Ok(response) if response.status().is_success() => {
@@ -1365,7 +1379,6 @@ fn stream_to_file(
     expected_sha1: Option<&str>,
     dest: &Path,
 ) -> Result<u64, DownloadFailure> {
-    use sha1::Digest;
     let directory = match dest.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -1378,35 +1391,21 @@ fn stream_to_file(
         .tempfile_in(directory)
         .map_err(|error| fatal_io("cannot create a temporary file for", error))?;
     let mut reader = response.into_body().into_reader();
-    let mut hasher = sha1::Sha1::new();
-    let mut buffer = vec![0u8; 128 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                return Err(DownloadFailure::Retry {
-                    error: BoxError::Transport(TransportError {
-                        label: format!("{label} (body interrupted after {total} bytes)"),
-                        attempts: 1,
-                        source: ureq::Error::Io(error),
-                    }),
-                    retry_after: None,
-                })
-            }
-        };
-        hasher.update(&buffer[..read]);
-        temporary
-            .write_all(&buffer[..read])
-            .map_err(|error| fatal_io("cannot write", error))?;
-        total += read as u64;
-    }
+    let (actual, total) =
+        transport::copy_hashing(&mut reader, &mut temporary).map_err(|error| match error {
+            CopyError::Read { error, copied } => DownloadFailure::Retry {
+                error: BoxError::Transport(TransportError {
+                    label: format!("{label} (body interrupted after {copied} bytes)"),
+                    attempts: 1,
+                    source: ureq::Error::Io(error),
+                }),
+                retry_after: None,
+            },
+            CopyError::Write(error) => fatal_io("cannot write", error),
+        })?;
     temporary
         .flush()
         .map_err(|error| fatal_io("cannot write", error))?;
-    let actual = hex::encode(hasher.finalize());
     if let Some(expected) = expected_sha1 {
         if !expected.eq_ignore_ascii_case(&actual) {
             return Err(DownloadFailure::Integrity(BoxError::Integrity {

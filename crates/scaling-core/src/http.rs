@@ -377,11 +377,7 @@ pub fn encode_path_segment(value: &str) -> String {
 
 /// Bytes left as-is by the `application/x-www-form-urlencoded` serializer (WHATWG URL standard): ASCII
 /// alphanumerics and `*-._`.
-const FORM_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'*')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_');
+const FORM_ENCODE: &AsciiSet = &PATH_SEGMENT.add(b'~').remove(b'*');
 
 /// An `application/x-www-form-urlencoded` body from name/value pairs (everything but `*-._` and ASCII
 /// alphanumerics percent-encoded; a space is `%20`).
@@ -904,24 +900,53 @@ pub fn is_private(metadata: &std::fs::Metadata) -> bool {
     }
 }
 
-/// SHA-1 (lowercase hex) and length in bytes of a file, read in 64 KiB blocks.
-pub fn sha1_file(path: &Path) -> io::Result<(String, u64)> {
+/// Why [`copy_hashing`] stopped.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading failed after `copied` bytes (for a response body: the transfer broke).
+    Read {
+        /// The read error.
+        error: io::Error,
+        /// Bytes read and written before it.
+        copied: u64,
+    },
+    /// Writing failed (a local file).
+    Write(io::Error),
+}
+
+/// Copies `reader` to `writer` in 128 KiB blocks while hashing: the SHA-1 (lowercase hex) and the
+/// length in bytes of what was copied. The one streamed hash of the clients: file hashes
+/// ([`sha1_file`]) and downloads streamed to a temporary file.
+pub fn copy_hashing(
+    reader: &mut dyn Read,
+    writer: &mut dyn io::Write,
+) -> Result<(String, u64), CopyError> {
     use sha1::Digest;
-    let mut file = File::open(path)?;
     let mut hasher = sha1::Sha1::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut total: u64 = 0;
+    let mut buffer = vec![0u8; 128 * 1024];
+    let mut copied: u64 = 0;
     loop {
-        let read = match file.read(&mut buffer) {
+        let read = match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
+            Err(error) => return Err(CopyError::Read { error, copied }),
         };
         hasher.update(&buffer[..read]);
-        total += read as u64;
+        writer
+            .write_all(&buffer[..read])
+            .map_err(CopyError::Write)?;
+        copied += read as u64;
     }
-    Ok((hex::encode(hasher.finalize()), total))
+    Ok((hex::encode(hasher.finalize()), copied))
+}
+
+/// SHA-1 (lowercase hex) and length in bytes of a file, streamed ([`copy_hashing`]).
+pub fn sha1_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    copy_hashing(&mut file, &mut io::sink()).map_err(|error| match error {
+        CopyError::Read { error, .. } | CopyError::Write(error) => error,
+    })
 }
 
 /// SHA-1 (lowercase hex) of bytes in memory.

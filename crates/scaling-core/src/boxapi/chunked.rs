@@ -404,26 +404,19 @@ impl BoxClient {
         let url = session.upload_part.as_str();
         let label = request_label(&Method::PUT, url);
         transport::retry(&self.http.policy, &label, |attempt| {
-            let outcome = self.call_with(
-                &Method::PUT,
-                url,
-                false,
-                Redirects::Manual,
-                self.content_timeouts,
-                &|builder| {
-                    let mut file = File::open(path)
-                        .map_err(|error| io_error("cannot read upload source", path, error))?;
-                    file.seek(SeekFrom::Start(offset))
-                        .map_err(|error| io_error("cannot read upload source", path, error))?;
-                    builder
-                        .header(header::CONTENT_TYPE, "application/octet-stream")
-                        .header(header::CONTENT_LENGTH, length)
-                        .header(header::CONTENT_RANGE, range.as_str())
-                        .header("digest", digest.as_str())
-                        .body(SendBody::from_owned_reader(file.take(length)))
-                        .map_err(|error| invalid_request(&label, error))
-                },
-            );
+            let outcome = self.send_content(&Method::PUT, url, &|builder| {
+                let mut file = File::open(path)
+                    .map_err(|error| io_error("cannot read upload source", path, error))?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(|error| io_error("cannot read upload source", path, error))?;
+                builder
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_LENGTH, length)
+                    .header(header::CONTENT_RANGE, range.as_str())
+                    .header("digest", digest.as_str())
+                    .body(SendBody::from_owned_reader(file.take(length)))
+                    .map_err(|error| invalid_request(&label, error))
+            });
             let stop = |error: BoxError| Attempt::Stop(Failure::permanent(error));
             let (error, retry_after, list_first) = match outcome {
                 Ok(mut response) if response.status().is_success() => {
@@ -557,17 +550,10 @@ impl BoxClient {
                 max_retry_after: policy.max_retry_after,
             };
             let outcome = transport::retry_logged(&polling, &label, true, |_| {
-                let outcome = self.call_with(
-                    &Method::POST,
-                    url,
-                    false,
-                    Redirects::Manual,
-                    self.content_timeouts,
-                    &|builder| {
-                        transport::json_body(builder.header("digest", digest.as_str()), &body)
-                            .map_err(|error| invalid_request(&label, error))
-                    },
-                );
+                let outcome = self.send_content(&Method::POST, url, &|builder| {
+                    transport::json_body(builder.header("digest", digest.as_str()), &body)
+                        .map_err(|error| invalid_request(&label, error))
+                });
                 match outcome {
                     Ok(response) if response.status().as_u16() == 202 => {
                         polls += 1;
