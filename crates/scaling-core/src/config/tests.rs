@@ -502,11 +502,7 @@ fn invalid_numbers_and_urls_are_explained() {
     );
 
     let temp = TempConfig::new();
-    temp.edit(
-        "config.yaml",
-        "max_attempts: ${RETRY_MAX_ATTEMPTS:-5}",
-        "max_attempts: -2",
-    );
+    temp.edit("config.yaml", "max_attempts: ${RETRY_MAX_ATTEMPTS:-5}", "max_attempts: -2");
     assert_eq!(
         temp.error(Some("sandbox"), &sandbox_vars()),
         "config/config.yaml: retry.max_attempts: expected a whole number > 0, found -2"

@@ -222,7 +222,10 @@ fn box_client_against_the_sandbox() {
     );
     let second = client.upload(&folder.id, "clip.bin", &other).unwrap();
     let renamed = crate::pipeline::box_poll::move_under_free_name(
-        &client, &second.id, &target.id, "clip.bin",
+        &client,
+        &second.id,
+        &target.id,
+        "clip.bin",
     )
     .unwrap();
     assert_eq!(renamed.name, format!("{}_clip.bin", second.id));

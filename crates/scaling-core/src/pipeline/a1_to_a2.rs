@@ -342,10 +342,7 @@ struct MasterFailureReport {
 
 /// `{step}:{status}` (e.g. `uploading it to Box:503`), or `{step}:other` without a status.
 fn error_class(step: &str, status: Option<u16>) -> String {
-    status.map_or_else(
-        || format!("{step}:other"),
-        |status| format!("{step}:{status}"),
-    )
+    status.map_or_else(|| format!("{step}:other"), |status| format!("{step}:{status}"))
 }
 
 /// The signature of a failure set: the failed masters and the class of each failure, so a

@@ -443,8 +443,7 @@ fn plan_file(services: &mut Services, ledger: &LedgerFile) -> Result<FilePlan, P
         NameCheck::Parsed(parsed) => {
             match services.store.master_by_tracking_id(&parsed.tracking_id)? {
                 Some(master) => {
-                    let problems =
-                        box_poll::name_problems(services, &parsed, &master.full_metadata)?;
+                    let problems = box_poll::name_problems(services, &parsed, &master.full_metadata)?;
                     if problems.is_empty() {
                         format!(
                             "\"{}\": tracking ID {} = master \"{}\"",
@@ -539,7 +538,13 @@ fn reprocess_file(
         .store
         .reopen_box_file(&file.id, &version_id, watched_folder_id, &file.name)?;
     let before = report.clone();
-    box_poll::handle_file(services, report, watched_folder_id, &file, state)?;
+    box_poll::handle_file(
+        services,
+        report,
+        watched_folder_id,
+        &file,
+        state,
+    )?;
     Ok(
         if report.derivatives_delivered > before.derivatives_delivered {
             FileOutcome::Delivered

@@ -137,12 +137,7 @@ pub(super) fn lock_claim(
     let held = transaction.query_opt(
         "SELECT 1 FROM box_files WHERE file_id = $1 AND file_version_id = $2
            AND lease_owner = $3 AND claim_generation = $4 FOR UPDATE",
-        &[
-            &claim.file_id,
-            &claim.file_version_id,
-            &claim.owner,
-            &claim.generation,
-        ],
+        &[&claim.file_id, &claim.file_version_id, &claim.owner, &claim.generation],
     )?;
     Ok(held.is_some())
 }
