@@ -27,10 +27,9 @@ mod wire_tests;
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::EncodingKey;
@@ -45,8 +44,9 @@ pub use model::{BoxFile, BoxFolder, BoxItem};
 use crate::config::BoxConfig;
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
-    read_error_text, read_json, request, request_label, CallOptions, HttpContext, Multipart,
-    RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    read_error_text, read_json, request, request_label, resolve_location, Attempt, CallOptions,
+    CopyError, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    TransportError,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -83,9 +83,9 @@ pub enum BoxError {
     /// (`invalid_grant`, `invalid_client`, `unauthorized_client`).
     #[error("Box authentication failed: {0}")]
     Auth(String),
-    /// Connection, timeout or protocol error after the retries.
+    /// Connection, timeout or protocol error after the retries (the ureq error is the source).
     #[error("Box transport error: {0}")]
-    Transport(String),
+    Transport(#[source] TransportError),
     /// The downloaded bytes do not have the SHA-1 Box announced (lowercase hex `actual`).
     #[error("Box download integrity check failed: expected sha1 {expected}, got {actual}")]
     Integrity {
@@ -121,15 +121,17 @@ impl BoxError {
                 *status == 429
                     || *status >= 500
                     || *status == 202
-                    || (*status == 409
-                        && matches!(
-                            code.as_str(),
-                            "operation_blocked_temporary" | "name_temporarily_reserved"
-                        ))
+                    || transient_conflict(*status, code)
             }
             BoxError::Transport(_) => true,
             _ => false,
         }
+    }
+
+    /// A 409 `item_name_in_use`: the name is taken in the target folder (an upload, a folder
+    /// creation or a move).
+    pub fn is_name_in_use(&self) -> bool {
+        matches!(self, BoxError::Api { status: 409, code, .. } if code == "item_name_in_use")
     }
 
     /// The HTTP status of an [`BoxError::Api`] error.
@@ -214,6 +216,7 @@ fn parse_api_failure(
         .message
         .filter(|message| !message.is_empty())
         .or_else(|| Some(transport::excerpt(text)).filter(|excerpt| !excerpt.is_empty()))
+        .map(|message| transport::redact_credentials(&message, &[]))
         .unwrap_or_else(|| reason_phrase(status).to_string());
     ApiFailure {
         status,
@@ -292,12 +295,17 @@ fn transient_box_reply(status: u16, body: &str) -> bool {
         && serde_json::from_str::<RawError>(body)
             .ok()
             .and_then(|error| error.code)
-            .is_some_and(|code| {
-                matches!(
-                    code.as_str(),
-                    "operation_blocked_temporary" | "name_temporarily_reserved"
-                )
-            })
+            .is_some_and(|code| transient_conflict(status, &code))
+}
+
+/// A 409 that clears by itself: `operation_blocked_temporary`, `name_temporarily_reserved`. The one
+/// list of Box's transient error codes ([`BoxError::is_transient`], retries of replies).
+fn transient_conflict(status: u16, code: &str) -> bool {
+    status == 409
+        && matches!(
+            code,
+            "operation_blocked_temporary" | "name_temporarily_reserved"
+        )
 }
 
 /// What to upload.
@@ -312,6 +320,19 @@ enum UploadError {
     /// 409 `item_name_in_use`.
     Conflict(Box<UploadConflict>),
     Other(BoxError),
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadError::Conflict(conflict) => write!(
+                formatter,
+                "{} {} on {}",
+                conflict.failure.status, conflict.failure.code, conflict.failure.endpoint
+            ),
+            UploadError::Other(error) => error.fmt(formatter),
+        }
+    }
 }
 
 /// A 409 `item_name_in_use`: the conflicting file (if Box described it) and the error.
@@ -578,10 +599,13 @@ impl BoxClient {
                 .error
                 .clone()
                 .unwrap_or_else(|| default_code(status).to_string());
-            let description = error
-                .error_description
-                .clone()
-                .unwrap_or_else(|| transport::excerpt(&text));
+            let description = transport::redact_credentials(
+                &error
+                    .error_description
+                    .clone()
+                    .unwrap_or_else(|| transport::excerpt(&text)),
+                &[],
+            );
             if is_retryable_status(status) {
                 return Err(BoxError::Api {
                     status,
@@ -617,10 +641,11 @@ impl BoxClient {
             SendError::Build(error) => error,
             SendError::Transport { error, attempts } => {
                 if transport::is_retryable_transport(&error) {
-                    BoxError::Transport(format!(
-                        "{}: {error} (after {attempts} attempt(s))",
-                        options.label
-                    ))
+                    BoxError::Transport(TransportError {
+                        label: options.label.to_string(),
+                        attempts,
+                        source: error,
+                    })
                 } else {
                     invalid_request(options.label, error)
                 }
@@ -683,6 +708,26 @@ impl BoxClient {
             }
             return Ok(response);
         }
+    }
+
+    /// A content transfer sent once ([`BoxClient::call_with`] without retry, content timeouts, no
+    /// redirects): uploads, chunked parts and commits, whose callers retry through [`transport::retry`].
+    fn send_content(
+        &self,
+        method: &Method,
+        url: &str,
+        finish: &dyn Fn(
+            ureq::http::request::Builder,
+        ) -> Result<Request<SendBody<'static>>, BoxError>,
+    ) -> Result<Response<Body>, BoxError> {
+        self.call_with(
+            method,
+            url,
+            false,
+            Redirects::Manual,
+            self.content_timeouts,
+            finish,
+        )
     }
 
     fn empty(
@@ -818,30 +863,24 @@ impl BoxClient {
             encode_path_segment(file_id)
         );
         let label = request_label(&Method::GET, &url);
-        let mut attempt: u32 = 0;
         let mut integrity_retried = false;
-        loop {
-            attempt += 1;
-            match self.download_once(&url, &label, expected_sha1, dest) {
-                Ok(bytes) => return Ok(bytes),
+        transport::retry(&self.http.policy, &label, |_| loop {
+            return match self.download_once(&url, &label, expected_sha1, dest) {
+                Ok(bytes) => Ok(bytes),
                 Err(DownloadFailure::Retry { error, retry_after }) => {
-                    if attempt > self.http.policy.max_retries {
-                        return Err(error);
-                    }
-                    let delay = self.http.policy.delay(attempt, retry_after);
-                    tracing::warn!(request = %label, attempt, error = %error,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "download attempt failed, retrying");
-                    thread::sleep(delay);
+                    Err(Attempt::Retry { error, retry_after })
                 }
+                // One more full download at once, the first time only.
                 Err(DownloadFailure::Integrity(error)) if !integrity_retried => {
                     integrity_retried = true;
                     tracing::warn!(request = %label, error = %error, "downloaded bytes do not match the sha1, downloading once more");
+                    continue;
                 }
                 Err(DownloadFailure::Integrity(error) | DownloadFailure::Fatal(error)) => {
-                    return Err(error)
+                    Err(Attempt::Stop(error))
                 }
-            }
-        }
+            };
+        })
     }
 
     fn download_once(
@@ -906,7 +945,10 @@ impl BoxClient {
 
     /// GET the redirect target with no `Authorization` (the URL itself is the credential).
     fn fetch_download_url(&self, location: &str) -> Result<Response<Body>, DownloadFailure> {
-        let label = format!("GET {} (download redirect)", host_of(location));
+        let label = format!(
+            "GET {} (download redirect)",
+            transport::redacted_origin(location)
+        );
         let options = CallOptions {
             label: &label,
             retry: true,
@@ -1128,36 +1170,25 @@ impl BoxClient {
         landed: &dyn Fn() -> Result<Option<BoxFile>, BoxError>,
     ) -> Result<BoxFile, UploadError> {
         let label = request_label(&Method::POST, url);
-        let policy = &self.http.policy;
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let outcome = self.call_with(
-                &Method::POST,
-                url,
-                false,
-                Redirects::Manual,
-                self.content_timeouts,
-                &|builder| {
-                    form.into_request(builder.header("content-md5", sha1))
-                        .map_err(BoxError::Io)
-                },
-            );
+        let mut check_landed = false;
+        transport::retry(&self.http.policy, &label, |attempt| {
+            if check_landed {
+                if let Some(file) =
+                    landed().map_err(|error| Attempt::Stop(UploadError::Other(error)))?
+                {
+                    tracing::info!(request = %label, file_id = %file.id, attempt,
+                        "an earlier upload attempt failed but the file arrived with the same sha1; done");
+                    return Ok(file);
+                }
+            }
+            let outcome = self.send_content(&Method::POST, url, &|builder| {
+                form.into_request(builder.header("content-md5", sha1))
+                    .map_err(BoxError::Io)
+            });
+            let stop = |error: BoxError| Attempt::Stop(UploadError::Other(error));
             let (error, retry_after, may_have_landed) = match outcome {
-                Ok(mut response) if response.status().is_success() => {
-                    let files: RawFiles = read_json(&mut response).map_err(|message| {
-                        UploadError::Other(BoxError::Decode(format!("{label}: {message}")))
-                    })?;
-                    return files
-                        .entries
-                        .into_iter()
-                        .next()
-                        .map(RawItem::into_file)
-                        .ok_or_else(|| {
-                            UploadError::Other(BoxError::Decode(format!(
-                                "{label}: no entry in the reply"
-                            )))
-                        });
+                Ok(response) if response.status().is_success() => {
+                    return first_entry(response, &label).map_err(stop);
                 }
                 Ok(response) => {
                     let failure = api_failure(&label, response);
@@ -1165,10 +1196,9 @@ impl BoxClient {
                         (409, "item_name_in_use") => {
                             let existing = first_conflict(failure.context_info.as_ref())
                                 .map(RawItem::into_file);
-                            return Err(UploadError::Conflict(Box::new(UploadConflict {
-                                existing,
-                                failure,
-                            })));
+                            return Err(Attempt::Stop(UploadError::Conflict(Box::new(
+                                UploadConflict { existing, failure },
+                            ))));
                         }
                         (409, "operation_blocked_temporary" | "name_temporarily_reserved") => {
                             let retry_after = failure.retry_after;
@@ -1178,27 +1208,19 @@ impl BoxClient {
                             let retry_after = failure.retry_after;
                             (BoxError::from(failure), retry_after, status != 429)
                         }
-                        _ => return Err(UploadError::Other(failure.into())),
+                        _ => return Err(stop(failure.into())),
                     }
                 }
                 Err(error @ BoxError::Transport(_)) => (error, None, true),
-                Err(error) => return Err(UploadError::Other(error)),
+                Err(error) => return Err(stop(error)),
             };
-            if attempt > policy.max_retries {
-                return Err(UploadError::Other(error));
-            }
-            if may_have_landed {
-                if let Some(file) = landed().map_err(UploadError::Other)? {
-                    tracing::info!(request = %label, file_id = %file.id, attempt, error = %error,
-                        "upload failed but the file arrived with the same sha1; done");
-                    return Ok(file);
-                }
-            }
-            let delay = policy.delay(attempt, retry_after);
-            tracing::warn!(request = %label, attempt, error = %error,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "upload failed and did not land, retrying");
-            thread::sleep(delay);
-        }
+            // Before sending again, the next attempt asks whether this one landed after all.
+            check_landed = may_have_landed;
+            Err(Attempt::Retry {
+                error: UploadError::Other(error),
+                retry_after,
+            })
+        })
     }
 
     // ----- folders and moves -----
@@ -1271,9 +1293,11 @@ impl BoxClient {
         Err(api_failure(&label, response).into())
     }
 
-    /// Moves (and renames) a file: PUT `{base}/2.0/files/{id}` `{"parent":{"id"},"name"}` -> 200 File. When
-    /// the name is taken in the target (409 `item_name_in_use`), tries once more with `"{file_id}_{name}"`.
-    /// A 404 (e.g. the file already moved by an earlier attempt that timed out) is returned as is.
+    /// Moves (and renames) a file: PUT `{base}/2.0/files/{id}` `{"parent":{"id"},"name"}` -> 200 File.
+    /// When the name is taken in the target, the 409 `item_name_in_use` [`BoxError::Api`] is returned
+    /// ([`BoxError::is_name_in_use`]): which other name to use is the caller's decision
+    /// (`pipeline::box_poll::move_under_free_name`). A 404 (e.g. the file already moved by an earlier
+    /// attempt that timed out) is returned as is.
     /// Source: <https://developer.box.com/reference/put-files-id/>.
     pub fn move_file(
         &self,
@@ -1281,16 +1305,8 @@ impl BoxClient {
         parent_id: &str,
         name: &str,
     ) -> Result<BoxFile, BoxError> {
-        match self.put_file(file_id, parent_id, name)? {
-            Ok(file) => Ok(file),
-            Err(failure) if failure.status == 409 && failure.code == "item_name_in_use" => {
-                let unique = format!("{file_id}_{name}");
-                tracing::info!(file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
-                self.put_file(file_id, parent_id, &unique)?
-                    .map_err(BoxError::from)
-            }
-            Err(failure) => Err(failure.into()),
-        }
+        self.put_file(file_id, parent_id, name)?
+            .map_err(BoxError::from)
     }
 
     fn put_file(
@@ -1321,6 +1337,18 @@ impl BoxClient {
     }
 }
 
+/// The file of an upload or commit reply (`{"entries":[File]}`, 201).
+fn first_entry(mut response: Response<Body>, label: &str) -> Result<BoxFile, BoxError> {
+    let files: RawFiles = read_json(&mut response)
+        .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+    files
+        .entries
+        .into_iter()
+        .next()
+        .map(RawItem::into_file)
+        .ok_or_else(|| BoxError::Decode(format!("{label}: no entry in the reply")))
+}
+
 fn same_sha1(actual: Option<&str>, expected: &str) -> bool {
     actual.is_some_and(|actual| actual.eq_ignore_ascii_case(expected))
 }
@@ -1344,30 +1372,6 @@ fn conflict_error(failure: ApiFailure, existing: &BoxFile) -> BoxError {
     error
 }
 
-/// Absolute URL of a redirect `Location` (absolute, or path-absolute relative to `base`).
-fn resolve_location(base: &str, location: &str) -> Option<String> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return Some(location.to_string());
-    }
-    if location.starts_with('/') && !location.starts_with("//") {
-        let (scheme, rest) = base.split_once("://")?;
-        let authority = rest.split('/').next()?;
-        return Some(format!("{scheme}://{authority}{location}"));
-    }
-    None
-}
-
-/// `scheme://host[:port]` of a URL, for logs (the rest of a download URL is a credential).
-fn host_of(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!(
-            "{scheme}://{}",
-            rest.split(['/', '?', '#']).next().unwrap_or("")
-        ),
-        None => "<download host>".to_string(),
-    }
-}
-
 /// Streams a download body into a temporary file next to `dest`, hashing; checks the SHA-1; renames.
 fn stream_to_file(
     response: Response<Body>,
@@ -1375,7 +1379,6 @@ fn stream_to_file(
     expected_sha1: Option<&str>,
     dest: &Path,
 ) -> Result<u64, DownloadFailure> {
-    use sha1::Digest;
     let directory = match dest.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -1388,33 +1391,21 @@ fn stream_to_file(
         .tempfile_in(directory)
         .map_err(|error| fatal_io("cannot create a temporary file for", error))?;
     let mut reader = response.into_body().into_reader();
-    let mut hasher = sha1::Sha1::new();
-    let mut buffer = vec![0u8; 128 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                return Err(DownloadFailure::Retry {
-                    error: BoxError::Transport(format!(
-                        "{label}: body interrupted after {total} bytes: {error}"
-                    )),
-                    retry_after: None,
-                })
-            }
-        };
-        hasher.update(&buffer[..read]);
-        temporary
-            .write_all(&buffer[..read])
-            .map_err(|error| fatal_io("cannot write", error))?;
-        total += read as u64;
-    }
+    let (actual, total) =
+        transport::copy_hashing(&mut reader, &mut temporary).map_err(|error| match error {
+            CopyError::Read { error, copied } => DownloadFailure::Retry {
+                error: BoxError::Transport(TransportError {
+                    label: format!("{label} (body interrupted after {copied} bytes)"),
+                    attempts: 1,
+                    source: ureq::Error::Io(error),
+                }),
+                retry_after: None,
+            },
+            CopyError::Write(error) => fatal_io("cannot write", error),
+        })?;
     temporary
         .flush()
         .map_err(|error| fatal_io("cannot write", error))?;
-    let actual = hex::encode(hasher.finalize());
     if let Some(expected) = expected_sha1 {
         if !expected.eq_ignore_ascii_case(&actual) {
             return Err(DownloadFailure::Integrity(BoxError::Integrity {
@@ -1510,12 +1501,42 @@ mod tests {
             endpoint: String::new(),
         };
         assert!(blocked.is_transient());
-        assert!(BoxError::Transport("x".into()).is_transient());
+        let dropped = BoxError::Transport(TransportError {
+            label: "GET /2.0/files/1".into(),
+            attempts: 3,
+            source: ureq::Error::ConnectionFailed,
+        });
+        assert!(dropped.is_transient());
+        assert_eq!(
+            dropped.to_string(),
+            "Box transport error: GET /2.0/files/1: connection failed error after 3 attempt(s): connection failed"
+        );
+        assert!(matches!(
+            std::error::Error::source(&dropped)
+                .and_then(|source| source.downcast_ref::<TransportError>())
+                .map(|inner| &inner.source),
+            Some(ureq::Error::ConnectionFailed)
+        ));
         assert!(!BoxError::Integrity {
             expected: "a".into(),
             actual: "b".into()
         }
         .is_transient());
+    }
+
+    #[test]
+    fn error_bodies_echoing_credentials_are_redacted() {
+        let failure = parse_api_failure(
+            401,
+            "GET /2.0/files/1",
+            "proxy says: Authorization: Bearer abcdefghijkl refused",
+            None,
+            None,
+            None,
+        );
+        let text = BoxError::from(failure).to_string();
+        assert!(!text.contains("abcdefghijkl"), "{text}");
+        assert!(text.contains("Authorization: ****"), "{text}");
     }
 
     #[test]
@@ -1530,7 +1551,7 @@ mod tests {
         );
         assert_eq!(resolve_location("https://api.box.com/x", "relative"), None);
         assert_eq!(
-            host_of("https://dl.boxcloud.com/d/1/secret/download"),
+            transport::redacted_origin("https://dl.boxcloud.com/d/1/secret/download"),
             "https://dl.boxcloud.com"
         );
     }

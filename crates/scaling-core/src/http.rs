@@ -16,12 +16,14 @@
 //! front and sends a chained reader (preamble bytes, the file, epilogue bytes), re-opened for every
 //! attempt.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -84,10 +86,12 @@ impl Timeouts {
 
 /// When and how long to wait before retrying a transient failure.
 ///
-/// Transient = HTTP 429, 500, 502, 503, 504 ([`is_retryable_status`]) or a connection/timeout error. The
-/// n-th retry (n = 1, 2, ...) waits `Retry-After` when the server sent one (capped at
-/// `max_retry_after`), else `base_delay * 2^(n-1)` capped at `max_delay`, with "equal jitter" (a random
-/// value between half and all of it). Box's SDK uses the same scheme (5 attempts, base 1 s, jitter 0.5).
+/// Transient = HTTP 429, 500, 502, 503, 504 ([`is_retryable_status`]) or a connection/timeout error
+/// ([`is_retryable_transport`]). The n-th retry (n = 1, 2, ...) waits the longer of the server's
+/// `Retry-After` (capped at `max_retry_after`) and the exponential backoff `base_delay * 2^(n-1)`
+/// capped at `max_delay`, with "equal jitter" (a random value between half and all of it). Box's SDK
+/// uses the same scheme (5 attempts, base 1 s, jitter 0.5). The backoff is the `backon` crate's
+/// [`backon::ExponentialBuilder`] ([`RetryPolicy::schedule`]); [`retry`] runs the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (0 = never retry).
@@ -129,30 +133,151 @@ impl RetryPolicy {
         }
     }
 
-    /// Exponential delay with jitter before retry number `retry` (1-based).
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let exponent = retry.saturating_sub(1).min(20);
-        let full = self
-            .base_delay
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_delay);
-        let half = full / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if jitter_nanos == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(rand::thread_rng().gen_range(0..=jitter_nanos))
-        };
-        half + jitter
+    /// The backoff schedule: `max_retries` delays, the n-th drawn from
+    /// `[d, 2d)` with `d = base_delay/2 * 2^(n-1)` capped at `max_delay/2` (backon's jitter adds up to
+    /// `d`), so every delay lies between half and all of `base_delay * 2^(n-1)` and below `max_delay`.
+    pub fn schedule(&self) -> backon::ExponentialBuilder {
+        let retries = usize::try_from(self.max_retries).unwrap_or(usize::MAX);
+        backon::ExponentialBuilder::new()
+            .with_min_delay(self.base_delay / 2)
+            .with_max_delay(self.max_delay / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(retries)
     }
 
-    /// Delay before retry number `retry` (1-based): the capped `Retry-After` when given, else [`Self::backoff`].
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+    /// Exponential delay with jitter before retry number `retry` (1-based), from [`Self::schedule`].
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let index = usize::try_from(retry.saturating_sub(1)).unwrap_or(usize::MAX);
+        backon::BackoffBuilder::build(self.schedule().without_max_times())
+            .nth(index)
+            .unwrap_or(self.max_delay)
+    }
+
+    /// The wait before a retry whose backoff is `backoff`: the longer of that and the server's
+    /// `Retry-After` capped at `max_retry_after`.
+    pub fn wait(&self, backoff: Duration, retry_after: Option<Duration>) -> Duration {
         match retry_after {
-            Some(wait) => wait.min(self.max_retry_after),
-            None => self.backoff(retry),
+            Some(wait) => wait.min(self.max_retry_after).max(backoff),
+            None => backoff,
         }
     }
+
+    /// Delay before retry number `retry` (1-based): [`Self::wait`] of [`Self::backoff`].
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        self.wait(self.backoff(retry), retry_after)
+    }
+}
+
+/// How one attempt of a retried operation ([`retry`]) failed.
+#[derive(Debug)]
+pub enum Attempt<E> {
+    /// Transient: worth another attempt, after the backoff or the server's `Retry-After`, whichever
+    /// is longer.
+    Retry {
+        /// What failed (logged as the cause of the retry; returned when no retry is left).
+        error: E,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Final: no further attempt.
+    Stop(E),
+}
+
+impl<E> Attempt<E> {
+    /// A transient failure without `Retry-After`.
+    pub fn retry(error: E) -> Self {
+        Attempt::Retry {
+            error,
+            retry_after: None,
+        }
+    }
+
+    /// The failure.
+    pub fn into_error(self) -> E {
+        match self {
+            Attempt::Retry { error, .. } | Attempt::Stop(error) => error,
+        }
+    }
+
+    fn is_retry(&self) -> bool {
+        matches!(self, Attempt::Retry { .. })
+    }
+}
+
+/// Runs `operation` with the attempt number (1, 2, ...) until it succeeds, fails with
+/// [`Attempt::Stop`], or fails with [`Attempt::Retry`] after `policy.max_retries` retries; returns
+/// the last error then. Between attempts it sleeps [`RetryPolicy::wait`] (backon's exponential
+/// backoff with jitter, or a longer `Retry-After`) and logs the retry at WARN: `request` (the label,
+/// no host or query), `attempt` (the one that failed), `cause` (the error's text: HTTP status, Box
+/// code or transport error kind), `retry_after_ms` and `wait_ms`.
+///
+/// The one retry loop of the clients: [`execute`] runs every request through it, and the Box
+/// client's content transfers (download, upload, chunked parts and commit) use it for their own
+/// retries around non-idempotent steps.
+pub fn retry<T, E: fmt::Display>(
+    policy: &RetryPolicy,
+    label: &str,
+    operation: impl FnMut(u32) -> Result<T, Attempt<E>>,
+) -> Result<T, E> {
+    retry_logged(policy, label, false, operation)
+}
+
+/// [`retry`] logging each retry at INFO instead of WARN when `quiet`: for waits that are part of
+/// the normal flow (Box's 202 "still processing" on a chunked upload commit).
+pub fn retry_logged<T, E: fmt::Display>(
+    policy: &RetryPolicy,
+    label: &str,
+    quiet: bool,
+    mut operation: impl FnMut(u32) -> Result<T, Attempt<E>>,
+) -> Result<T, E> {
+    use backon::BlockingRetryable as _;
+    macro_rules! log_retry {
+        ($level:ident, $attempt:expr, $cause:expr, $retry_after:expr, $wait:expr) => {
+            tracing::$level!(
+                request = label,
+                attempt = $attempt,
+                cause = %$cause,
+                retry_after_ms = $retry_after.map(millis),
+                wait_ms = millis($wait),
+                "transient failure, retrying"
+            )
+        };
+    }
+    // backon's sleeper sees only the backoff; the wait decided in `notify` (which sees the error and
+    // its Retry-After) is handed over through this cell.
+    let decided = Rc::new(Cell::new(None::<Duration>));
+    let planned = Rc::clone(&decided);
+    let mut attempts: u32 = 0;
+    let mut failed: u32 = 0;
+    (|| {
+        attempts += 1;
+        operation(attempts)
+    })
+    .retry(policy.schedule())
+    .when(Attempt::is_retry)
+    .notify(|failure: &Attempt<E>, backoff: Duration| {
+        failed += 1;
+        let (cause, retry_after) = match failure {
+            Attempt::Retry { error, retry_after } => (error, *retry_after),
+            Attempt::Stop(error) => (error, None),
+        };
+        let wait = policy.wait(backoff, retry_after);
+        planned.set(Some(wait));
+        if quiet {
+            log_retry!(info, failed, cause, retry_after, wait);
+        } else {
+            log_retry!(warn, failed, cause, retry_after, wait);
+        }
+    })
+    .sleep(move |backoff: Duration| thread::sleep(decided.take().unwrap_or(backoff)))
+    .call()
+    .map_err(Attempt::into_error)
+}
+
+/// A duration in whole milliseconds, for logs.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whether an HTTP status is worth retrying: 429 (rate limited), 500, 502, 503, 504.
@@ -171,6 +296,19 @@ pub fn is_retryable_transport(error: &ureq::Error) -> bool {
             | ureq::Error::ConnectionFailed
             | ureq::Error::Protocol(_)
     )
+}
+
+/// A short name of a ureq error's kind for logs and messages: `io`, `timeout`, `host not found`,
+/// `connection failed`, `protocol`, or `request` for errors of a request we built.
+pub fn transport_kind(error: &ureq::Error) -> &'static str {
+    match error {
+        ureq::Error::Io(_) => "io",
+        ureq::Error::Timeout(_) => "timeout",
+        ureq::Error::HostNotFound => "host not found",
+        ureq::Error::ConnectionFailed => "connection failed",
+        ureq::Error::Protocol(_) => "protocol",
+        _ => "request",
+    }
 }
 
 /// Parses a `Retry-After` value: delay-seconds (`"120"`, also `"1.5"`) or an HTTP-date (RFC 9110
@@ -239,11 +377,7 @@ pub fn encode_path_segment(value: &str) -> String {
 
 /// Bytes left as-is by the `application/x-www-form-urlencoded` serializer (WHATWG URL standard): ASCII
 /// alphanumerics and `*-._`.
-const FORM_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'*')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_');
+const FORM_ENCODE: &AsciiSet = &PATH_SEGMENT.add(b'~').remove(b'*');
 
 /// An `application/x-www-form-urlencoded` body from name/value pairs (everything but `*-._` and ASCII
 /// alphanumerics percent-encoded; a space is `%20`).
@@ -256,15 +390,102 @@ pub fn form_body(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// What logs and error messages show for a request: method and URL path, never the query string (which may
-/// hold markers or other opaque values) nor the host.
+/// What logs and error messages show for a request: method and URL path, never the user info, the
+/// query string (which may hold markers, tokens or other opaque values) nor the host. The one
+/// redaction of request URLs for the clients' logs and errors, with [`redacted_origin`].
 pub fn request_label(method: &http::Method, url: &str) -> String {
-    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = without_scheme
-        .find('/')
-        .map_or("/", |index| &without_scheme[index..]);
-    let path = path.split(['?', '#']).next().unwrap_or(path);
-    format!("{method} {path}")
+    match url::Url::parse(url) {
+        Ok(parsed) => format!("{method} {}", parsed.path()),
+        Err(_) => format!("{method} <invalid URL>"),
+    }
+}
+
+/// `scheme://host[:port]` of a URL, for logs about a URL whose path or query is a credential (Box's
+/// download URLs); user info, path and query are left out. `<invalid URL>` when it does not parse.
+pub fn redacted_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => parsed.origin().ascii_serialization(),
+        Err(_) => "<invalid URL>".to_string(),
+    }
+}
+
+/// The absolute URL of a redirect `Location`: an absolute URL as is, a path-absolute one (`/d/1`)
+/// joined to the request's URL `base` by the `url` crate; `None` for anything else (relative paths,
+/// scheme-relative `//host/...`, unparsable values).
+pub fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if let Ok(absolute) = url::Url::parse(location) {
+        return Some(absolute.into());
+    }
+    if !location.starts_with('/') || location.starts_with("//") {
+        return None;
+    }
+    let base = url::Url::parse(base).ok()?;
+    base.join(location).ok().map(String::from)
+}
+
+/// `text` with every credential replaced by `****`: the one redaction of text that may echo a
+/// request (error bodies, transport errors) before it is logged, stored or mailed, for the Box
+/// client and the notifier alike:
+///
+/// - each of `secrets` (values shorter than 4 characters are ignored), longest first;
+/// - the token of an `Authorization`-style scheme: `Basic …`, `Bearer …`, `Digest …`;
+/// - the values of credential headers echoed back (`Authorization:`, `Proxy-Authorization:`,
+///   `X-Api-Key:`, `otmmauthtoken:`: scheme and token; `Cookie:`, `Set-Cookie:`: to the end of
+///   the line);
+/// - URL user-info (`https://user:password@host`) and credential query parameters
+///   (`access_token`, `token`, `api_key`, `key`, `password`, `secret`, `signature`, `code`, …);
+/// - `name=value` / `"name": "value"` pairs for those names, and `api:…` (a decoded Basic pair);
+/// - Mailgun key shapes (`key-` + 32 letters/digits, and `32hex-8hex-8hex`) even when not
+///   configured here.
+pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
+    use std::sync::LazyLock;
+    static PATTERNS: LazyLock<Vec<(regex::Regex, &'static str)>> = LazyLock::new(|| {
+        [
+            (
+                r#"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|otmmauthtoken)("?\s*[:=]\s*"?)(?:[a-z]+\s+)?[^\s"',;]+"#,
+                "${1}${2}****",
+            ),
+            (
+                r#"(?i)\b(cookie|set-cookie)("?\s*[:=]\s*"?)[^\r\n"]+"#,
+                "${1}${2}****",
+            ),
+            (r"(?i)\b(basic|bearer|digest)(\s+)[A-Za-z0-9._~+/-]{6,}=*", "${1}${2}****"),
+            (r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}****@"),
+            (
+                r#"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|password|passwd|pwd|secret|client_secret|signature|sig|code)=)[^&\s"'#]+"#,
+                "${1}****",
+            ),
+            (
+                r#"(?i)("?\b(?:access_token|refresh_token|id_token|api_key|apikey|password|passwd|client_secret|signing_secret|secret|token)"?\s*[:=]\s*"?)[^"\s,&}]+"#,
+                "${1}****",
+            ),
+            (r#"\bapi:[^\s"',;]+"#, "api:****"),
+            (r"(?i)\bkey-[0-9a-z]{32}\b", "****"),
+            (r"(?i)\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b", "****"),
+        ]
+        .into_iter()
+        .map(|(pattern, replacement)| {
+            (
+                regex::Regex::new(pattern).expect("redaction pattern"),
+                replacement,
+            )
+        })
+        .collect()
+    });
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .filter(|secret| secret.len() >= 4)
+        .collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    let mut out = text.to_string();
+    for secret in secrets {
+        out = out.replace(secret, "****");
+    }
+    for (pattern, replacement) in PATTERNS.iter() {
+        out = pattern.replace_all(&out, *replacement).into_owned();
+    }
+    out
 }
 
 /// Request rate limit shared by every clone of a client and every thread using it.
@@ -375,75 +596,116 @@ pub enum SendError<E> {
     },
 }
 
+/// What one attempt of [`execute`] ended with when it was not the answer to hand back.
+enum Exchange<E> {
+    /// The caller's factory failed.
+    Build(E),
+    /// A reply that is transient by status or by `retry_reply` (handed back when no retry is left).
+    Reply(Response<Body>),
+    /// No reply.
+    Transport { error: ureq::Error, attempt: u32 },
+}
+
+impl<E> fmt::Display for Exchange<E> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exchange::Build(_) => formatter.write_str("the request could not be built"),
+            Exchange::Reply(response) => write!(formatter, "HTTP {}", response.status().as_u16()),
+            Exchange::Transport { error, .. } => {
+                write!(
+                    formatter,
+                    "transport error ({}): {error}",
+                    transport_kind(error)
+                )
+            }
+        }
+    }
+}
+
+/// A request that got no reply after its attempts: what was asked (a [`request_label`], possibly
+/// with where it stopped), how many attempts were made, and the last ureq error as the source. Its
+/// text names the error kind ([`transport_kind`]) and repeats the source's text, so a message kept
+/// as a string still says what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{label}: {} error after {attempts} attempt(s): {source}", transport_kind(.source))]
+pub struct TransportError {
+    /// `"GET /2.0/files/1/content"`, never a host or query.
+    pub label: String,
+    /// Attempts made (1 when the request was not retried).
+    pub attempts: u32,
+    /// The last error.
+    #[source]
+    pub source: ureq::Error,
+}
+
 /// Sends one logical request: for every attempt calls `make` (so bodies are re-opened and signatures
 /// renewed), applies the per-request configuration (`http_status_as_error(false)`, timeouts, redirects),
 /// waits for the rate limiter and sends. With `options.retry`, transient statuses and transport errors are
-/// retried per the context's policy, honouring `Retry-After`. Returns the last response whatever its
-/// status (the caller maps non-2xx to its error type).
+/// retried through [`retry`] per the context's policy (the longer of the backoff and `Retry-After`, each
+/// retry logged with its cause and wait). Returns the last response whatever its status (the caller maps
+/// non-2xx to its error type).
 pub fn execute<E>(
     context: &HttpContext,
     options: &CallOptions<'_>,
     make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, E>,
 ) -> Result<Response<Body>, SendError<E>> {
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        let request = make().map_err(SendError::Build)?;
+    let retries = if options.retry {
+        context.policy.max_retries
+    } else {
+        0
+    };
+    let policy = RetryPolicy {
+        max_retries: retries,
+        ..context.policy.clone()
+    };
+    let outcome = retry(&policy, options.label, |attempt| {
+        let request = make().map_err(|error| Attempt::Stop(Exchange::Build(error)))?;
         let request = configure(&context.agent, request, options);
         context.limit.wait();
-        let may_retry = options.retry && attempt <= context.policy.max_retries;
+        let may_retry = attempt <= retries;
         match context.agent.run(request) {
             Ok(response) => {
-                let status = response.status().as_u16();
-                let (response, transient_reply) = match options.retry_reply {
-                    Some(judge)
-                        if may_retry
-                            && !is_retryable_status(status)
-                            && !response.status().is_success()
-                            && !response.status().is_redirection() =>
-                    {
-                        let (response, text) = buffer_error_body(response);
-                        let transient = judge(status, &text);
-                        (response, transient)
+                let status = response.status();
+                let (response, transient) = if !may_retry || status.is_success() {
+                    (response, false)
+                } else if is_retryable_status(status.as_u16()) {
+                    (response, true)
+                } else {
+                    match options.retry_reply {
+                        Some(judge) if !status.is_redirection() => {
+                            let (response, text) = buffer_error_body(response);
+                            (response, judge(status.as_u16(), &text))
+                        }
+                        _ => (response, false),
                     }
-                    _ => (response, false),
                 };
-                if may_retry && (is_retryable_status(status) || transient_reply) {
-                    let delay = context
-                        .policy
-                        .delay(attempt, retry_after(response.headers()));
-                    tracing::warn!(
-                        request = options.label,
-                        status,
-                        attempt,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        "transient HTTP status, retrying"
-                    );
-                    drop(response);
-                    thread::sleep(delay);
-                    continue;
+                if transient {
+                    let retry_after = retry_after(response.headers());
+                    return Err(Attempt::Retry {
+                        error: Exchange::Reply(response),
+                        retry_after,
+                    });
                 }
-                return Ok(response);
+                Ok(response)
             }
             Err(error) => {
-                if may_retry && is_retryable_transport(&error) {
-                    let delay = context.policy.delay(attempt, None);
-                    tracing::warn!(
-                        request = options.label,
-                        error = %error,
-                        attempt,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        "transport error, retrying"
-                    );
-                    thread::sleep(delay);
-                    continue;
-                }
-                return Err(SendError::Transport {
-                    error,
-                    attempts: attempt,
-                });
+                let retryable = may_retry && is_retryable_transport(&error);
+                let failure = Exchange::Transport { error, attempt };
+                Err(if retryable {
+                    Attempt::retry(failure)
+                } else {
+                    Attempt::Stop(failure)
+                })
             }
         }
+    });
+    match outcome {
+        Ok(response) | Err(Exchange::Reply(response)) => Ok(response),
+        Err(Exchange::Build(error)) => Err(SendError::Build(error)),
+        Err(Exchange::Transport { error, attempt }) => Err(SendError::Transport {
+            error,
+            attempts: attempt,
+        }),
     }
 }
 
@@ -638,24 +900,53 @@ pub fn is_private(metadata: &std::fs::Metadata) -> bool {
     }
 }
 
-/// SHA-1 (lowercase hex) and length in bytes of a file, read in 64 KiB blocks.
-pub fn sha1_file(path: &Path) -> io::Result<(String, u64)> {
+/// Why [`copy_hashing`] stopped.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading failed after `copied` bytes (for a response body: the transfer broke).
+    Read {
+        /// The read error.
+        error: io::Error,
+        /// Bytes read and written before it.
+        copied: u64,
+    },
+    /// Writing failed (a local file).
+    Write(io::Error),
+}
+
+/// Copies `reader` to `writer` in 128 KiB blocks while hashing: the SHA-1 (lowercase hex) and the
+/// length in bytes of what was copied. The one streamed hash of the clients: file hashes
+/// ([`sha1_file`]) and downloads streamed to a temporary file.
+pub fn copy_hashing(
+    reader: &mut dyn Read,
+    writer: &mut dyn io::Write,
+) -> Result<(String, u64), CopyError> {
     use sha1::Digest;
-    let mut file = File::open(path)?;
     let mut hasher = sha1::Sha1::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut total: u64 = 0;
+    let mut buffer = vec![0u8; 128 * 1024];
+    let mut copied: u64 = 0;
     loop {
-        let read = match file.read(&mut buffer) {
+        let read = match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
+            Err(error) => return Err(CopyError::Read { error, copied }),
         };
         hasher.update(&buffer[..read]);
-        total += read as u64;
+        writer
+            .write_all(&buffer[..read])
+            .map_err(CopyError::Write)?;
+        copied += read as u64;
     }
-    Ok((hex::encode(hasher.finalize()), total))
+    Ok((hex::encode(hasher.finalize()), copied))
+}
+
+/// SHA-1 (lowercase hex) and length in bytes of a file, streamed ([`copy_hashing`]).
+pub fn sha1_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    copy_hashing(&mut file, &mut io::sink()).map_err(|error| match error {
+        CopyError::Read { error, .. } | CopyError::Write(error) => error,
+    })
 }
 
 /// SHA-1 (lowercase hex) of bytes in memory.
@@ -1009,6 +1300,146 @@ mod tests {
         );
     }
 
+    /// What `run` logs (INFO and above), as text.
+    fn logs_of(run: impl FnOnce()) -> String {
+        use std::io::{Seek as _, SeekFrom};
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(Arc::clone(&file))
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let mut file = &*file;
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[test]
+    fn retry_stops_on_stop_and_after_the_last_retry() {
+        let mut calls = 0;
+        let result: Result<(), &str> = retry(&RetryPolicy::fast(5), "GET /x", |_| {
+            calls += 1;
+            Err(Attempt::Stop("refused"))
+        });
+        assert_eq!((result, calls), (Err("refused"), 1));
+
+        let mut seen = Vec::new();
+        let result: Result<u32, String> = retry(&RetryPolicy::fast(2), "GET /x", |attempt| {
+            seen.push(attempt);
+            Err(Attempt::retry(format!("HTTP 503 #{attempt}")))
+        });
+        assert_eq!(result, Err("HTTP 503 #3".to_string()));
+        assert_eq!(seen, [1, 2, 3]);
+
+        let result = retry(&RetryPolicy::fast(2), "GET /x", |attempt| {
+            if attempt < 3 {
+                Err(Attempt::retry("HTTP 500"))
+            } else {
+                Ok(attempt)
+            }
+        });
+        assert_eq!(result, Ok(3));
+        let result: Result<(), &str> = retry(&RetryPolicy::fast(0), "GET /x", |_| {
+            Err(Attempt::retry("HTTP 500"))
+        });
+        assert_eq!(result, Err("HTTP 500"));
+    }
+
+    #[test]
+    fn execute_waits_out_retry_after_and_logs_each_retry_with_its_cause() {
+        let server = test_server::TestServer::start(|_, earlier| match earlier.len() {
+            0 => test_server::Reply::empty(429).header("retry-after", "0.4"),
+            1 => test_server::Reply::drop_connection(),
+            _ => test_server::Reply::bytes(200, b"ok"),
+        });
+        let context = HttpContext {
+            agent: Agent::new_with_defaults(),
+            limit: RateLimit::unlimited(),
+            policy: RetryPolicy {
+                max_retries: 3,
+                base_delay: Duration::from_millis(2),
+                max_delay: Duration::from_millis(4),
+                max_retry_after: Duration::from_secs(5),
+            },
+        };
+        let url = format!("{}/2.0/files/1?marker=secret", server.url);
+        let label = request_label(&http::Method::GET, &url);
+        let options = CallOptions {
+            label: &label,
+            retry: true,
+            timeouts: Timeouts::from_secs(5, 5),
+            redirects: Redirects::Manual,
+            retry_reply: None,
+        };
+        let started = std::time::Instant::now();
+        let mut status = 0;
+        let logs = logs_of(|| {
+            let mut make = || empty_body(request(http::Method::GET, &url));
+            status = execute(&context, &options, &mut make)
+                .unwrap()
+                .status()
+                .as_u16();
+        });
+        assert_eq!(status, 200);
+        assert_eq!(server.requests().len(), 3);
+        // The longer of Retry-After (400 ms) and the backoff (a few ms).
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        let retries: Vec<&str> = logs
+            .lines()
+            .filter(|line| line.contains("transient failure, retrying"))
+            .collect();
+        assert_eq!(retries.len(), 2, "{logs}");
+        assert!(
+            retries[0].contains("WARN")
+                && retries[0].contains("request=\"GET /2.0/files/1\"")
+                && retries[0].contains("attempt=1")
+                && retries[0].contains("cause=HTTP 429")
+                && retries[0].contains("retry_after_ms=400")
+                && retries[0].contains("wait_ms=400"),
+            "{}",
+            retries[0]
+        );
+        assert!(
+            retries[1].contains("attempt=2") && retries[1].contains("cause=transport error ("),
+            "{}",
+            retries[1]
+        );
+        assert!(!logs.contains("secret"), "{logs}");
+    }
+
+    #[test]
+    fn execute_hands_back_the_last_transient_reply_and_sends_once_without_retry() {
+        let server = test_server::TestServer::start(|_, _| test_server::Reply::empty(503));
+        let context = HttpContext {
+            agent: Agent::new_with_defaults(),
+            limit: RateLimit::unlimited(),
+            policy: RetryPolicy::fast(2),
+        };
+        let url = format!("{}/x", server.url);
+        let mut options = CallOptions {
+            label: "GET /x",
+            retry: true,
+            timeouts: Timeouts::from_secs(5, 5),
+            redirects: Redirects::Manual,
+            retry_reply: None,
+        };
+        let mut make = || empty_body(request(http::Method::GET, &url));
+        let response = execute(&context, &options, &mut make).unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(server.requests().len(), 3);
+        options.retry = false;
+        let response = execute(&context, &options, &mut make).unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(server.requests().len(), 4);
+    }
+
     #[test]
     fn retryable_statuses() {
         for status in [429, 500, 502, 503, 504] {
@@ -1033,6 +1464,15 @@ mod tests {
             "POST /oauth2/token"
         );
         assert_eq!(request_label(&http::Method::GET, "http://host"), "GET /");
+        assert_eq!(
+            request_label(&http::Method::GET, "https://user:pw@host/a%2Fb?token=x#f"),
+            "GET /a%2Fb"
+        );
+        assert_eq!(
+            redacted_origin("https://user:pw@dl.boxcloud.com:8443/d/1/secret/download?t=s"),
+            "https://dl.boxcloud.com:8443"
+        );
+        assert_eq!(redacted_origin("not a url"), "<invalid URL>");
     }
 
     #[test]

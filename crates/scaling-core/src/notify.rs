@@ -22,7 +22,15 @@ use hmac::{Hmac, Mac};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use sha2::Sha256;
 
+use ureq::http::{Method, Request, Response};
+use ureq::{Body, SendBody};
+
+pub use crate::http::redact_credentials;
+
 use crate::config::{EmailConfig, EmailTemplates, WebhookEndpoint};
+use crate::http::{
+    self, CallOptions, HttpContext, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+};
 use crate::secret::Secret;
 
 /// Longest piece of a response body quoted in an error message (characters).
@@ -161,35 +169,14 @@ fn template_env() -> Environment<'static> {
     env
 }
 
-/// serde_json value -> minijinja value (objects become maps, arrays sequences; a non-object root
-/// yields an empty context).
-fn to_template_value(v: &serde_json::Value) -> minijinja::Value {
-    fn conv(v: &serde_json::Value) -> minijinja::Value {
-        use serde_json::Value as J;
-        match v {
-            J::Null => minijinja::Value::from(()),
-            J::Bool(b) => minijinja::Value::from(*b),
-            J::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    minijinja::Value::from(i)
-                } else if let Some(u) = n.as_u64() {
-                    minijinja::Value::from(u)
-                } else {
-                    minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
-            J::String(s) => minijinja::Value::from(s.as_str()),
-            J::Array(a) => a.iter().map(conv).collect(),
-            J::Object(o) => {
-                let m: BTreeMap<String, minijinja::Value> =
-                    o.iter().map(|(k, v)| (k.clone(), conv(v))).collect();
-                minijinja::Value::from(m)
-            }
-        }
-    }
-    match v {
-        serde_json::Value::Object(_) => conv(v),
-        _ => minijinja::Value::from(BTreeMap::<String, minijinja::Value>::new()),
+/// The template context of a JSON value, through minijinja's `serde` support
+/// (`Value::from(`[`minijinja::value::Serde`]`(..))`, minijinja 3's form of `Value::from_serialize`): objects become maps, arrays sequences; a non-object root
+/// yields an empty context.
+fn to_template_value(value: &serde_json::Value) -> minijinja::Value {
+    if value.is_object() {
+        minijinja::Value::from(minijinja::value::Serde(value))
+    } else {
+        minijinja::Value::from(BTreeMap::<String, minijinja::Value>::new())
     }
 }
 
@@ -197,7 +184,7 @@ fn to_template_value(v: &serde_json::Value) -> minijinja::Value {
 /// (<https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/>).
 #[derive(Clone)]
 pub struct Mailer {
-    agent: ureq::Agent,
+    http: HttpContext,
     url: String,
     events_url: String,
     domain: String,
@@ -222,7 +209,7 @@ impl Mailer {
     pub fn new(cfg: &EmailConfig, agent: ureq::Agent) -> Self {
         let base = cfg.mailgun_base_url.trim_end_matches('/');
         Mailer {
-            agent,
+            http: notify_context(agent),
             url: format!("{base}/v3/{}/messages", cfg.domain.trim()),
             events_url: format!("{base}/v3/{}/events", cfg.domain.trim()),
             domain: cfg.domain.trim().to_string(),
@@ -263,6 +250,24 @@ impl Mailer {
         format!("Basic {credentials}")
     }
 
+    /// `builder` with Mailgun's Basic credential and our `User-Agent`.
+    fn authorized(&self, builder: ureq::http::request::Builder) -> ureq::http::request::Builder {
+        builder
+            .header("Authorization", self.basic_auth())
+            .header("User-Agent", USER_AGENT)
+    }
+
+    /// One Mailgun request through [`http::execute`], sent once (the outbox retries).
+    fn call(
+        &self,
+        method: &Method,
+        url: &str,
+        timeouts: Timeouts,
+        make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, ureq::http::Error>,
+    ) -> Result<Response<Body>, CallError> {
+        send_once(&self.http, method, url, timeouts, make)
+    }
+
     fn scrub(&self, error: NotifyError) -> NotifyError {
         let forms = self.secret_forms();
         let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
@@ -285,25 +290,22 @@ impl Mailer {
         let bare = bare_message_id(message_id);
         let begin = (since_unix - EVENTS_SKEW_SECS).max(0).to_string();
         let limit = EVENTS_LIMIT.to_string();
-        let result = self
-            .agent
-            .get(&self.events_url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .query("event", "accepted")
-            .query("message-id", bare)
-            .query("begin", &begin)
-            .query("ascending", "yes")
-            .query("limit", &limit)
-            .header("Authorization", self.basic_auth())
-            .header("User-Agent", USER_AGENT)
-            .call();
-        let mut response = result
-            .map_err(|e| transport_error("Mailgun events", &e))
-            .map_err(|e| self.scrub(e))?;
+        let mut url = url::Url::parse(&self.events_url)
+            .map_err(|e| NotifyError::Permanent(format!("Mailgun events: invalid URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("event", "accepted")
+            .append_pair("message-id", bare)
+            .append_pair("begin", &begin)
+            .append_pair("ascending", "yes")
+            .append_pair("limit", &limit);
+        let url = String::from(url);
+        let mut response = self
+            .call(&Method::GET, &url, NOTIFY_TIMEOUTS, &mut || {
+                http::empty_body(self.authorized(http::request(Method::GET, &url)))
+            })
+            .map_err(|e| self.scrub(e.in_call("Mailgun events")))?;
         let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
+        let body = read_body(&mut response);
         if !(200..300).contains(&status) {
             return Err(self.scrub(status_error("Mailgun events", status, &body)));
         }
@@ -352,20 +354,16 @@ impl Mailer {
         let message_id = self.message_id(idempotency_key);
         form.push(("h:Message-Id", message_id.as_str()));
 
-        let result = self
-            .agent
-            .post(&self.url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .header("Authorization", self.basic_auth())
-            .header("User-Agent", USER_AGENT)
-            .send_form(form);
-        let mut response = result
-            .map_err(|e| transport_error("Mailgun", &e))
-            .map_err(|e| self.scrub(e))?;
+        let mut response = self
+            .call(&Method::POST, &self.url, NOTIFY_TIMEOUTS, &mut || {
+                http::form(
+                    self.authorized(http::request(Method::POST, &self.url)),
+                    &form,
+                )
+            })
+            .map_err(|e| self.scrub(e.in_call("Mailgun")))?;
         let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
+        let body = read_body(&mut response);
         if (200..300).contains(&status) {
             let id = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
@@ -423,7 +421,7 @@ fn events_contain_accepted(reply: &serde_json::Value, bare_id: &str) -> bool {
 /// Sends outgoing webhooks (`webhooks.yaml` endpoints).
 #[derive(Clone)]
 pub struct WebhookSender {
-    agent: ureq::Agent,
+    http: HttpContext,
 }
 
 impl fmt::Debug for WebhookSender {
@@ -435,7 +433,9 @@ impl fmt::Debug for WebhookSender {
 impl WebhookSender {
     /// A sender using `agent` (per-request timeout comes from each endpoint's `timeout_secs`).
     pub fn new(agent: ureq::Agent) -> Self {
-        WebhookSender { agent }
+        WebhookSender {
+            http: notify_context(agent),
+        }
     }
 
     /// POST `{"event":event,"idempotency_key":key,"occurred_at":<now, RFC 3339 UTC>,"data":payload}`
@@ -487,49 +487,53 @@ impl WebhookSender {
         } else {
             endpoint.timeout_secs
         });
-        let mut request = self
-            .agent
-            .post(&endpoint.url)
-            .config()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .build()
-            .header("Content-Type", "application/json")
-            .header("User-Agent", USER_AGENT)
-            .header("Idempotency-Key", idempotency_key)
-            .header("X-CS-Event", event);
-        if let Some(token) = &endpoint.bearer_token {
-            if !token.expose().is_empty() {
-                request = request.header("Authorization", format!("Bearer {}", token.expose()));
-            }
-        }
-        if let Some(secret) = &endpoint.signing_secret {
-            if !secret.expose().is_empty() {
-                request = request.header(
-                    "X-CS-Signature",
-                    signature(secret.expose().as_bytes(), &body),
-                );
-            }
-        }
-        let what = format!("webhook `{}`", endpoint.name);
-        let mut response = request.send(&body[..]).map_err(|e| {
-            let secrets: Vec<&str> = [&endpoint.bearer_token, &endpoint.signing_secret]
-                .into_iter()
-                .flatten()
-                .map(|s| s.expose().as_str())
-                .collect();
-            transport_error(&what, &e).map_text(|t| redact_credentials(t, &secrets))
-        })?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        let detail = response.body_mut().read_to_string().unwrap_or_default();
         let secrets: Vec<&str> = [&endpoint.bearer_token, &endpoint.signing_secret]
             .into_iter()
             .flatten()
             .map(|s| s.expose().as_str())
             .collect();
+        let what = format!("webhook `{}`", endpoint.name);
+        let timeouts = Timeouts {
+            connect: timeout.min(NOTIFY_TIMEOUTS.connect),
+            read: timeout.min(NOTIFY_TIMEOUTS.read),
+            total: Some(timeout),
+        };
+        let mut make = || {
+            let mut request = http::request(Method::POST, &endpoint.url)
+                .header("User-Agent", USER_AGENT)
+                .header("Idempotency-Key", idempotency_key)
+                .header("X-CS-Event", event);
+            if let Some(token) = &endpoint.bearer_token {
+                if !token.expose().is_empty() {
+                    request = request.header("Authorization", format!("Bearer {}", token.expose()));
+                }
+            }
+            if let Some(secret) = &endpoint.signing_secret {
+                if !secret.expose().is_empty() {
+                    request = request.header(
+                        "X-CS-Signature",
+                        signature(secret.expose().as_bytes(), &body),
+                    );
+                }
+            }
+            http::bytes_body(request, "application/json", body.clone())
+        };
+        let mut response = send_once(
+            &self.http,
+            &Method::POST,
+            &endpoint.url,
+            timeouts,
+            &mut make,
+        )
+        .map_err(|e| {
+            e.in_call(&what)
+                .map_text(|t| redact_credentials(t, &secrets))
+        })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let detail = read_body(&mut response);
         Err(status_error(&what, status, &detail).map_text(|t| redact_credentials(t, &secrets)))
     }
 }
@@ -571,6 +575,76 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
         }
         Err(_) => "sha256=".to_string(),
     }
+}
+
+/// Timeouts of the notifier's requests: connect 10 s, each read 30 s, 40 s in all (a webhook
+/// endpoint's `timeout_secs` bounds its own requests further).
+const NOTIFY_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(10),
+    read: Duration::from_secs(30),
+    total: Some(Duration::from_secs(40)),
+};
+
+/// The notifier's transport: the caller's agent, no rate limit, no retry inside a pass (the outbox
+/// retries later, with the idempotency key).
+fn notify_context(agent: ureq::Agent) -> HttpContext {
+    HttpContext {
+        agent,
+        limit: RateLimit::unlimited(),
+        policy: RetryPolicy::new(0),
+    }
+}
+
+/// Why a notification request got no reply.
+enum CallError {
+    /// The request could not be built (bad URL or header value).
+    Build(ureq::http::Error),
+    /// No reply.
+    Transport(ureq::Error),
+}
+
+impl CallError {
+    /// The [`NotifyError`] of this failure for the call `what`.
+    fn in_call(self, what: &str) -> NotifyError {
+        match self {
+            CallError::Build(e) => NotifyError::Permanent(format!("{what}: invalid request: {e}")),
+            CallError::Transport(e) => transport_error(what, &e),
+        }
+    }
+}
+
+/// Sends one notification request through [`http::execute`] (no retry, redirects followed without
+/// `Authorization`, the given timeouts); any status is returned.
+fn send_once(
+    context: &HttpContext,
+    method: &Method,
+    url: &str,
+    timeouts: Timeouts,
+    make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, ureq::http::Error>,
+) -> Result<Response<Body>, CallError> {
+    let label = http::request_label(method, url);
+    let options = CallOptions {
+        label: &label,
+        retry: false,
+        timeouts,
+        redirects: Redirects::FollowWithoutAuth,
+        retry_reply: None,
+    };
+    http::execute(context, &options, make).map_err(|error| match error {
+        SendError::Build(e) => CallError::Build(e),
+        SendError::Transport { error, .. } => CallError::Transport(error),
+    })
+}
+
+/// A reply's body as text, at most [`http::MAX_JSON_BODY_BYTES`] (an events page of 100 items is
+/// far below); empty when unreadable.
+fn read_body(response: &mut Response<Body>) -> String {
+    response
+        .body_mut()
+        .with_config()
+        .limit(http::MAX_JSON_BODY_BYTES)
+        .read_to_string()
+        .unwrap_or_default()
 }
 
 /// Error for an HTTP status that is not 2xx.
@@ -637,69 +711,6 @@ fn snippet(s: &str) -> String {
 /// `secrets`, the literal secret values and their encodings, e.g. [`Mailer::secret_forms`]).
 pub fn outbox_error_text(error: &NotifyError, secrets: &[&str]) -> String {
     redact_credentials(&error.to_string(), secrets)
-}
-
-/// `text` with every credential replaced by `****`:
-///
-/// - each of `secrets` (values shorter than 4 characters are ignored), longest first;
-/// - the token of an `Authorization`-style scheme: `Basic …`, `Bearer …`, `Digest …`;
-/// - the values of credential headers echoed back (`Authorization:`, `Proxy-Authorization:`,
-///   `X-Api-Key:`, `otmmauthtoken:`: scheme and token; `Cookie:`, `Set-Cookie:`: to the end of
-///   the line);
-/// - URL user-info (`https://user:password@host`) and credential query parameters
-///   (`access_token`, `token`, `api_key`, `key`, `password`, `secret`, `signature`, `code`, …);
-/// - `name=value` / `"name": "value"` pairs for those names, and `api:…` (a decoded Basic pair);
-/// - Mailgun key shapes (`key-` + 32 letters/digits, and `32hex-8hex-8hex`) even when not
-///   configured here.
-pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
-    use std::sync::LazyLock;
-    static PATTERNS: LazyLock<Vec<(regex::Regex, &'static str)>> = LazyLock::new(|| {
-        [
-            (
-                r#"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|otmmauthtoken)("?\s*[:=]\s*"?)(?:[a-z]+\s+)?[^\s"',;]+"#,
-                "${1}${2}****",
-            ),
-            (
-                r#"(?i)\b(cookie|set-cookie)("?\s*[:=]\s*"?)[^\r\n"]+"#,
-                "${1}${2}****",
-            ),
-            (r"(?i)\b(basic|bearer|digest)(\s+)[A-Za-z0-9._~+/-]{6,}=*", "${1}${2}****"),
-            (r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}****@"),
-            (
-                r#"(?i)([?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|password|passwd|pwd|secret|client_secret|signature|sig|code)=)[^&\s"'#]+"#,
-                "${1}****",
-            ),
-            (
-                r#"(?i)("?\b(?:access_token|refresh_token|id_token|api_key|apikey|password|passwd|client_secret|signing_secret|secret|token)"?\s*[:=]\s*"?)[^"\s,&}]+"#,
-                "${1}****",
-            ),
-            (r#"\bapi:[^\s"',;]+"#, "api:****"),
-            (r"(?i)\bkey-[0-9a-z]{32}\b", "****"),
-            (r"(?i)\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b", "****"),
-        ]
-        .into_iter()
-        .map(|(pattern, replacement)| {
-            (
-                regex::Regex::new(pattern).expect("redaction pattern"),
-                replacement,
-            )
-        })
-        .collect()
-    });
-    let mut secrets: Vec<&str> = secrets
-        .iter()
-        .copied()
-        .filter(|secret| secret.len() >= 4)
-        .collect();
-    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-    let mut out = text.to_string();
-    for secret in secrets {
-        out = out.replace(secret, "****");
-    }
-    for (pattern, replacement) in PATTERNS.iter() {
-        out = pattern.replace_all(&out, *replacement).into_owned();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -28,10 +28,10 @@
 //! otherwise (or when absent) the documented paths under `upload_url` are used, so the token never goes
 //! to another host.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::thread;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -40,14 +40,14 @@ use sha1::Digest as _;
 use ureq::http::{header, Method};
 use ureq::SendBody;
 
-use super::model::{first_conflict, lenient_u64, RawFiles, RawItem};
+use super::model::{first_conflict, lenient_u64, RawItem};
 use super::{
-    api_failure, conflict_error, host_of, invalid_request, io_error, same_sha1, with_parent,
+    api_failure, conflict_error, first_entry, invalid_request, io_error, same_sha1, with_parent,
     ApiFailure, BoxClient, BoxError, BoxFile, UploadSource,
 };
 use crate::http::{
-    self as transport, encode_path_segment, is_retryable_status, read_json, request_label,
-    Redirects,
+    self as transport, encode_path_segment, is_retryable_status, read_json, request_label, Attempt,
+    Redirects, RetryPolicy,
 };
 
 /// Most 202 "still processing" replies waited out on commit (rclone uses 100).
@@ -121,8 +121,25 @@ impl From<BoxError> for Refused {
     }
 }
 
-fn millis(delay: Duration) -> u64 {
-    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+impl fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(formatter)
+    }
+}
+
+/// The commit's error once Box answered 202 more than [`MAX_COMMIT_POLLS`] times (the session is
+/// kept: the commit may still complete).
+fn still_processing(label: &str) -> Failure {
+    Failure {
+        error: BoxError::Api {
+            status: 202,
+            code: "commit_still_processing".into(),
+            message: format!("Box was still processing the parts after {MAX_COMMIT_POLLS} commits"),
+            request_id: None,
+            endpoint: label.to_string(),
+        },
+        abort: false,
+    }
 }
 
 /// A part object (`{part_id, offset, size, sha1}`) of a part upload reply or a parts listing.
@@ -287,15 +304,19 @@ impl BoxClient {
             self.upload_base,
             encode_path_segment(&id)
         );
-        let upload_host = host_of(&self.upload_base).to_ascii_lowercase();
+        let upload_host = transport::redacted_origin(&self.upload_base).to_ascii_lowercase();
         let endpoint = |key: &str, default: String| -> String {
             match reply
                 .pointer(&format!("/session_endpoints/{key}"))
                 .and_then(Value::as_str)
             {
-                Some(url) if host_of(url).to_ascii_lowercase() == upload_host => url.to_string(),
+                Some(url)
+                    if transport::redacted_origin(url).to_ascii_lowercase() == upload_host =>
+                {
+                    url.to_string()
+                }
                 Some(url) => {
-                    tracing::warn!(endpoint = key, host = %host_of(url),
+                    tracing::warn!(endpoint = key, host = %transport::redacted_origin(url),
                         "upload session endpoint on another host than box.upload_url; using the documented path");
                     default
                 }
@@ -382,37 +403,27 @@ impl BoxClient {
         let range = format!("bytes {offset}-{}/{total}", offset + length - 1);
         let url = session.upload_part.as_str();
         let label = request_label(&Method::PUT, url);
-        let policy = &self.http.policy;
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let outcome = self.call_with(
-                &Method::PUT,
-                url,
-                false,
-                Redirects::Manual,
-                self.content_timeouts,
-                &|builder| {
-                    let mut file = File::open(path)
-                        .map_err(|error| io_error("cannot read upload source", path, error))?;
-                    file.seek(SeekFrom::Start(offset))
-                        .map_err(|error| io_error("cannot read upload source", path, error))?;
-                    builder
-                        .header(header::CONTENT_TYPE, "application/octet-stream")
-                        .header(header::CONTENT_LENGTH, length)
-                        .header(header::CONTENT_RANGE, range.as_str())
-                        .header("digest", digest.as_str())
-                        .body(SendBody::from_owned_reader(file.take(length)))
-                        .map_err(|error| invalid_request(&label, error))
-                },
-            );
+        transport::retry(&self.http.policy, &label, |attempt| {
+            let outcome = self.send_content(&Method::PUT, url, &|builder| {
+                let mut file = File::open(path)
+                    .map_err(|error| io_error("cannot read upload source", path, error))?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(|error| io_error("cannot read upload source", path, error))?;
+                builder
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_LENGTH, length)
+                    .header(header::CONTENT_RANGE, range.as_str())
+                    .header("digest", digest.as_str())
+                    .body(SendBody::from_owned_reader(file.take(length)))
+                    .map_err(|error| invalid_request(&label, error))
+            });
+            let stop = |error: BoxError| Attempt::Stop(Failure::permanent(error));
             let (error, retry_after, list_first) = match outcome {
                 Ok(mut response) if response.status().is_success() => {
-                    let reply: Value = read_json(&mut response).map_err(|message| {
-                        Failure::permanent(BoxError::Decode(format!("{label}: {message}")))
-                    })?;
+                    let reply: Value = read_json(&mut response)
+                        .map_err(|message| stop(BoxError::Decode(format!("{label}: {message}"))))?;
                     return parse_part(reply.get("part").unwrap_or(&reply)).ok_or_else(|| {
-                        Failure::permanent(BoxError::Decode(format!(
+                        stop(BoxError::Decode(format!(
                             "{label}: reply without part {{part_id, offset, size}}"
                         )))
                     });
@@ -430,16 +441,16 @@ impl BoxClient {
                             if let Some(part) = self.find_part(session, offset, length, &sha1) {
                                 return Ok(part);
                             }
-                            return Err(Failure::permanent(failure.into()));
+                            return Err(stop(failure.into()));
                         }
                         (status, _) if is_retryable_status(status) => {
                             (BoxError::from(failure), retry_after, true)
                         }
-                        _ => return Err(Failure::permanent(failure.into())),
+                        _ => return Err(stop(failure.into())),
                     }
                 }
                 Err(error) if error.is_transient() => (error, None, true),
-                Err(error) => return Err(Failure::permanent(error)),
+                Err(error) => return Err(stop(error)),
             };
             if list_first {
                 if let Some(part) = self.find_part(session, offset, length, &sha1) {
@@ -448,14 +459,11 @@ impl BoxClient {
                     return Ok(part);
                 }
             }
-            if attempt > policy.max_retries {
-                return Err(Failure { error, abort: true });
-            }
-            let delay = policy.delay(attempt, retry_after);
-            tracing::warn!(request = %label, offset, attempt, error = %error, delay_ms = millis(delay),
-                "part upload failed, retrying");
-            thread::sleep(delay);
-        }
+            Err(Attempt::Retry {
+                error: Failure { error, abort: true },
+                retry_after,
+            })
+        })
     }
 
     /// The part at `offset` with this size and SHA-1 among the session's stored parts, if any. A listing
@@ -486,18 +494,18 @@ impl BoxClient {
     /// Every part stored in the session: GET `list_parts?offset=N&limit=1000`, paged by `total_count`.
     /// Source: <https://developer.box.com/reference/get-files-upload-sessions-id-parts/>.
     fn list_parts(&self, session: &Session) -> Result<Vec<StoredPart>, BoxError> {
-        let separator = if session.list_parts.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
+        let base = url::Url::parse(&session.list_parts).map_err(|error| {
+            BoxError::Unsupported(format!("cannot build the list_parts URL: {error}"))
+        })?;
         let mut parts = Vec::new();
         let mut offset: u64 = 0;
         loop {
-            let url = format!(
-                "{}{separator}offset={offset}&limit={PARTS_PAGE_LIMIT}",
-                session.list_parts
-            );
+            let mut page_url = base.clone();
+            page_url
+                .query_pairs_mut()
+                .append_pair("offset", &offset.to_string())
+                .append_pair("limit", &PARTS_PAGE_LIMIT.to_string());
+            let url = String::from(page_url);
             let page: Value = self.get_json(&url)?;
             let entries = page
                 .get("entries")
@@ -530,60 +538,41 @@ impl BoxClient {
         let url = session.commit.as_str();
         let label = request_label(&Method::POST, url);
         let policy = &self.http.policy;
-        let mut failures: u32 = 0;
         let mut polls: u32 = 0;
         let mut may_have_landed = false;
-        loop {
-            let outcome = self.call_with(
-                &Method::POST,
-                url,
-                false,
-                Redirects::Manual,
-                self.content_timeouts,
-                &|builder| {
+        transport::retry(policy, &label, |_| {
+            // 202: Box is still processing the parts; commit again after its Retry-After, at most
+            // MAX_COMMIT_POLLS times over the whole commit.
+            let polling = RetryPolicy {
+                max_retries: MAX_COMMIT_POLLS.saturating_sub(polls),
+                base_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
+                max_retry_after: policy.max_retry_after,
+            };
+            let outcome = transport::retry_logged(&polling, &label, true, |_| {
+                let outcome = self.send_content(&Method::POST, url, &|builder| {
                     transport::json_body(builder.header("digest", digest.as_str()), &body)
                         .map_err(|error| invalid_request(&label, error))
-                },
-            );
-            let (error, retry_after, check_landed) = match outcome {
-                Ok(response) if response.status().as_u16() == 202 => {
-                    polls += 1;
-                    let wait = transport::retry_after(response.headers())
-                        .unwrap_or(DEFAULT_COMMIT_WAIT)
-                        .min(policy.max_retry_after);
-                    if polls > MAX_COMMIT_POLLS {
-                        return Err(Failure {
-                            error: BoxError::Api {
-                                status: 202,
-                                code: "commit_still_processing".into(),
-                                message: format!(
-                                    "Box was still processing the parts after {MAX_COMMIT_POLLS} commits"
-                                ),
-                                request_id: None,
-                                endpoint: label.clone(),
-                            },
-                            abort: false,
-                        });
+                });
+                match outcome {
+                    Ok(response) if response.status().as_u16() == 202 => {
+                        polls += 1;
+                        Err(Attempt::Retry {
+                            error: still_processing(&label),
+                            retry_after: Some(
+                                transport::retry_after(response.headers())
+                                    .unwrap_or(DEFAULT_COMMIT_WAIT),
+                            ),
+                        })
                     }
-                    tracing::debug!(request = %label, polls, wait_ms = millis(wait),
-                        "Box is still processing the parts; committing again");
-                    thread::sleep(wait);
-                    continue;
+                    other => Ok(other),
                 }
-                Ok(mut response) if response.status().is_success() => {
-                    let files: RawFiles = read_json(&mut response).map_err(|message| {
-                        Failure::permanent(BoxError::Decode(format!("{label}: {message}")))
-                    })?;
-                    let file = files
-                        .entries
-                        .into_iter()
-                        .next()
-                        .map(RawItem::into_file)
-                        .ok_or_else(|| {
-                            Failure::permanent(BoxError::Decode(format!(
-                                "{label}: no entry in the reply"
-                            )))
-                        })?;
+            })
+            .map_err(Attempt::Stop)?;
+            let stop = |error: BoxError| Attempt::Stop(Failure::permanent(error));
+            let (error, retry_after, check_landed) = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    let file = first_entry(response, &label).map_err(stop)?;
                     return Ok(match target {
                         Target::NewFile { folder_id } => with_parent(file, folder_id),
                         Target::NewVersion { .. } => file,
@@ -609,10 +598,8 @@ impl BoxClient {
                                         Target::NewVersion { .. } => existing,
                                     })
                                 }
-                                Some(existing) => {
-                                    Err(Failure::permanent(conflict_error(failure, &existing)))
-                                }
-                                None => Err(Failure::permanent(failure.into())),
+                                Some(existing) => Err(stop(conflict_error(failure, &existing))),
+                                None => Err(stop(failure.into())),
                             };
                         }
                         (409, "operation_blocked_temporary" | "name_temporarily_reserved") => {
@@ -623,20 +610,20 @@ impl BoxClient {
                             if let Some(file) = self.commit_landed(target, name, &sha1) {
                                 return Ok(file);
                             }
-                            return Err(Failure {
+                            return Err(Attempt::Stop(Failure {
                                 error: failure.into(),
                                 abort: false,
-                            });
+                            }));
                         }
                         (429, _) => (BoxError::from(failure), retry_after, false),
                         (status, _) if is_retryable_status(status) => {
                             (BoxError::from(failure), retry_after, true)
                         }
-                        _ => return Err(Failure::permanent(failure.into())),
+                        _ => return Err(stop(failure.into())),
                     }
                 }
                 Err(error) if error.is_transient() => (error, None, true),
-                Err(error) => return Err(Failure::permanent(error)),
+                Err(error) => return Err(stop(error)),
             };
             if check_landed {
                 may_have_landed = true;
@@ -646,18 +633,14 @@ impl BoxClient {
                     return Ok(file);
                 }
             }
-            failures += 1;
-            if failures > policy.max_retries {
-                return Err(Failure {
+            Err(Attempt::Retry {
+                error: Failure {
                     error,
                     abort: !may_have_landed,
-                });
-            }
-            let delay = policy.delay(failures, retry_after);
-            tracing::warn!(request = %label, attempt = failures, error = %error, delay_ms = millis(delay),
-                "commit failed, retrying");
-            thread::sleep(delay);
-        }
+                },
+                retry_after,
+            })
+        })
     }
 
     /// Whether a commit landed although its reply was lost: the target folder holds `name` with this

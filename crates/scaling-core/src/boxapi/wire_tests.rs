@@ -555,7 +555,7 @@ fn create_folder_returns_the_existing_folder_on_conflict() {
 }
 
 #[test]
-fn move_with_a_name_clash_retries_once_with_a_unique_name() {
+fn move_reports_a_name_clash_and_the_pipeline_retries_once_with_a_unique_name() {
     let server = TestServer::start(|request, earlier| match request.path() {
         "/oauth2/token" => token_reply(earlier),
         "/2.0/files/5" => {
@@ -578,14 +578,19 @@ fn move_with_a_name_clash_retries_once_with_a_unique_name() {
         _ => Reply::empty(404),
     });
     let box_client = client(&server);
-    let moved = box_client.move_file("5", "900", "a.mp4").unwrap();
+    // The client reports the clash; the pipeline's rule picks `{file_id}_{name}`.
+    let clash = box_client.move_file("5", "900", "a.mp4").unwrap_err();
+    assert!(clash.is_name_in_use(), "{clash}");
+    assert_eq!(server.count("PUT", "/2.0/files/5"), 1);
+    let move_under_free_name = crate::pipeline::box_poll::move_under_free_name;
+    let moved = move_under_free_name(&box_client, "5", "900", "a.mp4").unwrap();
     assert_eq!(
         (moved.name.as_str(), moved.parent_id.as_deref()),
         ("5_a.mp4", Some("900"))
     );
-    let error = box_client.move_file("5", "900", "b.mp4").unwrap_err();
+    let error = move_under_free_name(&box_client, "5", "900", "b.mp4").unwrap_err();
     assert_eq!(error.status(), Some(409));
-    assert_eq!(server.count("PUT", "/2.0/files/5"), 4);
+    assert_eq!(server.count("PUT", "/2.0/files/5"), 1 + 4);
 }
 
 #[test]

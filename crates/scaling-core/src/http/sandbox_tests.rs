@@ -148,9 +148,13 @@ fn box_client_against_the_sandbox() {
         ("clip.bin", Some(target.id.as_str()))
     );
     let second = client.upload(&folder.id, "clip.bin", &other).unwrap();
-    let renamed = client
-        .move_file(&second.id, &target.id, "clip.bin")
-        .unwrap();
+    let renamed = crate::pipeline::box_poll::move_under_free_name(
+        &client,
+        &second.id,
+        &target.id,
+        "clip.bin",
+    )
+    .unwrap();
     assert_eq!(renamed.name, format!("{}_clip.bin", second.id));
     let names: Vec<String> = client
         .list_folder(&target.id)

@@ -34,7 +34,7 @@ use serde_json::json;
 
 use super::transition::{self, campaign_context, Transition};
 use super::{backoff_secs, run_workers, PassError, PassReport, Services};
-use crate::boxapi::{BoxError, BoxFile, BoxItem};
+use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem};
 use crate::dam::{DamError, JobState};
 use crate::media::{self, MediaError};
 use crate::metadata::{self, field_text, BuildInput, DomainValues};
@@ -351,6 +351,31 @@ pub fn delivered_name<'a>(file_id: &str, name: &'a str) -> &'a str {
         .unwrap_or(name)
 }
 
+/// The name a file is moved under when its own is taken in the target folder: `{file_id}_{name}`
+/// (unique, as Box file ids are; [`delivered_name`] strips it again).
+pub fn clash_free_name(file_id: &str, name: &str) -> String {
+    format!("{file_id}_{name}")
+}
+
+/// Moves Box file `file_id` into `parent_id` under `name`; when the name is taken there (409
+/// `item_name_in_use`), once more under [`clash_free_name`]. Errors: the Box client's, the second
+/// clash's included.
+pub fn move_under_free_name(
+    client: &BoxClient,
+    file_id: &str,
+    parent_id: &str,
+    name: &str,
+) -> Result<BoxFile, BoxError> {
+    match client.move_file(file_id, parent_id, name) {
+        Err(error) if error.is_name_in_use() => {
+            let unique = clash_free_name(file_id, name);
+            tracing::info!(file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
+            client.move_file(file_id, parent_id, &unique)
+        }
+        other => other,
+    }
+}
+
 /// Whether Box file `file_id` is in folder `folder_id` now (GET /files/{id}, one request; only
 /// asked for a file the ledger has recorded as moved out). A file gone from Box is not.
 fn back_in_watched_folder(
@@ -549,7 +574,7 @@ fn archive(
     Ok(())
 }
 
-/// Moves a file into `target`, keeping its name (the Box client adds a unique prefix on a
+/// Moves a file into `target`, keeping its name ([`move_under_free_name`]: a unique prefix on a
 /// clash). Returns false when Box no longer has the file (deleted or trashed by a person). A
 /// failure after an earlier attempt may mean it already moved: checked by reading the file.
 fn move_file(
@@ -558,7 +583,7 @@ fn move_file(
     name: &str,
     target: &str,
 ) -> Result<bool, PassError> {
-    match services.box_client.move_file(file_id, target, name) {
+    match move_under_free_name(&services.box_client, file_id, target, name) {
         Ok(_) => Ok(true),
         Err(error) => match services.box_client.get_file(file_id) {
             Ok(current) if current.parent_id.as_deref() == Some(target) => Ok(true),

@@ -718,7 +718,13 @@ mod tests {
             "credentials refused"
         );
         assert_eq!(
-            code(PassError::from_box(BoxError::Transport("refused".into()))),
+            code(PassError::from_box(BoxError::Transport(
+                crate::http::TransportError {
+                    label: "GET /2.0/folders/0".into(),
+                    attempts: 1,
+                    source: ureq::Error::ConnectionFailed,
+                }
+            ))),
             75
         );
         assert_eq!(

@@ -523,10 +523,13 @@ fn reprocess_file(
         // Back under the name it was delivered with (without the `{file_id}_` prefix a name
         // clash in _errors/ may have added).
         let name = box_poll::delivered_name(&file.id, &file.name).to_string();
-        file = services
-            .box_client
-            .move_file(&file.id, watched_folder_id, &name)
-            .map_err(PassError::from_box)?;
+        file = box_poll::move_under_free_name(
+            &services.box_client,
+            &file.id,
+            watched_folder_id,
+            &name,
+        )
+        .map_err(PassError::from_box)?;
         tracing::info!(file = %file.name, box_file = %file.id, "moved back into the watched folder");
     }
     let version_id = file
