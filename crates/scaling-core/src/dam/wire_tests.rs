@@ -5,6 +5,7 @@ use serde_json::json;
 use super::*;
 use crate::config::{CampaignModel, DamAuth, DamConfig};
 use crate::http::test_server::{Recorded, Reply, TestServer};
+use crate::secret::Secret;
 
 fn config(server: &TestServer, auth: DamAuth) -> DamConfig {
     DamConfig {
