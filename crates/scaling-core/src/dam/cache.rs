@@ -23,8 +23,6 @@ pub(super) struct LookupCache {
     path: Option<PathBuf>,
     /// How long fetched values are used without asking OTMM again.
     ttl: Duration,
-    /// `validate_domain_values.strict_mode`: never fall back to expired values.
-    strict: bool,
     /// What this process knows (loaded from the file on first use).
     memory: Mutex<Option<LookupFile>>,
 }
@@ -52,20 +50,36 @@ struct CachedValue {
 
 const LOOKUP_FORMAT: u32 = 1;
 
+impl CachedDomain {
+    fn to_values(&self) -> Vec<DomainValue> {
+        self.values
+            .iter()
+            .map(|value| DomainValue {
+                value: value.value.clone(),
+                display: value.display.clone(),
+            })
+            .collect()
+    }
+}
+
 impl LookupCache {
-    /// A cache kept in `path`, used for `ttl`; `strict`: never fall back to expired values.
-    pub(super) fn new(path: PathBuf, ttl: Duration, strict: bool) -> Self {
+    /// A cache kept in `path`, whose values are used for `ttl`.
+    pub(super) fn new(path: PathBuf, ttl: Duration) -> Self {
         Self {
             path: Some(path),
             ttl,
-            strict,
             memory: Mutex::new(None),
         }
     }
 
+    /// The values of `domain_id` whatever their age.
+    pub(super) fn cached(&self, api_base: &str, domain_id: &str) -> Option<Vec<DomainValue>> {
+        self.entry(api_base, domain_id)
+            .map(|entry| entry.to_values())
+    }
+
     /// The values of `domain_id`: from the cache while fresh, else from `fetch` (recorded when the
-    /// TTL is not zero). When `fetch` fails for a passing reason and strict mode is off, the expired
-    /// values are used with a warning.
+    /// TTL is not zero; its error returned as it is).
     pub(super) fn lookup(
         &self,
         api_base: &str,
@@ -74,51 +88,28 @@ impl LookupCache {
     ) -> Result<Vec<DomainValue>, DamError> {
         let now = jiff::Timestamp::now().as_second();
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
-        let known = self.entry(api_base, domain_id);
-        let to_values = |entry: &CachedDomain| -> Vec<DomainValue> {
-            entry
-                .values
-                .iter()
-                .map(|value| DomainValue {
-                    value: value.value.clone(),
-                    display: value.display.clone(),
-                })
-                .collect()
-        };
-        if let Some(entry) = &known {
+        if let Some(entry) = self.entry(api_base, domain_id) {
             let age = now.saturating_sub(entry.fetched_at);
             if (0..ttl).contains(&age) {
                 tracing::debug!(domain_id, age_secs = age, "lookup domain from the cache");
-                return Ok(to_values(entry));
+                return Ok(entry.to_values());
             }
         }
-        match fetch() {
-            Ok(values) => {
-                if ttl > 0 {
-                    let entry = CachedDomain {
-                        fetched_at: now,
-                        values: values
-                            .iter()
-                            .map(|value| CachedValue {
-                                value: value.value.clone(),
-                                display: value.display.clone(),
-                            })
-                            .collect(),
-                    };
-                    self.put(api_base, domain_id, entry);
-                }
-                Ok(values)
-            }
-            Err(error) if error.is_transient() && !self.strict => match &known {
-                Some(entry) => {
-                    tracing::warn!(domain_id, error = %error,
-                        "lookup domain could not be refreshed; using the expired cached values (strict_mode is off)");
-                    Ok(to_values(entry))
-                }
-                None => Err(error),
-            },
-            Err(error) => Err(error),
+        let values = fetch()?;
+        if ttl > 0 {
+            let entry = CachedDomain {
+                fetched_at: now,
+                values: values
+                    .iter()
+                    .map(|value| CachedValue {
+                        value: value.value.clone(),
+                        display: value.display.clone(),
+                    })
+                    .collect(),
+            };
+            self.put(api_base, domain_id, entry);
         }
+        Ok(values)
     }
 
     /// The cached entry of `domain_id` (fresh or not), loading the file on first use.

@@ -23,10 +23,10 @@ use serde_json::Value;
 use ureq::http::{header, Method, Request, Response};
 use ureq::{Body, SendBody};
 
-use crate::config::{DamAuth, DamConfig, DomainValidation};
+use crate::config::{DamAuth, DamConfig};
 use crate::http::{
-    self as transport, encode_path_segment, encode_query_value, read_error_text, read_json,
-    request, request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy,
+    self as transport, encode_path_segment, encode_query_value, read_error_text, request,
+    request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy,
     SendError, Timeouts,
 };
 
@@ -46,7 +46,7 @@ pub use model::{
 };
 
 use cache::LookupCache;
-use error::{failure, invalid_request};
+use error::{failure, invalid_request, read_json, send_failure};
 use model::{value_text, value_u64};
 use session::Credentials;
 
@@ -65,7 +65,7 @@ pub struct DamClient {
     http: HttpContext,
     api_base: String,
     auth: Arc<DamAuth>,
-    credentials: Arc<Mutex<Option<Credentials>>>,
+    credentials: Arc<Mutex<Option<Arc<Credentials>>>>,
     timeouts: Timeouts,
     content_timeouts: Timeouts,
     import_job_timeout: Duration,
@@ -122,17 +122,12 @@ impl DamClient {
     }
 
     /// Keeps lookup-domain values across passes in `{dir}/`[`LOOKUP_CACHE_FILE`] (private JSON, written
-    /// atomically; keyed by the DAM's URL), reused for `validation.cache_ttl_hours` (0 = always ask OTMM).
-    /// When a refresh fails for a passing reason (DAM down) and `validation.strict_mode` is false, the
-    /// expired values are used with a warning (a stale list can at worst cause a warning then); in strict
-    /// mode the error is returned (the file is retried later rather than rejected against a stale list).
-    /// Without this call [`DamClient::lookup_domain`] always asks OTMM.
-    pub fn with_lookup_cache(mut self, dir: &Path, validation: &DomainValidation) -> Self {
-        self.lookup_cache = Some(Arc::new(LookupCache::new(
-            dir.join(LOOKUP_CACHE_FILE),
-            Duration::from_secs(validation.cache_ttl_hours.saturating_mul(3600)),
-            validation.strict_mode,
-        )));
+    /// atomically; keyed by the DAM's URL), reused for `ttl` (`validation.cache_ttl_hours`; zero =
+    /// always ask OTMM). Values whose TTL has passed stay readable through
+    /// [`DamClient::expired_lookup_domain`], for callers whose policy allows them when OTMM cannot be
+    /// asked. Without this call [`DamClient::lookup_domain`] always asks OTMM.
+    pub fn with_lookup_cache(mut self, dir: &Path, ttl: Duration) -> Self {
+        self.lookup_cache = Some(Arc::new(LookupCache::new(dir.join(LOOKUP_CACHE_FILE), ttl)));
         self
     }
 
@@ -152,14 +147,7 @@ impl DamClient {
         transport::execute(&self.http, options, make).map_err(|error| match error {
             SendError::Build(error) => error,
             SendError::Transport { error, attempts } => {
-                if transport::is_retryable_transport(&error) {
-                    DamError::Transport(format!(
-                        "{}: {error} (after {attempts} attempt(s))",
-                        options.label
-                    ))
-                } else {
-                    invalid_request(options.label, error)
-                }
+                send_failure(options.label, error, attempts)
             }
         })
     }
@@ -230,7 +218,7 @@ impl DamClient {
         if !response.status().is_success() {
             return Err(failure(&label, response));
         }
-        read_json(&mut response).map_err(|message| DamError::Decode(format!("{label}: {message}")))
+        read_json(&label, &mut response)
     }
 
     /// An idempotent mutating call with a form or JSON body, expecting 2xx; returns the body text.
@@ -410,7 +398,9 @@ impl DamClient {
 
     /// Downloads an asset's master content to `dest` and returns the size in bytes: GET `/assets/{id}/contents`,
     /// streamed into a private temporary file next to `dest` (content timeout), renamed when complete.
-    /// Transport errors, also mid-body, restart the download (up to `max_retries`).
+    /// Connection failures and 429/5xx before the body are retried by the HTTP core (`max_retries`); a
+    /// body cut off mid-transfer is [`DamError::Interrupted`] (the partial file removed, `dest`
+    /// untouched): the DAM is unreachable for now and the next pass downloads again.
     /// Source: api-notes/otmm.md "Assets".
     pub fn download_to(&self, asset_id: &str, dest: &Path) -> Result<u64, DamError> {
         let url = format!(
@@ -419,38 +409,20 @@ impl DamClient {
             encode_path_segment(asset_id)
         );
         let label = request_label(&Method::GET, &url);
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let outcome = self
-                .call(
-                    &Method::GET,
-                    &url,
-                    true,
-                    self.content_timeouts,
-                    &|builder| {
-                        transport::empty_body(builder.header(header::ACCEPT, "*/*"))
-                            .map_err(|error| invalid_request(&label, error))
-                    },
-                )
-                .and_then(|response| {
-                    if response.status().is_success() {
-                        stream_to_file(response, &label, dest)
-                    } else {
-                        Err(failure(&label, response))
-                    }
-                });
-            match outcome {
-                Ok(bytes) => return Ok(bytes),
-                Err(error @ DamError::Transport(_)) if attempt <= self.http.policy.max_retries => {
-                    let delay = self.http.policy.delay(attempt, None);
-                    tracing::warn!(request = %label, attempt, error = %error,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "download attempt failed, retrying");
-                    thread::sleep(delay);
-                }
-                Err(error) => return Err(error),
-            }
+        let response = self.call(
+            &Method::GET,
+            &url,
+            true,
+            self.content_timeouts,
+            &|builder| {
+                transport::empty_body(builder.header(header::ACCEPT, "*/*"))
+                    .map_err(|error| invalid_request(&label, error))
+            },
+        )?;
+        if !response.status().is_success() {
+            return Err(failure(&label, response));
         }
+        stream_to_file(response, &label, dest)
     }
 
     /// Imports a file as a new asset in `folder_id` and returns the import job id.
@@ -476,24 +448,26 @@ impl DamClient {
             .text("parent_folder_id", folder_id)
             .json("manifest", &import_manifest(file_name, mime_type))
             .file("files", file_name, mime_type, path)
-            .map_err(|error| {
-                DamError::Io(io::Error::new(
-                    error.kind(),
-                    format!("import source {}: {error}", path.display()),
-                ))
+            .map_err(|source| DamError::Io {
+                context: format!("cannot read the import source {}", path.display()),
+                source,
             })?;
         let mut response = self.call(
             &Method::POST,
             &url,
             false,
             self.content_timeouts,
-            &|builder| form.into_request(builder).map_err(DamError::Io),
+            &|builder| {
+                form.into_request(builder).map_err(|source| DamError::Io {
+                    context: format!("cannot read the import source {}", path.display()),
+                    source,
+                })
+            },
         )?;
         if !response.status().is_success() {
             return Err(failure(&label, response));
         }
-        let body: Value = read_json(&mut response)
-            .map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
+        let body = read_json(&label, &mut response)?;
         body.pointer("/job_handle/job_id")
             .or_else(|| body.pointer("/import_job_handle/job_id"))
             .or_else(|| body.get("job_id"))
@@ -509,24 +483,43 @@ impl DamClient {
         parse_job(&self.get_json(&url)?)
     }
 
-    /// Polls [`DamClient::job_state`] (every 250 ms, doubling up to 5 s) until the job is no longer in
-    /// progress or `timeout` (default `dam.import_job_timeout_secs`) has passed; returns the last state
-    /// (`InProgress` on timeout: the job stays in flight, not failed).
+    /// Polls [`DamClient::job_state`] until the job is no longer in progress or `timeout` (default
+    /// `dam.import_job_timeout_secs`; zero asks once) has passed, and returns the last state
+    /// (`InProgress` on timeout: the job stays in flight, not failed). Pauses start at 100 ms and double
+    /// up to 2 s, each logged at DEBUG; a timeout is logged at INFO. Errors of a poll are returned as
+    /// they are (a transport error after the HTTP core's retries).
     pub fn wait_for_job(
         &self,
         job_id: &str,
         timeout: Option<Duration>,
     ) -> Result<JobState, DamError> {
-        let deadline = Instant::now() + timeout.unwrap_or(self.import_job_timeout);
-        let mut pause = Duration::from_millis(250);
+        let timeout = timeout.unwrap_or(self.import_job_timeout);
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(100);
         loop {
             let state = self.job_state(job_id)?;
             let now = Instant::now();
-            if state != JobState::InProgress || now >= deadline {
+            if state != JobState::InProgress {
                 return Ok(state);
             }
-            thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_secs(5));
+            if now >= deadline {
+                if !timeout.is_zero() {
+                    tracing::info!(
+                        job_id,
+                        waited_secs = timeout.as_secs(),
+                        "the OTMM import job is still running"
+                    );
+                }
+                return Ok(state);
+            }
+            let wait = pause.min(deadline - now);
+            tracing::debug!(
+                job_id,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "waiting for the OTMM import job"
+            );
+            thread::sleep(wait);
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -581,6 +574,10 @@ impl DamClient {
     /// (`field_value.value`, trimmed `display_value`), through the cache of
     /// [`DamClient::with_lookup_cache`] when set. Source: api-notes/otmm.md "Lookup domains",
     /// fixtures/otmm/lookup_domain_asset_type.json.
+    ///
+    /// # Errors
+    /// Those of the GET when the cache has no fresh values (expired ones are not used here: see
+    /// [`DamClient::expired_lookup_domain`]).
     pub fn lookup_domain(&self, domain_id: &str) -> Result<Vec<DomainValue>, DamError> {
         match &self.lookup_cache {
             Some(cache) => cache.lookup(&self.api_base, domain_id, || {
@@ -588,6 +585,15 @@ impl DamClient {
             }),
             None => self.fetch_lookup_domain(domain_id),
         }
+    }
+
+    /// The values of `domain_id` in the lookup cache whatever their age (`None` without a cache or an
+    /// entry): what a caller may fall back to when [`DamClient::lookup_domain`] failed for a passing
+    /// reason and its policy (`validate_domain_values.strict_mode` off) allows stale values.
+    pub fn expired_lookup_domain(&self, domain_id: &str) -> Option<Vec<DomainValue>> {
+        self.lookup_cache
+            .as_ref()
+            .and_then(|cache| cache.cached(&self.api_base, domain_id))
     }
 
     /// GET `/lookupdomains/{id}` without the cache.
@@ -613,11 +619,9 @@ fn stream_to_file(response: Response<Body>, label: &str, dest: &Path) -> Result<
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let io_error = |context: &str, error: io::Error| {
-        DamError::Io(io::Error::new(
-            error.kind(),
-            format!("{context} {}: {error}", dest.display()),
-        ))
+    let io_error = |context: &str, source: io::Error| DamError::Io {
+        context: format!("{context} {}", dest.display()),
+        source,
     };
     let mut temporary = tempfile::Builder::new()
         .prefix(".dam-download-")
@@ -632,10 +636,12 @@ fn stream_to_file(response: Response<Body>, label: &str, dest: &Path) -> Result<
             Ok(0) => break,
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                return Err(DamError::Transport(format!(
-                    "{label}: body interrupted after {total} bytes: {error}"
-                )))
+            Err(source) => {
+                return Err(DamError::Interrupted {
+                    request: label.to_string(),
+                    bytes: total,
+                    source,
+                })
             }
         };
         temporary

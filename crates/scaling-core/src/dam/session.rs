@@ -1,57 +1,37 @@
 //! OTMM login and the credentials every call carries: a session (`otmmauthtoken` + cookies,
 //! `X-Requested-By: <session id>`) or an OAuth2 bearer token (`X-Requested-By: <client id>`).
 //! Source: api-notes/otmm.md "Auth".
+//!
+//! Cookies (`JSESSIONID`, load-balancer cookies) are kept by ureq's own cookie store (the `cookies`
+//! feature: RFC 6265 domain, path and expiry rules), which lives in the [`ureq::Agent`] given to
+//! [`DamClient::new`]: that agent must be the DAM's own (the passes and `box-setup doctor` build one
+//! per client), as the store records every `Set-Cookie` it sees and a session login empties it, so
+//! that a refused session's cookies are never sent again. The store is not wrapped like the
+//! token: ureq never logs cookie values (its debug output redacts `Cookie`/`Set-Cookie`), and nothing
+//! here formats the agent (`Debug` of an [`ureq::Agent`] would print the store).
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use ureq::http::{header, Method, Response};
 use ureq::Body;
 
-use super::error::login_failure;
+use super::error::{login_failure, read_json};
 use super::model::{value_text, value_u64};
 use super::{invalid_request, DamClient, DamError};
 use crate::config::DamAuth;
-use crate::http::{self as transport, read_json, request, request_label, CallOptions, Redirects};
+use crate::http::{self as transport, request, request_label, CallOptions, Redirects};
 use crate::secret::Secret;
 
 /// Value of `X-Requested-By` on the login request itself (no session id exists yet).
 const LOGIN_REQUESTED_BY: &str = "content-scaling";
 
-/// `name=value` pairs of `Set-Cookie` headers, joined for a `Cookie` header (a later cookie of the same
-/// name replaces an earlier one).
-fn cookie_header<'a>(set_cookies: impl Iterator<Item = &'a str>) -> String {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for set_cookie in set_cookies {
-        let Some(pair) = set_cookie.split(';').next() else {
-            continue;
-        };
-        let Some((name, value)) = pair.trim().split_once('=') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.is_empty() {
-            continue;
-        }
-        pairs.retain(|(existing, _)| existing != name);
-        pairs.push((name.to_string(), value.trim().to_string()));
-    }
-    pairs
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// What authenticates our calls.
-#[derive(Clone)]
+/// What authenticates our calls (held in an `Arc`: a refused one is recognised by identity).
 pub(super) enum Credentials {
-    /// Session login: `otmmauthtoken` + cookies; `X-Requested-By: <session id>`.
+    /// Session login: `otmmauthtoken` (+ the cookies in the agent's store); `X-Requested-By: <session id>`.
     Session {
         session_id: String,
         token: Secret<String>,
-        cookies: Secret<String>,
     },
     /// OAuth2: `Authorization: Bearer`; `X-Requested-By: <client id>`.
     Bearer {
@@ -68,16 +48,9 @@ impl Credentials {
         mutating: bool,
     ) -> ureq::http::request::Builder {
         match self {
-            Credentials::Session {
-                session_id,
-                token,
-                cookies,
-            } => {
+            Credentials::Session { session_id, token } => {
                 if !token.expose().is_empty() {
                     builder = builder.header("otmmauthtoken", token.expose().as_str());
-                }
-                if !cookies.expose().is_empty() {
-                    builder = builder.header(header::COOKIE, cookies.expose().as_str());
                 }
                 if mutating {
                     builder = builder.header("X-Requested-By", session_id.as_str());
@@ -98,19 +71,6 @@ impl Credentials {
         builder
     }
 
-    fn secret(&self) -> &str {
-        match self {
-            Credentials::Session { token, cookies, .. } => {
-                if token.expose().is_empty() {
-                    cookies.expose()
-                } else {
-                    token.expose()
-                }
-            }
-            Credentials::Bearer { token, .. } => token.expose(),
-        }
-    }
-
     fn still_valid(&self) -> bool {
         match self {
             Credentials::Session { .. } => true,
@@ -122,30 +82,32 @@ impl Credentials {
 }
 
 impl DamClient {
-    pub(super) fn credentials(&self) -> Result<Credentials, DamError> {
+    /// The current credentials, logging in when there are none or an OAuth2 token is due for renewal.
+    pub(super) fn credentials(&self) -> Result<Arc<Credentials>, DamError> {
         let mut cached = self
             .credentials
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(credentials) = cached.as_ref() {
             if credentials.still_valid() {
-                return Ok(credentials.clone());
+                return Ok(Arc::clone(credentials));
             }
         }
         *cached = None;
-        let fresh = self.login()?;
-        *cached = Some(fresh.clone());
+        let fresh = Arc::new(self.login()?);
+        *cached = Some(Arc::clone(&fresh));
         Ok(fresh)
     }
 
-    pub(super) fn forget_credentials(&self, used: &Credentials) {
+    /// Forgets `used` (refused by OTMM) unless another thread already replaced it.
+    pub(super) fn forget_credentials(&self, used: &Arc<Credentials>) {
         let mut cached = self
             .credentials
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if cached
             .as_ref()
-            .is_some_and(|credentials| credentials.secret() == used.secret())
+            .is_some_and(|credentials| Arc::ptr_eq(credentials, used))
         {
             *cached = None;
         }
@@ -159,6 +121,8 @@ impl DamClient {
             DamAuth::Session { username, password } => {
                 let url = format!("{}/sessions", self.api_base);
                 let label = request_label(&Method::POST, &url);
+                // A new session starts without the cookies of the one it replaces.
+                self.http.agent.cookie_jar_lock().clear();
                 let mut response = self.send_form(
                     &url,
                     &label,
@@ -170,15 +134,9 @@ impl DamClient {
                 if !response.status().is_success() {
                     return Err(login_failure(&label, &format!("as {username}"), response));
                 }
-                let cookies = cookie_header(
-                    response
-                        .headers()
-                        .get_all(header::SET_COOKIE)
-                        .iter()
-                        .filter_map(|value| value.to_str().ok()),
-                );
-                let body: Value = read_json(&mut response)
-                    .map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
+                // ureq's cookie store has recorded them.
+                let has_cookie = response.headers().contains_key(header::SET_COOKIE);
+                let body = read_json(&label, &mut response)?;
                 let session = body.pointer("/session_resource/session");
                 let session_id = session
                     .and_then(|session| session.get("id"))
@@ -188,7 +146,7 @@ impl DamClient {
                     .and_then(|session| session.get("message_digest"))
                     .and_then(value_text)
                     .unwrap_or_default();
-                if token.is_empty() && cookies.is_empty() {
+                if token.is_empty() && !has_cookie {
                     return Err(DamError::Auth(format!(
                         "{label}: the reply has neither session_resource.session.message_digest nor a cookie"
                     )));
@@ -197,7 +155,6 @@ impl DamClient {
                 Ok(Credentials::Session {
                     session_id,
                     token: Secret::new(token),
-                    cookies: Secret::new(cookies),
                 })
             }
             DamAuth::OAuth2 {
@@ -222,8 +179,7 @@ impl DamClient {
                         response,
                     ));
                 }
-                let body: Value = read_json(&mut response)
-                    .map_err(|message| DamError::Decode(format!("{label}: {message}")))?;
+                let body = read_json(&label, &mut response)?;
                 let token = body
                     .get("access_token")
                     .or_else(|| body.pointer("/token_info/oauth_token/accessToken"))
@@ -273,24 +229,5 @@ impl DamClient {
             .map_err(|error| invalid_request(label, error))
         };
         self.send(&options, &mut make)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookies_are_collected() {
-        let header = cookie_header(
-            [
-                "JSESSIONID=ABC123; Path=/otmmapi; HttpOnly",
-                "LB=node2; Path=/",
-                "JSESSIONID=DEF456; Path=/",
-                "junk",
-            ]
-            .into_iter(),
-        );
-        assert_eq!(header, "LB=node2; JSESSIONID=DEF456");
     }
 }

@@ -488,12 +488,8 @@ fn languages_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Test
     })
 }
 
-fn validation(ttl_hours: u64, strict: bool) -> DomainValidation {
-    DomainValidation {
-        enabled: true,
-        cache_ttl_hours: ttl_hours,
-        strict_mode: strict,
-    }
+fn hours(hours: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(hours * 3600)
 }
 
 #[test]
@@ -504,7 +500,7 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
     let path = "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES";
     for _ in 0..3 {
         // One client per pass, as separate processes would have.
-        let dam = client(&server).with_lookup_cache(dir.path(), &validation(24, true));
+        let dam = client(&server).with_lookup_cache(dir.path(), hours(24));
         let values = dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
         assert_eq!(values[0].display, "Italian");
         dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
@@ -518,26 +514,36 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
     // TTL 0: always asked.
-    let dam = client(&server).with_lookup_cache(dir.path(), &validation(0, true));
+    let dam = client(&server).with_lookup_cache(dir.path(), hours(0));
     dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
     dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
     assert_eq!(server.count("GET", path), 3);
 
-    // Expired entry and the DAM down: strict mode gives the error, lenient mode the old values.
+    // Expired entry and the DAM down: the error, and the old values for a caller whose policy
+    // (strict_mode off) allows them.
     let text = std::fs::read_to_string(&file).unwrap();
     let mut cache: Value = serde_json::from_str(&text).unwrap();
     cache["domains"]["FERRERO.DOMAIN.LANGUAGES"]["fetched_at"] = json!(0);
     std::fs::write(&file, cache.to_string()).unwrap();
     fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    let strict = client(&server).with_lookup_cache(dir.path(), &validation(24, true));
+    let strict = client(&server).with_lookup_cache(dir.path(), hours(24));
     let error = strict
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap_err();
     assert!(error.is_transient(), "{error}");
-    let lenient = client(&server).with_lookup_cache(dir.path(), &validation(24, false));
+    let lenient = client(&server).with_lookup_cache(dir.path(), hours(24));
+    assert!(lenient.lookup_domain("FERRERO.DOMAIN.LANGUAGES").is_err());
     assert_eq!(
-        lenient.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap()[0].value,
+        lenient
+            .expired_lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+            .unwrap()[0]
+            .value,
         "IT"
+    );
+    assert_eq!(
+        client(&server).expired_lookup_domain("FERRERO.DOMAIN.LANGUAGES"),
+        None,
+        "no cache, no expired values"
     );
     // Back up: the expired entry is refreshed.
     fail.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -560,11 +566,11 @@ fn the_lookup_cache_of_another_dam_is_not_used() {
     let second = languages_server(fail);
     let dir = tempfile::tempdir().unwrap();
     client(&first)
-        .with_lookup_cache(dir.path(), &validation(24, true))
+        .with_lookup_cache(dir.path(), hours(24))
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap();
     client(&second)
-        .with_lookup_cache(dir.path(), &validation(24, true))
+        .with_lookup_cache(dir.path(), hours(24))
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap();
     assert_eq!(
