@@ -7,10 +7,17 @@
 //! `/work/shared/fixtures/otmm/`; the import-job endpoint `GET /jobs/{id}` is this project's decision
 //! (see the contract). Parsing is tolerant (ids as strings or numbers, optional fields).
 //!
-//! Auth: the session login keeps every cookie it gets (`JSESSIONID`, load-balancer cookies) and sends
-//! `otmmauthtoken: <message_digest>`; OAuth2 sends `Authorization: Bearer`. Mutating calls (POST, PUT,
-//! PATCH, DELETE) carry `X-Requested-By` (OTMM's CSRF filter). A 401 triggers one new login and one
-//! more try. Idempotent calls are retried on 429/5xx/connection errors; imports are sent once.
+//! Auth (`session.rs`): the session login sends `otmmauthtoken: <message_digest>` and the cookies it got
+//! (`JSESSIONID`, load-balancer cookies), kept by ureq's cookie store; OAuth2 sends
+//! `Authorization: Bearer`. Mutating calls (POST, PUT, PATCH, DELETE) carry `X-Requested-By` (OTMM's
+//! CSRF filter). A 401 triggers one new login and one more try, for idempotent calls only.
+//!
+//! Every request goes through the HTTP core ([`crate::http::execute`]), which retries idempotent
+//! calls on 429/5xx/connection errors; an import (not idempotent) is sent once, and neither a doubtful
+//! reply nor a 401 makes this client send it again: the caller first asks the DAM whether it landed.
+//!
+//! Layout: `model.rs` (resource shapes, request bodies), `error.rs` ([`DamError`]), `session.rs` (login,
+//! credentials), `cache.rs` (the lookup-domain file cache), this module (the client).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -100,6 +107,9 @@ impl DamClient {
     /// read/write) for downloads and imports, and `max_requests_per_second` (OTMM documents no
     /// limit; ours keeps several workers from flooding it: one limiter per client, shared by its
     /// clones and threads). Logs in lazily, on the first call.
+    ///
+    /// `agent` should be the DAM's own: its cookie store holds the OTMM session cookies and is
+    /// emptied at each session login (see `session.rs`).
     pub fn new(cfg: &DamConfig, agent: ureq::Agent) -> Self {
         Self {
             http: HttpContext {

@@ -179,6 +179,73 @@ fn logs_in_again_once_on_401() {
     assert!(!format!("{error:?} {dam:?}").contains("pa ss&word"));
 }
 
+/// ureq's cookie store: path rules, cookies of later replies kept, a new login starting without
+/// the refused session's cookies, and no cookie value in errors or `Debug`.
+#[test]
+fn session_cookies_are_kept_by_path_and_replaced_at_each_login() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => {
+            login_reply(earlier).header("set-cookie", "ELSEWHERE=x1; Path=/elsewhere")
+        }
+        _ if request.header("otmmauthtoken") == Some("digest1") => Reply::json(
+            401,
+            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
+        ),
+        "/otmmapi/v6/folders/F1" if authenticated(request) => Reply::json(
+            200,
+            json!({"folder_resource": {"folder": folder("F1", "C-1")}}),
+        )
+        .header("set-cookie", "STICKY=s2; Path=/otmmapi"),
+        "/otmmapi/v6/folders/F2" if authenticated(request) => Reply::json(
+            200,
+            json!({"folder_resource": {"folder": folder("F2", "C-2")}}),
+        ),
+        _ => Reply::json(
+            401,
+            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
+        ),
+    });
+    let dam = client(&server);
+    assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
+    assert_eq!(dam.get_folder("F2").unwrap().id, "F2");
+    let requests = server.requests();
+    let cookie = |index: usize| requests[index].header("cookie").unwrap_or("").to_string();
+    // login 1, GET F1 (401), login 2, GET F1, GET F2
+    assert_eq!(
+        requests
+            .iter()
+            .map(|request| request.path())
+            .collect::<Vec<_>>(),
+        [
+            "/otmmapi/v6/sessions",
+            "/otmmapi/v6/folders/F1",
+            "/otmmapi/v6/sessions",
+            "/otmmapi/v6/folders/F1",
+            "/otmmapi/v6/folders/F2"
+        ]
+    );
+    assert!(cookie(1).contains("JSESSIONID=JS1"), "{}", cookie(1));
+    assert!(
+        !cookie(2).contains("JSESSIONID"),
+        "the new login does not send the refused session's cookie: {}",
+        cookie(2)
+    );
+    let after = cookie(4);
+    assert!(
+        after.contains("JSESSIONID=JS2")
+            && after.contains("LB=node2")
+            && after.contains("STICKY=s2"),
+        "{after}"
+    );
+    assert!(!after.contains("JS1"), "{after}");
+    assert!(
+        !after.contains("ELSEWHERE"),
+        "a cookie for another path: {after}"
+    );
+    let error = dam.get_folder("F3").unwrap_err();
+    assert!(!format!("{error} {error:?} {dam:?}").contains("JS2"));
+}
+
 #[test]
 fn failed_patch_still_unlocks() {
     let server = TestServer::start(|request, earlier| {
