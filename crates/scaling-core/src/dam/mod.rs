@@ -54,7 +54,7 @@ pub use model::{
 
 use cache::LookupCache;
 use error::{failure, invalid_request, read_json, send_failure};
-use model::{value_text, value_u64};
+use model::{required, value_text, value_u64};
 use session::Credentials;
 
 /// Path of the REST API under `dam.base_url`.
@@ -328,12 +328,8 @@ impl DamClient {
     pub fn get_folder(&self, id: &str) -> Result<DamFolder, DamError> {
         let url = format!("{}/folders/{}", self.api_base, encode_path_segment(id));
         let body = self.get_json(&url)?;
-        let folder = body.pointer("/folder_resource/folder").ok_or_else(|| {
-            DamError::Decode(format!(
-                "GET {API_PATH}/folders/{id}: no folder_resource.folder"
-            ))
-        })?;
-        DamFolder::from_json(folder)
+        let label = format!("GET {API_PATH}/folders/{id}");
+        DamFolder::from_json(required(&body, "/folder_resource/folder", &label)?)
     }
 
     /// Every child (assets and folders) of a folder: GET `/folders/{id}/children?load_type=metadata&after=N&limit=100`
@@ -386,12 +382,8 @@ impl DamClient {
             encode_path_segment(id)
         );
         let body = self.get_json(&url)?;
-        let asset = body.pointer("/asset_resource/asset").ok_or_else(|| {
-            DamError::Decode(format!(
-                "GET {API_PATH}/assets/{id}: no asset_resource.asset"
-            ))
-        })?;
-        DamAsset::from_json(asset)
+        let label = format!("GET {API_PATH}/assets/{id}");
+        DamAsset::from_json(required(&body, "/asset_resource/asset", &label)?)
     }
 
     /// The first child of `folder_id` named exactly `name` (via [`DamClient::list_children`]).

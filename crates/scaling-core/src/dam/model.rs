@@ -81,14 +81,34 @@ pub(super) fn value_u64(value: &Value) -> Option<u64> {
     }
 }
 
+/// The non-empty `asset_id` of an `asset` or `folder` object (`what`).
+fn required_id(object: &Value, what: &str) -> Result<String, DamError> {
+    object
+        .get("asset_id")
+        .and_then(value_text)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| DamError::Decode(format!("{what} without asset_id")))
+}
+
+/// The member of a reply at `pointer` (`"/folder_resource/folder"`), else [`DamError::Decode`] naming
+/// the request `label` and the member (`folder_resource.folder`).
+pub(super) fn required<'a>(
+    body: &'a Value,
+    pointer: &str,
+    label: &str,
+) -> Result<&'a Value, DamError> {
+    body.pointer(pointer).ok_or_else(|| {
+        DamError::Decode(format!(
+            "{label}: no {}",
+            pointer.trim_start_matches('/').replace('/', ".")
+        ))
+    })
+}
+
 impl DamAsset {
     /// Reads an `asset` object (search results, folder children, GET /assets/{id}).
     pub fn from_json(asset: &Value) -> Result<Self, DamError> {
-        let id = asset
-            .get("asset_id")
-            .and_then(value_text)
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| DamError::Decode("asset without asset_id".to_string()))?;
+        let id = required_id(asset, "asset")?;
         let master = asset.get("master_content_info");
         let is_folder = asset.get("data_type").and_then(Value::as_str) == Some("CONTAINER")
             || asset
@@ -121,11 +141,7 @@ impl DamAsset {
 impl DamFolder {
     /// Reads a `folder` object.
     pub fn from_json(folder: &Value) -> Result<Self, DamError> {
-        let id = folder
-            .get("asset_id")
-            .and_then(value_text)
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| DamError::Decode("folder without asset_id".to_string()))?;
+        let id = required_id(folder, "folder")?;
         Ok(Self {
             id,
             name: folder.get("name").and_then(value_text).unwrap_or_default(),

@@ -75,6 +75,20 @@ fn authenticated(request: &Recorded) -> bool {
     })
 }
 
+fn folder_reply(id: &str, name: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"folder_resource": {"folder": folder(id, name)}}),
+    )
+}
+
+fn session_expired() -> Reply {
+    Reply::json(
+        401,
+        json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
+    )
+}
+
 fn not_found() -> Reply {
     Reply::json(
         404,
@@ -106,18 +120,12 @@ fn session_login_cookies_tokens_and_folder_update() {
             );
         }
         match (request.method.as_str(), request.path()) {
-            ("GET", "/otmmapi/v6/folders/F1") => Reply::json(
-                200,
-                json!({"folder_resource": {"folder": folder("F1", "C-1 Camp")}}),
-            ),
+            ("GET", "/otmmapi/v6/folders/F1") => folder_reply("F1", "C-1 Camp"),
             ("PUT", "/otmmapi/v6/assets/F1/state") => Reply::json(
                 200,
                 json!({"asset_resource": {"asset": folder("F1", "C-1 Camp")}}),
             ),
-            ("PATCH", "/otmmapi/v6/folders/F1") => Reply::json(
-                200,
-                json!({"folder_resource": {"folder": folder("F1", "C-1 Camp")}}),
-            ),
+            ("PATCH", "/otmmapi/v6/folders/F1") => folder_reply("F1", "C-1 Camp"),
             _ => not_found(),
         }
     });
@@ -157,18 +165,9 @@ fn session_login_cookies_tokens_and_folder_update() {
 fn logs_in_again_once_on_401() {
     let server = TestServer::start(|request, earlier| match request.path() {
         "/otmmapi/v6/sessions" => login_reply(earlier),
-        _ if request.header("otmmauthtoken") == Some("digest1") => Reply::json(
-            401,
-            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
-        ),
-        "/otmmapi/v6/folders/F1" if authenticated(request) => Reply::json(
-            200,
-            json!({"folder_resource": {"folder": folder("F1", "C-1")}}),
-        ),
-        _ => Reply::json(
-            401,
-            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
-        ),
+        _ if request.header("otmmauthtoken") == Some("digest1") => session_expired(),
+        "/otmmapi/v6/folders/F1" if authenticated(request) => folder_reply("F1", "C-1"),
+        _ => session_expired(),
     });
     let dam = client(&server);
     assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
@@ -187,23 +186,12 @@ fn session_cookies_are_kept_by_path_and_replaced_at_each_login() {
         "/otmmapi/v6/sessions" => {
             login_reply(earlier).header("set-cookie", "ELSEWHERE=x1; Path=/elsewhere")
         }
-        _ if request.header("otmmauthtoken") == Some("digest1") => Reply::json(
-            401,
-            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
-        ),
-        "/otmmapi/v6/folders/F1" if authenticated(request) => Reply::json(
-            200,
-            json!({"folder_resource": {"folder": folder("F1", "C-1")}}),
-        )
-        .header("set-cookie", "STICKY=s2; Path=/otmmapi"),
-        "/otmmapi/v6/folders/F2" if authenticated(request) => Reply::json(
-            200,
-            json!({"folder_resource": {"folder": folder("F2", "C-2")}}),
-        ),
-        _ => Reply::json(
-            401,
-            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
-        ),
+        _ if request.header("otmmauthtoken") == Some("digest1") => session_expired(),
+        "/otmmapi/v6/folders/F1" if authenticated(request) => {
+            folder_reply("F1", "C-1").header("set-cookie", "STICKY=s2; Path=/otmmapi")
+        }
+        "/otmmapi/v6/folders/F2" if authenticated(request) => folder_reply("F2", "C-2"),
+        _ => session_expired(),
     });
     let dam = client(&server);
     assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
