@@ -97,8 +97,16 @@ impl From<Exit> for ExitCode {
 /// output carries credentials. `ureq_proto` hex-dumps the raw wire data (`Authorization:
 /// Bearer ...`, the token request body, OTMM's session cookie, Mailgun's Basic credential);
 /// `ureq` shows Box download URLs (short-lived credentials); the PostgreSQL driver logs
-/// statement parameters; rustls logs handshake details.
-pub const WIRE_TARGETS: &[&str] = &["ureq", "ureq_proto", "rustls", "postgres", "tokio_postgres"];
+/// statement parameters; rustls logs handshake details; `cookie_store` (ureq's cookie store, which
+/// keeps the DAM session) logs every `Set-Cookie` it stores, value included (OTMM's `JSESSIONID`).
+pub const WIRE_TARGETS: &[&str] = &[
+    "ureq",
+    "ureq_proto",
+    "rustls",
+    "postgres",
+    "tokio_postgres",
+    "cookie_store",
+];
 
 /// True when `target` is one of [`WIRE_TARGETS`] or a module of one.
 fn is_wire_target(target: &str) -> bool {
@@ -279,6 +287,7 @@ mod tests {
             "ureq_proto",
             "ureq_proto::util",
             "tokio_postgres::prepare",
+            "cookie_store::cookie_store",
         ] {
             assert!(is_wire_target(target), "{target}");
         }

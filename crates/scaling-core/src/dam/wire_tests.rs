@@ -5,6 +5,7 @@ use serde_json::json;
 use super::*;
 use crate::config::{CampaignModel, DamAuth, DamConfig};
 use crate::http::test_server::{Recorded, Reply, TestServer};
+use crate::secret::Secret;
 
 fn config(server: &TestServer, auth: DamAuth) -> DamConfig {
     DamConfig {
@@ -74,6 +75,20 @@ fn authenticated(request: &Recorded) -> bool {
     })
 }
 
+fn folder_reply(id: &str, name: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"folder_resource": {"folder": folder(id, name)}}),
+    )
+}
+
+fn session_expired() -> Reply {
+    Reply::json(
+        401,
+        json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
+    )
+}
+
 fn not_found() -> Reply {
     Reply::json(
         404,
@@ -105,18 +120,12 @@ fn session_login_cookies_tokens_and_folder_update() {
             );
         }
         match (request.method.as_str(), request.path()) {
-            ("GET", "/otmmapi/v6/folders/F1") => Reply::json(
-                200,
-                json!({"folder_resource": {"folder": folder("F1", "C-1 Camp")}}),
-            ),
+            ("GET", "/otmmapi/v6/folders/F1") => folder_reply("F1", "C-1 Camp"),
             ("PUT", "/otmmapi/v6/assets/F1/state") => Reply::json(
                 200,
                 json!({"asset_resource": {"asset": folder("F1", "C-1 Camp")}}),
             ),
-            ("PATCH", "/otmmapi/v6/folders/F1") => Reply::json(
-                200,
-                json!({"folder_resource": {"folder": folder("F1", "C-1 Camp")}}),
-            ),
+            ("PATCH", "/otmmapi/v6/folders/F1") => folder_reply("F1", "C-1 Camp"),
             _ => not_found(),
         }
     });
@@ -156,18 +165,9 @@ fn session_login_cookies_tokens_and_folder_update() {
 fn logs_in_again_once_on_401() {
     let server = TestServer::start(|request, earlier| match request.path() {
         "/otmmapi/v6/sessions" => login_reply(earlier),
-        _ if request.header("otmmauthtoken") == Some("digest1") => Reply::json(
-            401,
-            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
-        ),
-        "/otmmapi/v6/folders/F1" if authenticated(request) => Reply::json(
-            200,
-            json!({"folder_resource": {"folder": folder("F1", "C-1")}}),
-        ),
-        _ => Reply::json(
-            401,
-            json!({"exception_body": {"http_response_code": 401, "message": "Session expired"}}),
-        ),
+        _ if request.header("otmmauthtoken") == Some("digest1") => session_expired(),
+        "/otmmapi/v6/folders/F1" if authenticated(request) => folder_reply("F1", "C-1"),
+        _ => session_expired(),
     });
     let dam = client(&server);
     assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
@@ -176,6 +176,62 @@ fn logs_in_again_once_on_401() {
     assert!(matches!(error, DamError::Auth(_)), "{error}");
     assert_eq!(server.count("POST", "/otmmapi/v6/sessions"), 3);
     assert!(!format!("{error:?} {dam:?}").contains("pa ss&word"));
+}
+
+/// ureq's cookie store: path rules, cookies of later replies kept, a new login starting without
+/// the refused session's cookies, and no cookie value in errors or `Debug`.
+#[test]
+fn session_cookies_are_kept_by_path_and_replaced_at_each_login() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => {
+            login_reply(earlier).header("set-cookie", "ELSEWHERE=x1; Path=/elsewhere")
+        }
+        _ if request.header("otmmauthtoken") == Some("digest1") => session_expired(),
+        "/otmmapi/v6/folders/F1" if authenticated(request) => {
+            folder_reply("F1", "C-1").header("set-cookie", "STICKY=s2; Path=/otmmapi")
+        }
+        "/otmmapi/v6/folders/F2" if authenticated(request) => folder_reply("F2", "C-2"),
+        _ => session_expired(),
+    });
+    let dam = client(&server);
+    assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
+    assert_eq!(dam.get_folder("F2").unwrap().id, "F2");
+    let requests = server.requests();
+    let cookie = |index: usize| requests[index].header("cookie").unwrap_or("").to_string();
+    // login 1, GET F1 (401), login 2, GET F1, GET F2
+    assert_eq!(
+        requests
+            .iter()
+            .map(|request| request.path())
+            .collect::<Vec<_>>(),
+        [
+            "/otmmapi/v6/sessions",
+            "/otmmapi/v6/folders/F1",
+            "/otmmapi/v6/sessions",
+            "/otmmapi/v6/folders/F1",
+            "/otmmapi/v6/folders/F2"
+        ]
+    );
+    assert!(cookie(1).contains("JSESSIONID=JS1"), "{}", cookie(1));
+    assert!(
+        !cookie(2).contains("JSESSIONID"),
+        "the new login does not send the refused session's cookie: {}",
+        cookie(2)
+    );
+    let after = cookie(4);
+    assert!(
+        after.contains("JSESSIONID=JS2")
+            && after.contains("LB=node2")
+            && after.contains("STICKY=s2"),
+        "{after}"
+    );
+    assert!(!after.contains("JS1"), "{after}");
+    assert!(
+        !after.contains("ELSEWHERE"),
+        "a cookie for another path: {after}"
+    );
+    let error = dam.get_folder("F3").unwrap_err();
+    assert!(!format!("{error} {error:?} {dam:?}").contains("JS2"));
 }
 
 #[test]
@@ -487,12 +543,8 @@ fn languages_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Test
     })
 }
 
-fn validation(ttl_hours: u64, strict: bool) -> DomainValidation {
-    DomainValidation {
-        enabled: true,
-        cache_ttl_hours: ttl_hours,
-        strict_mode: strict,
-    }
+fn hours(hours: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(hours * 3600)
 }
 
 #[test]
@@ -503,7 +555,7 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
     let path = "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES";
     for _ in 0..3 {
         // One client per pass, as separate processes would have.
-        let dam = client(&server).with_lookup_cache(dir.path(), &validation(24, true));
+        let dam = client(&server).with_lookup_cache(dir.path(), hours(24));
         let values = dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
         assert_eq!(values[0].display, "Italian");
         dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
@@ -517,26 +569,36 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
     // TTL 0: always asked.
-    let dam = client(&server).with_lookup_cache(dir.path(), &validation(0, true));
+    let dam = client(&server).with_lookup_cache(dir.path(), hours(0));
     dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
     dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
     assert_eq!(server.count("GET", path), 3);
 
-    // Expired entry and the DAM down: strict mode gives the error, lenient mode the old values.
+    // Expired entry and the DAM down: the error, and the old values for a caller whose policy
+    // (strict_mode off) allows them.
     let text = std::fs::read_to_string(&file).unwrap();
     let mut cache: Value = serde_json::from_str(&text).unwrap();
     cache["domains"]["FERRERO.DOMAIN.LANGUAGES"]["fetched_at"] = json!(0);
     std::fs::write(&file, cache.to_string()).unwrap();
     fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    let strict = client(&server).with_lookup_cache(dir.path(), &validation(24, true));
+    let strict = client(&server).with_lookup_cache(dir.path(), hours(24));
     let error = strict
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap_err();
     assert!(error.is_transient(), "{error}");
-    let lenient = client(&server).with_lookup_cache(dir.path(), &validation(24, false));
+    let lenient = client(&server).with_lookup_cache(dir.path(), hours(24));
+    assert!(lenient.lookup_domain("FERRERO.DOMAIN.LANGUAGES").is_err());
     assert_eq!(
-        lenient.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap()[0].value,
+        lenient
+            .expired_lookup_domain("FERRERO.DOMAIN.LANGUAGES")
+            .unwrap()[0]
+            .value,
         "IT"
+    );
+    assert_eq!(
+        client(&server).expired_lookup_domain("FERRERO.DOMAIN.LANGUAGES"),
+        None,
+        "no cache, no expired values"
     );
     // Back up: the expired entry is refreshed.
     fail.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -559,11 +621,11 @@ fn the_lookup_cache_of_another_dam_is_not_used() {
     let second = languages_server(fail);
     let dir = tempfile::tempdir().unwrap();
     client(&first)
-        .with_lookup_cache(dir.path(), &validation(24, true))
+        .with_lookup_cache(dir.path(), hours(24))
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap();
     client(&second)
-        .with_lookup_cache(dir.path(), &validation(24, true))
+        .with_lookup_cache(dir.path(), hours(24))
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap();
     assert_eq!(

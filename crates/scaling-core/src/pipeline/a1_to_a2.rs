@@ -246,7 +246,7 @@ fn process_master(
     // A transport failure (after the client's retries) means the service is down: stop the pass
     // (exit 75) instead of recording a failure of this master.
     let fail_dam = |what: &str, error: DamError| match error {
-        DamError::Transport(_) => MasterFailure::Pass(PassError::from_dam(error)),
+        error if error.is_unreachable() => MasterFailure::Pass(PassError::from_dam(error)),
         error => MasterFailure::Asset {
             row_id: Some(row.id),
             class: error_class(what, error.status()),

@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
@@ -35,7 +35,7 @@ use serde_json::json;
 use super::transition::{self, campaign_context, Transition};
 use super::{backoff_secs, run_workers, PassError, PassReport, Services};
 use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem};
-use crate::dam::{DamError, JobState};
+use crate::dam::{DamError, DomainValue, JobState};
 use crate::media::{self, MediaError};
 use crate::metadata::{self, field_text, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
@@ -152,7 +152,7 @@ fn finish_interrupted(
                 services.store.mark_delivery_failed(derivative.id, &reason)?;
             }
             Ok(Landing::Waiting(_)) => {}
-            Err(error @ DamError::Transport(_)) => return Err(PassError::from_dam(error)),
+            Err(error) if error.is_unreachable() => return Err(PassError::from_dam(error)),
             Err(error) => {
                 tracing::warn!(dam_folder = %derivative.dam_folder_id, file = %derivative.derivative_filename, %error, "could not ask the DAM about an import in doubt; asking again next pass");
             }
@@ -245,15 +245,21 @@ impl DomainValues for DamDomains<'_> {
         if let Some(values) = cache.get(domain_id) {
             return Ok(values.clone());
         }
-        let values: Vec<String> = self
+        let dam = &self.services.dam;
+        let strict = self
             .services
-            .dam
-            .lookup_domain(domain_id)
+            .config
+            .field_mappings
+            .validate_domain_values
+            .strict_mode;
+        let values: Vec<String> =
+            domain_values_or_expired(domain_id, dam.lookup_domain(domain_id), strict, || {
+                dam.expired_lookup_domain(domain_id)
+            })
             .map_err(|error| {
                 let message = format!("lookup domain {domain_id} could not be read: {error}");
                 if error.is_transient() {
-                    let unreachable = matches!(error, DamError::Transport(_));
-                    self.transient_error = Some((message.clone(), unreachable));
+                    self.transient_error = Some((message.clone(), error.is_unreachable()));
                 }
                 message
             })?
@@ -262,6 +268,30 @@ impl DomainValues for DamDomains<'_> {
             .collect();
         cache.insert(domain_id.to_string(), values.clone());
         Ok(values)
+    }
+}
+
+/// The lookup-domain policy of `validate_domain_values.strict_mode`: when OTMM cannot be asked for
+/// a passing reason and strict mode is off, the values cached earlier are used even when their TTL
+/// has passed (a stale list can at worst turn a value into a warning then), with a warning; in
+/// strict mode the error stands (the file is retried later rather than rejected against a stale
+/// list).
+fn domain_values_or_expired(
+    domain_id: &str,
+    fetched: Result<Vec<DomainValue>, DamError>,
+    strict: bool,
+    expired: impl FnOnce() -> Option<Vec<DomainValue>>,
+) -> Result<Vec<DomainValue>, DamError> {
+    match fetched {
+        Err(error) if error.is_transient() && !strict => match expired() {
+            Some(values) => {
+                tracing::warn!(domain_id, %error,
+                    "lookup domain could not be refreshed; using the expired cached values (strict_mode is off)");
+                Ok(values)
+            }
+            None => Err(error),
+        },
+        fetched => fetched,
     }
 }
 
@@ -1013,7 +1043,7 @@ fn process_file(
 /// A DAM error for this file: unreachable (transport) stops the pass; any other reply counts an
 /// attempt.
 fn dam_failure(error: DamError, what: &str) -> Result<Outcome, PassError> {
-    if matches!(error, DamError::Transport(_)) {
+    if error.is_unreachable() {
         return Err(PassError::from_dam(error));
     }
     Ok(Outcome::Retry {
@@ -1047,77 +1077,63 @@ enum Landing {
     NotLanded(String),
 }
 
-/// Asks the DAM whether the import of `derivative` landed: its job when recorded, else (or when
-/// the job cannot be read) the Final Assets folder for an asset with the clean name and our
-/// tracking marker. With `follow`, keeps asking while the job runs, up to
-/// `dam.import_job_timeout_secs`; without, asks once.
+/// Asks the DAM whether the import of `derivative` landed: its job when recorded
+/// ([`crate::dam::DamClient::wait_for_job`]: with `follow`, while the job runs, up to
+/// `dam.import_job_timeout_secs`; without, once), else (or when the job cannot be read, or names
+/// no asset) the Final Assets folder for an asset with the clean name and our tracking marker.
 fn reconcile(
     services: &Services,
     derivative: &DerivativeRow,
     follow: bool,
 ) -> Result<Landing, DamError> {
     let dam = &services.config.dam;
-    let deadline = Instant::now()
-        + if follow {
-            Duration::from_secs(dam.import_job_timeout_secs)
-        } else {
-            Duration::ZERO
-        };
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let mut job_running = false;
-        if let Some(job_id) = &derivative.dam_job_id {
-            match services.dam.job_state(job_id) {
-                Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
-                    return Ok(Landing::Landed(asset_ids.into_iter().next().unwrap_or_default()));
-                }
-                Ok(JobState::Failed { message }) => {
-                    return Ok(Landing::NotLanded(format!(
-                        "the DAM import job {job_id} failed: {message}"
-                    )));
-                }
-                Ok(JobState::InProgress) => job_running = true,
-                Ok(JobState::Completed { .. }) => {}
-                Err(error @ DamError::Transport(_)) => return Err(error),
-                Err(error) => {
-                    tracing::debug!(%error, "job state unavailable; looking for the asset by its marker");
-                }
+    let timeout = if follow {
+        Duration::from_secs(dam.import_job_timeout_secs)
+    } else {
+        Duration::ZERO
+    };
+    if let Some(job_id) = &derivative.dam_job_id {
+        match services.dam.wait_for_job(job_id, Some(timeout)) {
+            Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
+                return Ok(Landing::Landed(asset_ids.into_iter().next().unwrap_or_default()));
+            }
+            Ok(JobState::Failed { message }) => {
+                return Ok(Landing::NotLanded(format!(
+                    "the DAM import job {job_id} failed: {message}"
+                )));
+            }
+            Ok(JobState::InProgress) => {
+                return Ok(Landing::Waiting(format!(
+                    "the DAM import job {job_id} is still running"
+                )));
+            }
+            Ok(JobState::Completed { .. }) => {}
+            Err(error) if error.is_unreachable() => return Err(error),
+            Err(error) => {
+                tracing::debug!(%error, "job state unavailable; looking for the asset by its marker");
             }
         }
-        if !job_running {
-            if let Some(asset_id) = find_by_marker(services, derivative)? {
-                return Ok(Landing::Landed(asset_id));
-            }
-        }
-        if Instant::now() < deadline {
-            tracing::debug!(file = %derivative.derivative_filename, wait_ms = delay.as_millis(), "waiting for the DAM import");
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(2));
-            continue;
-        }
-        if job_running {
-            return Ok(Landing::Waiting(format!(
-                "the DAM import job {} is still running",
-                derivative.dam_job_id.as_deref().unwrap_or_default()
-            )));
-        }
-        let age = derivative
-            .import_requested_at
-            .map_or(SignedDuration::MAX, |at| Timestamp::now().duration_since(at));
-        let landing = SignedDuration::from_secs(i64::try_from(dam.import_landing_secs).unwrap_or(i64::MAX));
-        return Ok(if age < landing {
-            Landing::Waiting(format!(
-                "the import sent {}s ago is not visible in the DAM yet",
-                age.as_secs()
-            ))
-        } else {
-            Landing::NotLanded(format!(
-                "no asset in the DAM carries the marker \"{}\" {}s after the import request",
-                derivative.marker,
-                age.as_secs()
-            ))
-        });
     }
+    if let Some(asset_id) = find_by_marker(services, derivative)? {
+        return Ok(Landing::Landed(asset_id));
+    }
+    let age = derivative
+        .import_requested_at
+        .map_or(SignedDuration::MAX, |at| Timestamp::now().duration_since(at));
+    let landing =
+        SignedDuration::from_secs(i64::try_from(dam.import_landing_secs).unwrap_or(i64::MAX));
+    Ok(if age < landing {
+        Landing::Waiting(format!(
+            "the import sent {}s ago is not visible in the DAM yet",
+            age.as_secs()
+        ))
+    } else {
+        Landing::NotLanded(format!(
+            "no asset in the DAM carries the marker \"{}\" {}s after the import request",
+            derivative.marker,
+            age.as_secs()
+        ))
+    })
 }
 
 /// The asset in the delivery's DAM folder with its clean name and tracking marker, if any.
@@ -1214,6 +1230,39 @@ pub(crate) fn check_campaign_complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expired_lookup_values_only_outside_strict_mode() {
+        let cached = || {
+            Some(vec![DomainValue {
+                value: "IT".into(),
+                display: "Italian".into(),
+            }])
+        };
+        let down = || {
+            Err(DamError::Api {
+                status: 503,
+                message: "down".into(),
+                endpoint: "GET /otmmapi/v6/lookupdomains/L".into(),
+            })
+        };
+        let lenient = domain_values_or_expired("L", down(), false, cached).unwrap();
+        assert_eq!(lenient[0].value, "IT");
+        let strict = domain_values_or_expired("L", down(), true, cached).unwrap_err();
+        assert_eq!(strict.status(), Some(503));
+        assert!(domain_values_or_expired("L", down(), false, || None).is_err());
+        let refused = Err(DamError::Api {
+            status: 404,
+            message: "no such domain".into(),
+            endpoint: "GET /otmmapi/v6/lookupdomains/L".into(),
+        });
+        assert!(
+            domain_values_or_expired("L", refused, false, cached).is_err(),
+            "only a passing failure falls back to expired values"
+        );
+        let fresh = domain_values_or_expired("L", Ok(Vec::new()), false, cached).unwrap();
+        assert!(fresh.is_empty(), "fresh values win over cached ones");
+    }
 
     #[test]
     fn error_note_lists_every_problem_and_the_convention() {

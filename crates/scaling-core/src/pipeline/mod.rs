@@ -322,10 +322,15 @@ impl Services {
             config.dam.connect_timeout_secs,
             config.dam.content_timeout_secs,
         );
-        let dam = DamClient::new(&config.dam, dam_agent).with_lookup_cache(
-            &config.temp.dir,
-            &config.field_mappings.validate_domain_values,
+        let lookup_ttl = Duration::from_secs(
+            config
+                .field_mappings
+                .validate_domain_values
+                .cache_ttl_hours
+                .saturating_mul(3600),
         );
+        let dam = DamClient::new(&config.dam, dam_agent)
+            .with_lookup_cache(&config.temp.dir, lookup_ttl);
         let notify_agent = agent(10, 30);
         let mailer = Mailer::new(&config.email, notify_agent.clone());
         let webhooks = WebhookSender::new(notify_agent);
