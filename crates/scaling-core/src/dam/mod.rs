@@ -401,8 +401,9 @@ impl DamClient {
     /// Downloads an asset's master content to `dest` and returns the size in bytes: GET `/assets/{id}/contents`,
     /// streamed into a private temporary file next to `dest` (content timeout), renamed when complete.
     /// Connection failures and 429/5xx before the body are retried by the HTTP core (`max_retries`); a
-    /// body cut off mid-transfer is [`DamError::Interrupted`] (the partial file removed, `dest`
-    /// untouched): the DAM is unreachable for now and the next pass downloads again.
+    /// body cut off mid-transfer (the partial file removed, `dest` untouched) starts the download
+    /// over, up to `max_retries` times, then is [`DamError::Interrupted`]: the DAM is unreachable for
+    /// now and the next pass downloads again.
     /// Source: api-notes/otmm.md "Assets".
     pub fn download_to(&self, asset_id: &str, dest: &Path) -> Result<u64, DamError> {
         let url = format!(
@@ -411,20 +412,28 @@ impl DamClient {
             encode_path_segment(asset_id)
         );
         let label = request_label(&Method::GET, &url);
-        let response = self.call(
-            &Method::GET,
-            &url,
-            true,
-            self.content_timeouts,
-            &|builder| {
-                transport::empty_body(builder.header(header::ACCEPT, "*/*"))
-                    .map_err(|error| invalid_request(&label, error))
-            },
-        )?;
-        if !response.status().is_success() {
-            return Err(failure(&label, response));
-        }
-        stream_to_file(response, &label, dest)
+        // A body cut off mid-transfer starts over (the core retried failures before the body).
+        transport::retry(&self.http.policy, &label, |_| {
+            let response = self
+                .call(
+                    &Method::GET,
+                    &url,
+                    true,
+                    self.content_timeouts,
+                    &|builder| {
+                        transport::empty_body(builder.header(header::ACCEPT, "*/*"))
+                            .map_err(|error| invalid_request(&label, error))
+                    },
+                )
+                .map_err(transport::Attempt::Stop)?;
+            if !response.status().is_success() {
+                return Err(transport::Attempt::Stop(failure(&label, response)));
+            }
+            stream_to_file(response, &label, dest).map_err(|error| match error {
+                DamError::Interrupted { .. } => transport::Attempt::retry(error),
+                other => transport::Attempt::Stop(other),
+            })
+        })
     }
 
     /// Imports a file as a new asset in `folder_id` and returns the import job id.

@@ -526,6 +526,35 @@ fn download_restarts_after_a_dropped_connection() {
     assert!(!dir.path().join("missing.mp4").exists());
 }
 
+#[test]
+fn download_starts_over_after_a_body_cut_off_mid_transfer() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/assets/M1/contents"
+            if !earlier.iter().any(|other| other.path() == request.path()) =>
+        {
+            Reply::cut_off(12, b"master")
+        }
+        "/otmmapi/v6/assets/M1/contents" => Reply::bytes(200, b"master-bytes"),
+        "/otmmapi/v6/assets/M2/contents" => Reply::cut_off(12, b"mas"),
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("m.mp4");
+    assert_eq!(dam.download_to("M1", &dest).unwrap(), 12);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"master-bytes");
+    assert_eq!(server.count("GET", "/otmmapi/v6/assets/M1/contents"), 2);
+    // Cut off every time: Interrupted (unreachable) after the retries, nothing left behind.
+    let cut = dir.path().join("cut.mp4");
+    let error = dam.download_to("M2", &cut).unwrap_err();
+    assert!(matches!(error, DamError::Interrupted { .. }), "{error:?}");
+    assert!(error.is_unreachable());
+    assert!(server.count("GET", "/otmmapi/v6/assets/M2/contents") > 1);
+    assert!(!cut.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no partial file");
+}
+
 fn languages_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> TestServer {
     TestServer::start(move |request, earlier| match request.path() {
         "/otmmapi/v6/sessions" => login_reply(earlier),

@@ -73,6 +73,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Content-Length announced when it differs from the body sent (a body cut off mid-transfer).
+    pub announced_len: Option<usize>,
 }
 
 impl Reply {
@@ -81,6 +83,7 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: value.to_string().into_bytes(),
+            announced_len: None,
         }
     }
     pub fn empty(status: u16) -> Self {
@@ -88,6 +91,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            announced_len: None,
         }
     }
     pub fn bytes(status: u16, body: &[u8]) -> Self {
@@ -95,6 +99,15 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), "application/octet-stream".into())],
             body: body.to_vec(),
+            announced_len: None,
+        }
+    }
+    /// Status 200 announcing `announced_len` bytes, sending `body` (shorter) and closing: a body
+    /// cut off mid-transfer.
+    pub fn cut_off(announced_len: usize, body: &[u8]) -> Self {
+        Self {
+            announced_len: Some(announced_len),
+            ..Self::bytes(200, body)
         }
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -196,7 +209,7 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Recorded>>) 
     let mut head = format!(
         "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
         reply.status,
-        reply.body.len()
+        reply.announced_len.unwrap_or(reply.body.len())
     );
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
