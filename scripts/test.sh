@@ -76,6 +76,10 @@ features=(--features scaling-core/failpoints)
 cs_log "cargo build --workspace --all-targets ${features[*]}"
 t=$SECONDS
 cargo build --workspace --all-targets "${features[@]}"
+# The workspace lints ([workspace.lints] in Cargo.toml): any warning fails the run.
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cs_log "cargo clippy --workspace --all-targets ${features[*]} -- -D warnings"
+cargo clippy --workspace --all-targets "${features[@]}" -- -D warnings
 cs_build_secs=$((SECONDS - t))
 
 # --no-fail-fast: run every test binary even after one fails, so one run shows every failure.

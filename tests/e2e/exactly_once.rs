@@ -306,7 +306,10 @@ fn knob_config(world: &World) -> PathBuf {
         (&main, "${POLLING_LEASE_SECS:-900}"),
         (&sandbox, "${DAM_IMPORT_JOB_TIMEOUT_SECS:-30}"),
     ] {
-        assert!(text.contains(knob), "the shipped config no longer reads {knob}");
+        assert!(
+            text.contains(knob),
+            "the shipped config no longer reads {knob}"
+        );
     }
     dir
 }
@@ -1288,7 +1291,10 @@ fn defect11_reprocess_errors_takes_clash_prefixed_files_and_its_dry_run_tells_th
         ));
     }
     let second_line = line_of(&second);
-    if second_line.is_empty() || second_line.contains("skipped") || second_line.contains("rejected again") {
+    if second_line.is_empty()
+        || second_line.contains("skipped")
+        || second_line.contains("rejected again")
+    {
         failures.push(format!(
             "dry run on the clash-prefixed fixed file does not promise to process it: {second_line:?}"
         ));

@@ -10,7 +10,6 @@ use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, fixture
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 
-
 struct Campaign {
     id: String,
     box_folder_id: String,

@@ -3,6 +3,18 @@
 //!
 //! Needs the workspace binaries built (`scripts/test.sh` does it) and a PostgreSQL server
 //! (`CS_TEST_DATABASE_URL` / `DATABASE_URL`, else 127.0.0.1:5432 as postgres).
+#![expect(
+    clippy::print_stderr,
+    reason = "test output: figures and what a failing or slow test shows"
+)]
+#![expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::case_sensitive_file_extension_comparisons,
+    clippy::unused_self,
+    clippy::type_complexity,
+    reason = "test code: small counts, and names the tests themselves create"
+)]
 
 mod badinput;
 mod crash;

@@ -10,11 +10,12 @@ use std::time::{Duration, SystemTime};
 use scaling_core::boxapi::{BoxAppConfig, BoxClient};
 use serde_json::Value;
 
-use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, fixture, repo_root, World};
+use crate::util::{
+    box_files_in, box_folder, campaign_status, dam_folder, fixture, repo_root, World,
+};
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 const BAD_NAME: &str = "Breakfast_image_EN_v1.png";
-
 
 fn stdout(output: &Output) -> String {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();

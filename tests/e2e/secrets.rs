@@ -20,7 +20,7 @@ use std::process::Output;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::util::{admin_url, campaign_status, require_ffmpeg, ffmpeg_video, TestDb, World};
+use crate::util::{admin_url, campaign_status, ffmpeg_video, require_ffmpeg, TestDb, World};
 
 /// A PostgreSQL role with a password that owns the test database; dropped at the end.
 struct SecretRole {

@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::util::{
-    box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, require_ffmpeg,
-    ffmpeg_video, route_count, route_count_prefix, sha1_of, World,
+    box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, ffmpeg_video,
+    require_ffmpeg, route_count, route_count_prefix, sha1_of, World,
 };
 
 /// Frames of 1280x720 uyvy422 raw video (1,843,200 bytes each): 109 make 200.9 MB.

@@ -293,7 +293,11 @@ impl World {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout`.
-pub(crate) fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
@@ -369,7 +373,12 @@ impl World {
 
     /// Runs a workspace binary with the sandbox environment, `extra` variables added or
     /// replacing it; returns its output (stderr is echoed like [`World::run`]).
-    pub(crate) fn run_with_env(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    pub(crate) fn run_with_env(
+        &self,
+        binary: &str,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Output {
         let mut command = Command::new(bin(binary));
         command
             .args(args)
@@ -506,7 +515,6 @@ pub(crate) fn route_count_prefix(stats: &Value, prefix: &str) -> u64 {
 }
 
 // ----- helpers added for the exactly-once tests (issue 11) -----
-
 
 /// Names of Box/OS debris that box-poll ignores and leaves in the watched folder.
 fn is_debris(name: &str) -> bool {

@@ -1392,7 +1392,9 @@ pub async fn commit_new_version(
                 _ => None,
             },
         };
-        if let Some(response) = failure { Err(response) } else {
+        if let Some(response) = failure {
+            Err(response)
+        } else {
             world.boxes.add_version(file_id, version, actor);
             if let (Some(name), Some(file)) = (new_name, world.boxes.file_mut(file_id)) {
                 file.name = name.to_owned();

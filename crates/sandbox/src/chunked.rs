@@ -237,7 +237,15 @@ fn file_size_of(request: &Value) -> Result<u64, Response> {
             value
                 .as_f64()
                 .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                .map(|f| f as u64)
+                .map(|f| {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "filtered to whole, non-negative values"
+                    )]
+                    let whole = f as u64;
+                    whole
+                })
         })
         .ok_or_else(|| {
             box_error(

@@ -295,7 +295,8 @@ impl Running {
     /// # Panics
     /// When the request cannot be sent.
     pub fn agency_upload(&self, folder_id: &str, name: &str, source: &Path) -> (u16, Value) {
-        let body = serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
+        let body =
+            serde_json::json!({ "folder_id": folder_id, "name": name, "source_path": source });
         self.control_request("POST", "/agency-upload", Some(&body))
     }
 }

@@ -206,7 +206,8 @@ async fn send_message(
     let record = json!({
         "id": id,
         "message_id": message_id,
-        "timestamp": now.as_millisecond() as f64 / 1000.0,
+        // Seconds with milliseconds, as Mailgun's events carry them.
+        "timestamp": timestamp_secs(now),
         "size": size,
         "domain": domain,
         "from": from,
@@ -420,4 +421,14 @@ fn encode_component(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `now` in seconds with milliseconds, the float Mailgun's events carry (exact: milliseconds since
+/// 1970 stay far below 2^52 for any date to come).
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "milliseconds since 1970 are far below 2^52"
+)]
+fn timestamp_secs(now: jiff::Timestamp) -> f64 {
+    now.as_millisecond() as f64 / 1000.0
 }

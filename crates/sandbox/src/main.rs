@@ -64,7 +64,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            #[expect(clippy::print_stderr, reason = "the sandbox binary's error report")]
+            {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::from(2)
         }
     }

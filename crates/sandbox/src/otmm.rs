@@ -148,6 +148,10 @@ pub fn domain_field(id: &str, value: &str, display: &str) -> Value {
 }
 
 /// A number field (integral values are written without a fraction).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "only whole numbers below 2^53 become integers"
+)]
 pub fn number_field(id: &str, number: f64) -> Value {
     let value = if number.fract() == 0.0 && number.abs() < 9.0e15 {
         json!(number as i64)

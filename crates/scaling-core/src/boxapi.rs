@@ -463,6 +463,7 @@ impl BoxClient {
     }
 
     /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
+    #[must_use]
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.download_http.policy = policy.clone();
         self.http.policy = policy;
@@ -628,11 +629,10 @@ impl BoxClient {
         options: &CallOptions<'_>,
         make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
-        self.send_via(&self.http, options, make)
+        Self::send_via(&self.http, options, make)
     }
 
     fn send_via(
-        &self,
         context: &HttpContext,
         options: &CallOptions<'_>,
         make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, BoxError>,
@@ -958,8 +958,7 @@ impl BoxClient {
         };
         let mut make = || Self::empty(request(Method::GET, location), &label);
         // Not rate limited: Box's limits are on API calls, not on the download host.
-        let response = self
-            .send_via(&self.download_http, &options, &mut make)
+        let response = Self::send_via(&self.download_http, &options, &mut make)
             .map_err(DownloadFailure::of_request)?;
         if response.status().is_success() {
             return Ok(response);

@@ -149,7 +149,13 @@ pub fn init_logging(format: LogFormat, verbosity: u8) {
             .try_init(),
     };
     if let Err(error) = result {
-        eprintln!("warning: logging already initialised: {error}");
+        #[expect(
+            clippy::print_stderr,
+            reason = "logging is what failed to start, so stderr is the only channel left"
+        )]
+        {
+            eprintln!("warning: logging already initialised: {error}");
+        }
     }
 }
 
@@ -215,10 +221,13 @@ fn report_error(binary: &str, format: LogFormat, error: &PassError) {
     let chain = error_chain(error);
     let hint = error.hint();
     match format {
-        LogFormat::Json => match &hint {
-            Some(hint) => tracing::error!(hint = %hint, "{binary}: {chain}"),
-            None => tracing::error!("{binary}: {chain}"),
-        },
+        LogFormat::Json => {
+            if let Some(hint) = &hint {
+                tracing::error!(hint = %hint, "{binary}: {chain}")
+            } else {
+                tracing::error!("{binary}: {chain}")
+            }
+        }
         LogFormat::Text => {
             let mut text = format!("error: {binary}: {chain}\n");
             if let Some(hint) = hint {

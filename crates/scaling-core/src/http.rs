@@ -76,6 +76,7 @@ impl Timeouts {
 
     /// The same connect and idle limits without a total: for content downloads and uploads, whose duration
     /// grows with the file size.
+    #[must_use]
     pub fn for_content(self) -> Self {
         Self {
             total: None,
@@ -111,7 +112,7 @@ impl RetryPolicy {
     /// Production cap of the exponential delay: 30 s.
     pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
     /// Production cap of `Retry-After`: 120 s.
-    pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+    pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_mins(2);
 
     /// The production policy with `max_retries` retries.
     pub fn new(max_retries: u32) -> Self {
@@ -891,7 +892,7 @@ pub fn is_private(metadata: &std::fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        metadata.permissions().mode() & 0o077 == 0
+        metadata.permissions().mode().trailing_zeros() >= 6
     }
     #[cfg(not(unix))]
     {
@@ -1084,11 +1085,13 @@ impl Multipart {
     }
 
     /// Adds a plain text field (no content type, as browsers send form fields).
+    #[must_use]
     pub fn text(self, name: &str, value: &str) -> Self {
         self.push(name, None, None, PartBody::Bytes(value.as_bytes().to_vec()))
     }
 
     /// Adds a JSON field with `Content-Type: application/json`.
+    #[must_use]
     pub fn json(self, name: &str, value: &serde_json::Value) -> Self {
         self.push(
             name,
@@ -1099,6 +1102,7 @@ impl Multipart {
     }
 
     /// Adds in-memory bytes as a file part.
+    #[must_use]
     pub fn bytes(self, name: &str, filename: &str, content_type: &str, data: Vec<u8>) -> Self {
         self.push(
             name,
@@ -1154,7 +1158,7 @@ impl Multipart {
             segments.push_back(Segment::Bytes(io::Cursor::new(part.head.clone())));
             match &part.body {
                 PartBody::Bytes(bytes) => {
-                    segments.push_back(Segment::Bytes(io::Cursor::new(bytes.clone())))
+                    segments.push_back(Segment::Bytes(io::Cursor::new(bytes.clone())));
                 }
                 PartBody::File { path, length } => {
                     let file = File::open(path)?;
@@ -1246,10 +1250,7 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         let now: jiff::Timestamp = "2026-11-10T10:00:00Z".parse().unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_mins(2)));
         assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
         assert_eq!(
             parse_retry_after("1.5", now),
@@ -1285,7 +1286,7 @@ mod tests {
             );
             let third = policy.backoff(3);
             assert!(
-                third >= Duration::from_millis(1000) && third <= Duration::from_millis(2000),
+                third >= Duration::from_secs(1) && third <= Duration::from_secs(2),
                 "{third:?}"
             );
             assert!(policy.backoff(40) <= RetryPolicy::DEFAULT_MAX_DELAY);
@@ -1295,7 +1296,7 @@ mod tests {
             Duration::from_secs(7)
         );
         assert_eq!(
-            policy.delay(1, Some(Duration::from_secs(7200))),
+            policy.delay(1, Some(Duration::from_hours(2))),
             RetryPolicy::DEFAULT_MAX_RETRY_AFTER
         );
     }

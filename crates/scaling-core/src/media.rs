@@ -370,7 +370,7 @@ struct ProbeFormat {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Number {
-    Number(f64),
+    Float(f64),
     Text(String),
     Other(serde::de::IgnoredAny),
 }
@@ -378,7 +378,7 @@ enum Number {
 impl Number {
     fn value(&self) -> Option<f64> {
         match self {
-            Number::Number(value) => Some(*value),
+            Number::Float(value) => Some(*value),
             Number::Text(text) => text.trim().parse().ok(),
             Number::Other(_) => None,
         }
@@ -436,7 +436,15 @@ pub fn parse_ffprobe_json(json: &str, extension: &str) -> Result<MediaInfo, Stri
     let dimension = |value: Option<&Number>| {
         number(value)
             .filter(|v| *v > 0.0 && *v <= f64::from(u32::MAX))
-            .map(|v| v as u32)
+            .map(|v| {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "filtered to (0, u32::MAX]; a fraction is dropped"
+                )]
+                let pixels = v as u32;
+                pixels
+            })
     };
 
     let mut info = MediaInfo {
@@ -543,7 +551,7 @@ fn error_summary(bytes: &[u8], path: &Path) -> Option<String> {
         let cleaned = ABSOLUTE_PATH
             .replace_all(&cleaned, "${1}<path>")
             .into_owned();
-        if !cleaned.is_empty() && !lines.iter().any(|x| *x == cleaned) {
+        if !cleaned.is_empty() && !lines.contains(&cleaned) {
             lines.push(cleaned);
         }
         if lines.len() == 3 {
@@ -567,16 +575,16 @@ mod tests {
 
     /// A media fixture of `shared/fixtures/media`; panics when it is absent (a missing fixture
     /// must not pass a test silently).
-    fn fixture(name: &str) -> Option<PathBuf> {
+    fn fixture(name: &str) -> PathBuf {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/fixtures/media")
             .join(name);
         assert!(p.is_file(), "fixture {} is absent", p.display());
-        Some(p)
+        p
     }
 
     /// Panics when ffprobe is not installed (scripts/test.sh installs it).
-    fn have_ffprobe() -> bool {
+    fn require_ffprobe() {
         let ok = Command::new("ffprobe")
             .arg("-version")
             .stdout(Stdio::null())
@@ -587,17 +595,12 @@ mod tests {
             ok,
             "ffprobe is not installed (scripts/test.sh installs it with ffmpeg)"
         );
-        ok
     }
 
     #[test]
     fn probes_real_video() {
-        let Some(p) = fixture("bigbuckbunny.mp4") else {
-            return;
-        };
-        if !have_ffprobe() {
-            return;
-        }
+        let p = fixture("bigbuckbunny.mp4");
+        require_ffprobe();
         let info = probe(&p, "mp4", &cfg()).unwrap();
         assert_eq!(info.kind, MediaKind::Video);
         assert_eq!(info.width, Some(1280));
@@ -615,12 +618,8 @@ mod tests {
 
     #[test]
     fn probes_real_png() {
-        let Some(p) = fixture("coffee.png") else {
-            return;
-        };
-        if !have_ffprobe() {
-            return;
-        }
+        let p = fixture("coffee.png");
+        require_ffprobe();
         let info = probe(&p, "PNG", &cfg()).unwrap();
         assert_eq!(info.kind, MediaKind::Image);
         assert_eq!((info.width, info.height), (Some(600), Some(400)));
@@ -632,12 +631,8 @@ mod tests {
 
     #[test]
     fn probes_real_jpeg() {
-        let Some(p) = fixture("rocket.jpg") else {
-            return;
-        };
-        if !have_ffprobe() {
-            return;
-        }
+        let p = fixture("rocket.jpg");
+        require_ffprobe();
         let info = probe(&p, ".jpg", &cfg()).unwrap();
         assert_eq!(info.kind, MediaKind::Image);
         assert_eq!((info.width, info.height), (Some(640), Some(427)));
@@ -648,9 +643,7 @@ mod tests {
 
     #[test]
     fn corrupt_and_empty_files_are_unreadable() {
-        if !have_ffprobe() {
-            return;
-        }
+        require_ffprobe();
         let dir = tempfile::tempdir().unwrap();
         let corrupt = dir.path().join("broken.mp4");
         // Deterministic pseudo-random bytes (xorshift), no container signature.
@@ -743,7 +736,7 @@ mod tests {
 
     /// The path of the real ffprobe (for wrappers that must not find themselves on PATH).
     fn real_ffprobe() -> String {
-        assert!(have_ffprobe());
+        require_ffprobe();
         let output = Command::new("sh")
             .args(["-c", "command -v ffprobe"])
             .output()
@@ -819,7 +812,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn playlists_named_as_video_are_rejected_without_opening_other_files() {
-        assert!(have_ffprobe());
+        require_ffprobe();
         let dir = tempfile::tempdir().unwrap();
         let playlists = [
             ("ffconcat", "ffconcat version 1.0\nfile 'box-token.json'\n"),
@@ -886,9 +879,7 @@ mod tests {
     #[test]
     fn ffprobe_runs_with_a_cleared_environment_and_only_the_file_protocol() {
         let real = real_ffprobe();
-        let Some(video) = fixture("bigbuckbunny.mp4") else {
-            return;
-        };
+        let video = fixture("bigbuckbunny.mp4");
         let dir = tempfile::tempdir().unwrap();
         let dump = dir.path().join("env.txt");
         let args = dir.path().join("args.txt");

@@ -55,6 +55,10 @@ pub fn domain_field(id: &str, value: &str) -> Value {
 }
 
 /// Field JSON with a number value `{"type":"number","value":N}` (whole numbers as JSON integers).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "only whole numbers below 2^53 become integers"
+)]
 pub fn number_field(id: &str, value: f64) -> Value {
     let number = if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
         json!(value as i64)
@@ -159,9 +163,10 @@ pub fn build_representation(
     let validation = &mappings.validate_domain_values;
 
     for id in &mappings.mvp_fields {
-        match find_field(input.master, id) {
-            Some(field) => fields.set(id, field.clone()),
-            None => tracing::debug!(field = %id, "master has no such field; not copied"),
+        if let Some(field) = find_field(input.master, id) {
+            fields.set(id, field.clone())
+        } else {
+            tracing::debug!(field = %id, "master has no such field; not copied")
         }
     }
 
@@ -170,41 +175,39 @@ pub fn build_representation(
         let from_source = source_value(&update.source, input)
             .map(|value| Transform::apply_all(&update.transform, &value))
             .filter(|value| !value.trim().is_empty());
-        let value = match from_source {
-            Some(value) => value,
-            None => {
-                if update.fallback.as_deref() == Some("master") {
-                    if let Some(field) =
-                        find_field(input.master, id).filter(|field| text_of_field(field).is_some())
-                    {
-                        fields.set(id, field.clone());
-                        continue;
-                    }
-                }
-                match update
-                    .default
-                    .clone()
-                    .filter(|value| !value.trim().is_empty())
+        let value = if let Some(value) = from_source {
+            value
+        } else {
+            if update.fallback.as_deref() == Some("master") {
+                if let Some(field) =
+                    find_field(input.master, id).filter(|field| text_of_field(field).is_some())
                 {
-                    Some(value) => value,
-                    None => {
-                        if update.required {
-                            problems.push(format!(
-                                "field {id} is required but its source {} is empty{}",
-                                update.source,
-                                if update.fallback.is_some() {
-                                    " and the master has no value"
-                                } else {
-                                    ""
-                                }
-                            ));
-                        }
-                        // No value for this derivative: do not keep the master's (e.g. a master's
-                        // duration on an image). `fallback: master` is the way to keep it.
-                        fields.remove(id);
-                        continue;
-                    }
+                    fields.set(id, field.clone());
+                    continue;
                 }
+            }
+            if let Some(value) = update
+                .default
+                .clone()
+                .filter(|value| !value.trim().is_empty())
+            {
+                value
+            } else {
+                if update.required {
+                    problems.push(format!(
+                        "field {id} is required but its source {} is empty{}",
+                        update.source,
+                        if update.fallback.is_some() {
+                            " and the master has no value"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                // No value for this derivative: do not keep the master's (e.g. a master's
+                // duration on an image). `fallback: master` is the way to keep it.
+                fields.remove(id);
+                continue;
             }
         };
         let value = match (&update.validate_domain, validation.enabled) {
@@ -385,29 +388,28 @@ fn check_domain(
         )),
         Ok(values) => {
             let wanted = value.trim().to_lowercase();
-            match values
+            if let Some(found) = values
                 .iter()
                 .find(|candidate| candidate.trim().to_lowercase() == wanted)
             {
-                Some(found) => DomainCheck::Valid(found.trim().to_string()),
-                None => {
-                    let mut listed: Vec<&str> = values
-                        .iter()
-                        .map(|v| v.trim())
-                        .filter(|v| !v.is_empty())
-                        .collect();
-                    listed.sort_unstable();
-                    listed.dedup();
-                    let shown = if listed.len() > 40 {
-                        format!("{}, ... ({} values)", listed[..40].join(", "), listed.len())
-                    } else {
-                        listed.join(", ")
-                    };
-                    DomainCheck::Invalid(format!(
-                        "{label} {value:?} is not an allowed value of lookup domain {domain} (field {}); allowed: {shown}",
-                        update.field_id
-                    ))
-                }
+                DomainCheck::Valid(found.trim().to_string())
+            } else {
+                let mut listed: Vec<&str> = values
+                    .iter()
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                listed.sort_unstable();
+                listed.dedup();
+                let shown = if listed.len() > 40 {
+                    format!("{}, ... ({} values)", listed[..40].join(", "), listed.len())
+                } else {
+                    listed.join(", ")
+                };
+                DomainCheck::Invalid(format!(
+                    "{label} {value:?} is not an allowed value of lookup domain {domain} (field {}); allowed: {shown}",
+                    update.field_id
+                ))
             }
         }
     }

@@ -626,7 +626,14 @@ pub fn classify(name: &str, cfg: &NamingConfig) -> NameCheck {
     let separator = cfg.separator.to_string();
     let parts: Vec<&str> = stem.split(cfg.separator).collect();
     let mut values: Vec<SegmentValue> = Vec::new();
-    if parts.len() != cfg.segments.len() {
+    if parts.len() == cfg.segments.len() {
+        for (index, (rule, part)) in cfg.segments.iter().zip(parts.iter()).enumerate() {
+            match check_segment(index + 1, rule, part, cfg) {
+                Ok(value) => values.push(value),
+                Err(mut found) => problems.append(&mut found),
+            }
+        }
+    } else {
         let listing = parts
             .iter()
             .map(|part| escape_controls(part))
@@ -653,13 +660,6 @@ pub fn classify(name: &str, cfg: &NamingConfig) -> NameCheck {
         if let (Some(rule), Some(part)) = (cfg.segments.first(), parts.first()) {
             if let Err(mut found) = check_segment(1, rule, part, cfg) {
                 problems.append(&mut found);
-            }
-        }
-    } else {
-        for (index, (rule, part)) in cfg.segments.iter().zip(parts.iter()).enumerate() {
-            match check_segment(index + 1, rule, part, cfg) {
-                Ok(value) => values.push(value),
-                Err(mut found) => problems.append(&mut found),
             }
         }
     }

@@ -160,7 +160,10 @@ fn template_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") {
+        let html = std::path::Path::new(name)
+            .extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("html"));
+        if html {
             AutoEscape::Html
         } else {
             AutoEscape::None

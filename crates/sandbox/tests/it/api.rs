@@ -397,7 +397,9 @@ fn marker_paging_lists_folders_first_then_files() {
             }
             names.push(entry["name"].as_str().expect("name").to_owned());
         }
-        if let Some(next) = body["next_marker"].as_str() { marker = Some(next.to_owned()) } else {
+        if let Some(next) = body["next_marker"].as_str() {
+            marker = Some(next.to_owned())
+        } else {
             assert!(body["next_marker"].is_null(), "last page sends null");
             break;
         }
@@ -1277,7 +1279,10 @@ fn launch_fails_loudly_on_a_missing_scenario_media_file_or_flag() {
         .err()
         .map(|error| format!("{error:#}"))
         .expect("a missing media file must not start");
-    assert!(media.contains("absent.mp4") && media.contains("not found"), "{media}");
+    assert!(
+        media.contains("absent.mp4") && media.contains("not found"),
+        "{media}"
+    );
     let flag = Launch::new()
         .args(["--no-such-flag"])
         .try_start()
@@ -1289,7 +1294,10 @@ fn launch_fails_loudly_on_a_missing_scenario_media_file_or_flag() {
         .err()
         .and_then(|payload| payload.downcast_ref::<String>().cloned())
         .expect("start() panics with the reason");
-    assert!(panic.contains("--part-size must be at least 1 byte"), "{panic}");
+    assert!(
+        panic.contains("--part-size must be at least 1 byte"),
+        "{panic}"
+    );
 }
 
 /// The binary's own contract, which the in-process launcher bypasses: `sandbox serve` prints
@@ -1299,7 +1307,14 @@ fn the_binary_prints_the_ready_line_then_serves() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--fault-seed", "7", "--state-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--fault-seed",
+            "7",
+            "--state-dir",
+        ])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -1311,12 +1326,19 @@ fn the_binary_prints_the_ready_line_then_serves() {
         .expect("ready line");
     let printed: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let state = agent()
-        .get(format!("{}/state", printed["control_url"].as_str().unwrap_or_default()))
+        .get(format!(
+            "{}/state",
+            printed["control_url"].as_str().unwrap_or_default()
+        ))
         .call()
         .map(|response| response.status().as_u16());
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(state.ok(), Some(200), "the binary serves its control API: {printed}");
+    assert_eq!(
+        state.ok(),
+        Some(200),
+        "the binary serves its control API: {printed}"
+    );
     let keys = |value: &Value| -> Vec<String> {
         value
             .as_object()

@@ -21,10 +21,10 @@ use crate::secret::Secret;
 pub const JWT_AUDIENCE: &str = "https://api.box.com/oauth2/token";
 
 /// Assertion lifetime in seconds (Box allows at most 60; its SDKs use 30-45).
-pub const JWT_LIFETIME_SECS: i64 = 45;
+pub(super) const JWT_LIFETIME_SECS: i64 = 45;
 
 /// The `grant_type` of a JWT token request.
-pub const JWT_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(super) const JWT_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Box app settings from the JSON config file the Developer Console generates for a JWT app
 /// (`{"boxAppSettings":{"clientID","clientSecret","appAuth":{"publicKeyID","privateKey","passphrase"}},
@@ -68,7 +68,7 @@ impl fmt::Debug for BoxAppConfig {
 fn required_text(root: &Value, pointer: &str, key: &str) -> Result<String, BoxError> {
     match root.pointer(pointer) {
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
+        Some(Value::String(_) | Value::Null) | None => {
             Err(BoxError::Decode(format!("{key}: missing or empty")))
         }
         Some(_) => Err(BoxError::Decode(format!("{key}: expected a string"))),
@@ -276,7 +276,7 @@ pub(crate) struct TokenError {
 
 impl TokenError {
     /// `invalid_grant` about the `exp` claim: our clock is off; retry with the server's time.
-    pub fn is_exp_claim_problem(&self) -> bool {
+    pub(super) fn is_exp_claim_problem(&self) -> bool {
         self.error.as_deref() == Some("invalid_grant")
             && self
                 .error_description
@@ -292,11 +292,11 @@ pub(crate) mod tests {
     use rsa::pkcs1::EncodeRsaPublicKey as _;
     use rsa::pkcs8::EncodePrivateKey as _;
 
-    pub const PASSPHRASE: &str = "correct horse battery staple";
+    pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 
     /// A 2048-bit RSA key, encrypted like the Box Developer Console does (PBES2, PBKDF2-HMAC-SHA1 with
     /// 2048 iterations, DES-EDE3-CBC), and its public key as PKCS#1 DER.
-    pub fn test_key() -> (String, Vec<u8>) {
+    pub(crate) fn test_key() -> (String, Vec<u8>) {
         let mut rng = rand::thread_rng();
         let private = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
         let public_der = rsa::RsaPublicKey::from(&private)
@@ -325,7 +325,7 @@ pub(crate) mod tests {
         (pem.to_string(), public_der)
     }
 
-    pub fn app_json(pem: &str, passphrase: &str) -> String {
+    pub(crate) fn app_json(pem: &str, passphrase: &str) -> String {
         serde_json::json!({
             "boxAppSettings": {
                 "clientID": "client-id-1", "clientSecret": "client-secret-value",

@@ -51,7 +51,7 @@ use crate::http::{
 };
 
 /// Most 202 "still processing" replies waited out on commit (rclone uses 100).
-pub const MAX_COMMIT_POLLS: u32 = 100;
+pub(super) const MAX_COMMIT_POLLS: u32 = 100;
 
 /// Wait before re-committing after a 202 without `Retry-After`.
 const DEFAULT_COMMIT_WAIT: Duration = Duration::from_secs(1);
@@ -210,7 +210,7 @@ impl BoxClient {
         let session = match self.create_session(target, name, size) {
             Ok(session) => session,
             Err(Refused::Conflict(failure)) => {
-                return self.session_conflict(target, path, *failure)
+                return Self::session_conflict(target, path, *failure)
             }
             Err(Refused::TooSmall(failure)) if size < SIMPLE_UPLOAD_LIMIT => {
                 tracing::warn!(name, size, error = %BoxError::from(*failure),
@@ -336,7 +336,6 @@ impl BoxClient {
     /// A 409 `item_name_in_use` on session creation: success when the conflicting file has this file's
     /// SHA-1 (computed now by streaming the file), else the conflict error.
     fn session_conflict(
-        &self,
         target: Target<'_>,
         path: &Path,
         failure: ApiFailure,

@@ -121,7 +121,7 @@ pub(crate) struct RawFiles {
 }
 
 impl RawItem {
-    pub fn into_file(self) -> BoxFile {
+    pub(super) fn into_file(self) -> BoxFile {
         let version_sha1 = self
             .file_version
             .as_ref()
@@ -136,7 +136,7 @@ impl RawItem {
         }
     }
 
-    pub fn into_item(self) -> BoxItem {
+    pub(super) fn into_item(self) -> BoxItem {
         match self.kind.as_deref() {
             Some("file") => BoxItem::File(self.into_file()),
             Some("folder") => BoxItem::Folder(BoxFolder {
@@ -210,6 +210,11 @@ pub(crate) fn lenient_u64(value: &Value) -> Option<u64> {
     }
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "checked to lie in [0, 2^64) first"
+)]
 fn float_to_u64(value: f64) -> Option<u64> {
     // 2^64 as f64; `as` would saturate silently above it.
     if value.is_finite() && (0.0..18_446_744_073_709_551_616.0).contains(&value) {

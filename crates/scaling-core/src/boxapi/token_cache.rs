@@ -64,17 +64,17 @@ pub(crate) struct TokenCache {
 
 impl TokenCache {
     /// The cache at `path` for tokens of `owner`. Nothing is read or written yet.
-    pub fn new(path: PathBuf, owner: TokenOwner) -> Self {
+    pub(super) fn new(path: PathBuf, owner: TokenOwner) -> Self {
         Self { path, owner }
     }
 
     /// The file's path.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The cached token of this owner when it is still usable at `now` (Unix seconds).
-    pub fn load(&self, now: i64) -> Option<StoredToken> {
+    pub(super) fn load(&self, now: i64) -> Option<StoredToken> {
         let file = self.read()?;
         if file.format != FORMAT
             || file.client_id != self.owner.client_id
@@ -116,18 +116,17 @@ impl TokenCache {
             }
         };
         // The serde error would quote the text (the token): say only that it is unusable.
-        match serde_json::from_str::<TokenFile>(&text) {
-            Ok(file) => Some(file),
-            Err(_) => {
-                tracing::warn!(path = %self.path.display(), "the Box token cache is not in the expected format; ignoring it");
-                None
-            }
+        if let Ok(file) = serde_json::from_str::<TokenFile>(&text) {
+            Some(file)
+        } else {
+            tracing::warn!(path = %self.path.display(), "the Box token cache is not in the expected format; ignoring it");
+            None
         }
     }
 
     /// Stores `token`, valid until `expires_at` and to be renewed from `refresh_after` (Unix seconds).
     /// Best effort: a failure is logged (without the token) and otherwise ignored.
-    pub fn store(&self, token: &Secret<String>, expires_at: i64, refresh_after: i64) {
+    pub(super) fn store(&self, token: &Secret<String>, expires_at: i64, refresh_after: i64) {
         let file = TokenFile {
             format: FORMAT,
             client_id: self.owner.client_id.clone(),
@@ -143,7 +142,7 @@ impl TokenCache {
     }
 
     /// Removes the file if it holds `token` (Box refused it).
-    pub fn forget(&self, token: &Secret<String>) {
+    pub(super) fn forget(&self, token: &Secret<String>) {
         let holds_it = self
             .read()
             .is_some_and(|file| &file.access_token == token.expose());

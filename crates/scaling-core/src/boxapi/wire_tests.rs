@@ -651,6 +651,10 @@ const CHUNKED_CONTENT: &[u8] = b"hello world, chunked!"; // 21 bytes: parts of 4
 
 /// What the scripted chunked-upload server does wrong, and what it saw.
 #[derive(Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one switch per scripted fault"
+)]
 struct ChunkedBox {
     /// Store the part at this offset, then answer 500 (once).
     store_then_fail_at: Option<u64>,

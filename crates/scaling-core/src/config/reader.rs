@@ -436,7 +436,7 @@ impl<'a> Section<'a> {
                 return Err(self.error(key, format!("expected {expectation}, found nothing")))
             }
         };
-        check_url(&text).map_err(|_| {
+        check_url(&text).map_err(|()| {
             self.error(
                 key,
                 format!(

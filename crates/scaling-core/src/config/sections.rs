@@ -954,7 +954,7 @@ fn field_update(
     };
     let fallback = section.text("fallback")?;
     match fallback.as_deref() {
-        None | Some("master") | Some("none") => {}
+        None | Some("master" | "none") => {}
         Some(other) => {
             return Err(section.error(
                 "fallback",

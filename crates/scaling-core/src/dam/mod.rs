@@ -136,12 +136,14 @@ impl DamClient {
     /// always ask OTMM). Values whose TTL has passed stay readable through
     /// [`DamClient::expired_lookup_domain`], for callers whose policy allows them when OTMM cannot be
     /// asked. Without this call [`DamClient::lookup_domain`] always asks OTMM.
+    #[must_use]
     pub fn with_lookup_cache(mut self, dir: &Path, ttl: Duration) -> Self {
         self.lookup_cache = Some(Arc::new(LookupCache::new(dir.join(LOOKUP_CACHE_FILE), ttl)));
         self
     }
 
     /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
+    #[must_use]
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.http.policy = policy;
         self
@@ -292,17 +294,17 @@ impl DamClient {
                 .and_then(Value::as_array)
                 .map(|ids| ids.iter().filter_map(value_text).collect())
                 .unwrap_or_default();
-            let received = if !listed.is_empty() {
-                for asset in &listed {
-                    results.push(DamAsset::from_json(asset)?);
-                }
-                listed.len() as u64
-            } else {
+            let received = if listed.is_empty() {
                 for id in &ids {
                     let folder = self.get_folder(id)?;
                     results.push(DamAsset::from_json(&folder.json)?);
                 }
                 ids.len() as u64
+            } else {
+                for asset in &listed {
+                    results.push(DamAsset::from_json(asset)?);
+                }
+                listed.len() as u64
             };
             let hit_count = result
                 .and_then(|result| result.get("hit_count"))

@@ -74,7 +74,14 @@ pub(super) fn value_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Number(number) => number.as_u64().or_else(|| {
             let float = number.as_f64()?;
-            (float.is_finite() && (0.0..1.8e19).contains(&float)).then(|| float.round() as u64)
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked to lie in [0, 1.8e19) first"
+            )]
+            let whole =
+                (float.is_finite() && (0.0..1.8e19).contains(&float)).then(|| float.round() as u64);
+            whole
         }),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,

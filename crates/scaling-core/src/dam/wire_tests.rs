@@ -552,7 +552,11 @@ fn download_starts_over_after_a_body_cut_off_mid_transfer() {
     assert!(error.is_unreachable());
     assert!(server.count("GET", "/otmmapi/v6/assets/M2/contents") > 1);
     assert!(!cut.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no partial file");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no partial file"
+    );
 }
 
 fn languages_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> TestServer {

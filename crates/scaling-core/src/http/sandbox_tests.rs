@@ -1,6 +1,10 @@
 //! The Box and OTMM clients against the sandbox (`crates/sandbox`), started in-process by the
 //! shared launcher ([`sandbox::launch::Launch`]): part of a plain `cargo test`, nothing to build
 //! first and nothing skipped (a sandbox that cannot start fails the test with the reason).
+#![expect(
+    clippy::print_stderr,
+    reason = "test output: figures of the clients against the sandbox"
+)]
 
 use std::path::PathBuf;
 
@@ -149,10 +153,7 @@ fn box_client_against_the_sandbox() {
     );
     let second = client.upload(&folder.id, "clip.bin", &other).unwrap();
     let renamed = crate::pipeline::box_poll::move_under_free_name(
-        &client,
-        &second.id,
-        &target.id,
-        "clip.bin",
+        &client, &second.id, &target.id, "clip.bin",
     )
     .unwrap();
     assert_eq!(renamed.name, format!("{}_clip.bin", second.id));
@@ -181,7 +182,7 @@ fn box_client_against_the_sandbox() {
     eprintln!("stats: {}", sandbox.stats());
 }
 
-const SCENARIO: &str = r#"
+const SCENARIO: &str = r"
 dam:
   import_delay_ms: 100
   campaigns:
@@ -195,7 +196,7 @@ dam:
           fields:
             ARTESIA.FIELD.ASSET DESCRIPTION: client test master
             FERRERO.FIELD.MKTG.ASSET TYPE: {value: video, display: Video}
-"#;
+";
 
 fn dam_config(sandbox: &Running, auth: DamAuth) -> DamConfig {
     DamConfig {

@@ -30,7 +30,7 @@ use std::thread;
 
 /// One request as received.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     /// Path and query as sent.
     pub target: String,
@@ -40,23 +40,23 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
-    pub fn query(&self) -> &str {
+    pub(crate) fn query(&self) -> &str {
         self.target.split_once('?').map_or("", |(_, query)| query)
     }
-    pub fn body_text(&self) -> String {
+    pub(crate) fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     /// A form field of an urlencoded body (values percent-decoded).
-    pub fn form(&self, name: &str) -> Option<String> {
+    pub(crate) fn form(&self, name: &str) -> Option<String> {
         self.body_text().split('&').find_map(|pair| {
             let (key, value) = pair.split_once('=')?;
             (key == name).then(|| {
@@ -69,7 +69,7 @@ impl Recorded {
 }
 
 /// A reply.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -78,7 +78,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, value: serde_json::Value) -> Self {
+    pub(crate) fn json(status: u16, value: serde_json::Value) -> Self {
         Self {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -86,7 +86,7 @@ impl Reply {
             announced_len: None,
         }
     }
-    pub fn empty(status: u16) -> Self {
+    pub(crate) fn empty(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -94,7 +94,7 @@ impl Reply {
             announced_len: None,
         }
     }
-    pub fn bytes(status: u16, body: &[u8]) -> Self {
+    pub(crate) fn bytes(status: u16, body: &[u8]) -> Self {
         Self {
             status,
             headers: vec![("content-type".into(), "application/octet-stream".into())],
@@ -104,18 +104,18 @@ impl Reply {
     }
     /// Status 200 announcing `announced_len` bytes, sending `body` (shorter) and closing: a body
     /// cut off mid-transfer.
-    pub fn cut_off(announced_len: usize, body: &[u8]) -> Self {
+    pub(crate) fn cut_off(announced_len: usize, body: &[u8]) -> Self {
         Self {
             announced_len: Some(announced_len),
             ..Self::bytes(200, body)
         }
     }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
     /// Drop the connection without answering.
-    pub fn drop_connection() -> Self {
+    pub(crate) fn drop_connection() -> Self {
         Self::empty(0)
     }
 }
@@ -123,14 +123,14 @@ impl Reply {
 type Handler = dyn Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync;
 
 /// The running server (lives as long as the test process).
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl TestServer {
     /// Starts a server; `handler(request, earlier_requests)` builds each reply.
-    pub fn start(
+    pub(crate) fn start(
         handler: impl Fn(&Recorded, &[Recorded]) -> Reply + Send + Sync + 'static,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -149,11 +149,11 @@ impl TestServer {
         Self { url, requests }
     }
 
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 
-    pub fn count(&self, method: &str, path: &str) -> usize {
+    pub(crate) fn count(&self, method: &str, path: &str) -> usize {
         self.requests()
             .iter()
             .filter(|request| request.method == method && request.path() == path)

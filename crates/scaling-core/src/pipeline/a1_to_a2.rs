@@ -54,7 +54,7 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
             Ok(()) => {}
             Err(error @ PassError::Unreachable { .. }) => return Err(error),
             Err(error) => {
-                tracing::error!(campaign = %folder.name, %error, "campaign could not be processed")
+                tracing::error!(campaign = %folder.name, %error, "campaign could not be processed");
             }
         }
     }
@@ -344,7 +344,10 @@ struct MasterFailureReport {
 
 /// `{step}:{status}` (e.g. `uploading it to Box:503`), or `{step}:other` without a status.
 fn error_class(step: &str, status: Option<u16>) -> String {
-    status.map_or_else(|| format!("{step}:other"), |status| format!("{step}:{status}"))
+    status.map_or_else(
+        || format!("{step}:other"),
+        |status| format!("{step}:{status}"),
+    )
 }
 
 /// The signature of a failure set: the failed masters and the class of each failure, so a

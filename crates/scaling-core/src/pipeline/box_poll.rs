@@ -144,12 +144,17 @@ fn finish_interrupted(
         match reconcile(services, &derivative, false) {
             Ok(Landing::Landed(asset_id)) => {
                 adopt(services, &derivative, &asset_id)?;
-                if let Some(master) = services.store.master_by_tracking_id(&derivative.tracking_id)? {
+                if let Some(master) = services
+                    .store
+                    .master_by_tracking_id(&derivative.tracking_id)?
+                {
                     locked(&state.touched).insert(master.campaign_id);
                 }
             }
             Ok(Landing::NotLanded(reason)) => {
-                services.store.mark_delivery_failed(derivative.id, &reason)?;
+                services
+                    .store
+                    .mark_delivery_failed(derivative.id, &reason)?;
             }
             Ok(Landing::Waiting(_)) => {}
             Err(error) if error.is_unreachable() => return Err(PassError::from_dam(error)),
@@ -168,14 +173,32 @@ fn finish_interrupted(
         let result = match row.state {
             LedgerState::Rejecting => {
                 let problems = recorded_problems(&row);
-                reject(services, report, &row.watched_folder_id, &row.name, &claim, &problems, state, true)
+                reject(
+                    services,
+                    report,
+                    &row.watched_folder_id,
+                    &row.name,
+                    &claim,
+                    &problems,
+                    state,
+                    true,
+                )
             }
-            _ => archive(services, report, &row.watched_folder_id, &row.name, &claim, state),
+            _ => archive(
+                services,
+                report,
+                &row.watched_folder_id,
+                &row.name,
+                &claim,
+                state,
+            ),
         };
         if let Err(error) = result {
-            services
-                .store
-                .release_box_file(&row.file_id, &row.file_version_id, &error.to_string())?;
+            services.store.release_box_file(
+                &row.file_id,
+                &row.file_version_id,
+                &error.to_string(),
+            )?;
             return Err(error);
         }
     }
@@ -489,9 +512,11 @@ pub fn handle_file(
                 match process_file(services, file, &claim, &parsed, state) {
                     Ok(outcome) => outcome,
                     Err(error) => {
-                        services
-                            .store
-                            .release_box_file(&file.id, &version_id, &error.to_string())?;
+                        services.store.release_box_file(
+                            &file.id,
+                            &version_id,
+                            &error.to_string(),
+                        )?;
                         return Err(error);
                     }
                 }
@@ -501,7 +526,9 @@ pub fn handle_file(
         }
     };
     let decided = row.state == LedgerState::Rejecting;
-    finish_file(services, report, folder_id, file, &row, &claim, outcome, decided, state)
+    finish_file(
+        services, report, folder_id, file, &row, &claim, outcome, decided, state,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -530,7 +557,9 @@ fn finish_file(
                      It was moved here so it does not block the queue: move it back to the watched folder (or run `reprocess file {}`) once the cause is fixed.",
                     file.id
                 )];
-                return reject(services, report, folder_id, &file.name, claim, &problems, state, false);
+                return reject(
+                    services, report, folder_id, &file.name, claim, &problems, state, false,
+                );
             }
             let retry = if counted {
                 backoff_secs(
@@ -541,7 +570,9 @@ fn finish_file(
             } else {
                 0
             };
-            services.store.record_retry(claim, &reason, counted, retry)?;
+            services
+                .store
+                .record_retry(claim, &reason, counted, retry)?;
             report.files_retry_later += 1;
             if counted {
                 tracing::warn!(box_file = %file.id, file = %file.name, attempt = attempts, retry_in_secs = retry, %reason, "passing failure; will retry");
@@ -848,7 +879,9 @@ fn process_file(
             &file.id,
             &version_id,
         )? {
-            return Ok(Outcome::Rejected(vec![duplicate_problem(parsed, &existing)]));
+            return Ok(Outcome::Rejected(vec![duplicate_problem(
+                parsed, &existing,
+            )]));
         }
     }
 
@@ -862,7 +895,9 @@ fn process_file(
             return Err(PassError::from_box(error));
         }
         if error.status() == Some(404) {
-            return Ok(Outcome::Gone(format!("Box answered 404 for its content: {error}")));
+            return Ok(Outcome::Gone(format!(
+                "Box answered 404 for its content: {error}"
+            )));
         }
         // A reply that this file cannot be downloaded now (5xx, 429, 403, a checksum
         // mismatch): an attempt; after `retry.max_attempts` it goes to _errors, and the rest
@@ -986,7 +1021,9 @@ fn process_file(
                 })
             }
             DeliveryClaim::Duplicate(existing) => {
-                return Ok(Outcome::Rejected(vec![duplicate_problem(parsed, &existing)]))
+                return Ok(Outcome::Rejected(vec![duplicate_problem(
+                    parsed, &existing,
+                )]))
             }
             DeliveryClaim::LostClaim => return Ok(Outcome::LostClaim),
         },
@@ -1030,7 +1067,9 @@ fn process_file(
             counted: false,
         }),
         Ok(Landing::NotLanded(reason)) => {
-            services.store.mark_delivery_failed(derivative.id, &reason)?;
+            services
+                .store
+                .mark_delivery_failed(derivative.id, &reason)?;
             Ok(Outcome::Retry {
                 reason,
                 counted: true,
@@ -1095,7 +1134,9 @@ fn reconcile(
     if let Some(job_id) = &derivative.dam_job_id {
         match services.dam.wait_for_job(job_id, Some(timeout)) {
             Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
-                return Ok(Landing::Landed(asset_ids.into_iter().next().unwrap_or_default()));
+                return Ok(Landing::Landed(
+                    asset_ids.into_iter().next().unwrap_or_default(),
+                ));
             }
             Ok(JobState::Failed { message }) => {
                 return Ok(Landing::NotLanded(format!(
@@ -1119,7 +1160,9 @@ fn reconcile(
     }
     let age = derivative
         .import_requested_at
-        .map_or(SignedDuration::MAX, |at| Timestamp::now().duration_since(at));
+        .map_or(SignedDuration::MAX, |at| {
+            Timestamp::now().duration_since(at)
+        });
     let landing =
         SignedDuration::from_secs(i64::try_from(dam.import_landing_secs).unwrap_or(i64::MAX));
     Ok(if age < landing {
@@ -1275,7 +1318,12 @@ mod tests {
         assert!(note.contains("\"bad.mp4\" (Box file 123, version 456)"));
         assert_ne!(
             note,
-            error_note("bad.mp4", "124", "456", &["first problem".into(), "second problem".into()]),
+            error_note(
+                "bad.mp4",
+                "124",
+                "456",
+                &["first problem".into(), "second problem".into()]
+            ),
             "two files of one name get notes of different content"
         );
         assert!(note.contains("  - first problem\n  - second problem\n"));

@@ -329,8 +329,8 @@ impl Services {
                 .cache_ttl_hours
                 .saturating_mul(3600),
         );
-        let dam = DamClient::new(&config.dam, dam_agent)
-            .with_lookup_cache(&config.temp.dir, lookup_ttl);
+        let dam =
+            DamClient::new(&config.dam, dam_agent).with_lookup_cache(&config.temp.dir, lookup_ttl);
         let notify_agent = agent(10, 30);
         let mailer = Mailer::new(&config.email, notify_agent.clone());
         let webhooks = WebhookSender::new(notify_agent);

@@ -248,17 +248,16 @@ fn execute(
 ) -> Result<(), PassError> {
     match command {
         Command::File { file_id } => {
-            let files = match services.store.ledger_file(file_id)? {
-                Some(file) => vec![file],
-                None => {
-                    tally.selected = 1;
-                    tally.skipped = 1;
-                    say(&format!(
-                        "file {file_id}: skipped: not in the tracking database (box-poll never saw it in a watched folder, \
-                         or its history was deleted by cleanup): move it into the watched folder in Box instead"
-                    ));
-                    return Ok(());
-                }
+            let files = if let Some(file) = services.store.ledger_file(file_id)? {
+                vec![file]
+            } else {
+                tally.selected = 1;
+                tally.skipped = 1;
+                say(&format!(
+                    "file {file_id}: skipped: not in the tracking database (box-poll never saw it in a watched folder, \
+                     or its history was deleted by cleanup): move it into the watched folder in Box instead"
+                ));
+                return Ok(());
             };
             reprocess_files(services, report, files, dry_run, tally)
         }
@@ -445,7 +444,8 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         NameCheck::Parsed(parsed) => {
             match services.store.master_by_tracking_id(&parsed.tracking_id)? {
                 Some(master) => {
-                    let problems = box_poll::name_problems(services, &parsed, &master.full_metadata)?;
+                    let problems =
+                        box_poll::name_problems(services, &parsed, &master.full_metadata)?;
                     if problems.is_empty() {
                         format!(
                             "\"{}\": tracking ID {} = master \"{}\"",
@@ -540,13 +540,7 @@ fn reprocess_file(
         .store
         .reopen_box_file(&file.id, &version_id, watched_folder_id, &file.name)?;
     let before = report.clone();
-    box_poll::handle_file(
-        services,
-        report,
-        watched_folder_id,
-        &file,
-        state,
-    )?;
+    box_poll::handle_file(services, report, watched_folder_id, &file, state)?;
     Ok(
         if report.derivatives_delivered > before.derivatives_delivered {
             FileOutcome::Delivered

@@ -250,7 +250,7 @@ pub fn run(options: &CommonOptions, status: StatusOptions) -> ExitCode {
             }
         }
         Ok(Exit::success_if(
-            !(status.check && !report.attention.is_empty()),
+            !status.check || report.attention.is_empty(),
         ))
     })
 }

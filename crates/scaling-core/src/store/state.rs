@@ -10,7 +10,7 @@ use postgres::Row;
 use super::StoreError;
 
 /// An enum stored as text (see [`db_enum!`]).
-pub trait DbEnum: Sized + Copy + 'static {
+pub(super) trait DbEnum: Sized + Copy + 'static {
     /// Parses the database spelling.
     fn from_db(text: &str) -> Option<Self>;
 }

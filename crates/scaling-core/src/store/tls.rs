@@ -236,37 +236,34 @@ pub(super) fn client_config(
 /// Trust anchors: the PEM file `sslrootcert` (`system` or absent: the system roots).
 fn root_store(sslrootcert: Option<&Path>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    match sslrootcert.filter(|path| *path != Path::new("system")) {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| {
-                    format!(
-                        "sslrootcert {}: cannot read PEM certificates: {error}",
-                        path.display()
-                    )
-                })?;
-            let (added, _ignored) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!(
-                    "sslrootcert {}: no usable CA certificate in the file",
+    if let Some(path) = sslrootcert.filter(|path| *path != Path::new("system")) {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|error| {
+                format!(
+                    "sslrootcert {}: cannot read PEM certificates: {error}",
                     path.display()
-                ));
-            }
+                )
+            })?;
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(format!(
+                "sslrootcert {}: no usable CA certificate in the file",
+                path.display()
+            ));
         }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                let why = found
-                    .errors
-                    .first()
-                    .map(|error| format!(" ({error})"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "no system root certificates found{why}: set sslrootcert (database.sslrootcert / DB_SSLROOTCERT) to the CA file of the database server"
-                ));
-            }
+    } else {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map(|error| format!(" ({error})"))
+                .unwrap_or_default();
+            return Err(format!(
+                "no system root certificates found{why}: set sslrootcert (database.sslrootcert / DB_SSLROOTCERT) to the CA file of the database server"
+            ));
         }
     }
     Ok(roots)
