@@ -223,9 +223,9 @@ fn report_error(binary: &str, format: LogFormat, error: &PassError) {
     match format {
         LogFormat::Json => {
             if let Some(hint) = &hint {
-                tracing::error!(hint = %hint, "{binary}: {chain}")
+                tracing::error!(hint = %hint, "{binary}: {chain}");
             } else {
-                tracing::error!("{binary}: {chain}")
+                tracing::error!("{binary}: {chain}");
             }
         }
         LogFormat::Text => {

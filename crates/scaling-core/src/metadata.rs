@@ -164,9 +164,9 @@ pub fn build_representation(
 
     for id in &mappings.mvp_fields {
         if let Some(field) = find_field(input.master, id) {
-            fields.set(id, field.clone())
+            fields.set(id, field.clone());
         } else {
-            tracing::debug!(field = %id, "master has no such field; not copied")
+            tracing::debug!(field = %id, "master has no such field; not copied");
         }
     }
 

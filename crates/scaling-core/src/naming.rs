@@ -205,7 +205,6 @@ impl SegmentRule {
     ///
     /// Errors (as a sentence): unknown kind, `pattern` missing or invalid for `kind: pattern`,
     /// `pattern` given for another kind, empty name.
-    #[allow(clippy::too_many_arguments)]
     pub fn from_parts(
         name: &str,
         kind: &str,

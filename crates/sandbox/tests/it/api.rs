@@ -398,7 +398,7 @@ fn marker_paging_lists_folders_first_then_files() {
             names.push(entry["name"].as_str().expect("name").to_owned());
         }
         if let Some(next) = body["next_marker"].as_str() {
-            marker = Some(next.to_owned())
+            marker = Some(next.to_owned());
         } else {
             assert!(body["next_marker"].is_null(), "last page sends null");
             break;

@@ -531,7 +531,6 @@ pub fn handle_file(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn finish_file(
     services: &mut Services,
     report: &mut PassReport,
@@ -658,7 +657,6 @@ fn move_file(
 /// an earlier pass did), uploads its note into `_errors/`, moves the file there and records it
 /// `rejected`. Every step after the decision is repeatable: a pass that dies between two of them
 /// is finished by a later one.
-#[allow(clippy::too_many_arguments)]
 fn reject(
     services: &mut Services,
     report: &mut PassReport,

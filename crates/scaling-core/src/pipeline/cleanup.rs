@@ -164,7 +164,10 @@ impl CleanupReport {
 
 fn mib(bytes: u64) -> String {
     // Display only: the precision loss of huge values does not matter.
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a size shown in MB, rounded anyway"
+    )]
     let value = bytes as f64 / 1_048_576.0;
     format!("{value:.1} MiB")
 }
