@@ -20,7 +20,7 @@
 //! credentials), `cache.rs` (the lookup-domain file cache), this module (the client).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -642,26 +642,15 @@ fn stream_to_file(response: Response<Body>, label: &str, dest: &Path) -> Result<
         .tempfile_in(directory)
         .map_err(|error| io_error("cannot create a temporary file for", error))?;
     let mut reader = response.into_body().into_reader();
-    let mut buffer = vec![0u8; 128 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(DamError::Interrupted {
-                    request: label.to_string(),
-                    bytes: total,
-                    source,
-                })
-            }
-        };
-        temporary
-            .write_all(&buffer[..read])
-            .map_err(|error| io_error("cannot write", error))?;
-        total += read as u64;
-    }
+    let (_, total) =
+        transport::copy_hashing(&mut reader, &mut temporary).map_err(|error| match error {
+            transport::CopyError::Read { error, copied } => DamError::Interrupted {
+                request: label.to_string(),
+                bytes: copied,
+                source: error,
+            },
+            transport::CopyError::Write(error) => io_error("cannot write", error),
+        })?;
     temporary
         .flush()
         .map_err(|error| io_error("cannot write", error))?;
