@@ -429,18 +429,25 @@ pub fn move_under_free_name(
     }
 }
 
-/// Whether Box file `file_id` is in folder `folder_id` now (GET /files/{id}, one request; only
-/// asked for a file the ledger has recorded as moved out). A file gone from Box is not.
+/// The folder Box file `file_id` is in now (GET /files/{id}, one request), `None` when Box no
+/// longer has it (404: deleted or in the trash).
+fn current_parent(services: &Services, file_id: &str) -> Result<Option<String>, BoxError> {
+    match services.box_client.get_file(file_id) {
+        Ok(current) => Ok(current.parent_id),
+        Err(error) if error.status() == Some(404) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether Box file `file_id` is in folder `folder_id` now (asked only for a file the ledger has
+/// recorded as moved out). A file gone from Box is not.
 fn back_in_watched_folder(
     services: &Services,
     file_id: &str,
     folder_id: &str,
 ) -> Result<bool, PassError> {
-    match services.box_client.get_file(file_id) {
-        Ok(current) => Ok(current.parent_id.as_deref() == Some(folder_id)),
-        Err(error) if error.status() == Some(404) => Ok(false),
-        Err(error) => Err(PassError::from_box(error)),
-    }
+    let parent = current_parent(services, file_id).map_err(PassError::from_box)?;
+    Ok(parent.as_deref() == Some(folder_id))
 }
 
 /// Handles one file of watched folder `folder_id`, found in its listing:
@@ -645,9 +652,9 @@ fn move_file(
 ) -> Result<bool, PassError> {
     match move_under_free_name(&services.box_client, file_id, target, name) {
         Ok(_) => Ok(true),
-        Err(error) => match services.box_client.get_file(file_id) {
-            Ok(current) if current.parent_id.as_deref() == Some(target) => Ok(true),
-            Err(read_error) if read_error.status() == Some(404) => Ok(false),
+        Err(error) => match current_parent(services, file_id) {
+            Ok(Some(parent)) if parent == target => Ok(true),
+            Ok(None) => Ok(false),
             _ => Err(PassError::from_box(error)),
         },
     }
