@@ -79,10 +79,17 @@ pub enum BoxError {
         /// `"GET /2.0/folders/123/items"`.
         endpoint: String,
     },
-    /// Authentication failed for good: bad app config, undecryptable key, token endpoint refused
-    /// (`invalid_grant`, `invalid_client`, `unauthorized_client`).
-    #[error("Box authentication failed: {0}")]
-    Auth(String),
+    /// Authentication failed for good: undecryptable or unusable key, token endpoint refused
+    /// (`invalid_grant`, `invalid_client`, `unauthorized_client`). `message` says what (and repeats
+    /// the source's text, when there is one: the key decoder's or signer's error).
+    #[error("Box authentication failed: {message}")]
+    Auth {
+        /// What failed, without key material.
+        message: String,
+        /// The underlying error (PEM/PKCS#8 decoding, decryption, signing), if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Connection, timeout or protocol error after the retries (the ureq error is the source).
     #[error("Box transport error: {0}")]
     Transport(#[source] TransportError),
@@ -94,14 +101,33 @@ pub enum BoxError {
         /// SHA-1 of the bytes received.
         actual: String,
     },
-    /// Something this client does not do: a text upload at or above the chunked-upload threshold; also a
-    /// request that cannot even be built (invalid URL in the configuration).
+    /// Something this client does not do: a text upload at or above the chunked-upload threshold.
     #[error("not supported by the Box client: {0}")]
     Unsupported(String),
+    /// A request that cannot even be built (invalid URL in the configuration or from a reply, bad
+    /// header value).
+    #[error("cannot build request {request}: {source}")]
+    Request {
+        /// `"GET /2.0/folders/123/items"`, or what was being built.
+        request: String,
+        /// The URL parser's or request builder's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A 2xx reply whose body is not the JSON expected.
+    #[error("cannot decode Box data: {request}: unexpected JSON: {source}")]
+    Json {
+        /// `"GET /2.0/folders/123/items"`.
+        request: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Local file error (reading an upload, writing a download, reading the app config).
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
-    /// A reply (2xx) or the app config file that we cannot understand; the message says where.
+    /// A reply (2xx) or the app config file that we cannot understand (a field missing, of the
+    /// wrong type, or out of place); the message says where.
     #[error("cannot decode Box data: {0}")]
     Decode(String),
 }
@@ -265,8 +291,28 @@ fn reason_phrase(status: u16) -> &'static str {
         .unwrap_or("HTTP error")
 }
 
-fn invalid_request(label: &str, error: impl fmt::Display) -> BoxError {
-    BoxError::Unsupported(format!("cannot build request {label}: {error}"))
+fn invalid_request(label: &str, error: impl std::error::Error + Send + Sync + 'static) -> BoxError {
+    BoxError::Request {
+        request: label.to_string(),
+        source: Box::new(error),
+    }
+}
+
+/// The [`BoxError`] of a [`read_json`] failure on the request `label`: a body that could not be
+/// read is a transport error (transient when [`transport::transport_class`] says so), a body that
+/// is not the JSON expected is [`BoxError::Json`].
+fn json_error(label: &str, error: transport::ReadJsonError) -> BoxError {
+    match error {
+        transport::ReadJsonError::Body(source) => BoxError::Transport(TransportError {
+            label: label.to_string(),
+            attempts: 1,
+            source,
+        }),
+        transport::ReadJsonError::Json(source) => BoxError::Json {
+            request: label.to_string(),
+            source,
+        },
+    }
 }
 
 fn io_error(context: &str, path: &Path, error: io::Error) -> BoxError {
@@ -306,6 +352,15 @@ fn transient_conflict(status: u16, code: &str) -> bool {
             code,
             "operation_blocked_temporary" | "name_temporarily_reserved"
         )
+}
+
+/// Where [`BoxClient::send_to`] sends a file.
+#[derive(Debug, Clone, Copy)]
+enum UploadTarget<'a> {
+    /// A new file in the folder with this id.
+    NewIn(&'a str),
+    /// A new version of the file with this id.
+    VersionOf(&'a str),
 }
 
 /// What to upload.
@@ -564,8 +619,8 @@ impl BoxClient {
             let mut response = self.send(&options, &mut make)?;
             let status = response.status().as_u16();
             if response.status().is_success() {
-                let reply: TokenReply = read_json(&mut response)
-                    .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+                let reply: TokenReply =
+                    read_json(&mut response).map_err(|error| json_error(&label, error))?;
                 let lifetime = reply
                     .expires_in
                     .as_ref()
@@ -616,9 +671,10 @@ impl BoxClient {
                     endpoint: label,
                 });
             }
-            return Err(BoxError::Auth(format!(
-                "{label} returned {status} {code}: {description}"
-            )));
+            return Err(BoxError::Auth {
+                message: format!("{label} returned {status} {code}: {description}"),
+                source: None,
+            });
         }
     }
 
@@ -750,7 +806,7 @@ impl BoxClient {
         if !response.status().is_success() {
             return Err(api_failure(&label, response).into());
         }
-        read_json(&mut response).map_err(|message| BoxError::Decode(format!("{label}: {message}")))
+        read_json(&mut response).map_err(|error| json_error(&label, error))
     }
 
     /// Sends JSON (`method` POST or PUT); retried when `retry`. Returns the raw response (any status).
@@ -1114,23 +1170,7 @@ impl BoxClient {
         source: UploadSource<'_>,
         sha1: &str,
     ) -> Result<BoxFile, UploadError> {
-        let url = format!(
-            "{}/2.0/files/content?fields={}",
-            self.upload_base,
-            encode_query_value(ITEM_FIELDS)
-        );
-        let form = Self::upload_form(
-            &json!({"name": name, "parent": {"id": folder_id}}),
-            name,
-            source,
-        )
-        .map_err(UploadError::Other)?;
-        let landed = || -> Result<Option<BoxFile>, BoxError> {
-            Ok(self
-                .find_file(folder_id, name)?
-                .filter(|file| same_sha1(file.sha1.as_deref(), sha1)))
-        };
-        self.send_upload(&url, &form, sha1, &landed)
+        self.send_to(UploadTarget::NewIn(folder_id), name, source, sha1)
             .map(|file| with_parent(file, folder_id))
     }
 
@@ -1141,22 +1181,50 @@ impl BoxClient {
         source: UploadSource<'_>,
         sha1: &str,
     ) -> Result<BoxFile, BoxError> {
-        let url = format!(
-            "{}/2.0/files/{}/content?fields={}",
-            self.upload_base,
-            encode_path_segment(file_id),
-            encode_query_value(ITEM_FIELDS)
-        );
-        let form = Self::upload_form(&json!({"name": name}), name, source)?;
-        let landed = || -> Result<Option<BoxFile>, BoxError> {
-            let file = self.get_file(file_id)?;
-            Ok(same_sha1(file.sha1.as_deref(), sha1).then_some(file))
-        };
-        match self.send_upload(&url, &form, sha1, &landed) {
+        match self.send_to(UploadTarget::VersionOf(file_id), name, source, sha1) {
             Ok(file) => Ok(file),
             Err(UploadError::Conflict(conflict)) => Err(conflict.failure.into()),
             Err(UploadError::Other(error)) => Err(error),
         }
+    }
+
+    /// One multipart upload (`POST /2.0/files/content` for a new file, `POST
+    /// /2.0/files/{id}/content` for a new version:
+    /// <https://developer.box.com/reference/post-files-content/>,
+    /// <https://developer.box.com/reference/post-files-id-content/>), retried through
+    /// [`BoxClient::send_upload`]; an attempt in doubt has landed when the target then holds a
+    /// file with the same SHA-1.
+    fn send_to(
+        &self,
+        target: UploadTarget<'_>,
+        name: &str,
+        source: UploadSource<'_>,
+        sha1: &str,
+    ) -> Result<BoxFile, UploadError> {
+        let (path, attributes) = match target {
+            UploadTarget::NewIn(folder_id) => (
+                "files/content".to_string(),
+                json!({"name": name, "parent": {"id": folder_id}}),
+            ),
+            UploadTarget::VersionOf(file_id) => (
+                format!("files/{}/content", encode_path_segment(file_id)),
+                json!({"name": name}),
+            ),
+        };
+        let url = format!(
+            "{}/2.0/{path}?fields={}",
+            self.upload_base,
+            encode_query_value(ITEM_FIELDS)
+        );
+        let form = Self::upload_form(&attributes, name, source).map_err(UploadError::Other)?;
+        let landed = || -> Result<Option<BoxFile>, BoxError> {
+            let file = match target {
+                UploadTarget::NewIn(folder_id) => self.find_file(folder_id, name)?,
+                UploadTarget::VersionOf(file_id) => Some(self.get_file(file_id)?),
+            };
+            Ok(file.filter(|file| same_sha1(file.sha1.as_deref(), sha1)))
+        };
+        self.send_upload(&url, &form, sha1, &landed)
     }
 
     /// Sends a multipart upload, at most `max_retries + 1` times; before resending after a transport
@@ -1243,8 +1311,8 @@ impl BoxClient {
             true,
         )?;
         if response.status().is_success() {
-            let item: RawItem = read_json(&mut response)
-                .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            let item: RawItem =
+                read_json(&mut response).map_err(|error| json_error(&label, error))?;
             return Ok(BoxFolder {
                 id: item.id,
                 name: item.name.unwrap_or_else(|| name.to_string()),
@@ -1328,8 +1396,8 @@ impl BoxClient {
             true,
         )?;
         if response.status().is_success() {
-            let item: RawItem = read_json(&mut response)
-                .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            let item: RawItem =
+                read_json(&mut response).map_err(|error| json_error(&label, error))?;
             return Ok(Ok(with_parent(item.into_file(), parent_id)));
         }
         Ok(Err(api_failure(&label, response)))
@@ -1338,8 +1406,7 @@ impl BoxClient {
 
 /// The file of an upload or commit reply (`{"entries":[File]}`, 201).
 fn first_entry(mut response: Response<Body>, label: &str) -> Result<BoxFile, BoxError> {
-    let files: RawFiles = read_json(&mut response)
-        .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+    let files: RawFiles = read_json(&mut response).map_err(|error| json_error(label, error))?;
     files
         .entries
         .into_iter()

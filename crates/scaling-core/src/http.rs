@@ -286,17 +286,60 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-/// Whether a ureq error is a network-level failure worth retrying (I/O, timeout, DNS, refused or dropped
-/// connection, garbled response) rather than a bad request we built (URL, header, redirect, TLS setup).
+/// What a request that got no HTTP reply can have done: the one transience classification of a
+/// ureq error, shared by the Box and OTMM clients and the notifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportClass {
+    /// The request never left: the host was not found, the connection was refused or timed out,
+    /// the TLS handshake failed. Safe to retry even when the call is not idempotent.
+    NotSent,
+    /// The request may have reached the server: a read timeout, a connection reset or closed
+    /// mid-exchange, a garbled reply. A retry may repeat a write that took effect.
+    MaybeSent,
+    /// The request we built is wrong (URL, header, redirect or proxy settings, HTTPS required): a
+    /// retry gives the same answer.
+    Invalid,
+}
+
+impl TransportClass {
+    /// Worth retrying later: [`TransportClass::NotSent`] or [`TransportClass::MaybeSent`].
+    pub fn is_transient(self) -> bool {
+        !matches!(self, TransportClass::Invalid)
+    }
+}
+
+/// The [`TransportClass`] of a ureq error.
+pub fn transport_class(error: &ureq::Error) -> TransportClass {
+    use ureq::Timeout;
+    match error {
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::ConnectProxyFailed(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => TransportClass::NotSent,
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::AddrNotAvailable
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+            ) =>
+        {
+            TransportClass::NotSent
+        }
+        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => {
+            TransportClass::MaybeSent
+        }
+        _ => TransportClass::Invalid,
+    }
+}
+
+/// Whether a ureq error is a network-level failure worth retrying (I/O, timeout, DNS, refused or
+/// dropped connection, TLS handshake, garbled response) rather than a bad request we built (URL,
+/// header, redirect): [`transport_class`] is not [`TransportClass::Invalid`].
 pub fn is_retryable_transport(error: &ureq::Error) -> bool {
-    matches!(
-        error,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::HostNotFound
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-    )
+    transport_class(error).is_transient()
 }
 
 /// A short name of a ureq error's kind for logs and messages: `io`, `timeout`, `host not found`,
@@ -810,14 +853,26 @@ pub fn form(
 /// Reads a (success) body as JSON, at most [`MAX_JSON_BODY_BYTES`]. The error text says what failed.
 pub fn read_json<T: serde::de::DeserializeOwned>(
     response: &mut Response<Body>,
-) -> Result<T, String> {
+) -> Result<T, ReadJsonError> {
     let bytes = response
         .body_mut()
         .with_config()
         .limit(MAX_JSON_BODY_BYTES)
         .read_to_vec()
-        .map_err(|error| format!("cannot read the response body: {error}"))?;
-    serde_json::from_slice(&bytes).map_err(|error| format!("unexpected JSON: {error}"))
+        .map_err(ReadJsonError::Body)?;
+    serde_json::from_slice(&bytes).map_err(ReadJsonError::Json)
+}
+
+/// Why [`read_json`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadJsonError {
+    /// The body could not be read: cut off, timed out, or larger than [`MAX_JSON_BODY_BYTES`]
+    /// ([`transport_class`] of the source tells which).
+    #[error("cannot read the response body: {0}")]
+    Body(#[source] ureq::Error),
+    /// The body is not the JSON expected.
+    #[error("unexpected JSON: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 /// Reads an (error) body as text, at most [`MAX_ERROR_BODY_BYTES`], lossily; empty if unreadable.

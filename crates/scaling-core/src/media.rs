@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use wait_timeout::ChildExt;
 
-use crate::config::MediaConfig;
+use crate::config::{MediaAttr, MediaConfig};
 
 /// What kind of media a file is, as far as the DAM metadata is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,21 +111,18 @@ impl MediaInfo {
         }
     }
 
-    /// One attribute as text, for field mappings (`source: media.<name>`). Names: `kind`,
-    /// `duration_seconds`, `width`, `height`, `frame_rate`, `video_codec`, `audio_codec`,
-    /// `format_name`. Numbers are printed with at most 3 decimals and no trailing zeros
-    /// (`5.312`, `25`, `29.97`). `None` for an unknown name or an unknown value.
-    pub fn attr(&self, name: &str) -> Option<String> {
-        match name {
-            "kind" => Some(self.kind.as_str().to_string()),
-            "duration_seconds" | "duration" => self.duration_seconds.map(format_number),
-            "width" => self.width.map(|w| w.to_string()),
-            "height" => self.height.map(|h| h.to_string()),
-            "frame_rate" => self.frame_rate.map(format_number),
-            "video_codec" => self.video_codec.clone(),
-            "audio_codec" => self.audio_codec.clone(),
-            "format_name" => self.format_name.clone(),
-            _ => None,
+    /// One attribute as text, for field mappings (`source: media.<attr>`). Numbers are printed
+    /// with at most 3 decimals and no trailing zeros (`5.312`, `25`, `29.97`). `None` when ffprobe
+    /// did not tell.
+    pub fn attr(&self, attr: MediaAttr) -> Option<String> {
+        match attr {
+            MediaAttr::DurationSeconds => self.duration_seconds.map(format_number),
+            MediaAttr::Width => self.width.map(|w| w.to_string()),
+            MediaAttr::Height => self.height.map(|h| h.to_string()),
+            MediaAttr::FrameRate => self.frame_rate.map(format_number),
+            MediaAttr::VideoCodec => self.video_codec.clone(),
+            MediaAttr::AudioCodec => self.audio_codec.clone(),
+            MediaAttr::FormatName => self.format_name.clone(),
         }
     }
 }
@@ -610,10 +607,13 @@ mod tests {
         assert_eq!(info.video_codec.as_deref(), Some("h264"));
         assert_eq!(info.audio_codec.as_deref(), Some("aac"));
         assert_eq!(info.format_name.as_deref(), Some("mov,mp4,m4a,3gp,3g2,mj2"));
-        assert_eq!(info.attr("duration_seconds").as_deref(), Some("5.312"));
-        assert_eq!(info.attr("frame_rate").as_deref(), Some("25"));
-        assert_eq!(info.attr("width").as_deref(), Some("1280"));
-        assert_eq!(info.attr("kind").as_deref(), Some("video"));
+        assert_eq!(
+            info.attr(MediaAttr::DurationSeconds).as_deref(),
+            Some("5.312")
+        );
+        assert_eq!(info.attr(MediaAttr::FrameRate).as_deref(), Some("25"));
+        assert_eq!(info.attr(MediaAttr::Width).as_deref(), Some("1280"));
+        assert_eq!(info.kind.as_str(), "video");
     }
 
     #[test]
@@ -638,7 +638,7 @@ mod tests {
         assert_eq!((info.width, info.height), (Some(640), Some(427)));
         assert_eq!(info.duration_seconds, None);
         assert_eq!(info.video_codec.as_deref(), Some("mjpeg"));
-        assert_eq!(info.attr("height").as_deref(), Some("427"));
+        assert_eq!(info.attr(MediaAttr::Height).as_deref(), Some("427"));
     }
 
     #[test]
@@ -710,7 +710,7 @@ mod tests {
         for ext in ["pdf", "AI", ".eps", "psd"] {
             let info = probe(Path::new("/nonexistent/file"), ext, &cfg).unwrap();
             assert_eq!(info, MediaInfo::other());
-            assert_eq!(info.attr("width"), None);
+            assert_eq!(info.attr(MediaAttr::Width), None);
         }
     }
 
@@ -968,7 +968,7 @@ file:/srv/cs/tmp/downloads/cs-AbC123: Invalid data found when processing input\n
         let info = parse_ffprobe_json(json, "mov").unwrap();
         assert_eq!(info.kind, MediaKind::Video);
         assert_eq!(info.duration_seconds, Some(10.5));
-        assert_eq!(info.attr("frame_rate").as_deref(), Some("29.97"));
+        assert_eq!(info.attr(MediaAttr::FrameRate).as_deref(), Some("29.97"));
         assert_eq!(info.format_name, None);
 
         let audio = r#"{"streams":[{"codec_type":"audio","codec_name":"mp3"},

@@ -9,8 +9,8 @@
 //! body (`asset_representation`) is
 //! `{"asset_resource":{"asset":{"metadata_model_id":..,"security_policy_list":[{"id":2}],"metadata":{"metadata_element_list":[fields]}}}}`.
 //!
-//! Media attributes come in through [`BuildInput::media_attr`], a closure `name -> text` (e.g.
-//! `|name| media_info.attr(name)`), rather than `&MediaInfo`: this module then depends on nothing
+//! Media attributes come in through [`BuildInput::media_attr`], a closure `attr -> text` (e.g.
+//! `|attr| media_info.attr(attr)`), rather than `&MediaInfo`: this module then depends on nothing
 //! but the naming and config types, and tests need no probe.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
-use crate::config::{DamConfig, FieldMappings, FieldSource, FieldUpdate, Transform};
+use crate::config::{DamConfig, FieldMappings, FieldSource, FieldUpdate, MediaAttr, Transform};
 use crate::naming::ParsedName;
 
 /// OTMM type of a metadata field object.
@@ -100,10 +100,9 @@ pub struct BuildInput<'a> {
     pub master: &'a Value,
     /// The derivative's parsed V2 name.
     pub parsed: &'a ParsedName,
-    /// Media attribute lookup for `media.<attr>` sources: `duration_seconds`, `width`, `height`,
-    /// `frame_rate`, `video_codec`, `audio_codec`, `format_name` -> text (e.g. `"15.015"`), `None`
-    /// when unknown. Typically `&|name| media_info.attr(name)`.
-    pub media_attr: &'a dyn Fn(&str) -> Option<String>,
+    /// Media attribute lookup for `media.<attr>` sources -> text (e.g. `"15.015"`), `None` when
+    /// unknown. Typically `&|attr| media_info.attr(attr)`.
+    pub media_attr: &'a dyn Fn(MediaAttr) -> Option<String>,
     /// Value for `dam.tracking_field_id`: `{tracking_id}:{clean name}:v{version}`.
     pub tracking_marker: String,
 }
@@ -359,7 +358,7 @@ fn source_value(source: &FieldSource, input: &BuildInput) -> Option<String> {
         FieldSource::OriginalFilename => Some(parsed.original.clone()),
         FieldSource::TrackingId => Some(parsed.tracking_id.clone()),
         FieldSource::Extension => Some(parsed.extension.clone()),
-        FieldSource::Media(attr) => (input.media_attr)(attr.as_str()),
+        FieldSource::Media(attr) => (input.media_attr)(*attr),
         FieldSource::Segment(name) => parsed.segments.get(name).cloned(),
     };
     value
@@ -577,25 +576,12 @@ mod tests {
 
     fn dam() -> DamConfig {
         DamConfig {
-            base_url: "http://dam".into(),
-            auth: DamAuth::Session {
-                username: "u".into(),
-                password: Secret::new("p".into()),
-            },
             campaign: CampaignModel {
                 status_field_id: "S".into(),
                 number_field_id: "N".into(),
                 name_field_id: "M".into(),
-                masters_folder_name: "Master Assets".into(),
-                final_assets_folder_name: "Final Assets".into(),
-                status_a1: "A1".into(),
-                status_a2: "A2".into(),
-                status_a3: "A3".into(),
-                search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
+                ..CampaignModel::default()
             },
-            metadata_model_id: "FERRERO.MODEL.MARKETING ASSET".into(),
-            security_policy_ids: vec![2],
-            tracking_field_id: "FERRERO.FIELD.CS TRACKING".into(),
             connect_timeout_secs: 1,
             read_timeout_secs: 1,
             content_timeout_secs: 1,
@@ -603,6 +589,13 @@ mod tests {
             import_landing_secs: 2,
             max_retries: 0,
             max_requests_per_second: 1000.0,
+            ..DamConfig::new(
+                "http://dam".into(),
+                DamAuth::Session {
+                    username: "u".into(),
+                    password: Secret::new("p".into()),
+                },
+            )
         }
     }
 
@@ -621,10 +614,10 @@ mod tests {
         ])
     }
 
-    fn media(name: &str) -> Option<String> {
-        match name {
-            "duration_seconds" => Some("15.015".into()),
-            "width" => Some("1080".into()),
+    fn media(attr: MediaAttr) -> Option<String> {
+        match attr {
+            MediaAttr::DurationSeconds => Some("15.015".into()),
+            MediaAttr::Width => Some("1080".into()),
             _ => None,
         }
     }

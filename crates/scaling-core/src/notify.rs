@@ -1,8 +1,8 @@
 //! Notifications: email templates (minijinja), email delivery through the Mailgun HTTP API, and
 //! outgoing webhooks signed with HMAC-SHA256.
 //!
-//! Delivery is at-least-once: the outbox (in `store`) retries on [`NotifyError::Transient`] and gives
-//! up on [`NotifyError::Permanent`]; every delivery carries the outbox row's idempotency key so the
+//! Delivery is at-least-once: the outbox (in `store`) retries when [`NotifyError::is_transient`] and
+//! gives up otherwise; every delivery carries the outbox row's idempotency key so the
 //! receiver can drop duplicates (Mailgun custom header `X-Idempotency-Key`, webhook header
 //! `Idempotency-Key` and body field `idempotency_key`).
 //!
@@ -40,43 +40,131 @@ const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 10;
 /// `User-Agent` sent on every notification request.
 const USER_AGENT: &str = concat!("content-scaling/", env!("CARGO_PKG_VERSION"));
 
-/// Why a notification could not be rendered or delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a notification could not be rendered or delivered. Variants that wrap a lower-level error
+/// keep it as their [`std::error::Error::source`] and repeat its text, so one line says what failed.
+/// Texts quoted from a receiver's reply are redacted when the error is made; anything bound for a
+/// log or `outbox.last_error` still goes through [`outbox_error_text`].
+#[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    /// The template is unknown, does not parse, or uses a variable the context lacks (strict mode).
+    /// `email_templates.yaml` has no template of that name (`known` lists the names it has).
+    #[error("unknown email template `{template}` (email_templates.yaml defines: {known})")]
+    UnknownTemplate {
+        /// The template asked for.
+        template: String,
+        /// The names defined, comma-separated, or `none`.
+        known: String,
+    },
+    /// A template part does not parse or uses a variable the context lacks (strict mode).
     /// Retrying will not help until the template or the context is fixed.
-    #[error("email template error: {0}")]
-    Template(String),
-    /// A passing failure: connection error, timeout, HTTP 408/429 or 5xx. Retry later with backoff.
-    #[error("notification failed (will retry): {0}")]
-    Transient(String),
-    /// The receiver refused the request (other 4xx, bad URL, bad header value). Retrying will not help.
+    #[error("email template error: template `{template}` ({part}): {source}")]
+    Template {
+        /// Template name.
+        template: String,
+        /// `subject`, `text` or `html`.
+        part: &'static str,
+        /// minijinja's error (it carries the line).
+        #[source]
+        source: minijinja::Error,
+    },
+    /// The notification cannot be sent as it stands: an email without recipients, a webhook
+    /// endpoint no longer configured. Retrying will not help.
     #[error("notification rejected: {0}")]
-    Permanent(String),
-    /// A passing failure after which the request may still have taken effect: a timeout or a
-    /// dropped connection after the request left, or HTTP 5xx. Retry later, but an email is
-    /// first looked up in Mailgun's events ([`Mailer::accepted`]).
-    #[error("notification outcome unknown (will check and retry): {0}")]
-    Unknown(String),
+    Unsendable(String),
+    /// The request could not be built (bad URL or header value) or its body encoded.
+    #[error("notification rejected: {what}: invalid request: {source}")]
+    InvalidRequest {
+        /// `Mailgun`, `Mailgun events`, ``webhook `name` ``.
+        what: String,
+        /// The builder's or encoder's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The receiver answered with a status other than 2xx; `detail` is an excerpt of its reply,
+    /// redacted. 5xx: the request may still have taken effect; 408/429: retry; other 4xx: refused.
+    #[error("{}: {what} answered HTTP {status}{}", status_prefix(*.status), detail_suffix(.detail))]
+    Status {
+        /// `Mailgun`, `Mailgun events`, ``webhook `name` ``.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Excerpt of the reply (Mailgun's `message` when there is one), credentials redacted.
+        detail: String,
+    },
+    /// No HTTP reply ([`http::transport_class`] says whether the request may have arrived).
+    #[error("{}: {what}: {source}", transport_prefix(http::transport_class(.source)))]
+    Transport {
+        /// `Mailgun`, `Mailgun events`, ``webhook `name` ``.
+        what: String,
+        /// The ureq error.
+        #[source]
+        source: ureq::Error,
+    },
+    /// A 2xx reply that is not the JSON expected (Mailgun's events API).
+    #[error("notification failed (will retry): {what}: reply is not JSON: {source}")]
+    Reply {
+        /// `Mailgun events`.
+        what: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// How a status error's text starts: what the outbox will do about it.
+fn status_prefix(status: u16) -> &'static str {
+    if status >= 500 {
+        "notification outcome unknown (will check and retry)"
+    } else if status == 408 || status == 429 {
+        "notification failed (will retry)"
+    } else {
+        "notification rejected"
+    }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+/// How a transport error's text starts: what the outbox will do about it.
+fn transport_prefix(class: http::TransportClass) -> &'static str {
+    match class {
+        http::TransportClass::NotSent => "notification failed (will retry)",
+        http::TransportClass::MaybeSent => "notification outcome unknown (will check and retry)",
+        http::TransportClass::Invalid => "notification rejected",
+    }
 }
 
 impl NotifyError {
-    /// True for [`NotifyError::Transient`] and [`NotifyError::Unknown`]: retry with backoff.
+    /// Retry later with backoff: 408, 429 and 5xx replies, the Mailgun events reply not JSON,
+    /// and transport errors other than a request we built wrong ([`http::TransportClass`]).
     pub fn is_transient(&self) -> bool {
-        matches!(self, NotifyError::Transient(_) | NotifyError::Unknown(_))
-    }
-
-    /// True for [`NotifyError::Unknown`]: the receiver may have accepted the request.
-    pub fn outcome_unknown(&self) -> bool {
-        matches!(self, NotifyError::Unknown(_))
-    }
-
-    fn map_text(self, f: impl FnOnce(&str) -> String) -> Self {
         match self {
-            NotifyError::Template(m) => NotifyError::Template(f(&m)),
-            NotifyError::Transient(m) => NotifyError::Transient(f(&m)),
-            NotifyError::Permanent(m) => NotifyError::Permanent(f(&m)),
-            NotifyError::Unknown(m) => NotifyError::Unknown(f(&m)),
+            NotifyError::Status { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
+            NotifyError::Transport { source, .. } => http::transport_class(source).is_transient(),
+            NotifyError::Reply { .. } => true,
+            NotifyError::UnknownTemplate { .. }
+            | NotifyError::Template { .. }
+            | NotifyError::Unsendable(_)
+            | NotifyError::InvalidRequest { .. } => false,
+        }
+    }
+
+    /// The receiver may have accepted the request: a 5xx reply ("500 after accept"), or no reply
+    /// after the request may have left ([`http::TransportClass::MaybeSent`]). An email is then
+    /// first looked up in Mailgun's events ([`Mailer::accepted`]) before it is sent again.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            NotifyError::Status { status, .. } => *status >= 500,
+            NotifyError::Transport { source, .. } => {
+                http::transport_class(source) == http::TransportClass::MaybeSent
+            }
+            _ => false,
         }
     }
 }
@@ -125,21 +213,25 @@ pub fn render_email(
 ) -> Result<RenderedEmail, NotifyError> {
     let Some(tpl) = templates.templates.get(template) else {
         let known: Vec<&str> = templates.templates.keys().map(String::as_str).collect();
-        return Err(NotifyError::Template(format!(
-            "unknown email template `{template}` (email_templates.yaml defines: {})",
-            if known.is_empty() {
+        return Err(NotifyError::UnknownTemplate {
+            template: template.to_string(),
+            known: if known.is_empty() {
                 "none".to_string()
             } else {
                 known.join(", ")
-            }
-        )));
+            },
+        });
     };
     let env = template_env();
     let ctx = to_template_value(context);
-    let render = |part: &str, source: &str, ext: &str| -> Result<String, NotifyError> {
+    let render = |part: &'static str, source: &str, ext: &str| -> Result<String, NotifyError> {
         let name = format!("{template}.{part}.{ext}");
         env.render_named_str(&name, source, ctx.clone())
-            .map_err(|e| NotifyError::Template(format!("template `{template}` ({part}): {e}")))
+            .map_err(|source| NotifyError::Template {
+                template: template.to_string(),
+                part,
+                source,
+            })
     };
     let subject = render("subject", &tpl.subject, "txt")?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -267,14 +359,17 @@ impl Mailer {
         url: &str,
         timeouts: Timeouts,
         make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, ureq::http::Error>,
-    ) -> Result<Response<Body>, CallError> {
-        send_once(&self.http, method, url, timeouts, make)
+        what: &str,
+    ) -> Result<Response<Body>, NotifyError> {
+        send_once(&self.http, method, url, timeouts, make, what)
     }
 
-    fn scrub(&self, error: NotifyError) -> NotifyError {
+    /// The error of a non-2xx reply to the call `what`, its detail redacted of
+    /// [`Mailer::secret_forms`] (a Mailgun error may echo the request's headers).
+    fn status_error(&self, what: &str, status: u16, detail: &str) -> NotifyError {
         let forms = self.secret_forms();
         let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
-        error.map_text(|text| redact_credentials(text, &forms))
+        status_error(what, status, detail, &forms)
     }
 
     /// Whether Mailgun accepted a message with Message-Id `message_id` since `since_unix`
@@ -293,8 +388,11 @@ impl Mailer {
         let bare = bare_message_id(message_id);
         let begin = (since_unix - EVENTS_SKEW_SECS).max(0).to_string();
         let limit = EVENTS_LIMIT.to_string();
-        let mut url = url::Url::parse(&self.events_url)
-            .map_err(|e| NotifyError::Permanent(format!("Mailgun events: invalid URL: {e}")))?;
+        let mut url =
+            url::Url::parse(&self.events_url).map_err(|e| NotifyError::InvalidRequest {
+                what: "Mailgun events".to_string(),
+                source: Box::new(e),
+            })?;
         url.query_pairs_mut()
             .append_pair("event", "accepted")
             .append_pair("message-id", bare)
@@ -302,19 +400,23 @@ impl Mailer {
             .append_pair("ascending", "yes")
             .append_pair("limit", &limit);
         let url = String::from(url);
-        let mut response = self
-            .call(&Method::GET, &url, NOTIFY_TIMEOUTS, &mut || {
-                http::empty_body(self.authorized(http::request(Method::GET, &url)))
-            })
-            .map_err(|e| self.scrub(e.in_call("Mailgun events")))?;
+        let mut response = self.call(
+            &Method::GET,
+            &url,
+            NOTIFY_TIMEOUTS,
+            &mut || http::empty_body(self.authorized(http::request(Method::GET, &url))),
+            "Mailgun events",
+        )?;
         let status = response.status().as_u16();
         let body = read_body(&mut response);
         if !(200..300).contains(&status) {
-            return Err(self.scrub(status_error("Mailgun events", status, &body)));
+            return Err(self.status_error("Mailgun events", status, &body));
         }
-        let reply: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
-            NotifyError::Transient(format!("Mailgun events: reply is not JSON: {e}"))
-        })?;
+        let reply: serde_json::Value =
+            serde_json::from_str(&body).map_err(|source| NotifyError::Reply {
+                what: "Mailgun events".to_string(),
+                source,
+            })?;
         Ok(events_contain_accepted(&reply, bare))
     }
 
@@ -324,10 +426,11 @@ impl Mailer {
     /// Mailgun custom MIME headers), with HTTP basic auth `api:{api_key}`.
     ///
     /// Returns Mailgun's message id (JSON `id`, e.g. `<20261120.1@mg.example.com>`; empty when a 2xx
-    /// answer carries none). Errors: [`NotifyError::Permanent`] for no recipients or a 4xx (bad key
-    /// 401/403, bad domain 404, bad parameters 400), [`NotifyError::Transient`] for 408/429 and
-    /// failures before the request left (refused connection, unknown host),
-    /// [`NotifyError::Unknown`] for 5xx, timeouts and connections lost after the request left.
+    /// answer carries none). Errors: [`NotifyError::Unsendable`] for no recipients,
+    /// [`NotifyError::Status`] for a non-2xx reply (4xx: bad key 401/403, bad domain 404, bad
+    /// parameters 400, not transient; 408/429 transient; 5xx outcome unknown),
+    /// [`NotifyError::Transport`] when no reply came (transient; outcome unknown when the request
+    /// may have left: read timeouts, connections lost mid-exchange).
     /// No credential form ([`Mailer::secret_forms`]) ever appears in an error.
     pub fn send(
         &self,
@@ -341,7 +444,7 @@ impl Mailer {
             .filter(|s| !s.is_empty())
             .collect();
         if to.is_empty() {
-            return Err(NotifyError::Permanent(
+            return Err(NotifyError::Unsendable(
                 "email has no recipients (check email.success_recipients / email.error_recipients)"
                     .to_string(),
             ));
@@ -357,14 +460,18 @@ impl Mailer {
         let message_id = self.message_id(idempotency_key);
         form.push(("h:Message-Id", message_id.as_str()));
 
-        let mut response = self
-            .call(&Method::POST, &self.url, NOTIFY_TIMEOUTS, &mut || {
+        let mut response = self.call(
+            &Method::POST,
+            &self.url,
+            NOTIFY_TIMEOUTS,
+            &mut || {
                 http::form(
                     self.authorized(http::request(Method::POST, &self.url)),
                     &form,
                 )
-            })
-            .map_err(|e| self.scrub(e.in_call("Mailgun")))?;
+            },
+            "Mailgun",
+        )?;
         let status = response.status().as_u16();
         let body = read_body(&mut response);
         if (200..300).contains(&status) {
@@ -390,7 +497,7 @@ impl Mailer {
                     .map(str::to_string)
             })
             .unwrap_or(body);
-        Err(self.scrub(status_error("Mailgun", status, &detail)))
+        Err(self.status_error("Mailgun", status, &detail))
     }
 }
 
@@ -470,8 +577,9 @@ impl WebhookSender {
     /// An endpoint whose `events` list is non-empty and lacks `event` is skipped: `Ok(())`
     /// without a request (see [`subscribes`]).
     ///
-    /// Errors: [`NotifyError::Transient`] on connection errors, timeouts, 408, 429 and 5xx;
-    /// [`NotifyError::Permanent`] on other non-2xx answers and invalid URLs or header values.
+    /// Errors: [`NotifyError::Transport`] on connection errors and timeouts, [`NotifyError::Status`]
+    /// on non-2xx answers (transient for 408, 429 and 5xx), [`NotifyError::InvalidRequest`] for
+    /// invalid URLs or header values.
     pub fn send_at(
         &self,
         endpoint: &WebhookEndpoint,
@@ -527,17 +635,14 @@ impl WebhookSender {
             &endpoint.url,
             timeouts,
             &mut make,
-        )
-        .map_err(|e| {
-            e.in_call(&what)
-                .map_text(|t| redact_credentials(t, &secrets))
-        })?;
+            &what,
+        )?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
         }
         let detail = read_body(&mut response);
-        Err(status_error(&what, status, &detail).map_text(|t| redact_credentials(t, &secrets)))
+        Err(status_error(&what, status, &detail, &secrets))
     }
 }
 
@@ -563,8 +668,10 @@ pub fn webhook_body(
         "occurred_at": format!("{occurred_at:.3}"),
         "data": payload,
     });
-    serde_json::to_vec(&body)
-        .map_err(|e| NotifyError::Permanent(format!("cannot encode webhook body: {e}")))
+    serde_json::to_vec(&body).map_err(|e| NotifyError::InvalidRequest {
+        what: format!("webhook event `{event}`"),
+        source: Box::new(e),
+    })
 }
 
 /// `X-CS-Signature` header value: `sha256=` + lower-case hex HMAC-SHA256 (RFC 2104) of `body`
@@ -598,24 +705,6 @@ fn notify_context(agent: ureq::Agent) -> HttpContext {
     }
 }
 
-/// Why a notification request got no reply.
-enum CallError {
-    /// The request could not be built (bad URL or header value).
-    Build(ureq::http::Error),
-    /// No reply.
-    Transport(ureq::Error),
-}
-
-impl CallError {
-    /// The [`NotifyError`] of this failure for the call `what`.
-    fn in_call(self, what: &str) -> NotifyError {
-        match self {
-            CallError::Build(e) => NotifyError::Permanent(format!("{what}: invalid request: {e}")),
-            CallError::Transport(e) => transport_error(what, &e),
-        }
-    }
-}
-
 /// Sends one notification request through [`http::execute`] (no retry, redirects followed without
 /// `Authorization`, the given timeouts); any status is returned.
 fn send_once(
@@ -624,7 +713,8 @@ fn send_once(
     url: &str,
     timeouts: Timeouts,
     make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, ureq::http::Error>,
-) -> Result<Response<Body>, CallError> {
+    what: &str,
+) -> Result<Response<Body>, NotifyError> {
     let label = http::request_label(method, url);
     let options = CallOptions {
         label: &label,
@@ -634,8 +724,14 @@ fn send_once(
         retry_reply: None,
     };
     http::execute(context, &options, make).map_err(|error| match error {
-        SendError::Build(e) => CallError::Build(e),
-        SendError::Transport { error, .. } => CallError::Transport(error),
+        SendError::Build(e) => NotifyError::InvalidRequest {
+            what: what.to_string(),
+            source: Box::new(e),
+        },
+        SendError::Transport { error, .. } => NotifyError::Transport {
+            what: what.to_string(),
+            source: error,
+        },
     })
 }
 
@@ -650,51 +746,14 @@ fn read_body(response: &mut Response<Body>) -> String {
         .unwrap_or_default()
 }
 
-/// Error for an HTTP status that is not 2xx.
-fn status_error(what: &str, status: u16, detail: &str) -> NotifyError {
-    let detail = snippet(detail);
-    let msg = if detail.is_empty() {
-        format!("{what} answered HTTP {status}")
-    } else {
-        format!("{what} answered HTTP {status}: {detail}")
-    };
-    if status >= 500 {
-        // The server may have done the work before failing (Mailgun: "500 after accept").
-        NotifyError::Unknown(msg)
-    } else if status == 408 || status == 429 {
-        NotifyError::Transient(msg)
-    } else {
-        NotifyError::Permanent(msg)
-    }
-}
-
-/// Error for a request that got no HTTP answer: [`NotifyError::Transient`] when the request
-/// cannot have left (unknown host, refused or timed-out connection), [`NotifyError::Unknown`]
-/// when it may have reached the server (read timeout, connection reset or closed mid-exchange).
-fn transport_error(what: &str, e: &ureq::Error) -> NotifyError {
-    use ureq::Timeout;
-    let msg = format!("{what}: {e}");
-    match e {
-        ureq::Error::BadUri(_)
-        | ureq::Error::Http(_)
-        | ureq::Error::InvalidProxyUrl
-        | ureq::Error::RequireHttpsOnly(_) => NotifyError::Permanent(msg),
-        ureq::Error::HostNotFound
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::ConnectProxyFailed(_)
-        | ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => NotifyError::Transient(msg),
-        ureq::Error::Io(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::AddrNotAvailable
-                    | std::io::ErrorKind::HostUnreachable
-                    | std::io::ErrorKind::NetworkUnreachable
-            ) =>
-        {
-            NotifyError::Transient(msg)
-        }
-        _ => NotifyError::Unknown(msg),
+/// Error for an HTTP status that is not 2xx: `detail` redacted of `secrets`
+/// ([`redact_credentials`]), then shortened ([`snippet`]; in that order, so a cut can never leave
+/// part of a secret behind).
+fn status_error(what: &str, status: u16, detail: &str, secrets: &[&str]) -> NotifyError {
+    NotifyError::Status {
+        what: what.to_string(),
+        status,
+        detail: snippet(&redact_credentials(detail, secrets)),
     }
 }
 
@@ -760,10 +819,19 @@ mod tests {
     #[test]
     fn strict_undefined_is_an_error() {
         let err = render_email(&templates(), "strict", &serde_json::json!({})).unwrap_err();
-        match err {
-            NotifyError::Template(m) => {
-                assert!(m.contains("strict"), "{m}");
-                assert!(m.contains("subject"), "{m}");
+        match &err {
+            NotifyError::Template { template, part, .. } => {
+                assert_eq!(template, "strict");
+                assert_eq!(*part, "subject");
+                let text = err.to_string();
+                assert!(
+                    text.contains("strict") && text.contains("subject"),
+                    "{text}"
+                );
+                assert!(
+                    std::error::Error::source(&err).is_some(),
+                    "minijinja's error is kept as the source"
+                );
             }
             other => panic!("expected Template, got {other:?}"),
         }
@@ -774,13 +842,17 @@ mod tests {
             &serde_json::json!({"campaign": {"number": 1}, "masters": []}),
         )
         .unwrap_err();
-        assert!(matches!(err, NotifyError::Template(_)));
+        assert!(matches!(err, NotifyError::Template { .. }), "{err:?}");
     }
 
     #[test]
     fn unknown_template_is_an_error() {
         let err = render_email(&templates(), "nope", &serde_json::json!({})).unwrap_err();
-        assert!(matches!(&err, NotifyError::Template(m) if m.contains("a1_to_a2_complete")));
+        assert!(
+            matches!(&err, NotifyError::UnknownTemplate { known, .. } if known.contains("a1_to_a2_complete")),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
     }
 
     #[test]
@@ -1068,22 +1140,40 @@ mod tests {
 
     #[test]
     fn error_classes_say_whether_the_outcome_is_unknown() {
-        assert!(status_error("Mailgun", 500, "").outcome_unknown());
-        assert!(status_error("Mailgun", 502, "").outcome_unknown());
-        assert!(!status_error("Mailgun", 429, "").outcome_unknown());
-        assert!(status_error("Mailgun", 429, "").is_transient());
-        assert!(!status_error("Mailgun", 400, "").is_transient());
-        assert!(transport_error("Mailgun", &ureq::Error::ConnectionFailed).is_transient());
-        assert!(!transport_error("Mailgun", &ureq::Error::ConnectionFailed).outcome_unknown());
-        assert!(transport_error(
-            "Mailgun",
-            &ureq::Error::Timeout(ureq::Timeout::RecvResponse)
-        )
-        .outcome_unknown());
+        let status = |code| status_error("Mailgun", code, "", &[]);
+        assert!(status(500).outcome_unknown());
+        assert!(status(502).outcome_unknown());
+        assert!(!status(429).outcome_unknown());
+        assert!(status(429).is_transient());
+        assert!(!status(400).is_transient());
+        assert!(status(400).to_string().starts_with("notification rejected"));
+        let transport = |source| NotifyError::Transport {
+            what: "Mailgun".to_string(),
+            source,
+        };
+        assert!(transport(ureq::Error::ConnectionFailed).is_transient());
+        assert!(!transport(ureq::Error::ConnectionFailed).outcome_unknown());
+        assert!(transport(ureq::Error::Timeout(ureq::Timeout::RecvResponse)).outcome_unknown());
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        assert!(transport_error("Mailgun", &ureq::Error::Io(reset)).outcome_unknown());
+        assert!(transport(ureq::Error::Io(reset)).outcome_unknown());
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(!transport_error("Mailgun", &ureq::Error::Io(refused)).outcome_unknown());
+        assert!(!transport(ureq::Error::Io(refused)).outcome_unknown());
+        assert!(!transport(ureq::Error::BadUri("x".into())).is_transient());
+        let cut = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let error = transport(ureq::Error::Io(cut));
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the ureq error is kept as the source"
+        );
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_excerpt_is_still_redacted() {
+        let secret = "key-0123456789abcdef";
+        // The secret straddles the excerpt's end: redacting after cutting would leave its prefix.
+        let detail = format!("{}{secret}", "x".repeat(BODY_SNIPPET_CHARS - 6));
+        let error = status_error("Mailgun", 400, &detail, &[secret]);
+        assert!(!error.to_string().contains("key-01"), "{error}");
     }
 
     #[test]
@@ -1152,7 +1242,11 @@ mod tests {
         let err = mailer
             .send(&["a@x.com".to_string()], &email(), "k")
             .unwrap_err();
-        assert!(matches!(err, NotifyError::Permanent(_)), "{err:?}");
+        assert!(
+            matches!(err, NotifyError::Status { status: 401, .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
         assert!(err.to_string().contains("401"));
         assert!(!err.to_string().contains("supersecret"), "{err}");
         assert!(!format!("{mailer:?}").contains("supersecret"));
@@ -1188,7 +1282,18 @@ mod tests {
         assert!(!err.to_string().contains("supersecret"), "{err}");
 
         let err = mailer.send(&[], &email(), "k").unwrap_err();
-        assert!(matches!(err, NotifyError::Permanent(_)));
+        assert!(matches!(err, NotifyError::Unsendable(_)), "{err:?}");
+        assert!(!err.is_transient());
+    }
+
+    /// Sends an empty `campaign.a2` webhook to `url` with key `k`.
+    fn send_to(sender: &WebhookSender, url: &str) -> Result<(), NotifyError> {
+        sender.send(
+            &endpoint(url.to_string()),
+            "campaign.a2",
+            &serde_json::json!({}),
+            "k",
+        )
     }
 
     fn endpoint(url: String) -> WebhookEndpoint {
@@ -1242,37 +1347,26 @@ mod tests {
         assert_eq!(req.header("x-cs-signature"), None);
 
         let (base, _rx) = one_shot_server(400, r#"{"error":"bad tok-123"}"#);
-        let err = sender
-            .send(
-                &endpoint(format!("{base}/h")),
-                "campaign.a2",
-                &serde_json::json!({}),
-                "k",
-            )
-            .unwrap_err();
-        assert!(matches!(err, NotifyError::Permanent(_)), "{err:?}");
+        let err = send_to(&sender, &format!("{base}/h")).unwrap_err();
+        assert!(
+            matches!(err, NotifyError::Status { status: 400, .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
         assert!(!err.to_string().contains("tok-123"), "{err}");
 
         let (base, _rx) = one_shot_server(502, "bad gateway");
-        let err = sender
-            .send(
-                &endpoint(format!("{base}/h")),
-                "campaign.a2",
-                &serde_json::json!({}),
-                "k",
-            )
-            .unwrap_err();
+        let err = send_to(&sender, &format!("{base}/h")).unwrap_err();
         assert!(err.is_transient());
 
-        let err = sender
-            .send(
-                &endpoint("not a url".to_string()),
-                "campaign.a2",
-                &serde_json::json!({}),
-                "k",
-            )
-            .unwrap_err();
-        assert!(matches!(err, NotifyError::Permanent(_)), "{err:?}");
+        let err = send_to(&sender, "not a url").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NotifyError::InvalidRequest { .. } | NotifyError::Transport { .. }
+            ) && !err.is_transient(),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -91,9 +91,10 @@ impl BoxAppConfig {
             BoxError::Decode(message) => {
                 BoxError::Decode(format!("Box app config {}: {message}", path.display()))
             }
-            BoxError::Auth(message) => {
-                BoxError::Auth(format!("Box app config {}: {message}", path.display()))
-            }
+            BoxError::Auth { message, source } => BoxError::Auth {
+                message: format!("Box app config {}: {message}", path.display()),
+                source,
+            },
             other => other,
         })
     }
@@ -157,28 +158,36 @@ impl BoxAppConfig {
             .replace("\\n", "\n")
             .replace('\r', "");
         let (label, document) = pkcs8::SecretDocument::from_pem(pem.trim()).map_err(|error| {
-            BoxError::Auth(format!(
-                "boxAppSettings.appAuth.privateKey is not a PEM key: {error}"
-            ))
+            key_error("boxAppSettings.appAuth.privateKey is not a PEM key", error)
         })?;
         let pkcs1 = match label {
             "ENCRYPTED PRIVATE KEY" => {
-                let encrypted = pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes()).map_err(|error| {
-                    BoxError::Auth(format!("boxAppSettings.appAuth.privateKey: not an encrypted PKCS#8 key: {error}"))
-                })?;
-                let decrypted = encrypted.decrypt(self.passphrase.expose().as_bytes()).map_err(|error| {
-                    BoxError::Auth(format!(
-                        "cannot decrypt boxAppSettings.appAuth.privateKey (wrong passphrase or unsupported encryption): {error}"
-                    ))
-                })?;
+                let encrypted = pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes())
+                    .map_err(|error| {
+                        key_error(
+                            "boxAppSettings.appAuth.privateKey: not an encrypted PKCS#8 key",
+                            error,
+                        )
+                    })?;
+                let decrypted = encrypted
+                    .decrypt(self.passphrase.expose().as_bytes())
+                    .map_err(|error| {
+                        key_error(
+                            "cannot decrypt boxAppSettings.appAuth.privateKey (wrong passphrase or unsupported encryption)",
+                            error,
+                        )
+                    })?;
                 rsa_pkcs1_from_pkcs8(decrypted.as_bytes())?
             }
             "PRIVATE KEY" => rsa_pkcs1_from_pkcs8(document.as_bytes())?,
             "RSA PRIVATE KEY" => document.as_bytes().to_vec(),
             other => {
-                return Err(BoxError::Auth(format!(
-                    "boxAppSettings.appAuth.privateKey: unexpected PEM label {other:?} (expected ENCRYPTED PRIVATE KEY)"
-                )))
+                return Err(BoxError::Auth {
+                    message: format!(
+                        "boxAppSettings.appAuth.privateKey: unexpected PEM label {other:?} (expected ENCRYPTED PRIVATE KEY)"
+                    ),
+                    source: None,
+                })
             }
         };
         let key = EncodingKey::from_rsa_der(&pkcs1);
@@ -188,12 +197,17 @@ impl BoxAppConfig {
             &serde_json::json!({"probe": true}),
             &key,
         )
-        .map_err(|error| {
-            BoxError::Auth(format!(
-                "boxAppSettings.appAuth.privateKey cannot sign RS256: {error}"
-            ))
-        })?;
+        .map_err(|error| key_error("boxAppSettings.appAuth.privateKey cannot sign RS256", error))?;
         Ok(key)
+    }
+}
+
+/// A [`BoxError::Auth`] for a key that cannot be used: `what` (never key material) followed by the
+/// decoder's or signer's text, which is also kept as the source.
+fn key_error(what: &str, error: impl std::error::Error + Send + Sync + 'static) -> BoxError {
+    BoxError::Auth {
+        message: format!("{what}: {error}"),
+        source: Some(Box::new(error)),
     }
 }
 
@@ -202,16 +216,16 @@ const RSA_ENCRYPTION_OID: pkcs8::ObjectIdentifier =
     pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 fn rsa_pkcs1_from_pkcs8(der: &[u8]) -> Result<Vec<u8>, BoxError> {
-    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|error| {
-        BoxError::Auth(format!(
-            "boxAppSettings.appAuth.privateKey: not a PKCS#8 key: {error}"
-        ))
-    })?;
+    let info = pkcs8::PrivateKeyInfo::from_der(der)
+        .map_err(|error| key_error("boxAppSettings.appAuth.privateKey: not a PKCS#8 key", error))?;
     if info.algorithm.oid != RSA_ENCRYPTION_OID {
-        return Err(BoxError::Auth(format!(
-            "boxAppSettings.appAuth.privateKey: not an RSA key (algorithm {})",
-            info.algorithm.oid
-        )));
+        return Err(BoxError::Auth {
+            message: format!(
+                "boxAppSettings.appAuth.privateKey: not an RSA key (algorithm {})",
+                info.algorithm.oid
+            ),
+            source: None,
+        });
     }
     Ok(info.private_key.to_vec())
 }
@@ -254,7 +268,7 @@ pub(crate) fn sign_assertion(
         iat: now,
     };
     jsonwebtoken::encode(&header, &claims, key)
-        .map_err(|error| BoxError::Auth(format!("cannot sign the Box JWT assertion: {error}")))
+        .map_err(|error| key_error("cannot sign the Box JWT assertion", error))
 }
 
 /// Successful token reply `{access_token, expires_in, token_type, restricted_to}`.
@@ -386,7 +400,7 @@ pub(crate) mod tests {
         let (pem, _) = test_key();
         let error = BoxAppConfig::from_json(&app_json(&pem, "not it")).unwrap_err();
         let text = error.to_string();
-        assert!(matches!(error, BoxError::Auth(_)), "{text}");
+        assert!(matches!(error, BoxError::Auth { .. }), "{text}");
         assert!(
             text.contains("cannot decrypt") && !text.contains("not it") && !text.contains("MII"),
             "{text}"
@@ -394,7 +408,7 @@ pub(crate) mod tests {
 
         let error =
             BoxAppConfig::from_json(&app_json("-----BEGIN NONSENSE-----", "x")).unwrap_err();
-        assert!(matches!(error, BoxError::Auth(_)));
+        assert!(matches!(error, BoxError::Auth { .. }));
         let error = BoxAppConfig::from_json(r#"{"boxAppSettings":{"clientID":"a"}}"#).unwrap_err();
         assert!(matches!(error, BoxError::Decode(_)), "{error}");
         let numeric_secret =

@@ -42,8 +42,8 @@ use ureq::SendBody;
 
 use super::model::{first_conflict, lenient_u64, RawItem};
 use super::{
-    api_failure, conflict_error, first_entry, invalid_request, io_error, same_sha1, with_parent,
-    ApiFailure, BoxClient, BoxError, BoxFile, UploadSource,
+    api_failure, conflict_error, first_entry, invalid_request, io_error, json_error, same_sha1,
+    with_parent, ApiFailure, BoxClient, BoxError, BoxFile, UploadSource,
 };
 use crate::http::{
     self as transport, encode_path_segment, is_retryable_status, read_json, request_label, Attempt,
@@ -274,8 +274,8 @@ impl BoxClient {
         let label = request_label(&Method::POST, &url);
         let mut response = self.send_json(&Method::POST, &url, &body, true)?;
         if response.status().is_success() {
-            let reply: Value = read_json(&mut response)
-                .map_err(|message| BoxError::Decode(format!("{label}: {message}")))?;
+            let reply: Value =
+                read_json(&mut response).map_err(|error| json_error(&label, error))?;
             return Ok(self.parse_session(&reply, &label)?);
         }
         let failure = api_failure(&label, response);
@@ -420,7 +420,7 @@ impl BoxClient {
             let (error, retry_after, list_first) = match outcome {
                 Ok(mut response) if response.status().is_success() => {
                     let reply: Value = read_json(&mut response)
-                        .map_err(|message| stop(BoxError::Decode(format!("{label}: {message}"))))?;
+                        .map_err(|error| stop(json_error(&label, error)))?;
                     return parse_part(reply.get("part").unwrap_or(&reply)).ok_or_else(|| {
                         stop(BoxError::Decode(format!(
                             "{label}: reply without part {{part_id, offset, size}}"
@@ -493,9 +493,8 @@ impl BoxClient {
     /// Every part stored in the session: GET `list_parts?offset=N&limit=1000`, paged by `total_count`.
     /// Source: <https://developer.box.com/reference/get-files-upload-sessions-id-parts/>.
     fn list_parts(&self, session: &Session) -> Result<Vec<StoredPart>, BoxError> {
-        let base = url::Url::parse(&session.list_parts).map_err(|error| {
-            BoxError::Unsupported(format!("cannot build the list_parts URL: {error}"))
-        })?;
+        let base = url::Url::parse(&session.list_parts)
+            .map_err(|error| invalid_request("GET list_parts", error))?;
         let mut parts = Vec::new();
         let mut offset: u64 = 0;
         loop {

@@ -632,7 +632,7 @@ fn refused_credentials_are_an_auth_error_without_secrets() {
     });
     let box_client = client(&server);
     let error = box_client.list_folder("1").unwrap_err();
-    assert!(matches!(error, BoxError::Auth(_)), "{error}");
+    assert!(matches!(error, BoxError::Auth { .. }), "{error}");
     let shown = format!("{error} {error:?} {box_client:?}");
     assert!(shown.contains("invalid_client"));
     for secret in ["client-secret-value", PASSPHRASE, "PRIVATE KEY", "MII"] {

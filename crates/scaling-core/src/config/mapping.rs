@@ -38,7 +38,7 @@ impl MediaAttr {
         Self::FormatName,
     ];
 
-    /// The attribute's name after `media.` (as `crate::media::MediaInfo::attr` takes it).
+    /// The attribute's name after `media.` in a mapping `source`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DurationSeconds => "duration_seconds",

@@ -237,6 +237,28 @@ pub struct DamConfig {
     pub max_requests_per_second: f64,
 }
 
+impl DamConfig {
+    /// The configuration of the DAM at `base_url` reached with `auth`, every other setting at its
+    /// documented default (the config reader starts from these).
+    pub fn new(base_url: String, auth: DamAuth) -> Self {
+        DamConfig {
+            base_url,
+            auth,
+            campaign: CampaignModel::default(),
+            metadata_model_id: "FERRERO.MODEL.MARKETING ASSET".into(),
+            security_policy_ids: vec![2],
+            tracking_field_id: "FERRERO.FIELD.CS TRACKING".into(),
+            connect_timeout_secs: 10,
+            read_timeout_secs: 60,
+            content_timeout_secs: 600,
+            import_job_timeout_secs: 120,
+            import_landing_secs: 120,
+            max_retries: 5,
+            max_requests_per_second: 25.0,
+        }
+    }
+}
+
 /// `dam.auth`: `method: session` (default) or `method: oauth2`.
 #[derive(Debug, Clone)]
 pub enum DamAuth {
@@ -279,6 +301,23 @@ pub struct CampaignModel {
     pub status_a3: String,
     /// Search operator for the status condition; default `ARTESIA.OPERATOR.CHAR.CONTAINS`.
     pub search_operator_id: String,
+}
+
+impl Default for CampaignModel {
+    /// The documented defaults (those of `shared/fixtures/otmm/`).
+    fn default() -> Self {
+        CampaignModel {
+            status_field_id: "FERRERO.FIELD.CAMPAIGN STATUS".into(),
+            number_field_id: "FERRERO.FIELD.CAMPAIGN NUMBER".into(),
+            name_field_id: "FERRERO.FIELD.CAMPAIGN NAME".into(),
+            masters_folder_name: "Master Assets".into(),
+            final_assets_folder_name: "Final Assets".into(),
+            status_a1: "A1".into(),
+            status_a2: "A2".into(),
+            status_a3: "A3".into(),
+            search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
+        }
+    }
 }
 
 /// `polling`: work per pass.

@@ -353,23 +353,28 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
             }
         }
     }
+    let d = DamConfig::new(base_url, auth);
     if security_policy_ids.is_empty() {
-        security_policy_ids.push(2);
+        security_policy_ids.clone_from(&d.security_policy_ids);
     }
     Ok(DamConfig {
-        base_url,
-        auth,
         campaign,
-        metadata_model_id: section.text_or("metadata_model_id", "FERRERO.MODEL.MARKETING ASSET")?,
+        metadata_model_id: section.text_or("metadata_model_id", &d.metadata_model_id)?,
         security_policy_ids,
-        tracking_field_id: section.text_or("tracking_field_id", "FERRERO.FIELD.CS TRACKING")?,
-        connect_timeout_secs: section.u64_or("connect_timeout_secs", 10, 1)?,
-        read_timeout_secs: section.u64_or("read_timeout_secs", 60, 1)?,
-        content_timeout_secs: section.u64_or("content_timeout_secs", 600, 1)?,
-        import_job_timeout_secs: section.u64_or("import_job_timeout_secs", 120, 1)?,
-        import_landing_secs: section.u64_or("import_landing_secs", 120, 0)?,
-        max_retries: section.u32_or("max_retries", 5, 0)?,
-        max_requests_per_second: section.positive_f64_or("max_requests_per_second", 25.0)?,
+        tracking_field_id: section.text_or("tracking_field_id", &d.tracking_field_id)?,
+        connect_timeout_secs: section.u64_or("connect_timeout_secs", d.connect_timeout_secs, 1)?,
+        read_timeout_secs: section.u64_or("read_timeout_secs", d.read_timeout_secs, 1)?,
+        content_timeout_secs: section.u64_or("content_timeout_secs", d.content_timeout_secs, 1)?,
+        import_job_timeout_secs: section.u64_or(
+            "import_job_timeout_secs",
+            d.import_job_timeout_secs,
+            1,
+        )?,
+        import_landing_secs: section.u64_or("import_landing_secs", d.import_landing_secs, 0)?,
+        max_retries: section.u32_or("max_retries", d.max_retries, 0)?,
+        max_requests_per_second: section
+            .positive_f64_or("max_requests_per_second", d.max_requests_per_second)?,
+        ..d
     })
 }
 
@@ -406,17 +411,18 @@ fn dam_auth(section: &Section<'_>) -> Result<DamAuth, ConfigError> {
 
 /// `dam.campaign`.
 fn campaign_model(section: &Section<'_>) -> Result<CampaignModel, ConfigError> {
+    let d = CampaignModel::default();
     let model = CampaignModel {
-        status_field_id: section.text_or("status_field_id", "FERRERO.FIELD.CAMPAIGN STATUS")?,
-        number_field_id: section.text_or("number_field_id", "FERRERO.FIELD.CAMPAIGN NUMBER")?,
-        name_field_id: section.text_or("name_field_id", "FERRERO.FIELD.CAMPAIGN NAME")?,
-        masters_folder_name: section.text_or("masters_folder_name", "Master Assets")?,
-        final_assets_folder_name: section.text_or("final_assets_folder_name", "Final Assets")?,
-        status_a1: section.text_or("status_a1", "A1")?,
-        status_a2: section.text_or("status_a2", "A2")?,
-        status_a3: section.text_or("status_a3", "A3")?,
-        search_operator_id: section
-            .text_or("search_operator_id", "ARTESIA.OPERATOR.CHAR.CONTAINS")?,
+        status_field_id: section.text_or("status_field_id", &d.status_field_id)?,
+        number_field_id: section.text_or("number_field_id", &d.number_field_id)?,
+        name_field_id: section.text_or("name_field_id", &d.name_field_id)?,
+        masters_folder_name: section.text_or("masters_folder_name", &d.masters_folder_name)?,
+        final_assets_folder_name: section
+            .text_or("final_assets_folder_name", &d.final_assets_folder_name)?,
+        status_a1: section.text_or("status_a1", &d.status_a1)?,
+        status_a2: section.text_or("status_a2", &d.status_a2)?,
+        status_a3: section.text_or("status_a3", &d.status_a3)?,
+        search_operator_id: section.text_or("search_operator_id", &d.search_operator_id)?,
     };
     let statuses = [&model.status_a1, &model.status_a2, &model.status_a3];
     if statuses[0] == statuses[1] || statuses[1] == statuses[2] || statuses[0] == statuses[2] {

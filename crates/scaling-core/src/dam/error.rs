@@ -170,15 +170,12 @@ pub(super) fn send_failure(label: &str, error: ureq::Error, attempts: u32) -> Da
 
 /// Reads a 2xx reply's body (at most [`crate::http::MAX_JSON_BODY_BYTES`]) as JSON.
 pub(super) fn read_json(label: &str, response: &mut Response<Body>) -> Result<Value, DamError> {
-    let bytes = response
-        .body_mut()
-        .with_config()
-        .limit(transport::MAX_JSON_BODY_BYTES)
-        .read_to_vec()
-        .map_err(|error| send_failure(label, error, 1))?;
-    serde_json::from_slice(&bytes).map_err(|source| DamError::Json {
-        request: label.to_string(),
-        source,
+    transport::read_json(response).map_err(|error| match error {
+        transport::ReadJsonError::Body(error) => send_failure(label, error, 1),
+        transport::ReadJsonError::Json(source) => DamError::Json {
+            request: label.to_string(),
+            source,
+        },
     })
 }
 

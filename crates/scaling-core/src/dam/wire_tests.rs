@@ -3,28 +3,12 @@
 use serde_json::json;
 
 use super::*;
-use crate::config::{CampaignModel, DamAuth, DamConfig};
+use crate::config::{DamAuth, DamConfig};
 use crate::http::test_server::{Recorded, Reply, TestServer};
 use crate::secret::Secret;
 
 fn config(server: &TestServer, auth: DamAuth) -> DamConfig {
     DamConfig {
-        base_url: format!("{}/", server.url),
-        auth,
-        campaign: CampaignModel {
-            status_field_id: "FERRERO.FIELD.CAMPAIGN STATUS".into(),
-            number_field_id: "FERRERO.FIELD.CAMPAIGN NUMBER".into(),
-            name_field_id: "FERRERO.FIELD.CAMPAIGN NAME".into(),
-            masters_folder_name: "Master Assets".into(),
-            final_assets_folder_name: "Final Assets".into(),
-            status_a1: "A1".into(),
-            status_a2: "A2".into(),
-            status_a3: "A3".into(),
-            search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
-        },
-        metadata_model_id: "FERRERO.MODEL.MARKETING ASSET".into(),
-        security_policy_ids: vec![2],
-        tracking_field_id: "FERRERO.FIELD.CS TRACKING".into(),
         connect_timeout_secs: 5,
         read_timeout_secs: 5,
         content_timeout_secs: 5,
@@ -32,6 +16,7 @@ fn config(server: &TestServer, auth: DamAuth) -> DamConfig {
         import_landing_secs: 2,
         max_retries: 2,
         max_requests_per_second: 1000.0,
+        ..DamConfig::new(format!("{}/", server.url), auth)
     }
 }
 

@@ -12,7 +12,7 @@ use sandbox::launch::{Launch, Running};
 use serde_json::{json, Value};
 
 use crate::boxapi::{BoxAppConfig, BoxClient, BoxError, BoxItem};
-use crate::config::{BoxConfig, CampaignModel, DamAuth, DamConfig, WatchedFolder};
+use crate::config::{BoxConfig, DamAuth, DamConfig, WatchedFolder};
 use crate::dam::{DamClient, JobState};
 use crate::http::{sha1_file, RetryPolicy};
 use crate::secret::Secret;
@@ -200,30 +200,26 @@ dam:
 
 fn dam_config(sandbox: &Running, auth: DamAuth) -> DamConfig {
     DamConfig {
-        base_url: sandbox.ready_str("dam_url").to_owned(),
-        auth,
-        campaign: CampaignModel {
-            status_field_id: "FERRERO.FIELD.CAMPAIGN STATUS".into(),
-            number_field_id: "FERRERO.FIELD.CAMPAIGN NUMBER".into(),
-            name_field_id: "FERRERO.FIELD.CAMPAIGN NAME".into(),
-            masters_folder_name: "Master Assets".into(),
-            final_assets_folder_name: "Final Assets".into(),
-            status_a1: "A1".into(),
-            status_a2: "A2".into(),
-            status_a3: "A3".into(),
-            search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
-        },
-        metadata_model_id: "FERRERO.MODEL.MARKETING ASSET".into(),
-        security_policy_ids: vec![2],
-        tracking_field_id: "FERRERO.FIELD.CS TRACKING".into(),
-        connect_timeout_secs: 5,
         read_timeout_secs: 30,
         content_timeout_secs: 60,
         import_job_timeout_secs: 10,
         import_landing_secs: 2,
         max_retries: 3,
         max_requests_per_second: 1000.0,
+        ..DamConfig::new(sandbox.ready_str("dam_url").to_owned(), auth)
     }
+}
+
+/// The sandbox's DAM configuration with its session user, and a client of it retrying fast.
+fn session_client(sandbox: &Running) -> (DamConfig, DamClient) {
+    let auth = DamAuth::Session {
+        username: sandbox.ready_str("dam_username").to_owned(),
+        password: Secret::new(sandbox.ready_str("dam_password").to_owned()),
+    };
+    let cfg = dam_config(sandbox, auth);
+    let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
+        .with_retry_policy(RetryPolicy::fast(3));
+    (cfg, dam)
 }
 
 fn field_value(json: &Value, field_id: &str) -> Option<String> {
@@ -251,13 +247,7 @@ fn field_value(json: &Value, field_id: &str) -> Option<String> {
 #[test]
 fn dam_client_against_the_sandbox() {
     let sandbox = start(Some(SCENARIO), &[]);
-    let auth = DamAuth::Session {
-        username: sandbox.ready_str("dam_username").to_owned(),
-        password: Secret::new(sandbox.ready_str("dam_password").to_owned()),
-    };
-    let cfg = dam_config(&sandbox, auth);
-    let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
-        .with_retry_policy(RetryPolicy::fast(3));
+    let (cfg, dam) = session_client(&sandbox);
 
     let campaigns = dam
         .search_folders_by_field(
@@ -382,13 +372,7 @@ fn expired_tokens_and_sessions_are_renewed() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     client.list_folder(&root).unwrap();
 
-    let auth = DamAuth::Session {
-        username: sandbox.ready_str("dam_username").to_owned(),
-        password: Secret::new(sandbox.ready_str("dam_password").to_owned()),
-    };
-    let cfg = dam_config(&sandbox, auth);
-    let dam = DamClient::new(&cfg, ureq::Agent::new_with_defaults())
-        .with_retry_policy(RetryPolicy::fast(3));
+    let (_, dam) = session_client(&sandbox);
     assert!(!dam
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap()

@@ -335,7 +335,7 @@ pub fn name_problems(
     mappings
         .filename_field_updates
         .retain(|update| update.source.media().is_none());
-    let no_media = |_: &str| None;
+    let no_media = |_: crate::config::MediaAttr| None;
     let input = BuildInput {
         master,
         parsed,
@@ -943,7 +943,7 @@ fn process_file(
         }
     };
     let marker = tracking_marker(parsed, &file.id, &version_id);
-    let media_attr = |name: &str| media_info.attr(name);
+    let media_attr = |attr| media_info.attr(attr);
     let input = BuildInput {
         master: &master.full_metadata,
         parsed,

@@ -144,7 +144,7 @@ impl PassError {
                 what: "Box",
                 message: error.to_string(),
             }
-        } else if matches!(error, BoxError::Auth(_)) {
+        } else if matches!(error, BoxError::Auth { .. }) {
             PassError::setup_with_hint(format!("Box: {error}"), BOX_CREDENTIALS_HINT)
         } else {
             PassError::Failed(format!("Box: {error}"))
@@ -713,7 +713,10 @@ mod tests {
         assert_eq!(code(PassError::Failed(String::new())), 1);
         assert_eq!(code(PassError::setup("x")), 2);
         assert_eq!(
-            code(PassError::from_box(BoxError::Auth("invalid_client".into()))),
+            code(PassError::from_box(BoxError::Auth {
+                message: "invalid_client".into(),
+                source: None,
+            })),
             2,
             "credentials refused"
         );

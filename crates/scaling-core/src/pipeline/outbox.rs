@@ -176,7 +176,7 @@ fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
                 })
                 .unwrap_or_default();
             if recipients.is_empty() {
-                return Err(NotifyError::Permanent("email has no recipients".into()));
+                return Err(NotifyError::Unsendable("email has no recipients".into()));
             }
             let email = render_email(&services.config.email_templates, &row.target, &context)?;
             services
@@ -192,7 +192,7 @@ fn send(services: &Services, row: &OutboxRow) -> Result<(), NotifyError> {
                 .iter()
                 .find(|endpoint| endpoint.name == row.target)
                 .ok_or_else(|| {
-                    NotifyError::Permanent(format!(
+                    NotifyError::Unsendable(format!(
                         "webhook endpoint {:?} is no longer configured",
                         row.target
                     ))

@@ -69,7 +69,7 @@ const BINARY: &str = "box-setup";
 /// True when a Box error stops the command (exit 75 or 2) instead of failing one check: Box
 /// unreachable, or the app's credentials refused.
 fn stops_the_command(error: &BoxError) -> bool {
-    error.is_transient() || matches!(error, BoxError::Auth(_))
+    error.is_transient() || matches!(error, BoxError::Auth { .. })
 }
 
 fn list_folder(client: &BoxClient, folder_id: &str) -> Result<bool, PassError> {
@@ -435,7 +435,7 @@ fn doctor(options: &CommonOptions) -> Exit {
     match box_client(&config) {
         Ok(client) => match client.list_folder(&config.box_api.root_folder_id) {
             Ok(_) => check(true, "Box", "token obtained; campaign root folder readable", None),
-            Err(error @ BoxError::Auth(_)) => check(
+            Err(error @ BoxError::Auth { .. }) => check(
                 false,
                 "Box",
                 &format!("no token: {error}"),
