@@ -46,7 +46,7 @@ use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
     read_error_text, read_json, request, request_label, resolve_location, Attempt, CallOptions,
     CopyError, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
-    TransportError,
+    TransportError, Unauthorized,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -298,6 +298,25 @@ fn invalid_request(label: &str, error: impl std::error::Error + Send + Sync + 's
     }
 }
 
+/// The [`BoxError`] of a request `label` that got no reply: the factory's own error, a
+/// [`BoxError::Transport`] when the failure is transient, else a request that cannot be built.
+fn send_failure(label: &str, error: SendError<BoxError>) -> BoxError {
+    match error {
+        SendError::Build(error) => error,
+        SendError::Transport { error, attempts } => {
+            if transport::is_retryable_transport(&error) {
+                BoxError::Transport(TransportError {
+                    label: label.to_string(),
+                    attempts,
+                    source: error,
+                })
+            } else {
+                invalid_request(label, error)
+            }
+        }
+    }
+}
+
 /// The [`BoxError`] of a [`read_json`] failure on the request `label`: a body that could not be
 /// read is a transport error (transient when [`transport::transport_class`] says so), a body that
 /// is not the JSON expected is [`BoxError::Json`].
@@ -352,15 +371,6 @@ fn transient_conflict(status: u16, code: &str) -> bool {
             code,
             "operation_blocked_temporary" | "name_temporarily_reserved"
         )
-}
-
-/// Where [`BoxClient::send_to`] sends a file.
-#[derive(Debug, Clone, Copy)]
-enum UploadTarget<'a> {
-    /// A new file in the folder with this id.
-    NewIn(&'a str),
-    /// A new version of the file with this id.
-    VersionOf(&'a str),
 }
 
 /// What to upload.
@@ -693,20 +703,8 @@ impl BoxClient {
         options: &CallOptions<'_>,
         make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
-        transport::execute(context, options, make).map_err(|error| match error {
-            SendError::Build(error) => error,
-            SendError::Transport { error, attempts } => {
-                if transport::is_retryable_transport(&error) {
-                    BoxError::Transport(TransportError {
-                        label: options.label.to_string(),
-                        attempts,
-                        source: error,
-                    })
-                } else {
-                    invalid_request(options.label, error)
-                }
-            }
-        })
+        transport::execute(context, options, make)
+            .map_err(|error| send_failure(options.label, error))
     }
 
     /// An authenticated metadata call: `Authorization: Bearer`, `Accept: application/json`, `finish` adds
@@ -717,9 +715,7 @@ impl BoxClient {
         url: &str,
         retry: bool,
         redirects: Redirects,
-        finish: &dyn Fn(
-            ureq::http::request::Builder,
-        ) -> Result<Request<SendBody<'static>>, BoxError>,
+        finish: transport::Finish<'_, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
         self.call_with(method, url, retry, redirects, self.timeouts, finish)
     }
@@ -733,9 +729,7 @@ impl BoxClient {
         retry: bool,
         redirects: Redirects,
         timeouts: Timeouts,
-        finish: &dyn Fn(
-            ureq::http::request::Builder,
-        ) -> Result<Request<SendBody<'static>>, BoxError>,
+        finish: transport::Finish<'_, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
         let label = request_label(method, url);
         let options = CallOptions {
@@ -745,25 +739,27 @@ impl BoxClient {
             redirects,
             retry_reply: Some(transient_box_reply),
         };
-        let mut renewed = false;
-        loop {
-            let token = self.access_token()?;
-            let mut make = || {
+        transport::execute_authenticated(
+            &self.http,
+            &options,
+            &|| self.access_token(),
+            &|token| {
                 finish(
                     request(method.clone(), url)
                         .header(header::AUTHORIZATION, format!("Bearer {}", token.expose()))
                         .header(header::ACCEPT, "application/json"),
                 )
-            };
-            let response = self.send(&options, &mut make)?;
-            if response.status().as_u16() == 401 && !renewed {
+            },
+            &|error| send_failure(&label, error),
+            &|token, response, renewed| {
+                if renewed {
+                    return Unauthorized::Return(response);
+                }
                 tracing::info!(request = %label, "Box answered 401; getting a new token and trying once more");
-                self.forget_token(&token);
-                renewed = true;
-                continue;
-            }
-            return Ok(response);
-        }
+                self.forget_token(token);
+                Unauthorized::Renew
+            },
+        )
     }
 
     /// A content transfer sent once ([`BoxClient::call_with`] without retry, content timeouts, no
@@ -772,9 +768,7 @@ impl BoxClient {
         &self,
         method: &Method,
         url: &str,
-        finish: &dyn Fn(
-            ureq::http::request::Builder,
-        ) -> Result<Request<SendBody<'static>>, BoxError>,
+        finish: transport::Finish<'_, BoxError>,
     ) -> Result<Response<Body>, BoxError> {
         self.call_with(
             method,
@@ -1045,15 +1039,33 @@ impl BoxClient {
     /// parts, commit (see [`chunked`]), with the same "409 with the same SHA-1 = success" rule.
     /// Source: <https://developer.box.com/guides/uploads/chunked/>.
     pub fn upload(&self, folder_id: &str, name: &str, path: &Path) -> Result<BoxFile, BoxError> {
+        self.upload_file(chunked::Target::NewFile { folder_id }, name, path)
+    }
+
+    /// [`BoxClient::upload`] or [`BoxClient::upload_new_version`] by `target`: a chunked session at
+    /// or above the threshold, else a simple upload of the file with its SHA-1 computed first.
+    fn upload_file(
+        &self,
+        target: chunked::Target<'_>,
+        name: &str,
+        path: &Path,
+    ) -> Result<BoxFile, BoxError> {
         let size = fs::metadata(path)
             .map_err(|error| io_error("cannot read upload source", path, error))?
             .len();
         if size >= self.chunked_threshold {
-            return self.upload_chunked(chunked::Target::NewFile { folder_id }, name, path, size);
+            return self.upload_chunked(target, name, path, size);
         }
         let (sha1, _) = transport::sha1_file(path)
             .map_err(|error| io_error("cannot read upload source", path, error))?;
-        self.upload_simple(folder_id, name, path, &sha1)
+        match target {
+            chunked::Target::NewFile { folder_id } => {
+                self.upload_simple(folder_id, name, path, &sha1)
+            }
+            chunked::Target::NewVersion { file_id } => {
+                self.upload_version(file_id, name, UploadSource::File(path), &sha1)
+            }
+        }
     }
 
     /// The simple-upload half of [`BoxClient::upload`], for a file whose SHA-1 is known.
@@ -1095,15 +1107,7 @@ impl BoxClient {
         name: &str,
         path: &Path,
     ) -> Result<BoxFile, BoxError> {
-        let size = fs::metadata(path)
-            .map_err(|error| io_error("cannot read upload source", path, error))?
-            .len();
-        if size >= self.chunked_threshold {
-            return self.upload_chunked(chunked::Target::NewVersion { file_id }, name, path, size);
-        }
-        let (sha1, _) = transport::sha1_file(path)
-            .map_err(|error| io_error("cannot read upload source", path, error))?;
-        self.upload_version(file_id, name, UploadSource::File(path), &sha1)
+        self.upload_file(chunked::Target::NewVersion { file_id }, name, path)
     }
 
     /// Uploads a small text file (error notes) as a **new** file: POST `{upload_url}/2.0/files/content`
@@ -1170,7 +1174,7 @@ impl BoxClient {
         source: UploadSource<'_>,
         sha1: &str,
     ) -> Result<BoxFile, UploadError> {
-        self.send_to(UploadTarget::NewIn(folder_id), name, source, sha1)
+        self.send_to(chunked::Target::NewFile { folder_id }, name, source, sha1)
             .map(|file| with_parent(file, folder_id))
     }
 
@@ -1181,7 +1185,7 @@ impl BoxClient {
         source: UploadSource<'_>,
         sha1: &str,
     ) -> Result<BoxFile, BoxError> {
-        match self.send_to(UploadTarget::VersionOf(file_id), name, source, sha1) {
+        match self.send_to(chunked::Target::NewVersion { file_id }, name, source, sha1) {
             Ok(file) => Ok(file),
             Err(UploadError::Conflict(conflict)) => Err(conflict.failure.into()),
             Err(UploadError::Other(error)) => Err(error),
@@ -1196,17 +1200,17 @@ impl BoxClient {
     /// file with the same SHA-1.
     fn send_to(
         &self,
-        target: UploadTarget<'_>,
+        target: chunked::Target<'_>,
         name: &str,
         source: UploadSource<'_>,
         sha1: &str,
     ) -> Result<BoxFile, UploadError> {
         let (path, attributes) = match target {
-            UploadTarget::NewIn(folder_id) => (
+            chunked::Target::NewFile { folder_id } => (
                 "files/content".to_string(),
                 json!({"name": name, "parent": {"id": folder_id}}),
             ),
-            UploadTarget::VersionOf(file_id) => (
+            chunked::Target::NewVersion { file_id } => (
                 format!("files/{}/content", encode_path_segment(file_id)),
                 json!({"name": name}),
             ),
@@ -1219,8 +1223,8 @@ impl BoxClient {
         let form = Self::upload_form(&attributes, name, source).map_err(UploadError::Other)?;
         let landed = || -> Result<Option<BoxFile>, BoxError> {
             let file = match target {
-                UploadTarget::NewIn(folder_id) => self.find_file(folder_id, name)?,
-                UploadTarget::VersionOf(file_id) => Some(self.get_file(file_id)?),
+                chunked::Target::NewFile { folder_id } => self.find_file(folder_id, name)?,
+                chunked::Target::NewVersion { file_id } => Some(self.get_file(file_id)?),
             };
             Ok(file.filter(|file| same_sha1(file.sha1.as_deref(), sha1)))
         };

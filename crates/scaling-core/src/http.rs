@@ -805,6 +805,53 @@ fn configure(
     }
 }
 
+/// What [`execute_authenticated`] does with a 401 reply.
+pub enum Unauthorized<E> {
+    /// Get credentials again (the caller has forgotten the refused ones) and send once more.
+    Renew,
+    /// Hand the 401 reply back to the caller.
+    Return(Response<Body>),
+    /// Stop with this error.
+    Fail(E),
+}
+
+/// What a client's authenticated call takes to finish a request it has started (method, URL,
+/// credentials, `Accept`): the body, and any header of that call.
+pub type Finish<'a, E> =
+    &'a dyn Fn(ureq::http::request::Builder) -> Result<Request<SendBody<'static>>, E>;
+
+/// The decision of an [`execute_authenticated`] caller on a 401: called with the credentials
+/// used, the reply, and whether the credentials were already renewed once.
+pub type OnUnauthorized<'a, C, E> = &'a dyn Fn(&C, Response<Body>, bool) -> Unauthorized<E>;
+
+/// Sends one logical request carrying credentials (a Box access token, an OTMM session or OAuth2
+/// token) through [`execute`]: `credentials` is asked before each send, `make` builds the request
+/// with them, `send_failure` turns a request that got no reply into the caller's error. A 401 reply
+/// goes to `refused` with the credentials used and whether they were already renewed once; it
+/// decides between a renewal, handing the reply back and an error. Any other reply is returned.
+pub fn execute_authenticated<C, E>(
+    context: &HttpContext,
+    options: &CallOptions<'_>,
+    credentials: &dyn Fn() -> Result<C, E>,
+    make: &dyn Fn(&C) -> Result<Request<SendBody<'static>>, E>,
+    send_failure: &dyn Fn(SendError<E>) -> E,
+    refused: OnUnauthorized<'_, C, E>,
+) -> Result<Response<Body>, E> {
+    let mut renewed = false;
+    loop {
+        let current = credentials()?;
+        let response = execute(context, options, &mut || make(&current)).map_err(send_failure)?;
+        if response.status().as_u16() != 401 {
+            return Ok(response);
+        }
+        match refused(&current, response, renewed) {
+            Unauthorized::Renew => renewed = true,
+            Unauthorized::Return(response) => return Ok(response),
+            Unauthorized::Fail(error) => return Err(error),
+        }
+    }
+}
+
 /// Starts a request builder with the method and URL.
 pub fn request(method: http::Method, url: &str) -> http::request::Builder {
     Request::builder().method(method).uri(url)

@@ -352,18 +352,6 @@ impl Mailer {
             .header("User-Agent", USER_AGENT)
     }
 
-    /// One Mailgun request through [`http::execute`], sent once (the outbox retries).
-    fn call(
-        &self,
-        method: &Method,
-        url: &str,
-        timeouts: Timeouts,
-        make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, ureq::http::Error>,
-        what: &str,
-    ) -> Result<Response<Body>, NotifyError> {
-        send_once(&self.http, method, url, timeouts, make, what)
-    }
-
     /// The error of a non-2xx reply to the call `what`, its detail redacted of
     /// [`Mailer::secret_forms`] (a Mailgun error may echo the request's headers).
     fn status_error(&self, what: &str, status: u16, detail: &str) -> NotifyError {
@@ -400,7 +388,8 @@ impl Mailer {
             .append_pair("ascending", "yes")
             .append_pair("limit", &limit);
         let url = String::from(url);
-        let mut response = self.call(
+        let mut response = send_once(
+            &self.http,
             &Method::GET,
             &url,
             NOTIFY_TIMEOUTS,
@@ -460,7 +449,8 @@ impl Mailer {
         let message_id = self.message_id(idempotency_key);
         form.push(("h:Message-Id", message_id.as_str()));
 
-        let mut response = self.call(
+        let mut response = send_once(
+            &self.http,
             &Method::POST,
             &self.url,
             NOTIFY_TIMEOUTS,

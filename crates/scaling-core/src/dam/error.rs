@@ -168,6 +168,15 @@ pub(super) fn send_failure(label: &str, error: ureq::Error, attempts: u32) -> Da
     }
 }
 
+/// The [`DamError`] of a request `label` that got no reply: the factory's own error, or
+/// [`send_failure`] of the transport error.
+pub(super) fn send_error(label: &str, error: transport::SendError<DamError>) -> DamError {
+    match error {
+        transport::SendError::Build(error) => error,
+        transport::SendError::Transport { error, attempts } => send_failure(label, error, attempts),
+    }
+}
+
 /// Reads a 2xx reply's body (at most [`crate::http::MAX_JSON_BODY_BYTES`]) as JSON.
 pub(super) fn read_json(label: &str, response: &mut Response<Body>) -> Result<Value, DamError> {
     transport::read_json(response).map_err(|error| match error {

@@ -34,7 +34,7 @@ use crate::config::{DamAuth, DamConfig};
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, read_error_text, request,
     request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy,
-    SendError, Timeouts,
+    Timeouts, Unauthorized,
 };
 
 mod cache;
@@ -53,7 +53,7 @@ pub use model::{
 };
 
 use cache::LookupCache;
-use error::{failure, invalid_request, read_json, send_failure};
+use error::{failure, invalid_request, read_json, send_error};
 use model::{required, value_text, value_u64};
 use session::Credentials;
 
@@ -156,12 +156,8 @@ impl DamClient {
         options: &CallOptions<'_>,
         make: &mut dyn FnMut() -> Result<Request<SendBody<'static>>, DamError>,
     ) -> Result<Response<Body>, DamError> {
-        transport::execute(&self.http, options, make).map_err(|error| match error {
-            SendError::Build(error) => error,
-            SendError::Transport { error, attempts } => {
-                send_failure(options.label, error, attempts)
-            }
-        })
+        transport::execute(&self.http, options, make)
+            .map_err(|error| send_error(options.label, error))
     }
 
     /// An authenticated call (`Accept: application/json`, credentials, `X-Requested-By` when mutating);
@@ -173,9 +169,7 @@ impl DamClient {
         url: &str,
         retry: bool,
         timeouts: Timeouts,
-        finish: &dyn Fn(
-            ureq::http::request::Builder,
-        ) -> Result<Request<SendBody<'static>>, DamError>,
+        finish: transport::Finish<'_, DamError>,
     ) -> Result<Response<Body>, DamError> {
         let label = request_label(method, url);
         let options = CallOptions {
@@ -186,40 +180,39 @@ impl DamClient {
             retry_reply: None,
         };
         let mutating = mutating(method);
-        let mut relogged = false;
-        loop {
-            let credentials = self.credentials()?;
-            let mut make = || {
+        transport::execute_authenticated(
+            &self.http,
+            &options,
+            &|| self.credentials(),
+            &|credentials| {
                 finish(credentials.apply(
                     request(method.clone(), url).header(header::ACCEPT, "application/json"),
                     mutating,
                 ))
-            };
-            let response = self.send(&options, &mut make)?;
-            if response.status().as_u16() == 401 {
+            },
+            &|error| send_error(&label, error),
+            &|credentials, response, relogged| {
                 if !retry {
                     // A request that is not idempotent (an import) is never sent twice here: a
                     // 401 may follow a write that took effect. The next attempt logs in again and
                     // first looks the asset up by its marker.
-                    self.forget_credentials(&credentials);
+                    self.forget_credentials(credentials);
                     let error = failure(&label, response);
-                    return Err(DamError::Auth(format!(
+                    return Unauthorized::Fail(DamError::Auth(format!(
                         "refused; not re-sent, the next attempt logs in again: {error}"
                     )));
                 }
                 if relogged {
                     let error = failure(&label, response);
-                    return Err(DamError::Auth(format!(
+                    return Unauthorized::Fail(DamError::Auth(format!(
                         "still refused after a new login: {error}"
                     )));
                 }
                 tracing::info!(request = %label, "OTMM answered 401; logging in again and trying once more");
-                self.forget_credentials(&credentials);
-                relogged = true;
-                continue;
-            }
-            return Ok(response);
-        }
+                self.forget_credentials(credentials);
+                Unauthorized::Renew
+            },
+        )
     }
 
     fn get_json(&self, url: &str) -> Result<Value, DamError> {
