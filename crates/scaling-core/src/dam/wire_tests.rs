@@ -487,23 +487,36 @@ fn oauth2_bearer_and_requested_by_client_id() {
     );
 }
 
-#[test]
-fn download_restarts_after_a_dropped_connection() {
-    let server = TestServer::start(|request, earlier| match request.path() {
+/// A DAM whose master M1's content answers `first` once, then its 12 bytes; M2's content answers
+/// `m2` every time.
+fn flaky_download_server(first: fn() -> Reply, m2: fn() -> Reply) -> TestServer {
+    TestServer::start(move |request, earlier| match request.path() {
         "/otmmapi/v6/sessions" => login_reply(earlier),
         "/otmmapi/v6/assets/M1/contents"
             if !earlier.iter().any(|other| other.path() == request.path()) =>
         {
-            Reply::drop_connection()
+            first()
         }
         "/otmmapi/v6/assets/M1/contents" => Reply::bytes(200, b"master-bytes"),
+        "/otmmapi/v6/assets/M2/contents" => m2(),
         _ => not_found(),
-    });
-    let dam = client(&server);
+    })
+}
+
+/// Downloads M1 from `server` into a new temporary folder and checks its bytes.
+fn download_m1(server: &TestServer) -> (DamClient, tempfile::TempDir) {
+    let dam = client(server);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.mp4");
     assert_eq!(dam.download_to("M1", &dest).unwrap(), 12);
     assert_eq!(std::fs::read(&dest).unwrap(), b"master-bytes");
+    (dam, dir)
+}
+
+#[test]
+fn download_restarts_after_a_dropped_connection() {
+    let server = flaky_download_server(Reply::drop_connection, not_found);
+    let (dam, dir) = download_m1(&server);
     let error = dam
         .download_to("M2", &dir.path().join("missing.mp4"))
         .unwrap_err();
@@ -513,22 +526,11 @@ fn download_restarts_after_a_dropped_connection() {
 
 #[test]
 fn download_starts_over_after_a_body_cut_off_mid_transfer() {
-    let server = TestServer::start(|request, earlier| match request.path() {
-        "/otmmapi/v6/sessions" => login_reply(earlier),
-        "/otmmapi/v6/assets/M1/contents"
-            if !earlier.iter().any(|other| other.path() == request.path()) =>
-        {
-            Reply::cut_off(12, b"master")
-        }
-        "/otmmapi/v6/assets/M1/contents" => Reply::bytes(200, b"master-bytes"),
-        "/otmmapi/v6/assets/M2/contents" => Reply::cut_off(12, b"mas"),
-        _ => not_found(),
-    });
-    let dam = client(&server);
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("m.mp4");
-    assert_eq!(dam.download_to("M1", &dest).unwrap(), 12);
-    assert_eq!(std::fs::read(&dest).unwrap(), b"master-bytes");
+    let server = flaky_download_server(
+        || Reply::cut_off(12, b"master"),
+        || Reply::cut_off(12, b"mas"),
+    );
+    let (dam, dir) = download_m1(&server);
     assert_eq!(server.count("GET", "/otmmapi/v6/assets/M1/contents"), 2);
     // Cut off every time: Interrupted (unreachable) after the retries, nothing left behind.
     let cut = dir.path().join("cut.mp4");
