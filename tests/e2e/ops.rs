@@ -152,6 +152,35 @@ fn backdate(path: &Path, age: Duration) {
 }
 
 #[test]
+fn reprocess_file_skips_a_file_box_no_longer_has_and_says_so() {
+    let world = World::new(Some(DEMO));
+    let (file_id, errors) = rejected_upload(&world);
+    // Someone empties _errors/ in the Box web app: the folder and the file go to the trash.
+    box_client(&world)
+        .trash_folder(&errors)
+        .expect("trash _errors/");
+    let before = snapshot(&world);
+    let output = world.run("reprocess", &["file", &file_id]);
+    let text = stdout(&output);
+    let after = snapshot(&world);
+    assert_eq!(
+        after.sandbox, before.sandbox,
+        "nothing changed in Box or the DAM"
+    );
+    assert_eq!(
+        after.tables["box_files"], before.tables["box_files"],
+        "the ledger row is left as it was"
+    );
+    assert!(
+        text.contains(&format!(
+            "file {file_id} \"{BAD_NAME}\": skipped: Box has no such file any more (deleted or in the trash)"
+        )),
+        "{text}"
+    );
+    assert_eq!(output.status.code(), Some(1), "not done: {text}");
+}
+
+#[test]
 fn operator_renames_a_rejected_file_and_reprocess_file_delivers_it() {
     let world = World::new(Some(DEMO));
     let (file_id, errors) = rejected_upload(&world);

@@ -871,6 +871,16 @@ impl BoxClient {
         Ok(item.into_file())
     }
 
+    /// [`BoxClient::get_file`], `None` when Box no longer has the file (404: deleted or in the
+    /// trash).
+    pub fn file_if_present(&self, file_id: &str) -> Result<Option<BoxFile>, BoxError> {
+        match self.get_file(file_id) {
+            Ok(file) => Ok(Some(file)),
+            Err(error) if error.status() == Some(404) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The file named `name` in a folder (exact match first, else case-insensitive as Box names are).
     fn find_file(&self, folder_id: &str, name: &str) -> Result<Option<BoxFile>, BoxError> {
         let files: Vec<BoxFile> = self

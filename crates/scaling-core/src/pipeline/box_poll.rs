@@ -432,11 +432,10 @@ pub fn move_under_free_name(
 /// The folder Box file `file_id` is in now (GET /files/{id}, one request), `None` when Box no
 /// longer has it (404: deleted or in the trash).
 fn current_parent(services: &Services, file_id: &str) -> Result<Option<String>, BoxError> {
-    match services.box_client.get_file(file_id) {
-        Ok(current) => Ok(current.parent_id),
-        Err(error) if error.status() == Some(404) => Ok(None),
-        Err(error) => Err(error),
-    }
+    Ok(services
+        .box_client
+        .file_if_present(file_id)?
+        .and_then(|current| current.parent_id))
 }
 
 /// Whether Box file `file_id` is in folder `folder_id` now (asked only for a file the ledger has

@@ -401,14 +401,14 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
             ledger.watched_folder_id
         )));
     }
-    let file = match services.box_client.get_file(&ledger.file_id) {
-        Ok(file) => file,
-        Err(error) if error.status() == Some(404) => {
-            return Ok(FilePlan::Skip(
-                "Box has no such file any more (deleted or in the trash)".into(),
-            ))
-        }
-        Err(error) => return Err(PassError::from_box(error)),
+    let Some(file) = services
+        .box_client
+        .file_if_present(&ledger.file_id)
+        .map_err(PassError::from_box)?
+    else {
+        return Ok(FilePlan::Skip(
+            "Box has no such file any more (deleted or in the trash)".into(),
+        ));
     };
     let watched = ledger.watched_folder_id.clone();
     let parent = file.parent_id.clone().unwrap_or_default();
