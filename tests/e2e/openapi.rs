@@ -28,7 +28,6 @@
 //! id, an undeclared code, a conflict object under the wrong code).
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -367,14 +366,7 @@ enum Send<'a> {
     Bytes(&'a str, &'a [u8]),
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_mins(1)))
-        .build()
-        .into()
-}
+use sandbox::launch::client_agent as agent;
 
 fn call(method: &str, url: &str, headers: &[(&str, String)], body: Send<'_>) -> Reply {
     let agent = agent();

@@ -170,6 +170,18 @@ impl Launch {
     }
 }
 
+/// An HTTP agent for tests that talk to the sandbox's APIs as a client would: error statuses come
+/// back as responses, no redirect is followed (a test sees Box's 302 to the download host), and a
+/// request gives up after 60 s.
+pub fn client_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_mins(1)))
+        .build()
+        .into()
+}
+
 /// A sandbox serving on loopback until dropped (dropping stops it, joins its thread and removes
 /// its temporary directory).
 pub struct Running {

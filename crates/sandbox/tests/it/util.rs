@@ -1,19 +1,8 @@
 //! What the sandbox's tests share: an HTTP agent shaped like the real clients' and JSON bodies.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
-/// A ureq agent that returns error statuses as responses, follows no redirect and gives up
-/// after 60 s.
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_mins(1)))
-        .build()
-        .into()
-}
+pub(crate) use sandbox::launch::client_agent as agent;
 
 /// The response body as JSON (`Null` when empty); panics with the text when it is not JSON.
 pub(crate) fn body_json(response: &mut ureq::http::Response<ureq::Body>) -> Value {
