@@ -15,6 +15,13 @@ Each scenario gets a fresh sandbox (release build) and a fresh database:
    sandbox's download URL plus `curl` uploading them to a plain upload endpoint; peak RSS.
 5. a1-to-a2 on a campaign with 100 masters (4 workers and 1 worker; and under the 10/s limit).
 
+6. history: the idle `box-poll` pass on an empty history and after loading about 1,000,000
+   rows of history (scripts/bench-history.sql: years of campaigns, deliveries, ledger rows,
+   runs and notifications), median wall time and its ratio, and the database round trips of
+   one idle pass counted by a TCP proxy in front of PostgreSQL (sslmode disable, so the
+   protocol can be read; the connection's startup and the closing Terminate are not counted
+   as round trips of the pass's statements, the startup is reported apart).
+
 Results go to stdout as a table and to target/bench/results.json.
 """
 
@@ -23,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -81,6 +89,75 @@ def transactions(admin_url, name):
         f"FROM pg_stat_database WHERE datname = '{name}'",
     )
     return int(value.splitlines()[-1] or 0)
+
+
+class PgRoundTrips:
+    """A TCP proxy in front of PostgreSQL that counts round trips: a round trip starts each time
+    the client sends after the server has spoken (pipelined messages sent before any reply count
+    once). The first message of a connection (its startup packet) and the client's Terminate are
+    counted apart, as `startups`, and not at all."""
+
+    TERMINATE = b"X\x00\x00\x00\x04"
+
+    def __init__(self, admin_url):
+        parts = urllib.parse.urlsplit(admin_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.round_trips = 0
+        self.startups = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, db_url):
+        """`db_url` through this proxy, without TLS."""
+        parts = urllib.parse.urlsplit(db_url)
+        netloc = f"{parts.username}@127.0.0.1:{self.port}" if parts.username else f"127.0.0.1:{self.port}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query="sslmode=disable"))
+
+    def counts(self):
+        with self.lock:
+            return self.round_trips, self.startups
+
+    def _accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        server = socket.create_connection(self.target)
+        state = {"last": None, "first": True}
+
+        def pump(src, dst, from_client):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    if from_client:
+                        with self.lock:
+                            if state["first"]:
+                                self.startups += 1
+                                state["first"] = False
+                            elif state["last"] != "client" and data != self.TERMINATE:
+                                self.round_trips += 1
+                            state["last"] = "client"
+                    else:
+                        state["last"] = "server"
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pump, args=(server, client, False), daemon=True).start()
+        pump(client, server, True)
 
 
 # ----- the sandbox and a world ------------------------------------------------------------------
@@ -320,31 +397,73 @@ def archived_count(world):
 # ----- scenarios --------------------------------------------------------------------------------
 
 
+def idle_passes(args, world, passes=20):
+    """`passes` idle box-poll passes of `world`: wall time, Box / DAM requests, transactions; then
+    one more through a round-trip-counting proxy."""
+    walls, box, dam, tokens, xacts = [], [], [], [], []
+    for _ in range(passes):
+        before, tx_before = world.stats(), transactions(args.admin_url, world.db)
+        figures = world.run("box-poll")
+        time.sleep(0.05)
+        after, tx_after = world.stats(), transactions(args.admin_url, world.db)
+        walls.append(figures["wall_s"])
+        box.append(delta(before, after, "box_requests"))
+        dam.append(delta(before, after, "dam_requests"))
+        tokens.append(token_requests(after) - token_requests(before))
+        xacts.append(tx_after - tx_before)
+    proxy = PgRoundTrips(args.admin_url)
+    world.run("box-poll", DATABASE_URL=proxy.url(world.db_url))
+    time.sleep(0.2)
+    round_trips, startups = proxy.counts()
+    return {
+        "passes": passes,
+        "wall_ms_median": statistics.median(walls) * 1000,
+        "wall_ms_max": max(walls) * 1000,
+        "box_requests_median": statistics.median(box),
+        "box_requests_max": max(box),
+        "token_requests_total": sum(tokens),
+        "dam_requests_median": statistics.median(dam),
+        "db_transactions_median": statistics.median(xacts),
+        "db_round_trips": round_trips,
+        "db_connections": startups,
+    }
+
+
 def idle(args, results):
     world = World(args, "idle", fast_scenario(args.work))
     try:
         world.run("a1-to-a2")
         world.run("box-poll")
-        walls, box, dam, tokens, xacts = [], [], [], [], []
-        for _ in range(20):
-            before, tx_before = world.stats(), transactions(args.admin_url, world.db)
-            figures = world.run("box-poll")
-            time.sleep(0.05)
-            after, tx_after = world.stats(), transactions(args.admin_url, world.db)
-            walls.append(figures["wall_s"])
-            box.append(delta(before, after, "box_requests"))
-            dam.append(delta(before, after, "dam_requests"))
-            tokens.append(token_requests(after) - token_requests(before))
-            xacts.append(tx_after - tx_before)
-        results["idle"] = {
-            "passes": 20,
-            "wall_ms_median": statistics.median(walls) * 1000,
-            "wall_ms_max": max(walls) * 1000,
-            "box_requests_median": statistics.median(box),
-            "box_requests_max": max(box),
-            "token_requests_total": sum(tokens),
-            "dam_requests_median": statistics.median(dam),
-            "db_transactions_median": statistics.median(xacts),
+        results["idle"] = idle_passes(args, world)
+    finally:
+        world.close()
+
+
+def history(args, results):
+    """The idle pass before and after about 1,000,000 rows of history."""
+    world = World(args, "history", fast_scenario(args.work))
+    try:
+        world.run("a1-to-a2")
+        world.run("box-poll")
+        empty = idle_passes(args, world)
+        started = time.monotonic()
+        subprocess.run(
+            ["psql", world.db_url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(ROOT / "scripts" / "bench-history.sql")],
+            check=True, capture_output=True, text=True,
+        )
+        load_s = time.monotonic() - started
+        rows = int(psql(world.db_url, "SELECT (SELECT count(*) FROM box_files) + (SELECT count(*) FROM derivative_assets) "
+                                      "+ (SELECT count(*) FROM master_assets) + (SELECT count(*) FROM campaigns) "
+                                      "+ (SELECT count(*) FROM runs) + (SELECT count(*) FROM outbox) "
+                                      "+ (SELECT count(*) FROM campaign_transitions)"))
+        world.run("box-poll")  # the first pass after the load warms the caches, as cron's would
+        full = idle_passes(args, world)
+        results["history"] = {
+            "rows": rows,
+            "load_s": load_s,
+            "empty": empty,
+            "with_history": full,
+            "ratio": full["wall_ms_median"] / empty["wall_ms_median"],
         }
     finally:
         world.close()
@@ -503,6 +622,17 @@ def table(results):
                      f"(max {i['box_requests_max']}, {i['token_requests_total']} token requests in 20 passes); "
                      f"DAM {i['dam_requests_median']:g}; DB {i['db_transactions_median']:g} transactions",
                      "< 50 ms, <= 2 Box"))
+        rows.append(("1b DB round trips of one idle pass",
+                     f"{i['db_round_trips']} (+ {i['db_connections']} connection startup)", "<= 6"))
+    h = results.get("history")
+    if h:
+        e, f = h["empty"], h["with_history"]
+        rows.append((f"6 idle box-poll, empty vs {h['rows']:,} rows of history",
+                     f"{e['wall_ms_median']:.1f} ms vs {f['wall_ms_median']:.1f} ms median, ratio {h['ratio']:.2f}; "
+                     f"DB {e['db_round_trips']} vs {f['db_round_trips']} round trips per pass "
+                     f"(+ {f['db_connections']} connection startup), {e['db_transactions_median']:g} vs "
+                     f"{f['db_transactions_median']:g} transactions",
+                     "ratio <= 1.1, <= 6 round trips"))
     b = results.get("backlog_10_per_s")
     if b:
         rows.append((f"2 backlog {b['files']} files, Box limit {b['rate_limit_per_s']}/s",
@@ -551,8 +681,8 @@ def main():
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--masters", type=int, default=100)
     parser.add_argument("--big-mb", type=int, default=1000)
-    parser.add_argument("--only", default="idle,backlog,unlimited,bytes,masters",
-                        help="comma-separated scenarios: idle, backlog, unlimited, bytes, masters")
+    parser.add_argument("--only", default="idle,history,backlog,unlimited,bytes,masters",
+                        help="comma-separated scenarios: idle, history, backlog, unlimited, bytes, masters")
     parser.add_argument("--keep", action="store_true", help="keep the work dirs under target/bench")
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "bench" / "results.json")
     args = parser.parse_args()
@@ -568,6 +698,7 @@ def main():
     media = make_media(args.work)
     steps = [
         ("idle", lambda: idle(args, results)),
+        ("history", lambda: history(args, results)),
         ("backlog", lambda: backlog(args, results, "backlog_10_per_s", media, 10, 4)),
         ("unlimited", lambda: backlog(args, results, "backlog_unlimited", media, None, 4)),
         ("unlimited", lambda: backlog(args, results, "backlog_unlimited_1_worker", media, None, 1)),

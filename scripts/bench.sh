@@ -4,7 +4,7 @@
 # measures and prints a table, and writes target/bench/results.json so runs can be compared.
 #
 #   scripts/bench.sh                      # everything (about 10 minutes after the build)
-#   scripts/bench.sh --only idle,backlog  # some scenarios (idle, backlog, unlimited, bytes, masters)
+#   scripts/bench.sh --only idle,history  # some scenarios (idle, history, backlog, unlimited, bytes, masters)
 #   scripts/bench.sh --files 100 --big-mb 200
 #
 # Builds the release binaries (sandbox included: the server side should not be the bottleneck),

@@ -366,3 +366,78 @@ fn a_listed_row_reads_like_a_claimed_one() {
     assert!(listed[0].leased, "a live lease shows in the listing");
     assert_eq!(listed[0].payload, claimed.payload);
 }
+
+#[test]
+fn the_pass_probe_answers_every_question_of_an_idle_pass_in_one_statement() {
+    let db = TestDb::create();
+    let mut store = store(&db);
+    let empty = store.probe_pass("cs-1:", "A3", "A2").expect("probe");
+    assert!(empty.lease_owners.is_empty() && empty.pending_transitions.is_empty());
+    assert!(empty.complete_campaigns.is_empty());
+    assert!(!empty.orphaned_imports && !empty.unfinished_moves && !empty.notifications_due);
+
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "INSERT INTO campaigns (dam_folder_id, campaign_number, campaign_name, status) VALUES
+                 ('done', 'C-1', 'Complete', 'A2'), ('open', 'C-2', 'Waiting', 'A2'),
+                 ('old', 'C-3', 'Finished', 'A3');
+             INSERT INTO master_assets (tracking_id, opentext_id, campaign_id, original_filename) VALUES
+                 ('AAAAAA', 'm1', 'done', 'a.mp4'), ('BBBBBB', 'm2', 'open', 'b.mp4'),
+                 ('CCCCCC', 'm3', 'old', 'c.mp4');
+             INSERT INTO derivative_assets (tracking_id, derivative_filename, derivative_key, version,
+                     box_file_id, box_file_version_id, dam_folder_id, upload_status, marker) VALUES
+                 ('AAAAAA', 'a_EN.mp4', 'a_en.mp4', 1, 'f1', 'v1', 'fa', 'uploaded', 'm-1'),
+                 ('BBBBBB', 'b_EN.mp4', 'b_en.mp4', 1, 'f2', 'v2', 'fa', 'importing', 'm-2'),
+                 ('CCCCCC', 'c_EN.mp4', 'c_en.mp4', 1, 'f3', 'v3', 'fa', 'uploaded', 'm-3');
+             INSERT INTO box_files (file_id, file_version_id, watched_folder_id, name, state,
+                                    lease_owner, lease_expires_at) VALUES
+                 ('f1', 'v1', 'w', 'a', 'archived', NULL, NULL),
+                 ('f2', 'v2', 'w', 'b', 'rejected', NULL, NULL),
+                 ('f4', 'v4', 'w', 'd', 'claimed', 'cs-1:42:7', now() + interval '1 hour'),
+                 ('f5', 'v5', 'w', 'e', 'claimed', 'cs-10:42:7', now() + interval '1 hour'),
+                 ('f6', 'v6', 'w', 'f', 'uploaded_to_dam', 'cs-1:43:7', now() + interval '1 hour');
+             INSERT INTO campaign_transitions (campaign_id, from_status, to_status, state) VALUES
+                 ('old', 'A2', 'A3', 'done'), ('done', 'A2', 'A3', 'pending'),
+                 ('open', 'A1', 'A2', 'pending');
+             INSERT INTO outbox (idempotency_key, channel, target, event, payload, next_attempt_at) VALUES
+                 ('later', 'email', 't', 'e', '{}', now() + interval '1 hour');",
+        )
+        .expect("history");
+    let probe = store.probe_pass("cs-1:", "A3", "A2").expect("probe");
+    let mut owners = probe.lease_owners.clone();
+    owners.sort();
+    assert_eq!(owners, ["cs-1:42:7", "cs-1:43:7"], "cs-10: is another host");
+    assert_eq!(
+        probe.pending_transitions,
+        ["done"],
+        "only transitions to A3"
+    );
+    assert_eq!(
+        probe.complete_campaigns,
+        ["done"],
+        "open still waits for a derivative"
+    );
+    assert!(
+        probe.orphaned_imports,
+        "m-2 is importing and its Box file was rejected"
+    );
+    assert!(
+        !probe.unfinished_moves,
+        "the one unfinished move is leased by a live pass"
+    );
+    assert!(
+        !probe.notifications_due,
+        "the one notification is due later"
+    );
+
+    client
+        .batch_execute(
+            "UPDATE box_files SET lease_expires_at = now() - interval '1 second' WHERE file_id = 'f6';
+             UPDATE outbox SET next_attempt_at = now();",
+        )
+        .expect("lapse");
+    let probe = store.probe_pass("cs-1:", "A3", "A2").expect("probe");
+    assert!(probe.unfinished_moves, "a lapsed lease frees the move");
+    assert!(probe.notifications_due);
+}

@@ -43,7 +43,7 @@ use crate::config::{Config, ConfigError};
 use crate::dam::{DamClient, DamError};
 use crate::entry::Exit;
 use crate::notify::{Mailer, WebhookSender};
-use crate::store::{RunOutcome, Store, StoreError};
+use crate::store::{self, PassProbe, RunOutcome, Store, StoreError};
 
 /// Why a pass (or an operator command) could not complete. [`PassError::exit`] maps it to the
 /// exit policy of [`crate::entry`].
@@ -279,6 +279,9 @@ pub struct Services {
     pub owner: String,
     /// Host name (for `runs`).
     pub host: String,
+    /// What the pass found to do at its start ([`Store::probe_pass`], asked by
+    /// [`run_recorded`]); `None` when not asked: the pass then asks each question itself.
+    pub probe: Option<PassProbe>,
 }
 
 fn agent(connect_secs: u64, read_secs: u64) -> ureq::Agent {
@@ -345,6 +348,7 @@ impl Services {
             webhooks,
             owner,
             host,
+            probe: None,
         })
     }
 
@@ -365,6 +369,7 @@ impl Services {
             webhooks: self.webhooks.clone(),
             owner: self.owner.clone(),
             host: self.host.clone(),
+            probe: None,
         })
     }
 
@@ -419,9 +424,18 @@ fn is_dead_local_owner(owner: &str, host: &str) -> bool {
 /// their work is taken up at once instead of after the lease expires.
 fn release_dead_local_leases(services: &mut Services) -> Result<(), PassError> {
     let prefix = format!("{}:", services.host);
-    for owner in services.store.lease_owners_with_prefix(&prefix)? {
+    let owners = match &services.probe {
+        Some(probe) => probe.lease_owners.clone(),
+        None => services.store.lease_owners_with_prefix(&prefix)?,
+    };
+    for owner in owners {
         if owner != services.owner && is_dead_local_owner(&owner, &services.host) {
             let released = services.store.release_leases_of(&owner)?;
+            // What the dead pass held is free now: the probe, asked before, did not count it.
+            if let Some(probe) = services.probe.as_mut() {
+                probe.unfinished_moves = true;
+                probe.notifications_due = true;
+            }
             tracing::info!(%owner, released, "released the leases of a pass that is no longer running");
         }
     }
@@ -504,6 +518,13 @@ pub fn run_recorded(
 ) -> Result<PassReport, PassError> {
     let host = services.host.clone();
     let run_id = services.store.start_run(binary_name, &host)?;
+    let queued_before = store::queued_by_this_process();
+    let campaign = &services.config.dam.campaign;
+    services.probe = Some(services.store.probe_pass(
+        &format!("{host}:"),
+        &campaign.status_a3,
+        &campaign.status_a2,
+    )?);
     let mut report = PassReport::default();
     // Renews this pass's leases while it runs: only a pass that died or froze loses its files.
     let keeper = LeaseKeeper::start(
@@ -515,7 +536,13 @@ pub fn run_recorded(
     drop(keeper);
     // Deliver what this pass (or an earlier, interrupted one) queued, even when the pass failed
     // half-way: a queued notification belongs to a state change that already happened.
-    outbox::deliver(services, &mut report);
+    let due = services
+        .probe
+        .as_ref()
+        .is_none_or(|probe| probe.notifications_due);
+    if due || store::queued_by_this_process() != queued_before {
+        outbox::deliver(services, &mut report);
+    }
     let counts = serde_json::to_value(&report).unwrap_or_default();
     match &result {
         Ok(()) => services

@@ -57,6 +57,9 @@ fn campaign_from_row(row: &Row) -> CampaignRow {
     }
 }
 
+/// Campaigns (ids) whose transition to `$1` is recorded but not done, oldest first.
+pub(super) const PENDING_TRANSITIONS_SQL: &str = "SELECT campaign_id FROM campaign_transitions WHERE to_status = $1 AND state = 'pending' ORDER BY requested_at";
+
 impl Store {
     /// Inserts the campaign or updates its number, name and status; keeps the folder ids already known.
     ///
@@ -155,10 +158,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn pending_transitions(&mut self, to: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self.client.query(
-            "SELECT campaign_id FROM campaign_transitions WHERE to_status = $1 AND state = 'pending' ORDER BY requested_at",
-            &[&to],
-        )?;
+        let rows = self.client.query(PENDING_TRANSITIONS_SQL, &[&to])?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 

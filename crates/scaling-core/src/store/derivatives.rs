@@ -129,6 +129,22 @@ pub enum DeliveryClaim {
     LostClaim,
 }
 
+/// Campaigns (ids) at status `$1` with masters, every one of which has an uploaded derivative.
+pub(super) const CAMPAIGNS_COMPLETE_AT_SQL: &str = "SELECT c.dam_folder_id FROM campaigns c
+     WHERE c.status = $1
+       AND EXISTS (SELECT 1 FROM master_assets m WHERE m.campaign_id = c.dam_folder_id)
+       AND NOT EXISTS (SELECT 1 FROM master_assets m
+                       WHERE m.campaign_id = c.dam_folder_id
+                         AND NOT EXISTS (SELECT 1 FROM derivative_assets d
+                                         WHERE d.tracking_id = m.tracking_id
+                                           AND d.upload_status = 'uploaded'))
+     ORDER BY c.dam_folder_id";
+
+/// Imports in doubt (`importing`) whose Box file version was rejected meanwhile.
+pub(super) const ORPHANED_IMPORTS_FROM: &str = "FROM derivative_assets d
+       JOIN box_files b ON b.file_id = d.box_file_id AND b.file_version_id = d.box_file_version_id
+      WHERE d.upload_status = 'importing' AND b.state = 'rejected'";
+
 impl Store {
     /// The live delivery (not `failed`) of Box file version `(file_id, file_version_id)`, if any.
     ///
@@ -349,10 +365,7 @@ impl Store {
     /// Database errors; [`StoreError::UnknownValue`] for a state this build does not know.
     pub fn orphaned_imports(&mut self, limit: i64) -> Result<Vec<DerivativeRow>, StoreError> {
         let rows = self.client.query(
-            "SELECT d.* FROM derivative_assets d
-               JOIN box_files b ON b.file_id = d.box_file_id AND b.file_version_id = d.box_file_version_id
-              WHERE d.upload_status = 'importing' AND b.state = 'rejected'
-              ORDER BY d.id LIMIT $1",
+            &format!("SELECT d.* {ORPHANED_IMPORTS_FROM} ORDER BY d.id LIMIT $1"),
             &[&limit],
         )?;
         rows.iter().map(derivative_from_row).collect()
@@ -384,18 +397,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn campaigns_complete_at(&mut self, status: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self.client.query(
-            "SELECT c.dam_folder_id FROM campaigns c
-             WHERE c.status = $1
-               AND EXISTS (SELECT 1 FROM master_assets m WHERE m.campaign_id = c.dam_folder_id)
-               AND NOT EXISTS (SELECT 1 FROM master_assets m
-                               WHERE m.campaign_id = c.dam_folder_id
-                                 AND NOT EXISTS (SELECT 1 FROM derivative_assets d
-                                                 WHERE d.tracking_id = m.tracking_id
-                                                   AND d.upload_status = 'uploaded'))
-             ORDER BY c.dam_folder_id",
-            &[&status],
-        )?;
+        let rows = self.client.query(CAMPAIGNS_COMPLETE_AT_SQL, &[&status])?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 

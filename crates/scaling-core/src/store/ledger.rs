@@ -151,6 +151,10 @@ pub(super) fn box_file_from_row(row: &Row) -> Result<BoxFileRow, StoreError> {
     })
 }
 
+/// Ledger rows whose decided Box move did not happen yet and that no live pass holds.
+pub(super) const UNFINISHED_MOVES_WHERE: &str = "state IN ('rejecting', 'uploaded_to_dam')
+    AND (lease_owner IS NULL OR lease_expires_at < now())";
+
 impl Store {
     /// Records a file seen in a watched folder (no-op when already known, but the name follows a
     /// rename) and returns its row.
@@ -231,8 +235,7 @@ impl Store {
                     lease_expires_at = now() + make_interval(secs => $2::bigint::float8)
              WHERE (file_id, file_version_id) IN (
                  SELECT file_id, file_version_id FROM box_files
-                  WHERE state IN ('rejecting', 'uploaded_to_dam')
-                    AND (lease_owner IS NULL OR lease_expires_at < now())
+                  WHERE {UNFINISHED_MOVES_WHERE}
                   ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)
              RETURNING {BOX_FILE_COLUMNS}"
             ),

@@ -15,6 +15,23 @@ pub(super) fn advisory_key(name: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// Lease owners (of Box files and outbox rows) matching the `LIKE` pattern `$1`.
+pub(super) const LEASE_OWNERS_LIKE_SQL: &str =
+    "SELECT lease_owner FROM box_files WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1
+     UNION SELECT lease_owner FROM outbox WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1";
+
+/// A `LIKE` pattern matching every text that starts with `prefix` (its `\\`, `%` and `_`
+/// escaped).
+pub(super) fn like_prefix(prefix: &str) -> String {
+    format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 impl Store {
     /// Takes the session-level advisory lock named `name` without waiting.
     ///
@@ -45,18 +62,9 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn lease_owners_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let rows = self.client.query(
-            "SELECT lease_owner FROM box_files WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1
-             UNION SELECT lease_owner FROM outbox WHERE lease_owner IS NOT NULL AND lease_owner LIKE $1",
-            &[&pattern],
-        )?;
+        let rows = self
+            .client
+            .query(LEASE_OWNERS_LIKE_SQL, &[&like_prefix(prefix)])?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 

@@ -25,6 +25,7 @@ pub mod ledger;
 mod locks;
 mod masters;
 mod outbox;
+mod probe;
 mod runs;
 mod state;
 pub mod tls;
@@ -33,7 +34,8 @@ pub use campaigns::{CampaignRow, TransitionState};
 pub use derivatives::{DeliveryClaim, DerivativeRow, NewDelivery, UploadStatus};
 pub use ledger::{BoxFileRow, Claim, LedgerState};
 pub use masters::{MasterRow, MasterStatus};
-pub use outbox::{NewNotification, NotificationChannel, OutboxRow};
+pub use outbox::{queued_by_this_process, NewNotification, NotificationChannel, OutboxRow};
+pub use probe::PassProbe;
 pub use runs::RunOutcome;
 pub use tls::SslMode;
 

@@ -90,6 +90,10 @@ fn outbox_from_row(row: &Row) -> Result<OutboxRow, StoreError> {
     })
 }
 
+/// Notifications due for delivery that no live pass holds.
+pub(super) const DUE_NOTIFICATIONS_WHERE: &str = "sent_at IS NULL AND next_attempt_at <= now()
+    AND (lease_expires_at IS NULL OR lease_expires_at < now())";
+
 impl Store {
     /// Queues notifications in their own transaction (keys already present are skipped).
     ///
@@ -119,8 +123,7 @@ impl Store {
             &format!("UPDATE outbox SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::bigint::float8),
                     outcome_unknown_since = COALESCE(outbox.outcome_unknown_since, now())
              FROM (SELECT id, outcome_unknown_since AS previous FROM outbox
-                   WHERE sent_at IS NULL AND next_attempt_at <= now() AND id > $3
-                     AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                   WHERE {DUE_NOTIFICATIONS_WHERE} AND id > $3
                    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) AS due
              WHERE outbox.id = due.id
              RETURNING {OUTBOX_COLUMNS},
@@ -244,12 +247,24 @@ impl Store {
     }
 }
 
+/// Notifications this process has written to the outbox (see [`queued_by_this_process`]).
+static QUEUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many notifications this process has written to the outbox so far, on any connection
+/// (a transaction that was rolled back included: the count may be higher, never lower). A pass
+/// whose count did not change and whose probe found nothing due has nothing to deliver.
+pub fn queued_by_this_process() -> u64 {
+    QUEUED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Inserts `notifications` into the outbox inside `transaction` (keys already present are
 /// skipped).
 pub(super) fn insert_notifications(
     transaction: &mut postgres::Transaction<'_>,
     notifications: &[NewNotification],
 ) -> Result<(), StoreError> {
+    let count = u64::try_from(notifications.len()).unwrap_or(u64::MAX);
+    QUEUED.fetch_add(count, std::sync::atomic::Ordering::SeqCst);
     for notification in notifications {
         transaction.execute(
             "INSERT INTO outbox (idempotency_key, channel, target, event, payload) VALUES ($1, $2, $3, $4, $5)

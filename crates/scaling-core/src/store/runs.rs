@@ -1,5 +1,6 @@
 //! `runs`: one row per pass of a binary, with its outcome, counts and error.
 
+use postgres::types::Type;
 use serde_json::Value;
 
 use jiff::Timestamp;
@@ -47,9 +48,14 @@ impl Store {
     /// Database errors.
     pub fn start_run(&mut self, binary_name: &str, host: &str) -> Result<i64, StoreError> {
         let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-        let row = self.client.query_one(
+        // Typed parameters: one round trip (no prepare), as for every statement of an idle pass.
+        let row = self.client.query_typed_one(
             "INSERT INTO runs (binary_name, host, pid) VALUES ($1, $2, $3) RETURNING id",
-            &[&binary_name, &host, &pid],
+            &[
+                (&binary_name, Type::TEXT),
+                (&host, Type::TEXT),
+                (&pid, Type::INT4),
+            ],
         )?;
         Ok(row.get(0))
     }
@@ -65,9 +71,14 @@ impl Store {
         counts: &Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.client.execute(
+        self.client.query_typed(
             "UPDATE runs SET finished_at = now(), outcome = $2, counts = $3, error = $4 WHERE id = $1",
-            &[&id, &outcome.as_str(), counts, &error],
+            &[
+                (&id, Type::INT8),
+                (&outcome.as_str(), Type::TEXT),
+                (counts, Type::JSONB),
+                (&error, Type::TEXT),
+            ],
         )?;
         Ok(())
     }
