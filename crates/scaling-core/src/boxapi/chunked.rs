@@ -406,24 +406,7 @@ impl BoxClient {
             let workers: Vec<_> = (0..uploaders)
                 .map(|_| {
                     scope.spawn(|| {
-                        let mut stored = Vec::new();
-                        loop {
-                            // The lock is held only while waiting for the next job.
-                            let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                            let Ok(job) = job else { return stored };
-                            // After a failure the remaining jobs are drained unsent, so the
-                            // hashing thread never blocks on a full queue.
-                            if failed.load(Ordering::SeqCst) {
-                                continue;
-                            }
-                            match self.upload_part(session, path, job.offset, job.length, size, &job.digest) {
-                                Ok(part) => {
-                                    tracing::debug!(session_id = %session.id, offset = job.offset, of = total_parts, "part uploaded");
-                                    stored.push(part);
-                                }
-                                Err(failure) => fail(failure),
-                            }
-                        }
+                        self.upload_queued_parts(session, path, size, &queue, &failed, &fail)
                     })
                 })
                 .collect();
@@ -467,6 +450,36 @@ impl BoxClient {
         }
         let whole: [u8; 20] = whole.finalize().into();
         self.commit(session, target, name, &mut parts, &whole)
+    }
+
+    /// One uploader thread of [`Self::send_parts_and_commit`]: uploads the parts of `queue` until it
+    /// closes and returns those Box stored. Once `failed` is set (by any thread) the remaining parts
+    /// are taken and dropped unsent, so the hashing thread never blocks on a full queue.
+    fn upload_queued_parts(
+        &self,
+        session: &Session,
+        path: &Path,
+        size: u64,
+        queue: &Mutex<mpsc::Receiver<PartJob>>,
+        failed: &AtomicBool,
+        fail: &(dyn Fn(Failure) + Sync),
+    ) -> Vec<StoredPart> {
+        let mut stored = Vec::new();
+        loop {
+            // The lock is held only while waiting for the next part.
+            let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            let Ok(job) = job else { return stored };
+            if failed.load(Ordering::SeqCst) {
+                continue;
+            }
+            match self.upload_part(session, path, job.offset, job.length, size, &job.digest) {
+                Ok(part) => {
+                    tracing::debug!(session_id = %session.id, offset = job.offset, "part uploaded");
+                    stored.push(part);
+                }
+                Err(failure) => fail(failure),
+            }
+        }
     }
 
     /// PUT one part (see the module docs); returns the part as Box stored it.
