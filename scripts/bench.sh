@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Scenario benchmark (issue 5): throughput near the Box rate limit, the cost of an idle pass,
+# Scenario benchmark (issues 5, 15): throughput near the Box rate limit, the cost of an idle pass,
 # bytes through a pass against curl, and a1-to-a2 on a 100-master campaign. Not a test: it
 # measures and prints a table, and writes target/bench/results.json so runs can be compared.
 #
 #   scripts/bench.sh                      # everything (about 10 minutes after the build)
-#   scripts/bench.sh --only idle,history  # some scenarios (idle, history, backlog, unlimited, bytes, masters)
-#   scripts/bench.sh --files 100 --big-mb 200
+#   scripts/bench.sh --only idle,history  # some scenarios (idle, history, backlog, unlimited, bytes,
+#                                         # masters, bigmaster, latency)
+#   scripts/bench.sh --files 100 --big-mb 200 --latency-uploads 10
 #
 # Builds the release binaries (sandbox included: the server side should not be the bottleneck),
 # finds or starts PostgreSQL and installs ffmpeg when missing (scripts/lib.sh), then runs
@@ -25,4 +26,4 @@ command -v curl >/dev/null 2>&1 || cs_die "curl is needed for the byte-transfer 
 
 cs_log "cargo build --release (a1-to-a2, box-poll, sandbox)"
 cargo build --release --quiet -p a1-to-a2 -p box-poll -p sandbox
-exec python3 scripts/bench.py --bin "$root/target/release" --admin-url "$DATABASE_URL" "$@"
+exec python3 scripts/bench.py --bin "${CARGO_TARGET_DIR:-$root/target}/release" --admin-url "$DATABASE_URL" "$@"

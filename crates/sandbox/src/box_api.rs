@@ -270,7 +270,7 @@ pub async fn require_token(State(app): State<Arc<App>>, request: Request, next: 
             }
             Some(_) => {}
         }
-        if let Some(limit) = world.settings.rate_limit_per_second {
+        if let Some(limit) = world.settings.rate_limit {
             if let Err(wait) = world.rate.admit(&token, limit, Instant::now()) {
                 world.stats.rate_limited += 1;
                 return rate_limited(wait);

@@ -28,10 +28,18 @@ pub struct ServeArgs {
     /// Milliseconds a DAM import job stays IN_PROGRESS (default: scenario value, else 300).
     #[arg(long)]
     pub import_delay_ms: Option<u64>,
-    /// Box API requests allowed per access token per second (1 s window); more get 429
-    /// rate_limit_exceeded with Retry-After. Default: no limit. Also `POST /_sandbox/config`.
-    #[arg(long)]
+    /// Box API requests per access token per second, with a burst of as many (shorthand for
+    /// `--rate-limit-per-minute 60N --rate-limit-burst N`); more get 429 rate_limit_exceeded with
+    /// Retry-After. Default: no limit. Also `POST /_sandbox/config`.
+    #[arg(long, conflicts_with = "rate_limit_per_minute")]
     pub rate_limit: Option<u32>,
+    /// Box API requests per access token per minute, sustained (a GCRA bucket, as Box counts
+    /// per user and minute); see --rate-limit-burst.
+    #[arg(long)]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests of one token admitted at once by --rate-limit-per-minute (default 1).
+    #[arg(long, requires = "rate_limit_per_minute")]
+    pub rate_limit_burst: Option<u32>,
     /// Seed of the fault-injection generator (default: random; see `GET /_sandbox/faults`).
     #[arg(long)]
     pub fault_seed: Option<u64>,
@@ -52,7 +60,14 @@ impl ServeArgs {
             scenario: self.scenario,
             token_lifetime_secs: self.token_lifetime_secs,
             import_delay_ms: self.import_delay_ms,
-            rate_limit_per_second: self.rate_limit,
+            rate_limit: match (self.rate_limit, self.rate_limit_per_minute) {
+                (_, Some(per_minute)) => Some(crate::state::RateLimit {
+                    per_minute,
+                    burst: self.rate_limit_burst.unwrap_or(1),
+                }),
+                (Some(per_second), None) => Some(crate::state::RateLimit::per_second(per_second)),
+                (None, None) => None,
+            },
             fault_seed: self.fault_seed,
             part_size: self.part_size,
             commit_accepted_responses: self.commit_accepted,

@@ -21,12 +21,16 @@
 //!   with their `id`s). `GET` -> `{seed, rules, injected}`; `DELETE` clears all rules
 //!   (`{"cleared":n}`); `DELETE /_sandbox/faults/{id}` removes one (204, or 404).
 //! - `GET /_sandbox/config` -> the run-time settings; `POST /_sandbox/config` with any of
-//!   `{rate_limit_per_second: n|null, part_size, commit_accepted_responses,
+//!   `{rate_limit_per_minute: n|null, rate_limit_burst: n, rate_limit_per_second: n|null,
+//!   part_size, commit_accepted_responses,
 //!   commit_retry_after_secs, mailgun_events: "match"|"no_custom_ids"|"unavailable",
 //!   import_delay_ms: n|null}` changes them and returns the result (see
 //!   [`crate::state::Settings`]; `import_delay_ms` is how long DAM import jobs started from now
-//!   on run, null = the start-up value). `rate_limit_per_second` 0 or null turns the limit off; new
-//!   values apply to new upload sessions.
+//!   on run, null = the start-up value). The Box rate limit is a bucket per access token
+//!   ([`crate::state::RateLimit`]: `rate_limit_per_minute` sustained, `rate_limit_burst` at once,
+//!   default 1; `rate_limit_per_second: n` = `n * 60` per minute with a burst of `n`), shown as
+//!   `rate_limit: {per_minute, burst}|null`; 0 or null turns it off. New `part_size` values apply
+//!   to new upload sessions.
 //! - `POST /_sandbox/webhooks/{name}`: a webhook receiver recording headers and body.
 //! - `POST /_sandbox/agency-folder` `{parent_id, name}`: a folder made by an agency user or an
 //!   operator in the Box web app (201 `{id}`, or 200 with the existing one).
@@ -49,7 +53,7 @@ use crate::http_util::{
     copy_into_blob, header_text, json_response, otmm_time, BlobWriter, StoredBlob,
 };
 use crate::otmm::field_map;
-use crate::state::{categories_field_text, Actor, App, BoxItemRef, DamStore};
+use crate::state::{categories_field_text, Actor, App, BoxItemRef, DamStore, RateLimit};
 
 /// The control routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -289,24 +293,35 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
     };
     let mut world = app.world();
     let mut settings = world.settings.clone();
+    // Applied after the rate itself, whatever the order of the keys.
+    let mut burst = None;
     for (key, value) in update {
         let number = value.as_u64();
         match key.as_str() {
-            "rate_limit_per_second" => match (&value, number) {
-                (Value::Null, _) | (_, Some(0)) => settings.rate_limit_per_second = None,
-                (_, Some(n)) => match u32::try_from(n) {
-                    Ok(n) => settings.rate_limit_per_second = Some(n),
-                    Err(_) => {
-                        return control_error(StatusCode::BAD_REQUEST, "rate_limit_per_second is too large")
+            "rate_limit_per_second" | "rate_limit_per_minute" | "rate_limit_burst" => {
+                let n = match (&value, number) {
+                    (Value::Null, _) => 0,
+                    (_, Some(n)) => match u32::try_from(n) {
+                        Ok(n) => n,
+                        Err(_) => return control_error(StatusCode::BAD_REQUEST, &format!("{key} is too large")),
+                    },
+                    _ => {
+                        return control_error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("{key} must be a non-negative integer or null"),
+                        )
                     }
-                },
-                _ => {
-                    return control_error(
-                        StatusCode::BAD_REQUEST,
-                        "rate_limit_per_second must be a non-negative integer or null",
-                    )
+                };
+                match key.as_str() {
+                    "rate_limit_burst" => burst = Some(n.max(1)),
+                    _ if n == 0 => settings.rate_limit = None,
+                    "rate_limit_per_second" => settings.rate_limit = Some(RateLimit::per_second(n)),
+                    _ => {
+                        let burst = settings.rate_limit.map_or(1, |limit| limit.burst);
+                        settings.rate_limit = Some(RateLimit { per_minute: n, burst });
+                    }
                 }
-            },
+            }
             "part_size" => match number {
                 Some(n) if n > 0 => settings.part_size = n,
                 _ => return control_error(StatusCode::BAD_REQUEST, "part_size must be a positive integer"),
@@ -351,7 +366,18 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
             other => {
                 return control_error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms)"),
+                    &format!("unknown setting {other:?} (rate_limit_per_second, rate_limit_per_minute, rate_limit_burst, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms)"),
+                )
+            }
+        }
+    }
+    if let Some(burst) = burst {
+        match &mut settings.rate_limit {
+            Some(limit) => limit.burst = burst,
+            None => {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "rate_limit_burst needs a rate limit (rate_limit_per_minute, in the same update or before)",
                 )
             }
         }

@@ -1,7 +1,7 @@
 //! `sandbox`: the local Box / OTMM / Mailgun / webhook emulator (see the library docs).
 //!
 //! - `sandbox serve --listen 127.0.0.1:0 --state-dir DIR [--scenario FILE] [--token-lifetime-secs N]
-//!   [--rate-limit N] [--fault-seed N] [--part-size BYTES] [--commit-accepted N]`
+//!   [--rate-limit N | --rate-limit-per-minute N [--rate-limit-burst N]] [--fault-seed N] [--part-size BYTES] [--commit-accepted N]`
 //!   prints one JSON line on stdout when ready, then serves until killed.
 //! - `sandbox agency-upload --control-url URL --folder-id ID FILE [--name NAME]` uploads a file
 //!   into Box as an agency would and prints the new file's JSON.

@@ -37,9 +37,9 @@ pub struct ServeOptions {
     pub token_lifetime_secs: u64,
     /// Import delay in milliseconds (overrides the scenario; default 300).
     pub import_delay_ms: Option<u64>,
-    /// Box API requests per access token per second (`None` = unlimited); changeable at run time
+    /// Box API request bucket per access token (`None` = unlimited); changeable at run time
     /// through `POST /_sandbox/config`.
-    pub rate_limit_per_second: Option<u32>,
+    pub rate_limit: Option<crate::state::RateLimit>,
     /// Seed of the fault generator (`None` = random, reported by `GET /_sandbox/faults`).
     pub fault_seed: Option<u64>,
     /// `part_size` of chunked upload sessions (default 8 MiB).
@@ -59,7 +59,7 @@ impl ServeOptions {
             scenario: None,
             token_lifetime_secs: 3600,
             import_delay_ms: None,
-            rate_limit_per_second: None,
+            rate_limit: None,
             fault_seed: None,
             part_size: defaults.part_size,
             commit_accepted_responses: defaults.commit_accepted_responses,
@@ -176,7 +176,9 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
         bail!("--part-size must be at least 1 byte");
     }
     let settings = Settings {
-        rate_limit_per_second: options.rate_limit_per_second.filter(|n| *n > 0),
+        rate_limit: options
+            .rate_limit
+            .filter(|limit| limit.per_minute > 0 && limit.burst > 0),
         part_size: options.part_size,
         commit_accepted_responses: options.commit_accepted_responses,
         ..Settings::default()

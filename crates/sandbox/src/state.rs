@@ -5,7 +5,7 @@
 //! lives here and is lost when the process exits. Handlers take the lock briefly and never hold it
 //! across an `.await`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -1022,9 +1022,9 @@ impl Stats {
 /// command line).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Settings {
-    /// Box API requests allowed per access token within any 1-second window (`None` = no limit);
-    /// more get 429 `rate_limit_exceeded` with an integer `Retry-After`.
-    pub rate_limit_per_second: Option<u32>,
+    /// Box API request bucket per access token (`None` = no limit); a request beyond it gets 429
+    /// `rate_limit_exceeded` with an integer `Retry-After`.
+    pub rate_limit: Option<RateLimit>,
     /// `part_size` of new chunked upload sessions (Box: 8 MiB for most sizes).
     pub part_size: u64,
     /// How many times a valid commit of an upload session is first answered 202 + `Retry-After`
@@ -1063,7 +1063,7 @@ pub const DEFAULT_PART_SIZE: u64 = 8_388_608;
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            rate_limit_per_second: None,
+            rate_limit: None,
             part_size: DEFAULT_PART_SIZE,
             commit_accepted_responses: 1,
             commit_retry_after_secs: 1,
@@ -1073,38 +1073,99 @@ impl Default for Settings {
     }
 }
 
-/// Recent request times per Box access token (for [`Settings::rate_limit_per_second`]).
+/// A Box request bucket as Box documents its limits (per user and minute, e.g. "approximately
+/// 1000 API calls/minute", <https://developer.box.com/guides/api-calls/permissions-and-errors/rate-limits/>)
+/// with a burst: GCRA, one request every `60 s / per_minute`, up to `burst` at once after a quiet
+/// spell. The same parameters as the client's `box.max_requests_per_minute` and `box.burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RateLimit {
+    /// Sustained requests per minute (> 0).
+    pub per_minute: u32,
+    /// Requests admitted at once (>= 1).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// `per_second` requests per second with a burst of as many (about what a 1-second window
+    /// allows).
+    pub fn per_second(per_second: u32) -> Self {
+        Self {
+            per_minute: per_second.saturating_mul(60),
+            burst: per_second.max(1),
+        }
+    }
+
+    /// Time between two requests at the sustained rate.
+    fn interval(self) -> Duration {
+        Duration::from_mins(1) / self.per_minute.max(1)
+    }
+}
+
+/// Theoretical arrival time of the next request per Box access token (GCRA state for
+/// [`Settings::rate_limit`]).
 #[derive(Debug, Default)]
 pub struct RateWindows {
-    windows: HashMap<String, VecDeque<Instant>>,
+    next: HashMap<String, Instant>,
 }
 
 impl RateWindows {
-    /// Admits a request of `token` at `now` if fewer than `limit` were admitted in the last second;
-    /// otherwise returns how long until the oldest of them leaves the window.
-    pub fn admit(&mut self, token: &str, limit: u32, now: Instant) -> Result<(), Duration> {
-        const WINDOW: Duration = Duration::from_secs(1);
-        if self.windows.len() > 10_000 {
-            self.windows.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|last| now.duration_since(*last) < WINDOW)
-            });
+    /// Admits a request of `token` at `now` if `limit`'s bucket has room; otherwise returns how
+    /// long until it has.
+    pub fn admit(&mut self, token: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+        if self.next.len() > 10_000 {
+            self.next.retain(|_, next| *next > now);
         }
-        let times = self.windows.entry(token.to_owned()).or_default();
-        while times
-            .front()
-            .is_some_and(|first| now.duration_since(*first) >= WINDOW)
-        {
-            times.pop_front();
+        let interval = limit.interval();
+        let tolerance = interval * limit.burst.max(1).saturating_sub(1);
+        let next = self.next.get(token).copied().unwrap_or(now).max(now);
+        let ahead = next.duration_since(now);
+        if ahead > tolerance {
+            return Err(ahead.saturating_sub(tolerance));
         }
-        if times.len() >= limit as usize {
-            let wait = times.front().map_or(WINDOW, |first| {
-                WINDOW.saturating_sub(now.duration_since(*first))
-            });
-            return Err(wait);
-        }
-        times.push_back(now);
+        self.next.insert(token.to_owned(), next + interval);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_bucket_admits_a_burst_then_one_request_per_interval() {
+        let limit = RateLimit {
+            per_minute: 600,
+            burst: 3,
+        };
+        let mut windows = RateWindows::default();
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        for _ in 0..3 {
+            assert_eq!(windows.admit("t", limit, at(0)), Ok(()));
+        }
+        assert_eq!(
+            windows.admit("t", limit, at(0)),
+            Err(Duration::from_millis(100))
+        );
+        assert_eq!(
+            windows.admit("t", limit, at(60)),
+            Err(Duration::from_millis(40))
+        );
+        assert_eq!(windows.admit("t", limit, at(100)), Ok(()));
+        assert!(windows.admit("t", limit, at(150)).is_err());
+        assert_eq!(windows.admit("t", limit, at(200)), Ok(()));
+        // Another token has its own bucket; a quiet spell refills the burst.
+        assert_eq!(windows.admit("u", limit, at(200)), Ok(()));
+        for _ in 0..3 {
+            assert_eq!(windows.admit("t", limit, at(2_000)), Ok(()));
+        }
+        assert!(windows.admit("t", limit, at(2_000)).is_err());
+        assert_eq!(
+            RateLimit::per_second(10),
+            RateLimit {
+                per_minute: 600,
+                burst: 10
+            }
+        );
     }
 }

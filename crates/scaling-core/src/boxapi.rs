@@ -451,6 +451,8 @@ pub struct BoxClient {
     timeouts: Timeouts,
     content_timeouts: Timeouts,
     chunked_threshold: u64,
+    /// Parts of a chunked upload session in flight at once (at least 1).
+    upload_parallel_parts: usize,
 }
 
 impl fmt::Debug for BoxClient {
@@ -481,10 +483,10 @@ const _: () = {
 
 impl BoxClient {
     /// A client for the configured hosts (`base_url` and `upload_url` without `/2.0`, full `oauth2_url`),
-    /// `max_requests_per_second` (one limiter per client, shared by its clones and threads),
+    /// `rate_limit` (one bucket per client, shared by its clones and threads, see [`RateLimit::window`]),
     /// `max_retries` (base delay 500 ms), `connect_timeout_secs`, `read_timeout_secs` (per socket
     /// read/write; also the budget of a whole metadata call, not of a content transfer),
-    /// `chunked_upload_threshold_bytes` and `token_cache_file` (the access token kept across passes,
+    /// `chunked_upload_threshold_bytes`, `upload_parallel_parts` and `token_cache_file` (the access token kept across passes,
     /// see [`token_cache`]). `agent` is the process's shared ureq agent; the client applies its own
     /// per-request settings (`http_status_as_error(false)`, timeouts, redirects without `Authorization`).
     ///
@@ -510,7 +512,7 @@ impl BoxClient {
         Ok(Self {
             http: HttpContext {
                 agent,
-                limit: RateLimit::per_second(cfg.max_requests_per_second),
+                limit: RateLimit::window(cfg.rate_limit),
                 policy: RetryPolicy::new(cfg.max_retries),
             },
             download_http,
@@ -524,6 +526,7 @@ impl BoxClient {
             timeouts,
             content_timeouts: timeouts.for_content(),
             chunked_threshold: cfg.chunked_upload_threshold_bytes,
+            upload_parallel_parts: cfg.upload_parallel_parts.max(1),
         })
     }
 

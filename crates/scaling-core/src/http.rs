@@ -532,33 +532,84 @@ pub fn redact_credentials(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// A request window as a service counts it: a bucket refilled at `per_minute` requests per minute
+/// that holds `burst` requests (GCRA: one request every `60 s / per_minute`, up to `burst` at once
+/// after a quiet spell; any 60 s then hold at most `per_minute + burst - 1` requests).
+///
+/// Box documents its limits per user and minute ("approximately 1000 API calls/minute", 240 uploads
+/// per minute; <https://developer.box.com/guides/api-calls/permissions-and-errors/rate-limits/>) and
+/// answers 429 `rate_limit_exceeded` with `Retry-After` beyond them. Configured as
+/// `box.max_requests_per_minute` (or `box.max_requests_per_second` x 60) and `box.burst`; the
+/// sandbox enforces the same bucket (`--rate-limit-per-minute`, `--rate-limit-burst`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestWindow {
+    /// Sustained requests per minute (> 0).
+    pub per_minute: f64,
+    /// Requests that may go at once (>= 1).
+    pub burst: u32,
+}
+
+impl RequestWindow {
+    /// `per_second` requests per second, evenly spaced (burst 1).
+    pub fn per_second(per_second: f64) -> Self {
+        Self {
+            per_minute: per_second * 60.0,
+            burst: 1,
+        }
+    }
+
+    /// The bucket as the server keeps it: one request every `60 s / per_minute`, `burst` at once.
+    /// `None` when `per_minute` is not a positive finite number.
+    pub fn quota(&self) -> Option<Quota> {
+        self.quota_with_burst(self.burst)
+    }
+
+    /// The bucket the client keeps: the server's rate with one request of the burst held in
+    /// reserve (burst - 1, at least 1). A client that used the whole burst would send its steady
+    /// requests exactly at the server's limit, so a request that happens to travel faster than the
+    /// one before it (scheduling, connection set-up, network) would find the server's bucket empty
+    /// and draw a 429; the reserve absorbs up to one request interval of such jitter
+    /// (`60 s / per_minute`, 100 ms at 600/min) and costs the sustained rate nothing.
+    pub fn client_quota(&self) -> Option<Quota> {
+        self.quota_with_burst(self.burst.saturating_sub(1).max(1))
+    }
+
+    fn quota_with_burst(&self, burst: u32) -> Option<Quota> {
+        if !self.per_minute.is_finite() || self.per_minute <= 0.0 {
+            return None;
+        }
+        let period = Duration::try_from_secs_f64(60.0 / self.per_minute).ok()?;
+        Some(
+            Quota::with_period(period)?
+                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN)),
+        )
+    }
+}
+
 /// Request rate limit shared by every clone of a client and every thread using it.
 ///
-/// `governor` GCRA limiter allowing `per_second` requests per second, evenly spaced (burst 1):
-/// no 1-second window then holds more than `per_second` requests, so a service counting per
-/// window (Box answers 429 with a whole-second `Retry-After`) never refuses one for our pacing.
-/// [`RateLimit::wait`] blocks the calling thread until a request may go.
+/// A `governor` GCRA limiter with [`RequestWindow::client_quota`]: bursts up to the window's burst
+/// less one, then one request every `60 s / per_minute`. [`RateLimit::wait`] blocks the calling
+/// thread until a request may go.
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 impl RateLimit {
-    /// A limit of `per_second` requests per second; a value that is not a positive finite number means no limit.
+    /// A limit of `per_second` requests per second, evenly spaced (no burst); a value that is not a
+    /// positive finite number means no limit.
     pub fn per_second(per_second: f64) -> Self {
-        if !per_second.is_finite() || per_second <= 0.0 {
-            return Self::unlimited();
-        }
-        let Ok(period) = Duration::try_from_secs_f64(1.0 / per_second) else {
-            return Self::unlimited();
-        };
-        let Some(quota) = Quota::with_period(period) else {
-            return Self::unlimited();
-        };
+        Self::window(RequestWindow::per_second(per_second))
+    }
+
+    /// A limit keeping within `window` (see [`RequestWindow::client_quota`]); a window whose rate is
+    /// not a positive finite number means no limit.
+    pub fn window(window: RequestWindow) -> Self {
         Self {
-            limiter: Some(Arc::new(RateLimiter::direct(
-                quota.allow_burst(NonZeroU32::MIN),
-            ))),
+            limiter: window
+                .client_quota()
+                .map(|quota| Arc::new(RateLimiter::direct(quota))),
         }
     }
 
@@ -1658,21 +1709,89 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_spaces_requests() {
-        let limit = RateLimit::per_second(50.0);
-        let started = std::time::Instant::now();
-        for _ in 0..60 {
-            limit.wait();
+    fn the_client_bucket_lets_a_burst_through_then_spaces_requests() {
+        use governor::clock::FakeRelativeClock;
+        let window = RequestWindow {
+            per_minute: 600.0,
+            burst: 5,
+        };
+        let clock = FakeRelativeClock::default();
+        let client = RateLimiter::direct_with_clock(window.client_quota().unwrap(), clock.clone());
+        // Four at once (the burst less the reserve), then none until 100 ms have passed.
+        for _ in 0..4 {
+            assert!(client.check().is_ok());
         }
-        // Evenly spaced: the first at once, 59 more 20 ms apart.
-        assert!(
-            started.elapsed() >= Duration::from_millis(1100),
-            "{:?}",
-            started.elapsed()
+        let refused = client.check().unwrap_err();
+        assert_eq!(
+            refused.wait_time_from(clock.now()),
+            Duration::from_millis(100)
         );
-        let clone = limit.clone();
-        assert!(format!("{clone:?}").contains("limited"));
+        clock.advance(Duration::from_millis(99));
+        assert!(client.check().is_err());
+        clock.advance(Duration::from_millis(1));
+        assert!(client.check().is_ok());
+        assert!(client.check().is_err());
+        // Steady: one every 100 ms, i.e. 600 per minute.
+        let mut sent = 0;
+        for _ in 0..600 {
+            clock.advance(Duration::from_millis(100));
+            if client.check().is_ok() {
+                sent += 1;
+            }
+            assert!(client.check().is_err());
+        }
+        assert_eq!(sent, 600);
+        // After a quiet spell the burst is back.
+        clock.advance(Duration::from_secs(10));
+        assert_eq!((0..10).filter(|_| client.check().is_ok()).count(), 4);
+
+        // The server keeps the same window: it admits everything the client sends although the
+        // requests take 60 ms to arrive except every seventh, which takes none (60 ms of jitter);
+        // a client spending the whole burst would draw refusals from that jitter.
+        let refused = |client_quota: Quota| {
+            let client = RateLimiter::direct_with_clock(client_quota, FakeRelativeClock::default());
+            let mut arrivals = Vec::new();
+            for millis in 0..20_000u64 {
+                while client.check().is_ok() {
+                    let delay = if arrivals.len() % 7 == 6 { 0 } else { 60 };
+                    arrivals.push(millis + delay);
+                }
+                client.clock().advance(Duration::from_millis(1));
+            }
+            arrivals.sort_unstable();
+            let server_clock = FakeRelativeClock::default();
+            let server =
+                RateLimiter::direct_with_clock(window.quota().unwrap(), server_clock.clone());
+            let mut now = 0;
+            let mut refused = 0;
+            for arrival in arrivals {
+                server_clock.advance(Duration::from_millis(arrival - now));
+                now = arrival;
+                refused += usize::from(server.check().is_err());
+            }
+            refused
+        };
+        assert_eq!(refused(window.client_quota().unwrap()), 0);
+        assert!(refused(window.quota().unwrap()) > 0);
+
+        // Evenly spaced without a burst; no limit without a positive rate.
+        let even = RequestWindow::per_second(10.0);
+        assert_eq!(
+            even,
+            RequestWindow {
+                per_minute: 600.0,
+                burst: 1
+            }
+        );
+        let limiter = RateLimiter::direct_with_clock(
+            even.client_quota().unwrap(),
+            FakeRelativeClock::default(),
+        );
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_err());
+        assert!(RequestWindow::per_second(0.0).quota().is_none());
+        assert!(RequestWindow::per_second(f64::NAN).client_quota().is_none());
+        assert!(format!("{:?}", RateLimit::window(window)).contains("limited"));
         RateLimit::per_second(0.0).wait();
-        RateLimit::per_second(f64::NAN).wait();
     }
 }

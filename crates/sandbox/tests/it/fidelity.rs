@@ -558,8 +558,24 @@ fn rate_limit_restricted_folders_and_audience() {
         Some(json!({"rate_limit_per_second": null, "part_size": 1048576})),
     );
     assert_eq!(status, 200, "{config}");
-    assert_eq!(config["rate_limit_per_second"], Value::Null);
+    assert_eq!(config["rate_limit"], Value::Null);
     assert_eq!(config["part_size"], 1_048_576);
+    // The bucket as the client configures it: per minute with a burst, in any key order.
+    let (status, config) = h.control(
+        "POST",
+        "/config",
+        Some(json!({"rate_limit_burst": 4, "rate_limit_per_minute": 120})),
+    );
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["rate_limit"], json!({"per_minute": 120, "burst": 4}));
+    let (status, _) = h.control(
+        "POST",
+        "/config",
+        Some(json!({"rate_limit_per_minute": null})),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = h.control("POST", "/config", Some(json!({"rate_limit_burst": 2})));
+    assert_eq!(status, 400, "a burst without a rate");
     assert_eq!(h.get(&format!("/2.0/folders/{folder}/items")).0, 200);
     let (_, stats) = h.control("GET", "/stats", None);
     assert!(stats["rate_limited"].as_u64().unwrap_or(0) >= 3);

@@ -10,13 +10,22 @@
 //!    `item_name_in_use` whose conflicting file has the file's SHA-1 means an earlier attempt landed:
 //!    success (the SHA-1 is computed only in that case). A 400 `file_size_too_small` falls back to a
 //!    simple upload.
-//! 2. **Parts** of the server's `part_size` (only the last one shorter), one after the other: PUT
-//!    `upload_part` with `Content-Range: bytes lo-hi/total`, `Digest: sha=<base64 SHA-1 of the part>`,
-//!    `Content-Type: application/octet-stream` and an explicit `Content-Length`; the body is streamed from
-//!    the file (`File::take`), never buffered. Each part is read twice: once to hash it (feeding the
-//!    whole-file SHA-1 at the same time), once to send it. After a 5xx, a dropped connection, a 409 or a
-//!    416, the session's parts are listed (GET `list_parts`): a part stored despite the error is not sent
-//!    again. 429 and 5xx are retried with backoff and jitter, honouring `Retry-After`.
+//! 2. **Parts** of the server's `part_size` (only the last one shorter), up to
+//!    `box.upload_parallel_parts` at once (Box: "parts can be uploaded in parallel"; the commit lists
+//!    them by offset whatever order they landed in): PUT `upload_part` with `Content-Range: bytes
+//!    lo-hi/total`, `Digest: sha=<base64 SHA-1 of the part>`, `Content-Type: application/octet-stream`
+//!    and an explicit `Content-Length`; the body is streamed from the file (`File::take`), never
+//!    buffered. The calling thread reads the file once, in order, hashing each part and the whole file
+//!    in the same read (a part's digest must be known before its body is sent, the whole file's before
+//!    the commit), and hands each part to a bounded queue of `upload_parallel_parts` slots; each
+//!    uploader thread (`std::thread::scope`) opens the file at its part's offset and streams it. So
+//!    every byte is read twice (hash, send), as with one part at a time, memory stays constant (one
+//!    256 KiB hash buffer and each connection's own buffers, whatever the file size), and hashing
+//!    runs at most one queue ahead of the network. Every part request goes through the client's rate
+//!    limiter. After a 5xx, a dropped connection, a 409 or a 416, the session's parts are listed (GET
+//!    `list_parts`): a part stored despite the error is not sent again. 429 and 5xx are retried with
+//!    backoff and jitter, honouring `Retry-After`, each part on its own; the first part that fails
+//!    for good stops the others (parts not yet started are not sent) and the session is aborted.
 //! 3. **Commit**: POST `commit` with `Digest: sha=<base64 SHA-1 of the whole file>` and `{"parts":[...]}`
 //!    -> 201 `{entries:[File]}`. 202 + `Retry-After` (parts still being processed) is waited out, at most
 //!    [`MAX_COMMIT_POLLS`] times; a 400 `parts_mismatch` (the last part not yet visible) is transient.
@@ -32,6 +41,9 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::thread;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -92,6 +104,13 @@ struct StoredPart {
     offset: u64,
     size: u64,
     sha1: Option<String>,
+}
+
+/// One part for an uploader thread: its range and the SHA-1 of its bytes.
+struct PartJob {
+    offset: u64,
+    length: u64,
+    digest: [u8; 20],
 }
 
 /// Why the upload stopped after the session was created, and whether to abort the session.
@@ -356,6 +375,8 @@ impl BoxClient {
         })
     }
 
+    /// Hashes the parts in order on this thread and hands each (with its digest) to at most
+    /// `upload_parallel_parts` uploader threads (see the module docs), then commits.
     fn send_parts_and_commit(
         &self,
         session: &Session,
@@ -368,22 +389,97 @@ impl BoxClient {
             Failure::permanent(io_error("cannot read upload source", path, error))
         };
         let mut file = File::open(path).map_err(read_error)?;
-        let mut whole = sha1::Sha1::new();
-        let mut buffer = vec![0u8; HASH_BUFFER];
-        let mut parts: Vec<StoredPart> = Vec::new();
         let total_parts = size.div_ceil(session.part_size);
-        let mut offset: u64 = 0;
-        while offset < size {
-            let length = session.part_size.min(size - offset);
-            let digest =
-                hash_part(&mut file, length, &mut whole, &mut buffer).map_err(read_error)?;
-            let part = self.upload_part(session, path, offset, length, size, &digest)?;
-            parts.push(part);
-            tracing::debug!(session_id = %session.id, part = parts.len(), of = total_parts, offset, "part uploaded");
-            offset += length;
+        let uploaders = usize::try_from(total_parts)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.upload_parallel_parts.max(1));
+        let (jobs, queue) = mpsc::sync_channel::<PartJob>(uploaders);
+        let queue = Mutex::new(queue);
+        let first_failure: Mutex<Option<Failure>> = Mutex::new(None);
+        let failed = AtomicBool::new(false);
+        let fail = |failure: Failure| {
+            failed.store(true, Ordering::SeqCst);
+            let mut first = first_failure.lock().unwrap_or_else(PoisonError::into_inner);
+            first.get_or_insert(failure);
+        };
+        let (mut parts, whole) = thread::scope(|scope| {
+            let workers: Vec<_> = (0..uploaders)
+                .map(|_| {
+                    scope.spawn(|| {
+                        self.upload_queued_parts(session, path, size, &queue, &failed, &fail)
+                    })
+                })
+                .collect();
+            let mut whole = sha1::Sha1::new();
+            let mut buffer = vec![0u8; HASH_BUFFER];
+            let mut offset: u64 = 0;
+            while offset < size && !failed.load(Ordering::SeqCst) {
+                let length = session.part_size.min(size - offset);
+                match hash_part(&mut file, length, &mut whole, &mut buffer) {
+                    Ok(digest) => {
+                        if jobs
+                            .send(PartJob {
+                                offset,
+                                length,
+                                digest,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Err(error) => fail(read_error(error)),
+                }
+                offset += length;
+            }
+            drop(jobs);
+            let mut parts = Vec::new();
+            for worker in workers {
+                match worker.join() {
+                    Ok(stored) => parts.extend(stored),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            (parts, whole)
+        });
+        if let Some(failure) = first_failure
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Err(failure);
         }
         let whole: [u8; 20] = whole.finalize().into();
         self.commit(session, target, name, &mut parts, &whole)
+    }
+
+    /// One uploader thread of [`Self::send_parts_and_commit`]: uploads the parts of `queue` until it
+    /// closes and returns those Box stored. Once `failed` is set (by any thread) the remaining parts
+    /// are taken and dropped unsent, so the hashing thread never blocks on a full queue.
+    fn upload_queued_parts(
+        &self,
+        session: &Session,
+        path: &Path,
+        size: u64,
+        queue: &Mutex<mpsc::Receiver<PartJob>>,
+        failed: &AtomicBool,
+        fail: &(dyn Fn(Failure) + Sync),
+    ) -> Vec<StoredPart> {
+        let mut stored = Vec::new();
+        loop {
+            // The lock is held only while waiting for the next part.
+            let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            let Ok(job) = job else { return stored };
+            if failed.load(Ordering::SeqCst) {
+                continue;
+            }
+            match self.upload_part(session, path, job.offset, job.length, size, &job.digest) {
+                Ok(part) => {
+                    tracing::debug!(session_id = %session.id, offset = job.offset, "part uploaded");
+                    stored.push(part);
+                }
+                Err(failure) => fail(failure),
+            }
+        }
     }
 
     /// PUT one part (see the module docs); returns the part as Box stored it.

@@ -35,9 +35,10 @@ fn config(server: &TestServer) -> BoxConfig {
         }],
         processed_folder_name: "_PROCESSED".into(),
         errors_folder_name: "_errors".into(),
-        max_requests_per_second: 1000.0,
+        rate_limit: crate::http::RequestWindow::per_second(1000.0),
         connect_timeout_secs: 5,
         read_timeout_secs: 5,
+        upload_parallel_parts: 1,
         chunked_upload_threshold_bytes: 50_000_000,
         max_retries: 3,
         token_cache_file: None,
@@ -694,15 +695,83 @@ fn box_error(status: u16, code: &str) -> Reply {
     )
 }
 
+/// Part uploads in the server's handler at once: the first `wave` of them wait until all `wave`
+/// are in (at most 10 s), so a client sending them one at a time shows a maximum of 1.
+struct PartGate {
+    wave: usize,
+    state: std::sync::Mutex<(usize, usize, bool)>, // in flight, most seen, first wave released
+    changed: std::sync::Condvar,
+}
+
+impl PartGate {
+    fn new(wave: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            wave,
+            state: std::sync::Mutex::new((0, 0, false)),
+            changed: std::sync::Condvar::new(),
+        })
+    }
+
+    fn enter(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.0 += 1;
+        state.1 = state.1.max(state.0);
+        if state.0 >= self.wave {
+            state.2 = true;
+        }
+        self.changed.notify_all();
+        let (_state, _) = self
+            .changed
+            .wait_timeout_while(state, std::time::Duration::from_secs(10), |state| !state.2)
+            .unwrap();
+    }
+
+    fn leave(&self) {
+        self.state.lock().unwrap().0 -= 1;
+    }
+
+    fn most_in_flight(&self) -> usize {
+        self.state.lock().unwrap().1
+    }
+}
+
 fn chunked_server(setup: ChunkedBox) -> (TestServer, std::sync::Arc<std::sync::Mutex<ChunkedBox>>) {
+    chunked_server_gated(setup, None)
+}
+
+fn chunked_server_gated(
+    setup: ChunkedBox,
+    gate: Option<std::sync::Arc<PartGate>>,
+) -> (TestServer, std::sync::Arc<std::sync::Mutex<ChunkedBox>>) {
     use std::sync::{Arc, Mutex};
     let state = Arc::new(Mutex::new(setup));
     let shared = state.clone();
     let url_cell: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
     let url_for_handler = url_cell.clone();
     let server = TestServer::start(move |request, earlier| {
+        let part_upload = request.method == "PUT";
+        if let (Some(gate), true) = (&gate, part_upload) {
+            gate.enter();
+        }
+        let reply = chunked_reply(&shared, &url_for_handler, request, earlier);
+        if let (Some(gate), true) = (&gate, part_upload) {
+            gate.leave();
+        }
+        reply
+    });
+    let _ = url_cell.set(server.url.clone());
+    (server, state)
+}
+
+fn chunked_reply(
+    shared: &std::sync::Mutex<ChunkedBox>,
+    url: &OnceLock<String>,
+    request: &Recorded,
+    earlier: &[Recorded],
+) -> Reply {
+    {
         let mut box_state = shared.lock().unwrap();
-        let base = url_for_handler.get().cloned().unwrap_or_default();
+        let base = url.get().cloned().unwrap_or_default();
         let session_path = "/api/2.0/files/upload_sessions/S1";
         match (request.method.as_str(), request.path()) {
             ("POST", "/oauth2/token") => token_reply(earlier),
@@ -824,9 +893,7 @@ fn chunked_server(setup: ChunkedBox) -> (TestServer, std::sync::Arc<std::sync::M
             ),
             _ => box_error(404, "not_found"),
         }
-    });
-    let _ = url_cell.set(server.url.clone());
-    (server, state)
+    }
 }
 
 fn chunked_client(server: &TestServer) -> BoxClient {
@@ -925,6 +992,97 @@ fn chunked_upload_streams_parts_with_digests_and_commits() {
     );
     assert!(!state.lock().unwrap().aborted);
     assert_eq!(server.count("POST", "/api/2.0/files/content"), 0);
+}
+
+fn parallel_chunked_client(server: &TestServer, parts: usize) -> BoxClient {
+    client_with(server, |cfg| {
+        cfg.chunked_upload_threshold_bytes = 16;
+        cfg.upload_parallel_parts = parts;
+    })
+}
+
+fn committed_offsets(server: &TestServer) -> Vec<u64> {
+    let commit = server
+        .requests()
+        .into_iter()
+        .rfind(|request| request.path().ends_with("/commit"))
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&commit.body).unwrap();
+    body["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| part["offset"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn parts_go_in_parallel_up_to_the_setting_and_commit_in_order() {
+    let gate = PartGate::new(3);
+    let (server, state) = chunked_server_gated(ChunkedBox::default(), Some(gate.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = parallel_chunked_client(&server, 3)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    assert_eq!(file.id, "900");
+    // The first three parts were in the server at the same time, never more than three.
+    assert_eq!(gate.most_in_flight(), 3);
+    assert_eq!(state.lock().unwrap().stored, CHUNKED_CONTENT);
+    assert_eq!(part_puts(&server).len(), 6);
+    for put in part_puts(&server) {
+        assert_eq!(
+            put.header("digest").unwrap(),
+            format!("sha={}", b64_sha1(&put.body))
+        );
+    }
+    assert_eq!(committed_offsets(&server), [0, 4, 8, 12, 16, 20]);
+}
+
+#[test]
+fn a_parallel_part_failing_transiently_is_retried_and_the_commit_stays_in_order() {
+    let gate = PartGate::new(3);
+    let (server, state) = chunked_server_gated(
+        ChunkedBox {
+            drop_part_at: Some(4),
+            store_then_fail_at: Some(16),
+            ..ChunkedBox::default()
+        },
+        Some(gate.clone()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    parallel_chunked_client(&server, 3)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap();
+    let sent = |range: &str| {
+        part_puts(&server)
+            .iter()
+            .filter(|put| put.header("content-range") == Some(range))
+            .count()
+    };
+    // Lost: sent again; stored despite the 500: found in the listing, not sent again.
+    assert_eq!((sent("bytes 4-7/21"), sent("bytes 16-19/21")), (2, 1));
+    assert!(gate.most_in_flight() <= 3);
+    assert_eq!(state.lock().unwrap().stored, CHUNKED_CONTENT);
+    assert_eq!(committed_offsets(&server), [0, 4, 8, 12, 16, 20]);
+    assert!(!state.lock().unwrap().aborted);
+}
+
+#[test]
+fn a_permanent_failure_of_one_parallel_part_stops_the_others_and_aborts() {
+    let (server, state) = chunked_server(ChunkedBox {
+        bad_digest_at: Some(0),
+        ..ChunkedBox::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let error = parallel_chunked_client(&server, 2)
+        .upload("77", "big.mov", &write_chunked(dir.path()))
+        .unwrap_err();
+    assert_eq!(error.status(), Some(400));
+    assert!(state.lock().unwrap().aborted);
+    assert_eq!(
+        server.count("POST", "/api/2.0/files/upload_sessions/S1/commit"),
+        0
+    );
 }
 
 #[test]
@@ -1175,7 +1333,9 @@ fn clones_share_the_clients_rate_limit() {
         "/oauth2/token" => token_reply(earlier),
         _ => Reply::json(200, file_json("5", "a.mp4", "aa", "77")),
     });
-    let box_client = client_with(&server, |cfg| cfg.max_requests_per_second = 20.0);
+    let box_client = client_with(&server, |cfg| {
+        cfg.rate_limit = crate::http::RequestWindow::per_second(20.0);
+    });
     box_client.get_file("5").unwrap(); // token + 1 call
     let started = std::time::Instant::now();
     let handles: Vec<_> = (0..4)
@@ -1198,7 +1358,9 @@ fn clones_share_the_clients_rate_limit() {
         "{elapsed:?}"
     );
     // A separate client has its own limiter.
-    let other = client_with(&server, |cfg| cfg.max_requests_per_second = 20.0);
+    let other = client_with(&server, |cfg| {
+        cfg.rate_limit = crate::http::RequestWindow::per_second(20.0);
+    });
     let started = std::time::Instant::now();
     for _ in 0..5 {
         other.get_file("5").unwrap();

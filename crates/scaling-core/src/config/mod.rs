@@ -33,6 +33,7 @@ mod tree;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::http::RequestWindow;
 pub use crate::naming::NamingConfig;
 use crate::secret::Secret;
 pub use mapping::{FieldSource, MediaAttr, Transform};
@@ -173,12 +174,18 @@ pub struct BoxConfig {
     pub processed_folder_name: String,
     /// Subfolder of a watched folder for rejected files; default `_errors`.
     pub errors_folder_name: String,
-    /// Client-side rate limit, requests per second (> 0); default 10.
-    pub max_requests_per_second: f64,
+    /// Client-side rate limit (one bucket per client, shared by its clones and threads):
+    /// `box.max_requests_per_minute` (> 0; or `box.max_requests_per_second` x 60, both only when
+    /// equal; default 600) and `box.burst` (>= 1; default 10). Box documents about 1000 requests per
+    /// minute per user.
+    pub rate_limit: RequestWindow,
     /// Seconds; default 10.
     pub connect_timeout_secs: u64,
     /// Seconds; default 60.
     pub read_timeout_secs: u64,
+    /// Parts of one chunked upload session sent at once (`box.upload_parallel_parts`, 1..=16;
+    /// default 4), each through the rate limit.
+    pub upload_parallel_parts: usize,
     /// Files of this many bytes or more use a chunked upload session; default 50_000_000, at least
     /// [`MIN_CHUNKED_UPLOAD_THRESHOLD`] (Box's 20 MB minimum for sessions).
     pub chunked_upload_threshold_bytes: u64,

@@ -304,8 +304,13 @@ impl<'a> Section<'a> {
 
     /// A finite number `> 0`, or `default`.
     pub(crate) fn positive_f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+        Ok(self.positive_f64(key)?.unwrap_or(default))
+    }
+
+    /// A finite number `> 0`, or `None` when absent or empty.
+    pub(crate) fn positive_f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         let Some(value) = self.raw(key) else {
-            return Ok(default);
+            return Ok(None);
         };
         let path = self.path(key);
         let parsed = match value {
@@ -314,14 +319,14 @@ impl<'a> Section<'a> {
                 let text = self.scalar_text(&path, value, "a number > 0")?;
                 let trimmed = text.trim();
                 if trimmed.is_empty() {
-                    return Ok(default);
+                    return Ok(None);
                 }
                 trimmed.parse::<f64>().map_err(|_| shown(trimmed))
             }
             other => Err(kind_of(other).to_string()),
         };
         match parsed {
-            Ok(number) if number.is_finite() && number > 0.0 => Ok(number),
+            Ok(number) if number.is_finite() && number > 0.0 => Ok(Some(number)),
             Ok(number) => Err(self.error(key, format!("expected a number > 0, found {number}"))),
             Err(found) => Err(self.error(key, format!("expected a number > 0, found {found}"))),
         }

@@ -14,6 +14,7 @@ use super::{
     MediaConfig, PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform,
     WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
 };
+use crate::http::RequestWindow;
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
 use crate::secret::Secret;
 
@@ -236,13 +237,59 @@ pub(super) fn box_config(
         watched_folders,
         processed_folder_name,
         errors_folder_name,
-        max_requests_per_second: section.positive_f64_or("max_requests_per_second", 10.0)?,
+        rate_limit: box_rate_limit(section)?,
         connect_timeout_secs: section.u64_or("connect_timeout_secs", 10, 1)?,
         read_timeout_secs: section.u64_or("read_timeout_secs", 60, 1)?,
         chunked_upload_threshold_bytes,
+        upload_parallel_parts: box_upload_parallel_parts(section)?,
         max_retries: section.u32_or("max_retries", 5, 0)?,
         token_cache_file,
     })
+}
+
+/// Default `box.max_requests_per_minute` (10 requests per second).
+const DEFAULT_BOX_REQUESTS_PER_MINUTE: f64 = 600.0;
+/// Default `box.burst`.
+const DEFAULT_BOX_BURST: u32 = 10;
+/// Most parts of one chunked upload in flight (`box.upload_parallel_parts`).
+const MAX_UPLOAD_PARALLEL_PARTS: u32 = 16;
+
+/// `box.max_requests_per_minute` or `box.max_requests_per_second` (x 60; both only when they
+/// agree) and `box.burst`.
+fn box_rate_limit(section: &Section<'_>) -> Result<RequestWindow, ConfigError> {
+    let per_second = section.positive_f64("max_requests_per_second")?;
+    let per_minute = section.positive_f64("max_requests_per_minute")?;
+    let per_minute = match (per_minute, per_second) {
+        (Some(per_minute), Some(per_second)) if (per_minute - per_second * 60.0).abs() > 1e-9 => {
+            return Err(section.error(
+                "max_requests_per_minute",
+                format!(
+                    "expected the same limit as {} ({per_second}/s = {}/min), or only one of the two keys; found {per_minute}",
+                    section.path("max_requests_per_second"),
+                    per_second * 60.0
+                ),
+            ));
+        }
+        (Some(per_minute), _) => per_minute,
+        (None, Some(per_second)) => per_second * 60.0,
+        (None, None) => DEFAULT_BOX_REQUESTS_PER_MINUTE,
+    };
+    Ok(RequestWindow {
+        per_minute,
+        burst: section.u32_or("burst", DEFAULT_BOX_BURST, 1)?,
+    })
+}
+
+/// `box.upload_parallel_parts`: 1..=16, default 4.
+fn box_upload_parallel_parts(section: &Section<'_>) -> Result<usize, ConfigError> {
+    let parts = section.u32_or("upload_parallel_parts", 4, 1)?;
+    if parts > MAX_UPLOAD_PARALLEL_PARTS {
+        return Err(section.error(
+            "upload_parallel_parts",
+            format!("expected a whole number from 1 to {MAX_UPLOAD_PARALLEL_PARTS}, found {parts}"),
+        ));
+    }
+    Ok(usize::try_from(parts).unwrap_or(1))
 }
 
 /// One watched folder: a mapping `{id, name, profile}` or just the ID.

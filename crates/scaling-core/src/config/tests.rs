@@ -137,7 +137,7 @@ fn shipped_files_load_for_the_sandbox() {
     );
     assert_eq!(box_api.processed_folder_name, "_PROCESSED");
     assert_eq!(box_api.errors_folder_name, "_errors");
-    assert!((box_api.max_requests_per_second - 200.0).abs() < f64::EPSILON);
+    assert!((box_api.rate_limit.per_minute - 12_000.0).abs() < f64::EPSILON);
     assert_eq!(box_api.chunked_upload_threshold_bytes, 50_000_000);
     assert_eq!(box_api.max_retries, 5);
 
@@ -463,6 +463,53 @@ fn workers_must_be_between_1_and_32() {
 }
 
 #[test]
+fn the_box_rate_limit_is_per_minute_or_per_second_never_two_different_limits() {
+    let vars = sandbox_vars();
+    let temp = TempConfig::new();
+    temp.edit(
+        "environments/sandbox.yaml",
+        "max_requests_per_second: ${BOX_MAX_REQUESTS_PER_SECOND:-200}",
+        "max_requests_per_second: 10\n  max_requests_per_minute: 300",
+    );
+    let error = temp.error(Some("sandbox"), &vars);
+    assert!(
+        error.contains("box.max_requests_per_minute")
+            && error.contains("box.max_requests_per_second"),
+        "{error}"
+    );
+    let temp = TempConfig::new();
+    temp.edit(
+        "environments/sandbox.yaml",
+        "max_requests_per_second: ${BOX_MAX_REQUESTS_PER_SECOND:-200}",
+        "max_requests_per_second: 10\n  max_requests_per_minute: 600",
+    );
+    temp.edit("environments/sandbox.yaml", "${BOX_BURST:-10}", "20");
+    temp.edit(
+        "environments/sandbox.yaml",
+        "${BOX_UPLOAD_PARALLEL_PARTS:-4}",
+        "8",
+    );
+    let config = temp.load(Some("sandbox"), &vars).unwrap();
+    assert_eq!(
+        config.box_api.rate_limit,
+        crate::http::RequestWindow {
+            per_minute: 600.0,
+            burst: 20
+        }
+    );
+    assert_eq!(config.box_api.upload_parallel_parts, 8);
+    let temp = TempConfig::new();
+    temp.edit(
+        "environments/sandbox.yaml",
+        "upload_parallel_parts: ${BOX_UPLOAD_PARALLEL_PARTS:-4}",
+        "upload_parallel_parts: 17",
+    );
+    assert!(temp
+        .error(Some("sandbox"), &vars)
+        .contains("box.upload_parallel_parts: expected a whole number from 1 to 16, found 17"));
+}
+
+#[test]
 fn invalid_numbers_and_urls_are_explained() {
     let vars = sandbox_vars();
     let temp = TempConfig::new();
@@ -695,7 +742,7 @@ fn environment_selection_errors() {
     vars.insert("WEBHOOK_TOKEN".into(), "dev-token".into());
     let config = load_dir(&shipped_dir(), None, &vars).unwrap();
     assert_eq!(config.environment, "development");
-    assert!((config.box_api.max_requests_per_second - 10.0).abs() < f64::EPSILON);
+    assert!((config.box_api.rate_limit.per_minute - 600.0).abs() < f64::EPSILON);
     assert_eq!(
         config.webhooks.endpoints[0]
             .bearer_token
