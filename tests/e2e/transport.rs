@@ -3,7 +3,7 @@
 //! and the Box requests of idle cron-like `box-poll` passes (one token for all of them).
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -150,7 +150,13 @@ fn big_files_cross_both_ways_intact_under_injected_faults() {
     let started = Instant::now();
     let mut passes = 0;
     let mut imported = None;
-    while passes < 10 {
+    // Passes as cron would run them, not back to back: an import answered with an injected
+    // fault is in doubt and is only sent again after dam.import_landing_secs without its asset,
+    // so the number of passes needed depends on the time they span.
+    while passes < 30 {
+        if passes > 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
         passes += 1;
         world.run("box-poll", &[]);
         let state = world.sandbox.state();
@@ -165,7 +171,7 @@ fn big_files_cross_both_ways_intact_under_injected_faults() {
     }
     let poll_secs = started.elapsed().as_secs_f64();
     let asset =
-        imported.expect("derivative imported, archived and campaign at A3 within 10 passes");
+        imported.expect("derivative imported, archived and campaign at A3 within 30 passes");
     assert_eq!(asset["sha1"], derivative_sha1.as_str(), "intact in the DAM");
     let state = world.sandbox.state();
     let final_id = dam_folder(&state, &campaign_id, "Final Assets").expect("Final Assets")["id"]
