@@ -66,3 +66,27 @@ fn four_workers_process_files_concurrently_and_exactly_once() {
     scene.run_until_ok("box-poll", 1);
     scene.assert_invariants(&clean, 2);
 }
+
+/// Issue 15: an idle pass costs at most 6 database round trips (counted on the wire by a proxy:
+/// every batch the server answers, prepare steps included), for `box-poll` and `a1-to-a2`, once
+/// the first passes have done the work.
+#[test]
+fn an_idle_pass_costs_at_most_six_database_round_trips() {
+    let scene = Scene::new();
+    scene.run_until_ok("a1-to-a2", 1);
+    scene.run_until_ok("box-poll", 1);
+    let proxy = crate::util::RoundTripProxy::start(&scene.world.db.url);
+    for binary in ["box-poll", "a1-to-a2"] {
+        let before = proxy.round_trips();
+        let output = scene
+            .world
+            .run_with_env(binary, &[], &[("DATABASE_URL", proxy.url.as_str())]);
+        assert_eq!(output.status.code(), Some(0), "{binary}");
+        let round_trips = proxy.round_trips() - before;
+        eprintln!("figures: idle {binary}: {round_trips} database round trips");
+        assert!(
+            (1..=6).contains(&round_trips),
+            "idle {binary}: {round_trips} database round trips (at most 6)"
+        );
+    }
+}

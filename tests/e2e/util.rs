@@ -791,3 +791,97 @@ pub(crate) fn assert_exactly_once_invariants(world: &World) {
         problems.join("\n  - ")
     );
 }
+
+/// A TCP proxy in front of the test PostgreSQL server that counts the client's round trips:
+/// every `Sync` (`S`, end of an extended-protocol batch) and simple `Query` (`Q`) message the
+/// server answers, summed over every connection made through it. Connection start-up is not
+/// counted. Connect through [`RoundTripProxy::url`] (TLS off, so the messages can be read).
+pub(crate) struct RoundTripProxy {
+    pub url: String,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RoundTripProxy {
+    /// Starts the proxy for the database at `db_url` (`postgres://user@host:port/name`).
+    pub(crate) fn start(db_url: &str) -> RoundTripProxy {
+        use std::net::{TcpListener, TcpStream};
+        let (scheme_user, rest) = db_url.split_once('@').expect("database URL with user@");
+        let (upstream, path) = rest.split_once('/').expect("database URL with a path");
+        let upstream = upstream.to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = count.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_read, mut server_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (mut server_read, mut client_write) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_read, &mut client_write);
+                    let _ = client_write.shutdown(std::net::Shutdown::Both);
+                });
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    count_frontend_messages(&mut client_read, &mut server_write, &counter);
+                    let _ = server_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        let separator = if path.contains('?') { '&' } else { '?' };
+        RoundTripProxy {
+            url: format!("{scheme_user}@127.0.0.1:{port}/{path}{separator}sslmode=disable"),
+            count,
+        }
+    }
+
+    /// Round trips counted so far.
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Forwards the client's bytes to the server, counting `S` and `Q` messages after the untyped
+/// start-up message.
+fn count_frontend_messages(
+    from: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+    count: &std::sync::atomic::AtomicU64,
+) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut started = false;
+    let mut buffer = [0_u8; 16 * 1024];
+    while let Ok(read) = from.read(&mut buffer) {
+        if read == 0 || to.write_all(&buffer[..read]).is_err() {
+            return;
+        }
+        pending.extend_from_slice(&buffer[..read]);
+        loop {
+            let header = if started { 5 } else { 4 };
+            if pending.len() < header {
+                break;
+            }
+            let offset = header - 4;
+            let length = u32::from_be_bytes([
+                pending[offset],
+                pending[offset + 1],
+                pending[offset + 2],
+                pending[offset + 3],
+            ]) as usize;
+            let total = offset + length;
+            if pending.len() < total {
+                break;
+            }
+            if started && matches!(pending[0], b'S' | b'Q') {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            started = true;
+            pending.drain(..total);
+        }
+    }
+}

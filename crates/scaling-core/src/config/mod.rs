@@ -233,6 +233,12 @@ pub struct DamConfig {
     /// Seconds a pass follows an import job before leaving it for a later pass (a running job
     /// costs the file no attempt); default 120.
     pub import_job_timeout_secs: u64,
+    /// Milliseconds a pass waits after an import request before its first look at the job (a
+    /// job is never complete the instant it is accepted, so asking at once costs a poll for
+    /// nothing); then pauses start at 100 ms and double. Default 100 (the first pause of the old
+    /// schedule, so a job taking 100 ms or more is seen as early as before, with one poll less);
+    /// 0 asks at once.
+    pub first_job_poll_delay_ms: u64,
     /// Seconds after an import request during which its asset may not be visible yet: when the
     /// reply was lost, a lookup by marker that finds nothing within this time means "wait", after
     /// it "did not land, send again"; default 120.
@@ -259,6 +265,7 @@ impl DamConfig {
             read_timeout_secs: 60,
             content_timeout_secs: 600,
             import_job_timeout_secs: 120,
+            first_job_poll_delay_ms: 100,
             import_landing_secs: 120,
             max_retries: 5,
             max_requests_per_second: 25.0,

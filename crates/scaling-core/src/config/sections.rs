@@ -417,6 +417,11 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
             d.import_job_timeout_secs,
             1,
         )?,
+        first_job_poll_delay_ms: section.u64_or(
+            "first_job_poll_delay_ms",
+            d.first_job_poll_delay_ms,
+            0,
+        )?,
         import_landing_secs: section.u64_or("import_landing_secs", d.import_landing_secs, 0)?,
         max_retries: section.u32_or("max_retries", d.max_retries, 0)?,
         max_requests_per_second: section

@@ -76,6 +76,7 @@ pub struct DamClient {
     timeouts: Timeouts,
     content_timeouts: Timeouts,
     import_job_timeout: Duration,
+    first_job_poll_delay: Duration,
     lookup_cache: Option<Arc<LookupCache>>,
 }
 
@@ -127,6 +128,7 @@ impl DamClient {
             )
             .for_content(),
             import_job_timeout: Duration::from_secs(cfg.import_job_timeout_secs),
+            first_job_poll_delay: Duration::from_millis(cfg.first_job_poll_delay_ms),
             lookup_cache: None,
         }
     }
@@ -490,8 +492,9 @@ impl DamClient {
     }
 
     /// Polls [`DamClient::job_state`] until the job is no longer in progress or `timeout` (default
-    /// `dam.import_job_timeout_secs`; zero asks once) has passed, and returns the last state
-    /// (`InProgress` on timeout: the job stays in flight, not failed). Pauses start at 100 ms and double
+    /// `dam.import_job_timeout_secs`; zero asks once, at once) has passed, and returns the last state
+    /// (`InProgress` on timeout: the job stays in flight, not failed). With a timeout, the first
+    /// poll waits `dam.first_job_poll_delay_ms` (within the timeout). Pauses start at 100 ms and double
     /// up to 2 s, each logged at DEBUG; a timeout is logged at INFO. Errors of a poll are returned as
     /// they are (a transport error after the HTTP core's retries).
     pub fn wait_for_job(
@@ -502,6 +505,9 @@ impl DamClient {
         let timeout = timeout.unwrap_or(self.import_job_timeout);
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(100);
+        if !timeout.is_zero() && !self.first_job_poll_delay.is_zero() {
+            thread::sleep(self.first_job_poll_delay.min(timeout));
+        }
         loop {
             let state = self.job_state(job_id)?;
             let now = Instant::now();

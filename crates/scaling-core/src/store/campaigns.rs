@@ -6,6 +6,8 @@
 
 use postgres::Row;
 
+use postgres::types::Type;
+
 use super::outbox::insert_notifications;
 use super::state::{self, db_enum};
 use super::{NewNotification, Store, StoreError};
@@ -158,7 +160,10 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn pending_transitions(&mut self, to: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self.client.query(PENDING_TRANSITIONS_SQL, &[&to])?;
+        // Asked once per pass: typed parameters, one round trip (no prepare).
+        let rows = self
+            .client
+            .query_typed(PENDING_TRANSITIONS_SQL, &[(&to, Type::TEXT)])?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
