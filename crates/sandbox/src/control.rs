@@ -23,7 +23,7 @@
 //! - `GET /_sandbox/config` -> the run-time settings; `POST /_sandbox/config` with any of
 //!   `{rate_limit_per_second: n|null, part_size, commit_accepted_responses,
 //!   commit_retry_after_secs, mailgun_events: "match"|"no_custom_ids"|"unavailable",
-//!   import_delay_ms: n|null}` changes them and returns the result (see
+//!   import_delay_ms: n|null, events: {drop_next?, duplicate?, reorder?, keep_last?}}` changes them and returns the result (see
 //!   [`crate::state::Settings`]; `import_delay_ms` is how long DAM import jobs started from now
 //!   on run, null = the start-up value). `rate_limit_per_second` 0 or null turns the limit off; new
 //!   values apply to new upload sessions.
@@ -279,7 +279,14 @@ async fn remove_fault(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Respo
 /// `GET /_sandbox/config`.
 async fn get_config(State(app): State<Arc<App>>) -> Response {
     let world = app.world();
-    json_response(StatusCode::OK, &json!(world.settings))
+    config_json(&world)
+}
+
+/// The settings, with the events stream's faults as `events`.
+fn config_json(world: &crate::state::World) -> Response {
+    let mut body = json!(world.settings);
+    body["events"] = json!(world.boxes.events.faults);
+    json_response(StatusCode::OK, &body)
 }
 
 /// `POST /_sandbox/config`: a partial update of the settings.
@@ -289,6 +296,7 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
     };
     let mut world = app.world();
     let mut settings = world.settings.clone();
+    let mut events = None;
     for (key, value) in update {
         let number = value.as_u64();
         match key.as_str() {
@@ -348,16 +356,28 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
                     )
                 }
             },
+            "events" => match serde_json::from_value(value.clone()) {
+                Ok(faults) => events = Some(faults),
+                Err(_) => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "events must be {drop_next?, duplicate?, reorder?, keep_last?}",
+                    )
+                }
+            },
             other => {
                 return control_error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms)"),
+                    &format!("unknown setting {other:?} (rate_limit_per_second, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms, events)"),
                 )
             }
         }
     }
     world.settings = settings;
-    json_response(StatusCode::OK, &json!(world.settings))
+    if let Some(faults) = events {
+        world.boxes.events.faults = faults;
+    }
+    config_json(&world)
 }
 
 /// `POST /_sandbox/webhooks/{name}`: records `{name, method, headers, body, received_at}`; the body
@@ -710,10 +730,9 @@ async fn agency_move(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Re
             );
         }
     }
-    world.boxes.move_file(file_id, &parent_id, &name);
-    if let Some(file) = world.boxes.file_mut(file_id) {
-        file.modified_by = Actor::Agency;
-    }
+    world
+        .boxes
+        .move_file(file_id, &parent_id, &name, Actor::Agency);
     match world.boxes.file(file_id) {
         Some(file) => json_response(
             StatusCode::OK,
