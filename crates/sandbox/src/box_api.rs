@@ -872,10 +872,6 @@ async fn folder_items(State(app): State<Arc<App>>, Path(id): Path<String>, uri: 
     )
 }
 
-#[expect(
-    clippy::result_large_err,
-    reason = "handlers return ready error Responses; they are built once per request"
-)]
 /// `GET /2.0/events?stream_type=changes&stream_position=…&limit=…` (OpenAPI `get_events`):
 /// `stream_position=now` answers no entries and the current position; a number answers the
 /// events at or after it (absent or `0`: every event kept), at most `limit` (default 100, at most
@@ -943,6 +939,10 @@ async fn events(State(app): State<Arc<App>>, uri: Uri) -> Response {
     )
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "handlers return ready error Responses; they are built once per request"
+)]
 fn parse_json_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice::<Value>(body)
         .ok()

@@ -164,20 +164,17 @@ fn plan_listings(services: &mut Services, watched: &[String]) -> Result<ListingP
             .ok(),
         None => None,
     };
-    let stream_position = match read {
-        Some((position, complete)) => {
-            full |= !complete;
-            Some(position)
-        }
-        None => {
-            full = true;
-            client
-                .events_position_now()
-                .map_err(|error| {
-                    tracing::warn!(%error, "events stream position unavailable");
-                })
-                .ok()
-        }
+    let stream_position = if let Some((position, complete)) = read {
+        full |= !complete;
+        Some(position)
+    } else {
+        full = true;
+        client
+            .events_position_now()
+            .map_err(|error| {
+                tracing::warn!(%error, "events stream position unavailable");
+            })
+            .ok()
     };
     tracing::debug!(full, folders = folders.len(), "listing plan");
     Ok(ListingPlan {
