@@ -1068,17 +1068,6 @@ fn box_responses_match_the_openapi_spec() {
         );
     }
 
-    // Report.
-    let mut covered = BTreeSet::new();
-    for verdict in &run.verdicts {
-        let note = if verdict.exceptions.is_empty() {
-            String::new()
-        } else {
-            format!("  [exception: {}]", verdict.exceptions.join("; "))
-        };
-        eprintln!("checked {:<58} {}{note}", verdict.operation, verdict.schema);
-        covered.insert(verdict.operation.clone());
-    }
     // The changes stream: every event so far (uploads, versions, creates, moves, renames, trash),
     // `now`, and a position the stream does not know.
     let all = run.box_call(
@@ -1129,6 +1118,18 @@ fn box_responses_match_the_openapi_spec() {
         Send::Empty,
         400,
     );
+
+    // Report.
+    let mut covered = BTreeSet::new();
+    for verdict in &run.verdicts {
+        let note = if verdict.exceptions.is_empty() {
+            String::new()
+        } else {
+            format!("  [exception: {}]", verdict.exceptions.join("; "))
+        };
+        eprintln!("checked {:<58} {}{note}", verdict.operation, verdict.schema);
+        covered.insert(verdict.operation.clone());
+    }
     eprintln!(
         "openapi: {} responses validated, {} failures, {:.1}s",
         run.verdicts.len(),

@@ -927,9 +927,7 @@ async fn events(State(app): State<Arc<App>>, uri: Uri) -> Response {
                 "created_at": box_time(event.created_at),
                 "recorded_at": box_time(event.created_at),
                 "created_by": user_json(&app.config, event.actor),
-                "session_id": null,
                 "source": event.source,
-                "additional_details": null,
             })
         })
         .collect();
