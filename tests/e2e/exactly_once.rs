@@ -31,20 +31,20 @@ use crate::util::{
 const SCENARIO: &str = "tests/e2e/scenarios/exactly_once.yaml";
 
 /// One exactly-once world: the one-master scenario after a1-to-a2.
-struct Eo {
-    world: World,
+pub(crate) struct Eo {
+    pub(crate) world: World,
     /// The test's copy of `config/` with the knobs (see [`knob_config`]).
     config_dir: PathBuf,
     campaign_id: String,
     /// Tracking ID of the single master.
-    tid: String,
-    watched: String,
+    pub(crate) tid: String,
+    pub(crate) watched: String,
 }
 
-type Key = (String, String, String);
+pub(crate) type Key = (String, String, String);
 
 impl Eo {
-    fn new() -> Eo {
+    pub(crate) fn new() -> Eo {
         fixture("rocket.jpg");
         let world = World::new(Some(SCENARIO));
         let campaign_id = world.sandbox.ready["campaigns"][0]["folder_id"]
@@ -75,11 +75,11 @@ impl Eo {
         }
     }
 
-    fn state(&self) -> Value {
+    pub(crate) fn state(&self) -> Value {
         self.world.sandbox.state()
     }
 
-    fn control(&self) -> String {
+    pub(crate) fn control(&self) -> String {
         self.world.sandbox.control()
     }
 
@@ -105,7 +105,7 @@ impl Eo {
     }
 
     /// Agency upload into `folder`; returns the Box file id.
-    fn upload_to(&self, folder: &str, name: &str, source: &std::path::Path) -> String {
+    pub(crate) fn upload_to(&self, folder: &str, name: &str, source: &std::path::Path) -> String {
         let file = self.world.sandbox.agency_upload(folder, name, source);
         file["id"]
             .as_str()
@@ -113,19 +113,19 @@ impl Eo {
             .to_string()
     }
 
-    fn upload(&self, name: &str, source: &std::path::Path) -> String {
+    pub(crate) fn upload(&self, name: &str, source: &std::path::Path) -> String {
         self.upload_to(&self.watched, name, source)
     }
 
     /// "Upload new version" on file `file_id` wherever it is.
-    fn new_version(&self, file_id: &str, source: &std::path::Path) {
+    pub(crate) fn new_version(&self, file_id: &str, source: &std::path::Path) {
         let body = json!({"file_id": file_id, "source_path": source});
         let reply = post_json(&format!("{}/agency-upload", self.control()), &body);
         assert_eq!(reply["id"], file_id, "new version of {file_id}: {reply}");
     }
 
     /// The agency moves and/or renames a file in the Box web app.
-    fn agency_move(&self, file_id: &str, parent: Option<&str>, name: Option<&str>) {
+    pub(crate) fn agency_move(&self, file_id: &str, parent: Option<&str>, name: Option<&str>) {
         let mut body = json!({"file_id": file_id});
         if let Some(parent) = parent {
             body["parent_id"] = json!(parent);
@@ -155,7 +155,7 @@ impl Eo {
         });
     }
 
-    fn set_sandbox(&self, settings: Value) {
+    pub(crate) fn set_sandbox(&self, settings: Value) {
         post_json(&format!("{}/config", self.control()), &settings);
     }
 
@@ -167,7 +167,7 @@ impl Eo {
         self.world.run_with_env(binary, args, &all)
     }
 
-    fn poll(&self, env: &[(&str, &str)]) -> Output {
+    pub(crate) fn poll(&self, env: &[(&str, &str)]) -> Output {
         self.run("box-poll", &[], env)
     }
 
@@ -253,11 +253,11 @@ impl Eo {
             .join(" / ")
     }
 
-    fn key(&self, clean: &str, version: u32) -> Key {
+    pub(crate) fn key(&self, clean: &str, version: u32) -> Key {
         (self.tid.clone(), clean.to_string(), version.to_string())
     }
 
-    fn asset_count(&self, state: &Value, clean: &str, version: u32) -> usize {
+    pub(crate) fn asset_count(&self, state: &Value, clean: &str, version: u32) -> usize {
         asset_key_counts(state)
             .get(&self.key(clean, version))
             .copied()

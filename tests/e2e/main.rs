@@ -19,6 +19,7 @@
 mod badinput;
 mod crash;
 mod email_once;
+mod events;
 mod exactly_once;
 mod flaky;
 mod flow;

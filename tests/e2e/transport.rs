@@ -198,7 +198,7 @@ fn big_files_cross_both_ways_intact_under_injected_faults() {
 }
 
 #[test]
-fn idle_cron_passes_reuse_one_token_and_list_each_watched_folder_once_per_pass() {
+fn idle_cron_passes_reuse_one_token_and_ask_the_events_stream_once_per_pass() {
     let dir = tempfile::tempdir().expect("dir");
     let scenario = dir.path().join("two-folders.yaml");
     std::fs::write(
@@ -241,15 +241,23 @@ fn idle_cron_passes_reuse_one_token_and_list_each_watched_folder_once_per_pass()
     let state = world.sandbox.state();
     assert_eq!(state["tokens_issued"], 1, "one token for the five passes");
     assert_eq!(route_count_prefix(&stats, "POST /oauth2/token "), 1);
+    // The first pass has no stream position: it takes the current one and lists both folders;
+    // the four idle passes after it ask the events stream once each and list nothing.
     assert_eq!(
         route_count(&stats, "GET /2.0/folders/{id}/items 200"),
-        10,
-        "one listing per watched folder per pass: {}",
+        2,
+        "one full listing, then none: {}",
         stats["routes"]
     );
     assert_eq!(
-        stats["box_requests"], 11,
-        "nothing but the token and the listings: {}",
+        route_count(&stats, "GET /2.0/events 200"),
+        5,
+        "one events request per pass: {}",
+        stats["routes"]
+    );
+    assert_eq!(
+        stats["box_requests"], 8,
+        "nothing but the token, the events and the first listings: {}",
         stats["routes"]
     );
     let cache = world.temp.path().join("box-token.json");

@@ -9,6 +9,10 @@
 //! Error codes Box really returns but the spec's `ClientError.code` enum omits (for example
 //! `item_name_in_use`, `bad_digest`, `metadata_after_file_contents`, `not_found`'s siblings) are
 //! still used, because clients branch on them.
+//!
+//! `GET /2.0/events` serves the changes stream of the Box model ([`crate::state::EventLog`],
+//! schema `Events`); its faults (lost, repeated, reordered events, expired positions) are set
+//! with `events` in `/_sandbox/config`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +89,7 @@ pub fn api_routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/2.0/folders", post(create_folder))
         .route("/2.0/folders/{id}", get(get_folder).delete(delete_folder))
         .route("/2.0/folders/{id}/items", get(folder_items))
+        .route("/2.0/events", get(events))
         .route("/2.0/files/{id}", get(get_file).put(update_file))
         .route("/2.0/files/{id}/content", get(download_file))
         .route("/2.0/files/content", axum::routing::options(preflight))
@@ -485,6 +490,25 @@ pub fn file_mini(file: &BoxFile) -> Value {
     })
 }
 
+/// `source` of an event about a file: `File--Mini` plus `parent` and `path_collection`.
+pub fn event_source_file(store: &BoxStore, file: &BoxFile) -> Value {
+    let mut source = file_mini(file);
+    if let Some(parent) = store.folder(&file.parent_id) {
+        source["parent"] = folder_mini(parent);
+    }
+    source["path_collection"] = path_collection(store, &file.parent_id, true);
+    source
+}
+
+/// `source` of an event about a folder: `Folder--Mini` plus `parent` and `path_collection`.
+pub fn event_source_folder(store: &BoxStore, folder: &BoxFolder) -> Value {
+    let mut source = folder_mini(folder);
+    let parent = folder.parent_id.as_deref().and_then(|id| store.folder(id));
+    source["parent"] = parent.map_or(Value::Null, folder_mini);
+    source["path_collection"] = path_collection(store, &folder.id, false);
+    source
+}
+
 fn path_collection(store: &BoxStore, folder_id: &str, include_self: bool) -> Value {
     let mut entries: Vec<Value> = store
         .ancestors(folder_id)
@@ -848,6 +872,71 @@ async fn folder_items(State(app): State<Arc<App>>, Path(id): Path<String>, uri: 
     )
 }
 
+/// `GET /2.0/events?stream_type=changes&stream_position=…&limit=…` (OpenAPI `get_events`):
+/// `stream_position=now` answers no entries and the current position; a number answers the
+/// events at or after it (absent or `0`: every event kept), at most `limit` (default 100, at most
+/// 500), with `next_stream_position` (a JSON number, as Box sends it) after the last one served.
+/// A position that is not a number, lies ahead of the stream, or is older than the events kept
+/// (`events.keep_last`) is answered 400 `bad_request` (Box does not document this case).
+async fn events(State(app): State<Arc<App>>, uri: Uri) -> Response {
+    let pairs = query_pairs(&uri);
+    let limit = match first(&pairs, "limit") {
+        None => 100,
+        Some(text) => match text.parse::<usize>() {
+            Ok(value) => value.clamp(1, 500),
+            Err(_) => return bad_request("Invalid value for 'limit'."),
+        },
+    };
+    let world = app.world();
+    let log = &world.boxes.events;
+    let kept_from = match log.faults.keep_last {
+        Some(keep) => {
+            let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+            let skip = log.entries.len().saturating_sub(keep);
+            log.entries
+                .get(skip)
+                .map_or(log.next_position, |e| e.position)
+        }
+        None => crate::state::FIRST_EVENT_POSITION,
+    };
+    let from = match first(&pairs, "stream_position") {
+        Some("now") => log.next_position,
+        None | Some("0" | "") => kept_from,
+        Some(text) => match text.parse::<u64>() {
+            Ok(position) if (kept_from..=log.next_position).contains(&position) => position,
+            _ => return bad_request("Invalid value for 'stream_position'."),
+        },
+    };
+    let mut served: Vec<&crate::state::RecordedEvent> = log
+        .entries
+        .iter()
+        .filter(|event| event.position >= from)
+        .take(limit)
+        .collect();
+    let next = served.last().map_or(from, |event| event.position + 1);
+    if log.faults.reorder {
+        served.reverse();
+    }
+    let entries: Vec<Value> = served
+        .into_iter()
+        .map(|event| {
+            json!({
+                "type": "event",
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "created_at": box_time(event.created_at),
+                "recorded_at": box_time(event.created_at),
+                "created_by": user_json(&app.config, event.actor),
+                "source": event.source,
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"chunk_size": entries.len(), "next_stream_position": next, "entries": entries}),
+    )
+}
+
 #[expect(
     clippy::result_large_err,
     reason = "handlers return ready error Responses; they are built once per request"
@@ -992,7 +1081,9 @@ async fn update_file(
             );
         }
     }
-    world.boxes.move_file(&id, &target_parent, &target_name);
+    world
+        .boxes
+        .move_file(&id, &target_parent, &target_name, Actor::Service);
     match world.boxes.file(&id) {
         Some(file) => json_response(
             StatusCode::OK,

@@ -24,7 +24,7 @@
 //!   `{rate_limit_per_minute: n|null, rate_limit_burst: n, rate_limit_per_second: n|null,
 //!   part_size, commit_accepted_responses,
 //!   commit_retry_after_secs, mailgun_events: "match"|"no_custom_ids"|"unavailable",
-//!   import_delay_ms: n|null}` changes them and returns the result (see
+//!   import_delay_ms: n|null, events: {drop_next?, duplicate?, reorder?, keep_last?}}` changes them and returns the result (see
 //!   [`crate::state::Settings`]; `import_delay_ms` is how long DAM import jobs started from now
 //!   on run, null = the start-up value). The Box rate limit is a bucket per access token
 //!   ([`crate::state::RateLimit`]: `rate_limit_per_minute` sustained, `rate_limit_burst` at once,
@@ -283,7 +283,14 @@ async fn remove_fault(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Respo
 /// `GET /_sandbox/config`.
 async fn get_config(State(app): State<Arc<App>>) -> Response {
     let world = app.world();
-    json_response(StatusCode::OK, &json!(world.settings))
+    config_json(&world)
+}
+
+/// The settings, with the events stream's faults as `events`.
+fn config_json(world: &crate::state::World) -> Response {
+    let mut body = json!(world.settings);
+    body["events"] = json!(world.boxes.events.faults);
+    json_response(StatusCode::OK, &body)
 }
 
 /// `POST /_sandbox/config`: a partial update of the settings.
@@ -295,6 +302,7 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
     let mut settings = world.settings.clone();
     // Applied after the rate itself, whatever the order of the keys.
     let mut burst = None;
+    let mut events = None;
     for (key, value) in update {
         let number = value.as_u64();
         match key.as_str() {
@@ -363,10 +371,19 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
                     )
                 }
             },
+            "events" => match serde_json::from_value(value.clone()) {
+                Ok(faults) => events = Some(faults),
+                Err(_) => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "events must be {drop_next?, duplicate?, reorder?, keep_last?}",
+                    )
+                }
+            },
             other => {
                 return control_error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown setting {other:?} (rate_limit_per_second, rate_limit_per_minute, rate_limit_burst, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms)"),
+                    &format!("unknown setting {other:?} (rate_limit_per_second, rate_limit_per_minute, rate_limit_burst, part_size, commit_accepted_responses, commit_retry_after_secs, mailgun_events, import_delay_ms, events)"),
                 )
             }
         }
@@ -383,7 +400,10 @@ async fn set_config(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Res
         }
     }
     world.settings = settings;
-    json_response(StatusCode::OK, &json!(world.settings))
+    if let Some(faults) = events {
+        world.boxes.events.faults = faults;
+    }
+    config_json(&world)
 }
 
 /// `POST /_sandbox/webhooks/{name}`: records `{name, method, headers, body, received_at}`; the body
@@ -736,10 +756,9 @@ async fn agency_move(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Re
             );
         }
     }
-    world.boxes.move_file(file_id, &parent_id, &name);
-    if let Some(file) = world.boxes.file_mut(file_id) {
-        file.modified_by = Actor::Agency;
-    }
+    world
+        .boxes
+        .move_file(file_id, &parent_id, &name, Actor::Agency);
     match world.boxes.file(file_id) {
         Some(file) => json_response(
             StatusCode::OK,

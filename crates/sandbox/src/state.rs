@@ -228,6 +228,68 @@ pub struct BoxStore {
     pub upload_sessions: BTreeMap<String, crate::chunked::UploadSession>,
     /// Items moved to the trash (`DELETE /2.0/folders/{id}`), in the order they were trashed.
     pub trash: Vec<TrashedItem>,
+    /// The changes stream served by `GET /2.0/events`.
+    pub events: EventLog,
+}
+
+/// First position of the events stream (Box's positions are large opaque numbers).
+pub const FIRST_EVENT_POSITION: u64 = 1_152_922_976_252_290_000;
+
+/// The changes stream of the Box model: every upload, new version, folder creation, move,
+/// rename and trash, with its stream position, oldest first. Served by `GET /2.0/events`.
+#[derive(Debug)]
+pub struct EventLog {
+    /// Recorded events, oldest first (positions increase; duplicates share an `event_id`).
+    pub entries: Vec<RecordedEvent>,
+    /// Position the next recorded event gets (also what `stream_position=now` answers).
+    pub next_position: u64,
+    next_event_id: u64,
+    /// Faults of the stream (set through `POST /_sandbox/config` `events`).
+    pub faults: EventFaults,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            next_position: FIRST_EVENT_POSITION,
+            next_event_id: 1,
+            faults: EventFaults::default(),
+        }
+    }
+}
+
+/// One event as recorded: the item as it was right after the change.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    /// Stream position of the event.
+    pub position: u64,
+    /// `event_id` (a duplicate repeats it).
+    pub event_id: String,
+    /// `event_type` (`ITEM_UPLOAD`, `ITEM_CREATE`, `ITEM_MOVE`, `ITEM_RENAME`, `ITEM_TRASH`).
+    pub event_type: &'static str,
+    /// Who made the change (`created_by`).
+    pub actor: Actor,
+    /// `source`: the file or folder object (mini fields, `parent`, `path_collection`).
+    pub source: Value,
+    /// When it happened.
+    pub created_at: jiff::Timestamp,
+}
+
+/// Faults of the events stream, for tests (`events` in `/_sandbox/config`). Box documents that
+/// the stream may repeat events and deliver them out of order; how it answers an expired position
+/// is not documented, so the sandbox answers 400 `bad_request` (see `box_api::events`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EventFaults {
+    /// The next this many changes record no event (lost events).
+    pub drop_next: u32,
+    /// Every change records its event twice (same `event_id`, consecutive positions).
+    pub duplicate: bool,
+    /// Every page is served newest first.
+    pub reorder: bool,
+    /// Only the last this many events are kept: an older position is expired (`None` = all kept).
+    pub keep_last: Option<u64>,
 }
 
 /// A folder or file in the Box trash, with the path it had when it was trashed.
@@ -270,6 +332,7 @@ impl Default for BoxStore {
             downloads: HashMap::new(),
             upload_sessions: BTreeMap::new(),
             trash: Vec::new(),
+            events: EventLog::default(),
         }
     }
 }
@@ -298,6 +361,37 @@ pub fn validate_box_name(name: &str) -> Result<(), String> {
 }
 
 impl BoxStore {
+    /// Records a change of file or folder `id` in the events stream (unless a `drop_next` fault
+    /// swallows it), with the item as it is now as the source.
+    fn record_event(&mut self, event_type: &'static str, id: &str, actor: Actor) {
+        if self.events.faults.drop_next > 0 {
+            self.events.faults.drop_next -= 1;
+            return;
+        }
+        let source = if let Some(file) = self.file(id) {
+            crate::box_api::event_source_file(self, file)
+        } else if let Some(folder) = self.folder(id) {
+            crate::box_api::event_source_folder(self, folder)
+        } else {
+            return;
+        };
+        let copies = if self.events.faults.duplicate { 2 } else { 1 };
+        let event_id = format!("{:040x}", self.events.next_event_id);
+        self.events.next_event_id += 1;
+        for _ in 0..copies {
+            let position = self.events.next_position;
+            self.events.next_position += 1;
+            self.events.entries.push(RecordedEvent {
+                position,
+                event_id: event_id.clone(),
+                event_type,
+                actor,
+                source: source.clone(),
+                created_at: crate::http_util::now(),
+            });
+        }
+    }
+
     /// Folder by ID.
     pub fn folder(&self, id: &str) -> Option<&BoxFolder> {
         self.folder_index.get(id).and_then(|&i| self.folders.get(i))
@@ -455,6 +549,7 @@ impl BoxStore {
         });
         self.folder_index.insert(id.clone(), self.folders.len() - 1);
         self.touch_folder(parent_id);
+        self.record_event("ITEM_CREATE", &id, actor);
         id
     }
 
@@ -499,6 +594,7 @@ impl BoxStore {
         });
         self.file_index.insert(id.clone(), self.files.len() - 1);
         self.touch_folder(parent_id);
+        self.record_event("ITEM_UPLOAD", &id, actor);
         id
     }
 
@@ -525,6 +621,7 @@ impl BoxStore {
         file.modified_at = now;
         file.content_modified_at = now;
         file.modified_by = actor;
+        self.record_event("ITEM_UPLOAD", file_id, actor);
         true
     }
 
@@ -540,6 +637,7 @@ impl BoxStore {
     /// lookups (404 from then on) and are recorded in [`BoxStore::trash`]. The caller checked
     /// access and that the folder is not the root. Returns the number of items trashed.
     pub fn trash_folder(&mut self, folder_id: &str) -> usize {
+        self.record_event("ITEM_TRASH", folder_id, Actor::Service);
         let now = crate::http_util::now();
         let parent = self.folder(folder_id).and_then(|f| f.parent_id.clone());
         let doomed_folders: std::collections::HashSet<String> = self
@@ -598,24 +696,34 @@ impl BoxStore {
         count
     }
 
-    /// Moves and/or renames a file (caller validated everything).
-    pub fn move_file(&mut self, file_id: &str, parent_id: &str, name: &str) {
+    /// Moves and/or renames a file (caller validated everything), by `actor`; records
+    /// `ITEM_MOVE` and/or `ITEM_RENAME`.
+    pub fn move_file(&mut self, file_id: &str, parent_id: &str, name: &str, actor: Actor) {
         let now = crate::http_util::now();
         let mut old_parent = None;
+        let mut renamed = false;
         if let Some(file) = self.file_mut(file_id) {
             if file.parent_id != parent_id {
                 old_parent = Some(file.parent_id.clone());
             }
+            renamed = file.name != name;
             file.parent_id = parent_id.to_owned();
             file.name = name.to_owned();
             file.etag += 1;
             file.modified_at = now;
-            file.modified_by = Actor::Service;
+            file.modified_by = actor;
         }
+        let moved = old_parent.is_some();
         if let Some(old) = old_parent {
             self.touch_folder(&old);
         }
         self.touch_folder(parent_id);
+        if moved {
+            self.record_event("ITEM_MOVE", file_id, actor);
+        }
+        if renamed {
+            self.record_event("ITEM_RENAME", file_id, actor);
+        }
     }
 }
 

@@ -39,7 +39,7 @@ use ureq::http::{header, Method, Request, Response};
 use ureq::{Body, SendBody};
 
 pub use auth::{BoxAppConfig, JWT_AUDIENCE};
-pub use model::{BoxFile, BoxFolder, BoxItem};
+pub use model::{BoxEvent, BoxFile, BoxFolder, BoxItem, EventPage, EventSource, EventType};
 
 use crate::config::BoxConfig;
 use crate::http::{
@@ -50,7 +50,7 @@ use crate::http::{
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
-use model::{first_conflict, lenient_u64, next_marker, RawFiles, RawItem, RawPage};
+use model::{first_conflict, lenient_u64, next_marker, RawEvents, RawFiles, RawItem, RawPage};
 use token_cache::{TokenCache, TokenOwner};
 
 /// `fields` requested for every file/folder item (listing, get file, upload, move).
@@ -58,6 +58,9 @@ pub const ITEM_FIELDS: &str = "type,id,name,sha1,file_version,size,parent,modifi
 
 /// Page size of folder listings (Box's maximum).
 pub const LIST_PAGE_LIMIT: u32 = 1000;
+
+/// Page size of events stream requests (Box's maximum `limit` of `GET /2.0/events`).
+pub const EVENTS_PAGE_LIMIT: u32 = 500;
 
 /// Errors of the Box client. Messages never contain the client secret, the private key, the passphrase
 /// or a token.
@@ -859,6 +862,35 @@ impl BoxClient {
                 None => return Ok(items),
             }
         }
+    }
+
+    /// One chunk of the service account's changes: GET
+    /// `{base}/2.0/events?stream_type=changes&stream_position={position}&limit={limit}`
+    /// (`limit` at most [`EVENTS_PAGE_LIMIT`]). `position` is opaque: `now` answers no entries and
+    /// the current position (to start from), a position from an earlier page answers the events
+    /// after it. Box may send an event twice and out of order, and fewer than `limit` entries
+    /// even when more are waiting. Errors: any non-2xx (an expired or invalid position among them),
+    /// transient ones after retries, [`BoxError::Decode`] without a `next_stream_position`.
+    /// Source: OpenAPI operation `get_events` (`GET /events`, schema `Events`),
+    /// <https://developer.box.com/guides/events/user-events/for-user/>.
+    pub fn events(&self, position: &str, limit: u32) -> Result<EventPage, BoxError> {
+        let url = format!(
+            "{}/2.0/events?stream_type=changes&stream_position={}&limit={}",
+            self.api_base,
+            encode_query_value(position),
+            limit.min(EVENTS_PAGE_LIMIT)
+        );
+        let raw: RawEvents = self.get_json(&url)?;
+        raw.into_page()
+            .map_err(|error| BoxError::Decode(format!("GET /2.0/events: {error}")))
+    }
+
+    /// The current position of the changes stream (`stream_position=now`), to read from later.
+    ///
+    /// # Errors
+    /// As [`BoxClient::events`].
+    pub fn events_position_now(&self) -> Result<String, BoxError> {
+        Ok(self.events("now", 1)?.next_stream_position)
     }
 
     /// One file: GET `{base}/2.0/files/{id}?fields=`[`ITEM_FIELDS`]. Errors: 404 `not_found` / `trashed`.

@@ -91,11 +91,23 @@ impl Harness {
     }
 
     fn post_json(&self, path: &str, body: Value) -> (u16, Value, Option<String>) {
-        let mut response = agent()
-            .post(self.url(path))
+        self.send_json("POST", path, body)
+    }
+
+    fn put_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let (status, body, _) = self.send_json("PUT", path, body);
+        (status, body)
+    }
+
+    fn send_json(&self, method: &str, path: &str, body: Value) -> (u16, Value, Option<String>) {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
             .header("Authorization", self.auth())
-            .send_json(body)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
             .expect("request");
+        let mut response = agent().run(request).expect("request");
         let retry = response
             .headers()
             .get("retry-after")
@@ -604,4 +616,96 @@ fn rate_limit_restricted_folders_and_audience() {
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
+}
+
+/// `GET /2.0/events` page: (status, body).
+fn events(h: &Harness, position: &str, limit: u32) -> (u16, Value) {
+    h.get(&format!(
+        "/2.0/events?stream_type=changes&stream_position={position}&limit={limit}"
+    ))
+}
+
+fn event_types(body: &Value) -> Vec<String> {
+    body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|event| event["event_type"].as_str().expect("event_type").to_owned())
+        .collect()
+}
+
+#[test]
+fn events_stream_positions_paging_and_faults() {
+    let h = Harness::start(None, &[]);
+    let (status, now) = events(&h, "now", 100);
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["entries"], json!([]), "now: no entries");
+    assert_eq!(now["chunk_size"], 0);
+    let start = now["next_stream_position"].to_string();
+    let folder = h.folder("events");
+    let (status, upload) = simple_upload(&h, &folder, "a.bin", b"one");
+    assert_eq!(status, 201, "{upload}");
+    let file_id = upload["entries"][0]["id"].as_str().expect("id").to_owned();
+
+    // In order, paged by `limit`, the source as it was after the change.
+    let (status, first) = events(&h, &start, 1);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(event_types(&first), ["ITEM_CREATE"]);
+    assert_eq!(first["entries"][0]["source"]["id"], folder.as_str());
+    let next = first["next_stream_position"].to_string();
+    let (_, second) = events(&h, &next, 100);
+    assert_eq!(event_types(&second), ["ITEM_UPLOAD"]);
+    let source = &second["entries"][0]["source"];
+    assert_eq!(source["type"], "file");
+    assert_eq!(source["parent"]["id"], folder.as_str());
+    let path = source["path_collection"]["entries"]
+        .as_array()
+        .expect("path_collection");
+    assert_eq!(path.first().expect("root")["id"], "0");
+    assert_eq!(path.last().expect("parent")["id"], folder.as_str());
+    let end = second["next_stream_position"].to_string();
+    let (_, empty) = events(&h, &end, 100);
+    assert_eq!(empty["entries"], json!([]));
+    assert_eq!(
+        empty["next_stream_position"].to_string(),
+        end,
+        "no new events"
+    );
+
+    // Lost, repeated and reordered events.
+    let (status, config) = h.control(
+        "POST",
+        "/config",
+        Some(json!({"events": {"drop_next": 1, "duplicate": true, "reorder": true}})),
+    );
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["events"]["drop_next"], 1);
+    let (status, _, _) = h.post_json(
+        "/2.0/folders",
+        json!({"name": "lost", "parent": {"id": folder}}),
+    );
+    assert_eq!(status, 201);
+    let (status, moved) = h.put_json(&format!("/2.0/files/{file_id}"), json!({"name": "b.bin"}));
+    assert_eq!(status, 200, "{moved}");
+    let (_, repeated) = events(&h, &end, 100);
+    assert_eq!(
+        event_types(&repeated),
+        ["ITEM_RENAME", "ITEM_RENAME"],
+        "the folder's event was lost, the rename repeated: {repeated}"
+    );
+    assert_eq!(
+        repeated["entries"][0]["event_id"],
+        repeated["entries"][1]["event_id"]
+    );
+
+    // Expired and invalid positions.
+    h.control("POST", "/config", Some(json!({"events": {"keep_last": 1}})));
+    let (status, expired) = events(&h, &start, 100);
+    assert_eq!(status, 400, "{expired}");
+    assert_eq!(expired["code"], "bad_request");
+    let (status, _) = events(&h, "not-a-position", 100);
+    assert_eq!(status, 400);
+    let (status, kept) = events(&h, "0", 100);
+    assert_eq!(status, 200);
+    assert_eq!(event_types(&kept), ["ITEM_RENAME"], "0: the events kept");
 }

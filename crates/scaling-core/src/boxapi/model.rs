@@ -151,6 +151,159 @@ impl RawItem {
     }
 }
 
+/// An event type of Box's events stream (`Event.event_type`), as far as change detection needs
+/// it; every other type is kept by name in [`EventType::Other`].
+/// Source: OpenAPI `#/components/schemas/Event` (`event_type`),
+/// <https://developer.box.com/guides/events/event-triggers/>.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventType {
+    /// `ITEM_UPLOAD`: a file was uploaded (a new file or a new version).
+    ItemUpload,
+    /// `ITEM_CREATE`: a file or folder was created.
+    ItemCreate,
+    /// `ITEM_MOVE`: an item was moved (the source is the item at its new place).
+    ItemMove,
+    /// `ITEM_RENAME`: an item was renamed.
+    ItemRename,
+    /// `ITEM_COPY`: an item was copied (the source is the copy).
+    ItemCopy,
+    /// `ITEM_TRASH`: an item was moved to the trash.
+    ItemTrash,
+    /// `ITEM_UNDELETE_VIA_TRASH`: an item was restored from the trash.
+    ItemUndeleteViaTrash,
+    /// `ITEM_MODIFY`: an item's content or information changed.
+    ItemModify,
+    /// Any other type, by its name.
+    Other(String),
+}
+
+impl EventType {
+    /// The type from Box's spelling.
+    pub fn parse(text: &str) -> EventType {
+        match text {
+            "ITEM_UPLOAD" => EventType::ItemUpload,
+            "ITEM_CREATE" => EventType::ItemCreate,
+            "ITEM_MOVE" => EventType::ItemMove,
+            "ITEM_RENAME" => EventType::ItemRename,
+            "ITEM_COPY" => EventType::ItemCopy,
+            "ITEM_TRASH" => EventType::ItemTrash,
+            "ITEM_UNDELETE_VIA_TRASH" => EventType::ItemUndeleteViaTrash,
+            "ITEM_MODIFY" => EventType::ItemModify,
+            other => EventType::Other(other.to_string()),
+        }
+    }
+}
+
+/// The item an event is about (`Event.source` when it is a file or folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSource {
+    /// `type`: `file`, `folder`, or another resource type (`user`, ...).
+    pub kind: String,
+    /// Item id.
+    pub id: String,
+    /// Id of the item's parent folder after the event (`parent.id`), when sent.
+    pub parent_id: Option<String>,
+    /// Ids of the item's ancestors, root first (`path_collection.entries[].id`), when sent.
+    pub path_ids: Vec<String>,
+}
+
+/// One event of Box's events stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxEvent {
+    /// `event_id`: the same event may come twice (Box documents duplicates).
+    pub event_id: Option<String>,
+    /// `event_type`.
+    pub event_type: EventType,
+    /// `source`, when it is an item with an id.
+    pub source: Option<EventSource>,
+}
+
+/// One page (chunk) of `GET /2.0/events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    /// Events of this chunk, in Box's order (which may not be chronological).
+    pub entries: Vec<BoxEvent>,
+    /// `next_stream_position`, as text (Box sends a string or a number; opaque either way).
+    pub next_stream_position: String,
+}
+
+/// `Events` as Box sends it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawEvents {
+    #[serde(default)]
+    pub entries: Vec<Value>,
+    #[serde(default)]
+    pub next_stream_position: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawEvent {
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    source: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSource {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    id: Option<String>,
+    #[serde(default)]
+    parent: Option<RawParent>,
+    #[serde(default)]
+    path_collection: Option<RawPathCollection>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPathCollection {
+    #[serde(default)]
+    entries: Vec<RawParent>,
+}
+
+impl RawEvents {
+    /// The typed page; `Err` names what is wrong (no usable `next_stream_position`, an entry that
+    /// is not an object). A source that is not an item with an id (a user, an app) is `None`.
+    pub(crate) fn into_page(self) -> Result<EventPage, String> {
+        let next_stream_position = match self.next_stream_position {
+            Some(Value::String(text)) if !text.is_empty() => text,
+            Some(Value::Number(number)) => number.to_string(),
+            other => return Err(format!("next_stream_position is {other:?}")),
+        };
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for (index, entry) in self.entries.into_iter().enumerate() {
+            let raw: RawEvent =
+                serde_json::from_value(entry).map_err(|error| format!("entry {index}: {error}"))?;
+            let source = raw
+                .source
+                .and_then(|value| serde_json::from_value::<RawSource>(value).ok())
+                .and_then(|source| {
+                    Some(EventSource {
+                        kind: source.kind.unwrap_or_default(),
+                        id: source.id?,
+                        parent_id: source.parent.and_then(|parent| parent.id),
+                        path_ids: source
+                            .path_collection
+                            .map(|paths| paths.entries.into_iter().filter_map(|e| e.id).collect())
+                            .unwrap_or_default(),
+                    })
+                });
+            entries.push(BoxEvent {
+                event_id: raw.event_id,
+                event_type: EventType::parse(raw.event_type.as_deref().unwrap_or_default()),
+                source,
+            });
+        }
+        Ok(EventPage {
+            entries,
+            next_stream_position,
+        })
+    }
+}
+
 /// The marker of the next page: `None` when `next_marker` is null, absent or empty.
 pub(crate) fn next_marker(value: Option<Value>) -> Option<String> {
     match value? {
@@ -316,6 +469,52 @@ mod tests {
             .as_deref(),
             Some("JV9IRGZmieiBasejOG9yDCRNgd2ymoZIbjsxbJMjIs3kioVii")
         );
+    }
+
+    #[test]
+    fn events_pages_with_string_or_number_positions() {
+        let raw: RawEvents = serde_json::from_value(json!({
+            "chunk_size": 3, "next_stream_position": 1_152_922_976_252_290_886_u64,
+            "entries": [
+                {"type": "event", "event_id": "e1", "event_type": "ITEM_UPLOAD",
+                 "source": {"type": "file", "id": "11", "name": "a.mp4",
+                    "parent": {"type": "folder", "id": "77"},
+                    "path_collection": {"total_count": 2, "entries": [{"type": "folder", "id": "0"}, {"type": "folder", "id": "77"}]}}},
+                {"type": "event", "event_id": "e2", "event_type": "COLLABORATION_INVITE",
+                 "source": {"type": "user", "id": 5}},
+                {"type": "event", "event_type": "ITEM_MOVE", "source": null}
+            ]
+        }))
+        .unwrap();
+        let page = raw.into_page().unwrap();
+        assert_eq!(page.next_stream_position, "1152922976252290886");
+        assert_eq!(page.entries.len(), 3);
+        let upload = &page.entries[0];
+        assert_eq!(upload.event_type, EventType::ItemUpload);
+        assert_eq!(upload.event_id.as_deref(), Some("e1"));
+        let source = upload.source.as_ref().unwrap();
+        assert_eq!(
+            (
+                source.kind.as_str(),
+                source.id.as_str(),
+                source.parent_id.as_deref()
+            ),
+            ("file", "11", Some("77"))
+        );
+        assert_eq!(source.path_ids, ["0", "77"]);
+        assert_eq!(
+            page.entries[1].event_type,
+            EventType::Other("COLLABORATION_INVITE".into())
+        );
+        assert_eq!(page.entries[1].source.as_ref().unwrap().id, "5");
+        assert_eq!(page.entries[2].source, None);
+        let now: RawEvents = serde_json::from_value(
+            json!({"chunk_size": 0, "next_stream_position": "42", "entries": []}),
+        )
+        .unwrap();
+        assert_eq!(now.into_page().unwrap().next_stream_position, "42");
+        let missing: RawEvents = serde_json::from_value(json!({"entries": []})).unwrap();
+        assert!(missing.into_page().is_err());
     }
 
     #[test]

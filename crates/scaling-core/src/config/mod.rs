@@ -348,6 +348,12 @@ pub struct PollingConfig {
     /// Lease on a claimed Box file, seconds (>= 3); a live pass renews it every third of it, so
     /// only a dead or frozen pass loses its files to another; default 900.
     pub lease_secs: u64,
+    /// Find changed watched folders through Box's events stream (one request per idle pass)
+    /// instead of listing every watched folder every pass; default true.
+    pub events_stream: bool,
+    /// With the events stream: seconds between full listings of every watched folder (a missed
+    /// event delays a file by at most this); 0 = every pass; default 900.
+    pub full_listing_interval_secs: u64,
 }
 
 /// `retry`: transient failures across passes.

@@ -503,6 +503,8 @@ pub(super) fn polling(section: &Section<'_>) -> Result<PollingConfig, ConfigErro
         max_files_per_run: section.u32_or("max_files_per_run", 200, 1)?,
         workers: section.u32_or("workers", 4, 1)?,
         lease_secs: section.u64_or("lease_secs", 900, 3)?,
+        events_stream: section.bool_or("events_stream", true)?,
+        full_listing_interval_secs: section.u64_or("full_listing_interval_secs", 900, 0)?,
     };
     if config.workers > MAX_WORKERS {
         return Err(section.error(

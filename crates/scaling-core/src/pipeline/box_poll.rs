@@ -34,14 +34,14 @@ use serde_json::json;
 
 use super::transition::{self, campaign_context, Transition};
 use super::{backoff_secs, run_workers, PassError, PassReport, Services};
-use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem};
+use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem, EVENTS_PAGE_LIMIT};
 use crate::dam::{DamError, DomainValue, JobState};
 use crate::media::{self, MediaError};
 use crate::metadata::{self, field_text, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
 use crate::store::{
-    BoxFileRow, Claim, DeliveryClaim, DerivativeRow, LedgerState, NewDelivery, NewNotification,
-    NotificationChannel, UploadStatus,
+    BoxFileRow, Claim, DeliveryClaim, DerivativeRow, EventsCursor, LedgerState, NewDelivery,
+    NewNotification, NotificationChannel, UploadStatus,
 };
 
 /// Unfinished moves and orphaned imports handled per pass, at most.
@@ -73,15 +73,157 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
     let state = PollState::default();
     finish_interrupted(services, report, &state)?;
     let watched = services.config.box_api.watched_folders.clone();
+    let watched_ids: Vec<String> = watched.iter().map(|folder| folder.id.clone()).collect();
+    let plan = if services.config.polling.events_stream {
+        Some(plan_listings(services, &watched_ids)?)
+    } else {
+        None
+    };
     let mut first_error = None;
+    let mut pending = Vec::new();
     for folder in &watched {
-        if let Err(error) = poll_folder(services, report, &folder.id, &state) {
-            tracing::error!(folder = %folder.name, %error, "watched folder could not be polled");
-            first_error.get_or_insert(error);
+        if plan.as_ref().is_some_and(|plan| !plan.lists(&folder.id)) {
+            continue;
+        }
+        report.folders_listed += 1;
+        match poll_folder(services, report, &folder.id, &state) {
+            Ok(false) => {}
+            Ok(true) => pending.push(folder.id.clone()),
+            Err(error) => {
+                tracing::error!(folder = %folder.name, %error, "watched folder could not be polled");
+                pending.push(folder.id.clone());
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(plan) = plan {
+        // Only now: a pass that dies before this reads the same events again. An idle pass (no
+        // event, no full listing, nothing pending, same folders) has nothing new to save.
+        let saved = &plan.saved;
+        let unchanged = !plan.full
+            && plan.stream_position == saved.stream_position
+            && pending == saved.pending_folder_ids
+            && watched_ids == saved.watched_folder_ids;
+        if !unchanged {
+            services.store.save_events_cursor(
+                plan.stream_position.as_deref(),
+                plan.full,
+                &pending,
+                &watched_ids,
+            )?;
         }
     }
     complete_campaigns(services, report, state)?;
     first_error.map_or(Ok(()), Err)
+}
+
+/// Which watched folders a pass with the events stream lists, and the cursor it saves after.
+#[derive(Debug)]
+struct ListingPlan {
+    /// Every watched folder (no position, stream error or expiry, or the full-listing cadence).
+    full: bool,
+    /// Otherwise these (touched by an event, pending from the last pass, newly configured).
+    folders: BTreeSet<String>,
+    /// Position to save after the listings (`None`: unknown, the next pass starts over).
+    stream_position: Option<String>,
+    /// The cursor as it was saved before this pass.
+    saved: EventsCursor,
+}
+
+impl ListingPlan {
+    fn lists(&self, folder_id: &str) -> bool {
+        self.full || self.folders.contains(folder_id)
+    }
+}
+
+/// Pages of events read per pass at most; a longer backlog of events means a full listing.
+const MAX_EVENT_PAGES: usize = 20;
+
+/// Reads the events stream from the saved position (README "Configuration", change detection).
+/// A stream that errs (an expired position among the causes) or a position never saved means a
+/// full listing, from the current position (`stream_position=now`, taken before the listings so
+/// nothing that changes during them is missed).
+///
+/// # Errors
+/// Database errors only; Box errors fall back to full listings.
+fn plan_listings(services: &mut Services, watched: &[String]) -> Result<ListingPlan, PassError> {
+    let cursor = services.store.events_cursor()?;
+    let interval =
+        i64::try_from(services.config.polling.full_listing_interval_secs).unwrap_or(i64::MAX);
+    let mut full = cursor
+        .full_listing_age_secs
+        .is_none_or(|age| age >= interval);
+    let watched_set: BTreeSet<&str> = watched.iter().map(String::as_str).collect();
+    let mut folders: BTreeSet<String> = cursor
+        .pending_folder_ids
+        .iter()
+        .filter(|id| watched_set.contains(id.as_str()))
+        .cloned()
+        .collect();
+    folders.extend(
+        watched
+            .iter()
+            .filter(|id| !cursor.watched_folder_ids.contains(id))
+            .cloned(),
+    );
+    let client = &services.box_client;
+    let read = match cursor.stream_position.clone() {
+        Some(position) => read_events(client, position, &watched_set, &mut folders)
+            .map_err(|error| {
+                tracing::warn!(%error, "events stream failed; listing every watched folder");
+            })
+            .ok(),
+        None => None,
+    };
+    let stream_position = if let Some((position, complete)) = read {
+        full |= !complete;
+        Some(position)
+    } else {
+        full = true;
+        client
+            .events_position_now()
+            .map_err(|error| {
+                tracing::warn!(%error, "events stream position unavailable");
+            })
+            .ok()
+    };
+    tracing::debug!(full, folders = folders.len(), "listing plan");
+    Ok(ListingPlan {
+        full,
+        folders,
+        stream_position,
+        saved: cursor,
+    })
+}
+
+/// Reads the events after `position`, page by page while a page fills the limit (at most
+/// [`MAX_EVENT_PAGES`]), and adds to `folders` every watched folder an event touched: the parent
+/// of the item after the event (a new file, a new version, a move in, a rename), or the watched
+/// folder itself. Returns the next position and whether the stream was read to its end.
+fn read_events(
+    client: &BoxClient,
+    mut position: String,
+    watched: &BTreeSet<&str>,
+    folders: &mut BTreeSet<String>,
+) -> Result<(String, bool), BoxError> {
+    for _ in 0..MAX_EVENT_PAGES {
+        let page = client.events(&position, EVENTS_PAGE_LIMIT)?;
+        let filled = page.entries.len() >= EVENTS_PAGE_LIMIT as usize;
+        for event in page.entries {
+            let Some(source) = event.source else { continue };
+            if source.kind == "folder" && watched.contains(source.id.as_str()) {
+                folders.insert(source.id.clone());
+            }
+            if let Some(parent) = source.parent_id.filter(|id| watched.contains(id.as_str())) {
+                folders.insert(parent);
+            }
+        }
+        position = page.next_stream_position;
+        if !filled {
+            return Ok((position, true));
+        }
+    }
+    Ok((position, false))
 }
 
 /// What the files of one pass share, across its worker threads: Box folder ids found or
@@ -387,12 +529,14 @@ pub fn name_problems(
 /// Lists one watched folder and handles the files in it (at most `polling.max_files_per_run`),
 /// `polling.workers` at a time. Several passes may poll the same folder at once: each file is
 /// claimed with a lease, so they share the backlog without ever working on the same file.
+/// Returns whether the listing held files to handle (not ignored by the naming rules): such a
+/// folder is listed again next pass, whatever the events stream says, until it has none.
 fn poll_folder(
     services: &mut Services,
     report: &mut PassReport,
     folder_id: &str,
     state: &PollState,
-) -> Result<(), PassError> {
+) -> Result<bool, PassError> {
     let items = services
         .box_client
         .list_folder(folder_id)
@@ -401,9 +545,11 @@ fn poll_folder(
         usize::try_from(services.config.polling.max_files_per_run).unwrap_or(usize::MAX);
     let box_config = &services.config.box_api;
     let mut files: Vec<BoxFile> = Vec::new();
+    let mut truncated = false;
     for item in items {
         match item {
             BoxItem::File(file) if files.len() < max_files => files.push(file),
+            BoxItem::File(_) => truncated = true,
             BoxItem::Folder(folder)
                 if folder.name == box_config.processed_folder_name
                     || folder.name == box_config.errors_folder_name =>
@@ -413,10 +559,18 @@ fn poll_folder(
             _ => {}
         }
     }
+    let naming = &services.config.naming;
+    let candidates = truncated
+        || files.iter().any(|file| {
+            !matches!(
+                naming::classify(delivered_name(&file.id, &file.name), naming),
+                NameCheck::Ignored { .. }
+            )
+        });
     run_workers(services, report, &files, |worker, report, file| {
         handle_file(worker, report, folder_id, file, state)
     })?;
-    Ok(())
+    Ok(candidates)
 }
 
 /// The name a file was delivered under: without the `{file_id}_` prefix this project adds when

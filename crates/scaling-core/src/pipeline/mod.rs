@@ -222,6 +222,8 @@ pub struct PassReport {
     pub campaigns_advanced: u32,
     /// Box files examined in watched folders.
     pub files_seen: u32,
+    /// Watched folders listed (box-poll; with the events stream, only the touched ones).
+    pub folders_listed: u32,
     /// Derivatives imported into the DAM and archived.
     pub derivatives_delivered: u32,
     /// Files moved to `_errors/`.
@@ -243,6 +245,7 @@ impl PassReport {
         self.masters_failed += other.masters_failed;
         self.campaigns_advanced += other.campaigns_advanced;
         self.files_seen += other.files_seen;
+        self.folders_listed += other.folders_listed;
         self.derivatives_delivered += other.derivatives_delivered;
         self.files_rejected += other.files_rejected;
         self.files_retry_later += other.files_retry_later;
@@ -255,6 +258,7 @@ impl PassReport {
         *self
             == PassReport {
                 files_seen: self.files_seen,
+                folders_listed: self.folders_listed,
                 campaigns_seen: self.campaigns_seen,
                 ..PassReport::default()
             }

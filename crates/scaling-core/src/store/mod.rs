@@ -21,6 +21,7 @@ use crate::secret::Secret;
 pub mod admin;
 mod campaigns;
 pub mod derivatives;
+mod events_cursor;
 pub mod ledger;
 mod locks;
 mod masters;
@@ -32,6 +33,7 @@ pub mod tls;
 
 pub use campaigns::{CampaignRow, TransitionState};
 pub use derivatives::{DeliveryClaim, DerivativeRow, NewDelivery, UploadStatus};
+pub use events_cursor::EventsCursor;
 pub use ledger::{BoxFileRow, Claim, LedgerState};
 pub use masters::{MasterRow, MasterStatus};
 pub use outbox::{queued_by_this_process, NewNotification, NotificationChannel, OutboxRow};
