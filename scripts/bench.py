@@ -27,6 +27,10 @@ Each scenario gets a fresh sandbox (release build) and a fresh database:
    protocol can be read; the connection's startup and the closing Terminate are not counted
    as round trips of the pass's statements, the startup is reported apart).
 
+9. folders: idle box-poll passes with 1, 10 and 50 watched folders at the production limit
+   (10 requests/s, burst 10, on both sides), with the events stream on and off: median wall and
+   Box requests per pass.
+
 Rate-limited scenarios set the same bucket on both sides: the sandbox's
 `rate_limit_per_minute = 60 x limit, rate_limit_burst = BURST` and the client's
 `box.max_requests_per_second = limit, box.burst = BURST`.
@@ -355,13 +359,15 @@ def make_media(work):
     return made
 
 
-def fast_scenario(work, masters=None, import_delay_ms=30):
-    """A scenario with one campaign at A1 and the given masters (name, file, mime, asset type)."""
+def fast_scenario(work, masters=None, import_delay_ms=30, watched=1):
+    """A scenario with one campaign at A1 and the given masters (name, file, mime, asset type),
+    and `watched` watched folders (`incoming`, `incoming-2`, ...)."""
     masters = masters or [(n, MEDIA / f, m, t) for n, f, m, t in FAST_SCENARIO_MASTERS]
+    folders = ["incoming"] + [f"incoming-{i}" for i in range(2, watched + 1)]
     lines = [
         "box:",
         "  campaigns_folder: Campaigns",
-        "  watched_folders: [incoming]",
+        f"  watched_folders: [{', '.join(folders)}]",
         "dam:",
         "  campaigns_folder: Campaigns",
         "  masters_folder: Master Assets",
@@ -383,9 +389,25 @@ def fast_scenario(work, masters=None, import_delay_ms=30):
             f"            FERRERO.FIELD.MKTG.ASSET TYPE: {{value: {asset_type}, display: {asset_type.title()}}}",
             "            MAIN_LANGUAGES: {value: EN, display: English}",
         ]
-    path = work / f"scenario-{len(masters)}.yaml"
+    path = work / f"scenario-{len(masters)}-{watched}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def config_with_folders(work, count):
+    """A copy of config/ whose sandbox overlay watches `count` folders, the n-th (n >= 2) from
+    `BOX_WATCHED_FOLDER_ID_n`."""
+    dest = work / f"config-{count}-folders"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(ROOT / "config", dest)
+    overlay = dest / "environments" / "sandbox.yaml"
+    text = overlay.read_text()
+    one = "      name: incoming\n      profile: default\n"
+    extra = "".join(
+        f"    - id: ${{BOX_WATCHED_FOLDER_ID_{i}}}\n      name: incoming-{i}\n" for i in range(2, count + 1)
+    )
+    overlay.write_text(text.replace(one, one + extra, 1))
+    return dest
 
 
 def upload_backlog(world, media, count):
@@ -448,6 +470,42 @@ def idle(args, results):
         world.run("a1-to-a2")
         world.run("box-poll")
         results["idle"] = idle_passes(args, world)
+    finally:
+        world.close()
+
+
+def folders(args, results, count, events_stream):
+    """Idle box-poll passes with `count` watched folders at the production Box limit (10/s,
+    burst 10) on both sides, the events stream on or off."""
+    key = f"folders_{count}_{'events' if events_stream else 'listing'}"
+    world = World(args, key, fast_scenario(args.work, watched=count))
+    try:
+        world.settings(rate_limit_per_minute=600, rate_limit_burst=10)
+        env = {
+            "CS_CONFIG_DIR": config_with_folders(args.work, count),
+            "BOX_MAX_REQUESTS_PER_SECOND": 10,
+            "BOX_BURST": 10,
+            "POLLING_EVENTS_STREAM": "true" if events_stream else "false",
+        }
+        for i, folder in enumerate(world.ready["watched_folder_ids"][1:], start=2):
+            env[f"BOX_WATCHED_FOLDER_ID_{i}"] = folder
+        world.run("a1-to-a2", **env)
+        world.run("box-poll", **env)  # the first pass lists every folder and takes a position
+        walls, box = [], []
+        for _ in range(10):
+            before = world.stats()
+            figures = world.run("box-poll", **env)
+            time.sleep(0.05)
+            walls.append(figures["wall_s"])
+            box.append(delta(before, world.stats(), "box_requests"))
+        results[key] = {
+            "watched_folders": count,
+            "events_stream": events_stream,
+            "passes": 10,
+            "wall_ms_median": statistics.median(walls) * 1000,
+            "box_requests_median": statistics.median(box),
+            "box_requests_max": max(box),
+        }
     finally:
         world.close()
 
@@ -741,6 +799,15 @@ def table(results):
                      "< 50 ms, <= 2 Box"))
         rows.append(("1b DB round trips of one idle pass",
                      f"{i['db_round_trips']} (+ {i['db_connections']} connection startup)", "<= 6"))
+    one = results.get("folders_1_events")
+    for count in (1, 10, 50):
+        for mode in ("events", "listing"):
+            f = results.get(f"folders_{count}_{mode}")
+            if f:
+                ratio = f" ({f['wall_ms_median'] / one['wall_ms_median']:.2f}x the 1-folder wall)" if one and mode == "events" else ""
+                rows.append((f"9 idle box-poll, {count} watched folders, {'events stream' if mode == 'events' else 'listing every folder'}, 10/s",
+                             f"{f['wall_ms_median']:.1f} ms median{ratio}; Box {f['box_requests_median']:g} requests (max {f['box_requests_max']})",
+                             "<= 2 Box, <= 1.5x" if mode == "events" else ""))
     h = results.get("history")
     if h:
         e, f = h["empty"], h["with_history"]
@@ -813,8 +880,8 @@ def main():
     parser.add_argument("--big-mb", type=int, default=1000)
     parser.add_argument("--latency-uploads", type=int, default=50,
                         help="uploads of the latency scenario (spread over about 4 s each)")
-    parser.add_argument("--only", default="idle,history,backlog,unlimited,bytes,masters,bigmaster,latency",
-                        help="comma-separated scenarios: idle, history, backlog, unlimited, bytes, masters, bigmaster, latency")
+    parser.add_argument("--only", default="idle,history,folders,backlog,unlimited,bytes,masters,bigmaster,latency",
+                        help="comma-separated scenarios: idle, history, folders, backlog, unlimited, bytes, masters, bigmaster, latency")
     parser.add_argument("--keep", action="store_true", help="keep the work dirs under target/bench")
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "bench" / "results.json")
     args = parser.parse_args()
@@ -831,6 +898,7 @@ def main():
     steps = [
         ("idle", lambda: idle(args, results)),
         ("history", lambda: history(args, results)),
+        *[("folders", (lambda c=c, e=e: folders(args, results, c, e))) for c in (1, 10, 50) for e in (True, False)],
         ("backlog", lambda: backlog(args, results, "backlog_10_per_s", media, 10, 4)),
         ("unlimited", lambda: backlog(args, results, "backlog_unlimited", media, None, 4)),
         ("unlimited", lambda: backlog(args, results, "backlog_unlimited_1_worker", media, None, 1)),
