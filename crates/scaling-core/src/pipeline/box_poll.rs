@@ -250,15 +250,11 @@ pub fn complete_campaigns(
     report: &mut PassReport,
     state: PollState,
 ) -> Result<(), PassError> {
-    let a2 = services.config.dam.campaign.status_a2.clone();
     let mut campaigns = state
         .touched
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    match &services.probe {
-        Some(probe) => campaigns.extend(probe.complete_campaigns.iter().cloned()),
-        None => campaigns.extend(services.store.campaigns_complete_at(&a2)?),
-    }
+    campaigns.extend(services.probe()?.complete_campaigns.iter().cloned());
     for campaign_id in campaigns {
         check_campaign_complete(services, report, &campaign_id)?;
     }
@@ -269,11 +265,7 @@ fn resume_pending_transitions(
     services: &mut Services,
     report: &mut PassReport,
 ) -> Result<(), PassError> {
-    let a3 = services.config.dam.campaign.status_a3.clone();
-    let pending = match &services.probe {
-        Some(probe) => probe.pending_transitions.clone(),
-        None => services.store.pending_transitions(&a3)?,
-    };
+    let pending = services.probe()?.pending_transitions.clone();
     for campaign_id in pending {
         check_campaign_complete(services, report, &campaign_id)?;
     }
@@ -289,11 +281,7 @@ fn finish_interrupted(
     report: &mut PassReport,
     state: &PollState,
 ) -> Result<(), PassError> {
-    let orphaned = if services
-        .probe
-        .as_ref()
-        .is_none_or(|probe| probe.orphaned_imports)
-    {
+    let orphaned = if services.probe()?.orphaned_imports {
         services.store.orphaned_imports(SWEEP_LIMIT)?
     } else {
         Vec::new()
@@ -323,11 +311,7 @@ fn finish_interrupted(
     }
     let lease = lease_secs(services);
     let owner = services.owner.clone();
-    let unfinished = if services
-        .probe
-        .as_ref()
-        .is_none_or(|probe| probe.unfinished_moves)
-    {
+    let unfinished = if services.probe()?.unfinished_moves {
         services
             .store
             .claim_unfinished_moves(&owner, lease, SWEEP_LIMIT)?

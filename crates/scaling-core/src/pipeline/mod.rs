@@ -377,6 +377,25 @@ impl Services {
         })
     }
 
+    /// What this pass has to do besides its folders and campaigns ([`Store::probe_pass`]): asked
+    /// once, on first use (at the start of every [`run_recorded`] pass), then kept.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn probe(&mut self) -> Result<&mut PassProbe, PassError> {
+        let probe = if let Some(probe) = self.probe.take() {
+            probe
+        } else {
+            let campaign = &self.config.dam.campaign;
+            self.store.probe_pass(
+                &format!("{}:", self.host),
+                &campaign.status_a3,
+                &campaign.status_a2,
+            )?
+        };
+        Ok(self.probe.insert(probe))
+    }
+
     /// A private temp file (mode 0600) in the temp dir's `downloads/` subdirectory (apart from
     /// the caches, see [`crate::tempdir`]), removed when dropped.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, PassError> {
@@ -427,11 +446,7 @@ fn is_dead_local_owner(owner: &str, host: &str) -> bool {
 /// Releases the leases held by passes on this host that died (kill -9, crash, reboot), so
 /// their work is taken up at once instead of after the lease expires.
 fn release_dead_local_leases(services: &mut Services) -> Result<(), PassError> {
-    let prefix = format!("{}:", services.host);
-    let owners = match &services.probe {
-        Some(probe) => probe.lease_owners.clone(),
-        None => services.store.lease_owners_with_prefix(&prefix)?,
-    };
+    let owners = services.probe()?.lease_owners.clone();
     for owner in owners {
         if owner != services.owner && is_dead_local_owner(&owner, &services.host) {
             let released = services.store.release_leases_of(&owner)?;
@@ -523,12 +538,9 @@ pub fn run_recorded(
     let host = services.host.clone();
     let run_id = services.store.start_run(binary_name, &host)?;
     let queued_before = store::queued_by_this_process();
-    let campaign = &services.config.dam.campaign;
-    services.probe = Some(services.store.probe_pass(
-        &format!("{host}:"),
-        &campaign.status_a3,
-        &campaign.status_a2,
-    )?);
+    // Asked afresh at the start of every recorded pass.
+    services.probe = None;
+    services.probe()?;
     let mut report = PassReport::default();
     // Renews this pass's leases while it runs: only a pass that died or froze loses its files.
     let keeper = LeaseKeeper::start(

@@ -390,17 +390,6 @@ impl Store {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// Campaigns at status `status` (as last set by us) that have masters and whose every
-    /// master has an uploaded derivative: ready for the next transition. Found from the
-    /// database, so a pass that crashed before its completion check is caught up by the next.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn campaigns_complete_at(&mut self, status: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self.client.query(CAMPAIGNS_COMPLETE_AT_SQL, &[&status])?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
     /// The latest delivered version of each derivative of a campaign (for notifications),
     /// oldest first.
     ///

@@ -57,17 +57,6 @@ impl Store {
         Ok(())
     }
 
-    /// Distinct lease owners (of Box files and outbox rows) whose name starts with `prefix`.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn lease_owners_with_prefix(&mut self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .client
-            .query(LEASE_OWNERS_LIKE_SQL, &[&like_prefix(prefix)])?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
     /// Releases every lease held by `owner` (a pass known to be dead); returns how many.
     ///
     /// # Errors
