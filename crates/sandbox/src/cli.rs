@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// How many 202 + Retry-After replies a valid upload-session commit gets first.
     #[arg(long, default_value_t = 1)]
     pub commit_accepted: u32,
+    /// The OTMM server variant to play (see `sandbox::dialect`): strict, jobs or locking.
+    #[arg(long, value_enum, default_value_t = crate::dialect::OtmmDialect::Strict)]
+    pub otmm_dialect: crate::dialect::OtmmDialect,
 }
 
 impl ServeArgs {
@@ -71,6 +74,7 @@ impl ServeArgs {
             fault_seed: self.fault_seed,
             part_size: self.part_size,
             commit_accepted_responses: self.commit_accepted,
+            otmm_dialect: self.otmm_dialect,
         }
     }
 }

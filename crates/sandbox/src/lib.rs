@@ -17,6 +17,7 @@ pub mod chunked;
 pub mod cli;
 pub mod conn;
 pub mod control;
+pub mod dialect;
 pub mod faults;
 pub mod http_util;
 pub mod keys;

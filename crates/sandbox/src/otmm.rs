@@ -60,14 +60,27 @@ pub fn api_routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/otmmapi/v6/assets/{id}/contents", get(asset_contents))
         .route("/otmmapi/v6/assets/{id}/state", put(asset_state))
         .route("/otmmapi/v6/renditions/{id}", get(rendition_contents))
-        .route("/otmmapi/v6/jobs/{id}", get(get_job))
+        .route("/otmmapi/v6/jobs/{id}/assets", get(job_assets))
         .route("/otmmapi/v6/lookupdomains/{id}", get(lookup_domain))
         .route_layer(axum::middleware::from_fn_with_state(app, require_session))
 }
 
-/// The client-credentials token endpoint (no auth).
+/// The token endpoints (no auth): the password grant at `/otmmapi/v6/sessions/oauth2/token`
+/// (OpenText's own client, pyxecm `otmm.py`) and a client-credentials endpoint standing for an
+/// OTDS-style token URL at `/otmmapi/otds/token` (the real OTDS path is the operator's setting).
 pub fn public_routes() -> Router<Arc<App>> {
-    Router::new().route("/otmmapi/otds/token", post(oauth_token))
+    Router::new()
+        .route("/otmmapi/otds/token", post(oauth_token))
+        .route(
+            "/otmmapi/v6/sessions/oauth2/token",
+            post(oauth_password_token),
+        )
+}
+
+/// The download-port route serving DAM contents after the redirect of
+/// `GET /otmmapi/v6/assets/{id}/contents` (another origin, like a CDN).
+pub fn cdn_routes() -> Router<Arc<App>> {
+    Router::new().route("/dam-cdn/{ticket}", get(cdn_contents))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,10 +209,11 @@ fn categories_json(categories: &[DamCategory]) -> Vec<Value> {
 }
 
 /// A folder object in the shape of `fixtures/otmm/campaign_folder.json` (`folder_resource.folder`).
-pub fn folder_json(dam: &DamStore, folder: &DamFolder) -> Value {
+/// A folder object; `metadata` only when `with_metadata` (see [`crate::dialect`]).
+pub fn folder_json(dam: &DamStore, folder: &DamFolder, with_metadata: bool) -> Value {
     let containers = dam.subfolders(&folder.id).len();
     let assets = dam.folder_assets(&folder.id).len();
-    json!({
+    let mut value = json!({
         "asset_id": folder.id,
         "name": folder.name,
         "container_type_id": "ARTESIA.BASIC.FOLDER",
@@ -212,13 +226,21 @@ pub fn folder_json(dam: &DamStore, folder: &DamFolder) -> Value {
             "container_count": containers,
             "total_child_count": assets + containers,
         },
-        "metadata": {
-            "type": "com.artesia.metadata.MetadataModel",
-            "id": folder.model_id,
-            "name": folder.model_name,
-            "metadata_element_list": categories_json(&folder.categories),
-        },
-    })
+    });
+    if with_metadata {
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "metadata".to_owned(),
+                json!({
+                    "type": "com.artesia.metadata.MetadataModel",
+                    "id": folder.model_id,
+                    "name": folder.model_name,
+                    "metadata_element_list": categories_json(&folder.categories),
+                }),
+            );
+        }
+    }
+    value
 }
 
 /// An asset object in the shape of `fixtures/otmm/master_asset.json` (`asset_resource.asset`);
@@ -233,7 +255,7 @@ pub fn asset_json(asset: &DamAsset, with_metadata: bool) -> Value {
         "asset_state": "NORMAL",
         "locked": asset.locked_by.is_some(),
         "checked_out": false,
-        "deleted": false,
+        "deleted": asset.deleted,
         "expired": false,
         "latest_version": true,
         "version": 1,
@@ -309,7 +331,12 @@ pub async fn require_session(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if request.method() == Method::POST && request.uri().path() == "/otmmapi/v6/sessions" {
+    if request.method() == Method::POST
+        && matches!(
+            request.uri().path(),
+            "/otmmapi/v6/sessions" | "/otmmapi/v6/sessions/oauth2/token"
+        )
+    {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -464,6 +491,19 @@ async fn delete_session(State(app): State<Arc<App>>, headers: HeaderMap) -> Resp
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// A new DAM bearer token (counted as a login) and its lifetime.
+fn issue_dam_token(app: &App) -> (String, std::time::Duration) {
+    let token = random_alnum(48);
+    let lifetime = app.config.token_lifetime;
+    let mut world = app.world();
+    world.auth.dam_logins += 1;
+    world
+        .auth
+        .dam_tokens
+        .insert(token.clone(), Instant::now() + lifetime);
+    (token, lifetime)
+}
+
 /// `POST /otmmapi/otds/token` form `grant_type=client_credentials`, `client_id`, `client_secret`
 /// (or HTTP Basic client authentication) -> `{access_token, expires_in, token_type:"Bearer"}`.
 /// The path is the sandbox's choice (OTDS's real path is unconfirmed); clients take it from config.
@@ -515,19 +555,47 @@ async fn oauth_token(
             "Client authentication failed",
         );
     }
-    let token = random_alnum(48);
-    let lifetime = app.config.token_lifetime;
-    {
-        let mut world = app.world();
-        world.auth.dam_logins += 1;
-        world
-            .auth
-            .dam_tokens
-            .insert(token.clone(), Instant::now() + lifetime);
-    }
+    let (token, lifetime) = issue_dam_token(&app);
     json_response(
         StatusCode::OK,
         &json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}),
+    )
+}
+
+/// `POST /otmmapi/v6/sessions/oauth2/token` form `grant_type=password`, `username`, `password`,
+/// `client_id`, `client_secret` -> `{"token_info":{"oauth_token":{"accessToken","expiresIn",
+/// "tokenType":"Bearer"}}}` (OpenText's pyxecm `otmm.py` `authenticate` reads
+/// `token_info.oauth_token.accessToken`; `expiresIn` is the sandbox's camelCase guess, as no
+/// public source names it). Any other grant: 400.
+async fn oauth_password_token(
+    State(app): State<Arc<App>>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = form.map(|f| f.0).unwrap_or_default();
+    if first(&pairs, "grant_type") != Some("password") {
+        return otmm_error(StatusCode::BAD_REQUEST, "grant_type must be password");
+    }
+    let credentials = &app.config.credentials;
+    let expected = [
+        ("username", credentials.dam_username.as_str()),
+        ("password", credentials.dam_password.as_str()),
+        ("client_id", credentials.dam_client_id.as_str()),
+        ("client_secret", credentials.dam_client_secret.as_str()),
+    ];
+    if !expected
+        .iter()
+        .all(|(key, value)| first(&pairs, key) == Some(*value))
+    {
+        return otmm_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid user or client credentials",
+        );
+    }
+    let (token, lifetime) = issue_dam_token(&app);
+    json_response(
+        StatusCode::OK,
+        &json!({"token_info": {"oauth_token": {
+            "accessToken": token, "expiresIn": lifetime.as_secs(), "tokenType": "Bearer"}}}),
     )
 }
 
@@ -599,7 +667,7 @@ fn condition_matches(condition: &Condition, categories: &[DamCategory]) -> bool 
     let actual = actual.to_lowercase();
     let wanted = condition.value.to_lowercase();
     match condition.operator.as_str() {
-        "ARTESIA.OPERATOR.CHAR.CONTAINS" => actual.contains(&wanted),
+        "ARTESIA.OPERATOR.CHAR.CONTAINS" => crate::dialect::contains_words(&actual, &wanted),
         "ARTESIA.OPERATOR.CHAR.STARTS_WITH" => actual.starts_with(&wanted),
         _ => actual == wanted,
     }
@@ -674,9 +742,10 @@ fn search(app: &App, pairs: &[(String, String)]) -> Response {
     let with_metadata = wants_metadata(pairs);
     let ids_only = first(pairs, "return_type") == Some("ids");
     let folder_filter = first(pairs, "folder_filter").filter(|f| !f.is_empty());
+    let without_deleted = crate::dialect::excludes_deleted(pairs);
     let world = app.world();
     let dam = &world.dam;
-    let mut hits: Vec<(String, Value)> = Vec::new();
+    let mut hits: Vec<(String, String, Value)> = Vec::new();
     for folder in &dam.folders {
         if folder_filter.is_some_and(|f| folder.id == f || !dam.folder_within(&folder.id, f)) {
             continue;
@@ -684,19 +753,67 @@ fn search(app: &App, pairs: &[(String, String)]) -> Response {
         if all_conditions_match(&conditions, &folder.categories)
             && keyword_matches(&keywords, &folder.name, &folder.categories)
         {
-            hits.push((folder.id.clone(), folder_json(dam, folder)));
+            hits.push((
+                folder.id.clone(),
+                folder.name.clone(),
+                folder_json(dam, folder, with_metadata),
+            ));
         }
     }
     for asset in &dam.assets {
         if folder_filter.is_some_and(|f| !dam.folder_within(&asset.folder_id, f)) {
             continue;
         }
-        if all_conditions_match(&conditions, &asset.categories)
-            && keyword_matches(&keywords, &asset.name, &asset.categories)
-        {
-            hits.push((asset.id.clone(), asset_json(asset, with_metadata)));
+        if asset.deleted && without_deleted {
+            continue;
+        }
+        // Metadata inherited from the folders above: a condition on a field the asset lacks
+        // is matched against the nearest folder that has it (a campaign's status reaches the
+        // masters inside it).
+        let inherited = conditions.iter().all(|condition| {
+            if categories_field_text(&asset.categories, &condition.field_id).is_some() {
+                return condition_matches(condition, &asset.categories);
+            }
+            let mut parent = dam.folder(&asset.folder_id);
+            while let Some(folder) = parent {
+                if categories_field_text(&folder.categories, &condition.field_id).is_some() {
+                    return condition_matches(condition, &folder.categories);
+                }
+                parent = folder.parent_id.as_deref().and_then(|id| dam.folder(id));
+            }
+            false
+        });
+        let matched = if conditions.iter().any(|c| c.or_with_previous) {
+            all_conditions_match(&conditions, &asset.categories)
+        } else {
+            inherited
+        };
+        if matched && keyword_matches(&keywords, &asset.name, &asset.categories) {
+            hits.push((
+                asset.id.clone(),
+                asset.name.clone(),
+                asset_json(asset, with_metadata),
+            ));
         }
     }
+    // `sort=<asc|desc>_<field>`: by asset ID or name (the sandbox's two sortable fields);
+    // otherwise folders first, then assets, in creation order.
+    if let Some(sort) = first(pairs, "sort").filter(|sort| !sort.is_empty()) {
+        let (descending, field) = match sort.split_once('_') {
+            Some(("desc", field)) => (true, field),
+            Some((_, field)) => (false, field),
+            None => (false, sort),
+        };
+        match field.to_ascii_uppercase().as_str() {
+            "ARTESIA.FIELD.ASSET ID" | "ASSET_ID" | "ID" => hits.sort_by(|a, b| a.0.cmp(&b.0)),
+            "NAME" | "ARTESIA.FIELD.ASSET NAME" => hits.sort_by(|a, b| a.1.cmp(&b.1)),
+            _ => {}
+        }
+        if descending {
+            hits.reverse();
+        }
+    }
+    let hits: Vec<(String, Value)> = hits.into_iter().map(|(id, _, value)| (id, value)).collect();
     let total = hits.len();
     let page: Vec<(String, Value)> = hits.into_iter().skip(after).take(limit).collect();
     let ids: Vec<&String> = page.iter().map(|(id, _)| id).collect();
@@ -724,13 +841,16 @@ fn search(app: &App, pairs: &[(String, String)]) -> Response {
 // Folders
 // ---------------------------------------------------------------------------------------------
 
-/// `GET /otmmapi/v6/folders/{id}` -> `folder_resource.folder` (metadata always included).
-async fn get_folder(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+/// `GET /otmmapi/v6/folders/{id}` -> `folder_resource.folder`, with `metadata` only when the
+/// load parameters ask for it as the dialect understands them (a bare GET carries none).
+async fn get_folder(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri) -> Response {
+    let pairs = query_pairs(&uri);
+    let with_metadata = app.config.otmm_dialect.folder_metadata_requested(&pairs);
     let world = app.world();
     match world.dam.folder(&id) {
         Some(folder) => json_response(
             StatusCode::OK,
-            &json!({"folder_resource": {"folder": folder_json(&world.dam, folder)}}),
+            &json!({"folder_resource": {"folder": folder_json(&world.dam, folder, with_metadata)}}),
         ),
         None => otmm_error(StatusCode::NOT_FOUND, &format!("Folder {id} not found")),
     }
@@ -750,6 +870,7 @@ async fn folder_children(
         Err(response) => return response,
     };
     let with_metadata = wants_metadata(&pairs);
+    let without_deleted = crate::dialect::excludes_deleted(&pairs);
     let world = app.world();
     let dam = &world.dam;
     if dam.folder(&id).is_none() {
@@ -758,11 +879,12 @@ async fn folder_children(
     let mut items: Vec<Value> = dam
         .subfolders(&id)
         .into_iter()
-        .map(|f| folder_json(dam, f))
+        .map(|f| folder_json(dam, f, with_metadata))
         .collect();
     items.extend(
         dam.folder_assets(&id)
             .into_iter()
+            .filter(|a| !(a.deleted && without_deleted))
             .map(|a| asset_json(a, with_metadata)),
     );
     let total = items.len();
@@ -828,7 +950,7 @@ async fn folder_folders(State(app): State<Arc<App>>, Path(id): Path<String>, uri
         .into_iter()
         .skip(after)
         .take(limit)
-        .map(|f| folder_json(dam, f))
+        .map(|f| folder_json(dam, f, wants_metadata(&pairs)))
         .collect();
     json_response(
         StatusCode::OK,
@@ -948,6 +1070,21 @@ async fn patch_folder(
         Ok(updates) => updates,
         Err(response) => return response,
     };
+    let dialect = app.config.otmm_dialect;
+    let wanted_type = if dialect.wants_domain_values() {
+        "com.artesia.metadata.DomainValue"
+    } else {
+        "string"
+    };
+    if let Some(other) = updates.iter().find_map(|update| {
+        let kind = update.pointer("/value/value/type").and_then(Value::as_str);
+        (kind != Some(wanted_type)).then(|| kind.unwrap_or("none").to_owned())
+    }) {
+        return otmm_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid metadata value type {other}: this server expects {wanted_type} values in edited_folder"),
+        );
+    }
     let mut guard = app.world();
     let world = &mut *guard;
     let model = &app.config.campaign_model;
@@ -965,10 +1102,10 @@ async fn patch_folder(
     let Some(folder) = world.dam.folder_mut(&id) else {
         return otmm_error(StatusCode::NOT_FOUND, &format!("Folder {id} not found"));
     };
-    if folder.locked_by.is_none() {
+    if dialect.edit_needs_lock() && folder.locked_by.as_deref() != Some(caller.identity.as_str()) {
         return otmm_error(
-            StatusCode::BAD_REQUEST,
-            "folder must be locked before its metadata is edited (PUT /assets/{id}/state action=lock)",
+            StatusCode::CONFLICT,
+            "the folder must be locked by the caller before its metadata is edited (PUT /assets/{id}/state action=lock)",
         );
     }
     let changes = match apply_field_updates(&mut folder.categories, &updates, &display_for) {
@@ -992,7 +1129,7 @@ async fn patch_folder(
     match world.dam.folder(&id) {
         Some(folder) => json_response(
             StatusCode::OK,
-            &json!({"folder_resource": {"folder": folder_json(&world.dam, folder)}}),
+            &json!({"folder_resource": {"folder": folder_json(&world.dam, folder, true)}}),
         ),
         None => otmm_error(StatusCode::NOT_FOUND, &format!("Folder {id} not found")),
     }
@@ -1058,19 +1195,80 @@ async fn asset_contents(
 ) -> Response {
     let found = {
         let world = app.world();
-        world.dam.asset(&id).map(|a| {
-            (
-                a.blob.clone(),
-                a.content_size,
-                a.mime_type.clone(),
-                a.file_name.clone(),
-            )
-        })
+        world.dam.asset(&id).map(stored_content)
+    };
+    if found.is_none() {
+        return otmm_error(StatusCode::NOT_FOUND, &format!("Asset {id} not found"));
+    }
+    let _ = headers;
+    // Contents come from another origin (as from a CDN): a 302 to the download port.
+    let ticket = random_alnum(40);
+    {
+        let mut world = app.world();
+        let now = Instant::now();
+        world
+            .dam
+            .cdn_tickets
+            .retain(|_, (_, expires)| *expires > now);
+        world.dam.cdn_tickets.insert(
+            ticket.clone(),
+            (id.clone(), now + std::time::Duration::from_mins(5)),
+        );
+    }
+    let location = format!("{}/dam-cdn/{ticket}", app.config.download_base_url);
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// `GET /dam-cdn/{ticket}` on the download port: the contents a redirect of
+/// `/otmmapi/v6/assets/{id}/contents` points at (valid 5 minutes, reusable). A request that
+/// carries the DAM's credentials (`otmmauthtoken`, `Authorization`, a `JSESSIONID` cookie) is
+/// refused with 400: the client forwarded them to another host.
+async fn cdn_contents(
+    State(app): State<Arc<App>>,
+    Path(ticket): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let leaked = headers.contains_key("otmmauthtoken")
+        || headers.contains_key(header::AUTHORIZATION)
+        || headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.contains("JSESSIONID"));
+    if leaked {
+        return otmm_error(
+            StatusCode::BAD_REQUEST,
+            "the content host does not accept the DAM's credentials: the client forwarded them across a redirect to another host",
+        );
+    }
+    let found = {
+        let world = app.world();
+        world
+            .dam
+            .cdn_tickets
+            .get(&ticket)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .and_then(|(asset_id, _)| world.dam.asset(asset_id))
+            .map(stored_content)
     };
     let Some((blob, size, mime, name)) = found else {
-        return otmm_error(StatusCode::NOT_FOUND, &format!("Asset {id} not found"));
+        return otmm_error(StatusCode::NOT_FOUND, "unknown or expired content URL");
     };
     serve_file(&blob, size, &mime, &name, header_text(&headers, "range")).await
+}
+
+/// Where an asset's master content is stored: path, size, MIME type, file name.
+fn stored_content(asset: &DamAsset) -> (std::path::PathBuf, u64, String, String) {
+    (
+        asset.blob.clone(),
+        asset.content_size,
+        asset.mime_type.clone(),
+        asset.file_name.clone(),
+    )
 }
 
 /// `GET /otmmapi/v6/renditions/{id}`: the master rendition named in `master_content_info.url`.
@@ -1086,14 +1284,7 @@ async fn rendition_contents(
             .assets
             .iter()
             .find(|a| a.rendition_id == id)
-            .map(|a| {
-                (
-                    a.blob.clone(),
-                    a.content_size,
-                    a.mime_type.clone(),
-                    a.file_name.clone(),
-                )
-            })
+            .map(stored_content)
     };
     let Some((blob, size, mime, name)) = found else {
         return otmm_error(StatusCode::NOT_FOUND, &format!("Rendition {id} not found"));
@@ -1124,13 +1315,36 @@ async fn asset_state(
         None => return otmm_error(StatusCode::BAD_REQUEST, "missing form field 'action'"),
     };
     let owner = lock.then(|| caller.identity.clone());
+    let dialect = app.config.otmm_dialect;
     let mut world = app.world();
+    // Only the identity holding a lock may take it over or release it.
+    let holder = world
+        .dam
+        .folder(&id)
+        .map(|folder| folder.locked_by.clone())
+        .or_else(|| world.dam.asset(&id).map(|asset| asset.locked_by.clone()))
+        .flatten();
+    if holder
+        .as_ref()
+        .is_some_and(|holder| *holder != caller.identity)
+    {
+        return otmm_error(
+            StatusCode::CONFLICT,
+            &format!("{id} is locked by another user"),
+        );
+    }
     if let Some(folder) = world.dam.folder_mut(&id) {
+        if lock && !dialect.locks_folders() {
+            return otmm_error(
+                StatusCode::FORBIDDEN,
+                "Containers cannot be locked; only assets support lock and unlock",
+            );
+        }
         folder.locked_by = owner;
         let folder = folder.clone();
         return json_response(
             StatusCode::OK,
-            &json!({"folder_resource": {"folder": folder_json(&world.dam, &folder)}}),
+            &json!({"folder_resource": {"folder": folder_json(&world.dam, &folder, false)}}),
         );
     }
     if let Some(asset) = world.dam.asset_mut(&id) {
@@ -1477,6 +1691,7 @@ async fn start_import(app: Arc<App>, prepared: PreparedImport, blob: StoredBlob)
         locked_by: None,
         rendition_id: random_hex(40),
         import_job_id: Some(job_id.clone()),
+        deleted: false,
     };
     let delay = app
         .world()
@@ -1519,24 +1734,30 @@ fn complete_import(app: &App, job_id: &str, asset: DamAsset) {
     }
 }
 
-/// `GET /otmmapi/v6/jobs/{id}` ->
-/// `{"job_resource":{"job":{"job_id","status":"IN_PROGRESS"|"COMPLETED"|"FAILED","asset_id_list":[..],"message":""}}}`
-/// (the project's decision; OTMM's job API is unconfirmed).
-async fn get_job(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    let world = app.world();
-    let job = id.parse::<u64>().ok().and_then(|n| world.dam.jobs.get(&n));
-    match job {
-        Some(job) => json_response(
-            StatusCode::OK,
-            &json!({"job_resource": {"job": {
-                "job_id": job.job_id,
-                "status": job.status,
-                "asset_id_list": job.asset_id_list,
-                "message": job.message,
-            }}}),
-        ),
-        None => otmm_error(StatusCode::NOT_FOUND, &format!("Job {id} not found")),
+/// `GET /otmmapi/v6/jobs/{id}/assets` -> `{"assets_resource":{"asset_list":[...]}}`: the assets an
+/// import job created (empty while it runs or when it failed), as `bpra9266/sysco-otmm-publisher`
+/// reads it. Only in the `jobs` dialect; 404 in the others (no public source shows the resource
+/// on every server).
+async fn job_assets(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    if !app.config.otmm_dialect.has_jobs() {
+        return otmm_error(StatusCode::NOT_FOUND, "Resource not found");
     }
+    let world = app.world();
+    let Some(job) = id.parse::<u64>().ok().and_then(|n| world.dam.jobs.get(&n)) else {
+        return otmm_error(StatusCode::NOT_FOUND, &format!("Job {id} not found"));
+    };
+    let assets: Vec<Value> = job
+        .asset_id_list
+        .iter()
+        .filter_map(|asset_id| world.dam.asset(asset_id))
+        .map(|asset| asset_json(asset, false))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"assets_resource": {
+            "collection_summary": {"total_number_of_items": assets.len(), "actual_count_of_items": assets.len()},
+            "asset_list": assets}}),
+    )
 }
 
 /// `GET /otmmapi/v6/lookupdomains/{domain_id}` in the shape of

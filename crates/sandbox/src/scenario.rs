@@ -175,6 +175,10 @@ pub struct MasterSpec {
     /// Field values by field ID.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// A deleted asset: still listed (`deleted: true`) unless a listing excludes deleted assets;
+    /// not in the ready line's `master_asset_ids`.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// A field value in a scenario.
@@ -554,8 +558,11 @@ pub fn seed(world: &mut World, loaded: &LoadedScenario) -> anyhow::Result<Seeded
                 locked_by: None,
                 rendition_id: crate::http_util::random_hex(40),
                 import_job_id: None,
+                deleted: master.deleted,
             };
-            master_asset_ids.push(asset.id.clone());
+            if !master.deleted {
+                master_asset_ids.push(asset.id.clone());
+            }
             world.dam.insert_asset(asset);
         }
         campaigns.push(SeededCampaign {

@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub part_size: u64,
     /// 202 replies a valid upload-session commit gets before it succeeds (default 1).
     pub commit_accepted_responses: u32,
+    /// The OTMM server variant (default [`crate::dialect::OtmmDialect::Strict`]).
+    pub otmm_dialect: crate::dialect::OtmmDialect,
 }
 
 impl ServeOptions {
@@ -63,6 +65,7 @@ impl ServeOptions {
             fault_seed: None,
             part_size: defaults.part_size,
             commit_accepted_responses: defaults.commit_accepted_responses,
+            otmm_dialect: crate::dialect::OtmmDialect::default(),
         }
     }
 }
@@ -128,6 +131,8 @@ pub struct ReadyInfo {
     pub import_delay_ms: u64,
     /// Seed of the fault generator.
     pub fault_seed: u64,
+    /// The OTMM server variant played (`strict`, `jobs`, `locking`).
+    pub otmm_dialect: crate::dialect::OtmmDialect,
 }
 
 /// A prepared, bound server: call [`Server::run`] (or [`Server::run_until`]) to serve.
@@ -244,6 +249,7 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
         token_lifetime_secs: options.token_lifetime_secs,
         import_delay_ms,
         fault_seed,
+        otmm_dialect: options.otmm_dialect,
     };
     let app = Arc::new(App {
         world: Mutex::new(world),
@@ -257,6 +263,7 @@ pub async fn prepare(options: ServeOptions) -> anyhow::Result<Server> {
             blob_dir,
             campaign_model: seeded.model.clone(),
             mailgun_domain: seeded.mailgun_domain.clone(),
+            otmm_dialect: options.otmm_dialect,
         },
     });
     Ok(Server {
@@ -323,6 +330,7 @@ pub fn main_router(app: Arc<App>) -> Router {
 pub fn download_router(app: Arc<App>) -> Router {
     Router::new()
         .merge(crate::box_api::download_routes())
+        .merge(crate::otmm::cdn_routes())
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),

@@ -53,6 +53,8 @@ pub struct AppConfig {
     pub campaign_model: CampaignModelIds,
     /// The Mailgun sending domain accepted at `/v3/{domain}/messages`.
     pub mailgun_domain: String,
+    /// The OTMM server variant played.
+    pub otmm_dialect: crate::dialect::OtmmDialect,
 }
 
 /// Field and domain IDs of the DAM campaign model (defaults follow `fixtures/otmm/`).
@@ -809,6 +811,8 @@ pub struct DamAsset {
     pub rendition_id: String,
     /// Import job that created the asset, if imported through `POST /assets`.
     pub import_job_id: Option<String>,
+    /// Deleted (still listed unless a listing excludes deleted assets).
+    pub deleted: bool,
 }
 
 /// State of an import job.
@@ -882,6 +886,8 @@ pub struct DamStore {
     pub status_changes: Vec<StatusChange>,
     /// Lookup domains by ID.
     pub domains: BTreeMap<String, Vec<DomainEntry>>,
+    /// Content redirect tickets (`/dam-cdn/{ticket}` on the download port): asset ID and expiry.
+    pub cdn_tickets: HashMap<String, (String, Instant)>,
 }
 
 /// A 40-character lowercase hex ID as OTMM uses for assets and folders.

@@ -859,12 +859,35 @@ fn dam_search_browse_status_change_and_lookup() {
     assert!(!ids.contains(&ready().campaigns[1].folder_id.as_str()));
     assert_eq!(result["asset_list"][0]["data_type"], "CONTAINER");
 
+    // The masters inherit the campaign status: the search finds them too (strict dialect).
+    let masters_hit = result["asset_list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|hit| hit["name"] == "Test_Master_30s.mp4");
+    assert!(masters_hit, "{body}");
+
+    // A bare folder GET carries no metadata; the load parameters bring it.
     let (status, body) = dam_get(&dam, &format!("/folders/{}", campaign.folder_id));
     assert_eq!(status, 200);
     let folder = &body["folder_resource"]["folder"];
     assert_eq!(folder["container_child_counts"]["container_count"], 2);
+    assert!(folder.get("metadata").is_none(), "{body}");
+    let load = encode_query(r#"{"data_load_request":{"load_metadata":true}}"#);
+    let (status, body) = dam_get(
+        &dam,
+        &format!(
+            "/folders/{}?load_type=custom&data_load_request={load}",
+            campaign.folder_id
+        ),
+    );
+    assert_eq!(status, 200);
     assert_eq!(
-        field_text(folder, "FERRERO.FIELD.CAMPAIGN NUMBER").as_deref(),
+        field_text(
+            &body["folder_resource"]["folder"],
+            "FERRERO.FIELD.CAMPAIGN NUMBER"
+        )
+        .as_deref(),
         Some("C-2026-0001")
     );
 
@@ -917,7 +940,8 @@ fn dam_search_browse_status_change_and_lookup() {
         field_text(asset, "ARTESIA.FIELD.ASSET NAME").as_deref(),
         Some("Test_Master_30s.mp4")
     );
-    let mut response = agent()
+    // Contents come through a redirect to another origin, which refuses the DAM's credentials.
+    let response = agent()
         .get(format!(
             "{}/otmmapi/v6/assets/{master_id}/contents",
             ready().dam_url
@@ -925,28 +949,49 @@ fn dam_search_browse_status_change_and_lookup() {
         .header("otmmauthtoken", &dam.digest)
         .call()
         .expect("contents");
+    assert_eq!(response.status().as_u16(), 302);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .expect("location")
+        .to_owned();
+    assert!(!location.starts_with(&ready().dam_url), "{location}");
+    let leaked = agent()
+        .get(&location)
+        .header("otmmauthtoken", &dam.digest)
+        .call()
+        .expect("cdn");
+    assert_eq!(leaked.status().as_u16(), 400);
+    let mut response = agent().get(&location).call().expect("cdn");
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
         response.body_mut().read_to_vec().expect("bytes").len(),
         100_000
     );
 
-    // Status change: PATCH needs the lock.
-    let patch = json!({"edited_folder": {"data": {"metadata": [{
-        "id": "FERRERO.FIELD.CAMPAIGN STATUS",
-        "type": "com.artesia.metadata.MetadataField",
-        "value": {"value": {"type": "string", "value": "A2"}},
-    }]}}});
-    let path = format!("/folders/{}", campaign.folder_id);
-    let (status, body) = dam_patch(&dam, &path, patch.clone(), true);
-    assert_eq!(status, 400, "{body}");
-    let (status, _) = dam_form(
+    // Status change (strict dialect): folders cannot be locked, the PATCH needs no lock and
+    // takes plain values only.
+    let (status, body) = dam_form(
         &dam,
         "PUT",
         &format!("/assets/{}/state", campaign.folder_id),
         &[("action", "lock")],
     );
-    assert_eq!(status, 200);
+    assert_eq!(status, 403, "{body}");
+    let path = format!("/folders/{}", campaign.folder_id);
+    let domain_patch = json!({"edited_folder": {"data": {"metadata": [{
+        "id": "FERRERO.FIELD.CAMPAIGN STATUS",
+        "type": "com.artesia.metadata.MetadataField",
+        "value": {"value": {"type": "com.artesia.metadata.DomainValue", "field_value": {"type": "string", "value": "A2"}}},
+    }]}}});
+    let (status, body) = dam_patch(&dam, &path, domain_patch, true);
+    assert_eq!(status, 400, "{body}");
+    let patch = json!({"edited_folder": {"data": {"metadata": [{
+        "id": "FERRERO.FIELD.CAMPAIGN STATUS",
+        "type": "com.artesia.metadata.MetadataField",
+        "value": {"value": {"type": "string", "value": "A2"}},
+    }]}}});
     let (status, body) = dam_patch(&dam, &path, patch, true);
     assert_eq!(status, 200, "{body}");
     let folder = &body["folder_resource"]["folder"];
@@ -961,13 +1006,6 @@ fn dam_search_browse_status_change_and_lookup() {
         status_field["value"]["value"]["display_value"],
         "A2 - Masters with agencies"
     );
-    let (status, _) = dam_form(
-        &dam,
-        "PUT",
-        &format!("/assets/{}/state", campaign.folder_id),
-        &[("action", "unlock")],
-    );
-    assert_eq!(status, 200);
     let state = sandbox().state();
     let change = state["dam"]["status_changes"]
         .as_array()
@@ -1058,16 +1096,27 @@ fn dam_import_is_asynchronous_and_keeps_metadata() {
         .as_array()
         .map_or(0, Vec::len);
 
+    // The strict dialect has no job resource: the import is found by listing (or search).
+    let (status, _) = dam_get(&dam, &format!("/jobs/{job_id}/assets"));
+    assert_eq!(status, 404);
     let deadline = Instant::now() + Duration::from_secs(10);
     let asset_id = loop {
-        let (status, body) = dam_get(&dam, &format!("/jobs/{job_id}"));
+        let (status, body) = dam_get(
+            &dam,
+            &format!("/folders/{}/children", campaign.final_assets_folder_id),
+        );
         assert_eq!(status, 200);
-        let job = &body["job_resource"]["job"];
-        if job["status"] == "COMPLETED" {
-            break job["asset_id_list"][0].as_str().expect("asset").to_owned();
+        let found = body["folder_children"]["asset_list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|asset| asset["name"] == "Breakfast-Moments_video_IT_9x16-15s.mp4")
+            .and_then(|asset| asset["asset_id"].as_str())
+            .map(str::to_owned);
+        if let Some(asset_id) = found {
+            break asset_id;
         }
-        assert_eq!(job["status"], "IN_PROGRESS");
-        assert!(Instant::now() < deadline, "job never completed");
+        assert!(Instant::now() < deadline, "the import never landed");
         std::thread::sleep(Duration::from_millis(50));
     };
     let (status, body) = dam_get(&dam, &format!("/assets/{asset_id}?load_type=metadata"));
@@ -1239,7 +1288,11 @@ fn faults_fail_matching_requests_count_times() {
         .header("otmmauthtoken", &dam.digest)
         .call()
         .expect("get");
-    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.status().as_u16(),
+        302,
+        "the redirect to the content host"
+    );
 
     let stats = sandbox().stats();
     assert!(
