@@ -1116,9 +1116,10 @@ pub fn sha1_bytes(data: &[u8]) -> String {
 /// same value serves every retry. A file that shrinks while being sent fails the request with
 /// `UnexpectedEof`; one that grows is cut at its size when added (Box's `Content-MD5` catches both).
 ///
-/// File names in `Content-Disposition`: `"` is sent as `\"`, CR and LF as `%0D` / `%0A`; a non-ASCII name
-/// is sent raw (UTF-8) in `filename="..."` followed by `filename*=UTF-8''<percent-encoded>` (RFC 6266
-/// order: parsers that do not know `filename*` stop at the first `filename`).
+/// File names in `Content-Disposition` follow RFC 7578 §4.2 and the HTML form encoding
+/// (WHATWG HTML, "multipart/form-data encoding algorithm"): the name is sent raw (UTF-8) in
+/// `filename="..."`, with `"` as `%22` and CR and LF as `%0D` / `%0A`; `filename*` is not sent
+/// (RFC 7578 §4.2: "NOT be used" in `multipart/form-data`).
 #[derive(Debug, Clone)]
 pub struct Multipart {
     boundary: String,
@@ -1146,28 +1147,13 @@ impl PartBody {
     }
 }
 
-/// `attr-char` of RFC 8187 stays as-is in `filename*`; everything else is percent-encoded.
-const ATTR_CHAR_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-/// Quotes a `Content-Disposition` parameter value: `"` -> `\"`, CR -> `%0D`, LF -> `%0A`.
+/// Quotes a `Content-Disposition` parameter value: `"` -> `%22`, CR -> `%0D`, LF -> `%0A`.
 fn quote_parameter(value: &str) -> String {
     let mut quoted = String::with_capacity(value.len() + 2);
     quoted.push('"');
     for character in value.chars() {
         match character {
-            '"' => quoted.push_str("\\\""),
+            '"' => quoted.push_str("%22"),
             '\r' => quoted.push_str("%0D"),
             '\n' => quoted.push_str("%0A"),
             other => quoted.push(other),
@@ -1183,10 +1169,6 @@ pub fn content_disposition(name: &str, filename: Option<&str>) -> String {
     if let Some(filename) = filename {
         value.push_str("; filename=");
         value.push_str(&quote_parameter(filename));
-        if !filename.is_ascii() {
-            value.push_str("; filename*=UTF-8''");
-            value.push_str(&utf8_percent_encode(filename, ATTR_CHAR_ENCODE).to_string());
-        }
     }
     value
 }
@@ -1688,11 +1670,11 @@ mod tests {
     fn content_disposition_escapes() {
         assert_eq!(
             content_disposition("file", Some("a\"b\r\nc.txt")),
-            "form-data; name=\"file\"; filename=\"a\\\"b%0D%0Ac.txt\""
+            "form-data; name=\"file\"; filename=\"a%22b%0D%0Ac.txt\""
         );
         assert_eq!(
             content_disposition("file", Some("Café 1.mp4")),
-            "form-data; name=\"file\"; filename=\"Café 1.mp4\"; filename*=UTF-8''Caf%C3%A9%201.mp4"
+            "form-data; name=\"file\"; filename=\"Café 1.mp4\""
         );
         assert_eq!(content_disposition("x", None), "form-data; name=\"x\"");
     }

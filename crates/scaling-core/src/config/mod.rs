@@ -248,6 +248,8 @@ pub struct DamConfig {
     /// Requests per second (> 0), shared by every clone and thread of the client, evenly
     /// spaced; default 25.
     pub max_requests_per_second: f64,
+    /// `dam.api`: the server's dialect where public evidence is silent.
+    pub api: DamApi,
 }
 
 impl DamConfig {
@@ -269,6 +271,7 @@ impl DamConfig {
             import_landing_secs: 120,
             max_retries: 5,
             max_requests_per_second: 25.0,
+            api: DamApi::default(),
         }
     }
 }
@@ -283,15 +286,146 @@ pub enum DamAuth {
         /// `dam.auth.password` (required).
         password: Secret<String>,
     },
-    /// OAuth2 client_credentials at `auth_url`.
+    /// OAuth2: a token from `auth_url` with the grant in `grant`.
     OAuth2 {
-        /// `dam.auth.auth_url`: the token URL (required).
+        /// The token URL: `dam.auth.auth_url`; for the password grant its default is
+        /// `{base_url}/otmmapi/v6/sessions/oauth2/token` (OpenText's own client, `opentext/pyxecm`
+        /// `packages/pyxecm/src/pyxecm/otmm.py`, `tokenUrl`).
         auth_url: String,
         /// `dam.auth.client_id` (required).
         client_id: String,
         /// `dam.auth.client_secret` (required).
         client_secret: Secret<String>,
+        /// `dam.auth.grant`: `password` (default when `username` is set: what OpenText's client
+        /// sends) or `client_credentials` (an OTDS-style token URL; unconfirmed for OTMM).
+        grant: OAuthGrant,
     },
+}
+
+/// The OAuth2 grant of [`DamAuth::OAuth2`].
+#[derive(Debug, Clone)]
+pub enum OAuthGrant {
+    /// `grant_type=password` with the user's name and password (pyxecm `OTMM.authenticate`).
+    Password {
+        /// `dam.auth.username`.
+        username: String,
+        /// `dam.auth.password`.
+        password: Secret<String>,
+    },
+    /// `grant_type=client_credentials` (client ID and secret only).
+    ClientCredentials,
+}
+
+/// `dam.api`: how the client talks to this OTMM server wherever no public source settles the
+/// point (see `shared/api-notes/otmm.md` and the README's "OTMM calls and their evidence").
+/// `box-setup dam-check` tells, against the real server, which value each key needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamApi {
+    /// `import_completion`: how a pass learns that an import landed; default
+    /// [`ImportCompletion::Search`].
+    pub import_completion: ImportCompletion,
+    /// `lock_folders`: whether the campaign folder is locked (PUT `/assets/{id}/state`
+    /// `action=lock`) around the status PATCH; default [`FolderLocking::WhenAllowed`].
+    pub lock_folders: FolderLocking,
+    /// `status_value_shape`: how the status value is written in the PATCH; default
+    /// [`ValueShape::Plain`].
+    pub status_value_shape: ValueShape,
+    /// `folder_load`: the load parameters of GET `/folders/{id}`; default [`FolderLoad::Custom`].
+    pub folder_load: FolderLoad,
+    /// `exclude_deleted`: send OTMM's `asset_filter_request` with `exclude_deleted_assets` on
+    /// folder listings and searches (deleted assets are also dropped from every reply whatever
+    /// this says); default true.
+    pub exclude_deleted: bool,
+    /// `search_sort`: the `sort` parameter of `/search/text` and of folder listings, in OTMM's
+    /// `<asc|desc>_<field id>` form (empty: not sent); default `asc_ARTESIA.FIELD.ASSET ID`, a
+    /// unique key, so that pages do not shift between requests.
+    pub search_sort: String,
+    /// `marker_search_operator_id`: the operator of the search for our tracking marker; default
+    /// `ARTESIA.OPERATOR.CHAR.CONTAINS` (the one operator public clients use).
+    pub marker_search_operator_id: String,
+    /// `search_page_size`: hits asked per `/search/text` page (1..=1000); default 100.
+    pub search_page_size: usize,
+    /// `children_page_size`: items asked per `/folders/{id}/children` page (1..=1000); default 100.
+    pub children_page_size: usize,
+    /// `multipart_filename`: the `filename` of the import's `files` part; default
+    /// [`MultipartFilename::Utf8`].
+    pub multipart_filename: MultipartFilename,
+}
+
+impl Default for DamApi {
+    /// The documented defaults: the strongest public evidence, and where there is none, the
+    /// choice that works on every server variant the sandbox models.
+    fn default() -> Self {
+        DamApi {
+            import_completion: ImportCompletion::Search,
+            lock_folders: FolderLocking::WhenAllowed,
+            status_value_shape: ValueShape::Plain,
+            folder_load: FolderLoad::Custom,
+            exclude_deleted: true,
+            search_sort: "asc_ARTESIA.FIELD.ASSET ID".into(),
+            marker_search_operator_id: "ARTESIA.OPERATOR.CHAR.CONTAINS".into(),
+            search_page_size: 100,
+            children_page_size: 100,
+            multipart_filename: MultipartFilename::Utf8,
+        }
+    }
+}
+
+/// `dam.api.import_completion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportCompletion {
+    /// `search`: `/search/text` for an asset whose tracking field holds our marker (search is
+    /// confirmed by several public clients).
+    Search,
+    /// `jobs`: GET `/jobs/{id}/assets` (one public client, `bpra9266/sysco-otmm-publisher`
+    /// `src/app.js`), then the search.
+    Jobs,
+    /// `folder_listing`: the Final Assets folder's children with their metadata.
+    FolderListing,
+}
+
+/// `dam.api.lock_folders`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderLocking {
+    /// `when_allowed`: lock; a refusal (403/409/400) means "this server does not lock
+    /// containers" and the PATCH goes ahead without a lock.
+    WhenAllowed,
+    /// `always`: lock, and fail when the lock is refused.
+    Always,
+    /// `never`: PATCH without locking.
+    Never,
+}
+
+/// `dam.api.status_value_shape`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueShape {
+    /// `plain`: `{"value":{"type":"string","value":"A2"}}` (api-notes/otmm.md and the public
+    /// `edited_asset` example).
+    Plain,
+    /// `domain_value`: `{"value":{"type":"com.artesia.metadata.DomainValue","field_value":{...}}}`.
+    DomainValue,
+}
+
+/// `dam.api.folder_load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderLoad {
+    /// `metadata`: `load_type=metadata&level_of_detail=full` (what pyxecm's searches send).
+    Metadata,
+    /// `custom`: `load_type=custom&level_of_detail=full&data_load_request={"data_load_request":
+    /// {"load_metadata":true,"load_inherited_metadata":true}}` (pyxecm `get_asset_details`; a
+    /// public folder client sends `load_type=custom` with a `data_load_request` to
+    /// `/folders/{id}`).
+    Custom,
+}
+
+/// `dam.api.multipart_filename`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultipartFilename {
+    /// `utf8`: the name as UTF-8 in `filename="..."` (RFC 7578 §4.2; what browsers send).
+    Utf8,
+    /// `ascii`: non-ASCII characters replaced by `_` (the asset keeps its real name in its
+    /// metadata and manifest).
+    Ascii,
 }
 
 /// `dam.campaign`: how campaign folders look (defaults follow `shared/fixtures/otmm/`).

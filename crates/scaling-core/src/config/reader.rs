@@ -332,6 +332,31 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// One of the named `options` (case-insensitive), or `default` when absent or empty. Errors:
+    /// any other text (`expected one of a, b, c, found "x"`).
+    pub(crate) fn choice_or<T: Copy>(
+        &self,
+        key: &str,
+        default: T,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let Some(text) = self.text(key)? else {
+            return Ok(default);
+        };
+        let wanted = text.trim().to_ascii_lowercase();
+        options
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                self.error(
+                    key,
+                    format!("expected one of {}, found {text:?}", names.join(", ")),
+                )
+            })
+    }
+
     /// `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0` as text, any case), or `default`.
     pub(crate) fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         let Some(value) = self.raw(key) else {

@@ -9,10 +9,11 @@ use serde_json::Value;
 use super::reader::{check_url, shown, Ctx, Section};
 use super::tree::{kind_of, read_yaml, Origins};
 use super::{
-    BoxConfig, CampaignModel, ConfigError, DamAuth, DamConfig, DatabaseConfig, DomainValidation,
-    EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldSource, FieldUpdate,
-    MediaConfig, PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform,
-    WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
+    BoxConfig, CampaignModel, ConfigError, DamApi, DamAuth, DamConfig, DatabaseConfig,
+    DomainValidation, EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldSource,
+    FieldUpdate, FolderLoad, FolderLocking, ImportCompletion, MediaConfig, MultipartFilename,
+    OAuthGrant, PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform,
+    ValueShape, WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
 };
 use crate::http::RequestWindow;
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
@@ -368,12 +369,20 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
     let base_url = strip_suffix_warn(section, "base_url", base_url, &["/otmmapi/v6", "/otmmapi"]);
     let auth = if section.has("auth") {
         let auth = section.section("auth")?;
-        let value = dam_auth(&auth)?;
+        let value = dam_auth(&auth, &base_url)?;
         auth.finish();
         value
     } else {
         // Seed-style flat keys: dam.username / dam.password.
-        dam_auth(section)?
+        dam_auth(section, &base_url)?
+    };
+    let api = if section.has("api") {
+        let api_section = section.section("api")?;
+        let value = dam_api(&api_section)?;
+        api_section.finish();
+        value
+    } else {
+        DamApi::default()
     };
     let campaign_section = section.section("campaign")?;
     let campaign = campaign_model(&campaign_section)?;
@@ -426,16 +435,85 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
         max_retries: section.u32_or("max_retries", d.max_retries, 0)?,
         max_requests_per_second: section
             .positive_f64_or("max_requests_per_second", d.max_requests_per_second)?,
+        api,
         ..d
     })
 }
 
+/// `dam.api` (every key optional; defaults in [`DamApi::default`]).
+fn dam_api(section: &Section<'_>) -> Result<DamApi, ConfigError> {
+    let d = DamApi::default();
+    let page_size = |key: &str, default: usize| -> Result<usize, ConfigError> {
+        let value = section.u64_or(key, default as u64, 1)?;
+        if value > 1000 {
+            return Err(section.error(
+                key,
+                format!("expected a page size from 1 to 1000, found {value}"),
+            ));
+        }
+        Ok(usize::try_from(value).unwrap_or(default))
+    };
+    Ok(DamApi {
+        import_completion: section.choice_or(
+            "import_completion",
+            d.import_completion,
+            &[
+                ("search", ImportCompletion::Search),
+                ("jobs", ImportCompletion::Jobs),
+                ("folder_listing", ImportCompletion::FolderListing),
+            ],
+        )?,
+        lock_folders: section.choice_or(
+            "lock_folders",
+            d.lock_folders,
+            &[
+                ("when_allowed", FolderLocking::WhenAllowed),
+                ("always", FolderLocking::Always),
+                ("never", FolderLocking::Never),
+            ],
+        )?,
+        status_value_shape: section.choice_or(
+            "status_value_shape",
+            d.status_value_shape,
+            &[
+                ("plain", ValueShape::Plain),
+                ("domain_value", ValueShape::DomainValue),
+            ],
+        )?,
+        folder_load: section.choice_or(
+            "folder_load",
+            d.folder_load,
+            &[
+                ("metadata", FolderLoad::Metadata),
+                ("custom", FolderLoad::Custom),
+            ],
+        )?,
+        exclude_deleted: section.bool_or("exclude_deleted", d.exclude_deleted)?,
+        search_sort: match section.text_untrimmed("search_sort")? {
+            Some(text) => text.trim().to_string(),
+            None => d.search_sort.clone(),
+        },
+        marker_search_operator_id: section
+            .text_or("marker_search_operator_id", &d.marker_search_operator_id)?,
+        search_page_size: page_size("search_page_size", d.search_page_size)?,
+        children_page_size: page_size("children_page_size", d.children_page_size)?,
+        multipart_filename: section.choice_or(
+            "multipart_filename",
+            d.multipart_filename,
+            &[
+                ("utf8", MultipartFilename::Utf8),
+                ("ascii", MultipartFilename::Ascii),
+            ],
+        )?,
+    })
+}
+
 /// `dam.auth` (or the flat seed keys in `dam`).
-fn dam_auth(section: &Section<'_>) -> Result<DamAuth, ConfigError> {
+fn dam_auth(section: &Section<'_>, base_url: &str) -> Result<DamAuth, ConfigError> {
     let method = section.text_or("method", "session")?.to_ascii_lowercase();
     match method.as_str() {
         "session" => {
-            section.mark_used(&["auth_url", "client_id", "client_secret"]);
+            section.mark_used(&["auth_url", "client_id", "client_secret", "grant"]);
             Ok(DamAuth::Session {
                 username: section
                     .required("username", "the OTMM user name (e.g. ${DAM_USERNAME})")?,
@@ -444,14 +522,61 @@ fn dam_auth(section: &Section<'_>) -> Result<DamAuth, ConfigError> {
             })
         }
         "oauth2" => {
-            section.mark_used(&["username", "password"]);
+            let default_grant = if section.text("username")?.is_some() {
+                "password"
+            } else {
+                "client_credentials"
+            };
+            let grant = match section
+                .text_or("grant", default_grant)?
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "password" => OAuthGrant::Password {
+                    username: section
+                        .required("username", "the OTMM user name of the password grant")?,
+                    password: section.required_secret(
+                        "password",
+                        "the OTMM password of the password grant (e.g. ${DAM_PASSWORD})",
+                    )?,
+                },
+                "client_credentials" => {
+                    section.mark_used(&["username", "password"]);
+                    OAuthGrant::ClientCredentials
+                }
+                other => {
+                    return Err(section.error(
+                        "grant",
+                        format!(
+                            "expected password or client_credentials, found {}",
+                            shown(other)
+                        ),
+                    ))
+                }
+            };
+            let auth_url = match grant {
+                OAuthGrant::Password { .. } => {
+                    let documented = format!(
+                        "{}{}/sessions/oauth2/token",
+                        base_url.trim_end_matches('/'),
+                        crate::dam::API_PATH
+                    );
+                    section.url("auth_url", Some(&documented), "the OAuth2 token URL")?
+                }
+                OAuthGrant::ClientCredentials => section.url(
+                    "auth_url",
+                    None,
+                    "the OAuth2 token URL of the client_credentials grant",
+                )?,
+            };
             Ok(DamAuth::OAuth2 {
-                auth_url: section.url("auth_url", None, "the OAuth2 token URL")?,
+                auth_url,
                 client_id: section.required("client_id", "the OAuth2 client ID")?,
                 client_secret: section.required_secret(
                     "client_secret",
                     "the OAuth2 client secret (e.g. ${DAM_CLIENT_SECRET})",
                 )?,
+                grant,
             })
         }
         other => Err(section.error(

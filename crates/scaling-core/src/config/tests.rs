@@ -818,10 +818,11 @@ fn dam_oauth2_reads_only_its_keys() {
     );
     let mut vars = sandbox_vars();
     vars.remove("DAM_PASSWORD");
+    vars.insert("DAM_OAUTH2_GRANT".into(), "client_credentials".into());
     let error = temp.error(Some("sandbox"), &vars);
     assert!(
         error.starts_with(
-            "config/config.yaml: dam.auth.auth_url: expected environment variable DAM_OAUTH2_URL"
+            "config/config.yaml: dam.auth.auth_url: expected the OAuth2 token URL of the client_credentials grant"
         ),
         "{error}"
     );
@@ -837,7 +838,70 @@ fn dam_oauth2_reads_only_its_keys() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let config = temp.load(Some("sandbox"), &vars).unwrap();
-    assert!(matches!(config.dam.auth, DamAuth::OAuth2 { ref client_id, .. } if client_id == "cs"));
+    assert!(
+        matches!(config.dam.auth, DamAuth::OAuth2 { ref client_id, grant: OAuthGrant::ClientCredentials, .. } if client_id == "cs")
+    );
+
+    // The password grant (the default when a user name is set) needs the password, and its
+    // token URL defaults to the one OpenText's client uses.
+    vars.remove("DAM_OAUTH2_GRANT");
+    vars.remove("DAM_OAUTH2_URL");
+    let error = temp.error(Some("sandbox"), &vars);
+    assert!(
+        error.starts_with("config/environments/sandbox.yaml: dam.auth.password: expected environment variable DAM_PASSWORD"),
+        "{error}"
+    );
+    vars.insert("DAM_PASSWORD".into(), "pw".into());
+    let config = temp.load(Some("sandbox"), &vars).unwrap();
+    let DamAuth::OAuth2 {
+        auth_url,
+        grant: OAuthGrant::Password { username, .. },
+        ..
+    } = &config.dam.auth
+    else {
+        panic!("{:?}", config.dam.auth)
+    };
+    assert_eq!(
+        auth_url,
+        &format!("{}/otmmapi/v6/sessions/oauth2/token", config.dam.base_url)
+    );
+    assert!(!username.is_empty());
+}
+
+#[test]
+fn dam_api_settings_have_documented_defaults_and_named_choices() {
+    let temp = TempConfig::new();
+    let config = temp.load(Some("sandbox"), &sandbox_vars()).unwrap();
+    assert_eq!(config.dam.api, DamApi::default());
+    temp.edit(
+        "environments/sandbox.yaml",
+        "    import_completion: ${DAM_API_IMPORT_COMPLETION:-}\n    lock_folders: ${DAM_API_LOCK_FOLDERS:-}\n    status_value_shape: ${DAM_API_STATUS_VALUE_SHAPE:-}\n    folder_load: ${DAM_API_FOLDER_LOAD:-}\n",
+        "    import_completion: JOBS\n    lock_folders: never\n    status_value_shape: domain_value\n    folder_load: metadata\n    exclude_deleted: false\n    search_sort: \"\"\n    search_page_size: 50\n",
+    );
+    let config = temp.load(Some("sandbox"), &sandbox_vars()).unwrap();
+    assert_eq!(
+        config.dam.api,
+        DamApi {
+            import_completion: ImportCompletion::Jobs,
+            lock_folders: FolderLocking::Never,
+            status_value_shape: ValueShape::DomainValue,
+            folder_load: FolderLoad::Metadata,
+            exclude_deleted: false,
+            search_sort: String::new(),
+            search_page_size: 50,
+            ..DamApi::default()
+        }
+    );
+    temp.edit(
+        "environments/sandbox.yaml",
+        "    lock_folders: never\n",
+        "    lock_folders: sometimes\n",
+    );
+    let error = temp.error(Some("sandbox"), &sandbox_vars());
+    assert_eq!(
+        error,
+        "config/environments/sandbox.yaml: dam.api.lock_folders: expected one of when_allowed, always, never, found \"sometimes\""
+    );
 }
 
 #[test]

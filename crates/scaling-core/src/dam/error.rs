@@ -75,6 +75,16 @@ pub enum DamError {
     /// A 2xx JSON reply without a field we need (e.g. no `folder_resource.folder`).
     #[error("unexpected OTMM response: {0}")]
     Decode(String),
+    /// The server does not behave as the `dam.api` settings say (e.g. it refuses to lock a folder
+    /// with `lock_folders: always`, has no jobs endpoint with `import_completion: jobs`): no retry
+    /// fixes it; `fix` names the setting to change.
+    #[error("{message}")]
+    Dialect {
+        /// What the server did.
+        message: String,
+        /// The setting to change, e.g. `set dam.api.lock_folders: when_allowed`.
+        fix: String,
+    },
     /// Local file error (import source, download destination); `context` says which file and what.
     #[error("{context}: {source}")]
     Io {
@@ -103,6 +113,13 @@ impl DamError {
             self,
             DamError::Transport { .. } | DamError::Interrupted { .. }
         )
+    }
+
+    /// A pass cannot go on: the DAM is unreachable ([`DamError::is_unreachable`], exit 75) or
+    /// does not behave as the `dam.api` settings say ([`DamError::Dialect`], exit 2). Per-item
+    /// handling must hand these up rather than count them against one file or campaign.
+    pub fn stops_pass(&self) -> bool {
+        self.is_unreachable() || matches!(self, DamError::Dialect { .. })
     }
 
     /// The HTTP status of an [`DamError::Api`] error.

@@ -4,8 +4,9 @@
 //!
 //! The OTMM reference is not public: every endpoint and shape here follows `/work/shared/api-notes/otmm.md`
 //! (gathered from OpenText's pyxecm `otmm.py` and other public clients) and the examples in
-//! `/work/shared/fixtures/otmm/`; the import-job endpoint `GET /jobs/{id}` is this project's decision
-//! (see the contract). Parsing is tolerant (ids as strings or numbers, optional fields).
+//! `/work/shared/fixtures/otmm/`, read against public clients in `docs/otmm-evidence.md`; where no
+//! public source settles a point the behaviour is a `dam.api` setting ([`crate::config::DamApi`]).
+//! Parsing is tolerant (ids as strings or numbers, optional fields).
 //!
 //! Auth (`session.rs`): the session login sends `otmmauthtoken: <message_digest>` and the cookies it got
 //! (`JSESSIONID`, load-balancer cookies), kept by ureq's cookie store; OAuth2 sends
@@ -30,7 +31,9 @@ use serde_json::Value;
 use ureq::http::{header, Method, Request, Response};
 use ureq::{Body, SendBody};
 
-use crate::config::{DamAuth, DamConfig};
+use crate::config::{
+    DamApi, DamAuth, DamConfig, FolderLoad, FolderLocking, ImportCompletion, MultipartFilename,
+};
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, read_error_text, request,
     request_label, CallOptions, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy,
@@ -48,8 +51,8 @@ mod wire_tests;
 pub use cache::LOOKUP_CACHE_FILE;
 pub use error::DamError;
 pub use model::{
-    field_condition, folder_field_patch, import_manifest, parse_job, parse_lookup_domain, DamAsset,
-    DamFolder, DomainValue, JobState,
+    asset_filter_request, field_condition, folder_field_patch, import_manifest, parse_job,
+    parse_lookup_domain, DamAsset, DamFolder, DomainValue, JobState,
 };
 
 use cache::LookupCache;
@@ -60,11 +63,23 @@ use session::Credentials;
 /// Path of the REST API under `dam.base_url`.
 pub const API_PATH: &str = "/otmmapi/v6";
 
-/// Page size of `/search/text` requests.
-pub const SEARCH_PAGE_SIZE: usize = 100;
+/// What identifies one import request: see [`DamClient::wait_for_import`].
+#[derive(Debug, Clone, Copy)]
+pub struct ImportProbe<'a> {
+    /// The job id of the import reply, when it was received.
+    pub job_id: Option<&'a str>,
+    /// The DAM folder the asset was imported into.
+    pub folder_id: &'a str,
+    /// The asset's name.
+    pub name: &'a str,
+    /// The tracking field (`dam.tracking_field_id`).
+    pub field_id: &'a str,
+    /// The marker written into the tracking field.
+    pub marker: &'a str,
+}
 
-/// Page size of `/folders/{id}/children` requests.
-pub const CHILDREN_PAGE_SIZE: usize = 100;
+/// Redirects a GET follows (the DAM's own and, without credentials, another host's).
+const MAX_REDIRECTS: usize = 5;
 
 /// OTMM client. Cheap to clone; clones share the login and the lookup-domain cache; `Send + Sync`.
 #[derive(Clone)]
@@ -78,6 +93,7 @@ pub struct DamClient {
     import_job_timeout: Duration,
     first_job_poll_delay: Duration,
     lookup_cache: Option<Arc<LookupCache>>,
+    api: Arc<DamApi>,
 }
 
 impl fmt::Debug for DamClient {
@@ -97,6 +113,18 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<DamClient>();
 };
+
+/// The options of every DAM request: redirects returned to [`DamClient::call`], which follows
+/// them itself.
+fn call_options(label: &str, retry: bool, timeouts: Timeouts) -> CallOptions<'_> {
+    CallOptions {
+        label,
+        retry,
+        timeouts,
+        redirects: Redirects::Manual,
+        retry_reply: None,
+    }
+}
 
 fn mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -130,6 +158,7 @@ impl DamClient {
             import_job_timeout: Duration::from_secs(cfg.import_job_timeout_secs),
             first_job_poll_delay: Duration::from_millis(cfg.first_job_poll_delay_ms),
             lookup_cache: None,
+            api: Arc::new(cfg.api.clone()),
         }
     }
 
@@ -165,6 +194,11 @@ impl DamClient {
     /// An authenticated call (`Accept: application/json`, credentials, `X-Requested-By` when mutating);
     /// on 401 one new login and one more try — only when `retry` (the call is idempotent); a
     /// non-idempotent call answered 401 forgets the session and returns [`DamError::Auth`].
+    ///
+    /// A GET follows up to [`MAX_REDIRECTS`] redirects itself: to the DAM's own origin with the
+    /// credentials, to any other host (a CDN serving content) without them — neither the
+    /// `otmmauthtoken` header nor the bearer token ever leaves the DAM's origin, and the agent's
+    /// cookie store sends a host only its own cookies (RFC 6265). Other methods get the 3xx back.
     fn call(
         &self,
         method: &Method,
@@ -173,14 +207,69 @@ impl DamClient {
         timeouts: Timeouts,
         finish: transport::Finish<'_, DamError>,
     ) -> Result<Response<Body>, DamError> {
+        let home = url::Url::parse(url).ok().map(|parsed| parsed.origin());
+        let mut target = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            let here = url::Url::parse(&target).ok();
+            let same_origin = here.as_ref().map(url::Url::origin) == home;
+            let response = if same_origin {
+                self.call_once(method, &target, retry, timeouts, finish)?
+            } else {
+                self.call_without_credentials(method, &target, timeouts, finish)?
+            };
+            if *method != Method::GET || !response.status().is_redirection() {
+                return Ok(response);
+            }
+            let next = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|location| location.to_str().ok())
+                .and_then(|location| here.as_ref()?.join(location).ok());
+            match next {
+                Some(next) => {
+                    tracing::debug!(
+                        from = %request_label(method, &target),
+                        to_other_host = next.origin() != home.clone().unwrap_or_else(|| next.origin()),
+                        "OTMM redirected the request"
+                    );
+                    target = next.to_string();
+                }
+                None => return Ok(response),
+            }
+        }
+        Err(DamError::Decode(format!(
+            "{}: more than {MAX_REDIRECTS} redirects",
+            request_label(method, url)
+        )))
+    }
+
+    /// One request to another host than the DAM's (a redirect target): no credentials, no
+    /// `X-Requested-By`, retried like any idempotent call.
+    fn call_without_credentials(
+        &self,
+        method: &Method,
+        url: &str,
+        timeouts: Timeouts,
+        finish: transport::Finish<'_, DamError>,
+    ) -> Result<Response<Body>, DamError> {
         let label = request_label(method, url);
-        let options = CallOptions {
-            label: &label,
-            retry,
-            timeouts,
-            redirects: Redirects::FollowWithoutAuth,
-            retry_reply: None,
-        };
+        let options = call_options(&label, true, timeouts);
+        self.send(&options, &mut || {
+            finish(request(method.clone(), url).header(header::ACCEPT, "application/json"))
+        })
+    }
+
+    /// One authenticated request to the DAM's origin (see [`DamClient::call`]).
+    fn call_once(
+        &self,
+        method: &Method,
+        url: &str,
+        retry: bool,
+        timeouts: Timeouts,
+        finish: transport::Finish<'_, DamError>,
+    ) -> Result<Response<Body>, DamError> {
+        let label = request_label(method, url);
+        let options = call_options(&label, retry, timeouts);
         let mutating = mutating(method);
         transport::execute_authenticated(
             &self.http,
@@ -251,13 +340,12 @@ impl DamClient {
 
     // ----- search, folders, assets -----
 
-    /// Folders whose field `field_id` matches `value` under `operator_id` (e.g. campaign status "A1" with
-    /// `ARTESIA.OPERATOR.CHAR.CONTAINS`), at most `limit`.
+    /// Campaign folders whose field `field_id` matches `value` under `operator_id` (e.g. status "A1"
+    /// with `ARTESIA.OPERATOR.CHAR.CONTAINS`), at most `limit` folders.
     ///
-    /// GET `/search/text?keyword_query=*&load_type=metadata&level_of_detail=full&after=N&limit=M&search_condition_list=<JSON>`
-    /// (JSON fully percent-encoded), paged with `after += hit_count` until `total_hit_count` or `limit`.
-    /// Reads `search_result_resource.asset_list` (falls back to GET `/folders/{id}` for each id of
-    /// `search_result.asset_id_list` when the list is absent). Source: api-notes/otmm.md "Search".
+    /// Hits that are not folders (an asset inheriting the folder's status field) or are deleted
+    /// are dropped and do not count against `limit`; the same folder on two pages (a page shift)
+    /// is kept once. See [`DamClient::search`] for the request.
     pub fn search_folders_by_field(
         &self,
         field_id: &str,
@@ -265,17 +353,52 @@ impl DamClient {
         value: &str,
         limit: usize,
     ) -> Result<Vec<DamAsset>, DamError> {
-        let condition = field_condition(field_id, operator_id, value).to_string();
+        self.search(
+            &field_condition(field_id, operator_id, value),
+            limit,
+            |asset| asset.is_folder,
+        )
+    }
+
+    /// Up to `limit` hits of a search that `keep` accepts (deleted hits are never kept).
+    ///
+    /// GET `/search/text?keyword_query=*&load_type=metadata&level_of_detail=full&after=N&limit=M`
+    /// `&search_condition_list=<JSON>` (+ `&sort=<dam.api.search_sort>` when set, +
+    /// `&asset_filter_request=<JSON>` with `dam.api.exclude_deleted`), JSON fully percent-encoded,
+    /// paged with `after += hit_count` until `total_hit_count`. Reads
+    /// `search_result_resource.asset_list`; when a page lists only ids
+    /// (`search_result.asset_id_list`), each is read with GET `/folders/{id}` and an id that is
+    /// not a folder (404) is skipped.
+    ///
+    /// Source: OpenText's own client, `opentext/pyxecm` `packages/pyxecm/src/pyxecm/otmm.py`
+    /// (`get_business_unit_assets`, `search_assets`: the same parameters, POSTed as a form, and
+    /// the same paging by `hit_count`/`total_hit_count`); api-notes/otmm.md "Search".
+    fn search(
+        &self,
+        condition: &Value,
+        limit: usize,
+        keep: impl Fn(&DamAsset) -> bool,
+    ) -> Result<Vec<DamAsset>, DamError> {
+        let condition = condition.to_string();
+        let filter = asset_filter_request().to_string();
         let mut results: Vec<DamAsset> = Vec::new();
         let mut after: u64 = 0;
         while results.len() < limit {
-            let page_size = (limit - results.len()).min(SEARCH_PAGE_SIZE);
-            let url = format!(
+            let page_size = self.api.search_page_size;
+            let mut url = format!(
                 "{}/search/text?keyword_query={}&load_type=metadata&level_of_detail=full&after={after}&limit={page_size}&search_condition_list={}",
                 self.api_base,
                 encode_query_value("*"),
                 encode_query_value(&condition)
             );
+            if !self.api.search_sort.is_empty() {
+                url.push_str("&sort=");
+                url.push_str(&encode_query_value(&self.api.search_sort));
+            }
+            if self.api.exclude_deleted {
+                url.push_str("&asset_filter_request=");
+                url.push_str(&encode_query_value(&filter));
+            }
             let body = self.get_json(&url)?;
             let resource = body.get("search_result_resource");
             let result = resource.and_then(|resource| resource.get("search_result"));
@@ -289,18 +412,31 @@ impl DamClient {
                 .and_then(Value::as_array)
                 .map(|ids| ids.iter().filter_map(value_text).collect())
                 .unwrap_or_default();
+            let mut page = Vec::new();
             let received = if listed.is_empty() {
                 for id in &ids {
-                    let folder = self.get_folder(id)?;
-                    results.push(DamAsset::from_json(&folder.json)?);
+                    match self.get_folder(id) {
+                        Ok(folder) => page.push(DamAsset::from_json(&folder.json)?),
+                        Err(error) if error.status() == Some(404) => {}
+                        Err(error) => return Err(error),
+                    }
                 }
                 ids.len() as u64
             } else {
                 for asset in &listed {
-                    results.push(DamAsset::from_json(asset)?);
+                    page.push(DamAsset::from_json(asset)?);
                 }
                 listed.len() as u64
             };
+            for asset in page {
+                if !asset.deleted
+                    && keep(&asset)
+                    && !results.iter().any(|known| known.id == asset.id)
+                    && results.len() < limit
+                {
+                    results.push(asset);
+                }
+            }
             let hit_count = result
                 .and_then(|result| result.get("hit_count"))
                 .and_then(value_u64)
@@ -316,28 +452,64 @@ impl DamClient {
                 break;
             }
         }
-        results.truncate(limit);
         Ok(results)
     }
 
-    /// GET `/folders/{id}` -> `folder_resource.folder`. Source: api-notes/otmm.md "Folders",
+    /// GET `/folders/{id}` with the metadata asked for explicitly (`dam.api.folder_load`:
+    /// `load_type=metadata&level_of_detail=full`, or `load_type=custom` with a
+    /// `data_load_request` loading metadata and inherited metadata) -> `folder_resource.folder`.
+    /// A bare GET may answer without `metadata` (pyxecm's `get_asset` examples do), so the
+    /// campaign status would read as empty.
+    ///
+    /// Source: `opentext/pyxecm` `packages/pyxecm/src/pyxecm/otmm.py` (`get_asset_details`:
+    /// `load_type=custom`, `data_load_request`); api-notes/otmm.md "Folders";
     /// fixtures/otmm/campaign_folder.json.
     pub fn get_folder(&self, id: &str) -> Result<DamFolder, DamError> {
-        let url = format!("{}/folders/{}", self.api_base, encode_path_segment(id));
+        let load = match self.api.folder_load {
+            FolderLoad::Metadata => "load_type=metadata&level_of_detail=full".to_string(),
+            FolderLoad::Custom => format!(
+                "load_type=custom&level_of_detail=full&data_load_request={}",
+                encode_query_value(
+                    &serde_json::json!({"data_load_request": {
+                        "load_metadata": true,
+                        "load_inherited_metadata": true
+                    }})
+                    .to_string()
+                )
+            ),
+        };
+        let url = format!(
+            "{}/folders/{}?{load}",
+            self.api_base,
+            encode_path_segment(id)
+        );
         let body = self.get_json(&url)?;
         let label = format!("GET {API_PATH}/folders/{id}");
         DamFolder::from_json(required(&body, "/folder_resource/folder", &label)?)
     }
 
-    /// Every child (assets and folders) of a folder: GET `/folders/{id}/children?load_type=metadata&after=N&limit=100`
-    /// -> `folder_children.asset_list`, paged until a short page (or `collection_summary.total_number_of_items`).
-    /// Source: api-notes/otmm.md "Folders".
+    /// Every child (assets and folders, deleted ones dropped) of a folder: GET
+    /// `/folders/{id}/children?load_type=metadata&level_of_detail=full&after=N&limit=M` (+
+    /// `asset_filter_request` with `dam.api.exclude_deleted`) -> `folder_children.asset_list`,
+    /// paged until a short page (or `collection_summary.total_number_of_items`).
+    /// Source: api-notes/otmm.md "Folders" (the OTMM UI's children request carries the
+    /// `asset_filter_request`).
     pub fn list_children(&self, folder_id: &str) -> Result<Vec<DamAsset>, DamError> {
+        let page_size = self.api.children_page_size;
+        let filter = if self.api.exclude_deleted {
+            format!(
+                "&asset_filter_request={}",
+                encode_query_value(&asset_filter_request().to_string())
+            )
+        } else {
+            String::new()
+        };
         let mut children: Vec<DamAsset> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         let mut after: usize = 0;
         loop {
             let url = format!(
-                "{}/folders/{}/children?load_type=metadata&after={after}&limit={CHILDREN_PAGE_SIZE}",
+                "{}/folders/{}/children?load_type=metadata&level_of_detail=full&after={after}&limit={page_size}{filter}",
                 self.api_base,
                 encode_path_segment(folder_id)
             );
@@ -354,12 +526,15 @@ impl DamClient {
             let mut new = 0;
             for asset in &page {
                 let asset = DamAsset::from_json(asset)?;
-                if !children.iter().any(|child| child.id == asset.id) {
-                    children.push(asset);
+                if !seen.contains(&asset.id) {
+                    seen.push(asset.id.clone());
                     new += 1;
+                    if !asset.deleted {
+                        children.push(asset);
+                    }
                 }
             }
-            if received < CHILDREN_PAGE_SIZE || new == 0 {
+            if received < page_size || new == 0 {
                 break;
             }
             after += received;
@@ -371,7 +546,8 @@ impl DamClient {
     }
 
     /// GET `/assets/{id}?load_type=metadata&level_of_detail=full` -> `asset_resource.asset` (fields nested in
-    /// categories). Source: api-notes/otmm.md "Assets", fixtures/otmm/master_asset.json.
+    /// categories). Source: `opentext/pyxecm` `packages/pyxecm/src/pyxecm/otmm.py` (`get_asset`,
+    /// `get_asset_details`); api-notes/otmm.md "Assets"; fixtures/otmm/master_asset.json.
     pub fn get_asset(&self, id: &str) -> Result<DamAsset, DamError> {
         let url = format!(
             "{}/assets/{}?load_type=metadata&level_of_detail=full",
@@ -439,8 +615,10 @@ impl DamClient {
     /// `{"asset_resource":{"asset":{...}}}`), `parent_folder_id`, `manifest` (application/json,
     /// [`import_manifest`]), `files` (the file streamed from `path`, filename `file_name`, type `mime_type`).
     /// Reply 202/200/201 `{"job_handle":{"job_id":"1125"}}`. Not retried (not idempotent): on a transport
-    /// error the caller must look for the asset ([`DamClient::find_asset_in_folder`]) before importing again.
-    /// Source: api-notes/otmm.md "Import".
+    /// error the caller must look for the asset ([`DamClient::find_imported`]) before importing again.
+    /// The `files` part's `filename` follows `dam.api.multipart_filename` (RFC 7578 §4.2: no
+    /// `filename*`). Source: api-notes/otmm.md "Import" (joaquinOnSoft's OTMM uploader sends the
+    /// same three parts).
     pub fn import_asset(
         &self,
         folder_id: &str,
@@ -451,11 +629,18 @@ impl DamClient {
     ) -> Result<String, DamError> {
         let url = format!("{}/assets", self.api_base);
         let label = request_label(&Method::POST, &url);
+        let part_name = match self.api.multipart_filename {
+            MultipartFilename::Utf8 => file_name.to_string(),
+            MultipartFilename::Ascii => file_name
+                .chars()
+                .map(|character| if character.is_ascii() { character } else { '_' })
+                .collect(),
+        };
         let form = Multipart::new()
             .json("asset_representation", asset_representation)
             .text("parent_folder_id", folder_id)
             .json("manifest", &import_manifest(file_name, mime_type))
-            .file("files", file_name, mime_type, path)
+            .file("files", &part_name, mime_type, path)
             .map_err(|source| DamError::Io {
                 context: format!("cannot read the import source {}", path.display()),
                 source,
@@ -484,24 +669,77 @@ impl DamClient {
             .ok_or_else(|| DamError::Decode(format!("{label}: no job_handle.job_id in the reply")))
     }
 
-    /// State of an import job: GET `/jobs/{id}` -> `{"job_resource":{"job":{"job_id","status","asset_id_list","message"}}}`
-    /// (this project's contract; the OTMM job path is unconfirmed).
+    /// What an import job has created: GET `/jobs/{id}/assets` -> `assets_resource.asset_list[]`
+    /// ([`JobState::Completed`] with their ids; an empty list is [`JobState::InProgress`]: no
+    /// public source shows how a running or failed job answers, so a job that never shows an
+    /// asset is judged by `dam.import_landing_secs`). Used only with
+    /// `dam.api.import_completion: jobs`. A 404 or 405 (the server has no such resource) is
+    /// [`DamError::Dialect`] naming the setting to change.
+    ///
+    /// Source: `bpra9266/sysco-otmm-publisher` `src/app.js` (GET `{JOB_STATUS}/{job_id}/assets`,
+    /// reads `assets_resource.asset_list[0].asset_id`); docs/otmm-evidence.md §4.
     pub fn job_state(&self, job_id: &str) -> Result<JobState, DamError> {
-        let url = format!("{}/jobs/{}", self.api_base, encode_path_segment(job_id));
-        parse_job(&self.get_json(&url)?)
+        let url = format!(
+            "{}/jobs/{}/assets",
+            self.api_base,
+            encode_path_segment(job_id)
+        );
+        match self.get_json(&url) {
+            Ok(body) => parse_job(&body),
+            Err(error) if matches!(error.status(), Some(404 | 405)) => Err(DamError::Dialect {
+                message: format!(
+                    "the DAM has no import job resource (GET {API_PATH}/jobs/{job_id}/assets answered {}) but dam.api.import_completion is jobs",
+                    error.status().unwrap_or_default()
+                ),
+                fix: "set dam.api.import_completion: search".into(),
+            }),
+            Err(error) => Err(error),
+        }
     }
 
-    /// Polls [`DamClient::job_state`] until the job is no longer in progress or `timeout` (default
-    /// `dam.import_job_timeout_secs`; zero asks once, at once) has passed, and returns the last state
-    /// (`InProgress` on timeout: the job stays in flight, not failed). With a timeout, the first
-    /// poll waits `dam.first_job_poll_delay_ms` (within the timeout). Pauses start at 100 ms and double
-    /// up to 2 s, each logged at DEBUG; a timeout is logged at INFO. Errors of a poll are returned as
-    /// they are (a transport error after the HTTP core's retries).
-    pub fn wait_for_job(
+    /// The asset an import of `name` carrying `marker` in the tracking field `field_id` created
+    /// in `folder_id`, if the DAM shows it yet (`None`: not visible, e.g. not indexed yet).
+    ///
+    /// With `dam.api.import_completion: search` or `jobs`: `/search/text` with a condition on
+    /// `field_id` under `dam.api.marker_search_operator_id` (see [`DamClient::search`]), then
+    /// exact checks of the name and the marker on each hit. With `folder_listing`: the children of
+    /// `folder_id` ([`DamClient::list_children`]), same checks.
+    pub fn find_imported(
         &self,
-        job_id: &str,
+        folder_id: &str,
+        name: &str,
+        field_id: &str,
+        marker: &str,
+    ) -> Result<Option<DamAsset>, DamError> {
+        let candidates = match self.api.import_completion {
+            ImportCompletion::Search | ImportCompletion::Jobs => self.search(
+                &field_condition(field_id, &self.api.marker_search_operator_id, marker),
+                self.api.search_page_size,
+                |asset| !asset.is_folder,
+            )?,
+            ImportCompletion::FolderListing => self.list_children(folder_id)?,
+        };
+        Ok(candidates.into_iter().find(|asset| {
+            !asset.is_folder
+                && asset.name == name
+                && crate::metadata::field_text(&asset.json, field_id).as_deref() == Some(marker)
+        }))
+    }
+
+    /// Waits for the asset an import created, asking the way `dam.api.import_completion` says:
+    /// `jobs` reads [`DamClient::job_state`] of `import.job_id` (when known) and, while it shows
+    /// no asset, [`DamClient::find_imported`]; `search` and `folder_listing` ask
+    /// [`DamClient::find_imported`] only. Returns the asset id, or `None` when it is not visible
+    /// once `timeout` (default `dam.import_job_timeout_secs`; zero asks once, at once) has passed.
+    /// With a timeout, the first look waits `dam.first_job_poll_delay_ms` (within the timeout);
+    /// then pauses start at 100 ms and double up to 2 s, each logged at DEBUG; a timeout is logged
+    /// at INFO. Errors are returned as they are (a transport error after the HTTP core's retries;
+    /// [`DamError::Dialect`] when the server has no job resource).
+    pub fn wait_for_import(
+        &self,
+        import: &ImportProbe<'_>,
         timeout: Option<Duration>,
-    ) -> Result<JobState, DamError> {
+    ) -> Result<Option<String>, DamError> {
         let timeout = timeout.unwrap_or(self.import_job_timeout);
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(100);
@@ -509,37 +747,65 @@ impl DamClient {
             thread::sleep(self.first_job_poll_delay.min(timeout));
         }
         loop {
-            let state = self.job_state(job_id)?;
-            let now = Instant::now();
-            if state != JobState::InProgress {
-                return Ok(state);
+            if let Some(asset_id) = self.look_for_import(import)? {
+                return Ok(Some(asset_id));
             }
+            let now = Instant::now();
             if now >= deadline {
                 if !timeout.is_zero() {
                     tracing::info!(
-                        job_id,
+                        file = import.name,
                         waited_secs = timeout.as_secs(),
-                        "the OTMM import job is still running"
+                        "the imported asset is not visible in the DAM yet"
                     );
                 }
-                return Ok(state);
+                return Ok(None);
             }
             let wait = pause.min(deadline - now);
             tracing::debug!(
-                job_id,
+                file = import.name,
                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "waiting for the OTMM import job"
+                "waiting for the imported asset"
             );
             thread::sleep(wait);
             pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
-    /// Sets a folder field (the campaign status) to `value`: PUT `/assets/{id}/state` form `action=lock`,
-    /// PATCH `/folders/{id}` with [`folder_field_patch`] (the value is always sent in the lookup-domain
-    /// `DomainValue` shape, as the campaign status field is a domain field), then PUT `/assets/{id}/state`
-    /// `action=unlock`, also when the PATCH failed (the PATCH error wins; an unlock failure after a
-    /// successful PATCH is returned). Source: api-notes/otmm.md "Folders".
+    /// One look for an import's asset (see [`DamClient::wait_for_import`]).
+    fn look_for_import(&self, import: &ImportProbe<'_>) -> Result<Option<String>, DamError> {
+        if self.api.import_completion == ImportCompletion::Jobs {
+            if let Some(job_id) = import.job_id {
+                if let JobState::Completed { asset_ids } = self.job_state(job_id)? {
+                    if let Some(first) = asset_ids.into_iter().next() {
+                        return Ok(Some(first));
+                    }
+                }
+            }
+        }
+        Ok(self
+            .find_imported(
+                import.folder_id,
+                import.name,
+                import.field_id,
+                import.marker,
+            )?
+            .map(|asset| asset.id))
+    }
+
+    /// Sets a folder field (the campaign status) to `value`: PUT `/assets/{id}/state` form
+    /// `action=lock` (per `dam.api.lock_folders`), PATCH `/folders/{id}` with
+    /// [`folder_field_patch`] in `dam.api.status_value_shape`, then, when locked, PUT
+    /// `/assets/{id}/state` `action=unlock`, also when the PATCH failed (the PATCH error wins; an
+    /// unlock failure after a successful PATCH is returned).
+    ///
+    /// Public evidence covers locking and editing *assets* (PUT `/assets/{id}/state`, PATCH
+    /// `/assets/{id}` `edited_asset`: api-notes/otmm.md "Assets"); locking a folder and the
+    /// `edited_folder` body are unconfirmed, hence the settings. With `lock_folders:
+    /// when_allowed` a lock refused with 400/403/409 is taken as "this server does not lock
+    /// containers" and the PATCH goes ahead unlocked; with `always` it is [`DamError::Dialect`].
+    /// A PATCH refused with 400 is [`DamError::Dialect`] naming `status_value_shape` (and, when no
+    /// lock was taken, `lock_folders`).
     pub fn set_folder_field(
         &self,
         folder_id: &str,
@@ -556,16 +822,60 @@ impl DamClient {
             self.api_base,
             encode_path_segment(folder_id)
         );
-        self.mutate(
-            &Method::PUT,
-            &state_url,
-            MutationBody::Form(&[("action", "lock")]),
-        )?;
-        let patched = self.mutate(
-            &Method::PATCH,
-            &folder_url,
-            MutationBody::Json(&folder_field_patch(field_id, value)),
-        );
+        let locked = match self.api.lock_folders {
+            FolderLocking::Never => false,
+            policy => match self.mutate(
+                &Method::PUT,
+                &state_url,
+                MutationBody::Form(&[("action", "lock")]),
+            ) {
+                Ok(_) => true,
+                Err(error) if matches!(error.status(), Some(400 | 403 | 409)) => {
+                    if policy == FolderLocking::Always {
+                        return Err(DamError::Dialect {
+                            message: format!(
+                                "the DAM refused to lock the campaign folder {folder_id} ({error}) but dam.api.lock_folders is always"
+                            ),
+                            fix: "set dam.api.lock_folders: when_allowed (or never)".into(),
+                        });
+                    }
+                    tracing::debug!(folder_id, %error, "the DAM does not lock folders; updating without a lock");
+                    false
+                }
+                Err(error) => return Err(error),
+            },
+        };
+        let patched = self
+            .mutate(
+                &Method::PATCH,
+                &folder_url,
+                MutationBody::Json(&folder_field_patch(
+                    field_id,
+                    value,
+                    self.api.status_value_shape,
+                )),
+            )
+            .map_err(|error| match error.status() {
+                Some(400 | 409 | 423) => {
+                    let other = match self.api.status_value_shape {
+                        crate::config::ValueShape::Plain => "domain_value",
+                        crate::config::ValueShape::DomainValue => "plain",
+                    };
+                    let fix = if locked {
+                        format!("set dam.api.status_value_shape: {other}")
+                    } else {
+                        format!("set dam.api.status_value_shape: {other}, or dam.api.lock_folders: always if the server needs a lock before an edit")
+                    };
+                    DamError::Dialect {
+                        message: format!("the DAM refused the status update of folder {folder_id}: {error}"),
+                        fix,
+                    }
+                }
+                _ => error,
+            });
+        if !locked {
+            return patched.map(|_| ());
+        }
         let unlocked = self.mutate(
             &Method::PUT,
             &state_url,

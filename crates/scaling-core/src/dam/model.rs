@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::DamError;
+use crate::config::ValueShape;
 
 /// A folder: GET `/folders/{id}` -> `folder_resource.folder`.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,9 @@ pub struct DamAsset {
     pub mime_type: Option<String>,
     /// `content_size` in bytes (else `master_content_info.content_size`).
     pub content_size: Option<u64>,
+    /// `deleted: true` (pyxecm's asset examples carry `deleted`; a folder listing can include
+    /// deleted assets).
+    pub deleted: bool,
     /// The whole `asset` object.
     pub json: Value,
 }
@@ -43,20 +47,15 @@ pub struct DomainValue {
     pub display: String,
 }
 
-/// State of an import job (GET `/jobs/{id}`).
+/// What an import job shows (GET `/jobs/{id}/assets`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    /// Any status other than completed or failed (`IN_PROGRESS`, `QUEUED`, ...).
+    /// No asset yet (running, queued, or failed: the reply does not tell).
     InProgress,
-    /// `COMPLETED`, with the new assets' ids (`asset_id_list`).
+    /// The job's assets (`assets_resource.asset_list[].asset_id`).
     Completed {
         /// Ids of the imported assets.
         asset_ids: Vec<String>,
-    },
-    /// `FAILED` / `ERROR` / `CANCELLED` / `ABORTED`, with OTMM's message.
-    Failed {
-        /// The job's `message`.
-        message: String,
     },
 }
 
@@ -140,6 +139,7 @@ impl DamAsset {
                     .and_then(|master| master.get("content_size"))
                     .and_then(value_u64)
             }),
+            deleted: asset.get("deleted").and_then(Value::as_bool) == Some(true),
             json: asset.clone(),
         })
     }
@@ -157,20 +157,35 @@ impl DamFolder {
     }
 }
 
-/// The body of `PATCH /folders/{id}` setting one field to a lookup-domain value:
-/// `{"edited_folder":{"data":{"metadata":[{"id":F,"type":"com.artesia.metadata.MetadataField",
-/// "value":{"value":{"type":"com.artesia.metadata.DomainValue","field_value":{"type":"string","value":V}}}}]}}}`.
-pub fn folder_field_patch(field_id: &str, value: &str) -> Value {
+/// The body of `PATCH /folders/{id}` setting one field to `value`, in `shape`
+/// (`dam.api.status_value_shape`): `{"edited_folder":{"data":{"metadata":[{"id":F,
+/// "type":"com.artesia.metadata.MetadataField","value":{"value":V}}]}}}` where `V` is
+/// `{"type":"string","value":…}` (plain: api-notes/otmm.md and the public `edited_asset`
+/// example) or `{"type":"com.artesia.metadata.DomainValue","field_value":{"type":"string",
+/// "value":…}}` (a lookup-domain value as OTMM returns it in replies).
+pub fn folder_field_patch(field_id: &str, value: &str, shape: ValueShape) -> Value {
+    let inner = match shape {
+        ValueShape::Plain => json!({"type": "string", "value": value}),
+        ValueShape::DomainValue => json!({
+            "type": "com.artesia.metadata.DomainValue",
+            "field_value": {"type": "string", "value": value}
+        }),
+    };
     json!({
         "edited_folder": {"data": {"metadata": [{
             "id": field_id,
             "type": "com.artesia.metadata.MetadataField",
-            "value": {"value": {
-                "type": "com.artesia.metadata.DomainValue",
-                "field_value": {"type": "string", "value": value}
-            }}
+            "value": {"value": inner}
         }]}}
     })
+}
+
+/// The `asset_filter_request` parameter that leaves deleted assets out of listings and
+/// searches: `{"asset_filter_request_param":{"asset_filter_request":{"exclude_deleted_assets":true}}}`
+/// (as a public OTMM folder-children client sends it; api-notes/otmm.md "Read against public
+/// clients"; `/work/otmm-evidence.md` §2).
+pub fn asset_filter_request() -> Value {
+    json!({"asset_filter_request_param": {"asset_filter_request": {"exclude_deleted_assets": true}}})
 }
 
 /// The import `manifest` part: `{"upload_manifest":{"master_files":[{"file":{"file_name","file_type"}}]}}`.
@@ -188,34 +203,27 @@ pub fn field_condition(field_id: &str, operator_id: &str, value: &str) -> Value 
     }]}})
 }
 
-/// Reads `job_resource.job` into a [`JobState`].
+/// Reads a GET `/jobs/{id}/assets` reply (`assets_resource.asset_list[].asset_id`) into a
+/// [`JobState`]: the assets listed, or in progress when none is.
 pub fn parse_job(body: &Value) -> Result<JobState, DamError> {
-    let job = body
-        .pointer("/job_resource/job")
-        .or_else(|| body.get("job"))
-        .ok_or_else(|| DamError::Decode("job reply without job_resource.job".to_string()))?;
-    let status = job
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .trim()
-        .to_ascii_uppercase();
-    Ok(match status.as_str() {
-        "COMPLETED" | "COMPLETE" | "SUCCESS" | "SUCCEEDED" => JobState::Completed {
-            asset_ids: job
-                .get("asset_id_list")
-                .and_then(Value::as_array)
-                .map(|ids| ids.iter().filter_map(value_text).collect())
-                .unwrap_or_default(),
-        },
-        "FAILED" | "ERROR" | "CANCELLED" | "CANCELED" | "ABORTED" => JobState::Failed {
-            message: job
-                .get("message")
-                .and_then(value_text)
-                .filter(|text| !text.is_empty())
-                .unwrap_or_else(|| status.clone()),
-        },
-        _ => JobState::InProgress,
+    let list = body
+        .pointer("/assets_resource/asset_list")
+        .or_else(|| body.pointer("/assets_resource"))
+        .ok_or_else(|| DamError::Decode("job assets reply without assets_resource".to_string()))?;
+    let asset_ids: Vec<String> = list
+        .as_array()
+        .map(|assets| {
+            assets
+                .iter()
+                .filter_map(|asset| asset.get("asset_id").and_then(value_text))
+                .filter(|id| !id.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(if asset_ids.is_empty() {
+        JobState::InProgress
+    } else {
+        JobState::Completed { asset_ids }
     })
 }
 
@@ -321,33 +329,35 @@ mod tests {
 
     #[test]
     fn jobs() {
-        let done = json!({"job_resource": {"job": {"job_id": "1125", "status": "COMPLETED", "asset_id_list": ["a1"], "message": ""}}});
+        let done =
+            json!({"assets_resource": {"asset_list": [{"asset_id": "a1", "name": "x.mp4"}]}});
         assert_eq!(
             parse_job(&done).unwrap(),
             JobState::Completed {
                 asset_ids: vec!["a1".into()]
             }
         );
-        let running = json!({"job_resource": {"job": {"job_id": 1125, "status": "IN_PROGRESS"}}});
+        let running = json!({"assets_resource": {"asset_list": []}});
         assert_eq!(parse_job(&running).unwrap(), JobState::InProgress);
-        let failed =
-            json!({"job_resource": {"job": {"status": "FAILED", "message": "bad metadata"}}});
-        assert_eq!(
-            parse_job(&failed).unwrap(),
-            JobState::Failed {
-                message: "bad metadata".into()
-            }
-        );
         assert!(parse_job(&json!({"nope": 1})).is_err());
     }
 
     #[test]
     fn request_bodies() {
         assert_eq!(
-            folder_field_patch("FERRERO.FIELD.CAMPAIGN STATUS", "A2"),
+            folder_field_patch(
+                "FERRERO.FIELD.CAMPAIGN STATUS",
+                "A2",
+                ValueShape::DomainValue
+            ),
             json!({"edited_folder": {"data": {"metadata": [{"id": "FERRERO.FIELD.CAMPAIGN STATUS",
                 "type": "com.artesia.metadata.MetadataField", "value": {"value": {"type": "com.artesia.metadata.DomainValue",
                 "field_value": {"type": "string", "value": "A2"}}}}]}}})
+        );
+        assert_eq!(
+            folder_field_patch("FERRERO.FIELD.CAMPAIGN STATUS", "A2", ValueShape::Plain),
+            json!({"edited_folder": {"data": {"metadata": [{"id": "FERRERO.FIELD.CAMPAIGN STATUS",
+                "type": "com.artesia.metadata.MetadataField", "value": {"value": {"type": "string", "value": "A2"}}}]}}})
         );
         assert_eq!(
             import_manifest("x.mp4", "video/mp4"),

@@ -13,14 +13,15 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use ureq::http::{header, Method, Response};
 use ureq::Body;
 
 use super::error::{login_failure, read_json};
 use super::model::{value_text, value_u64};
 use super::{invalid_request, DamClient, DamError};
-use crate::config::DamAuth;
-use crate::http::{self as transport, request, request_label, CallOptions, Redirects};
+use crate::config::{DamAuth, OAuthGrant};
+use crate::http::{self as transport, request, request_label};
 use crate::secret::Secret;
 
 /// Value of `X-Requested-By` on the login request itself (no session id exists yet).
@@ -113,9 +114,51 @@ impl DamClient {
         }
     }
 
+    /// Ends the session this client opened, if any: DELETE `/sessions` (204), so that a pass a
+    /// minute does not leave a session a minute open on the server until it times out. A bearer
+    /// token (OAuth2) is left to expire: OpenText's client never revokes one. Best effort: a
+    /// failure is logged at DEBUG and forgotten (the server's session timeout still applies).
+    /// Source: api-notes/otmm.md "Auth" (check: GET `/sessions`; logout: DELETE `/sessions`).
+    pub fn logout(&self) {
+        let taken = self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(credentials) = taken else {
+            return;
+        };
+        if !matches!(*credentials, Credentials::Session { .. }) {
+            return;
+        }
+        let url = format!("{}/sessions", self.api_base);
+        let label = request_label(&Method::DELETE, &url);
+        let options = super::call_options(&label, false, self.timeouts);
+        let result = self.send(&options, &mut || {
+            transport::empty_body(credentials.apply(
+                request(Method::DELETE, &url).header(header::ACCEPT, "application/json"),
+                true,
+            ))
+            .map_err(|error| invalid_request(&label, error))
+        });
+        match result {
+            Ok(response) if response.status().is_success() => {
+                tracing::debug!("logged out of OTMM");
+            }
+            Ok(response) => {
+                tracing::debug!(status = response.status().as_u16(), "OTMM logout refused");
+            }
+            Err(error) => tracing::debug!(%error, "OTMM logout failed"),
+        }
+        self.http.agent.cookie_jar_lock().clear();
+    }
+
     /// Session: POST `/sessions` form `username`, `password`, reply `session_resource.session.{id,message_digest}`
-    /// and cookies. OAuth2: POST `auth_url` form `grant_type=client_credentials`, `client_id`, `client_secret`,
-    /// reply `{access_token, expires_in}`. Source: api-notes/otmm.md "Auth".
+    /// and cookies. OAuth2: POST `auth_url` form `grant_type=password` with `username`, `password`
+    /// (or `grant_type=client_credentials`), `client_id`, `client_secret`; reply
+    /// `token_info.oauth_token.{accessToken, expiresIn}` (OpenText's own client,
+    /// `opentext/pyxecm` `packages/pyxecm/src/pyxecm/otmm.py` `authenticate`), or the OAuth2
+    /// standard `{access_token, expires_in}` (RFC 6749 §5.1) of an OTDS-style token URL.
     fn login(&self) -> Result<Credentials, DamError> {
         match &*self.auth {
             DamAuth::Session { username, password } => {
@@ -161,17 +204,23 @@ impl DamClient {
                 auth_url,
                 client_id,
                 client_secret,
+                grant,
             } => {
                 let label = request_label(&Method::POST, auth_url);
-                let mut response = self.send_form(
-                    auth_url,
-                    &label,
-                    &[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", client_secret.expose().as_str()),
-                    ],
-                )?;
+                let mut form: Vec<(&str, &str)> = Vec::new();
+                match grant {
+                    OAuthGrant::Password { username, password } => {
+                        form.push(("grant_type", "password"));
+                        form.push(("username", username.as_str()));
+                        form.push(("password", password.expose().as_str()));
+                    }
+                    OAuthGrant::ClientCredentials => {
+                        form.push(("grant_type", "client_credentials"));
+                    }
+                }
+                form.push(("client_id", client_id.as_str()));
+                form.push(("client_secret", client_secret.expose().as_str()));
+                let mut response = self.send_form(auth_url, &label, &form)?;
                 if !response.status().is_success() {
                     return Err(login_failure(
                         &label,
@@ -180,18 +229,12 @@ impl DamClient {
                     ));
                 }
                 let body = read_json(&label, &mut response)?;
-                let token = body
-                    .get("access_token")
-                    .or_else(|| body.pointer("/token_info/oauth_token/accessToken"))
-                    .and_then(value_text)
-                    .filter(|token| !token.is_empty())
-                    .ok_or_else(|| {
-                        DamError::Auth(format!("{label}: the reply has no access_token"))
-                    })?;
-                let lifetime = body
-                    .get("expires_in")
-                    .or_else(|| body.pointer("/token_info/oauth_token/expires_in"))
-                    .and_then(value_u64);
+                let (token, lifetime) = oauth_token(&body);
+                let token = token.ok_or_else(|| {
+                    DamError::Auth(format!(
+                        "{label}: the reply has neither token_info.oauth_token.accessToken nor access_token"
+                    ))
+                })?;
                 let refresh_after = lifetime.map(|lifetime| {
                     Instant::now() + Duration::from_secs(lifetime - 60.min(lifetime / 2))
                 });
@@ -212,13 +255,7 @@ impl DamClient {
         label: &str,
         pairs: &[(&str, &str)],
     ) -> Result<Response<Body>, DamError> {
-        let options = CallOptions {
-            label,
-            retry: true,
-            timeouts: self.timeouts,
-            redirects: Redirects::Manual,
-            retry_reply: None,
-        };
+        let options = super::call_options(label, true, self.timeouts);
         let mut make = || {
             transport::form(
                 request(Method::POST, url)
@@ -230,4 +267,21 @@ impl DamClient {
         };
         self.send(&options, &mut make)
     }
+}
+
+/// The token and its lifetime in seconds from an OAuth2 token reply: OTMM's
+/// `token_info.oauth_token.{accessToken, expiresIn}` (camelCase like `accessToken`; `expires_in`
+/// also read), else RFC 6749's `{access_token, expires_in}`.
+fn oauth_token(body: &Value) -> (Option<String>, Option<u64>) {
+    let otmm = body.pointer("/token_info/oauth_token");
+    let token = otmm
+        .and_then(|token| token.get("accessToken"))
+        .or_else(|| body.get("access_token"))
+        .and_then(value_text)
+        .filter(|token| !token.is_empty());
+    let lifetime = otmm
+        .and_then(|token| token.get("expiresIn").or_else(|| token.get("expires_in")))
+        .or_else(|| body.get("expires_in"))
+        .and_then(value_u64);
+    (token, lifetime)
 }

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::config::{DamAuth, DamConfig};
+use crate::config::{DamApi, DamAuth, DamConfig, ImportCompletion, OAuthGrant, ValueShape};
 use crate::http::test_server::{Recorded, Reply, TestServer};
 use crate::secret::Secret;
 
@@ -141,7 +141,7 @@ fn session_login_cookies_tokens_and_folder_update() {
     assert_eq!(requests[4].form("action").as_deref(), Some("unlock"));
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&requests[3].body).unwrap(),
-        folder_field_patch("FERRERO.FIELD.CAMPAIGN STATUS", "A2")
+        folder_field_patch("FERRERO.FIELD.CAMPAIGN STATUS", "A2", ValueShape::Plain)
     );
     assert!(requests[1].header("x-requested-by").is_none(), "not on GET");
 }
@@ -236,8 +236,12 @@ fn failed_patch_still_unlocks() {
     let error = dam.set_folder_field("F1", "F", "A2").unwrap_err();
     assert_eq!(
         error.to_string(),
-        "OTMM API 400 on PATCH /otmmapi/v6/folders/F1: Field is not editable"
+        "the DAM refused the status update of folder F1: OTMM API 400 on PATCH /otmmapi/v6/folders/F1: Field is not editable"
     );
+    let DamError::Dialect { fix, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(fix, "set dam.api.status_value_shape: domain_value");
     let actions: Vec<String> = server
         .requests()
         .iter()
@@ -365,20 +369,17 @@ fn import_sends_the_four_parts_in_order_and_jobs_are_followed() {
     let server = TestServer::start(|request, earlier| match request.path() {
         "/otmmapi/v6/sessions" => login_reply(earlier),
         "/otmmapi/v6/assets" => Reply::json(202, json!({"job_handle": {"job_id": 1125}})),
-        "/otmmapi/v6/jobs/1125" => {
+        "/otmmapi/v6/jobs/1125/assets" => {
             let polls = earlier
                 .iter()
-                .filter(|other| other.path() == "/otmmapi/v6/jobs/1125")
+                .filter(|other| other.path() == "/otmmapi/v6/jobs/1125/assets")
                 .count();
-            let status = if polls == 0 {
-                "IN_PROGRESS"
+            let list = if polls == 0 {
+                json!([])
             } else {
-                "COMPLETED"
+                json!([{"asset_id": "N1", "name": "Ab12CD_clip.mp4"}])
             };
-            Reply::json(
-                200,
-                json!({"job_resource": {"job": {"job_id": "1125", "status": status, "asset_id_list": ["N1"], "message": ""}}}),
-            )
+            Reply::json(200, json!({"assets_resource": {"asset_list": list}}))
         }
         _ => not_found(),
     });
@@ -426,7 +427,7 @@ fn import_sends_the_four_parts_in_order_and_jobs_are_followed() {
 
     assert_eq!(dam.job_state("1125").unwrap(), JobState::InProgress);
     assert_eq!(
-        dam.wait_for_job("1125", None).unwrap(),
+        dam.job_state("1125").unwrap(),
         JobState::Completed {
             asset_ids: vec!["N1".into()]
         }
@@ -464,6 +465,7 @@ fn oauth2_bearer_and_requested_by_client_id() {
         auth_url: format!("{}/otds/token", server.url),
         client_id: "scaling".into(),
         client_secret: Secret::new("cs-value".into()),
+        grant: OAuthGrant::ClientCredentials,
     };
     let dam = DamClient::new(&config(&server, auth), ureq::Agent::new_with_defaults())
         .with_retry_policy(RetryPolicy::fast(1));
@@ -652,4 +654,381 @@ fn the_lookup_cache_of_another_dam_is_not_used() {
         second.count("GET", "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES"),
         1
     );
+}
+
+fn client_with(server: &TestServer, api: DamApi) -> DamClient {
+    DamClient::new(
+        &DamConfig {
+            api,
+            ..config(server, session_auth())
+        },
+        ureq::Agent::new_with_defaults(),
+    )
+    .with_retry_policy(RetryPolicy::fast(2))
+}
+
+#[test]
+fn password_grant_follows_opentexts_client() {
+    let server = TestServer::start(|request, _| match request.path() {
+        "/otmmapi/v6/sessions/oauth2/token" => {
+            let expected = [
+                ("grant_type", "password"),
+                ("username", "svc-scaling"),
+                ("password", "pa ss&word"),
+                ("client_id", "scaling"),
+                ("client_secret", "cs-value"),
+            ];
+            if expected
+                .iter()
+                .all(|(key, value)| request.form(key).as_deref() == Some(*value))
+            {
+                Reply::json(
+                    200,
+                    json!({"token_info": {"oauth_token": {"accessToken": "TOKEN7", "expiresIn": 1800, "tokenType": "Bearer"}}}),
+                )
+            } else {
+                Reply::empty(400)
+            }
+        }
+        "/otmmapi/v6/folders/F1" if request.header("authorization") == Some("Bearer TOKEN7") => {
+            folder_reply("F1", "C-1")
+        }
+        _ => Reply::empty(401),
+    });
+    let auth = DamAuth::OAuth2 {
+        auth_url: format!("{}/otmmapi/v6/sessions/oauth2/token", server.url),
+        client_id: "scaling".into(),
+        client_secret: Secret::new("cs-value".into()),
+        grant: OAuthGrant::Password {
+            username: "svc-scaling".into(),
+            password: Secret::new("pa ss&word".into()),
+        },
+    };
+    let dam = DamClient::new(&config(&server, auth), ureq::Agent::new_with_defaults())
+        .with_retry_policy(RetryPolicy::fast(1));
+    assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
+    assert_eq!(dam.get_folder("F1").unwrap().id, "F1");
+    assert_eq!(
+        server.count("POST", "/otmmapi/v6/sessions/oauth2/token"),
+        1,
+        "the token is reused within expiresIn"
+    );
+    // A bearer token is not a session: nothing to log out of.
+    dam.logout();
+    assert_eq!(server.count("DELETE", "/otmmapi/v6/sessions"), 0);
+}
+
+#[test]
+fn a_session_is_logged_out_once_and_the_next_call_logs_in_again() {
+    let server =
+        TestServer::start(
+            |request, earlier| match (request.method.as_str(), request.path()) {
+                ("POST", "/otmmapi/v6/sessions") => login_reply(earlier),
+                ("DELETE", "/otmmapi/v6/sessions") if authenticated(request) => Reply::empty(204),
+                (_, "/otmmapi/v6/folders/F1") if authenticated(request) => {
+                    folder_reply("F1", "C-1")
+                }
+                _ => session_expired(),
+            },
+        );
+    let dam = client(&server);
+    dam.logout();
+    assert_eq!(
+        server.count("DELETE", "/otmmapi/v6/sessions"),
+        0,
+        "no session yet"
+    );
+    dam.get_folder("F1").unwrap();
+    dam.logout();
+    dam.logout();
+    assert_eq!(server.count("DELETE", "/otmmapi/v6/sessions"), 1);
+    let delete = server
+        .requests()
+        .into_iter()
+        .find(|request| request.method == "DELETE")
+        .unwrap();
+    assert_eq!(delete.header("x-requested-by"), Some("471542185"));
+    dam.get_folder("F1").unwrap();
+    assert_eq!(server.count("POST", "/otmmapi/v6/sessions"), 2);
+}
+
+#[test]
+fn folder_reads_ask_for_metadata_and_listings_leave_deleted_assets_out() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/folders/F1" => folder_reply("F1", "C-1"),
+        "/otmmapi/v6/folders/F1/children" => Reply::json(
+            200,
+            json!({"folder_children": {"asset_list": [
+                {"asset_id": "A1", "name": "kept.mp4", "deleted": false},
+                {"asset_id": "A2", "name": "gone.mp4", "deleted": true},
+            ]}}),
+        ),
+        _ => not_found(),
+    });
+    let names = |dam: &DamClient| -> Vec<String> {
+        dam.list_children("F1")
+            .unwrap()
+            .into_iter()
+            .map(|asset| asset.name)
+            .collect()
+    };
+    let last = |path: &str| -> Recorded {
+        server
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|request| request.path() == path)
+            .unwrap()
+    };
+    let dam = client(&server);
+    dam.get_folder("F1").unwrap();
+    assert_eq!(names(&dam), ["kept.mp4"]);
+    let get = last("/otmmapi/v6/folders/F1");
+    assert_eq!(query_param(&get, "load_type").as_deref(), Some("custom"));
+    let load: serde_json::Value =
+        serde_json::from_str(&query_param(&get, "data_load_request").unwrap()).unwrap();
+    assert_eq!(load["data_load_request"]["load_metadata"], json!(true));
+    let children = last("/otmmapi/v6/folders/F1/children");
+    let filter: serde_json::Value =
+        serde_json::from_str(&query_param(&children, "asset_filter_request").unwrap()).unwrap();
+    assert_eq!(filter, asset_filter_request());
+    assert_eq!(
+        query_param(&children, "load_type").as_deref(),
+        Some("metadata")
+    );
+
+    let plain = client_with(
+        &server,
+        DamApi {
+            folder_load: crate::config::FolderLoad::Metadata,
+            exclude_deleted: false,
+            ..DamApi::default()
+        },
+    );
+    plain.get_folder("F1").unwrap();
+    assert_eq!(
+        names(&plain),
+        ["kept.mp4"],
+        "deleted assets are dropped either way"
+    );
+    let get = last("/otmmapi/v6/folders/F1");
+    assert_eq!(query_param(&get, "load_type").as_deref(), Some("metadata"));
+    assert!(query_param(&get, "data_load_request").is_none());
+    let children = last("/otmmapi/v6/folders/F1/children");
+    assert!(query_param(&children, "asset_filter_request").is_none());
+}
+
+#[test]
+fn asset_hits_do_not_use_up_the_campaign_limit_and_pages_are_sorted() {
+    // Page 1: an asset inheriting the status and a folder; page 2: the same folder again (a
+    // shifted page) and a second folder.
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/search/text" => {
+            let after: usize = query_param(request, "after").unwrap().parse().unwrap();
+            let page = if after == 0 {
+                json!([{"asset_id": "X1", "name": "master.mp4"}, folder("F1", "C-1")])
+            } else {
+                json!([folder("F1", "C-1"), folder("F2", "C-2")])
+            };
+            Reply::json(
+                200,
+                json!({"search_result_resource": {
+                    "search_result": {"hit_count": 2, "total_hit_count": 4},
+                    "asset_list": page}}),
+            )
+        }
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let found: Vec<String> = dam
+        .search_folders_by_field("S", "ARTESIA.OPERATOR.CHAR.CONTAINS", "A1", 2)
+        .unwrap()
+        .into_iter()
+        .map(|asset| asset.id)
+        .collect();
+    assert_eq!(found, ["F1", "F2"]);
+    let first = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/otmmapi/v6/search/text")
+        .unwrap();
+    assert_eq!(
+        query_param(&first, "sort").as_deref(),
+        Some("asc_ARTESIA.FIELD.ASSET ID")
+    );
+}
+
+#[test]
+fn folder_locking_follows_the_setting() {
+    let server = TestServer::start(|request, earlier| {
+        match (request.method.as_str(), request.path()) {
+            (_, "/otmmapi/v6/sessions") => login_reply(earlier),
+            ("PUT", "/otmmapi/v6/assets/F1/state") => Reply::json(
+                403,
+                json!({"exception_body": {"http_response_code": 403, "message": "Containers cannot be locked"}}),
+            ),
+            ("PATCH", "/otmmapi/v6/folders/F1") => Reply::empty(200),
+            _ => not_found(),
+        }
+    });
+    client(&server).set_folder_field("F1", "F", "A2").unwrap();
+    assert_eq!(server.count("PATCH", "/otmmapi/v6/folders/F1"), 1);
+    assert_eq!(
+        server.count("PUT", "/otmmapi/v6/assets/F1/state"),
+        1,
+        "no unlock without a lock"
+    );
+
+    let always = client_with(
+        &server,
+        DamApi {
+            lock_folders: crate::config::FolderLocking::Always,
+            ..DamApi::default()
+        },
+    );
+    let error = always.set_folder_field("F1", "F", "A2").unwrap_err();
+    assert!(error.stops_pass());
+    let DamError::Dialect { fix, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(fix.contains("dam.api.lock_folders: when_allowed"), "{fix}");
+    assert_eq!(
+        server.count("PATCH", "/otmmapi/v6/folders/F1"),
+        1,
+        "no PATCH after a refused lock"
+    );
+
+    let never = client_with(
+        &server,
+        DamApi {
+            lock_folders: crate::config::FolderLocking::Never,
+            status_value_shape: ValueShape::DomainValue,
+            ..DamApi::default()
+        },
+    );
+    never.set_folder_field("F1", "F", "A3").unwrap();
+    assert_eq!(server.count("PUT", "/otmmapi/v6/assets/F1/state"), 2);
+    let patch = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|request| request.method == "PATCH")
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&patch.body).unwrap(),
+        folder_field_patch("F", "A3", ValueShape::DomainValue)
+    );
+}
+
+#[test]
+fn redirects_to_another_host_carry_no_credentials() {
+    let server = TestServer::start(|request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/assets/M1/contents" => {
+            // Same port, another host name: another origin.
+            let port = request
+                .header("host")
+                .and_then(|host| host.rsplit(':').next())
+                .unwrap_or("0")
+                .to_string();
+            Reply::empty(302).header("location", &format!("http://localhost:{port}/cdn/M1"))
+        }
+        "/cdn/M1" => Reply::bytes(200, b"cdn-content!"),
+        _ => not_found(),
+    });
+    let dam = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("m1.bin");
+    assert_eq!(dam.download_to("M1", &dest).unwrap(), 12);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"cdn-content!");
+    let contents = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/otmmapi/v6/assets/M1/contents")
+        .unwrap();
+    assert!(contents.header("otmmauthtoken").is_some());
+    let cdn = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/cdn/M1")
+        .unwrap();
+    assert!(cdn.header("otmmauthtoken").is_none());
+    assert!(cdn.header("authorization").is_none());
+    assert!(cdn.header("x-requested-by").is_none());
+    assert!(
+        cdn.header("cookie").is_none(),
+        "the DAM's cookies stay with the DAM's host: {:?}",
+        cdn.header("cookie")
+    );
+}
+
+#[test]
+fn import_completion_by_search_and_by_jobs() {
+    let tracked = |id: &str, marker: &str, deleted: bool| {
+        json!({"asset_id": id, "name": "Ab12CD_clip.mp4", "deleted": deleted,
+            "metadata": {"metadata_element_list": [
+                {"id": "T", "type": "com.artesia.metadata.MetadataField",
+                 "value": {"value": {"type": "string", "value": marker}}}]}})
+    };
+    let list = json!([
+        tracked("OTHER", "Ab12CD v01 box:1/2 old", false),
+        tracked("GONE", "Ab12CD v01 box:1/2", true),
+        tracked("NEW", "Ab12CD v01 box:1/2", false),
+    ]);
+    let server = TestServer::start(move |request, earlier| match request.path() {
+        "/otmmapi/v6/sessions" => login_reply(earlier),
+        "/otmmapi/v6/search/text" => Reply::json(
+            200,
+            json!({"search_result_resource": {
+                "search_result": {"hit_count": 3, "total_hit_count": 3},
+                "asset_list": list.clone()}}),
+        ),
+        _ => not_found(),
+    });
+    let probe = ImportProbe {
+        job_id: Some("77"),
+        folder_id: "FINAL",
+        name: "Ab12CD_clip.mp4",
+        field_id: "T",
+        marker: "Ab12CD v01 box:1/2",
+    };
+    let dam = client(&server);
+    assert_eq!(
+        dam.wait_for_import(&probe, Some(Duration::ZERO))
+            .unwrap()
+            .as_deref(),
+        Some("NEW"),
+        "exact marker and name, deleted assets left out"
+    );
+    assert_eq!(server.count("GET", "/otmmapi/v6/jobs/77/assets"), 0);
+    let search = server
+        .requests()
+        .into_iter()
+        .find(|request| request.path() == "/otmmapi/v6/search/text")
+        .unwrap();
+    let condition: serde_json::Value =
+        serde_json::from_str(&query_param(&search, "search_condition_list").unwrap()).unwrap();
+    assert_eq!(
+        condition,
+        field_condition("T", "ARTESIA.OPERATOR.CHAR.CONTAINS", "Ab12CD v01 box:1/2")
+    );
+
+    // With `jobs` against a server without the job resource: a clear error naming the setting.
+    let jobs = client_with(
+        &server,
+        DamApi {
+            import_completion: ImportCompletion::Jobs,
+            ..DamApi::default()
+        },
+    );
+    let error = jobs
+        .wait_for_import(&probe, Some(Duration::ZERO))
+        .unwrap_err();
+    assert!(error.stops_pass());
+    let DamError::Dialect { fix, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(fix, "set dam.api.import_completion: search");
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::boxapi::{BoxAppConfig, BoxClient, BoxError, BoxItem};
 use crate::config::{BoxConfig, DamAuth, DamConfig, WatchedFolder};
-use crate::dam::{DamClient, JobState};
+use crate::dam::DamClient;
 use crate::http::{sha1_file, RetryPolicy};
 use crate::secret::Secret;
 
@@ -293,7 +293,9 @@ fn dam_client_against_the_sandbox() {
     let representation = json!({"asset_resource": {"asset": {
         "metadata_model_id": cfg.metadata_model_id, "security_policy_list": [{"id": 2}],
         "metadata": {"metadata_element_list": [{"type": "com.artesia.metadata.MetadataField", "id": "ARTESIA.FIELD.ASSET NAME",
-            "value": {"value": {"type": "string", "value": "Ab12CD_clip é.mp4"}}}]}}}});
+            "value": {"value": {"type": "string", "value": "Ab12CD_clip é.mp4"}}},
+            {"type": "com.artesia.metadata.MetadataField", "id": cfg.tracking_field_id,
+            "value": {"value": {"type": "string", "value": "Ab12CD v01 box:1/2"}}}]}}}});
     let job = dam
         .import_asset(
             &final_assets.id,
@@ -303,11 +305,18 @@ fn dam_client_against_the_sandbox() {
             &representation,
         )
         .unwrap();
-    let state = dam.wait_for_job(&job, None).unwrap();
-    let JobState::Completed { asset_ids } = state else {
-        panic!("{state:?}")
+    let probe = crate::dam::ImportProbe {
+        job_id: Some(&job),
+        folder_id: &final_assets.id,
+        name: "Ab12CD_clip é.mp4",
+        field_id: &cfg.tracking_field_id,
+        marker: "Ab12CD v01 box:1/2",
     };
-    let imported = dam.get_asset(&asset_ids[0]).unwrap();
+    let asset_id = dam
+        .wait_for_import(&probe, None)
+        .unwrap()
+        .expect("imported");
+    let imported = dam.get_asset(&asset_id).unwrap();
     assert_eq!(imported.name, "Ab12CD_clip é.mp4");
     assert_eq!(
         dam.find_asset_in_folder(&final_assets.id, "Ab12CD_clip é.mp4")
@@ -349,6 +358,7 @@ fn dam_client_against_the_sandbox() {
         auth_url: sandbox.ready_str("dam_oauth2_url").to_owned(),
         client_id: sandbox.ready_str("dam_client_id").to_owned(),
         client_secret: Secret::new(sandbox.ready_str("dam_client_secret").to_owned()),
+        grant: crate::config::OAuthGrant::ClientCredentials,
     };
     let oauth = DamClient::new(
         &dam_config(&sandbox, auth),

@@ -52,7 +52,11 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
         services.store.unlock(&lock)?;
         match result {
             Ok(()) => {}
-            Err(error @ PassError::Unreachable { .. }) => return Err(error),
+            // Unreachable (75) and configuration that does not match the server (2) hold for
+            // every campaign: stop, say so once.
+            Err(error @ (PassError::Unreachable { .. } | PassError::Setup { .. })) => {
+                return Err(error)
+            }
             Err(error) => {
                 tracing::error!(campaign = %folder.name, %error, "campaign could not be processed");
             }
@@ -93,7 +97,17 @@ pub(crate) fn process_campaign(
         .dam
         .get_folder(folder_id)
         .map_err(PassError::from_dam)?;
-    let status = field_text(&folder.json, &model.status_field_id).unwrap_or_default();
+    // A reply without the status field is never "not at A1": the folder was read without its
+    // metadata (the load parameters this server wants) or the field id is wrong.
+    let Some(status) = field_text(&folder.json, &model.status_field_id) else {
+        return Err(PassError::setup_with_hint(
+            format!(
+                "DAM: the campaign folder {} ({folder_id}) was found by its status but read without the field {:?}",
+                folder.name, model.status_field_id
+            ),
+            "set dam.api.folder_load to the load parameters this server needs (custom or metadata), or correct dam.campaign.status_field_id; `box-setup dam-check` tells which",
+        ));
+    };
     if status != model.status_a1 {
         tracing::debug!(campaign = %folder.name, %status, "not at A1 any more; skipped");
         return Ok(());
@@ -246,7 +260,7 @@ fn process_master(
     // A transport failure (after the client's retries) means the service is down: stop the pass
     // (exit 75) instead of recording a failure of this master.
     let fail_dam = |what: &str, error: DamError| match error {
-        error if error.is_unreachable() => MasterFailure::Pass(PassError::from_dam(error)),
+        error if error.stops_pass() => MasterFailure::Pass(PassError::from_dam(error)),
         error => MasterFailure::Asset {
             row_id: Some(row.id),
             class: error_class(what, error.status()),

@@ -35,9 +35,9 @@ use serde_json::json;
 use super::transition::{self, campaign_context, Transition};
 use super::{backoff_secs, run_workers, PassError, PassReport, Services};
 use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem, EVENTS_PAGE_LIMIT};
-use crate::dam::{DamError, DomainValue, JobState};
+use crate::dam::{DamError, DomainValue, ImportProbe};
 use crate::media::{self, MediaError};
-use crate::metadata::{self, field_text, BuildInput, DomainValues};
+use crate::metadata::{self, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
 use crate::store::{
     BoxFileRow, Claim, DeliveryClaim, DerivativeRow, EventsCursor, LedgerState, NewDelivery,
@@ -303,7 +303,7 @@ fn finish_interrupted(
                     .mark_delivery_failed(derivative.id, &reason)?;
             }
             Ok(Landing::Waiting(_)) => {}
-            Err(error) if error.is_unreachable() => return Err(PassError::from_dam(error)),
+            Err(error) if error.stops_pass() => return Err(PassError::from_dam(error)),
             Err(error) => {
                 tracing::warn!(dam_folder = %derivative.dam_folder_id, file = %derivative.derivative_filename, %error, "could not ask the DAM about an import in doubt; asking again next pass");
             }
@@ -1248,7 +1248,7 @@ fn process_file(
 /// A DAM error for this file: unreachable (transport) stops the pass; any other reply counts an
 /// attempt.
 fn dam_failure(error: DamError, what: &str) -> Result<Outcome, PassError> {
-    if error.is_unreachable() {
+    if error.stops_pass() {
         return Err(PassError::from_dam(error));
     }
     Ok(Outcome::Retry {
@@ -1282,10 +1282,11 @@ enum Landing {
     NotLanded(String),
 }
 
-/// Asks the DAM whether the import of `derivative` landed: its job when recorded
-/// ([`crate::dam::DamClient::wait_for_job`]: with `follow`, while the job runs, up to
-/// `dam.import_job_timeout_secs`; without, once), else (or when the job cannot be read, or names
-/// no asset) the Final Assets folder for an asset with the clean name and our tracking marker.
+/// Asks the DAM whether the import of `derivative` landed
+/// ([`crate::dam::DamClient::wait_for_import`], the way `dam.api.import_completion` says: with
+/// `follow` up to `dam.import_job_timeout_secs`, without it once): the asset carrying our
+/// tracking marker with the clean name, else "waiting" within `dam.import_landing_secs` of the
+/// request and "did not land" after it.
 fn reconcile(
     services: &Services,
     derivative: &DerivativeRow,
@@ -1297,31 +1298,14 @@ fn reconcile(
     } else {
         Duration::ZERO
     };
-    if let Some(job_id) = &derivative.dam_job_id {
-        match services.dam.wait_for_job(job_id, Some(timeout)) {
-            Ok(JobState::Completed { asset_ids }) if !asset_ids.is_empty() => {
-                return Ok(Landing::Landed(
-                    asset_ids.into_iter().next().unwrap_or_default(),
-                ));
-            }
-            Ok(JobState::Failed { message }) => {
-                return Ok(Landing::NotLanded(format!(
-                    "the DAM import job {job_id} failed: {message}"
-                )));
-            }
-            Ok(JobState::InProgress) => {
-                return Ok(Landing::Waiting(format!(
-                    "the DAM import job {job_id} is still running"
-                )));
-            }
-            Ok(JobState::Completed { .. }) => {}
-            Err(error) if error.is_unreachable() => return Err(error),
-            Err(error) => {
-                tracing::debug!(%error, "job state unavailable; looking for the asset by its marker");
-            }
-        }
-    }
-    if let Some(asset_id) = find_by_marker(services, derivative)? {
+    let probe = ImportProbe {
+        job_id: derivative.dam_job_id.as_deref(),
+        folder_id: &derivative.dam_folder_id,
+        name: &derivative.derivative_filename,
+        field_id: &dam.tracking_field_id,
+        marker: &derivative.marker,
+    };
+    if let Some(asset_id) = services.dam.wait_for_import(&probe, Some(timeout))? {
         return Ok(Landing::Landed(asset_id));
     }
     let age = derivative
@@ -1343,24 +1327,6 @@ fn reconcile(
             age.as_secs()
         ))
     })
-}
-
-/// The asset in the delivery's DAM folder with its clean name and tracking marker, if any.
-fn find_by_marker(
-    services: &Services,
-    derivative: &DerivativeRow,
-) -> Result<Option<String>, DamError> {
-    let children = services.dam.list_children(&derivative.dam_folder_id)?;
-    let tracking_field = &services.config.dam.tracking_field_id;
-    Ok(children
-        .iter()
-        .find(|asset| {
-            !asset.is_folder
-                && asset.name == derivative.derivative_filename
-                && field_text(&asset.json, tracking_field).as_deref()
-                    == Some(derivative.marker.as_str())
-        })
-        .map(|asset| asset.id.clone()))
 }
 
 /// The value written into `dam.tracking_field_id` of every imported derivative: identifies the

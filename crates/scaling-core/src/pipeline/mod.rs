@@ -157,6 +157,13 @@ impl PassError {
                 what: "DAM",
                 message: error.to_string(),
             }
+        } else if let DamError::Dialect { message, fix } = &error {
+            PassError::setup_with_hint(
+                format!("DAM: {message}"),
+                format!(
+                    "{fix}; `box-setup dam-check` tells which dam.api settings this server needs"
+                ),
+            )
         } else if matches!(error, DamError::Auth(_)) {
             PassError::setup_with_hint(
                 format!("DAM: {error}"),
@@ -550,6 +557,8 @@ pub fn run_recorded(
     );
     let result = release_dead_local_leases(services).and_then(|()| pass(services, &mut report));
     drop(keeper);
+    // One OTMM session per pass, closed when the pass is done with the DAM.
+    services.dam.logout();
     // Deliver what this pass (or an earlier, interrupted one) queued, even when the pass failed
     // half-way: a queued notification belongs to a state change that already happened.
     let due = services
