@@ -87,5 +87,15 @@ cs_log "cargo test ${scope[*]} --all-targets ${features[*]} --no-fail-fast ${car
 t=$SECONDS
 status=0
 cargo test "${scope[@]}" --all-targets "${features[@]}" --no-fail-fast "${cargo_args[@]}" -- "${test_args[@]}" || status=$?
+# The OTMM dialect matrix (issue 12): the main flow again against each other server variant the
+# sandbox plays (`sandbox serve --otmm-dialect`), with the dam.api settings that match it
+# (tests/e2e/util.rs `dialect_settings`). The full run above used the default, strict. Only on a
+# whole-suite run (no filter, no -p).
+if [ "${#cargo_args[@]}" -eq 0 ] && [ "${CS_SKIP_DIALECT_MATRIX:-0}" != 1 ]; then
+  for dialect in jobs locking; do
+    cs_log "dialect matrix: CS_OTMM_DIALECT=$dialect cargo test --test e2e -- flow::"
+    CS_OTMM_DIALECT=$dialect cargo test -p content-scaling-tests --test e2e "${features[@]}" -- "${test_args[@]}" flow:: || status=$?
+  done
+fi
 cs_test_secs=$((SECONDS - t))
 exit "$status"

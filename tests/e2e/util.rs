@@ -146,8 +146,19 @@ impl Sandbox {
     /// Starts the sandbox with a scenario file anywhere on disk (e.g. written into a temp dir by
     /// the test) and extra `sandbox serve` flags (`--fault-seed`, `--part-size`, ...); panics
     /// with the reason when it cannot start.
+    ///
+    /// Without an `--otmm-dialect` in `args`, the dialect is `CS_OTMM_DIALECT` when set (the
+    /// dialect matrix of `scripts/test.sh`), else the sandbox's default (strict); [`Sandbox::env`]
+    /// then gives the binaries the `dam.api` settings that match it.
     pub(crate) fn start_with(scenario: Option<&Path>, args: &[&str]) -> Sandbox {
         let mut launch = Launch::new().args(args);
+        if !args.contains(&"--otmm-dialect") {
+            if let Ok(dialect) = std::env::var("CS_OTMM_DIALECT") {
+                if !dialect.is_empty() {
+                    launch = launch.args(["--otmm-dialect", dialect.as_str()]);
+                }
+            }
+        }
         if let Some(scenario) = scenario {
             launch = launch.scenario_file(scenario);
         }
@@ -228,6 +239,13 @@ impl Sandbox {
             ("WEBHOOK_BASE_URL".into(), self.str("webhook_url")),
             ("RUST_LOG".into(), "info".into()),
         ]
+        .into_iter()
+        .chain(
+            dialect_settings(self.ready["otmm_dialect"].as_str().unwrap_or("strict"))
+                .iter()
+                .map(|(name, value)| ((*name).to_string(), (*value).to_string())),
+        )
+        .collect()
     }
 }
 
@@ -883,5 +901,19 @@ fn count_frontend_messages(
             started = true;
             pending.drain(..total);
         }
+    }
+}
+
+/// The `dam.api` settings (as the sandbox overlay's variables) that match an OTMM dialect of the
+/// sandbox: what an operator would set after `box-setup dam-check` on such a server.
+pub(crate) fn dialect_settings(dialect: &str) -> &'static [(&'static str, &'static str)] {
+    match dialect {
+        "jobs" => &[("DAM_API_IMPORT_COMPLETION", "jobs")],
+        "locking" => &[
+            ("DAM_API_LOCK_FOLDERS", "always"),
+            ("DAM_API_STATUS_VALUE_SHAPE", "domain_value"),
+            ("DAM_API_FOLDER_LOAD", "metadata"),
+        ],
+        _ => &[],
     }
 }

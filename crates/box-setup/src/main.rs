@@ -37,6 +37,15 @@ enum CommandArg {
     },
     /// Check the installation: config, .env, database, Box, DAM, ffprobe, temp dir.
     Doctor,
+    /// Check what the real OTMM server does for each dam.api setting: confirmed, refuted (with
+    /// the setting to change) or unknown. Read-only unless --write-test-folder is given.
+    DamCheck {
+        /// A scratch DAM folder (40-hex id) nothing else uses: its campaign status field is
+        /// written (to its current value, A3 when it has none) and a small test file is imported
+        /// into it (and left there).
+        #[arg(long, value_name = "FOLDER_ID")]
+        write_test_folder: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +56,7 @@ fn main() -> ExitCode {
         CommandArg::Check => SetupCommand::Check,
         CommandArg::EnsureFolders { dry_run } => SetupCommand::EnsureFolders { dry_run },
         CommandArg::Doctor => SetupCommand::Doctor,
+        CommandArg::DamCheck { write_test_folder } => SetupCommand::DamCheck { write_test_folder },
     };
     setup::run(&options, &command)
 }

@@ -813,7 +813,7 @@ fn dam_oauth2_reads_only_its_keys() {
     let temp = TempConfig::new();
     temp.edit(
         "environments/sandbox.yaml",
-        "    method: session\n",
+        "    method: ${DAM_AUTH_METHOD:-session}\n",
         "    method: oauth2\n",
     );
     let mut vars = sandbox_vars();

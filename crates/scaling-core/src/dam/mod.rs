@@ -173,6 +173,21 @@ impl DamClient {
         self
     }
 
+    /// The same client (login, agent, cache shared) speaking with other `dam.api` settings:
+    /// `box-setup dam-check` tries the alternatives of a setting this way.
+    #[must_use]
+    pub fn with_api(&self, api: DamApi) -> Self {
+        Self {
+            api: Arc::new(api),
+            ..self.clone()
+        }
+    }
+
+    /// The `dam.api` settings this client follows.
+    pub fn api(&self) -> &DamApi {
+        &self.api
+    }
+
     /// Replaces the retry policy (tests use [`RetryPolicy::fast`]).
     #[must_use]
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {

@@ -27,6 +27,7 @@ macro_rules! crash_point {
 pub mod a1_to_a2;
 pub mod box_poll;
 pub mod cleanup;
+pub mod dam_check;
 pub mod operator;
 pub mod outbox;
 pub mod reprocess;

@@ -43,6 +43,12 @@ pub enum SetupCommand {
     },
     /// Check the whole installation.
     Doctor,
+    /// Check the DAM's `dam.api` assumptions against the real server (see
+    /// [`super::dam_check`]).
+    DamCheck {
+        /// A scratch folder to write to (status field, a small test import); `None`: read-only.
+        write_test_folder: Option<String>,
+    },
 }
 
 /// Runs a `box-setup` command (through [`crate::entry::run`]; `doctor` through
@@ -51,13 +57,25 @@ pub fn run(options: &CommonOptions, command: &SetupCommand) -> ExitCode {
     if *command == SetupCommand::Doctor {
         return entry::run_unconfigured(BINARY, options, |options| Ok(doctor(options)));
     }
+    if let SetupCommand::DamCheck { write_test_folder } = command {
+        return entry::run(BINARY, options, |config| {
+            let dam_agent = agent(
+                config.dam.connect_timeout_secs,
+                config.dam.read_timeout_secs,
+            );
+            let dam = DamClient::new(&config.dam, dam_agent);
+            let all_ok = super::dam_check::run(&config, &dam, write_test_folder.as_deref());
+            dam.logout();
+            Ok(Exit::success_if(all_ok?))
+        });
+    }
     entry::run(BINARY, options, |config| {
         let client = box_client(&config)?;
         let all_ok = match command {
             SetupCommand::ListFolder { folder_id } => list_folder(&client, folder_id)?,
             SetupCommand::Check => check(&config, &client)?,
             SetupCommand::EnsureFolders { dry_run } => ensure_folders(&config, &client, *dry_run)?,
-            SetupCommand::Doctor => true,
+            SetupCommand::Doctor | SetupCommand::DamCheck { .. } => true,
         };
         Ok(Exit::success_if(all_ok))
     })
