@@ -1034,7 +1034,7 @@ fn box_responses_match_the_openapi_spec() {
         &format!("/2.0/folders/{restricted}/items"),
         &[],
         Send::Empty,
-        403,
+        404,
     );
     run.control("/config", json!({"rate_limit_per_second": 1}));
     let mut limited = None;
@@ -1176,7 +1176,7 @@ fn box_responses_match_the_openapi_spec() {
         "DELETE /folders/{folder_id} 204",
         "DELETE /folders/{folder_id} 400",
         "DELETE /folders/{folder_id} 404",
-        "GET /folders/{folder_id}/items 403",
+        "GET /folders/{folder_id}/items 404",
         "GET /folders/{folder_id} 404",
         "GET /folders/{folder_id} 429",
         "GET /folders/{folder_id} 500",

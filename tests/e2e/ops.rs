@@ -522,9 +522,13 @@ fn box_setup_checks_access_and_prints_the_fix() {
     let text = stdout(&output);
     assert!(
         text.contains(&format!(
-            "fix: wrong folder ID {watched} in box.watched_folders[0].id"
+            "fix: Box does not show folder {watched} to the service account: either {watched} in box.watched_folders[0].id is a wrong folder ID"
         )),
         "{text}"
+    );
+    assert!(
+        text.contains("is not a collaborator on it: invite it as Editor"),
+        "Box answers 404 for a folder the service account cannot see: {text}"
     );
     world.sandbox.clear_faults();
 

@@ -204,8 +204,11 @@ pub fn access_denied() -> Response {
     )
 }
 
-/// The folder `id` if the service account may use it: 404 when unknown, 403 when restricted (or
-/// below a restricted folder).
+/// The folder `id` if the service account may use it: 404 when unknown, and 404 too when it is
+/// restricted (or below a restricted folder): Box answers 404 `not_found` for an item the user
+/// is not a collaborator on, so as not to reveal that it exists (Box OpenAPI spec,
+/// `GET /folders/{folder_id}`: "404 Returned if the folder is not found, or the user does not
+/// have access to the folder").
 #[expect(
     clippy::result_large_err,
     reason = "handlers return ready error Responses; they are built once per request"
@@ -215,7 +218,7 @@ pub fn check_folder_access<'a>(store: &'a BoxStore, id: &str) -> Result<&'a BoxF
         return Err(not_found());
     };
     if folder.restricted || store.ancestors(id).iter().any(|f| f.restricted) {
-        return Err(access_denied());
+        return Err(not_found());
     }
     Ok(folder)
 }

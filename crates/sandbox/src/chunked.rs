@@ -9,7 +9,7 @@
 //!   `file_size_too_small`; missing fields -> 400 `missing_destination` / `missing_file_size` /
 //!   `missing_file_name`; a name already used in the folder (case-insensitively) -> 409
 //!   `item_name_in_use` with the conflicting item in `context_info.conflicts`; unknown folder or
-//!   file -> 404; restricted folder -> 403. `part_size` comes from the run-time settings (default
+//!   file -> 404; restricted folder -> 404 (as Box: not revealed). `part_size` comes from the run-time settings (default
 //!   8 MiB).
 //! - `PUT /files/upload_sessions/{id}` with `Content-Range: bytes lo-hi/total` and
 //!   `Digest: sha=<base64 SHA-1 of the part>` -> 200 `{"part":{part_id, offset, size, sha1}}`.

@@ -6,7 +6,7 @@
 //! box:
 //!   campaigns_folder: Campaigns      # Box folder (under "All Files") where campaign folders go
 //!   watched_folders: [incoming]      # Box folders (under "All Files") agencies deliver into
-//!   restricted_folders: [legal]      # Box folders the service account cannot access (403)
+//!   restricted_folders: [legal]      # Box folders the service account cannot access (404, as Box)
 //! dam:
 //!   campaigns_folder: Campaigns      # top-level DAM folder holding the campaign folders
 //!   masters_folder: Master Assets    # subfolder of each campaign with the masters

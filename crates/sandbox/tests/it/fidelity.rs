@@ -592,7 +592,7 @@ fn rate_limit_restricted_folders_and_audience() {
     let (_, stats) = h.control("GET", "/stats", None);
     assert!(stats["rate_limited"].as_u64().unwrap_or(0) >= 3);
 
-    // Restricted folder: 403 everywhere for the service account.
+    // Restricted folder: 404 everywhere for the service account (Box does not reveal it).
     let (_, state) = h.control("GET", "/state", None);
     let legal = state["box"]["folders"]
         .as_array()
@@ -601,12 +601,9 @@ fn rate_limit_restricted_folders_and_audience() {
         .expect("legal folder")
         .to_owned();
     let (status, body) = h.get(&format!("/2.0/folders/{legal}/items"));
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("access_denied_insufficient_permissions"))
-    );
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let (status, _) = simple_upload(&h, &legal, "x.bin", b"x");
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
 
     // The sandbox's own token URL is accepted as the JWT audience too; anything else is not.
     let (status, body) = request_token(h.ready(), &h.ready().oauth2_url);

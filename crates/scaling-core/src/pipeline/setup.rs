@@ -6,7 +6,9 @@
 //!   (and keeping) `_PROCESSED` and `_errors`; in the root folder, where nothing is created,
 //!   by asking Box to create a folder named like an existing subfolder: 409 (the name is taken)
 //!   means the create was allowed, 403 that it was not. Each failure comes with its fix: 403 ->
-//!   invite the service account as Editor; 404 -> wrong folder ID in the named config key.
+//!   invite the service account as Editor; 404 (Box's answer both for a wrong ID and for a
+//!   folder the service account is not a collaborator on) -> check the ID in the named config
+//!   key, or invite the service account.
 //! - `ensure-folders`: `_PROCESSED` and `_errors` in every watched folder (idempotent).
 //! - `doctor`: configuration, `.env` permissions, database (reachable, migrated), Box token,
 //!   DAM login, ffprobe, temp dir: one `ok`/`FAIL` line each, every `FAIL` with its fix.
@@ -155,9 +157,14 @@ fn access_fix(config: &Config, error: &BoxError, folder: &ConfiguredFolder) -> O
             app_client_id(config).unwrap_or_else(|| "(see box.app_config_file)".to_string()),
             folder.id
         )),
+        // Box answers 404 both for an ID that does not exist and for a folder the service
+        // account is not a collaborator on (it does not reveal the folder; Box OpenAPI spec,
+        // GET /folders/{folder_id}): say both.
         Some(404) => Some(format!(
-            "wrong folder ID {} in {} (or the folder was deleted): copy the number at the end of the folder's Box URL",
-            folder.id, folder.key
+            "Box does not show folder {id} to the service account: either {id} in {key} is a wrong folder ID (copy the number at the end of the folder's Box URL), or the service account of the Box app {app} (its login, AutomationUser_…@boxdevedition.com, is shown in the Box Admin Console under Apps) is not a collaborator on it: invite it as Editor",
+            id = folder.id,
+            key = folder.key,
+            app = app_client_id(config).unwrap_or_else(|| "(see box.app_config_file)".to_string()),
         )),
         _ => None,
     }
