@@ -80,7 +80,7 @@ fn box_client(world: &World) -> BoxClient {
     let config =
         scaling_core::config::load_with_vars(&repo_root().join("config"), Some("sandbox"), &lookup)
             .expect("sandbox config");
-    let app = BoxAppConfig::from_file(&config.box_api.app_config_path).expect("app config");
+    let app = BoxAppConfig::load(&config.box_api.credentials).expect("app config");
     BoxClient::new(&config.box_api, app, ureq::Agent::new_with_defaults()).expect("client")
 }
 
