@@ -11,7 +11,8 @@ use scaling_core::boxapi::{BoxAppConfig, BoxClient};
 use serde_json::Value;
 
 use crate::util::{
-    box_files_in, box_folder, campaign_status, dam_folder, fixture, repo_root, World,
+    box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, fixture, repo_root,
+    World,
 };
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
@@ -917,4 +918,95 @@ fn release_script_builds_glibc_2_17_binaries() {
     ] {
         assert!(listing.contains(entry), "{entry} in the tarball: {listing}");
     }
+}
+
+/// The plan's `logging` section through a real binary: every line also goes to a file under the
+/// deployment root (its directory created with mode 0750) rotated by size into `.1`, `.2` (no
+/// more than `backup_count`), lines stay on stderr unless the console is disabled, and a log
+/// file that cannot be created is a configuration error (exit 2) naming the key.
+#[test]
+fn the_log_file_rotates_by_size_and_the_console_can_be_turned_off() {
+    let world = World::new(None);
+    let deploy = world.temp.path().join("deploy");
+    let config = copy_config_dir(&deploy);
+    let config_file = config.join("config.yaml");
+    let text = std::fs::read_to_string(&config_file).unwrap();
+    let small = text.replace(
+        "      max_bytes: 10485760\n      backup_count: 5\n",
+        "      max_bytes: 300\n      backup_count: 2\n",
+    );
+    assert_ne!(small, text, "config.yaml has the logging file handler");
+    std::fs::write(&config_file, &small).unwrap();
+    let config_arg = config.display().to_string();
+    let extra = [
+        ("CS_CONFIG_DIR", config_arg.as_str()),
+        ("LOG_FILE", "logs/cs.log"),
+        ("LOG_LEVEL", "DEBUG"),
+    ];
+    let log = deploy.join("logs/cs.log");
+    for _ in 0..4 {
+        let output = world.run_without("box-poll", &[], &extra, &["RUST_LOG"]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(
+            stderr(&output).contains("configuration loaded"),
+            "debug lines on stderr"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(deploy.join("logs"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750, "{mode:o}");
+    }
+    let current = std::fs::read_to_string(&log).unwrap();
+    let rotated = std::fs::read_to_string(deploy.join("logs/cs.log.1")).unwrap();
+    assert!(deploy.join("logs/cs.log.2").is_file());
+    assert!(!deploy.join("logs/cs.log.3").exists(), "backup_count: 2");
+    assert!(
+        format!("{rotated}{current}").contains("configuration loaded"),
+        "{current}"
+    );
+    assert!(!current.contains('\u{1b}'), "no colour codes in the file");
+
+    // Console off: nothing on stderr, the file still grows.
+    let before = std::fs::metadata(&log).unwrap().len();
+    let quiet = small.replace(
+        "      enabled: true\n\n# (new) What `cleanup`",
+        "      enabled: false\n\n# (new) What `cleanup`",
+    );
+    assert_ne!(
+        quiet, small,
+        "config.yaml has logging.handlers.console.enabled"
+    );
+    std::fs::write(&config_file, &quiet).unwrap();
+    let output = world.run_without("box-poll", &[], &extra, &["RUST_LOG"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        !stderr(&output).contains("configuration loaded"),
+        "{}",
+        stderr(&output)
+    );
+    let after = std::fs::metadata(&log).unwrap().len();
+    let rotated_again = std::fs::read_to_string(deploy.join("logs/cs.log.1")).unwrap();
+    assert!(
+        after > before || rotated_again != rotated,
+        "the file got the lines"
+    );
+
+    // A log file that cannot be created: exit 2, naming the key.
+    std::fs::write(deploy.join("blocker"), "not a directory").unwrap();
+    let extra = [
+        ("CS_CONFIG_DIR", config_arg.as_str()),
+        ("LOG_FILE", "blocker/cs.log"),
+    ];
+    let output = world.run_with_env("box-poll", &[], &extra);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains("logging.handlers.file.filename") && text.contains("blocker/cs.log"),
+        "{text}"
+    );
 }
