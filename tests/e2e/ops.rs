@@ -1010,3 +1010,83 @@ fn the_log_file_rotates_by_size_and_the_console_can_be_turned_off() {
         "{text}"
     );
 }
+
+/// The plan's Box keys (six values; the private key a PEM file encrypted with the passphrase)
+/// get a token from the sandbox as the app config JSON does, and `polling.enabled: false` makes
+/// `a1-to-a2` leave an A1 campaign alone until it is true again.
+#[test]
+fn the_plans_box_keys_and_the_polling_switch() {
+    let world = World::new(Some(DEMO));
+    let campaign = campaign_id(&world);
+    let deploy = world.temp.path().join("deploy");
+    let config = copy_config_dir(&deploy);
+    let app: Value = serde_json::from_str(
+        &std::fs::read_to_string(world.sandbox.str("box_app_config")).expect("app config"),
+    )
+    .expect("app config JSON");
+    let settings = &app["boxAppSettings"];
+    let text = |value: &Value| match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    std::fs::write(
+        deploy.join("box_private_key.pem"),
+        text(&settings["appAuth"]["privateKey"]),
+    )
+    .unwrap();
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = config.join(file);
+        let old = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains(from), "{file} lacks {from:?}");
+        std::fs::write(&path, old.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        "config.yaml",
+        "  app_config_file: ${BOX_CONFIG_FILE:-config/box_app_config.json}\n",
+        "",
+    );
+    edit(
+        "environments/sandbox.yaml",
+        "  app_config_file: ${BOX_CONFIG_FILE}\n",
+        "  enterprise_id: ${BOX_ENTERPRISE_ID}\n  client_id: ${BOX_CLIENT_ID}\n  client_secret: ${BOX_CLIENT_SECRET}\n  jwt_key_id: ${BOX_JWT_KEY_ID}\n  rsa_private_key_path: box_private_key.pem\n  passphrase: ${BOX_PASSPHRASE}\n",
+    );
+    edit(
+        "environments/sandbox.yaml",
+        "\ndam:\n",
+        "\npolling:\n  enabled: false\n\ndam:\n",
+    );
+    let config_arg = config.display().to_string();
+    let (enterprise, client, secret, key_id, passphrase) = (
+        text(&app["enterpriseID"]),
+        text(&settings["clientID"]),
+        text(&settings["clientSecret"]),
+        text(&settings["appAuth"]["publicKeyID"]),
+        text(&settings["appAuth"]["passphrase"]),
+    );
+    let extra = [
+        ("CS_CONFIG_DIR", config_arg.as_str()),
+        ("BOX_CONFIG_FILE", "/nonexistent/box_app_config.json"),
+        ("BOX_ENTERPRISE_ID", enterprise.as_str()),
+        ("BOX_CLIENT_ID", client.as_str()),
+        ("BOX_CLIENT_SECRET", secret.as_str()),
+        ("BOX_JWT_KEY_ID", key_id.as_str()),
+        ("BOX_PASSPHRASE", passphrase.as_str()),
+    ];
+    let output = world.run_with_env("a1-to-a2", &[], &extra);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("polling.enabled is false"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(campaign_status(&world.sandbox.state(), &campaign), "A1");
+
+    edit(
+        "environments/sandbox.yaml",
+        "  enabled: false\n",
+        "  enabled: true\n",
+    );
+    let output = world.run_with_env("a1-to-a2", &[], &extra);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(campaign_status(&world.sandbox.state(), &campaign), "A2");
+}
