@@ -11,7 +11,8 @@ use scaling_core::boxapi::{BoxAppConfig, BoxClient};
 use serde_json::Value;
 
 use crate::util::{
-    box_files_in, box_folder, campaign_status, dam_folder, fixture, repo_root, World,
+    box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, fixture, repo_root,
+    World,
 };
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
@@ -80,7 +81,7 @@ fn box_client(world: &World) -> BoxClient {
     let config =
         scaling_core::config::load_with_vars(&repo_root().join("config"), Some("sandbox"), &lookup)
             .expect("sandbox config");
-    let app = BoxAppConfig::from_file(&config.box_api.app_config_path).expect("app config");
+    let app = BoxAppConfig::load(&config.box_api.credentials).expect("app config");
     BoxClient::new(&config.box_api, app, ureq::Agent::new_with_defaults()).expect("client")
 }
 
@@ -921,4 +922,175 @@ fn release_script_builds_glibc_2_17_binaries() {
     ] {
         assert!(listing.contains(entry), "{entry} in the tarball: {listing}");
     }
+}
+
+/// The plan's `logging` section through a real binary: every line also goes to a file under the
+/// deployment root (its directory created with mode 0750) rotated by size into `.1`, `.2` (no
+/// more than `backup_count`), lines stay on stderr unless the console is disabled, and a log
+/// file that cannot be created is a configuration error (exit 2) naming the key.
+#[test]
+fn the_log_file_rotates_by_size_and_the_console_can_be_turned_off() {
+    let world = World::new(None);
+    let deploy = world.temp.path().join("deploy");
+    let config = copy_config_dir(&deploy);
+    let config_file = config.join("config.yaml");
+    let text = std::fs::read_to_string(&config_file).unwrap();
+    let small = text.replace(
+        "      max_bytes: 10485760\n      backup_count: 5\n",
+        "      max_bytes: 300\n      backup_count: 2\n",
+    );
+    assert_ne!(small, text, "config.yaml has the logging file handler");
+    std::fs::write(&config_file, &small).unwrap();
+    let config_arg = config.display().to_string();
+    let extra = [
+        ("CS_CONFIG_DIR", config_arg.as_str()),
+        ("LOG_FILE", "logs/cs.log"),
+        ("LOG_LEVEL", "DEBUG"),
+    ];
+    let log = deploy.join("logs/cs.log");
+    for _ in 0..4 {
+        let output = world.run_without("box-poll", &[], &extra, &["RUST_LOG"]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(
+            stderr(&output).contains("configuration loaded"),
+            "debug lines on stderr"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(deploy.join("logs"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750, "{mode:o}");
+    }
+    let current = std::fs::read_to_string(&log).unwrap();
+    let rotated = std::fs::read_to_string(deploy.join("logs/cs.log.1")).unwrap();
+    assert!(deploy.join("logs/cs.log.2").is_file());
+    assert!(!deploy.join("logs/cs.log.3").exists(), "backup_count: 2");
+    assert!(
+        format!("{rotated}{current}").contains("configuration loaded"),
+        "{current}"
+    );
+    assert!(!current.contains('\u{1b}'), "no colour codes in the file");
+
+    // Console off: nothing on stderr, the file still grows.
+    let before = std::fs::metadata(&log).unwrap().len();
+    let quiet = small.replace(
+        "      enabled: true\n\n# (new) What `cleanup`",
+        "      enabled: false\n\n# (new) What `cleanup`",
+    );
+    assert_ne!(
+        quiet, small,
+        "config.yaml has logging.handlers.console.enabled"
+    );
+    std::fs::write(&config_file, &quiet).unwrap();
+    let output = world.run_without("box-poll", &[], &extra, &["RUST_LOG"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        !stderr(&output).contains("configuration loaded"),
+        "{}",
+        stderr(&output)
+    );
+    let after = std::fs::metadata(&log).unwrap().len();
+    let rotated_again = std::fs::read_to_string(deploy.join("logs/cs.log.1")).unwrap();
+    assert!(
+        after > before || rotated_again != rotated,
+        "the file got the lines"
+    );
+
+    // A log file that cannot be created: exit 2, naming the key.
+    std::fs::write(deploy.join("blocker"), "not a directory").unwrap();
+    let extra = [
+        ("CS_CONFIG_DIR", config_arg.as_str()),
+        ("LOG_FILE", "blocker/cs.log"),
+    ];
+    let output = world.run_with_env("box-poll", &[], &extra);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains("logging.handlers.file.filename") && text.contains("blocker/cs.log"),
+        "{text}"
+    );
+}
+
+/// The plan's Box keys (six values; the private key a PEM file encrypted with the passphrase)
+/// get a token from the sandbox as the app config JSON does, and `polling.enabled: false` makes
+/// `a1-to-a2` leave an A1 campaign alone until it is true again.
+#[test]
+fn the_plans_box_keys_and_the_polling_switch() {
+    let world = World::new(Some(DEMO));
+    let campaign = campaign_id(&world);
+    let deploy = world.temp.path().join("deploy");
+    let config = copy_config_dir(&deploy);
+    let app: Value = serde_json::from_str(
+        &std::fs::read_to_string(world.sandbox.str("box_app_config")).expect("app config"),
+    )
+    .expect("app config JSON");
+    let settings = &app["boxAppSettings"];
+    let text = |value: &Value| match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    std::fs::write(
+        deploy.join("box_private_key.pem"),
+        text(&settings["appAuth"]["privateKey"]),
+    )
+    .unwrap();
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = config.join(file);
+        let old = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains(from), "{file} lacks {from:?}");
+        std::fs::write(&path, old.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        "config.yaml",
+        "  app_config_file: ${BOX_CONFIG_FILE:-config/box_app_config.json}\n",
+        "",
+    );
+    edit(
+        "environments/sandbox.yaml",
+        "  app_config_file: ${BOX_CONFIG_FILE}\n",
+        "  enterprise_id: ${BOX_ENTERPRISE_ID}\n  client_id: ${BOX_CLIENT_ID}\n  client_secret: ${BOX_CLIENT_SECRET}\n  jwt_key_id: ${BOX_JWT_KEY_ID}\n  rsa_private_key_path: box_private_key.pem\n  passphrase: ${BOX_PASSPHRASE}\n",
+    );
+    edit(
+        "environments/sandbox.yaml",
+        "\ndam:\n",
+        "\npolling:\n  enabled: false\n\ndam:\n",
+    );
+    let config_arg = config.display().to_string();
+    let (enterprise, client, secret, key_id, passphrase) = (
+        text(&app["enterpriseID"]),
+        text(&settings["clientID"]),
+        text(&settings["clientSecret"]),
+        text(&settings["appAuth"]["publicKeyID"]),
+        text(&settings["appAuth"]["passphrase"]),
+    );
+    let extra = [
+        ("CS_CONFIG_DIR", config_arg.as_str()),
+        ("BOX_CONFIG_FILE", "/nonexistent/box_app_config.json"),
+        ("BOX_ENTERPRISE_ID", enterprise.as_str()),
+        ("BOX_CLIENT_ID", client.as_str()),
+        ("BOX_CLIENT_SECRET", secret.as_str()),
+        ("BOX_JWT_KEY_ID", key_id.as_str()),
+        ("BOX_PASSPHRASE", passphrase.as_str()),
+    ];
+    let output = world.run_with_env("a1-to-a2", &[], &extra);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("polling.enabled is false"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(campaign_status(&world.sandbox.state(), &campaign), "A1");
+
+    edit(
+        "environments/sandbox.yaml",
+        "  enabled: false\n",
+        "  enabled: true\n",
+    );
+    let output = world.run_with_env("a1-to-a2", &[], &extra);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(campaign_status(&world.sandbox.state(), &campaign), "A2");
 }

@@ -43,10 +43,10 @@ pub use model::{BoxEvent, BoxFile, BoxFolder, BoxItem, EventPage, EventSource, E
 
 use crate::config::BoxConfig;
 use crate::http::{
-    self as transport, encode_path_segment, encode_query_value, header_str, is_retryable_status,
-    read_error_text, read_json, request, request_label, resolve_location, Attempt, CallOptions,
-    CopyError, HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
-    TransportError, Unauthorized,
+    self as transport, encode_path_segment, encode_query_value, header_str, read_error_text,
+    read_json, request, request_label, resolve_location, Attempt, CallOptions, CopyError,
+    HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts, TransportError,
+    Unauthorized,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -678,7 +678,7 @@ impl BoxClient {
                     .unwrap_or_else(|| transport::excerpt(&text)),
                 &[],
             );
-            if is_retryable_status(status) {
+            if self.http.policy.retries_status(status) {
                 return Err(BoxError::Api {
                     status,
                     code,
@@ -1320,7 +1320,7 @@ impl BoxClient {
                             let retry_after = failure.retry_after;
                             (BoxError::from(failure), retry_after, true)
                         }
-                        (status, _) if is_retryable_status(status) => {
+                        (status, _) if self.http.policy.retries_status(status) => {
                             let retry_after = failure.retry_after;
                             (BoxError::from(failure), retry_after, status != 429)
                         }

@@ -14,6 +14,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use tracing::Level;
 use tracing_subscriber::filter::FilterExt;
@@ -117,37 +118,62 @@ fn is_wire_target(target: &str) -> bool {
     })
 }
 
-/// Installs the one stderr logger of every binary: `info` (`-v` debug, `-vv` trace; `RUST_LOG`
-/// overrides), text or JSON, written around a progress bar when one is shown, with
-/// [`WIRE_TARGETS`] capped at `warn` by a filter that `RUST_LOG` cannot lift. Without `RUST_LOG`
-/// the migration runner's routine lines are left out too, so a run with nothing to do prints
-/// nothing. Safe to call once per process.
+/// The level of lines logged without `RUST_LOG`: `-v`/`-vv`, else the configuration's
+/// `logging.level` once loaded ([`apply_logging`]), else info. Stored as a [`level_rank`].
+static LEVEL: AtomicU8 = AtomicU8::new(2);
+/// False once the configuration said `logging.handlers.console.enabled: false`.
+static CONSOLE: AtomicBool = AtomicBool::new(true);
+
+/// `level` as a number that grows with verbosity (error 0 ... trace 4).
+fn level_rank(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        Level::TRACE => 4,
+    }
+}
+
+/// Installs the one logger of every binary: `info` (`-v` debug, `-vv` trace; `RUST_LOG`
+/// overrides; else the configuration's `logging.level` once [`apply_logging`] ran), text or
+/// JSON, on stderr (written around a progress bar when one is shown; off when the configuration
+/// disables the console) and, once [`apply_logging`] installed one, in the configured log file
+/// ([`crate::logfile`]), with [`WIRE_TARGETS`] capped at `warn` by a filter that `RUST_LOG`
+/// cannot lift. Without `RUST_LOG` the migration runner's routine lines are left out too, so a
+/// run with nothing to do prints nothing. Safe to call once per process.
 pub fn init_logging(format: LogFormat, verbosity: u8) {
-    let default = match verbosity {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let wanted = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{default},refinery_core=warn"))
-    });
-    let wire_capped = tracing_subscriber::filter::filter_fn(|metadata| {
-        !is_wire_target(metadata.target()) || *metadata.level() <= Level::WARN
-    });
-    let filter = wanted.and(wire_capped);
+    LEVEL.store(2 + verbosity.min(2), Ordering::Relaxed);
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
     let ansi = std::io::stderr().is_terminal();
-    let layer = tracing_subscriber::fmt::layer()
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(ProgressAwareStderr)
         .with_target(false)
         .with_ansi(ansi);
-    let result = match format {
-        LogFormat::Text => tracing_subscriber::registry()
-            .with(layer.with_filter(filter))
-            .try_init(),
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(layer.json().with_filter(filter))
-            .try_init(),
+    let file = tracing_subscriber::fmt::layer()
+        .with_writer(crate::logfile::CurrentLogFile)
+        .with_target(false)
+        .with_ansi(false);
+    let console_on = tracing_subscriber::filter::filter_fn(|_| CONSOLE.load(Ordering::Relaxed));
+    let file_on = tracing_subscriber::filter::filter_fn(|_| crate::logfile::installed());
+    let layers = match format {
+        LogFormat::Text => vec![
+            stderr
+                .with_filter(log_filter(from_env.clone()).and(console_on))
+                .boxed(),
+            file.with_filter(log_filter(from_env).and(file_on)).boxed(),
+        ],
+        LogFormat::Json => vec![
+            stderr
+                .json()
+                .with_filter(log_filter(from_env.clone()).and(console_on))
+                .boxed(),
+            file.json()
+                .with_filter(log_filter(from_env).and(file_on))
+                .boxed(),
+        ],
     };
+    let result = tracing_subscriber::registry().with(layers).try_init();
     if let Err(error) = result {
         #[expect(
             clippy::print_stderr,
@@ -157,6 +183,60 @@ pub fn init_logging(format: LogFormat, verbosity: u8) {
             eprintln!("warning: logging already initialised: {error}");
         }
     }
+}
+
+/// What a log layer lets through: `RUST_LOG` when set, else [`LEVEL`] with the migration
+/// runner's routine lines left out; [`WIRE_TARGETS`] capped at `warn` in both cases.
+fn log_filter(
+    from_env: Option<tracing_subscriber::EnvFilter>,
+) -> impl tracing_subscriber::layer::Filter<tracing_subscriber::Registry> {
+    let wire_capped = tracing_subscriber::filter::filter_fn(|metadata| {
+        !is_wire_target(metadata.target()) || *metadata.level() <= Level::WARN
+    });
+    let by_level = tracing_subscriber::filter::filter_fn(|metadata| {
+        let rank = level_rank(*metadata.level());
+        let routine = metadata.target().starts_with("refinery_core") && rank > 1;
+        rank <= LEVEL.load(Ordering::Relaxed) && !routine
+    });
+    let wanted: Box<
+        dyn tracing_subscriber::layer::Filter<tracing_subscriber::Registry> + Send + Sync,
+    > = match from_env {
+        Some(filter) => Box::new(filter),
+        None => Box::new(by_level),
+    };
+    wanted.and(wire_capped)
+}
+
+/// Applies the configuration's `logging` section to the logger [`init_logging`] installed: the
+/// level (unless `-v`/`-vv` or `RUST_LOG` chose one), the console on or off, and the log file
+/// (created with its directory, mode 0750, when missing; rotated by size). `config_file` names
+/// the file in an error.
+///
+/// Errors: [`config::ConfigError::Invalid`] at `logging.handlers.file.filename` when the log file
+/// cannot be created or opened for writing.
+pub fn apply_logging(
+    logging: &config::LoggingConfig,
+    verbosity: u8,
+    config_file: &std::path::Path,
+) -> Result<(), config::ConfigError> {
+    if let Some(file) = &logging.file {
+        let opened =
+            crate::logfile::LogFile::open(file).map_err(|error| config::ConfigError::Invalid {
+                file: config_file.to_path_buf(),
+                key: "logging.handlers.file.filename".to_string(),
+                message: format!(
+                    "expected a log file this user can create and write, found {}: {error}",
+                    file.path.display()
+                ),
+            })?;
+        crate::logfile::install(opened);
+    }
+    if let (Some(level), 0) = (logging.level, verbosity) {
+        LEVEL.store(level_rank(level), Ordering::Relaxed);
+    }
+    CONSOLE.store(logging.console, Ordering::Relaxed);
+    tracing::callsite::rebuild_interest_cache();
+    Ok(())
 }
 
 /// Sets up logging, loads the configuration, runs `command` with it, and returns the exit code
@@ -170,6 +250,11 @@ pub fn run(
 ) -> ExitCode {
     run_unconfigured(binary, options, |options| {
         let config = config::load(&options.config_dir, options.environment.as_deref())?;
+        apply_logging(
+            &config.logging,
+            options.verbosity,
+            &config.config_dir.join("config.yaml"),
+        )?;
         tracing::debug!(
             environment = %config.environment,
             config_dir = %config.config_dir.display(),

@@ -104,6 +104,53 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Upper bound applied to a server's `Retry-After`.
     pub max_retry_after: Duration,
+    /// HTTP statuses worth retrying (`retry.retryable_http_codes`); default
+    /// [`StatusSet::DEFAULT_RETRYABLE`].
+    pub retryable_statuses: StatusSet,
+}
+
+/// A set of HTTP error statuses (400..=599), e.g. those worth retrying.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StatusSet([u64; 4]);
+
+impl StatusSet {
+    /// 429 (rate limited), 500, 502, 503, 504: the statuses a retry may cure.
+    pub const DEFAULT_RETRYABLE: StatusSet = StatusSet::of(&[429, 500, 502, 503, 504]);
+
+    /// The set of `codes`; codes outside 400..=599 are left out (the configuration refuses them).
+    pub const fn of(codes: &[u16]) -> StatusSet {
+        let mut bits = [0u64; 4];
+        let mut index = 0;
+        while index < codes.len() {
+            let code = codes[index];
+            if code >= 400 && code <= 599 {
+                let offset = (code - 400) as usize;
+                bits[offset / 64] |= 1 << (offset % 64);
+            }
+            index += 1;
+        }
+        StatusSet(bits)
+    }
+
+    /// Whether `status` is in the set.
+    pub fn contains(self, status: u16) -> bool {
+        match status.checked_sub(400) {
+            Some(offset) if offset < 200 => {
+                let offset = usize::from(offset);
+                self.0[offset / 64] & (1 << (offset % 64)) != 0
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for StatusSet {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_set()
+            .entries((400..600).filter(|status| self.contains(*status)))
+            .finish()
+    }
 }
 
 impl RetryPolicy {
@@ -121,7 +168,23 @@ impl RetryPolicy {
             base_delay: Self::DEFAULT_BASE_DELAY,
             max_delay: Self::DEFAULT_MAX_DELAY,
             max_retry_after: Self::DEFAULT_MAX_RETRY_AFTER,
+            retryable_statuses: StatusSet::DEFAULT_RETRYABLE,
         }
+    }
+
+    /// This policy retrying the HTTP statuses `codes` (`retry.retryable_http_codes`) instead of
+    /// [`StatusSet::DEFAULT_RETRYABLE`].
+    #[must_use]
+    pub fn with_retryable_statuses(self, codes: &[u16]) -> Self {
+        Self {
+            retryable_statuses: StatusSet::of(codes),
+            ..self
+        }
+    }
+
+    /// Whether a reply with `status` is worth another attempt under this policy.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.retryable_statuses.contains(status)
     }
 
     /// A policy with millisecond delays for tests (same retry count).
@@ -131,6 +194,7 @@ impl RetryPolicy {
             base_delay: Duration::from_millis(2),
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_millis(50),
+            retryable_statuses: StatusSet::DEFAULT_RETRYABLE,
         }
     }
 
@@ -281,9 +345,11 @@ pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Whether an HTTP status is worth retrying: 429 (rate limited), 500, 502, 503, 504.
+/// Whether an HTTP status is worth retrying by default: 429 (rate limited), 500, 502, 503, 504
+/// ([`StatusSet::DEFAULT_RETRYABLE`]; a client's own policy may differ, see
+/// [`RetryPolicy::retries_status`]).
 pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 429 | 500 | 502 | 503 | 504)
+    StatusSet::DEFAULT_RETRYABLE.contains(status)
 }
 
 /// What a request that got no HTTP reply can have done: the one transience classification of a
@@ -763,7 +829,7 @@ pub fn execute<E>(
                 let status = response.status();
                 let (response, transient) = if !may_retry || status.is_success() {
                     (response, false)
-                } else if is_retryable_status(status.as_u16()) {
+                } else if policy.retries_status(status.as_u16()) {
                     (response, true)
                 } else {
                     match options.retry_reply {
@@ -1499,6 +1565,7 @@ mod tests {
                 base_delay: Duration::from_millis(2),
                 max_delay: Duration::from_millis(4),
                 max_retry_after: Duration::from_secs(5),
+                retryable_statuses: StatusSet::DEFAULT_RETRYABLE,
             },
         };
         let url = format!("{}/2.0/files/1?marker=secret", server.url);
@@ -1584,6 +1651,41 @@ mod tests {
         for status in [200, 400, 401, 403, 404, 409, 501] {
             assert!(!is_retryable_status(status));
         }
+        let configured = StatusSet::of(&[429, 418, 599, 600, 200]);
+        assert!(configured.contains(418) && configured.contains(599) && configured.contains(429));
+        assert!(
+            !configured.contains(500) && !configured.contains(600) && !configured.contains(200)
+        );
+        assert_eq!(format!("{configured:?}"), "{418, 429, 599}");
+    }
+
+    #[test]
+    fn execute_retries_the_configured_statuses_only() {
+        let server = test_server::TestServer::start(|_, _| test_server::Reply::empty(503));
+        let mut context = HttpContext {
+            agent: Agent::new_with_defaults(),
+            limit: RateLimit::unlimited(),
+            policy: RetryPolicy::fast(2).with_retryable_statuses(&[429, 500]),
+        };
+        let url = format!("{}/x", server.url);
+        let options = CallOptions {
+            label: "GET /x",
+            retry: true,
+            timeouts: Timeouts::from_secs(5, 5),
+            redirects: Redirects::Manual,
+            retry_reply: None,
+        };
+        let mut make = || empty_body(request(http::Method::GET, &url));
+        let response = execute(&context, &options, &mut make).unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "503 is not in the list: no retry"
+        );
+        context.policy = RetryPolicy::fast(2).with_retryable_statuses(&[503]);
+        execute(&context, &options, &mut make).unwrap();
+        assert_eq!(server.requests().len(), 4, "503 in the list: two retries");
     }
 
     #[test]

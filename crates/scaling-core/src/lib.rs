@@ -9,6 +9,7 @@ pub mod config;
 pub mod dam;
 pub mod entry;
 pub mod http;
+pub mod logfile;
 pub mod media;
 pub mod metadata;
 pub mod naming;

@@ -18,7 +18,9 @@ use std::fmt;
 
 use serde_json::{json, Value};
 
-use crate::config::{DamConfig, FieldMappings, FieldSource, FieldUpdate, MediaAttr, Transform};
+use crate::config::{
+    DamConfig, Fallback, FieldMappings, FieldSource, FieldUpdate, MediaAttr, Transform,
+};
 use crate::naming::ParsedName;
 
 /// OTMM type of a metadata field object.
@@ -177,7 +179,7 @@ pub fn build_representation(
         let value = if let Some(value) = from_source {
             value
         } else {
-            if update.fallback.as_deref() == Some("master") {
+            if update.fallback == Some(Fallback::Master) {
                 if let Some(field) =
                     find_field(input.master, id).filter(|field| text_of_field(field).is_some())
                 {
@@ -185,9 +187,12 @@ pub fn build_representation(
                     continue;
                 }
             }
-            if let Some(value) = update
-                .default
-                .clone()
+            let fallback_value = match &update.fallback {
+                Some(Fallback::Value(value)) => Some(value.clone()),
+                _ => None,
+            };
+            if let Some(value) = fallback_value
+                .or_else(|| update.default.clone())
                 .filter(|value| !value.trim().is_empty())
             {
                 value
@@ -196,7 +201,7 @@ pub fn build_representation(
                     problems.push(format!(
                         "field {id} is required but its source {} is empty{}",
                         update.source,
-                        if update.fallback.is_some() {
+                        if update.fallback == Some(Fallback::Master) {
                             " and the master has no value"
                         } else {
                             ""
@@ -569,6 +574,7 @@ mod tests {
             validate_domain_values: DomainValidation {
                 enabled: true,
                 cache_ttl_hours: 24,
+                cache_file: None,
                 strict_mode: true,
             },
         }
@@ -869,12 +875,30 @@ mod tests {
         });
         mappings.filename_field_updates.push(FieldUpdate {
             required: true,
-            fallback: Some("master".into()),
+            fallback: Some(Fallback::Master),
             ..update("FERRERO.FIELD.BRAND", "media.format_name")
+        });
+        // The plan's `fallback: "<value>"`: the value when the source is empty, before `default`.
+        mappings.filename_field_updates.push(FieldUpdate {
+            fallback: Some(Fallback::Value("vp9".into())),
+            default: Some("h265".into()),
+            ..update("X.FALLBACK", "media.video_codec")
+        });
+        // `fallback: ""`: the field is left empty (not the master's value).
+        mappings.filename_field_updates.push(FieldUpdate {
+            fallback: Some(Fallback::Value(String::new())),
+            ..update("FERRERO.FIELD.FISCAL YEAR", "media.video_codec")
         });
         let representation =
             build_representation(&input, &mappings, &dam(), &mut domains()).unwrap();
         assert_eq!(representation.fields["X.CODEC"], "h264");
+        assert_eq!(representation.fields["X.FALLBACK"], "vp9");
+        assert!(
+            !representation
+                .fields
+                .contains_key("FERRERO.FIELD.FISCAL YEAR"),
+            "copied from the master by mvp_fields, emptied by the fallback"
+        );
         assert_eq!(
             element(&representation, "FERRERO.FIELD.BRAND")["value"]["value"]["display_value"],
             "Nutella"

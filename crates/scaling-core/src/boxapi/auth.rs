@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::BoxError;
+use crate::config::{BoxCredentials, BoxJwtKeys};
 use crate::secret::Secret;
 
 /// The audience of every assertion: Box's real token URL, also when the token is requested from another
@@ -97,6 +98,52 @@ impl BoxAppConfig {
             },
             other => other,
         })
+    }
+
+    /// The app's credentials as configured (`box.app_config_file` or the plan's separate keys):
+    /// [`BoxAppConfig::from_file`] or [`BoxAppConfig::from_keys`].
+    pub fn load(credentials: &BoxCredentials) -> Result<Self, BoxError> {
+        match credentials {
+            BoxCredentials::AppConfigFile(path) => Self::from_file(path),
+            BoxCredentials::Keys(keys) => Self::from_keys(keys),
+        }
+    }
+
+    /// The same credentials from the plan's separate keys: reads the PEM file
+    /// (`box.rsa_private_key_path`) and checks, like the app config's key, that it decrypts with
+    /// `box.passphrase` and is an RSA key. Errors: [`BoxError::Io`] (unreadable file, message names
+    /// the path), [`BoxError::Auth`] (key cannot be decrypted or is not RSA). No error message
+    /// contains a secret value.
+    pub fn from_keys(keys: &BoxJwtKeys) -> Result<Self, BoxError> {
+        let path = &keys.private_key_path;
+        let pem = std::fs::read_to_string(path).map_err(|error| {
+            BoxError::Io(std::io::Error::new(
+                error.kind(),
+                format!(
+                    "Box private key (box.rsa_private_key_path) {}: {error}",
+                    path.display()
+                ),
+            ))
+        })?;
+        let config = Self {
+            client_id: keys.client_id.clone(),
+            client_secret: keys.client_secret.clone(),
+            public_key_id: keys.public_key_id.clone(),
+            private_key_pem: Secret::new(pem),
+            passphrase: keys.passphrase.clone(),
+            enterprise_id: keys.enterprise_id.clone(),
+        };
+        config.encoding_key().map_err(|error| match error {
+            BoxError::Auth { message, source } => BoxError::Auth {
+                message: message.replace(
+                    "boxAppSettings.appAuth.privateKey",
+                    &format!("box.rsa_private_key_path {}", path.display()),
+                ),
+                source,
+            },
+            other => other,
+        })?;
+        Ok(config)
     }
 
     /// Same as [`BoxAppConfig::from_file`] from the JSON text.
@@ -393,6 +440,58 @@ pub(crate) mod tests {
             .unwrap()
             .claims;
         assert_ne!(claims.jti, other.jti, "a fresh jti per assertion");
+    }
+
+    #[test]
+    fn the_plans_separate_keys_make_the_same_credentials_as_the_app_config() {
+        let (pem, public_der) = test_key();
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("box_private_key.pem");
+        std::fs::write(&key_path, &pem).unwrap();
+        let keys = |passphrase: &str| BoxJwtKeys {
+            enterprise_id: "987654".into(),
+            client_id: "client-id-1".into(),
+            client_secret: Secret::new("client-secret-value".into()),
+            public_key_id: "kid42".into(),
+            private_key_path: key_path.clone(),
+            passphrase: Secret::new(passphrase.into()),
+        };
+        let from_keys = BoxAppConfig::load(&BoxCredentials::Keys(keys(PASSPHRASE))).unwrap();
+        let from_json = BoxAppConfig::from_json(&app_json(&pem, PASSPHRASE)).unwrap();
+        assert_eq!(format!("{from_keys:?}"), format!("{from_json:?}"));
+        assert_eq!(
+            from_keys.client_secret.expose(),
+            from_json.client_secret.expose()
+        );
+        // The encrypted key decrypts with the passphrase and signs a verifiable assertion.
+        let key = from_keys.encoding_key().unwrap();
+        let assertion =
+            sign_assertion(&from_keys, &key, jiff::Timestamp::now().as_second()).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[JWT_AUDIENCE]);
+        let decoded = jsonwebtoken::decode::<Claims>(
+            &assertion,
+            &DecodingKey::from_rsa_der(&public_der),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(decoded.header.kid.as_deref(), Some("kid42"));
+        assert_eq!(decoded.claims.sub, "987654");
+
+        // A wrong passphrase names the key file, never the passphrase.
+        let error = BoxAppConfig::from_keys(&keys("hunter2-not-it")).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("box.rsa_private_key_path"), "{text}");
+        assert!(text.contains("box_private_key.pem"), "{text}");
+        assert!(!text.contains("hunter2-not-it"), "{text}");
+        // A missing file names the key and the path.
+        let mut missing = keys(PASSPHRASE);
+        missing.private_key_path = dir.path().join("nope.pem");
+        let text = BoxAppConfig::from_keys(&missing).unwrap_err().to_string();
+        assert!(
+            text.contains("box.rsa_private_key_path") && text.contains("nope.pem"),
+            "{text}"
+        );
     }
 
     #[test]

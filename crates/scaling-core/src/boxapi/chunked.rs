@@ -58,8 +58,8 @@ use super::{
     with_parent, ApiFailure, BoxClient, BoxError, BoxFile, UploadSource,
 };
 use crate::http::{
-    self as transport, encode_path_segment, is_retryable_status, read_json, request_label, Attempt,
-    Redirects, RetryPolicy,
+    self as transport, encode_path_segment, read_json, request_label, Attempt, Redirects,
+    RetryPolicy,
 };
 
 /// Most 202 "still processing" replies waited out on commit (rclone uses 100).
@@ -538,7 +538,7 @@ impl BoxClient {
                             }
                             return Err(stop(failure.into()));
                         }
-                        (status, _) if is_retryable_status(status) => {
+                        (status, _) if self.http.policy.retries_status(status) => {
                             (BoxError::from(failure), retry_after, true)
                         }
                         _ => return Err(stop(failure.into())),
@@ -642,6 +642,7 @@ impl BoxClient {
                 base_delay: Duration::ZERO,
                 max_delay: Duration::ZERO,
                 max_retry_after: policy.max_retry_after,
+                retryable_statuses: policy.retryable_statuses,
             };
             let outcome = transport::retry_logged(&polling, &label, true, |_| {
                 let outcome = self.send_content(&Method::POST, url, &|builder| {
@@ -710,7 +711,7 @@ impl BoxClient {
                             }));
                         }
                         (429, _) => (BoxError::from(failure), retry_after, false),
-                        (status, _) if is_retryable_status(status) => {
+                        (status, _) if self.http.policy.retries_status(status) => {
                             (BoxError::from(failure), retry_after, true)
                         }
                         _ => return Err(stop(failure.into())),

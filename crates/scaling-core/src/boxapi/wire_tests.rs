@@ -26,7 +26,7 @@ fn config(server: &TestServer) -> BoxConfig {
         base_url: server.url.clone(),
         upload_url: format!("{}/api", server.url),
         oauth2_url: format!("{}/oauth2/token", server.url),
-        app_config_path: PathBuf::from("unused.json"),
+        credentials: crate::config::BoxCredentials::AppConfigFile(PathBuf::from("unused.json")),
         root_folder_id: "0".into(),
         watched_folders: vec![WatchedFolder {
             id: "77".into(),

@@ -166,7 +166,8 @@ impl Transform {
     pub const NAMES: &'static [&'static str] =
         &["none", "upper", "lower", "title", "dash_to_space"];
 
-    /// Parses a `transform` value: steps separated by `,`, `none` standing for no step.
+    /// Parses a `transform` value: steps separated by `,`, `none` standing for no step;
+    /// `uppercase` and `lowercase` (the plan's names) are `upper` and `lower`.
     ///
     /// # Errors
     /// `(step, expectation)` for the first step that is not a transform.
@@ -175,8 +176,9 @@ impl Transform {
         for step in text.split(',').map(str::trim) {
             match step {
                 "none" => {}
-                "upper" => steps.push(Self::Upper),
-                "lower" => steps.push(Self::Lower),
+                // `uppercase` / `lowercase`: the plan's names.
+                "upper" | "uppercase" => steps.push(Self::Upper),
+                "lower" | "lowercase" => steps.push(Self::Lower),
                 "title" => steps.push(Self::Title),
                 "dash_to_space" => steps.push(Self::DashToSpace),
                 other => {
@@ -275,6 +277,14 @@ mod tests {
     #[test]
     fn transforms_parse_into_steps() {
         assert_eq!(Transform::parse_steps("none"), Ok(vec![]));
+        assert_eq!(
+            Transform::parse_steps("uppercase"),
+            Transform::parse_steps("upper")
+        );
+        assert_eq!(
+            Transform::parse_steps("lowercase"),
+            Ok(vec![Transform::Lower])
+        );
         assert_eq!(
             Transform::parse_steps("dash_to_space, title"),
             Ok(vec![Transform::DashToSpace, Transform::Title])

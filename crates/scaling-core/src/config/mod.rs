@@ -37,6 +37,7 @@ use crate::http::RequestWindow;
 pub use crate::naming::NamingConfig;
 use crate::secret::Secret;
 pub use mapping::{FieldSource, MediaAttr, Transform};
+pub use sections::DEFAULT_RETRYABLE_HTTP_CODES;
 
 use reader::{Ctx, Section};
 pub use sections::MIN_CHUNKED_UPLOAD_THRESHOLD;
@@ -136,6 +137,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `status`: when `reprocess status --check` reports a problem.
     pub status: StatusConfig,
+    /// `logging`: log file, level and console (the plan's keys).
+    pub logging: LoggingConfig,
 }
 
 /// `database`: where the PostgreSQL store lives.
@@ -163,9 +166,10 @@ pub struct BoxConfig {
     pub upload_url: String,
     /// Full token URL; default `https://api.box.com/oauth2/token`.
     pub oauth2_url: String,
-    /// Box Developer Console app config JSON (`box.app_config_file`, default env `BOX_CONFIG_FILE`,
-    /// else `config/box_app_config.json`; relative to the deployment root).
-    pub app_config_path: PathBuf,
+    /// The JWT app's credentials: the Developer Console's app config JSON (`box.app_config_file`,
+    /// default env `BOX_CONFIG_FILE`, else `config/box_app_config.json`; relative to the
+    /// deployment root), or the plan's six separate keys (see [`BoxCredentials`]).
+    pub credentials: BoxCredentials,
     /// Folder where campaign folders are created (required).
     pub root_folder_id: String,
     /// Folders agencies upload derivatives into.
@@ -197,6 +201,48 @@ pub struct BoxConfig {
     pub token_cache_file: Option<PathBuf>,
 }
 
+/// How the Box JWT app's credentials are given (read when a Box client is made, by
+/// [`crate::boxapi::BoxAppConfig::load`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoxCredentials {
+    /// `box.app_config_file`: the JSON file the Box Developer Console generates
+    /// (`{"boxAppSettings": {...}, "enterpriseID"}`), holding the (encrypted) private key.
+    AppConfigFile(PathBuf),
+    /// The plan's form: the same values as separate keys.
+    Keys(BoxJwtKeys),
+}
+
+impl BoxCredentials {
+    /// The file the credentials are read from: the app config JSON or the PEM private key
+    /// (for messages).
+    pub fn file(&self) -> &Path {
+        match self {
+            BoxCredentials::AppConfigFile(path) => path,
+            BoxCredentials::Keys(keys) => &keys.private_key_path,
+        }
+    }
+}
+
+/// The plan's Box JWT keys: `box.{enterprise_id, client_id, client_secret, jwt_key_id,
+/// rsa_private_key_path, passphrase}`, the same values as the app config JSON. `Debug` hides the
+/// secret and the passphrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxJwtKeys {
+    /// `box.enterprise_id` (the JWT `sub`).
+    pub enterprise_id: String,
+    /// `box.client_id` (the JWT `iss`).
+    pub client_id: String,
+    /// `box.client_secret`.
+    pub client_secret: Secret<String>,
+    /// `box.jwt_key_id`: the public key ID (the JWT header `kid`).
+    pub public_key_id: String,
+    /// `box.rsa_private_key_path`: PEM file (`ENCRYPTED PRIVATE KEY`, `PRIVATE KEY` or
+    /// `RSA PRIVATE KEY`), relative to the deployment root.
+    pub private_key_path: PathBuf,
+    /// `box.passphrase`: unlocks an encrypted key; empty for a plain one.
+    pub passphrase: Secret<String>,
+}
+
 /// One entry of `box.watched_folders`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedFolder {
@@ -226,7 +272,8 @@ pub struct DamConfig {
     pub tracking_field_id: String,
     /// Seconds; default 10.
     pub connect_timeout_secs: u64,
-    /// Seconds for metadata calls; default 60.
+    /// Seconds for metadata calls (`dam.read_timeout_secs`, or the plan's `dam.timeout_seconds`);
+    /// default 60.
     pub read_timeout_secs: u64,
     /// Seconds for content downloads/uploads; default 600.
     pub content_timeout_secs: u64,
@@ -488,6 +535,12 @@ pub struct PollingConfig {
     /// With the events stream: seconds between full listings of every watched folder (a missed
     /// event delays a file by at most this); 0 = every pass; default 900.
     pub full_listing_interval_secs: u64,
+    /// The plan's `polling.enabled`: false = the a1-to-a2 pass does nothing (the cron line may
+    /// stay); default true.
+    pub enabled: bool,
+    /// The plan's `polling.interval_seconds`: how often cron runs the passes, seconds
+    /// (informational: cron decides; `None` when not given).
+    pub interval_secs: Option<u64>,
 }
 
 /// `retry`: transient failures across passes.
@@ -499,6 +552,46 @@ pub struct RetryConfig {
     pub backoff_base_secs: u64,
     /// Upper bound of the backoff, seconds (>= base); default 3600.
     pub backoff_max_secs: u64,
+    /// The plan's `retry.retryable_http_codes`: HTTP statuses (400..=599) a Box or OTMM request
+    /// is retried on within a pass (with `box.max_retries` / `dam.max_retries`, exponential
+    /// backoff); default `[429, 500, 502, 503, 504]`.
+    pub retryable_http_codes: Vec<u16>,
+}
+
+/// `logging`: where log lines go besides stderr (the plan's Python `logging` layout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// `logging.level`: `DEBUG`, `INFO`, `WARNING` (or `WARN`), `ERROR`, `CRITICAL` (= error),
+    /// `TRACE`, any case; `None` = info. `-v`/`-vv` and `RUST_LOG` win over it.
+    pub level: Option<tracing::Level>,
+    /// `logging.handlers.file`: a log file rotated by size; `None` = no file.
+    pub file: Option<LogFileConfig>,
+    /// `logging.handlers.console.enabled`: also log on stderr; default true. Errors that end a
+    /// command are printed on stderr whatever this says.
+    pub console: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: None,
+            file: None,
+            console: true,
+        }
+    }
+}
+
+/// `logging.handlers.file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFileConfig {
+    /// `filename`: relative to the deployment root; its directory is created (mode 0750) when
+    /// missing.
+    pub path: PathBuf,
+    /// `max_bytes`: the file is rotated (to `{filename}.1`, older ones shifted up) once it has
+    /// grown past this many bytes (> 0); default 10485760.
+    pub max_bytes: u64,
+    /// `backup_count`: rotated files kept (`{filename}.1` ..`.N`); default 5.
+    pub backup_count: u64,
 }
 
 /// `temp`: private working files.
@@ -638,12 +731,22 @@ pub struct FieldUpdate {
     pub transform: Vec<Transform>,
     /// When true, an empty result (after fallback and default) rejects the file.
     pub required: bool,
-    /// `master` = copy the master's value when the source is empty.
-    pub fallback: Option<String>,
+    /// What to use when the source is empty (YAML `fallback`: `master`, or a value such as the
+    /// plan's `""`; `none` or absent = nothing).
+    pub fallback: Option<Fallback>,
     /// Value when the source (and fallback) is empty.
     pub default: Option<String>,
     /// Lookup domain the value must belong to (see [`DomainValidation`]).
     pub validate_domain: Option<String>,
+}
+
+/// `fallback` of a field mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// `master`: keep the master's value.
+    Master,
+    /// Any other text: this value (`""` = the field is left empty).
+    Value(String),
 }
 
 /// `validate_domain_values`.
@@ -653,6 +756,9 @@ pub struct DomainValidation {
     pub enabled: bool,
     /// How long fetched domain values may be reused, hours; default 24.
     pub cache_ttl_hours: u64,
+    /// `cache_file`: where fetched domain values are kept between passes (private JSON,
+    /// relative to the deployment root); `None` = `{temp.dir}/`[`crate::dam::LOOKUP_CACHE_FILE`].
+    pub cache_file: Option<PathBuf>,
     /// true: a value outside its domain rejects the file; false: a warning; default true.
     pub strict_mode: bool,
 }
@@ -736,6 +842,8 @@ pub fn load_with_vars(
         Some(name) => name.clone(),
         None => root.text_or("environment", "development")?,
     };
+    // The plan's `include:`: the overlay file, relative to the deployment root.
+    let include = root.text("include")?;
     let valid_name = environment_name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -751,12 +859,33 @@ pub fn load_with_vars(
     drop(root);
 
     let environments_dir = config_dir.join("environments");
-    let overlay_file = environments_dir.join(format!("{environment_name}.yaml"));
+    let named_overlay = environments_dir.join(format!("{environment_name}.yaml"));
+    let deployment_root = deployment_root(config_dir);
+    let overlay_file = match include {
+        // `--env` / CS_ENVIRONMENT choose `environments/{name}.yaml` whatever `include:` says.
+        Some(include) if explicit.is_none() => {
+            let included = deployment_root.join(include);
+            if !included.is_file() {
+                return Err(ConfigError::Invalid {
+                    file: base_file.clone(),
+                    key: "include".to_string(),
+                    message: format!(
+                        "expected an overlay file (relative to the deployment root {}), found no file {}",
+                        deployment_root.display(),
+                        included.display()
+                    ),
+                });
+            }
+            included
+        }
+        _ => named_overlay,
+    };
     let mut origins = Origins::default();
     if overlay_file.is_file() {
         let mut overlay = read_yaml(&overlay_file)?;
         if let Some(map) = overlay.as_object_mut() {
             map.remove("environment");
+            map.remove("include");
         }
         merge(&mut tree, overlay, "", &overlay_file, &mut origins);
     } else if explicit.is_some() {
@@ -782,9 +911,25 @@ pub fn load_with_vars(
         file: base_file,
         origins,
     };
-    let deployment_root = deployment_root(config_dir);
     let root = Section::new(&ctx, "", Some(&tree))?;
-    root.mark_used(&["environment"]);
+    root.mark_used(&["environment", "include"]);
+    // The plan's incoming webhooks (A2->A3 pushed by Box): no role in a polling design.
+    if root.has("webhook") {
+        root.mark_used(&["webhook"]);
+        tracing::debug!(
+            "webhook: incoming webhooks are not used (changes are found by polling); section ignored"
+        );
+    }
+    let logging = read_section(&root, "logging", |section| {
+        sections::logging(section, &deployment_root)
+    })?;
+    // The plan's `fields.mappings_file`, relative to the deployment root.
+    let mappings_file = read_section(&root, "fields", |section| {
+        Ok(match section.text("mappings_file")? {
+            Some(_) => section.path_or("mappings_file", "", &deployment_root)?,
+            None => config_dir.join("field_mappings.yaml"),
+        })
+    })?;
     let database = read_section(&root, "database", |section| {
         sections::database(section, &deployment_root)
     })?;
@@ -809,7 +954,7 @@ pub fn load_with_vars(
     root.finish();
 
     let (field_mappings, naming) =
-        sections::field_mappings_file(&config_dir.join("field_mappings.yaml"), vars)?;
+        sections::field_mappings_file(&mappings_file, vars, &deployment_root)?;
     let webhooks =
         sections::webhooks_file(&config_dir.join("webhooks.yaml"), vars, &environment_name)?;
     let email_templates =
@@ -832,6 +977,7 @@ pub fn load_with_vars(
         email_templates,
         retention,
         status,
+        logging,
     })
 }
 

@@ -258,6 +258,12 @@ impl<'a> Section<'a> {
 
     /// A whole number `>= min` (a YAML number or text such as `"10"`), or `default`.
     pub(crate) fn u64_or(&self, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+        Ok(self.u64(key, min)?.unwrap_or(default))
+    }
+
+    /// A whole number `>= min` (a YAML number or text such as `"10"`), or `None` when absent or
+    /// empty.
+    pub(crate) fn u64(&self, key: &str, min: u64) -> Result<Option<u64>, ConfigError> {
         let expectation = if min == 0 {
             "a whole number >= 0".to_string()
         } else if min == 1 {
@@ -266,7 +272,7 @@ impl<'a> Section<'a> {
             format!("a whole number >= {min}")
         };
         let Some(value) = self.raw(key) else {
-            return Ok(default);
+            return Ok(None);
         };
         let path = self.path(key);
         let parsed = match value {
@@ -275,7 +281,7 @@ impl<'a> Section<'a> {
                 let text = self.scalar_text(&path, value, &expectation)?;
                 let trimmed = text.trim();
                 if trimmed.is_empty() {
-                    return Ok(default);
+                    return Ok(None);
                 }
                 trimmed
                     .replace('_', "")
@@ -285,9 +291,34 @@ impl<'a> Section<'a> {
             other => Err(kind_of(other).to_string()),
         };
         match parsed {
-            Ok(number) if number >= min => Ok(number),
+            Ok(number) if number >= min => Ok(Some(number)),
             Ok(number) => Err(self.error(key, format!("expected {expectation}, found {number}"))),
             Err(found) => Err(self.error(key, format!("expected {expectation}, found {found}"))),
+        }
+    }
+
+    /// One setting spelt two ways, `key` and `alias` (the plan's name and the project's), each
+    /// read with `read`: the value of whichever is set. Both set to different values is an error
+    /// at `alias` naming both keys (`expected the same value as {key} ...`); both set to the same
+    /// value is fine. Not for secrets: the message shows both values.
+    pub(crate) fn either<T: PartialEq + std::fmt::Debug>(
+        &self,
+        key: &str,
+        alias: &str,
+        read: impl Fn(&Self, &str) -> Result<Option<T>, ConfigError>,
+    ) -> Result<Option<T>, ConfigError> {
+        let first = read(self, key)?;
+        let second = read(self, alias)?;
+        match (first, second) {
+            (Some(first), Some(second)) if first != second => Err(self.error(
+                alias,
+                format!(
+                    "expected the same value as {} (both keys name one setting; give only one), found {second:?} here and {first:?} there",
+                    self.path(key)
+                ),
+            )),
+            (Some(first), _) => Ok(Some(first)),
+            (None, second) => Ok(second),
         }
     }
 
@@ -484,15 +515,21 @@ impl<'a> Section<'a> {
         default: &str,
         base: &Path,
     ) -> Result<PathBuf, ConfigError> {
-        let text = self.text_or(key, default)?;
-        let path = PathBuf::from(text);
-        Ok(if path.is_relative() {
-            base.join(path)
-        } else {
-            path
-        })
+        Ok(resolve_path(base, self.text_or(key, default)?))
     }
+}
 
+/// `text` as a path, relative ones taken from `base` (the deployment root).
+pub(crate) fn resolve_path(base: &Path, text: impl Into<PathBuf>) -> PathBuf {
+    let path = text.into();
+    if path.is_relative() {
+        base.join(path)
+    } else {
+        path
+    }
+}
+
+impl Section<'_> {
     /// Warns (tracing) about every key of this section that no getter read.
     pub(crate) fn finish(self) {
         let Some(map) = self.map else {

@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use super::reader::{check_url, shown, Ctx, Section};
+use super::reader::{check_url, resolve_path, shown, Ctx, Section};
 use super::tree::{kind_of, read_yaml, Origins};
 use super::{
-    BoxConfig, CampaignModel, ConfigError, DamApi, DamAuth, DamConfig, DatabaseConfig,
-    DomainValidation, EmailConfig, EmailTemplate, EmailTemplates, FieldMappings, FieldSource,
-    FieldUpdate, FolderLoad, FolderLocking, ImportCompletion, MediaConfig, MultipartFilename,
-    OAuthGrant, PollingConfig, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform,
-    ValueShape, WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
+    BoxConfig, BoxCredentials, BoxJwtKeys, CampaignModel, ConfigError, DamApi, DamAuth, DamConfig,
+    DatabaseConfig, DomainValidation, EmailConfig, EmailTemplate, EmailTemplates, Fallback,
+    FieldMappings, FieldSource, FieldUpdate, FolderLoad, FolderLocking, ImportCompletion,
+    LogFileConfig, LoggingConfig, MediaConfig, MultipartFilename, OAuthGrant, PollingConfig,
+    RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform, ValueShape, WatchedFolder,
+    WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
 };
 use crate::http::RequestWindow;
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
@@ -33,6 +34,7 @@ pub(super) fn database(section: &Section<'_>, root: &Path) -> Result<DatabaseCon
         "host",
         "port",
         "name",
+        "database",
         "user",
         "password",
         "sslmode",
@@ -95,7 +97,10 @@ pub(super) fn database(section: &Section<'_>, root: &Path) -> Result<DatabaseCon
             format!("expected a TCP port (1-65535), found {port}"),
         ));
     }
-    let name = section.text_or("name", "content_scaling")?;
+    // `database` is the plan's name of the key.
+    let name = section
+        .either("name", "database", Section::text)?
+        .unwrap_or_else(|| "content_scaling".to_string());
     let user = section.text_or("user", "content_scaling")?;
     let password = section.secret("password")?;
     let host_part = if host.contains(':') && !host.starts_with('[') {
@@ -168,10 +173,15 @@ pub(super) fn box_config(
         Some("https://api.box.com/oauth2/token"),
         "the Box token URL",
     )?;
-    let default_app_config = (section.ctx().vars)("BOX_CONFIG_FILE")
-        .filter(|path| !path.trim().is_empty())
-        .unwrap_or_else(|| "config/box_app_config.json".to_string());
-    let app_config_path = section.path_or("app_config_file", &default_app_config, root)?;
+    let credentials = box_credentials(section, root)?;
+    // Incoming webhooks have no role in a polling design (their `${VAR}`s are not needed).
+    if section.has("webhook_signature_keys") {
+        section.mark_used(&["webhook_signature_keys"]);
+        tracing::debug!(
+            key = %section.path("webhook_signature_keys"),
+            "keys of incoming Box webhooks: not used (changes are found by polling)"
+        );
+    }
     let root_folder_id = section.required(
         "root_folder_id",
         "the ID of the Box folder where campaign folders are created (e.g. \"123456789\")",
@@ -220,20 +230,13 @@ pub(super) fn box_config(
     let token_cache_file = match section.text("token_cache_file")? {
         None => Some(temp_dir.join("box-token.json")),
         Some(text) if text.eq_ignore_ascii_case("off") => None,
-        Some(text) => {
-            let path = PathBuf::from(text);
-            Some(if path.is_relative() {
-                root.join(path)
-            } else {
-                path
-            })
-        }
+        Some(text) => Some(resolve_path(root, text)),
     };
     Ok(BoxConfig {
         base_url,
         upload_url,
         oauth2_url,
-        app_config_path,
+        credentials,
         root_folder_id,
         watched_folders,
         processed_folder_name,
@@ -246,6 +249,75 @@ pub(super) fn box_config(
         max_retries: section.u32_or("max_retries", 5, 0)?,
         token_cache_file,
     })
+}
+
+/// The plan's keys for the Box JWT app, in the order of the Developer Console's app config.
+const BOX_JWT_KEYS: [&str; 6] = [
+    "client_id",
+    "client_secret",
+    "jwt_key_id",
+    "rsa_private_key_path",
+    "passphrase",
+    "enterprise_id",
+];
+
+/// `box.app_config_file` or the plan's six keys ([`BOX_JWT_KEYS`]), never both.
+fn box_credentials(section: &Section<'_>, root: &Path) -> Result<BoxCredentials, ConfigError> {
+    let given: Vec<&str> = BOX_JWT_KEYS
+        .iter()
+        .copied()
+        .filter(|key| section.has(key))
+        .collect();
+    if given.is_empty() {
+        let default_app_config = (section.ctx().vars)("BOX_CONFIG_FILE")
+            .filter(|path| !path.trim().is_empty())
+            .unwrap_or_else(|| "config/box_app_config.json".to_string());
+        return Ok(BoxCredentials::AppConfigFile(section.path_or(
+            "app_config_file",
+            &default_app_config,
+            root,
+        )?));
+    }
+    if section.text("app_config_file")?.is_some() {
+        let keys: Vec<String> = given.iter().map(|key| section.path(key)).collect();
+        return Err(section.error(
+            "app_config_file",
+            format!(
+                "expected either {} (the Developer Console's app config JSON) or the separate keys {}, not both; found both ({} set)",
+                section.path("app_config_file"),
+                BOX_JWT_KEYS.map(|key| section.path(key)).join(", "),
+                keys.join(", ")
+            ),
+        ));
+    }
+    let keys = BoxJwtKeys {
+        client_id: section.required(
+            "client_id",
+            "the Box app's client ID (e.g. ${BOX_CLIENT_ID})",
+        )?,
+        client_secret: section.required_secret(
+            "client_secret",
+            "the Box app's client secret (e.g. ${BOX_CLIENT_SECRET})",
+        )?,
+        public_key_id: section.required(
+            "jwt_key_id",
+            "the ID of the app's public key (e.g. ${BOX_JWT_KEY_ID})",
+        )?,
+        private_key_path: resolve_path(
+            root,
+            section.required(
+                "rsa_private_key_path",
+                "the PEM file of the app's private key (e.g. ${BOX_PRIVATE_KEY_PATH})",
+            )?,
+        ),
+        passphrase: Secret::new(section.text_untrimmed("passphrase")?.unwrap_or_default()),
+        enterprise_id: section.required(
+            "enterprise_id",
+            "the Box enterprise ID of the app (e.g. 43984435)",
+        )?,
+    };
+    section.mark_used(&["app_config_file"]);
+    Ok(BoxCredentials::Keys(keys))
 }
 
 /// Default `box.max_requests_per_minute` (10 requests per second).
@@ -419,7 +491,12 @@ pub(super) fn dam(section: &Section<'_>) -> Result<DamConfig, ConfigError> {
         security_policy_ids,
         tracking_field_id: section.text_or("tracking_field_id", &d.tracking_field_id)?,
         connect_timeout_secs: section.u64_or("connect_timeout_secs", d.connect_timeout_secs, 1)?,
-        read_timeout_secs: section.u64_or("read_timeout_secs", d.read_timeout_secs, 1)?,
+        // `timeout_seconds` is the plan's name of the request timeout.
+        read_timeout_secs: section
+            .either("read_timeout_secs", "timeout_seconds", |section, key| {
+                section.u64(key, 1)
+            })?
+            .unwrap_or(d.read_timeout_secs),
         content_timeout_secs: section.u64_or("content_timeout_secs", d.content_timeout_secs, 1)?,
         import_job_timeout_secs: section.u64_or(
             "import_job_timeout_secs",
@@ -510,7 +587,15 @@ fn dam_api(section: &Section<'_>) -> Result<DamApi, ConfigError> {
 
 /// `dam.auth` (or the flat seed keys in `dam`).
 fn dam_auth(section: &Section<'_>, base_url: &str) -> Result<DamAuth, ConfigError> {
-    let method = section.text_or("method", "session")?.to_ascii_lowercase();
+    // The plan's flat block (`auth_url`, `client_id`, `client_secret`, no user) is OAuth2.
+    let default_method = if section.has("client_id") && !section.has("username") {
+        "oauth2"
+    } else {
+        "session"
+    };
+    let method = section
+        .text_or("method", default_method)?
+        .to_ascii_lowercase();
     match method.as_str() {
         "session" => {
             section.mark_used(&["auth_url", "client_id", "client_secret", "grant"]);
@@ -630,6 +715,8 @@ pub(super) fn polling(section: &Section<'_>) -> Result<PollingConfig, ConfigErro
         lease_secs: section.u64_or("lease_secs", 900, 3)?,
         events_stream: section.bool_or("events_stream", true)?,
         full_listing_interval_secs: section.u64_or("full_listing_interval_secs", 900, 0)?,
+        enabled: section.bool_or("enabled", true)?,
+        interval_secs: section.u64("interval_seconds", 1)?,
     };
     if config.workers > MAX_WORKERS {
         return Err(section.error(
@@ -646,32 +733,133 @@ pub(super) fn polling(section: &Section<'_>) -> Result<PollingConfig, ConfigErro
 /// `retry`.
 pub(super) fn retry(section: &Section<'_>) -> Result<RetryConfig, ConfigError> {
     let max_attempts = section.u32_or("max_attempts", 5, 1)?;
-    let backoff_base_secs = section.u64_or("backoff_base_secs", 60, 0)?;
-    let backoff_max_secs = section.u64_or("backoff_max_secs", 3600, 0)?;
+    // The plan's names: initial_delay_seconds, max_delay_seconds.
+    let backoff_base_secs = section
+        .either(
+            "backoff_base_secs",
+            "initial_delay_seconds",
+            |section, key| section.u64(key, 0),
+        )?
+        .unwrap_or(60);
+    let backoff_max_secs = section
+        .either("backoff_max_secs", "max_delay_seconds", |section, key| {
+            section.u64(key, 0)
+        })?
+        .unwrap_or(3600);
     if backoff_max_secs < backoff_base_secs {
+        let key = if section.has("max_delay_seconds") {
+            "max_delay_seconds"
+        } else {
+            "backoff_max_secs"
+        };
         return Err(section.error(
-            "backoff_max_secs",
-            format!("expected a number >= retry.backoff_base_secs ({backoff_base_secs}), found {backoff_max_secs}"),
+            key,
+            format!("expected a number >= the first delay (retry.backoff_base_secs / retry.initial_delay_seconds: {backoff_base_secs}), found {backoff_max_secs}"),
         ));
+    }
+    if let Some(backoff) = section.text("backoff")? {
+        if !backoff.eq_ignore_ascii_case("exponential") {
+            return Err(section.error(
+                "backoff",
+                format!(
+                    "expected exponential (the delay doubles per attempt), found {}",
+                    shown(&backoff)
+                ),
+            ));
+        }
+    }
+    let mut retryable_http_codes = Vec::new();
+    for (path, item) in section.list("retryable_http_codes")? {
+        let code = match item {
+            Value::Number(number) => number.as_u64(),
+            Value::String(text) => section.ctx().expand(&path, text)?.trim().parse().ok(),
+            _ => None,
+        };
+        match code.and_then(|code| u16::try_from(code).ok()) {
+            Some(code @ 400..=599) => {
+                if !retryable_http_codes.contains(&code) {
+                    retryable_http_codes.push(code);
+                }
+            }
+            _ => {
+                return Err(section.ctx().error(
+                    &path,
+                    "expected an HTTP error status from 400 to 599 (e.g. 503)".to_string(),
+                ))
+            }
+        }
+    }
+    if !section.has("retryable_http_codes") {
+        retryable_http_codes = DEFAULT_RETRYABLE_HTTP_CODES.to_vec();
     }
     Ok(RetryConfig {
         max_attempts,
         backoff_base_secs,
         backoff_max_secs,
+        retryable_http_codes,
+    })
+}
+
+/// Default `retry.retryable_http_codes`: rate limited and the server errors that pass
+/// (the statuses [`crate::http::is_retryable_status`] names).
+pub const DEFAULT_RETRYABLE_HTTP_CODES: [u16; 5] = [429, 500, 502, 503, 504];
+
+/// `logging`: the plan's Python-style section. `root` is the deployment root.
+pub(super) fn logging(section: &Section<'_>, root: &Path) -> Result<LoggingConfig, ConfigError> {
+    let level = match section.text("level")? {
+        None => None,
+        Some(text) => Some(match text.to_ascii_uppercase().as_str() {
+            "TRACE" => tracing::Level::TRACE,
+            "DEBUG" => tracing::Level::DEBUG,
+            "INFO" => tracing::Level::INFO,
+            "WARNING" | "WARN" => tracing::Level::WARN,
+            "ERROR" | "CRITICAL" | "FATAL" => tracing::Level::ERROR,
+            _ => {
+                return Err(section.error(
+                    "level",
+                    format!(
+                        "expected DEBUG, INFO, WARNING, ERROR or CRITICAL, found {}",
+                        shown(&text)
+                    ),
+                ))
+            }
+        }),
+    };
+    if section.has("format") {
+        section.mark_used(&["format"]);
+        tracing::debug!(
+            key = %section.path("format"),
+            "a Python logging format: not used (lines carry time, level and message)"
+        );
+    }
+    let handlers = section.section("handlers")?;
+    let file_section = handlers.section("file")?;
+    let file = match file_section.text("filename")? {
+        None => None,
+        Some(name) => Some(LogFileConfig {
+            path: resolve_path(root, name),
+            max_bytes: file_section.u64_or("max_bytes", 10_485_760, 1)?,
+            backup_count: file_section.u64_or("backup_count", 5, 0)?,
+        }),
+    };
+    file_section.mark_used(&["max_bytes", "backup_count"]);
+    file_section.finish();
+    let console_section = handlers.section("console")?;
+    let console = console_section.bool_or("enabled", true)?;
+    console_section.finish();
+    handlers.finish();
+    Ok(LoggingConfig {
+        level,
+        file,
+        console,
     })
 }
 
 /// `temp`.
 pub(super) fn temp(section: &Section<'_>, root: &Path) -> Result<TempConfig, ConfigError> {
-    let dir = match section.text("dir")? {
-        Some(dir) => {
-            let path = PathBuf::from(dir);
-            if path.is_relative() {
-                root.join(path)
-            } else {
-                path
-            }
-        }
+    // `directory` is the plan's name of the key.
+    let dir = match section.either("dir", "directory", Section::text)? {
+        Some(dir) => resolve_path(root, dir),
         None => std::env::temp_dir().join("content-scaling"),
     };
     Ok(TempConfig {
@@ -1002,6 +1190,7 @@ pub(super) fn email_templates_file(
 pub(super) fn field_mappings_file(
     file: &Path,
     vars: &dyn Fn(&str) -> Option<String>,
+    deployment_root: &Path,
 ) -> Result<(FieldMappings, NamingConfig), ConfigError> {
     let tree = read_yaml(file)?;
     let ctx = Ctx {
@@ -1013,6 +1202,7 @@ pub(super) fn field_mappings_file(
     let naming_section = root.section("naming")?;
     let naming = naming(&naming_section)?;
     naming_section.finish();
+    let lookup_domains = lookup_domains(&root)?;
 
     let mut mvp_fields: Vec<String> = Vec::new();
     for field in root.text_list("mvp_fields")? {
@@ -1030,7 +1220,14 @@ pub(super) fn field_mappings_file(
         Some(Value::Object(map)) => {
             for (field_id, value) in map {
                 let path = super::tree::join_key(&updates_path, field_id);
-                filename_field_updates.push(field_update(&ctx, &path, field_id, value, &naming)?);
+                filename_field_updates.push(field_update(
+                    &ctx,
+                    &path,
+                    field_id,
+                    value,
+                    &naming,
+                    &lookup_domains,
+                )?);
             }
         }
         Some(Value::Array(items)) => {
@@ -1047,7 +1244,14 @@ pub(super) fn field_mappings_file(
                             "expected an OTMM field ID, found nothing",
                         )
                     })?;
-                filename_field_updates.push(field_update(&ctx, &path, field_id, item, &naming)?);
+                filename_field_updates.push(field_update(
+                    &ctx,
+                    &path,
+                    field_id,
+                    item,
+                    &naming,
+                    &lookup_domains,
+                )?);
             }
         }
         Some(other) => {
@@ -1080,6 +1284,9 @@ pub(super) fn field_mappings_file(
         enabled: validation.bool_or("enabled", true)?,
         cache_ttl_hours: validation.u64_or("cache_ttl_hours", 24, 0)?,
         strict_mode: validation.bool_or("strict_mode", true)?,
+        cache_file: validation
+            .text("cache_file")?
+            .map(|text| resolve_path(deployment_root, text)),
     };
     validation.finish();
     root.finish();
@@ -1106,6 +1313,62 @@ fn field_values(root: &Section<'_>, key: &str) -> Result<BTreeMap<String, String
     Ok(out)
 }
 
+/// Lookup domains of fields known without configuration (those of `shared/fixtures/otmm/`):
+/// what `validate_domain: true` means for them unless `lookup_domains` says otherwise.
+const KNOWN_LOOKUP_DOMAINS: [(&str, &str); 2] = [
+    (
+        "FERRERO.FIELD.MKTG.ASSET TYPE",
+        "FERRERO.DOMAIN.MKTG ASSET TYPE",
+    ),
+    ("MAIN_LANGUAGES", "FERRERO.DOMAIN.LANGUAGES"),
+];
+
+/// `lookup_domains` (new): field ID -> lookup domain ID, over [`KNOWN_LOOKUP_DOMAINS`].
+fn lookup_domains(root: &Section<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut domains: BTreeMap<String, String> = KNOWN_LOOKUP_DOMAINS
+        .iter()
+        .map(|(field, domain)| ((*field).to_string(), (*domain).to_string()))
+        .collect();
+    for (field, domain) in root.text_map("lookup_domains")? {
+        if domain.is_empty() {
+            return Err(root.ctx().error(
+                &super::tree::join_key(&root.path("lookup_domains"), &field),
+                "expected a lookup domain ID (e.g. FERRERO.DOMAIN.LANGUAGES), found nothing",
+            ));
+        }
+        domains.insert(field, domain);
+    }
+    Ok(domains)
+}
+
+/// `validate_domain` of a field mapping: a lookup domain ID, or the plan's `true` (= the field's
+/// own domain, from `lookup_domains`); `false` or absent = none.
+fn validate_domain(
+    section: &Section<'_>,
+    field_id: &str,
+    lookup_domains: &BTreeMap<String, String>,
+) -> Result<Option<String>, ConfigError> {
+    let text = match section.raw("validate_domain") {
+        Some(Value::Bool(flag)) => Some(flag.to_string()),
+        _ => section.text("validate_domain")?,
+    };
+    match text.as_deref() {
+        None | Some("false") => Ok(None),
+        Some("true") => match lookup_domains.get(field_id) {
+            Some(domain) => Ok(Some(domain.clone())),
+            None => Err(section.error(
+                "validate_domain",
+                format!(
+                    "true means the lookup domain of field {}, but none is known: add it to lookup_domains in field_mappings.yaml (lookup_domains: {{{}: DOMAIN_ID}}) or write the domain ID here",
+                    shown(field_id),
+                    shown(field_id)
+                ),
+            )),
+        },
+        Some(domain) => Ok(Some(domain.to_string())),
+    }
+}
+
 /// One `filename_field_updates` entry: a mapping or a bare source name.
 fn field_update(
     ctx: &Ctx<'_>,
@@ -1113,6 +1376,7 @@ fn field_update(
     field_id: &str,
     value: &Value,
     naming: &NamingConfig,
+    lookup_domains: &BTreeMap<String, String>,
 ) -> Result<FieldUpdate, ConfigError> {
     let holder;
     let value = match value {
@@ -1137,24 +1401,23 @@ fn field_update(
             section.error("transform", format!("{expected}, found {}", shown(&step)))
         })?,
     };
-    let fallback = section.text("fallback")?;
-    match fallback.as_deref() {
-        None | Some("master" | "none") => {}
-        Some(other) => {
-            return Err(section.error(
-                "fallback",
-                format!("expected master or none, found {}", shown(other)),
-            ))
-        }
-    }
+    // `master`, `none`, or a value (the plan's `fallback: ""`): not trimmed away to nothing.
+    let fallback = match section.text_untrimmed("fallback")? {
+        None => None,
+        Some(text) => match text.trim() {
+            "none" => None,
+            "master" => Some(Fallback::Master),
+            value => Some(Fallback::Value(value.to_string())),
+        },
+    };
     let update = FieldUpdate {
         field_id: field_id.trim().to_string(),
         source,
         transform,
         required: section.bool_or("required", false)?,
-        fallback: fallback.filter(|fallback| fallback == "master"),
+        fallback,
         default: section.text("default")?,
-        validate_domain: section.text("validate_domain")?,
+        validate_domain: validate_domain(&section, field_id.trim(), lookup_domains)?,
     };
     section.finish();
     Ok(update)

@@ -1,6 +1,6 @@
 //! Tests of the whole loader, against the shipped files in `config/` and variations of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -123,8 +123,8 @@ fn shipped_files_load_for_the_sandbox() {
     assert_eq!(box_api.upload_url, "http://127.0.0.1:4000/api");
     assert_eq!(box_api.oauth2_url, "http://127.0.0.1:4000/oauth2/token");
     assert_eq!(
-        box_api.app_config_path,
-        PathBuf::from("/tmp/state/box_app_config.json")
+        box_api.credentials,
+        BoxCredentials::AppConfigFile(PathBuf::from("/tmp/state/box_app_config.json"))
     );
     assert_eq!(box_api.root_folder_id, "100");
     assert_eq!(
@@ -262,10 +262,8 @@ fn shipped_files_load_for_the_sandbox() {
         FieldSource::Media(MediaAttr::DurationSeconds)
     );
     assert_eq!(
-        update("FERRERO.MARKETING.FIELD.SPOT_VERSION")
-            .fallback
-            .as_deref(),
-        Some("master")
+        update("FERRERO.MARKETING.FIELD.SPOT_VERSION").fallback,
+        Some(Fallback::Master)
     );
     assert_eq!(
         mappings.forced_field_values["FERRERO.FIELD.ASSET STATUS"],
@@ -288,7 +286,8 @@ fn shipped_files_load_for_the_sandbox() {
         DomainValidation {
             enabled: true,
             cache_ttl_hours: 24,
-            strict_mode: true
+            strict_mode: true,
+            cache_file: None,
         }
     );
 
@@ -712,7 +711,7 @@ fn unknown_keys_are_not_errors() {
     temp.edit(
         "config.yaml",
         "polling:\n",
-        "logging:\n  level: info\npolling:\n  legacy_interval: 5\n",
+        "legacy_section:\n  level: info\npolling:\n  legacy_interval: 5\n",
     );
     temp.edit(
         "field_mappings.yaml",
@@ -912,8 +911,8 @@ fn relative_paths_resolve_against_the_deployment_root() {
     vars.insert("CS_TEMP_DIR".into(), "var/tmp".into());
     let config = temp.load(Some("sandbox"), &vars).unwrap();
     assert_eq!(
-        config.box_api.app_config_path,
-        temp.dir.path().join("secrets/box.json")
+        config.box_api.credentials,
+        BoxCredentials::AppConfigFile(temp.dir.path().join("secrets/box.json"))
     );
     assert_eq!(config.temp.dir, temp.dir.path().join("var/tmp"));
 }
@@ -969,7 +968,7 @@ fn shipped_files_have_no_unknown_keys_and_unknown_keys_warn() {
     temp.edit(
         "config.yaml",
         "polling:\n",
-        "logging:\n  level: info\npolling:\n  legacy_interval: 5\n",
+        "legacy_section:\n  level: info\npolling:\n  legacy_interval: 5\n",
     );
     temp.edit(
         "webhooks.yaml",
@@ -979,7 +978,7 @@ fn shipped_files_have_no_unknown_keys_and_unknown_keys_warn() {
     let warnings = capture_warnings(|| {
         temp.load(Some("sandbox"), &sandbox_vars()).unwrap();
     });
-    assert!(warnings.contains("key=logging"), "{warnings}");
+    assert!(warnings.contains("key=legacy_section"), "{warnings}");
     assert!(
         warnings.contains("key=polling.legacy_interval"),
         "{warnings}"
@@ -1079,4 +1078,694 @@ fn dotenv_is_read_from_the_deployment_root_only() {
         dotenv_path(Path::new("deploy/config")),
         PathBuf::from("deploy/.env")
     );
+}
+
+// ----- The plan's keys (shared/plan-contracts.md) beside the project's -----
+
+/// A configuration directory holding `config.yaml` = `yaml` (plus minimal `box` and `dam`
+/// sections when `yaml` has none) and `field_mappings.yaml` = `mappings`.
+struct MiniConfig {
+    dir: tempfile::TempDir,
+}
+
+impl MiniConfig {
+    fn new(yaml: &str, mappings: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(config.join("environments")).unwrap();
+        let mut text = yaml.to_string();
+        if !yaml.contains("box:\n") {
+            text.push_str("\nbox:\n  root_folder_id: \"1\"\n  app_config_file: box.json\n");
+        }
+        if !yaml.contains("dam:\n") {
+            text.push_str(
+                "\ndam:\n  base_url: https://dam.example.com\n  username: u\n  password: p\n",
+            );
+        }
+        std::fs::write(config.join("config.yaml"), text).unwrap();
+        std::fs::write(config.join("field_mappings.yaml"), mappings).unwrap();
+        MiniConfig { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn load(&self) -> Result<Config, ConfigError> {
+        load_dir(&self.path(), None, &BTreeMap::new())
+    }
+
+    fn error(&self) -> String {
+        match self.load() {
+            Ok(_) => panic!("expected a configuration error"),
+            Err(error) => error
+                .to_string()
+                .replace(&self.path().display().to_string(), "config"),
+        }
+    }
+}
+
+fn mini(yaml: &str) -> MiniConfig {
+    MiniConfig::new(yaml, "mvp_fields: []\n")
+}
+
+/// One setting spelt the plan's way (`plan`) and the project's (`project`) inside `section`
+/// (whose other lines are `extra`): either spelling gives `expected` for `a`, both with the same
+/// value are fine, both with different values are an error naming both keys.
+fn check_alias(
+    section: &str,
+    extra: &str,
+    plan: &str,
+    project: &str,
+    (a, b): (&str, &str),
+    read: impl Fn(&Config) -> String,
+    expected: &str,
+) {
+    let yaml = |lines: &[(&str, &str)]| {
+        let mut text = format!("{section}:\n{extra}");
+        for (key, value) in lines {
+            text.push_str(&format!("  {key}: {value}\n"));
+        }
+        text
+    };
+    for lines in [
+        vec![(plan, a)],
+        vec![(project, a)],
+        vec![(plan, a), (project, a)],
+    ] {
+        let config = mini(&yaml(&lines)).load().unwrap_or_else(|error| {
+            panic!("{section}: {lines:?}: {error}");
+        });
+        assert_eq!(read(&config), expected, "{section}: {lines:?}");
+    }
+    let error = mini(&yaml(&[(plan, a), (project, b)])).error();
+    assert!(
+        error.contains(&format!("{section}.{plan}"))
+            && error.contains(&format!("{section}.{project}")),
+        "{error}"
+    );
+    assert!(error.contains("expected the same value as"), "{error}");
+}
+
+#[test]
+fn the_plans_spellings_and_the_projects_name_one_setting() {
+    check_alias(
+        "database",
+        "",
+        "database",
+        "name",
+        ("ferrero_tracking", "content_scaling"),
+        |config| {
+            let url = config.database.url.expose();
+            url.rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string()
+        },
+        "ferrero_tracking",
+    );
+    check_alias(
+        "temp",
+        "",
+        "directory",
+        "dir",
+        ("/srv/plan/temp/downloads", "/tmp/other"),
+        |config| config.temp.dir.display().to_string(),
+        "/srv/plan/temp/downloads",
+    );
+    check_alias(
+        "dam",
+        "  base_url: https://dam.example.com\n  username: u\n  password: p\n",
+        "timeout_seconds",
+        "read_timeout_secs",
+        ("120", "60"),
+        |config| config.dam.read_timeout_secs.to_string(),
+        "120",
+    );
+    check_alias(
+        "retry",
+        "",
+        "initial_delay_seconds",
+        "backoff_base_secs",
+        ("5", "7"),
+        |config| config.retry.backoff_base_secs.to_string(),
+        "5",
+    );
+    check_alias(
+        "retry",
+        "",
+        "max_delay_seconds",
+        "backoff_max_secs",
+        ("90", "80"),
+        |config| config.retry.backoff_max_secs.to_string(),
+        "90",
+    );
+    // A relative plan `temp.directory` is taken from the deployment root.
+    let config = mini("temp:\n  directory: temp/downloads\n").load().unwrap();
+    assert!(config.temp.dir.ends_with("temp/downloads") && config.temp.dir.is_absolute());
+}
+
+#[test]
+fn the_plans_flat_dam_block_is_oauth2() {
+    let flat = "dam:\n  base_url: https://dam.example.com\n  auth_url: https://dam.example.com/otmmapi/v6/auth/oauth/token\n  client_id: cs\n  client_secret: s3cret\n  timeout_seconds: 120\n";
+    let config = mini(flat).load().unwrap();
+    let DamAuth::OAuth2 {
+        auth_url,
+        client_id,
+        client_secret,
+        grant: OAuthGrant::ClientCredentials,
+    } = &config.dam.auth
+    else {
+        panic!("{:?}", config.dam.auth)
+    };
+    assert_eq!(
+        auth_url,
+        "https://dam.example.com/otmmapi/v6/auth/oauth/token"
+    );
+    assert_eq!(client_id, "cs");
+    assert_eq!(client_secret.expose(), "s3cret");
+    assert_eq!(config.dam.read_timeout_secs, 120);
+    // A user name means a session login; an explicit method wins.
+    let session = format!("{flat}  username: u\n  password: p\n");
+    assert!(matches!(
+        mini(&session).load().unwrap().dam.auth,
+        DamAuth::Session { .. }
+    ));
+    let error = mini(&format!("{flat}  method: session\n")).error();
+    assert_eq!(
+        error,
+        "config/config.yaml: dam.username: expected the OTMM user name (e.g. ${DAM_USERNAME}), found nothing"
+    );
+    // The plan's block without its token URL says which key is missing.
+    let error =
+        mini("dam:\n  base_url: https://dam.example.com\n  client_id: cs\n  client_secret: s\n")
+            .error();
+    assert_eq!(
+        error,
+        "config/config.yaml: dam.auth_url: expected the OAuth2 token URL of the client_credentials grant, found nothing"
+    );
+}
+
+#[test]
+fn box_jwt_from_the_six_keys_or_the_app_config_never_both() {
+    let six = "box:\n  root_folder_id: \"1\"\n  enterprise_id: 43984435\n  client_id: cid\n  client_secret: csecret\n  jwt_key_id: kid\n  rsa_private_key_path: secrets/box.pem\n  passphrase: pass phrase \n";
+    let temp = mini(six);
+    let config = temp.load().unwrap();
+    let BoxCredentials::Keys(keys) = &config.box_api.credentials else {
+        panic!("{:?}", config.box_api.credentials)
+    };
+    assert_eq!(keys.enterprise_id, "43984435");
+    assert_eq!(keys.client_id, "cid");
+    assert_eq!(keys.client_secret.expose(), "csecret");
+    assert_eq!(keys.public_key_id, "kid");
+    assert_eq!(
+        keys.private_key_path,
+        temp.dir.path().join("secrets/box.pem"),
+        "relative to the deployment root"
+    );
+    assert_eq!(keys.passphrase.expose(), "pass phrase");
+    assert_eq!(config.box_api.credentials.file(), keys.private_key_path);
+
+    let error = mini(&format!(
+        "{six}  app_config_file: config/box_app_config.json\n"
+    ))
+    .error();
+    assert!(
+        error.starts_with("config/config.yaml: box.app_config_file: expected either box.app_config_file (the Developer Console's app config JSON) or the separate keys box.client_id, box.client_secret, box.jwt_key_id, box.rsa_private_key_path, box.passphrase, box.enterprise_id, not both"),
+        "{error}"
+    );
+    let error = mini(&six.replace("  jwt_key_id: kid\n", "")).error();
+    assert_eq!(
+        error,
+        "config/config.yaml: box.jwt_key_id: expected the ID of the app's public key (e.g. ${BOX_JWT_KEY_ID}), found nothing"
+    );
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("csecret") && !debug.contains("pass phrase"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn include_names_the_overlay_and_env_still_wins() {
+    let temp = mini("environment: ${ENV:-staging}\ninclude: config/environments/${ENV:-staging}.yaml\npolling:\n  max_campaigns_per_run: 10\n");
+    std::fs::write(
+        temp.path().join("environments/staging.yaml"),
+        "polling:\n  max_campaigns_per_run: 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        temp.path().join("environments/production.yaml"),
+        "polling:\n  max_campaigns_per_run: 7\n",
+    )
+    .unwrap();
+    let config = temp.load().unwrap();
+    assert_eq!(config.environment, "staging");
+    assert_eq!(config.polling.max_campaigns_per_run, 3);
+    let vars: BTreeMap<String, String> = [("ENV".to_string(), "production".to_string())].into();
+    let config = load_dir(&temp.path(), None, &vars).unwrap();
+    assert_eq!(
+        (
+            config.environment.as_str(),
+            config.polling.max_campaigns_per_run
+        ),
+        ("production", 7)
+    );
+    // --env chooses environments/{name}.yaml whatever include says.
+    let config = load_dir(&temp.path(), Some("production"), &BTreeMap::new()).unwrap();
+    assert_eq!(config.polling.max_campaigns_per_run, 7);
+    // An include that names no file is an error naming the key.
+    let vars: BTreeMap<String, String> = [("ENV".to_string(), "qa".to_string())].into();
+    let error = load_dir(&temp.path(), None, &vars).unwrap_err();
+    assert_eq!(error.key(), Some("include"));
+    assert!(
+        error.to_string().contains("config/environments/qa.yaml"),
+        "{error}"
+    );
+}
+
+#[test]
+fn incoming_webhooks_are_accepted_without_their_variables_or_a_warning() {
+    let temp = mini("webhook:\n  enabled: true\n  host: 0.0.0.0\n  port: 5000\n  validate_signatures: true\nbox:\n  root_folder_id: \"1\"\n  app_config_file: box.json\n  webhook_signature_keys:\n    - ${BOX_PRIMARY_KEY}\n    - ${BOX_SECONDARY_KEY}\n");
+    let warnings = capture_warnings(|| {
+        temp.load().unwrap();
+    });
+    assert!(!warnings.contains("webhook"), "{warnings}");
+}
+
+#[test]
+fn the_plans_logging_section() {
+    let config = mini("logging:\n  level: WARNING\n  format: \"%(asctime)s - %(name)s - %(levelname)s - %(message)s\"\n  handlers:\n    file:\n      filename: logs/app.log\n      max_bytes: 1024\n      backup_count: 2\n    console:\n      enabled: false\n").load().unwrap();
+    let temp_root = config.config_dir.parent().unwrap().to_path_buf();
+    assert_eq!(
+        config.logging,
+        LoggingConfig {
+            level: Some(tracing::Level::WARN),
+            file: Some(LogFileConfig {
+                path: temp_root.join("logs/app.log"),
+                max_bytes: 1024,
+                backup_count: 2,
+            }),
+            console: false,
+        }
+    );
+    for (name, level) in [
+        ("DEBUG", tracing::Level::DEBUG),
+        ("info", tracing::Level::INFO),
+        ("ERROR", tracing::Level::ERROR),
+        ("CRITICAL", tracing::Level::ERROR),
+    ] {
+        let config = mini(&format!("logging:\n  level: {name}\n"))
+            .load()
+            .unwrap();
+        assert_eq!(config.logging.level, Some(level), "{name}");
+        assert_eq!(config.logging.file, None);
+        assert!(config.logging.console);
+    }
+    assert_eq!(
+        mini("logging:\n  level: LOUD\n").error(),
+        "config/config.yaml: logging.level: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, found \"LOUD\""
+    );
+    assert_eq!(
+        mini("logging:\n  handlers:\n    file:\n      filename: a.log\n      max_bytes: 0\n")
+            .error(),
+        "config/config.yaml: logging.handlers.file.max_bytes: expected a whole number > 0, found 0"
+    );
+    // Defaults of the file handler are Python's example values.
+    let config = mini("logging:\n  handlers:\n    file:\n      filename: /var/log/cs/app.log\n")
+        .load()
+        .unwrap();
+    assert_eq!(
+        config.logging.file,
+        Some(LogFileConfig {
+            path: PathBuf::from("/var/log/cs/app.log"),
+            max_bytes: 10_485_760,
+            backup_count: 5
+        })
+    );
+}
+
+#[test]
+fn the_plans_retry_and_polling_keys() {
+    let config = mini("retry:\n  max_attempts: 3\n  backoff: exponential\n  initial_delay_seconds: 5\n  max_delay_seconds: 60\n  retryable_http_codes: [429, 500, 503]\npolling:\n  enabled: false\n  interval_seconds: 300\n").load().unwrap();
+    assert_eq!(config.retry.max_attempts, 3);
+    assert_eq!(
+        (
+            config.retry.backoff_base_secs,
+            config.retry.backoff_max_secs
+        ),
+        (5, 60)
+    );
+    assert_eq!(config.retry.retryable_http_codes, vec![429, 500, 503]);
+    assert!(!config.polling.enabled);
+    assert_eq!(config.polling.interval_secs, Some(300));
+    let config = mini("polling:\n  max_campaigns_per_run: 2\n")
+        .load()
+        .unwrap();
+    assert!(config.polling.enabled);
+    assert_eq!(config.polling.interval_secs, None);
+    assert_eq!(
+        config.retry.retryable_http_codes,
+        DEFAULT_RETRYABLE_HTTP_CODES.to_vec()
+    );
+    assert_eq!(
+        mini("retry:\n  backoff: linear\n").error(),
+        "config/config.yaml: retry.backoff: expected exponential (the delay doubles per attempt), found \"linear\""
+    );
+    assert_eq!(
+        mini("retry:\n  retryable_http_codes: [429, 302]\n").error(),
+        "config/config.yaml: retry.retryable_http_codes[1]: expected an HTTP error status from 400 to 599 (e.g. 503)"
+    );
+    assert_eq!(
+        mini("retry:\n  initial_delay_seconds: 90\n  max_delay_seconds: 60\n").error(),
+        "config/config.yaml: retry.max_delay_seconds: expected a number >= the first delay (retry.backoff_base_secs / retry.initial_delay_seconds: 90), found 60"
+    );
+}
+
+#[test]
+fn the_plans_field_mapping_forms() {
+    let mappings = "filename_field_updates:\n  - field_id: ARTESIA.FIELD.ASSET DESCRIPTION\n    source: subject_title\n    required: false\n    fallback: \"\"\n  - field_id: MAIN_LANGUAGES\n    source: language_code\n    transform: uppercase\n    required: true\n    validate_domain: true\n    default: EN\n  - field_id: FERRERO.FIELD.MKTG.ASSET TYPE\n    source: asset_type\n    transform: lowercase\n    validate_domain: true\n  - field_id: X.MASTERED\n    source: spec\n    fallback: master\n    validate_domain: false\nvalidate_domain_values:\n  enabled: true\n  cache_file: config/domain_values_cache.json\n  cache_ttl_hours: 12\n  strict_mode: false\n";
+    let temp = MiniConfig::new("", mappings);
+    let config = temp.load().unwrap();
+    let updates = &config.field_mappings.filename_field_updates;
+    assert_eq!(updates[0].fallback, Some(Fallback::Value(String::new())));
+    assert_eq!(updates[1].transform, [Transform::Upper]);
+    assert_eq!(
+        updates[1].validate_domain.as_deref(),
+        Some("FERRERO.DOMAIN.LANGUAGES")
+    );
+    assert_eq!(updates[1].default.as_deref(), Some("EN"));
+    assert_eq!(updates[2].transform, [Transform::Lower]);
+    assert_eq!(
+        updates[2].validate_domain.as_deref(),
+        Some("FERRERO.DOMAIN.MKTG ASSET TYPE")
+    );
+    assert_eq!(updates[3].fallback, Some(Fallback::Master));
+    assert_eq!(updates[3].validate_domain, None);
+    assert_eq!(
+        config.field_mappings.validate_domain_values,
+        DomainValidation {
+            enabled: true,
+            cache_ttl_hours: 12,
+            strict_mode: false,
+            cache_file: Some(temp.dir.path().join("config/domain_values_cache.json")),
+        }
+    );
+
+    // `validate_domain: true` on a field whose domain is not known names the key to add ...
+    let unknown = "filename_field_updates:\n  - field_id: X.REGION\n    source: spec\n    validate_domain: true\n";
+    assert_eq!(
+        MiniConfig::new("", unknown).error(),
+        "config/field_mappings.yaml: filename_field_updates[0].validate_domain: true means the lookup domain of field \"X.REGION\", but none is known: add it to lookup_domains in field_mappings.yaml (lookup_domains: {\"X.REGION\": DOMAIN_ID}) or write the domain ID here"
+    );
+    // ... which then gives it (and may replace a known one).
+    let config = MiniConfig::new(
+        "",
+        &format!("{unknown}lookup_domains:\n  X.REGION: FERRERO.DOMAIN.REGION\n"),
+    )
+    .load()
+    .unwrap();
+    assert_eq!(
+        config.field_mappings.filename_field_updates[0]
+            .validate_domain
+            .as_deref(),
+        Some("FERRERO.DOMAIN.REGION")
+    );
+}
+
+#[test]
+fn fields_mappings_file_names_the_field_mappings() {
+    let temp = mini("fields:\n  mappings_file: config/plan_fields.yaml\n");
+    std::fs::write(
+        temp.path().join("plan_fields.yaml"),
+        "mvp_fields: [A.FIELD]\n",
+    )
+    .unwrap();
+    let config = temp.load().unwrap();
+    assert_eq!(config.field_mappings.mvp_fields, vec!["A.FIELD"]);
+    let temp = mini("fields:\n  mappings_file: config/missing.yaml\n");
+    assert!(
+        temp.error()
+            .starts_with("config/missing.yaml: cannot read the file"),
+        "{}",
+        temp.error()
+    );
+}
+
+/// The plan's directory (`tests/fixtures/plan`): its files copied verbatim from the plan.
+fn plan_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/plan/config");
+    assert!(
+        dir.join("config.yaml").is_file(),
+        "missing fixture {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The plan's environment variables (the incoming webhooks' BOX_PRIMARY_KEY and
+/// BOX_SECONDARY_KEY left unset: they must not be needed), the Box key a generated PEM
+/// encrypted with BOX_PASSPHRASE.
+fn plan_vars(key_dir: &Path) -> BTreeMap<String, String> {
+    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let pem = sandbox::keys::encrypt_private_key(&private, "plan passphrase").unwrap();
+    let key_path = key_dir.join("box_private_key.pem");
+    std::fs::write(&key_path, pem).unwrap();
+    [
+        ("DAM_BASE_URL", "https://dam.ferrero.example"),
+        (
+            "DAM_AUTH_URL",
+            "https://dam.ferrero.example/otmmapi/v6/auth/oauth/token",
+        ),
+        ("DAM_CLIENT_ID", "dam-client"),
+        ("DAM_CLIENT_SECRET", "dam-client-secret-value"),
+        ("BOX_CLIENT_ID", "box-client"),
+        ("BOX_CLIENT_SECRET", "box-client-secret-value"),
+        ("BOX_JWT_KEY_ID", "kid7"),
+        ("BOX_PRIVATE_KEY_PATH", key_path.to_str().unwrap()),
+        ("BOX_PASSPHRASE", "plan passphrase"),
+        ("DB_USER", "ferrero"),
+        ("DB_PASSWORD", "db-password-value"),
+        (
+            "CAMPAIGN_STATUS_WEBHOOK_URL",
+            "https://hooks.example.com/campaign-status",
+        ),
+        ("WEBHOOK_AUTH_TOKEN", "webhook-token-value"),
+        ("MAILGUN_API_KEY", "mailgun-key-value"),
+        ("MAILGUN_DOMAIN", "mg.ferrero.example"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value.to_string()))
+    .collect()
+}
+
+#[test]
+fn the_plans_files_load_unchanged() {
+    let key_dir = tempfile::tempdir().unwrap();
+    let vars = plan_vars(key_dir.path());
+    let dir = plan_dir();
+    let root = dir.parent().unwrap().to_path_buf();
+    let mut loaded = None;
+    let warnings = capture_warnings(|| {
+        loaded = Some(load_dir(&dir, None, &vars).unwrap());
+    });
+    let config = loaded.unwrap();
+    // Warnings left: no watched folders (the plan has none), and the sections another part of
+    // the project reads (outgoing webhooks, notifications) until it does.
+    for line in warnings.lines() {
+        assert!(
+            line.contains("no watched folders")
+                || line.contains("key=webhooks")
+                || line.contains("key=notifications")
+                || line.contains("key=campaign_status_update")
+                || line.contains("key=asset_upload_complete"),
+            "{line}"
+        );
+    }
+
+    assert_eq!(config.environment, "staging");
+    assert_eq!(
+        config.database.url.expose(),
+        "postgresql://ferrero:db-password-value@localhost:5433/ferrero_tracking?sslmode=prefer"
+    );
+    assert_eq!(config.dam.base_url, "https://dam.ferrero.example");
+    assert!(matches!(
+        &config.dam.auth,
+        DamAuth::OAuth2 { auth_url, client_id, .. }
+            if auth_url == "https://dam.ferrero.example/otmmapi/v6/auth/oauth/token" && client_id == "dam-client"
+    ));
+    assert_eq!(config.dam.read_timeout_secs, 120);
+
+    assert_eq!(config.box_api.root_folder_id, "348304357505");
+    let app = crate::boxapi::BoxAppConfig::load(&config.box_api.credentials).unwrap();
+    assert_eq!(
+        (
+            app.enterprise_id.as_str(),
+            app.client_id.as_str(),
+            app.public_key_id.as_str()
+        ),
+        ("43984435", "box-client", "kid7")
+    );
+
+    assert!(config.polling.enabled);
+    assert_eq!(
+        config.polling.interval_secs,
+        Some(600),
+        "from the included environments/staging.yaml"
+    );
+    assert_eq!(config.polling.max_campaigns_per_run, 10);
+    assert_eq!(
+        (
+            config.retry.max_attempts,
+            config.retry.backoff_base_secs,
+            config.retry.backoff_max_secs
+        ),
+        (3, 5, 60)
+    );
+    assert_eq!(
+        config.retry.retryable_http_codes,
+        vec![429, 500, 502, 503, 504]
+    );
+    assert_eq!(
+        config.logging,
+        LoggingConfig {
+            level: Some(tracing::Level::DEBUG),
+            file: Some(LogFileConfig {
+                path: root.join("logs/app.log"),
+                max_bytes: 10_485_760,
+                backup_count: 5,
+            }),
+            console: true,
+        }
+    );
+    assert_eq!(config.temp.dir, root.join("temp/downloads"));
+    assert_eq!(
+        (config.temp.cleanup_after_hours, config.temp.max_size_mb),
+        (24, 1000)
+    );
+    assert!(!config.email.enabled);
+
+    let mappings = &config.field_mappings;
+    assert_eq!(mappings.mvp_fields.len(), 12);
+    let updates = &mappings.filename_field_updates;
+    assert_eq!(updates.len(), 4);
+    assert_eq!(updates[0].field_id, "ARTESIA.FIELD.ASSET NAME");
+    assert_eq!(updates[0].source, FieldSource::CleanFilename);
+    assert!(updates[0].required);
+    assert_eq!(updates[1].fallback, Some(Fallback::Value(String::new())));
+    assert_eq!(
+        (
+            updates[2].transform.as_slice(),
+            updates[2].validate_domain.as_deref(),
+            updates[2].default.as_deref()
+        ),
+        (
+            [Transform::Upper].as_slice(),
+            Some("FERRERO.DOMAIN.LANGUAGES"),
+            Some("EN")
+        )
+    );
+    assert_eq!(
+        updates[3].validate_domain.as_deref(),
+        Some("FERRERO.DOMAIN.MKTG ASSET TYPE")
+    );
+    assert_eq!(mappings.forced_field_values["FERRERO.FIELD.STATE"], "Local");
+    assert_eq!(
+        mappings.default_field_values["FERRERO.FIELD.FISCAL YEAR"],
+        "2025/2026"
+    );
+    assert_eq!(
+        mappings.validate_domain_values,
+        DomainValidation {
+            enabled: true,
+            cache_ttl_hours: 24,
+            strict_mode: false,
+            cache_file: Some(root.join("config/domain_values_cache.json")),
+        }
+    );
+    let debug = format!("{config:?}");
+    for secret in [
+        "dam-client-secret-value",
+        "box-client-secret-value",
+        "plan passphrase",
+        "db-password-value",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked");
+    }
+
+    // ENV=production includes environments/production.yaml.
+    let mut vars = vars;
+    vars.insert("ENV".into(), "production".into());
+    let config = load_dir(&dir, None, &vars).unwrap();
+    assert_eq!(config.environment, "production");
+    assert_eq!(config.logging.level, Some(tracing::Level::WARN));
+}
+
+/// Every `${VAR}` of the shipped configuration files.
+fn shipped_variables() -> BTreeSet<String> {
+    let pattern = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}").unwrap();
+    let mut names = BTreeSet::new();
+    let mut files = vec![shipped_dir().join("config.yaml")];
+    for entry in std::fs::read_dir(shipped_dir()).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for entry in std::fs::read_dir(shipped_dir().join("environments")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        if file.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        // Comment lines explain the syntax with `${VAR}` examples: values only.
+        let text: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("$${", "")
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for capture in pattern.captures_iter(&text) {
+            names.insert(capture[1].to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn env_example_lists_every_variable_of_the_shipped_config() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.env.example");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let listed: BTreeSet<String> = text
+        .lines()
+        .map(|line| line.trim().trim_start_matches('#').trim())
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, _)| name.trim().to_string())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    let used = shipped_variables();
+    assert!(used.len() > 30, "{used:?}");
+    let missing: Vec<&String> = used.difference(&listed).collect();
+    assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+    // Each variable has a comment line right above it.
+    let lines: Vec<&str> = text.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
+        let bare = line.trim().trim_start_matches('#').trim();
+        if let Some((name, _)) = bare.split_once('=') {
+            if used.contains(name.trim()) {
+                assert!(
+                    index > 0 && lines[index - 1].trim_start().starts_with('#'),
+                    "{name} has no comment above it"
+                );
+            }
+        }
+    }
 }

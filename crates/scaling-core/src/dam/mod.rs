@@ -162,14 +162,15 @@ impl DamClient {
         }
     }
 
-    /// Keeps lookup-domain values across passes in `{dir}/`[`LOOKUP_CACHE_FILE`] (private JSON, written
-    /// atomically; keyed by the DAM's URL), reused for `ttl` (`validation.cache_ttl_hours`; zero =
+    /// Keeps lookup-domain values across passes in `file` (`validate_domain_values.cache_file`, by
+    /// default `{temp.dir}/`[`LOOKUP_CACHE_FILE`]; private JSON, written atomically; keyed by the
+    /// DAM's URL), reused for `ttl` (`validation.cache_ttl_hours`; zero =
     /// always ask OTMM). Values whose TTL has passed stay readable through
     /// [`DamClient::expired_lookup_domain`], for callers whose policy allows them when OTMM cannot be
     /// asked. Without this call [`DamClient::lookup_domain`] always asks OTMM.
     #[must_use]
-    pub fn with_lookup_cache(mut self, dir: &Path, ttl: Duration) -> Self {
-        self.lookup_cache = Some(Arc::new(LookupCache::new(dir.join(LOOKUP_CACHE_FILE), ttl)));
+    pub fn with_lookup_cache(mut self, file: &Path, ttl: Duration) -> Self {
+        self.lookup_cache = Some(Arc::new(LookupCache::new(file.to_path_buf(), ttl)));
         self
     }
 

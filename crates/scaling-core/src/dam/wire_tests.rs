@@ -577,7 +577,7 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
     let path = "/otmmapi/v6/lookupdomains/FERRERO.DOMAIN.LANGUAGES";
     for _ in 0..3 {
         // One client per pass, as separate processes would have.
-        let dam = client(&server).with_lookup_cache(dir.path(), hours(24));
+        let dam = client(&server).with_lookup_cache(&dir.path().join(LOOKUP_CACHE_FILE), hours(24));
         let values = dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
         assert_eq!(values[0].display, "Italian");
         dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
@@ -591,7 +591,7 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
     // TTL 0: always asked.
-    let dam = client(&server).with_lookup_cache(dir.path(), hours(0));
+    let dam = client(&server).with_lookup_cache(&dir.path().join(LOOKUP_CACHE_FILE), hours(0));
     dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
     dam.lookup_domain("FERRERO.DOMAIN.LANGUAGES").unwrap();
     assert_eq!(server.count("GET", path), 3);
@@ -603,12 +603,12 @@ fn lookup_domains_are_cached_across_passes_in_a_private_file() {
     cache["domains"]["FERRERO.DOMAIN.LANGUAGES"]["fetched_at"] = json!(0);
     std::fs::write(&file, cache.to_string()).unwrap();
     fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    let strict = client(&server).with_lookup_cache(dir.path(), hours(24));
+    let strict = client(&server).with_lookup_cache(&dir.path().join(LOOKUP_CACHE_FILE), hours(24));
     let error = strict
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap_err();
     assert!(error.is_transient(), "{error}");
-    let lenient = client(&server).with_lookup_cache(dir.path(), hours(24));
+    let lenient = client(&server).with_lookup_cache(&dir.path().join(LOOKUP_CACHE_FILE), hours(24));
     assert!(lenient.lookup_domain("FERRERO.DOMAIN.LANGUAGES").is_err());
     assert_eq!(
         lenient
@@ -643,11 +643,11 @@ fn the_lookup_cache_of_another_dam_is_not_used() {
     let second = languages_server(fail);
     let dir = tempfile::tempdir().unwrap();
     client(&first)
-        .with_lookup_cache(dir.path(), hours(24))
+        .with_lookup_cache(&dir.path().join(LOOKUP_CACHE_FILE), hours(24))
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap();
     client(&second)
-        .with_lookup_cache(dir.path(), hours(24))
+        .with_lookup_cache(&dir.path().join(LOOKUP_CACHE_FILE), hours(24))
         .lookup_domain("FERRERO.DOMAIN.LANGUAGES")
         .unwrap();
     assert_eq!(

@@ -12,7 +12,7 @@ use sandbox::launch::{Launch, Running};
 use serde_json::{json, Value};
 
 use crate::boxapi::{BoxAppConfig, BoxClient, BoxError, BoxItem};
-use crate::config::{BoxConfig, DamAuth, DamConfig, WatchedFolder};
+use crate::config::{BoxConfig, BoxCredentials, DamAuth, DamConfig, WatchedFolder};
 use crate::dam::DamClient;
 use crate::http::{sha1_file, RetryPolicy};
 use crate::secret::Secret;
@@ -38,7 +38,9 @@ fn box_client_with(sandbox: &Running, adjust: impl FnOnce(&mut BoxConfig)) -> Bo
         base_url: sandbox.ready_str("base_url").to_owned(),
         upload_url: sandbox.ready_str("upload_url").to_owned(),
         oauth2_url: sandbox.ready_str("oauth2_url").to_owned(),
-        app_config_path: PathBuf::from(sandbox.ready_str("box_app_config").to_owned()),
+        credentials: BoxCredentials::AppConfigFile(PathBuf::from(
+            sandbox.ready_str("box_app_config").to_owned(),
+        )),
         root_folder_id: sandbox.ready_str("box_root_folder_id").to_owned(),
         watched_folders: vec![WatchedFolder {
             id: "x".into(),
@@ -56,7 +58,7 @@ fn box_client_with(sandbox: &Running, adjust: impl FnOnce(&mut BoxConfig)) -> Bo
         token_cache_file: None,
     };
     adjust(&mut cfg);
-    let app = BoxAppConfig::from_file(&cfg.app_config_path).unwrap();
+    let app = BoxAppConfig::load(&cfg.credentials).unwrap();
     BoxClient::new(&cfg, app, ureq::Agent::new_with_defaults())
         .unwrap()
         .with_retry_policy(RetryPolicy::fast(3))

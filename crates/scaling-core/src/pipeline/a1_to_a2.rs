@@ -25,8 +25,13 @@ use crate::store::{CampaignRow, MasterStatus, NewNotification, NotificationChann
 ///
 /// # Errors
 /// [`PassError::Unreachable`] when the DAM, Box or the database cannot be reached at the start
-/// (nothing was changed); per-master failures are recorded and reported, not returned.
+/// (nothing was changed); per-master failures are recorded and reported, not returned. Does
+/// nothing when the configuration says `polling.enabled: false`.
 pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassError> {
+    if !services.config.polling.enabled {
+        tracing::info!("a1-to-a2: polling.enabled is false in the configuration; nothing done");
+        return Ok(());
+    }
     resume_pending_transitions(services, report)?;
     let model = services.config.dam.campaign.clone();
     let limit =

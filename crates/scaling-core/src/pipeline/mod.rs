@@ -43,6 +43,7 @@ use crate::boxapi::{BoxAppConfig, BoxClient, BoxError};
 use crate::config::{Config, ConfigError};
 use crate::dam::{DamClient, DamError};
 use crate::entry::Exit;
+use crate::http::RetryPolicy;
 use crate::notify::{Mailer, WebhookSender};
 use crate::store::{self, PassProbe, RunOutcome, Store, StoreError};
 
@@ -178,7 +179,7 @@ impl PassError {
 
 /// The fix for a Box app config that cannot be read, a key that cannot be decrypted or a token
 /// request Box refuses.
-pub(crate) const BOX_CREDENTIALS_HINT: &str = "point BOX_CONFIG_FILE (box.app_config_file) at the app's JSON from the Box Developer Console, readable by this user, with its passphrase; check that the app is authorized in the Box Admin Console";
+pub(crate) const BOX_CREDENTIALS_HINT: &str = "point BOX_CONFIG_FILE (box.app_config_file) at the app's JSON from the Box Developer Console, readable by this user, with its passphrase (or give box.client_id, client_secret, jwt_key_id, rsa_private_key_path, passphrase and enterprise_id instead); check that the app is authorized in the Box Admin Console";
 
 /// The Box client of the configuration: reads the app config and decrypts its key (no request
 /// is made).
@@ -187,11 +188,11 @@ pub(crate) const BOX_CREDENTIALS_HINT: &str = "point BOX_CONFIG_FILE (box.app_co
 /// [`PassError::Setup`] (exit 2) when the app config is missing or unreadable or the key cannot
 /// be decrypted (wrong passphrase).
 pub fn box_client(config: &Config) -> Result<BoxClient, PassError> {
-    let app = BoxAppConfig::from_file(&config.box_api.app_config_path).map_err(|error| {
+    let app = BoxAppConfig::load(&config.box_api.credentials).map_err(|error| {
         PassError::setup_with_hint(
             format!(
-                "Box app config {}: {error}",
-                config.box_api.app_config_path.display()
+                "Box credentials {}: {error}",
+                config.box_api.credentials.file().display()
             ),
             BOX_CREDENTIALS_HINT,
         )
@@ -200,9 +201,13 @@ pub fn box_client(config: &Config) -> Result<BoxClient, PassError> {
         config.box_api.connect_timeout_secs,
         config.box_api.read_timeout_secs,
     );
-    BoxClient::new(&config.box_api, app, box_agent).map_err(|error| {
+    let client = BoxClient::new(&config.box_api, app, box_agent).map_err(|error| {
         PassError::setup_with_hint(format!("Box client: {error}"), BOX_CREDENTIALS_HINT)
-    })
+    })?;
+    Ok(client.with_retry_policy(
+        RetryPolicy::new(config.box_api.max_retries)
+            .with_retryable_statuses(&config.retry.retryable_http_codes),
+    ))
 }
 
 /// Makes the temp dir ready ([`crate::tempdir::prepare`]).
@@ -344,8 +349,18 @@ impl Services {
                 .cache_ttl_hours
                 .saturating_mul(3600),
         );
-        let dam =
-            DamClient::new(&config.dam, dam_agent).with_lookup_cache(&config.temp.dir, lookup_ttl);
+        let lookup_cache_file = config
+            .field_mappings
+            .validate_domain_values
+            .cache_file
+            .clone()
+            .unwrap_or_else(|| config.temp.dir.join(crate::dam::LOOKUP_CACHE_FILE));
+        let dam = DamClient::new(&config.dam, dam_agent)
+            .with_lookup_cache(&lookup_cache_file, lookup_ttl)
+            .with_retry_policy(
+                RetryPolicy::new(config.dam.max_retries)
+                    .with_retryable_statuses(&config.retry.retryable_http_codes),
+            );
         let notify_agent = agent(10, 30);
         let mailer = Mailer::new(&config.email, notify_agent.clone());
         let webhooks = WebhookSender::new(notify_agent);

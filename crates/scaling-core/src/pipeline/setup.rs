@@ -171,7 +171,7 @@ fn access_fix(config: &Config, error: &BoxError, folder: &ConfiguredFolder) -> O
 }
 
 fn app_client_id(config: &Config) -> Option<String> {
-    BoxAppConfig::from_file(&config.box_api.app_config_path)
+    BoxAppConfig::load(&config.box_api.credentials)
         .ok()
         .map(|app| app.client_id)
 }
