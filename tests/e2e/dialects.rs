@@ -222,11 +222,22 @@ fn import_completion_by_jobs_on_a_server_without_them_is_an_error_not_a_wait() {
         started.elapsed() < std::time::Duration::from_mins(2),
         "no waiting for a job the server cannot show"
     );
-    // The import request went out once; with the setting fixed, the next pass adopts it
-    // instead of importing again.
-    let output = world.run_with_env("box-poll", &[], &[]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(final_assets(&world.sandbox.state()).len(), 1);
+    // The import request went out once; with the setting fixed, later passes adopt it (once
+    // the sandbox's import delay has passed) instead of importing again.
+    crate::util::wait_for(
+        std::time::Duration::from_secs(30),
+        "the import adopted",
+        || {
+            let output = world.run_with_env("box-poll", &[], &[]);
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            (!final_assets(&world.sandbox.state()).is_empty()).then_some(())
+        },
+    );
+    assert_eq!(
+        final_assets(&world.sandbox.state()).len(),
+        1,
+        "imported once"
+    );
 }
 
 #[test]

@@ -131,6 +131,9 @@ pub struct Config {
     pub field_mappings: FieldMappings,
     /// The `naming:` section of `field_mappings.yaml` ([`NamingConfig::default`] = V2 when absent).
     pub naming: NamingConfig,
+    /// `profiles:` of `field_mappings.yaml`, by name: what a watched folder with that
+    /// `box.watched_folders[].profile` uses instead of the defaults ([`Config::folder_settings`]).
+    pub profiles: BTreeMap<String, Profile>,
     /// `email_templates.yaml` (empty when the file is absent and email is disabled).
     pub email_templates: EmailTemplates,
     /// `retention` and `box.archive_retention_days`: what `cleanup` deletes.
@@ -701,6 +704,59 @@ pub struct WebhookEndpoint {
     pub timeout_secs: u64,
 }
 
+/// A per-folder profile (`profiles.<name>` in `field_mappings.yaml`; the onboarding runbook's
+/// per-client default profile): the default field mappings and naming grammar with the
+/// profile's overrides applied, and its error recipients.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The field mappings of its folders' derivatives.
+    pub field_mappings: FieldMappings,
+    /// The naming grammar of its folders' files.
+    pub naming: NamingConfig,
+    /// Who is told about its folders' rejected files (`None`: `email.error_recipients`).
+    pub error_recipients: Option<Vec<String>>,
+}
+
+/// The settings that apply to one watched folder: its profile's, else the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct FolderSettings<'a> {
+    /// Field mappings of derivatives delivered there.
+    pub field_mappings: &'a FieldMappings,
+    /// Naming grammar of files delivered there.
+    pub naming: &'a NamingConfig,
+    /// Recipients of rejection emails for files delivered there.
+    pub error_recipients: &'a [String],
+}
+
+impl Config {
+    /// The settings of watched folder `folder_id` (a Box folder ID): those of its `profile` when
+    /// it names one in `profiles:`, else the defaults (also for a folder that is not watched).
+    pub fn folder_settings(&self, folder_id: &str) -> FolderSettings<'_> {
+        let profile = self
+            .box_api
+            .watched_folders
+            .iter()
+            .find(|folder| folder.id == folder_id)
+            .and_then(|folder| folder.profile.as_deref())
+            .and_then(|name| self.profiles.get(name));
+        match profile {
+            Some(profile) => FolderSettings {
+                field_mappings: &profile.field_mappings,
+                naming: &profile.naming,
+                error_recipients: profile
+                    .error_recipients
+                    .as_deref()
+                    .unwrap_or(&self.email.error_recipients),
+            },
+            None => FolderSettings {
+                field_mappings: &self.field_mappings,
+                naming: &self.naming,
+                error_recipients: &self.email.error_recipients,
+            },
+        }
+    }
+}
+
 /// `field_mappings.yaml`: how a derivative's DAM metadata is built (see [`crate::metadata`]).
 #[derive(Debug, Clone)]
 pub struct FieldMappings {
@@ -953,8 +1009,28 @@ pub fn load_with_vars(
     let status = read_section(&root, "status", sections::status)?;
     root.finish();
 
-    let (field_mappings, naming) =
+    let (field_mappings, naming, profiles) =
         sections::field_mappings_file(&mappings_file, vars, &deployment_root)?;
+    // Every profile a watched folder names exists (`default` may stay undefined: the defaults).
+    for (index, folder) in box_api.watched_folders.iter().enumerate() {
+        if let Some(name) = &folder.profile {
+            if name != "default" && !profiles.contains_key(name) {
+                let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                return Err(ctx.error(
+                    &format!("box.watched_folders[{index}].profile"),
+                    format!(
+                        "expected default or a profile of {} (profiles: {}), found {name:?}",
+                        mappings_file.display(),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
     let webhooks =
         sections::webhooks_file(&config_dir.join("webhooks.yaml"), vars, &environment_name)?;
     let email_templates =
@@ -974,6 +1050,7 @@ pub fn load_with_vars(
         webhooks,
         field_mappings,
         naming,
+        profiles,
         email_templates,
         retention,
         status,

@@ -13,8 +13,8 @@ use super::{
     DatabaseConfig, DomainValidation, EmailConfig, EmailTemplate, EmailTemplates, Fallback,
     FieldMappings, FieldSource, FieldUpdate, FolderLoad, FolderLocking, ImportCompletion,
     LogFileConfig, LoggingConfig, MediaConfig, MultipartFilename, OAuthGrant, PollingConfig,
-    RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform, ValueShape, WatchedFolder,
-    WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
+    Profile, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform, ValueShape,
+    WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
 };
 use crate::http::RequestWindow;
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
@@ -1191,7 +1191,7 @@ pub(super) fn field_mappings_file(
     file: &Path,
     vars: &dyn Fn(&str) -> Option<String>,
     deployment_root: &Path,
-) -> Result<(FieldMappings, NamingConfig), ConfigError> {
+) -> Result<(FieldMappings, NamingConfig, BTreeMap<String, Profile>), ConfigError> {
     let tree = read_yaml(file)?;
     let ctx = Ctx {
         vars,
@@ -1213,20 +1213,106 @@ pub(super) fn field_mappings_file(
         }
     }
 
+    let filename_field_updates = field_updates(&ctx, &root, &naming, &lookup_domains)?;
+
+    let forced_field_values = field_values(&root, "forced_field_values")?;
+    let default_field_values = field_values(&root, "default_field_values")?;
+    let validation = root.section("validate_domain_values")?;
+    let validate_domain_values = DomainValidation {
+        enabled: validation.bool_or("enabled", true)?,
+        cache_ttl_hours: validation.u64_or("cache_ttl_hours", 24, 0)?,
+        strict_mode: validation.bool_or("strict_mode", true)?,
+        cache_file: validation
+            .text("cache_file")?
+            .map(|text| resolve_path(deployment_root, text)),
+    };
+    validation.finish();
+    let defaults = FieldMappings {
+        mvp_fields,
+        filename_field_updates,
+        forced_field_values,
+        default_field_values,
+        validate_domain_values,
+    };
+    let profiles_section = root.section("profiles")?;
+    let mut profiles = BTreeMap::new();
+    for name in profiles_section.keys() {
+        let section = profiles_section.section(name)?;
+        let profile = profile(&ctx, &section, &defaults, &naming, &lookup_domains)?;
+        section.finish();
+        profiles.insert(name.to_string(), profile);
+    }
+    root.finish();
+    Ok((defaults, naming, profiles))
+}
+
+/// One entry of `profiles:`: the defaults with this profile's overrides. `naming` replaces the
+/// grammar; `filename_field_updates` replace the defaults' update of the same field (others are
+/// added); `forced_field_values` / `default_field_values` are merged over the defaults' (the
+/// profile wins per field); `error_recipients` replaces `email.error_recipients` for its
+/// folders.
+fn profile(
+    ctx: &Ctx<'_>,
+    section: &Section<'_>,
+    defaults: &FieldMappings,
+    default_naming: &NamingConfig,
+    lookup_domains: &BTreeMap<String, String>,
+) -> Result<Profile, ConfigError> {
+    let naming = if section.has("naming") {
+        let naming_section = section.section("naming")?;
+        let value = naming(&naming_section)?;
+        naming_section.finish();
+        value
+    } else {
+        default_naming.clone()
+    };
+    let mut field_mappings = defaults.clone();
+    for update in field_updates(ctx, section, &naming, lookup_domains)? {
+        field_mappings
+            .filename_field_updates
+            .retain(|existing| existing.field_id != update.field_id);
+        field_mappings.filename_field_updates.push(update);
+    }
+    field_mappings
+        .forced_field_values
+        .extend(field_values(section, "forced_field_values")?);
+    field_mappings
+        .default_field_values
+        .extend(field_values(section, "default_field_values")?);
+    let error_recipients = if section.has("error_recipients") {
+        Some(recipients(section, "error_recipients")?)
+    } else {
+        None
+    };
+    Ok(Profile {
+        field_mappings,
+        naming,
+        error_recipients,
+    })
+}
+
+/// `filename_field_updates` of `section` (a mapping of field ID -> update, or a list of
+/// updates with `field_id`), each field once.
+fn field_updates(
+    ctx: &Ctx<'_>,
+    section: &Section<'_>,
+    naming: &NamingConfig,
+    lookup_domains: &BTreeMap<String, String>,
+) -> Result<Vec<FieldUpdate>, ConfigError> {
     let mut filename_field_updates = Vec::new();
-    let updates_path = root.path("filename_field_updates");
-    match root.raw("filename_field_updates") {
+    let updates_path = section.path("filename_field_updates");
+    match section.raw("filename_field_updates") {
         None => {}
         Some(Value::Object(map)) => {
             for (field_id, value) in map {
                 let path = super::tree::join_key(&updates_path, field_id);
                 filename_field_updates.push(field_update(
-                    &ctx,
+                    ctx,
                     &path,
                     field_id,
                     value,
-                    &naming,
-                    &lookup_domains,
+                    naming,
+                    lookup_domains,
                 )?);
             }
         }
@@ -1245,12 +1331,12 @@ pub(super) fn field_mappings_file(
                         )
                     })?;
                 filename_field_updates.push(field_update(
-                    &ctx,
+                    ctx,
                     &path,
                     field_id,
                     item,
-                    &naming,
-                    &lookup_domains,
+                    naming,
+                    lookup_domains,
                 )?);
             }
         }
@@ -1277,29 +1363,7 @@ pub(super) fn field_mappings_file(
         }
     }
 
-    let forced_field_values = field_values(&root, "forced_field_values")?;
-    let default_field_values = field_values(&root, "default_field_values")?;
-    let validation = root.section("validate_domain_values")?;
-    let validate_domain_values = DomainValidation {
-        enabled: validation.bool_or("enabled", true)?,
-        cache_ttl_hours: validation.u64_or("cache_ttl_hours", 24, 0)?,
-        strict_mode: validation.bool_or("strict_mode", true)?,
-        cache_file: validation
-            .text("cache_file")?
-            .map(|text| resolve_path(deployment_root, text)),
-    };
-    validation.finish();
-    root.finish();
-    Ok((
-        FieldMappings {
-            mvp_fields,
-            filename_field_updates,
-            forced_field_values,
-            default_field_values,
-            validate_domain_values,
-        },
-        naming,
-    ))
+    Ok(filename_field_updates)
 }
 
 fn field_values(root: &Section<'_>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {

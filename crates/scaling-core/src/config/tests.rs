@@ -1769,3 +1769,82 @@ fn env_example_lists_every_variable_of_the_shipped_config() {
         }
     }
 }
+
+#[test]
+fn a_watched_folders_profile_overrides_mappings_naming_and_recipients() {
+    let temp = TempConfig::new();
+    let mappings = std::fs::read_to_string(temp.path().join("field_mappings.yaml")).unwrap();
+    temp.write(
+        "field_mappings.yaml",
+        &format!(
+            "{mappings}\nprofiles:\n  germany:\n    forced_field_values:\n      FERRERO.FIELD.MARKET: DE\n    filename_field_updates:\n      - field_id: MAIN_LANGUAGES\n        source: language_code\n        transform: lowercase\n    error_recipients: [de@example.com, de2@example.com]\n"
+        ),
+    );
+    temp.edit(
+        "environments/sandbox.yaml",
+        "      profile: default\n",
+        "      profile: default\n    - id: \"300\"\n      name: incoming-de\n      profile: germany\n",
+    );
+    let config = temp.load(Some("sandbox"), &sandbox_vars()).unwrap();
+    let default = config.folder_settings("200");
+    let german = config.folder_settings("300");
+    assert_eq!(
+        german.error_recipients,
+        ["de@example.com", "de2@example.com"]
+    );
+    assert_eq!(default.error_recipients, config.email.error_recipients);
+    assert_eq!(
+        german
+            .field_mappings
+            .forced_field_values
+            .get("FERRERO.FIELD.MARKET")
+            .map(String::as_str),
+        Some("DE")
+    );
+    assert!(!default
+        .field_mappings
+        .forced_field_values
+        .contains_key("FERRERO.FIELD.MARKET"));
+    // Forced values of the defaults stay unless the profile overrides them.
+    for (field, value) in &config.field_mappings.forced_field_values {
+        assert_eq!(
+            german.field_mappings.forced_field_values.get(field),
+            Some(value)
+        );
+    }
+    let language = |settings: &FolderSettings<'_>| {
+        settings
+            .field_mappings
+            .filename_field_updates
+            .iter()
+            .find(|update| update.field_id == "MAIN_LANGUAGES")
+            .map(|update| update.transform.clone())
+            .unwrap()
+    };
+    assert_eq!(language(&german), vec![Transform::Lower]);
+    assert_ne!(language(&default), vec![Transform::Lower]);
+    assert_eq!(
+        german.field_mappings.filename_field_updates.len(),
+        default.field_mappings.filename_field_updates.len()
+    );
+    // A folder that is not watched, or has no profile, gets the defaults.
+    assert!(std::ptr::eq(
+        config.folder_settings("999").naming,
+        std::ptr::from_ref(&config.naming)
+    ));
+
+    temp.edit(
+        "environments/sandbox.yaml",
+        "profile: germany",
+        "profile: austria",
+    );
+    let error = temp.error(Some("sandbox"), &sandbox_vars());
+    assert!(
+        error.starts_with("config/environments/sandbox.yaml: box.watched_folders[1].profile: expected default or a profile of"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with("(profiles: germany), found \"austria\""),
+        "{error}"
+    );
+}

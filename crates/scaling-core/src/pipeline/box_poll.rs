@@ -478,10 +478,15 @@ fn domain_values_or_expired(
 /// [`PassError::Unreachable`] when the DAM cannot be reached for a lookup domain.
 pub fn name_problems(
     services: &Services,
+    folder_id: &str,
     parsed: &ParsedName,
     master: &serde_json::Value,
 ) -> Result<Vec<String>, PassError> {
-    let mut mappings = services.config.field_mappings.clone();
+    let mut mappings = services
+        .config
+        .folder_settings(folder_id)
+        .field_mappings
+        .clone();
     mappings
         .filename_field_updates
         .retain(|update| update.source.media().is_none());
@@ -543,7 +548,7 @@ fn poll_folder(
             _ => {}
         }
     }
-    let naming = &services.config.naming;
+    let naming = services.config.folder_settings(folder_id).naming;
     let candidates = truncated
         || files.iter().any(|file| {
             !matches!(
@@ -629,7 +634,7 @@ pub fn handle_file(
 ) -> Result<(), PassError> {
     report.files_seen += 1;
     let name = delivered_name(&file.id, &file.name);
-    let check = match naming::classify(name, &services.config.naming) {
+    let check = match naming::classify(name, services.config.folder_settings(folder_id).naming) {
         NameCheck::Ignored { reason } => {
             tracing::debug!(box_file = %file.id, file = %file.name, %reason, "not a delivery; ignored");
             return Ok(());
@@ -677,7 +682,7 @@ pub fn handle_file(
     } else {
         match check {
             NameCheck::Parsed(parsed) => {
-                match process_file(services, file, &claim, &parsed, state) {
+                match process_file(services, folder_id, file, &claim, &parsed, state) {
                     Ok(outcome) => outcome,
                     Err(error) => {
                         services.store.release_box_file(
@@ -838,8 +843,9 @@ fn reject(
     let errors_name = services.config.box_api.errors_folder_name.clone();
     if !decided {
         let email = &services.config.email;
+        let recipients = services.config.folder_settings(folder_id).error_recipients;
         let mut notifications = Vec::new();
-        if email.enabled && !email.error_recipients.is_empty() {
+        if email.enabled && !recipients.is_empty() {
             notifications.push(NewNotification {
                 idempotency_key: format!(
                     "file.rejected:{}:{}:{}",
@@ -849,7 +855,7 @@ fn reject(
                 target: "upload_failed".into(),
                 event: "file.rejected".into(),
                 payload: json!({
-                    "to": email.error_recipients,
+                    "to": recipients,
                     "context": {
                         "file": { "name": name, "box_file_id": claim.file_id, "folder": errors_name },
                         "problems": problems,
@@ -984,6 +990,7 @@ fn duplicate_problem(parsed: &ParsedName, existing: &DerivativeRow) -> String {
 /// Processes one claimed, well-named file up to (not including) the Box move.
 fn process_file(
     services: &mut Services,
+    folder_id: &str,
     file: &BoxFile,
     claim: &Claim,
     parsed: &ParsedName,
@@ -1119,7 +1126,7 @@ fn process_file(
         };
         let built = metadata::build_representation(
             &input,
-            &services.config.field_mappings,
+            services.config.folder_settings(folder_id).field_mappings,
             &services.config.dam,
             &mut lookup,
         );

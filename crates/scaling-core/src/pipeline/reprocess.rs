@@ -426,7 +426,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
     };
     let about = match naming::classify(
         box_poll::delivered_name(&file.id, &file.name),
-        &services.config.naming,
+        services.config.folder_settings(&watched).naming,
     ) {
         NameCheck::Ignored { reason } => {
             return Ok(FilePlan::Skip(format!(
@@ -444,8 +444,12 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         NameCheck::Parsed(parsed) => {
             match services.store.master_by_tracking_id(&parsed.tracking_id)? {
                 Some(master) => {
-                    let problems =
-                        box_poll::name_problems(services, &parsed, &master.full_metadata)?;
+                    let problems = box_poll::name_problems(
+                        services,
+                        &watched,
+                        &parsed,
+                        &master.full_metadata,
+                    )?;
                     if problems.is_empty() {
                         format!(
                             "\"{}\": tracking ID {} = master \"{}\"",
