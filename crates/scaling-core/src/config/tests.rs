@@ -1016,3 +1016,5 @@ fn dotenv_is_read_from_the_deployment_root_only() {
         PathBuf::from("deploy/.env")
     );
 }
+
+mod notifications;
