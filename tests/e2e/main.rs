@@ -27,6 +27,7 @@ mod hardening;
 mod openapi;
 mod ops;
 mod pgtls;
+mod plan_notify;
 mod sdk;
 mod secrets;
 mod store;

@@ -2,13 +2,16 @@
 //! validated into plain structs (design §5).
 //!
 //! Files (all in one config directory, usually `./config`):
-//! - `config.yaml`: `environment`, `database`, `box`, `dam`, `polling`, `retry`, `temp`, `email`, `media`.
+//! - `config.yaml`: `environment`, `database`, `box`, `dam`, `polling`, `retry`, `temp`, `email`
+//!   (or the plan's spelling `notifications`), `webhooks` (the plan's named webhooks), `media`.
 //! - `environments/{env}.yaml`: deep-merged over `config.yaml` (mappings merge key by key; lists and
 //!   scalars replace; `key: null` resets a key to its default).
 //! - `field_mappings.yaml`: `mvp_fields`, `filename_field_updates`, `forced_field_values`,
 //!   `default_field_values`, `validate_domain_values`, and the `naming:` grammar.
-//! - `webhooks.yaml`: `endpoints` (optional file).
-//! - `email_templates.yaml`: Jinja2 templates (required when `email.enabled`).
+//! - `webhooks.yaml`: `endpoints` and/or the plan's named webhooks (optional file).
+//! - `email_templates.yaml` (or `email.templates_path`): Jinja2 templates, the project's shape or
+//!   the plan's (`templates:`, `str.format` subjects); required when `email.enabled`; each one a
+//!   pass uses is rendered with sample data at load (strict: unknown variables are errors).
 //!
 //! Every string value may use `${VAR}` (an error naming file, key and variable when `VAR` is unset)
 //! or `${VAR:-default}` (default when unset or empty); `$${` is a literal `${`. Variables are expanded

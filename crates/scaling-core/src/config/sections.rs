@@ -965,14 +965,16 @@ pub(super) fn webhooks_file(
             value @ Value::Object(_) => {
                 super::tree::merge(&mut tree, value, "", config_file, &mut origins);
             }
-            other => return Err(ConfigError::Invalid {
-                file: config_file.to_path_buf(),
-                key: "webhooks".to_string(),
-                message: format!(
+            other => {
+                return Err(ConfigError::Invalid {
+                    file: config_file.to_path_buf(),
+                    key: "webhooks".to_string(),
+                    message: format!(
                     "expected a mapping of webhook names (e.g. campaign_status_update:), found {}",
                     kind_of(&other)
                 ),
-            }),
+                })
+            }
         }
     }
     if tree.as_object().is_some_and(serde_json::Map::is_empty) {

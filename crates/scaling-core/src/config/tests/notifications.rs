@@ -4,38 +4,7 @@
 use super::*;
 
 /// The plan's `config/webhooks.yaml`, unchanged.
-pub(crate) const PLAN_WEBHOOKS_YAML: &str = r#"# Outgoing Webhooks (we call these)
-campaign_status_update:
-  description: "Called when campaign status changes (A1→A2, A2→A3)"
-  url: https://your-system.com/api/campaign-status
-  method: POST
-  headers:
-    Content-Type: application/json
-    Authorization: "Bearer ${WEBHOOK_AUTH_TOKEN}"
-  timeout_seconds: 10
-  retry_on_failure: true
-  max_retries: 3
-  payload_template:
-    campaign_id: "{campaign_id}"
-    campaign_number: "{campaign_number}"
-    campaign_name: "{campaign_name}"
-    old_status: "{old_status}"
-    new_status: "{new_status}"
-    asset_count: "{asset_count}"
-    timestamp: "{timestamp}"
-    processed_assets: "{processed_assets}"  # JSON array
-
-asset_upload_complete:
-  description: "Called when individual asset is uploaded"
-  url: https://your-system.com/api/asset-uploaded
-  enabled: false  # Optional webhook
-  method: POST
-  payload_template:
-    tracking_id: "{tracking_id}"
-    dam_asset_id: "{dam_asset_id}"
-    filename: "{filename}"
-    timestamp: "{timestamp}"
-"#;
+const PLAN_WEBHOOKS_YAML: &str = include_str!("../../../../../tests/fixtures/plan/webhooks.yaml");
 
 /// The plan's `webhooks:` block of `config.yaml`, unchanged.
 const PLAN_CONFIG_WEBHOOKS: &str = r"
@@ -71,28 +40,8 @@ notifications:
 "#;
 
 /// Email templates in the plan's shape: `templates:`, `str.format` subjects, Jinja2 HTML.
-pub(crate) const PLAN_TEMPLATES_YAML: &str = r#"templates:
-  a1_to_a2_complete:
-    subject: "Campaign {campaign_name} ({campaign_number}) ready in Box"
-    html: |
-      <p>{{ asset_count }} assets of {{ campaign_name }} ({{ campaign_id }}) are in <a href="{{ box_folder_url }}">Box</a>.</p>
-      <ul>{% for asset in assets %}<li>{{ asset.tracking_id }} {{ asset.asset_name }} {{ asset.asset_id }} {{ asset.box_file_id }}</li>{% endfor %}</ul>
-  a1_to_a2_partial:
-    subject: "Campaign {campaign_name}: {failed} of {total_assets} failed"
-    html: |
-      <p>{{ successful }} ok, {{ failed }} failed in {{ campaign_id }}.</p>
-      {% for asset in processed_assets %}{{ asset.asset_name }}{% endfor %}
-      {% for asset in failed_assets %}{{ asset.asset_id }} {{ asset.asset_name }}: {{ asset.error }}{% endfor %}
-  a2_to_a3_complete:
-    subject: "Campaign {campaign_name} complete (A3)"
-    html: "<p>{{ campaign_name }} ({{ campaign_id }}): {{ asset_count }} assets delivered.</p>"
-  upload_failed:
-    subject: "Upload failed: {filename}"
-    html: "<p>{{ filename }} ({{ tracking_id }}): {{ error }}</p>"
-  campaign_processing_failed:
-    subject: "Campaign processing failed"
-    html: "<p>{{ campaign.name }}: {{ error }}</p>"
-"#;
+const PLAN_TEMPLATES_YAML: &str =
+    include_str!("../../../../../tests/fixtures/plan/email_templates.yaml");
 
 fn plan_vars() -> BTreeMap<String, String> {
     let mut vars = sandbox_vars();
