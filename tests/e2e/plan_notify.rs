@@ -13,26 +13,6 @@ use crate::util::{box_files_in, box_folder, campaign_status, copy_config_dir, fi
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 const TOKEN: &str = "plan-webhook-token";
 
-/// The plan's `notifications:` block (with the sandbox's Mailgun root).
-const NOTIFICATIONS: &str = r"
-notifications:
-  enabled: true
-  mailgun:
-    api_key: ${MAILGUN_API_KEY}
-    domain: ${MAILGUN_DOMAIN}
-    base_url: ${MAILGUN_BASE_URL}
-  recipients:
-    success:
-      - team@ferrero.com
-      - agency@example.com
-    errors:
-      - admin@ferrero.com
-      - it-support@ferrero.com
-    critical:
-      - oncall@ferrero.com
-  templates_path: config/plan_email_templates.yaml
-";
-
 /// The plan's `webhooks:` block of config.yaml, and the optional webhook switched on with the
 /// sandbox receiver as its URL.
 const WEBHOOKS: &str = r"
@@ -74,7 +54,9 @@ fn plan_config(dest: &Path, extra: &str) -> PathBuf {
         "email: null\nemail_as_shipped:\n  enabled: true\n",
         1,
     );
-    std::fs::write(&overlay, format!("{text}{NOTIFICATIONS}{extra}")).expect("write overlay");
+    let notifications =
+        std::fs::read_to_string(fixtures.join("notifications.yaml")).expect("notifications block");
+    std::fs::write(&overlay, format!("{text}\n{notifications}{extra}")).expect("write overlay");
     config
 }
 

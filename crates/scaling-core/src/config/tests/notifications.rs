@@ -21,23 +21,8 @@ webhooks:
 ";
 
 /// The plan's `notifications:` block (with the sandbox's Mailgun root and a templates file).
-const PLAN_NOTIFICATIONS: &str = r#"
-notifications:
-  enabled: true
-  mailgun:
-    api_key: ${MAILGUN_API_KEY}
-    domain: ${MAILGUN_DOMAIN}
-    base_url: ${MAILGUN_BASE_URL}
-  recipients:
-    success:
-      - team@ferrero.com
-      - agency@example.com
-    errors: "admin@ferrero.com; it-support@ferrero.com"
-    critical:
-      - oncall@ferrero.com
-  templates_path: config/plan_templates.yaml
-  critical_after_minutes: 45
-"#;
+const PLAN_NOTIFICATIONS: &str =
+    include_str!("../../../../../tests/fixtures/plan/notifications.yaml");
 
 /// Email templates in the plan's shape: `templates:`, `str.format` subjects, Jinja2 HTML.
 const PLAN_TEMPLATES_YAML: &str =
@@ -67,10 +52,12 @@ fn plan_spelling(extra: &str) -> TempConfig {
     );
     let overlay = temp.path().join("environments/sandbox.yaml");
     let mut text = std::fs::read_to_string(&overlay).unwrap();
+    text.push('\n');
     text.push_str(PLAN_NOTIFICATIONS);
+    text.push_str("  critical_after_minutes: 45\n");
     text.push_str(extra);
     std::fs::write(&overlay, text).unwrap();
-    temp.write("plan_templates.yaml", PLAN_TEMPLATES_YAML);
+    temp.write("plan_email_templates.yaml", PLAN_TEMPLATES_YAML);
     temp
 }
 
@@ -97,7 +84,12 @@ fn the_plans_notifications_section_is_read() {
     assert_eq!(email.critical_after_minutes, 45);
     assert_eq!(
         email.templates_path.as_deref(),
-        Some(temp.dir.path().join("config/plan_templates.yaml").as_path())
+        Some(
+            temp.dir
+                .path()
+                .join("config/plan_email_templates.yaml")
+                .as_path()
+        )
     );
     let complete = &config.email_templates.templates["a1_to_a2_complete"];
     assert_eq!(complete.subject_format, SubjectFormat::StrFormat);
@@ -280,12 +272,12 @@ fn a_template_using_an_unknown_variable_is_refused_at_load() {
     // The plan's shape: an HTML body naming a key a1_to_a2_complete does not get.
     let temp = plan_spelling("");
     temp.write(
-        "plan_templates.yaml",
+        "plan_email_templates.yaml",
         &PLAN_TEMPLATES_YAML.replace("{{ asset_count }} assets", "{{ asset_total }} assets"),
     );
     let error = temp.error(Some("sandbox"), &plan_vars());
     assert!(
-        error.starts_with("config/plan_templates.yaml: templates.a1_to_a2_complete: expected a template using only the data a1_to_a2_complete gets"),
+        error.starts_with("config/plan_email_templates.yaml: templates.a1_to_a2_complete: expected a template using only the data a1_to_a2_complete gets"),
         "{error}"
     );
     assert!(
@@ -296,7 +288,7 @@ fn a_template_using_an_unknown_variable_is_refused_at_load() {
     // A str.format subject naming an unknown key.
     let temp = plan_spelling("");
     temp.write(
-        "plan_templates.yaml",
+        "plan_email_templates.yaml",
         &PLAN_TEMPLATES_YAML.replace("Upload failed: {filename}", "Upload failed: {file_name}"),
     );
     let error = temp.error(Some("sandbox"), &plan_vars());
