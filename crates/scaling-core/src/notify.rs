@@ -1378,6 +1378,68 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_webhook_sends_its_filled_template_as_the_body() {
+        let (base, rx) = one_shot_server(200, "{}");
+        let mut ep = endpoint(format!("{base}/api/campaign-status"));
+        ep.bearer_token = None;
+        ep.method = "PUT".to_string();
+        ep.headers = vec![("X-Tenant".to_string(), Secret::new("ferrero".to_string()))];
+        ep.basic_auth = Some(("user".to_string(), Secret::new("p4ss".to_string())));
+        ep.payload_template = Some(serde_json::json!({"campaign_id": "{campaign_id}"}));
+        let body = serde_json::json!({"campaign_id": "f1", "asset_count": 3});
+        WebhookSender::new(ureq::Agent::new_with_defaults())
+            .send(&ep, "campaign.a2", &body, "idem-2")
+            .unwrap();
+        let req = rx.recv().unwrap();
+        assert_eq!(req.request_line, "PUT /api/campaign-status HTTP/1.1");
+        let received: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            received, body,
+            "the body is the payload itself, no envelope"
+        );
+        assert_eq!(req.header("x-tenant"), Some("ferrero"));
+        let basic = base64::engine::general_purpose::STANDARD.encode("user:p4ss");
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("Basic {basic}").as_str())
+        );
+        assert_eq!(req.header("idempotency-key"), Some("idem-2"));
+        let expected_sig = signature(b"s3cret", &req.body);
+        assert_eq!(req.header("x-cs-signature"), Some(expected_sig.as_str()));
+    }
+
+    #[test]
+    fn a_str_format_subject_and_an_html_only_template() {
+        let mut templates = BTreeMap::new();
+        templates.insert(
+            "plan".to_string(),
+            EmailTemplate {
+                subject: "Campaign {campaign_name} ({asset_count})".to_string(),
+                subject_format: SubjectFormat::StrFormat,
+                text: String::new(),
+                html: Some("<p>{{ campaign_name }}</p>".to_string()),
+            },
+        );
+        let templates = EmailTemplates { templates };
+        let email = render_email(
+            &templates,
+            "plan",
+            &serde_json::json!({"campaign_name": "Tom & Jerry", "asset_count": 3}),
+        )
+        .unwrap();
+        assert_eq!(email.subject, "Campaign Tom & Jerry (3)");
+        assert!(email.text.is_empty());
+        assert_eq!(email.html.as_deref(), Some("<p>Tom &amp; Jerry</p>"));
+        let error =
+            render_email(&templates, "plan", &serde_json::json!({"asset_count": 3})).unwrap_err();
+        assert!(
+            matches!(&error, NotifyError::Format { template, .. } if template == "plan"),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+    }
+
+    #[test]
     fn webhook_without_secrets_and_error_classes() {
         let (base, rx) = one_shot_server(204, "");
         let mut ep = endpoint(format!("{base}/h"));

@@ -838,6 +838,9 @@ fn reject(
 ) -> Result<(), PassError> {
     let errors_name = services.config.box_api.errors_folder_name.clone();
     if !decided {
+        // The ID the name starts with, as the plan's `upload_failed` data gives it (it may be
+        // the very thing that is wrong).
+        let tracking_id = name.get(..6).unwrap_or_default().to_ascii_uppercase();
         let email = &services.config.email;
         let mut notifications = Vec::new();
         if email.enabled && !email.error_recipients.is_empty() {
@@ -855,7 +858,7 @@ fn reject(
                         name,
                         box_file_id: &claim.file_id,
                         folder: &errors_name,
-                        tracking_id: name.get(..6).unwrap_or_default(),
+                        tracking_id: &tracking_id,
                         problems,
                     }),
                 }),
