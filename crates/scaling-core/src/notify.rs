@@ -271,10 +271,22 @@ pub fn render_email(
     })
 }
 
-/// minijinja environment: strict undefined, HTML escaping for `*.html` template names only.
+/// minijinja environment: strict undefined, HTML escaping for `*.html` template names only, done
+/// as Jinja2 does it (markupsafe: `&`, `<`, `>`, `"`, `'` only; minijinja would also write `/`
+/// as `&#x2f;`, which leaves the plan's `href="{{ box_folder_url }}"` unreadable in the source).
 fn template_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| {
+        if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
+            if let Some(text) = value.as_str() {
+                return out
+                    .write_str(&markupsafe_escape(text))
+                    .map_err(minijinja::Error::from);
+            }
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     env.set_auto_escape_callback(|name| {
         let html = std::path::Path::new(name)
             .extension()
@@ -286,6 +298,23 @@ fn template_env() -> Environment<'static> {
         }
     });
     env
+}
+
+/// `text` escaped as Jinja2's markupsafe does: `&` `<` `>` `"` `'` become `&amp;` `&lt;` `&gt;`
+/// `&#34;` `&#39;`.
+fn markupsafe_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&#34;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 /// The template context of a JSON value, through minijinja's `serde` support
@@ -1430,6 +1459,27 @@ mod tests {
         assert_eq!(email.subject, "Campaign Tom & Jerry (3)");
         assert!(email.text.is_empty());
         assert_eq!(email.html.as_deref(), Some("<p>Tom &amp; Jerry</p>"));
+        // Escaped as Jinja2 does: a URL stays a URL, markup and quotes do not pass.
+        let mut link = BTreeMap::new();
+        link.insert(
+            "link".to_string(),
+            EmailTemplate {
+                subject: "s".to_string(),
+                subject_format: SubjectFormat::StrFormat,
+                text: String::new(),
+                html: Some("<a href=\"{{ url }}\">{{ name }}</a>".to_string()),
+            },
+        );
+        let email = render_email(
+            &EmailTemplates { templates: link },
+            "link",
+            &serde_json::json!({"url": "https://app.box.com/folder/12", "name": "<b>\"Tom's\"</b>"}),
+        )
+        .unwrap();
+        assert_eq!(
+            email.html.as_deref(),
+            Some("<a href=\"https://app.box.com/folder/12\">&lt;b&gt;&#34;Tom&#39;s&#34;&lt;/b&gt;</a>")
+        );
         let error =
             render_email(&templates, "plan", &serde_json::json!({"asset_count": 3})).unwrap_err();
         assert!(
