@@ -14,6 +14,7 @@ pub mod media;
 pub mod metadata;
 pub mod naming;
 pub mod notify;
+pub mod notify_plan;
 pub mod pipeline;
 pub mod secret;
 pub mod store;

@@ -27,7 +27,7 @@ use ureq::{Body, SendBody};
 
 pub use crate::http::redact_credentials;
 
-use crate::config::{EmailConfig, EmailTemplates, WebhookEndpoint};
+use crate::config::{EmailConfig, EmailTemplates, SubjectFormat, WebhookEndpoint};
 use crate::http::{
     self, CallOptions, HttpContext, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
 };
@@ -65,6 +65,16 @@ pub enum NotifyError {
         /// minijinja's error (it carries the line).
         #[source]
         source: minijinja::Error,
+    },
+    /// A `str.format` subject (the plan's templates) names a value the context lacks, or its
+    /// braces do not balance. Retrying will not help until the template is fixed.
+    #[error("email template error: template `{template}` (subject): {source}")]
+    Format {
+        /// Template name.
+        template: String,
+        /// What is wrong.
+        #[source]
+        source: crate::notify_plan::FormatError,
     },
     /// The notification cannot be sent as it stands: an email without recipients, a webhook
     /// endpoint no longer configured. Retrying will not help.
@@ -150,6 +160,7 @@ impl NotifyError {
             NotifyError::Reply { .. } => true,
             NotifyError::UnknownTemplate { .. }
             | NotifyError::Template { .. }
+            | NotifyError::Format { .. }
             | NotifyError::Unsendable(_)
             | NotifyError::InvalidRequest { .. } => false,
         }
@@ -198,7 +209,9 @@ pub struct RenderedEmail {
 }
 
 /// Render the email template `template` of `templates` (`email_templates.yaml`) with `context`
-/// (a JSON object whose keys become template variables).
+/// (a JSON object whose keys become template variables). A [`SubjectFormat::StrFormat`]
+/// subject is filled as Python's `str.format(**context)` ([`crate::notify_plan::format_braces`]);
+/// an empty text template gives an empty text part (not sent).
 ///
 /// Jinja2 syntax via minijinja (<https://docs.rs/minijinja>) with
 /// [`UndefinedBehavior::Strict`]: using a variable the context lacks is an error, except in
@@ -233,9 +246,20 @@ pub fn render_email(
                 source,
             })
     };
-    let subject = render("subject", &tpl.subject, "txt")?;
+    let subject = match tpl.subject_format {
+        SubjectFormat::Jinja => render("subject", &tpl.subject, "txt")?,
+        SubjectFormat::StrFormat => crate::notify_plan::format_braces(&tpl.subject, context)
+            .map_err(|source| NotifyError::Format {
+                template: template.to_string(),
+                source,
+            })?,
+    };
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = render("text", &tpl.text, "txt")?;
+    let text = if tpl.text.is_empty() {
+        String::new()
+    } else {
+        render("text", &tpl.text, "txt")?
+    };
     let html = match &tpl.html {
         Some(source) => Some(render("html", source, "html")?),
         None => None,
@@ -247,10 +271,22 @@ pub fn render_email(
     })
 }
 
-/// minijinja environment: strict undefined, HTML escaping for `*.html` template names only.
+/// minijinja environment: strict undefined, HTML escaping for `*.html` template names only, done
+/// as Jinja2 does it (markupsafe: `&`, `<`, `>`, `"`, `'` only; minijinja would also write `/`
+/// as `&#x2f;`, which leaves the plan's `href="{{ box_folder_url }}"` unreadable in the source).
 fn template_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| {
+        if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() {
+            if let Some(text) = value.as_str() {
+                return out
+                    .write_str(&markupsafe_escape(text))
+                    .map_err(minijinja::Error::from);
+            }
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     env.set_auto_escape_callback(|name| {
         let html = std::path::Path::new(name)
             .extension()
@@ -262,6 +298,23 @@ fn template_env() -> Environment<'static> {
         }
     });
     env
+}
+
+/// `text` escaped as Jinja2's markupsafe does: `&` `<` `>` `"` `'` become `&amp;` `&lt;` `&gt;`
+/// `&#34;` `&#39;`.
+fn markupsafe_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&#34;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 /// The template context of a JSON value, through minijinja's `serde` support
@@ -441,7 +494,9 @@ impl Mailer {
         let mut form: Vec<(&str, &str)> = vec![("from", self.from.as_str())];
         form.extend(to.iter().map(|t| ("to", *t)));
         form.push(("subject", email.subject.as_str()));
-        form.push(("text", email.text.as_str()));
+        if !email.text.is_empty() || email.html.is_none() {
+            form.push(("text", email.text.as_str()));
+        }
         if let Some(html) = &email.html {
             form.push(("html", html.as_str()));
         }
@@ -556,20 +611,24 @@ impl WebhookSender {
         )
     }
 
-    /// POST the JSON body `{"event","idempotency_key","occurred_at","data"}` (`occurred_at` =
-    /// `occurred_at` in RFC 3339 UTC with millisecond precision, e.g. `2026-11-20T10:15:00.123Z`) to
-    /// `endpoint.url`, with headers `Content-Type: application/json`, `Idempotency-Key`,
-    /// `X-CS-Event`, `Authorization: Bearer <token>` when `bearer_token` is set, and
-    /// `X-CS-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>` when `signing_secret` is
-    /// set and non-empty (see [`signature`]). The request times out after `endpoint.timeout_secs`
-    /// (10 s if 0).
+    /// Send one webhook to `endpoint.url` with `endpoint.method` (default POST). The body is
+    /// `payload` itself when the endpoint has a `payload_template` (the plan's form: `payload`
+    /// is the template already filled when the notification was queued), else the JSON
+    /// envelope `{"event","idempotency_key","occurred_at","data"}` (`occurred_at` =
+    /// `occurred_at` in RFC 3339 UTC with millisecond precision, e.g.
+    /// `2026-11-20T10:15:00.123Z`). Headers: `Content-Type: application/json`,
+    /// `Idempotency-Key`, `X-CS-Event`, the endpoint's own `headers`, `Authorization: Bearer
+    /// <token>` when `bearer_token` is set or `Basic <base64(user:password)>` for `basic_auth`,
+    /// and `X-CS-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>` when
+    /// `signing_secret` is set and non-empty (see [`signature`]). The request times out after
+    /// `endpoint.timeout_secs` (10 s if 0).
     ///
     /// An endpoint whose `events` list is non-empty and lacks `event` is skipped: `Ok(())`
     /// without a request (see [`subscribes`]).
     ///
     /// Errors: [`NotifyError::Transport`] on connection errors and timeouts, [`NotifyError::Status`]
     /// on non-2xx answers (transient for 408, 429 and 5xx), [`NotifyError::InvalidRequest`] for
-    /// invalid URLs or header values.
+    /// invalid URLs, methods or header values.
     pub fn send_at(
         &self,
         endpoint: &WebhookEndpoint,
@@ -582,32 +641,49 @@ impl WebhookSender {
             tracing::debug!(endpoint = %endpoint.name, event, "webhook endpoint not subscribed to event, skipped");
             return Ok(());
         }
-        let body = webhook_body(event, payload, idempotency_key, occurred_at)?;
+        let what = format!("webhook `{}`", endpoint.name);
+        let body = if endpoint.payload_template.is_some() {
+            serde_json::to_vec(payload).map_err(|e| NotifyError::InvalidRequest {
+                what: what.clone(),
+                source: Box::new(e),
+            })?
+        } else {
+            webhook_body(event, payload, idempotency_key, occurred_at)?
+        };
+        let method = Method::from_bytes(endpoint.method.as_bytes()).map_err(|e| {
+            NotifyError::InvalidRequest {
+                what: what.clone(),
+                source: Box::new(e),
+            }
+        })?;
         let timeout = Duration::from_secs(if endpoint.timeout_secs == 0 {
             DEFAULT_WEBHOOK_TIMEOUT_SECS
         } else {
             endpoint.timeout_secs
         });
-        let secrets: Vec<&str> = [&endpoint.bearer_token, &endpoint.signing_secret]
-            .into_iter()
-            .flatten()
-            .map(|s| s.expose().as_str())
-            .collect();
-        let what = format!("webhook `{}`", endpoint.name);
+        let secrets = endpoint.secrets();
         let timeouts = Timeouts {
             connect: timeout.min(NOTIFY_TIMEOUTS.connect),
             read: timeout.min(NOTIFY_TIMEOUTS.read),
             total: Some(timeout),
         };
         let mut make = || {
-            let mut request = http::request(Method::POST, &endpoint.url)
+            let mut request = http::request(method.clone(), &endpoint.url)
                 .header("User-Agent", USER_AGENT)
                 .header("Idempotency-Key", idempotency_key)
                 .header("X-CS-Event", event);
+            for (name, value) in &endpoint.headers {
+                request = request.header(name.as_str(), value.expose().as_str());
+            }
             if let Some(token) = &endpoint.bearer_token {
                 if !token.expose().is_empty() {
                     request = request.header("Authorization", format!("Bearer {}", token.expose()));
                 }
+            }
+            if let Some((user, password)) = &endpoint.basic_auth {
+                let credentials = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()));
+                request = request.header("Authorization", format!("Basic {credentials}"));
             }
             if let Some(secret) = &endpoint.signing_secret {
                 if !secret.expose().is_empty() {
@@ -621,7 +697,7 @@ impl WebhookSender {
         };
         let mut response = send_once(
             &self.http,
-            &Method::POST,
+            &method,
             &endpoint.url,
             timeouts,
             &mut make,
@@ -779,6 +855,7 @@ mod tests {
             "a1_to_a2_complete".to_string(),
             EmailTemplate {
                 subject: "Campaign {{ campaign.number }}\n ready".to_string(),
+                subject_format: SubjectFormat::Jinja,
                 text: "{{ campaign.name }}: {{ masters | length }} masters{% for m in masters %}\n- {{ m }}{% endfor %}".to_string(),
                 html: Some("<p>{{ campaign.name }}</p>".to_string()),
             },
@@ -787,6 +864,7 @@ mod tests {
             "strict".to_string(),
             EmailTemplate {
                 subject: "{{ missing_var }}".to_string(),
+                subject_format: SubjectFormat::Jinja,
                 text: "x".to_string(),
                 html: None,
             },
@@ -940,6 +1018,9 @@ mod tests {
             error_recipients: vec![],
             confirm_with_events: true,
             events_settle_secs: 0,
+            critical_recipients: vec![],
+            critical_after_minutes: 30,
+            templates_path: None,
         }
     }
 
@@ -1294,6 +1375,10 @@ mod tests {
             bearer_token: Some(Secret::new("tok-123".to_string())),
             signing_secret: Some(Secret::new("s3cret".to_string())),
             timeout_secs: 5,
+            method: "POST".to_string(),
+            headers: Vec::new(),
+            basic_auth: None,
+            payload_template: None,
         }
     }
 
@@ -1319,6 +1404,89 @@ mod tests {
         assert_eq!(v["idempotency_key"], "idem-1");
         assert_eq!(v["occurred_at"], "2026-11-20T10:15:00.000Z");
         assert_eq!(v["data"], payload);
+    }
+
+    #[test]
+    fn a_plan_webhook_sends_its_filled_template_as_the_body() {
+        let (base, rx) = one_shot_server(200, "{}");
+        let mut ep = endpoint(format!("{base}/api/campaign-status"));
+        ep.bearer_token = None;
+        ep.method = "PUT".to_string();
+        ep.headers = vec![("X-Tenant".to_string(), Secret::new("ferrero".to_string()))];
+        ep.basic_auth = Some(("user".to_string(), Secret::new("p4ss".to_string())));
+        ep.payload_template = Some(serde_json::json!({"campaign_id": "{campaign_id}"}));
+        let body = serde_json::json!({"campaign_id": "f1", "asset_count": 3});
+        WebhookSender::new(ureq::Agent::new_with_defaults())
+            .send(&ep, "campaign.a2", &body, "idem-2")
+            .unwrap();
+        let req = rx.recv().unwrap();
+        assert_eq!(req.request_line, "PUT /api/campaign-status HTTP/1.1");
+        let received: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            received, body,
+            "the body is the payload itself, no envelope"
+        );
+        assert_eq!(req.header("x-tenant"), Some("ferrero"));
+        let basic = base64::engine::general_purpose::STANDARD.encode("user:p4ss");
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("Basic {basic}").as_str())
+        );
+        assert_eq!(req.header("idempotency-key"), Some("idem-2"));
+        let expected_sig = signature(b"s3cret", &req.body);
+        assert_eq!(req.header("x-cs-signature"), Some(expected_sig.as_str()));
+    }
+
+    #[test]
+    fn a_str_format_subject_and_an_html_only_template() {
+        let mut templates = BTreeMap::new();
+        templates.insert(
+            "plan".to_string(),
+            EmailTemplate {
+                subject: "Campaign {campaign_name} ({asset_count})".to_string(),
+                subject_format: SubjectFormat::StrFormat,
+                text: String::new(),
+                html: Some("<p>{{ campaign_name }}</p>".to_string()),
+            },
+        );
+        let templates = EmailTemplates { templates };
+        let email = render_email(
+            &templates,
+            "plan",
+            &serde_json::json!({"campaign_name": "Tom & Jerry", "asset_count": 3}),
+        )
+        .unwrap();
+        assert_eq!(email.subject, "Campaign Tom & Jerry (3)");
+        assert!(email.text.is_empty());
+        assert_eq!(email.html.as_deref(), Some("<p>Tom &amp; Jerry</p>"));
+        // Escaped as Jinja2 does: a URL stays a URL, markup and quotes do not pass.
+        let mut link = BTreeMap::new();
+        link.insert(
+            "link".to_string(),
+            EmailTemplate {
+                subject: "s".to_string(),
+                subject_format: SubjectFormat::StrFormat,
+                text: String::new(),
+                html: Some("<a href=\"{{ url }}\">{{ name }}</a>".to_string()),
+            },
+        );
+        let email = render_email(
+            &EmailTemplates { templates: link },
+            "link",
+            &serde_json::json!({"url": "https://app.box.com/folder/12", "name": "<b>\"Tom's\"</b>"}),
+        )
+        .unwrap();
+        assert_eq!(
+            email.html.as_deref(),
+            Some("<a href=\"https://app.box.com/folder/12\">&lt;b&gt;&#34;Tom&#39;s&#34;&lt;/b&gt;</a>")
+        );
+        let error =
+            render_email(&templates, "plan", &serde_json::json!({"asset_count": 3})).unwrap_err();
+        assert!(
+            matches!(&error, NotifyError::Format { template, .. } if template == "plan"),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
     }
 
     #[test]

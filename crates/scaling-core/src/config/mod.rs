@@ -2,13 +2,16 @@
 //! validated into plain structs (design §5).
 //!
 //! Files (all in one config directory, usually `./config`):
-//! - `config.yaml`: `environment`, `database`, `box`, `dam`, `polling`, `retry`, `temp`, `email`, `media`.
+//! - `config.yaml`: `environment`, `database`, `box`, `dam`, `polling`, `retry`, `temp`, `email`
+//!   (or the plan's spelling `notifications`), `webhooks` (the plan's named webhooks), `media`.
 //! - `environments/{env}.yaml`: deep-merged over `config.yaml` (mappings merge key by key; lists and
 //!   scalars replace; `key: null` resets a key to its default).
 //! - `field_mappings.yaml`: `mvp_fields`, `filename_field_updates`, `forced_field_values`,
 //!   `default_field_values`, `validate_domain_values`, and the `naming:` grammar.
-//! - `webhooks.yaml`: `endpoints` (optional file).
-//! - `email_templates.yaml`: Jinja2 templates (required when `email.enabled`).
+//! - `webhooks.yaml`: `endpoints` and/or the plan's named webhooks (optional file).
+//! - `email_templates.yaml` (or `email.templates_path`): Jinja2 templates, the project's shape or
+//!   the plan's (`templates:`, `str.format` subjects); required when `email.enabled`; each one a
+//!   pass uses is rendered with sample data at load (strict: unknown variables are errors).
 //!
 //! Every string value may use `${VAR}` (an error naming file, key and variable when `VAR` is unset)
 //! or `${VAR:-default}` (default when unset or empty); `$${` is a literal `${`. Variables are expanded
@@ -665,6 +668,17 @@ pub struct EmailConfig {
     /// Seconds after a doubtful send before "no accepted event" is trusted and the email
     /// re-sent; default 1800 (Mailgun's event-polling guide: events may appear that late).
     pub events_settle_secs: u64,
+    /// Who is told when a whole pass fails, or a dependency stays unreachable longer than
+    /// [`EmailConfig::critical_after_minutes`] (the plan's `notifications.recipients.critical`,
+    /// or `email.critical_recipients`); empty = the error recipients.
+    pub critical_recipients: Vec<String>,
+    /// Minutes of consecutive "dependency unreachable" passes (exit 75) of one binary before a
+    /// critical alert goes out (`notifications.critical_after_minutes` /
+    /// `email.critical_after_minutes`); default 30.
+    pub critical_after_minutes: u64,
+    /// The email templates file (`notifications.templates_path` / `email.templates_path`,
+    /// relative to the deployment root); `None` = `{config dir}/email_templates.yaml`.
+    pub templates_path: Option<PathBuf>,
 }
 
 /// `media`: ffprobe.
@@ -702,6 +716,32 @@ pub struct WebhookEndpoint {
     pub signing_secret: Option<Secret<String>>,
     /// Seconds; default 10.
     pub timeout_secs: u64,
+    /// HTTP method (the plan's `method`); default `POST`.
+    pub method: String,
+    /// Extra request headers (the plan's `headers`, values `${VAR}`-expanded; they may hold a
+    /// credential, e.g. `Authorization: Bearer ${TOKEN}`, so they are secrets).
+    pub headers: Vec<(String, Secret<String>)>,
+    /// `auth: {type: basic, username, password}`: HTTP Basic credentials.
+    pub basic_auth: Option<(String, Secret<String>)>,
+    /// The plan's `payload_template`: when set, the request body is exactly this JSON object
+    /// with its `{placeholder}` values filled ([`crate::notify::fill_payload_template`]) instead
+    /// of the `{"event","idempotency_key","occurred_at","data"}` envelope.
+    pub payload_template: Option<serde_json::Value>,
+}
+
+impl WebhookEndpoint {
+    /// Every credential this endpoint sends (bearer token, signing secret, Basic password, header
+    /// values), for redacting texts a receiver may echo back. Empty values are left out.
+    pub fn secrets(&self) -> Vec<&str> {
+        [&self.bearer_token, &self.signing_secret]
+            .into_iter()
+            .flatten()
+            .chain(self.basic_auth.iter().map(|(_, password)| password))
+            .chain(self.headers.iter().map(|(_, value)| value))
+            .map(|secret| secret.expose().as_str())
+            .filter(|secret| !secret.is_empty())
+            .collect()
+    }
 }
 
 /// A per-folder profile (`profiles.<name>` in `field_mappings.yaml`; the onboarding runbook's
@@ -828,14 +868,30 @@ pub struct EmailTemplates {
 }
 
 /// One email template (Jinja2 syntax, rendered with minijinja by [`crate::notify`]).
+///
+/// Two shapes are read: the project's (`name: {subject, text, html}` at the top of the file,
+/// every part Jinja2) and the plan's (`templates: {name: {subject, html}}`, the subject in
+/// Python `str.format` style such as `"Campaign {campaign_name} ready"`, the body Jinja2 HTML).
 #[derive(Debug, Clone)]
 pub struct EmailTemplate {
     /// Subject line template.
     pub subject: String,
-    /// Plain-text body template.
+    /// How [`EmailTemplate::subject`] is filled.
+    pub subject_format: SubjectFormat,
+    /// Plain-text body template; empty = no text part (the plan's templates have only `html`).
     pub text: String,
     /// HTML body template (auto-escaped), optional.
     pub html: Option<String>,
+}
+
+/// The template language of an email subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubjectFormat {
+    /// Jinja2 (`{{ campaign.name }}`), the project's templates.
+    #[default]
+    Jinja,
+    /// Python `str.format` (`{campaign_name}`), the plan's templates (under `templates:`).
+    StrFormat,
 }
 
 /// Email templates the passes use; required in `email_templates.yaml` when email is enabled.
@@ -847,8 +903,14 @@ pub const REQUIRED_TEMPLATES: &[&str] = &[
     "campaign_processing_failed",
 ];
 
-/// Webhook events the passes emit (others in `events` are accepted with a warning).
-pub const KNOWN_EVENTS: &[&str] = &["campaign.a2", "campaign.a3"];
+/// Webhook events the passes emit (others in `events` are accepted with a warning):
+/// `campaign.a2` (A1 -> A2), `campaign.a3` (A2 -> A3), `asset.imported` (one derivative imported
+/// into the DAM).
+pub const KNOWN_EVENTS: &[&str] = &["campaign.a2", "campaign.a3", "asset.imported"];
+
+/// Email templates of the critical alerts ([`crate::pipeline`]); built in, a template of the same
+/// name in the templates file replaces the built-in one.
+pub const ALERT_TEMPLATES: &[&str] = &["critical_error", "critical_recovered"];
 
 /// Loads the configuration from `config_dir` for `environment` (else env `CS_ENVIRONMENT`, else the
 /// `environment:` key, else `development`).
@@ -1001,12 +1063,13 @@ pub fn load_with_vars(
     let dam = read_section(&root, "dam", sections::dam)?;
     let polling = read_section(&root, "polling", sections::polling)?;
     let retry = read_section(&root, "retry", sections::retry)?;
-    let email = read_section(&root, "email", sections::email)?;
+    let email = sections::email(&root, &deployment_root)?;
     let media = read_section(&root, "media", sections::media)?;
     let retention = read_section(&root, "retention", |section| {
         sections::retention(section, archive_retention_days)
     })?;
     let status = read_section(&root, "status", sections::status)?;
+    let inline_webhooks = root.raw("webhooks").cloned();
     root.finish();
 
     let (field_mappings, naming, profiles) =
@@ -1031,10 +1094,18 @@ pub fn load_with_vars(
             }
         }
     }
-    let webhooks =
-        sections::webhooks_file(&config_dir.join("webhooks.yaml"), vars, &environment_name)?;
-    let email_templates =
-        sections::email_templates_file(&config_dir.join("email_templates.yaml"), email.enabled)?;
+    let inline_webhooks_file = ctx.file_for("webhooks");
+    let webhooks = sections::webhooks_file(
+        &config_dir.join("webhooks.yaml"),
+        vars,
+        &environment_name,
+        inline_webhooks.map(|value| (inline_webhooks_file.as_path(), value)),
+    )?;
+    let templates_file = email
+        .templates_path
+        .clone()
+        .unwrap_or_else(|| config_dir.join("email_templates.yaml"));
+    let email_templates = sections::email_templates_file(&templates_file, email.enabled)?;
 
     Ok(Config {
         environment: environment_name,

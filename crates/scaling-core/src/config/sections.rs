@@ -13,8 +13,9 @@ use super::{
     DatabaseConfig, DomainValidation, EmailConfig, EmailTemplate, EmailTemplates, Fallback,
     FieldMappings, FieldSource, FieldUpdate, FolderLoad, FolderLocking, ImportCompletion,
     LogFileConfig, LoggingConfig, MediaConfig, MultipartFilename, OAuthGrant, PollingConfig,
-    Profile, RetentionConfig, RetryConfig, StatusConfig, TempConfig, Transform, ValueShape,
-    WatchedFolder, WebhookEndpoint, WebhooksConfig, KNOWN_EVENTS, REQUIRED_TEMPLATES,
+    Profile, RetentionConfig, RetryConfig, StatusConfig, SubjectFormat, TempConfig, Transform,
+    ValueShape, WatchedFolder, WebhookEndpoint, WebhooksConfig, ALERT_TEMPLATES, KNOWN_EVENTS,
+    REQUIRED_TEMPLATES,
 };
 use crate::http::RequestWindow;
 use crate::naming::{IgnoredNames, NamingConfig, SegmentRule};
@@ -900,24 +901,152 @@ pub(super) fn status(section: &Section<'_>) -> Result<StatusConfig, ConfigError>
     })
 }
 
-/// `email`.
-pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
-    let enabled = section.bool_or("enabled", false)?;
-    let mailgun_base_url = section.url(
-        "mailgun_base_url",
-        Some("https://api.mailgun.net"),
-        "the Mailgun API root",
-    )?;
+/// One setting of the email block, as the project spells it (`email.{key}`) and as the plan
+/// does (`notifications.{...}`).
+struct Spellings<'s, 'a> {
+    email: &'s Section<'a>,
+    plan: &'s Section<'a>,
+}
+
+impl<'a> Spellings<'_, 'a> {
+    /// The setting read with `read` from whichever spelling holds it: `email.{email_key}` or
+    /// `{plan section}.{plan_key}`; `None` when neither does. Both set and different: an error
+    /// naming both keys.
+    fn pick<T: PartialEq>(
+        &self,
+        email_key: &str,
+        plan: (&Section<'a>, &str),
+        read: impl Fn(&Section<'a>, &str) -> Result<T, ConfigError>,
+    ) -> Result<Option<T>, ConfigError> {
+        let (plan_section, plan_key) = plan;
+        let from_email = if is_set(self.email, email_key)? {
+            Some(read(self.email, email_key)?)
+        } else {
+            None
+        };
+        let from_plan = if is_set(plan_section, plan_key)? {
+            Some(read(plan_section, plan_key)?)
+        } else {
+            None
+        };
+        match (from_email, from_plan) {
+            (Some(first), Some(second)) if first != second => Err(self.email.error(
+                email_key,
+                format!(
+                    "expected {} and {} (the plan's spelling of the same setting) to agree, found different values; set one of them",
+                    self.email.path(email_key),
+                    plan_section.path(plan_key),
+                ),
+            )),
+            (Some(first), _) => Ok(Some(first)),
+            (None, second) => Ok(second),
+        }
+    }
+}
+
+/// Whether `key` holds a value: present, not null, and not a text that expands to nothing
+/// (`${EMAIL_FROM:-}` unset = "not set here", so the other spelling may give it). Marks the key
+/// read.
+fn is_set(section: &Section<'_>, key: &str) -> Result<bool, ConfigError> {
+    Ok(match section.raw(key) {
+        None => false,
+        Some(Value::String(text)) => !section
+            .ctx()
+            .expand(&section.path(key), text)?
+            .trim()
+            .is_empty(),
+        Some(_) => true,
+    })
+}
+
+fn read_bool<'a>(default: bool) -> impl Fn(&Section<'a>, &str) -> Result<bool, ConfigError> {
+    move |section, key| section.bool_or(key, default)
+}
+
+fn read_text(section: &Section<'_>, key: &str) -> Result<String, ConfigError> {
+    Ok(section.text(key)?.unwrap_or_default())
+}
+
+/// `email`, or the plan's spelling `notifications` (`enabled`, `mailgun.{api_key, domain,
+/// base_url}`, `recipients.{success, errors, critical}`, `templates_path`, `from`,
+/// `critical_after_minutes`, `confirm_with_events`, `events_settle_secs`). Both may be given;
+/// a setting both give differently is an error naming both keys. The sender defaults to
+/// `Ferrero Automation <noreply@{domain}>` when only the plan's spelling is used, else to
+/// `Content Scaling <noreply@{domain}>`.
+pub(super) fn email(
+    root: &Section<'_>,
+    deployment_root: &Path,
+) -> Result<EmailConfig, ConfigError> {
+    let plan_spelling = root.has("notifications") && !root.has("email");
+    let email = root.section("email")?;
+    let plan = root.section("notifications")?;
+    let mailgun = plan.section("mailgun")?;
+    let plan_recipients = plan.section("recipients")?;
+    let both = Spellings {
+        email: &email,
+        plan: &plan,
+    };
+    let result = email_settings(
+        &both,
+        &mailgun,
+        &plan_recipients,
+        plan_spelling,
+        deployment_root,
+    );
+    email.finish();
+    mailgun.finish();
+    plan_recipients.finish();
+    plan.finish();
+    result
+}
+
+fn email_settings<'a>(
+    both: &Spellings<'_, 'a>,
+    mailgun: &Section<'a>,
+    plan_recipients: &Section<'a>,
+    plan_spelling: bool,
+    deployment_root: &Path,
+) -> Result<EmailConfig, ConfigError> {
+    let plan = both.plan;
+    let enabled = both
+        .pick("enabled", (plan, "enabled"), read_bool(false))?
+        .unwrap_or(false);
+    let mailgun_base_url = both
+        .pick("mailgun_base_url", (mailgun, "base_url"), |section, key| {
+            section.url(key, None, "the Mailgun API root")
+        })?
+        .unwrap_or_else(|| "https://api.mailgun.net".to_string());
+    let templates_path = both
+        .pick("templates_path", (plan, "templates_path"), read_text)?
+        .filter(|path| !path.is_empty())
+        .map(|path| {
+            let path = PathBuf::from(path);
+            if path.is_relative() {
+                deployment_root.join(path)
+            } else {
+                path
+            }
+        });
     if !enabled {
-        section.mark_used(&[
+        both.email.mark_used(&[
             "domain",
             "api_key",
             "from",
             "success_recipients",
             "error_recipients",
+            "critical_recipients",
+            "critical_after_minutes",
             "confirm_with_events",
             "events_settle_secs",
         ]);
+        plan.mark_used(&[
+            "from",
+            "critical_after_minutes",
+            "confirm_with_events",
+            "events_settle_secs",
+        ]);
+        mailgun.mark_used(&["domain", "api_key"]);
+        plan_recipients.mark_used(&["success", "errors", "critical"]);
         return Ok(EmailConfig {
             enabled,
             mailgun_base_url,
@@ -928,11 +1057,25 @@ pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
             error_recipients: Vec::new(),
             confirm_with_events: false,
             events_settle_secs: 0,
+            critical_recipients: Vec::new(),
+            critical_after_minutes: 30,
+            templates_path,
         });
     }
-    let domain = section.required("domain", "the Mailgun sending domain, e.g. mg.example.com")?;
+    let domain = both
+        .pick("domain", (mailgun, "domain"), read_text)?
+        .filter(|domain| !domain.is_empty())
+        .ok_or_else(|| {
+            both.email.error(
+                "domain",
+                format!(
+                    "expected the Mailgun sending domain, e.g. mg.example.com (or {}), found nothing",
+                    mailgun.path("domain")
+                ),
+            )
+        })?;
     if domain.contains(['/', ' ', '@']) || !domain.contains('.') {
-        return Err(section.error(
+        return Err(both.email.error(
             "domain",
             format!(
                 "expected a domain name such as mg.example.com, found {}",
@@ -940,37 +1083,101 @@ pub(super) fn email(section: &Section<'_>) -> Result<EmailConfig, ConfigError> {
             ),
         ));
     }
-    let api_key =
-        section.required_secret("api_key", "the Mailgun API key (e.g. ${MAILGUN_API_KEY})")?;
-    let from = section.text_or("from", &format!("Content Scaling <noreply@{domain}>"))?;
+    let api_key = both
+        .pick("api_key", (mailgun, "api_key"), read_text)?
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| {
+            both.email.error(
+                "api_key",
+                format!(
+                    "expected the Mailgun API key (e.g. ${{MAILGUN_API_KEY}}, or {}), found nothing",
+                    mailgun.path("api_key")
+                ),
+            )
+        })?;
+    let sender_name = if plan_spelling {
+        "Ferrero Automation"
+    } else {
+        "Content Scaling"
+    };
+    let from = both
+        .pick("from", (plan, "from"), read_text)?
+        .filter(|from| !from.is_empty())
+        .unwrap_or_else(|| format!("{sender_name} <noreply@{domain}>"));
     if !looks_like_mailbox(&from) {
-        return Err(section.error(
+        return Err(both.email.error(
             "from",
             format!("expected an email address such as noreply@{domain} or \"Name <noreply@{domain}>\", found {}", shown(&from)),
         ));
     }
-    let success_recipients = recipients(section, "success_recipients")?;
-    let error_recipients = recipients(section, "error_recipients")?;
+    let success_recipients = both
+        .pick(
+            "success_recipients",
+            (plan_recipients, "success"),
+            recipients,
+        )?
+        .unwrap_or_default();
+    let error_recipients = both
+        .pick("error_recipients", (plan_recipients, "errors"), recipients)?
+        .unwrap_or_default();
+    let critical_recipients = both
+        .pick(
+            "critical_recipients",
+            (plan_recipients, "critical"),
+            recipients,
+        )?
+        .unwrap_or_default();
     if error_recipients.is_empty() {
-        tracing::warn!(key = %section.path("error_recipients"), "email is enabled but nobody receives error emails");
+        tracing::warn!(key = %both.email.path("error_recipients"), "email is enabled but nobody receives error emails");
     }
-    let confirm_with_events = section.bool_or("confirm_with_events", true)?;
-    let events_settle_secs = section.u64_or("events_settle_secs", 1800, 0)?;
+    let confirm_with_events = both
+        .pick(
+            "confirm_with_events",
+            (plan, "confirm_with_events"),
+            read_bool(true),
+        )?
+        .unwrap_or(true);
+    let events_settle_secs = both
+        .pick(
+            "events_settle_secs",
+            (plan, "events_settle_secs"),
+            |section, key| section.u64_or(key, 1800, 0),
+        )?
+        .unwrap_or(1800);
+    let critical_after_minutes = both
+        .pick(
+            "critical_after_minutes",
+            (plan, "critical_after_minutes"),
+            |section, key| section.u64_or(key, 30, 1),
+        )?
+        .unwrap_or(30);
     Ok(EmailConfig {
         enabled,
         mailgun_base_url,
         domain,
-        api_key,
+        api_key: Secret::new(api_key),
         from,
         success_recipients,
         error_recipients,
         confirm_with_events,
         events_settle_secs,
+        critical_recipients,
+        critical_after_minutes,
+        templates_path,
     })
 }
 
+/// A list of addresses at `key`: a YAML list, or one text with items separated by `,` or `;`
+/// (`${EMAIL_ERROR_RECIPIENTS}`), each checked with [`looks_like_mailbox`].
 fn recipients(section: &Section<'_>, key: &str) -> Result<Vec<String>, ConfigError> {
-    let list = section.text_list(key)?;
+    let list: Vec<String> = section
+        .text_list(key)?
+        .iter()
+        .flat_map(|item| item.split(';'))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect();
     for (index, address) in list.iter().enumerate() {
         if !looks_like_mailbox(address) {
             return Err(section.ctx().error(
@@ -1012,69 +1219,312 @@ pub(super) fn media(section: &Section<'_>) -> Result<MediaConfig, ConfigError> {
     })
 }
 
-/// `webhooks.yaml` (absent file = no endpoints). Endpoints disabled or limited to other
-/// environments are skipped before their values are read.
+/// Header names the webhook sender sets itself; a `headers:` entry of one of these is ignored
+/// (`Authorization` only when `auth` or `bearer_token` gives one).
+const RESERVED_WEBHOOK_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "idempotency-key",
+    "x-cs-event",
+    "x-cs-signature",
+    "host",
+];
+
+/// The events a named webhook of the plan gets when it has no `events:` key:
+/// `asset_upload_complete` -> `asset.imported`; `campaign_status_update` and any other name ->
+/// `campaign.a2`, `campaign.a3`.
+fn default_webhook_events(name: &str) -> Vec<String> {
+    let events: &[&str] = if name == "asset_upload_complete" {
+        &["asset.imported"]
+    } else {
+        &["campaign.a2", "campaign.a3"]
+    };
+    events.iter().map(|event| (*event).to_string()).collect()
+}
+
+/// Outgoing webhooks: `webhooks.yaml` (absent file = none) and `config.yaml`'s `webhooks:`
+/// (`inline`: that file and the value). Two forms, which may be mixed:
+///
+/// - the project's `endpoints:` list (`name`, `url`, `events`, `bearer_token`,
+///   `signing_secret`, `timeout_secs`, `enabled`, `environments`);
+/// - the plan's named webhooks: every other top-level key of `webhooks.yaml`, and every key of
+///   `config.yaml`'s `webhooks:`, is one webhook of that name (`description`, `url`, `method`,
+///   `headers`, `auth: {type: bearer|basic|none, token | username, password}`, `enabled`,
+///   `timeout_seconds`, `retry_on_failure`, `max_retries`, `payload_template`, and the
+///   project's keys too). A webhook named in both files is merged key by key, `config.yaml`
+///   winning.
+///
+/// Webhooks disabled or limited to other environments are skipped before their values (and
+/// their `${VAR}`s) are read. `retry_on_failure` and `max_retries` are accepted: delivery goes
+/// through the outbox, which retries until the receiver accepts (at least once).
 pub(super) fn webhooks_file(
     file: &Path,
     vars: &dyn Fn(&str) -> Option<String>,
     environment: &str,
+    inline: Option<(&Path, Value)>,
 ) -> Result<WebhooksConfig, ConfigError> {
-    if !file.is_file() {
-        tracing::info!(file = %file.display(), "no webhooks file: no outgoing webhooks");
+    let mut tree = if file.is_file() {
+        read_yaml(file)?
+    } else {
+        Value::Null
+    };
+    if tree.is_null() {
+        tree = Value::Object(serde_json::Map::new());
+    }
+    let mut origins = Origins::default();
+    if let Some((config_file, value)) = inline {
+        match value {
+            Value::Null => {}
+            value @ Value::Object(_) => {
+                super::tree::merge(&mut tree, value, "", config_file, &mut origins);
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    file: config_file.to_path_buf(),
+                    key: "webhooks".to_string(),
+                    message: format!(
+                    "expected a mapping of webhook names (e.g. campaign_status_update:), found {}",
+                    kind_of(&other)
+                ),
+                })
+            }
+        }
+    }
+    if tree.as_object().is_some_and(serde_json::Map::is_empty) {
+        tracing::info!(file = %file.display(), "no outgoing webhooks");
         return Ok(WebhooksConfig::default());
     }
-    let tree = read_yaml(file)?;
     let ctx = Ctx {
         vars,
         file: file.to_path_buf(),
-        origins: Origins::default(),
+        origins,
     };
     let root = Section::new(&ctx, "", Some(&tree))?;
     let mut endpoints: Vec<WebhookEndpoint> = Vec::new();
-    for (path, item) in root.list("endpoints")? {
-        let section = Section::new(&ctx, &path, Some(item))?;
-        let environments = section.text_list("environments")?;
-        let enabled = section.bool_or("enabled", true)?;
-        if !enabled
-            || (!environments.is_empty() && !environments.iter().any(|name| name == environment))
-        {
-            continue;
-        }
-        let name = section.required("name", "an endpoint name, e.g. campaigns")?;
-        if endpoints.iter().any(|known| known.name == name) {
+    let mut add = |section: &Section<'_>, endpoint: WebhookEndpoint| {
+        if endpoints.iter().any(|known| known.name == endpoint.name) {
             return Err(section.error(
                 "name",
                 format!(
-                    "expected a unique endpoint name, found {} twice",
-                    shown(&name)
+                    "expected a unique webhook name, found {} twice",
+                    shown(&endpoint.name)
                 ),
             ));
         }
-        let url = section.url("url", None, "the endpoint URL")?;
-        let events = section.text_list("events")?;
-        for event in &events {
-            if !KNOWN_EVENTS.contains(&event.as_str()) {
-                tracing::warn!(file = %file.display(), key = %section.path("events"), event = %event, "unknown webhook event (known: {})", KNOWN_EVENTS.join(", "));
-            }
-        }
-        let endpoint = WebhookEndpoint {
-            name,
-            url,
-            events,
-            bearer_token: section.secret("bearer_token")?,
-            signing_secret: section.secret("signing_secret")?,
-            timeout_secs: section.u64_or("timeout_secs", 10, 1)?,
-        };
-        section.finish();
         endpoints.push(endpoint);
+        Ok(())
+    };
+    for (path, item) in root.list("endpoints")? {
+        let section = Section::new(&ctx, &path, Some(item))?;
+        if let Some(endpoint) = webhook(&section, None, environment)? {
+            add(&section, endpoint)?;
+            section.finish();
+        }
+    }
+    for name in root.keys() {
+        if name == "endpoints" {
+            continue;
+        }
+        let section = root.section(name)?;
+        if let Some(endpoint) = webhook(&section, Some(name), environment)? {
+            add(&section, endpoint)?;
+            section.finish();
+        }
     }
     root.finish();
     Ok(WebhooksConfig { endpoints })
 }
 
-/// `email_templates.yaml`: `name: {subject, text, html}` at the top level or under `templates:`.
-/// Absent file is allowed when email is disabled. Templates are checked for Jinja2 syntax; they are
-/// not `${VAR}`-interpolated.
+/// One webhook (either form, see [`webhooks_file`]); `None` when disabled or not for
+/// `environment`. `name`: the plan's webhook name (else the `name` key).
+fn webhook(
+    section: &Section<'_>,
+    name: Option<&str>,
+    environment: &str,
+) -> Result<Option<WebhookEndpoint>, ConfigError> {
+    let environments = section.text_list("environments")?;
+    let enabled = section.bool_or("enabled", true)?;
+    if !enabled || (!environments.is_empty() && !environments.iter().any(|env| env == environment))
+    {
+        return Ok(None);
+    }
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => section.required("name", "an endpoint name, e.g. campaigns")?,
+    };
+    let url = section.url("url", None, "the webhook URL")?;
+    section.mark_used(&["description", "retry_on_failure", "max_retries"]);
+    section.bool_or("retry_on_failure", true)?;
+    section.u32_or("max_retries", 3, 0)?;
+    let mut events = section.text_list("events")?;
+    if events.is_empty() && !section.has("name") {
+        events = default_webhook_events(&name);
+    }
+    for event in &events {
+        if !KNOWN_EVENTS.contains(&event.as_str()) {
+            tracing::warn!(file = %section.ctx().file_for(&section.path("events")).display(), key = %section.path("events"), event = %event, "unknown webhook event (known: {})", KNOWN_EVENTS.join(", "));
+        }
+    }
+    let method = section.text_or("method", "POST")?.to_ascii_uppercase();
+    if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
+        return Err(section.error(
+            "method",
+            format!("expected POST, PUT or PATCH, found {}", shown(&method)),
+        ));
+    }
+    let timeout_secs = match (section.has("timeout_secs"), section.has("timeout_seconds")) {
+        (true, true) => {
+            return Err(section.error(
+                "timeout_seconds",
+                format!(
+                    "expected one of {} and {}, found both",
+                    section.path("timeout_secs"),
+                    section.path("timeout_seconds")
+                ),
+            ))
+        }
+        (false, true) => section.u64_or("timeout_seconds", 10, 1)?,
+        _ => section.u64_or("timeout_secs", 10, 1)?,
+    };
+    let (auth_bearer, basic_auth) = webhook_auth(section.section("auth")?)?;
+    let bearer_token = match (section.secret("bearer_token")?, auth_bearer) {
+        (Some(first), Some(second)) if first.expose() != second.expose() => {
+            return Err(section.error(
+                "bearer_token",
+                format!(
+                    "expected {} and {} to agree, found different tokens; set one of them",
+                    section.path("bearer_token"),
+                    section.path("auth.token")
+                ),
+            ))
+        }
+        (first, second) => first.or(second),
+    };
+    let has_auth = bearer_token.is_some() || basic_auth.is_some();
+    let mut headers = Vec::new();
+    for (header, value) in section.text_map("headers")? {
+        let lower = header.to_ascii_lowercase();
+        if RESERVED_WEBHOOK_HEADERS.contains(&lower.as_str())
+            || (lower == "authorization" && has_auth)
+        {
+            tracing::debug!(key = %section.path("headers"), header = %header, "header set by the sender itself; the configured value is not sent twice");
+            continue;
+        }
+        if ureq::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || ureq::http::HeaderValue::from_str(&value).is_err()
+        {
+            return Err(section.error(
+                "headers",
+                format!(
+                    "expected valid HTTP header names and values, found header {}",
+                    shown(&header)
+                ),
+            ));
+        }
+        headers.push((header, Secret::new(value)));
+    }
+    let payload_template = match section.raw("payload_template") {
+        None => None,
+        Some(value @ Value::Object(_)) => {
+            let path = section.path("payload_template");
+            let template = section.ctx().expand_tree(&path, value)?;
+            let checked: &[String] = if events.is_empty() { &[] } else { &events };
+            let all: Vec<String> = KNOWN_EVENTS
+                .iter()
+                .map(|event| (*event).to_string())
+                .collect();
+            for event in if checked.is_empty() { &all } else { checked } {
+                let sample = crate::notify_plan::sample_webhook_values(event);
+                if let Err(error) = crate::notify_plan::fill_payload_template(&template, &sample) {
+                    return Err(section.error(
+                        "payload_template",
+                        format!("expected placeholders the {event} event provides: {error}"),
+                    ));
+                }
+            }
+            Some(template)
+        }
+        Some(other) => {
+            return Err(section.error(
+                "payload_template",
+                format!(
+                    "expected a mapping (the JSON object sent), found {}",
+                    kind_of(other)
+                ),
+            ))
+        }
+    };
+    let endpoint = WebhookEndpoint {
+        name,
+        url,
+        events,
+        bearer_token,
+        signing_secret: section.secret("signing_secret")?,
+        timeout_secs,
+        method,
+        headers,
+        basic_auth,
+        payload_template,
+    };
+    Ok(Some(endpoint))
+}
+
+/// A webhook's `auth: {type: bearer|basic|none, token | username, password}` (absent = none):
+/// the bearer token, or the Basic credentials.
+#[expect(
+    clippy::type_complexity,
+    reason = "a private pair of the two credential kinds"
+)]
+fn webhook_auth(
+    auth: Section<'_>,
+) -> Result<(Option<Secret<String>>, Option<(String, Secret<String>)>), ConfigError> {
+    let credentials = webhook_credentials(&auth);
+    auth.finish();
+    credentials
+}
+
+#[expect(
+    clippy::type_complexity,
+    reason = "a private pair of the two credential kinds"
+)]
+fn webhook_credentials(
+    auth: &Section<'_>,
+) -> Result<(Option<Secret<String>>, Option<(String, Secret<String>)>), ConfigError> {
+    let kind = auth.text_or("type", "none")?.to_ascii_lowercase();
+    match kind.as_str() {
+        "none" => {
+            auth.mark_used(&["token", "username", "password"]);
+            Ok((None, None))
+        }
+        "bearer" => {
+            auth.mark_used(&["username", "password"]);
+            let token =
+                auth.required_secret("token", "the bearer token (e.g. ${WEBHOOK_AUTH_TOKEN})")?;
+            Ok((Some(token), None))
+        }
+        "basic" => {
+            auth.mark_used(&["token"]);
+            let username = auth.required("username", "the Basic auth user name")?;
+            let password = auth.required_secret("password", "the Basic auth password")?;
+            Ok((None, Some((username, password))))
+        }
+        _ => Err(auth.error(
+            "type",
+            format!("expected bearer, basic or none, found {}", shown(&kind)),
+        )),
+    }
+}
+
+/// `email_templates.yaml`: `name: {subject, text, html}` at the top level (the project's shape)
+/// or under `templates:` (the plan's shape, usually `{subject, html}`). A subject holding `{{`
+/// or `{%` is Jinja2, any other subject Python `str.format` ([`SubjectFormat`]). Absent file is
+/// allowed when email is disabled. The built-in alert templates ([`ALERT_TEMPLATES`]) are added
+/// unless the file has its own. Templates are not `${VAR}`-interpolated.
+///
+/// Every template a pass uses is rendered here with sample data of exactly the keys the pass
+/// gives it ([`crate::notify_plan::sample_contexts`]), in strict mode: a template using a
+/// variable its context lacks is refused at load (naming the file, the template and the part),
+/// not when a campaign reaches A2.
 pub(super) fn email_templates_file(
     file: &Path,
     email_enabled: bool,
@@ -1104,70 +1554,7 @@ pub(super) fn email_templates_file(
     let mut templates = BTreeMap::new();
     for (name, value) in map {
         let path = super::tree::join_key(&prefix, name);
-        let Value::Object(parts) = value else {
-            return Err(ctx.error(
-                &path,
-                format!(
-                    "expected a mapping with subject, text and html, found {}",
-                    kind_of(value)
-                ),
-            ));
-        };
-        let raw = |part: &str| -> Result<Option<String>, ConfigError> {
-            match parts.get(part) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) => Ok(Some(text.clone())),
-                Some(other) => Err(ctx.error(
-                    &format!("{path}.{part}"),
-                    format!("expected text, found {}", kind_of(other)),
-                )),
-            }
-        };
-        let subject = raw("subject")?
-            .filter(|text| !text.trim().is_empty())
-            .ok_or_else(|| {
-                ctx.error(
-                    &format!("{path}.subject"),
-                    "expected a subject line template, found nothing",
-                )
-            })?;
-        let text = raw("text")?
-            .filter(|text| !text.trim().is_empty())
-            .ok_or_else(|| {
-                ctx.error(
-                    &format!("{path}.text"),
-                    "expected a plain-text body template, found nothing",
-                )
-            })?;
-        let html = raw("html")?.filter(|html| !html.trim().is_empty());
-        for (part, source) in [
-            ("subject", Some(&subject)),
-            ("text", Some(&text)),
-            ("html", html.as_ref()),
-        ] {
-            if let Some(source) = source {
-                let environment = minijinja::Environment::new();
-                if let Err(error) = environment.template_from_str(source) {
-                    return Err(ctx.error(
-                        &format!("{path}.{part}"),
-                        format!("expected a valid Jinja2 template: {error}"),
-                    ));
-                }
-            }
-        }
-        for key in parts.keys() {
-            if !matches!(key.as_str(), "subject" | "text" | "html") {
-                tracing::warn!(file = %file.display(), key = %format!("{path}.{key}"), "unknown configuration key, ignored");
-            }
-        }
-        templates.insert(
-            name.clone(),
-            EmailTemplate {
-                subject,
-                text,
-                html,
-            },
-        );
+        templates.insert(name.clone(), email_template(&ctx, &path, value)?);
     }
     if email_enabled {
         if let Some(missing) = REQUIRED_TEMPLATES
@@ -1183,7 +1570,132 @@ pub(super) fn email_templates_file(
             ));
         }
     }
-    Ok(EmailTemplates { templates })
+    let mut templates = EmailTemplates { templates };
+    for (name, value) in builtin_alert_templates() {
+        if !templates.templates.contains_key(name) {
+            let path = format!("(built-in template {name})");
+            let template = email_template(&ctx, &path, &value)?;
+            templates.templates.insert(name.to_string(), template);
+        }
+    }
+    for name in REQUIRED_TEMPLATES.iter().chain(ALERT_TEMPLATES) {
+        if !templates.templates.contains_key(*name) {
+            continue;
+        }
+        for sample in crate::notify_plan::sample_contexts(name) {
+            if let Err(error) = crate::notify::render_email(&templates, name, &sample) {
+                return Err(ctx.error(
+                    &super::tree::join_key(&prefix, name),
+                    format!(
+                        "expected a template using only the data {name} gets ({}): {error}",
+                        sample
+                            .as_object()
+                            .map(|map| map.keys().cloned().collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(templates)
+}
+
+/// One template `{subject, text, html}` at `path`: a subject and at least one body, each part
+/// valid Jinja2 (a `str.format` subject: balanced braces).
+fn email_template(ctx: &Ctx<'_>, path: &str, value: &Value) -> Result<EmailTemplate, ConfigError> {
+    let Value::Object(parts) = value else {
+        return Err(ctx.error(
+            path,
+            format!(
+                "expected a mapping with subject, text and/or html, found {}",
+                kind_of(value)
+            ),
+        ));
+    };
+    let raw = |part: &str| -> Result<Option<String>, ConfigError> {
+        match parts.get(part) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(ctx.error(
+                &format!("{path}.{part}"),
+                format!("expected text, found {}", kind_of(other)),
+            )),
+        }
+    };
+    let subject = raw("subject")?
+        .filter(|text| !text.trim().is_empty())
+        .ok_or_else(|| {
+            ctx.error(
+                &format!("{path}.subject"),
+                "expected a subject line template, found nothing",
+            )
+        })?;
+    let text = raw("text")?
+        .filter(|text| !text.trim().is_empty())
+        .unwrap_or_default();
+    let html = raw("html")?.filter(|html| !html.trim().is_empty());
+    if text.is_empty() && html.is_none() {
+        return Err(ctx.error(
+            &format!("{path}.text"),
+            "expected a body: a plain-text template (text) or an HTML one (html), found nothing",
+        ));
+    }
+    let subject_format = if subject.contains("{{") || subject.contains("{%") {
+        SubjectFormat::Jinja
+    } else {
+        SubjectFormat::StrFormat
+    };
+    let jinja_parts = [
+        (
+            "subject",
+            (subject_format == SubjectFormat::Jinja).then_some(&subject),
+        ),
+        ("text", Some(&text)),
+        ("html", html.as_ref()),
+    ];
+    for (part, source) in jinja_parts {
+        if let Some(source) = source {
+            let environment = minijinja::Environment::new();
+            if let Err(error) = environment.template_from_str(source) {
+                return Err(ctx.error(
+                    &format!("{path}.{part}"),
+                    format!("expected a valid Jinja2 template: {error}"),
+                ));
+            }
+        }
+    }
+    for key in parts.keys() {
+        if !matches!(key.as_str(), "subject" | "text" | "html") {
+            tracing::warn!(file = %ctx.file.display(), key = %format!("{path}.{key}"), "unknown configuration key, ignored");
+        }
+    }
+    Ok(EmailTemplate {
+        subject,
+        subject_format,
+        text,
+        html,
+    })
+}
+
+/// The built-in `critical_error` and `critical_recovered` templates (context:
+/// [`crate::notify_plan::incident`]).
+fn builtin_alert_templates() -> [(&'static str, Value); 2] {
+    [
+        (
+            "critical_error",
+            serde_json::json!({
+                "subject": "CRITICAL: {{ binary }} on {{ host }} ({{ environment }}): {{ 'passes fail' if kind == 'failed' else 'a dependency is unreachable' }}",
+                "text": "{{ binary }} on {{ host }} ({{ environment }}) {{ 'failed as a whole' if kind == 'failed' else 'cannot reach a dependency' }} since {{ since }}:\n\n  {{ error }}\n\nThe next passes keep trying; one more email follows when a pass succeeds again.\n\n-- content-scaling\n",
+            }),
+        ),
+        (
+            "critical_recovered",
+            serde_json::json!({
+                "subject": "RECOVERED: {{ binary }} on {{ host }} ({{ environment }}) works again",
+                "text": "{{ binary }} on {{ host }} ({{ environment }}) completed a pass again. The problem reported since {{ since }} was:\n\n  {{ error }}\n\n-- content-scaling\n",
+            }),
+        ),
+    ]
 }
 
 /// `field_mappings.yaml` with its `naming:` section.

@@ -1573,17 +1573,9 @@ fn the_plans_files_load_unchanged() {
         loaded = Some(load_dir(&dir, None, &vars).unwrap());
     });
     let config = loaded.unwrap();
-    // Warnings left: no watched folders (the plan has none), and the sections another part of
-    // the project reads (outgoing webhooks, notifications) until it does.
+    // The one warning left: no watched folders (the plan has none).
     for line in warnings.lines() {
-        assert!(
-            line.contains("no watched folders")
-                || line.contains("key=webhooks")
-                || line.contains("key=notifications")
-                || line.contains("key=campaign_status_update")
-                || line.contains("key=asset_upload_complete"),
-            "{line}"
-        );
+        assert!(line.contains("no watched folders"), "{line}");
     }
 
     assert_eq!(config.environment, "staging");
@@ -1646,7 +1638,42 @@ fn the_plans_files_load_unchanged() {
         (config.temp.cleanup_after_hours, config.temp.max_size_mb),
         (24, 1000)
     );
-    assert!(!config.email.enabled);
+    // notifications: the plan's Mailgun block, recipients and sender.
+    assert!(config.email.enabled);
+    assert_eq!(config.email.domain, "mg.ferrero.example");
+    assert_eq!(
+        config.email.from,
+        "Ferrero Automation <noreply@mg.ferrero.example>"
+    );
+    assert_eq!(
+        config.email.success_recipients,
+        ["team@ferrero.com", "agency@example.com"]
+    );
+    assert_eq!(
+        config.email.error_recipients,
+        ["admin@ferrero.com", "it-support@ferrero.com"]
+    );
+    assert_eq!(config.email.critical_recipients, ["oncall@ferrero.com"]);
+    // webhooks: the plan's named webhooks (config.yaml's URL wins over webhooks.yaml's).
+    let status_hook = config
+        .webhooks
+        .endpoints
+        .iter()
+        .find(|endpoint| endpoint.name == "campaign_status_update")
+        .expect("campaign_status_update");
+    assert_eq!(status_hook.url, "https://hooks.example.com/campaign-status");
+    assert!(status_hook
+        .events
+        .iter()
+        .any(|event| event == "campaign.a2"));
+    assert!(
+        !config
+            .webhooks
+            .endpoints
+            .iter()
+            .any(|endpoint| endpoint.name == "asset_upload_complete"),
+        "disabled in the plan"
+    );
 
     let mappings = &config.field_mappings;
     assert_eq!(mappings.mvp_fields.len(), 12);
@@ -1848,3 +1875,4 @@ fn a_watched_folders_profile_overrides_mappings_naming_and_recipients() {
         "{error}"
     );
 }
+mod notifications;

@@ -11,15 +11,16 @@
 //! the failed masters.
 
 use rand::rngs::OsRng;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::transition::{self, campaign_context, Transition};
+use super::transition::{self, campaign_facts, Transition};
 use super::{run_workers, PassError, PassReport, Services};
 use crate::boxapi::BoxError;
 use crate::dam::{DamAsset, DamError};
 use crate::metadata::field_text;
 use crate::naming;
-use crate::store::{CampaignRow, MasterStatus, NewNotification, NotificationChannel};
+use crate::notify_plan::{self, AssetFacts, FailureFacts};
+use crate::store::{CampaignRow, MasterRow, MasterStatus, NewNotification, NotificationChannel};
 
 /// Runs one `a1-to-a2` pass.
 ///
@@ -210,6 +211,7 @@ pub(crate) fn process_campaign(
                 services.store.mark_master_failed(row_id, &reason)?;
             }
             failures.push(MasterFailureReport {
+                dam_asset_id: master.id.clone(),
                 name: master.name.clone(),
                 reason,
                 class,
@@ -328,13 +330,8 @@ fn complete_campaign(
     {
         return Ok(());
     }
-    let mut context = json!({ "campaign": campaign_context(campaign) });
-    context["masters"] = Value::Array(
-        masters
-            .iter()
-            .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
-            .collect(),
-    );
+    let assets: Vec<AssetFacts<'_>> = masters.iter().map(master_facts).collect();
+    let context = notify_plan::a1_to_a2_complete(&campaign_facts(campaign), &assets);
     let model = services.config.dam.campaign.clone();
     let advanced = transition::advance(
         services,
@@ -346,6 +343,7 @@ fn complete_campaign(
             template: "a1_to_a2_complete",
         },
         context,
+        &assets,
     )?;
     if advanced {
         report.campaigns_advanced += 1;
@@ -354,8 +352,20 @@ fn complete_campaign(
     Ok(())
 }
 
+/// What the notifications say about a master in the tracking database.
+fn master_facts(master: &MasterRow) -> AssetFacts<'_> {
+    AssetFacts {
+        dam_asset_id: &master.opentext_id,
+        name: &master.original_filename,
+        clean_name: &master.original_filename,
+        tracking_id: &master.tracking_id,
+        box_file_id: master.box_file_id.as_deref(),
+    }
+}
+
 /// One master that failed in this pass.
 struct MasterFailureReport {
+    dam_asset_id: String,
     name: String,
     reason: String,
     class: String,
@@ -394,20 +404,28 @@ fn report_partial_failure(
     let mut notifications = Vec::new();
     if email.enabled && !email.error_recipients.is_empty() {
         let to = email.error_recipients.clone();
-        let succeeded: Vec<Value> = services
+        let rows = services
             .store
-            .masters_of_campaign(&campaign.dam_folder_id)?
+            .masters_of_campaign(&campaign.dam_folder_id)?;
+        let succeeded: Vec<AssetFacts<'_>> = rows
             .iter()
             .filter(|master| master.status == MasterStatus::Uploaded)
-            .map(|master| json!({ "name": master.original_filename, "tracking_id": master.tracking_id, "box_file_id": master.box_file_id }))
+            .map(master_facts)
             .collect();
-        let context = json!({
-            "campaign": campaign_context(campaign),
-            "masters": succeeded,
-            "failures": failures.iter().map(|failure| json!({ "name": failure.name, "reason": failure.reason })).collect::<Vec<_>>(),
-            "total_masters": masters.len(),
-            "failed_count": failures.len(),
-        });
+        let failed: Vec<FailureFacts<'_>> = failures
+            .iter()
+            .map(|failure| FailureFacts {
+                dam_asset_id: &failure.dam_asset_id,
+                name: &failure.name,
+                reason: &failure.reason,
+            })
+            .collect();
+        let context = notify_plan::a1_to_a2_partial(
+            &campaign_facts(campaign),
+            masters.len(),
+            &succeeded,
+            &failed,
+        );
         notifications.push(NewNotification {
             idempotency_key: format!("campaign.partial:{}:{signature}", campaign.dam_folder_id),
             channel: NotificationChannel::Email,
@@ -440,7 +458,7 @@ fn report_campaign_failure(
             channel: NotificationChannel::Email,
             target: "campaign_processing_failed".into(),
             event: "campaign.failed".into(),
-            payload: json!({ "to": email.error_recipients, "context": { "campaign": campaign_context(campaign), "error": reason } }),
+            payload: json!({ "to": email.error_recipients, "context": notify_plan::campaign_processing_failed(&campaign_facts(campaign), reason) }),
         });
     }
     services

@@ -32,13 +32,14 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use super::transition::{self, campaign_context, Transition};
+use super::transition::{self, campaign_facts, Transition};
 use super::{backoff_secs, run_workers, PassError, PassReport, Services};
 use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem, EVENTS_PAGE_LIMIT};
 use crate::dam::{DamError, DomainValue, ImportProbe};
 use crate::media::{self, MediaError};
 use crate::metadata::{self, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
+use crate::notify_plan::{self, AssetFacts, RejectedFacts};
 use crate::store::{
     BoxFileRow, Claim, DeliveryClaim, DerivativeRow, EventsCursor, LedgerState, NewDelivery,
     NewNotification, NotificationChannel, UploadStatus,
@@ -842,6 +843,9 @@ fn reject(
 ) -> Result<(), PassError> {
     let errors_name = services.config.box_api.errors_folder_name.clone();
     if !decided {
+        // The ID the name starts with, as the plan's `upload_failed` data gives it (it may be
+        // the very thing that is wrong).
+        let tracking_id = name.get(..6).unwrap_or_default().to_ascii_uppercase();
         let email = &services.config.email;
         let recipients = services.config.folder_settings(folder_id).error_recipients;
         let mut notifications = Vec::new();
@@ -856,10 +860,13 @@ fn reject(
                 event: "file.rejected".into(),
                 payload: json!({
                     "to": recipients,
-                    "context": {
-                        "file": { "name": name, "box_file_id": claim.file_id, "folder": errors_name },
-                        "problems": problems,
-                    },
+                    "context": notify_plan::upload_failed(&RejectedFacts {
+                        name,
+                        box_file_id: &claim.file_id,
+                        folder: &errors_name,
+                        tracking_id: &tracking_id,
+                        problems,
+                    }),
                 }),
             });
         }
@@ -1264,15 +1271,41 @@ fn dam_failure(error: DamError, what: &str) -> Result<Outcome, PassError> {
     })
 }
 
-/// Records a landed import: the delivery `uploaded`, its ledger row `uploaded_to_dam`.
+/// What the notifications say about a delivered derivative (`name` and `clean_name`: its name
+/// in the DAM).
+fn derivative_facts(derivative: &DerivativeRow) -> AssetFacts<'_> {
+    AssetFacts {
+        dam_asset_id: derivative.dam_asset_id.as_deref().unwrap_or_default(),
+        name: &derivative.derivative_filename,
+        clean_name: &derivative.derivative_filename,
+        tracking_id: &derivative.tracking_id,
+        box_file_id: Some(&derivative.box_file_id),
+    }
+}
+
+/// Records a landed import: the delivery `uploaded`, its ledger row `uploaded_to_dam`, and the
+/// `asset.imported` webhooks (the plan's `asset_upload_complete`), once per derivative, in
+/// the same transaction.
 fn adopt(
     services: &mut Services,
     derivative: &DerivativeRow,
     asset_id: &str,
 ) -> Result<(), PassError> {
+    let facts = AssetFacts {
+        dam_asset_id: asset_id,
+        ..derivative_facts(derivative)
+    };
+    let values = notify_plan::asset_imported_values(&facts, jiff::Timestamp::now().as_second());
+    let notifications = transition::webhook_notifications(
+        services,
+        "asset.imported",
+        &format!("asset.imported:{}", derivative.id),
+        &values,
+        &values,
+    );
     services
         .store
-        .mark_derivative_uploaded(derivative.id, asset_id)?;
+        .mark_derivative_uploaded(derivative.id, asset_id, &notifications)?;
     tracing::info!(box_file = %derivative.box_file_id, clean_name = %derivative.derivative_filename, dam_asset = %asset_id, "import confirmed by the DAM");
     Ok(())
 }
@@ -1386,21 +1419,24 @@ pub(crate) fn check_campaign_complete(
         return Ok(());
     }
     let derivatives = services.store.derivatives_of_campaign(campaign_id);
-    let result = derivatives.map_err(PassError::from).and_then(|derivatives| {
-        let mut context = json!({ "campaign": campaign_context(&campaign) });
-        context["derivatives"] = serde_json::Value::Array(
-            derivatives
-                .iter()
-                .map(|derivative| json!({ "name": derivative.derivative_filename, "clean_name": derivative.derivative_filename, "tracking_id": derivative.tracking_id, "dam_asset_id": derivative.dam_asset_id }))
-                .collect(),
-        );
-        transition::advance(
-            services,
-            &campaign,
-            &Transition { from: &model.status_a2, to: &model.status_a3, event: "campaign.a3", template: "a2_to_a3_complete" },
-            context,
-        )
-    });
+    let result = derivatives
+        .map_err(PassError::from)
+        .and_then(|derivatives| {
+            let assets: Vec<AssetFacts<'_>> = derivatives.iter().map(derivative_facts).collect();
+            let context = notify_plan::a2_to_a3_complete(&campaign_facts(&campaign), &assets);
+            transition::advance(
+                services,
+                &campaign,
+                &Transition {
+                    from: &model.status_a2,
+                    to: &model.status_a3,
+                    event: "campaign.a3",
+                    template: "a2_to_a3_complete",
+                },
+                context,
+                &assets,
+            )
+        });
     services.store.unlock(&lock)?;
     if result? {
         report.campaigns_advanced += 1;

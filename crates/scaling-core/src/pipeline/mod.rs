@@ -25,6 +25,7 @@ macro_rules! crash_point {
 }
 
 pub mod a1_to_a2;
+mod alerts;
 pub mod box_poll;
 pub mod cleanup;
 pub mod dam_check;
@@ -575,6 +576,15 @@ pub fn run_recorded(
     drop(keeper);
     // One OTMM session per pass, closed when the pass is done with the DAM.
     services.dam.logout();
+    // Critical alerts: a failed pass opens (or feeds) its binary's incident, the first success
+    // after one closes it; the emails are queued here and delivered just below.
+    let open_incident = services.probe.as_ref().is_none_or(|probe| {
+        probe
+            .open_incidents
+            .iter()
+            .any(|binary| binary == binary_name)
+    });
+    alerts::record_outcome(services, binary_name, &result, open_incident);
     // Deliver what this pass (or an earlier, interrupted one) queued, even when the pass failed
     // half-way: a queued notification belongs to a state change that already happened.
     let due = services

@@ -43,12 +43,7 @@ pub fn deliver(services: &mut Services, report: &mut PassReport) {
     // and logged error text.
     let mut secret_forms = services.mailer.secret_forms();
     for endpoint in &services.config.webhooks.endpoints {
-        for secret in [&endpoint.bearer_token, &endpoint.signing_secret]
-            .into_iter()
-            .flatten()
-        {
-            secret_forms.push(secret.expose().clone());
-        }
+        secret_forms.extend(endpoint.secrets().into_iter().map(str::to_string));
     }
     let secrets: Vec<&str> = secret_forms.iter().map(String::as_str).collect();
     for _ in 0..MAX_PER_PASS {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::{PassError, Services};
 use crate::metadata::field_text;
+use crate::notify_plan::{self, AssetFacts, CampaignFacts};
 use crate::store::{CampaignRow, NewNotification, NotificationChannel, TransitionState};
 
 /// One transition to make.
@@ -23,13 +24,15 @@ pub(crate) struct Transition<'a> {
     pub template: &'a str,
 }
 
-/// Makes the transition for `campaign` (see module docs). Returns `true` when this call
-/// completed it, `false` when it had already been completed.
+/// Makes the transition for `campaign` (see module docs). `context` is the email's template
+/// context, `assets` what the webhooks list as `processed_assets`. Returns `true` when this
+/// call completed it, `false` when it had already been completed.
 pub(crate) fn advance(
     services: &mut Services,
     campaign: &CampaignRow,
     transition: &Transition<'_>,
     context: Value,
+    assets: &[AssetFacts<'_>],
 ) -> Result<bool, PassError> {
     let id = campaign.dam_folder_id.as_str();
     if services
@@ -52,13 +55,28 @@ pub(crate) fn advance(
         tracing::info!(campaign = %campaign.number, from = transition.from, to = transition.to, "campaign status changed in the DAM");
     }
     crash_point!("transition::after_status_change");
-    let notifications = notifications_for(
+    let values = notify_plan::campaign_status_values(
+        transition.event,
+        &campaign_facts(campaign),
+        transition.from,
+        transition.to,
+        assets,
+        jiff::Timestamp::now().as_second(),
+    );
+    let mut notifications = success_email(
         services,
         transition.event,
         transition.template,
         id,
         &context,
     );
+    notifications.extend(webhook_notifications(
+        services,
+        transition.event,
+        &format!("{}:{id}", transition.event),
+        &context,
+        &values,
+    ));
     let completed = services
         .store
         .complete_transition(id, transition.to, &notifications)?;
@@ -66,49 +84,72 @@ pub(crate) fn advance(
     Ok(completed)
 }
 
-/// The email (to the success recipients) and webhooks (every endpoint subscribed to `event`)
-/// for a campaign event, with idempotency keys derived from the event and campaign.
-pub(crate) fn notifications_for(
+/// The email to the success recipients for a campaign event (none when email is off or nobody
+/// receives success emails), keyed `{event}:{campaign_id}:email`.
+fn success_email(
     services: &Services,
     event: &str,
     template: &str,
     campaign_id: &str,
     context: &Value,
 ) -> Vec<NewNotification> {
-    let mut notifications = Vec::new();
     let email = &services.config.email;
-    if email.enabled && !email.success_recipients.is_empty() {
-        notifications.push(NewNotification {
-            idempotency_key: format!("{event}:{campaign_id}:email"),
-            channel: NotificationChannel::Email,
-            target: template.to_string(),
-            event: event.to_string(),
-            payload: json!({ "to": email.success_recipients, "context": context }),
-        });
+    if !email.enabled || email.success_recipients.is_empty() {
+        return Vec::new();
     }
+    vec![NewNotification {
+        idempotency_key: format!("{event}:{campaign_id}:email"),
+        channel: NotificationChannel::Email,
+        target: template.to_string(),
+        event: event.to_string(),
+        payload: json!({ "to": email.success_recipients, "context": context }),
+    }]
+}
+
+/// One webhook notification per endpoint subscribed to `event`, keyed
+/// `{key_base}:webhook:{endpoint}`. The payload is what the endpoint is sent: its
+/// `payload_template` filled with `values` (the plan's form), else `context` (the `data` of the
+/// project's envelope).
+pub(crate) fn webhook_notifications(
+    services: &Services,
+    event: &str,
+    key_base: &str,
+    context: &Value,
+    values: &Value,
+) -> Vec<NewNotification> {
+    let mut notifications = Vec::new();
     for endpoint in &services.config.webhooks.endpoints {
-        if endpoint.events.is_empty()
-            || endpoint.events.iter().any(|subscribed| subscribed == event)
-        {
-            notifications.push(NewNotification {
-                idempotency_key: format!("{event}:{campaign_id}:webhook:{}", endpoint.name),
-                channel: NotificationChannel::Webhook,
-                target: endpoint.name.clone(),
-                event: event.to_string(),
-                payload: context.clone(),
-            });
+        if !crate::notify::subscribes(endpoint, event) {
+            continue;
         }
+        let payload = match &endpoint.payload_template {
+            None => context.clone(),
+            Some(template) => match notify_plan::fill_payload_template(template, values) {
+                Ok(body) => body,
+                Err(error) => {
+                    // Checked with sample values at load, so only a new event can get here.
+                    tracing::error!(endpoint = %endpoint.name, event, %error, "webhook payload_template cannot be filled; not sent");
+                    continue;
+                }
+            },
+        };
+        notifications.push(NewNotification {
+            idempotency_key: format!("{key_base}:webhook:{}", endpoint.name),
+            channel: NotificationChannel::Webhook,
+            target: endpoint.name.clone(),
+            event: event.to_string(),
+            payload,
+        });
     }
     notifications
 }
 
-/// The template/webhook context describing a campaign.
-pub(crate) fn campaign_context(campaign: &CampaignRow) -> Value {
-    json!({
-        "dam_id": campaign.dam_folder_id,
-        "number": campaign.number,
-        "name": campaign.name,
-        "box_folder_id": campaign.box_folder_id,
-        "box_folder_url": campaign.box_folder_id.as_ref().map(|id| format!("https://app.box.com/folder/{id}")),
-    })
+/// What the notifications say about `campaign`.
+pub(crate) fn campaign_facts(campaign: &CampaignRow) -> CampaignFacts<'_> {
+    CampaignFacts {
+        dam_id: &campaign.dam_folder_id,
+        number: &campaign.number,
+        name: &campaign.name,
+        box_folder_id: campaign.box_folder_id.as_deref(),
+    }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::ledger::{lock_claim, Claim};
 use super::locks::advisory_key;
 use super::state::{self, db_enum};
-use super::{Store, StoreError};
+use super::{NewNotification, Store, StoreError};
 
 db_enum! {
     /// `derivative_assets.upload_status`.
@@ -325,7 +325,8 @@ impl Store {
         Ok(())
     }
 
-    /// In one transaction: marks the delivery uploaded with its DAM asset id, and its ledger row
+    /// In one transaction: marks the delivery uploaded with its DAM asset id, queues
+    /// `notifications` (the `asset.imported` webhooks), and its ledger row
     /// `uploaded_to_dam` (the Box file still has to move to `_PROCESSED/`; a row already moved
     /// to `_errors/` — a late import adopted — is moved on by a later pass).
     ///
@@ -335,6 +336,7 @@ impl Store {
         &mut self,
         id: i64,
         dam_asset_id: &str,
+        notifications: &[NewNotification],
     ) -> Result<(), StoreError> {
         let mut transaction = self.client.transaction()?;
         let row = transaction.query_opt(
@@ -351,6 +353,8 @@ impl Store {
                  WHERE file_id = $1 AND file_version_id = $2 AND state <> 'archived'",
                 &[&file_id, &version_id, &id],
             )?;
+            // Keyed per derivative: adopting the same import again queues nothing new.
+            super::outbox::insert_notifications(&mut transaction, notifications)?;
         }
         transaction.commit()?;
         Ok(())

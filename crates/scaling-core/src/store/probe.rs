@@ -11,6 +11,7 @@ use postgres::types::Type;
 
 use super::campaigns::PENDING_TRANSITIONS_SQL;
 use super::derivatives::{CAMPAIGNS_COMPLETE_AT_SQL, ORPHANED_IMPORTS_FROM};
+use super::incidents::OPEN_INCIDENTS_SQL;
 use super::ledger::UNFINISHED_MOVES_WHERE;
 use super::locks::{like_prefix, LEASE_OWNERS_LIKE_SQL};
 use super::outbox::DUE_NOTIFICATIONS_WHERE;
@@ -31,12 +32,16 @@ pub struct PassProbe {
     pub complete_campaigns: Vec<String>,
     /// Some notification is due and not leased.
     pub notifications_due: bool,
+    /// Binaries with an open incident (migration V7): a successful pass of one of these closes
+    /// it (and sends the recovery email).
+    pub open_incidents: Vec<String>,
 }
 
 impl Store {
     /// One statement, one round trip: lease owners starting with `owner_prefix`, transitions
     /// pending to `pending_to`, whether imports in doubt or unfinished moves exist, campaigns
-    /// complete at `complete_at`, and whether notifications are due.
+    /// complete at `complete_at`, whether notifications are due, and the binaries with an open
+    /// incident.
     ///
     /// # Errors
     /// Database errors.
@@ -52,7 +57,8 @@ impl Store {
                     EXISTS (SELECT 1 {ORPHANED_IMPORTS_FROM}),
                     EXISTS (SELECT 1 FROM box_files WHERE {UNFINISHED_MOVES_WHERE}),
                     ARRAY({complete}),
-                    EXISTS (SELECT 1 FROM outbox WHERE {DUE_NOTIFICATIONS_WHERE})",
+                    EXISTS (SELECT 1 FROM outbox WHERE {DUE_NOTIFICATIONS_WHERE}),
+                    ARRAY({OPEN_INCIDENTS_SQL})",
             pending = PENDING_TRANSITIONS_SQL.replace("$1", "$2"),
             complete = CAMPAIGNS_COMPLETE_AT_SQL.replace("$1", "$3"),
         );
@@ -72,6 +78,7 @@ impl Store {
             unfinished_moves: row.get(3),
             complete_campaigns: row.get(4),
             notifications_due: row.get(5),
+            open_incidents: row.get(6),
         })
     }
 }
