@@ -305,7 +305,13 @@ fn dam_check_confirms_and_refutes_each_setting_per_dialect() {
         has_line(&out, "confirmed  dam.api.import_completion: search"),
         "{out}"
     );
-    assert!(has_line(&out, "unknown    dam.api.lock_folders"), "{out}");
+    assert!(
+        has_line(
+            &out,
+            "unknown    dam.api.lock_folders: when_allowed (needs --write-test-folder ID)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("(needs --write-test-folder ID)"), "{out}");
     let (code, out) = dam_check(&world, &["--write-test-folder", &scratch], &[]);
     assert_eq!(code, Some(0), "{out}");

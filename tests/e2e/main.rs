@@ -28,6 +28,7 @@ mod hardening;
 mod openapi;
 mod ops;
 mod pgtls;
+mod plan_files;
 mod plan_notify;
 mod profiles;
 mod sdk;

@@ -131,14 +131,17 @@ pub fn run(
     match write_test_folder {
         None => {
             for what in [
-                format!("dam.api.lock_folders: {:?}", dam.api().lock_folders),
                 format!(
-                    "dam.api.status_value_shape: {:?}",
-                    dam.api().status_value_shape
+                    "dam.api.lock_folders: {}",
+                    locking_name(dam.api().lock_folders)
                 ),
                 format!(
-                    "dam.api.import_completion: {:?} (an import)",
-                    dam.api().import_completion
+                    "dam.api.status_value_shape: {}",
+                    shape_name(dam.api().status_value_shape)
+                ),
+                format!(
+                    "dam.api.import_completion: {} (an import)",
+                    completion_name(dam.api().import_completion)
                 ),
             ] {
                 tell(Verdict::Unknown(format!(
@@ -313,6 +316,14 @@ fn locking_name(locking: FolderLocking) -> &'static str {
     }
 }
 
+fn completion_name(completion: ImportCompletion) -> &'static str {
+    match completion {
+        ImportCompletion::Search => "search",
+        ImportCompletion::Jobs => "jobs",
+        ImportCompletion::FolderListing => "folder_listing",
+    }
+}
+
 fn shape_name(shape: ValueShape) -> &'static str {
     match shape {
         ValueShape::Plain => "plain",
@@ -452,7 +463,8 @@ fn test_import(config: &Config, dam: &DamClient, folder: &str) -> Result<Vec<Ver
         ))),
         None => verdicts.push(Verdict::Refuted {
             what: format!(
-                "dam.api.import_completion: {configured:?}: the test import {name} was not found within {} s",
+                "dam.api.import_completion: {}: the test import {name} was not found within {} s",
+                completion_name(configured),
                 wait.as_secs()
             ),
             fix: "set dam.api.import_completion: folder_listing, or a longer dam.import_job_timeout_secs if the DAM indexes slowly".into(),
