@@ -11,7 +11,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::util::{bin, box_files_in, box_folder, campaign_status, fixture, repo_root, World};
+use crate::util::{
+    bin, box_files_in, box_folder, campaign_status, fixture, hooks_named, repo_root, World,
+};
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 const TOKEN: &str = "plan-files-webhook-token";
@@ -140,19 +142,6 @@ fn run(root: &Path, env: &[(String, String)], binary: &str) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-fn hooks_named(state: &Value, name: &str) -> Vec<Value> {
-    state["webhooks"]
-        .as_array()
-        .map(|hooks| {
-            hooks
-                .iter()
-                .filter(|hook| hook["name"] == name)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::util::{box_files_in, box_folder, campaign_status, copy_config_dir, fixture, World};
+use crate::util::{
+    box_files_in, box_folder, campaign_status, copy_config_dir, fixture, hooks_named, World,
+};
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 const TOKEN: &str = "plan-webhook-token";
@@ -85,19 +87,6 @@ fn run(world: &World, env: &[(String, String)], binary: &str) -> Option<i32> {
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
     world.run_with_env(binary, &[], &extra).status.code()
-}
-
-fn hooks_named(state: &Value, name: &str) -> Vec<Value> {
-    state["webhooks"]
-        .as_array()
-        .map(|hooks| {
-            hooks
-                .iter()
-                .filter(|hook| hook["name"] == name)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn keys(value: &Value) -> BTreeSet<String> {

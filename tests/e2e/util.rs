@@ -917,3 +917,17 @@ pub(crate) fn dialect_settings(dialect: &str) -> &'static [(&'static str, &'stat
         _ => &[],
     }
 }
+
+/// The webhooks the sandbox received for the receiver `name` (`/_sandbox/webhooks/{name}`).
+pub(crate) fn hooks_named(state: &Value, name: &str) -> Vec<Value> {
+    state["webhooks"]
+        .as_array()
+        .map(|hooks| {
+            hooks
+                .iter()
+                .filter(|hook| hook["name"] == name)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
