@@ -1804,7 +1804,7 @@ fn a_watched_folders_profile_overrides_mappings_naming_and_recipients() {
     temp.write(
         "field_mappings.yaml",
         &format!(
-            "{mappings}\nprofiles:\n  germany:\n    forced_field_values:\n      FERRERO.FIELD.MARKET: DE\n    filename_field_updates:\n      - field_id: MAIN_LANGUAGES\n        source: language_code\n        transform: lowercase\n    error_recipients: [de@example.com, de2@example.com]\n"
+            "{mappings}\nprofiles:\n  germany:\n    forced_field_values:\n      FERRERO.FIELD.MARKET: DE\n    filename_field_updates:\n      - field_id: MAIN_LANGUAGES\n        source: language_code\n        transform: lowercase\n    error_recipients: [de@example.com, de2@example.com]\n    naming:\n      allowed_extensions: [mp4]\n"
         ),
     );
     temp.edit(
@@ -1854,6 +1854,13 @@ fn a_watched_folders_profile_overrides_mappings_naming_and_recipients() {
         german.field_mappings.filename_field_updates.len(),
         default.field_mappings.filename_field_updates.len()
     );
+    // The profile's naming grammar: a .png is no delivery there, it is in the defaults.
+    assert_eq!(german.naming.allowed_extensions, ["mp4"]);
+    assert!(default
+        .naming
+        .allowed_extensions
+        .iter()
+        .any(|ext| ext == "png"));
     // A folder that is not watched, or has no profile, gets the defaults.
     assert!(std::ptr::eq(
         config.folder_settings("999").naming,
