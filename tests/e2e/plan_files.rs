@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::util::{
-    bin, box_files_in, box_folder, campaign_status, fixture, hooks_named, repo_root, World,
+    bin, box_files_in, box_folder, campaign_status, derivative_media, hooks_named, repo_root, World,
 };
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
@@ -170,13 +170,7 @@ fn the_plans_files_run_the_whole_flow_from_a_deployment_directory() {
 
     let watched = world.sandbox.watched_folder_id();
     for (tracking_id, master) in &masters {
-        let (source, ext, kind) = if master.ends_with(".mp4") {
-            (fixture("bigbuckbunny.mp4"), "mp4", "video")
-        } else if master.ends_with(".png") {
-            (fixture("coffee.png"), "png", "image")
-        } else {
-            (fixture("rocket.jpg"), "jpg", "banner")
-        };
+        let (source, ext, kind) = derivative_media(master);
         // The language in lower case: the plan's `transform: uppercase` makes it IT.
         let name = format!("{tracking_id}_Breakfast-Moments_{kind}_it_9x16-15s_v01.{ext}");
         world.sandbox.agency_upload(&watched, &name, &source);

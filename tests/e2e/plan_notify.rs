@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::util::{
-    box_files_in, box_folder, campaign_status, copy_config_dir, fixture, hooks_named, World,
+    box_files_in, box_folder, campaign_status, copy_config_dir, derivative_media, hooks_named,
+    World,
 };
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
@@ -277,13 +278,7 @@ fn plan_webhooks_and_templates_through_a1_a2_a3() {
     let watched = world.sandbox.watched_folder_id();
     let mut delivered = BTreeSet::new();
     for (_, master, tracking_id, _) in &masters {
-        let (source, ext, kind) = if master.ends_with(".mp4") {
-            (fixture("bigbuckbunny.mp4"), "mp4", "video")
-        } else if master.ends_with(".png") {
-            (fixture("coffee.png"), "png", "image")
-        } else {
-            (fixture("rocket.jpg"), "jpg", "banner")
-        };
+        let (source, ext, kind) = derivative_media(master);
         let name = format!("{tracking_id}_Breakfast-Moments_{kind}_IT_9x16-15s_v01.{ext}");
         world.sandbox.agency_upload(&watched, &name, &source);
         delivered.insert(tracking_id.clone());

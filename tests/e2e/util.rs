@@ -931,3 +931,15 @@ pub(crate) fn hooks_named(state: &Value, name: &str) -> Vec<Value> {
         })
         .unwrap_or_default()
 }
+
+/// A real media file, its extension and the V2 asset type for a derivative of the demo master
+/// `master` (a video for the .mp4 master, an image for the .png one, a banner otherwise).
+pub(crate) fn derivative_media(master: &str) -> (PathBuf, &'static str, &'static str) {
+    if master.ends_with(".mp4") {
+        (fixture("bigbuckbunny.mp4"), "mp4", "video")
+    } else if master.ends_with(".png") {
+        (fixture("coffee.png"), "png", "image")
+    } else {
+        (fixture("rocket.jpg"), "jpg", "banner")
+    }
+}

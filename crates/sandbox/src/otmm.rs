@@ -228,19 +228,35 @@ pub fn folder_json(dam: &DamStore, folder: &DamFolder, with_metadata: bool) -> V
         },
     });
     if with_metadata {
-        if let Some(object) = value.as_object_mut() {
-            object.insert(
-                "metadata".to_owned(),
-                json!({
-                    "type": "com.artesia.metadata.MetadataModel",
-                    "id": folder.model_id,
-                    "name": folder.model_name,
-                    "metadata_element_list": categories_json(&folder.categories),
-                }),
-            );
-        }
+        insert_metadata(
+            &mut value,
+            &folder.model_id,
+            &folder.model_name,
+            &folder.categories,
+        );
     }
     value
+}
+
+/// Adds `metadata` (the model and its categories) to an asset or folder object.
+fn insert_metadata(
+    value: &mut Value,
+    model_id: &str,
+    model_name: &str,
+    categories: &[DamCategory],
+) {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "metadata".to_owned(),
+            json!({
+                "type": "com.artesia.metadata.MetadataModel",
+                "id": model_id,
+                "name": model_name,
+                "has_multilingual_fields": false,
+                "metadata_element_list": categories_json(categories),
+            }),
+        );
+    }
 }
 
 /// An asset object in the shape of `fixtures/otmm/master_asset.json` (`asset_resource.asset`);
@@ -276,18 +292,12 @@ pub fn asset_json(asset: &DamAsset, with_metadata: bool) -> Value {
         },
     });
     if with_metadata {
-        if let Some(object) = value.as_object_mut() {
-            object.insert(
-                "metadata".to_owned(),
-                json!({
-                    "type": "com.artesia.metadata.MetadataModel",
-                    "id": asset.model_id,
-                    "name": asset.model_name,
-                    "has_multilingual_fields": false,
-                    "metadata_element_list": categories_json(&asset.categories),
-                }),
-            );
-        }
+        insert_metadata(
+            &mut value,
+            &asset.model_id,
+            &asset.model_name,
+            &asset.categories,
+        );
     }
     value
 }

@@ -245,7 +245,7 @@ impl DamClient {
                 Some(next) => {
                     tracing::debug!(
                         from = %request_label(method, &target),
-                        to_other_host = next.origin() != home.clone().unwrap_or_else(|| next.origin()),
+                        to_other_host = Some(next.origin()) != home,
                         "OTMM redirected the request"
                     );
                     target = next.to_string();
