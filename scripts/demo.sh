@@ -2,7 +2,9 @@
 # The whole main flow on this machine: a campaign goes A1 -> A2 -> A3 against the sandbox
 # (local Box + OTMM + Mailgun + webhook emulator) and a real PostgreSQL.
 #
-#   scripts/demo.sh
+#   scripts/demo.sh           # run the demo; the sandbox stops at the end
+#   scripts/demo.sh --keep    # leave the sandbox running and print its environment as
+#                             # `export` lines (also in target/demo/env.sh): replay any step by hand
 #
 # Finds or starts PostgreSQL (DATABASE_URL, else 127.0.0.1:5432, else a private cluster),
 # installs ffprobe when missing, builds the workspace, starts the sandbox with the demo
@@ -15,6 +17,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
+
+keep=0
+case "${1:-}" in
+  --keep) keep=1 ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--keep]" >&2; exit 2 ;;
+esac
 
 started=$(date +%s.%N)
 cs_ensure_postgres
@@ -42,9 +51,15 @@ demo_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]
 
 cs_log "starting the sandbox"
 "$bin/sandbox" serve --listen 127.0.0.1:0 --state-dir "$work/sandbox" \
-  --scenario "$root/crates/sandbox/scenarios/demo.yaml" >"$work/ready.json" 2>"$work/sandbox.log" &
+  --scenario "$root/crates/sandbox/scenarios/demo.yaml" --env-file "$work/sandbox.env" \
+  >"$work/ready.json" 2>"$work/sandbox.log" &
 sandbox_pid=$!
-trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
+if [ "$keep" -eq 0 ]; then
+  trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
+else
+  # On failure the sandbox goes too; on success it stays for the operator.
+  trap '[ "$?" -eq 0 ] || kill "$sandbox_pid" 2>/dev/null || true' EXIT
+fi
 for _ in $(seq 1 600); do
   [ -s "$work/ready.json" ] && break
   kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/sandbox.log" >&2; echo "demo: the sandbox did not start" >&2; exit 1; }
@@ -54,21 +69,17 @@ done
 
 ready() { python3 -c 'import json, sys; v = json.load(open(sys.argv[1])); print(eval("v" + sys.argv[2]))' "$work/ready.json" "$1"; }
 control_url=$(ready '["control_url"]')
-watched=$(ready '["watched_folder_ids"][0]')
-export CS_CONFIG_DIR="$root/config" CS_ENVIRONMENT=sandbox DATABASE_URL="$demo_url" CS_TEMP_DIR="$work/tmp"
-BOX_API_BASE_URL=$(ready '["base_url"]'); export BOX_API_BASE_URL
-BOX_UPLOAD_BASE_URL=$(ready '["upload_url"]'); export BOX_UPLOAD_BASE_URL
-BOX_OAUTH2_URL=$(ready '["oauth2_url"]'); export BOX_OAUTH2_URL
-BOX_CONFIG_FILE=$(ready '["box_app_config"]'); export BOX_CONFIG_FILE
-BOX_ROOT_FOLDER_ID=$(ready '["box_root_folder_id"]'); export BOX_ROOT_FOLDER_ID
-export BOX_WATCHED_FOLDER_ID="$watched"
-DAM_BASE_URL=$(ready '["dam_url"]'); export DAM_BASE_URL
-DAM_USERNAME=$(ready '["dam_username"]'); export DAM_USERNAME
-DAM_PASSWORD=$(ready '["dam_password"]'); export DAM_PASSWORD
-MAILGUN_BASE_URL=$(ready '["mailgun_url"]'); export MAILGUN_BASE_URL
-MAILGUN_DOMAIN=$(ready '["mailgun_domain"]'); export MAILGUN_DOMAIN
-MAILGUN_API_KEY=$(ready '["mailgun_api_key"]'); export MAILGUN_API_KEY
-WEBHOOK_BASE_URL=$(ready '["webhook_url"]'); export WEBHOOK_BASE_URL
+# The binaries' environment: this demo's config, database and temp dir, and the sandbox's URLs,
+# IDs and credentials (written by `sandbox serve --env-file`, the same mapping the tests use).
+{
+  printf "export CS_CONFIG_DIR='%s' CS_ENVIRONMENT=sandbox DATABASE_URL='%s' CS_TEMP_DIR='%s'\n" \
+    "$root/config" "$demo_url" "$work/tmp"
+  cat "$work/sandbox.env"
+} >"$work/env.sh"
+chmod 600 "$work/env.sh"
+# shellcheck source=/dev/null
+source "$work/env.sh"
+watched="$BOX_WATCHED_FOLDER_ID"
 
 cs_log "a1-to-a2: masters from the DAM into Box with tracking IDs"
 "$bin/a1-to-a2"
@@ -76,7 +87,7 @@ cs_log "a1-to-a2: masters from the DAM into Box with tracking IDs"
 # The agency: reads the tracking IDs from the master names in Box and delivers derivatives.
 curl_state() { python3 -c 'import json, sys, urllib.request; print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1] + "/state"))))' "$control_url"; }
 curl_state >"$work/state-a2.json"
-python3 - "$work/state-a2.json" "$(ready '["box_root_folder_id"]')" >"$work/masters.txt" <<'PY'
+python3 - "$work/state-a2.json" "$BOX_ROOT_FOLDER_ID" >"$work/masters.txt" <<'PY'
 import json, sys
 state = json.load(open(sys.argv[1]))
 root = sys.argv[2]
@@ -146,3 +157,20 @@ print("demo: campaign %s %s, %d derivatives delivered, %d rejected"
       % (number, " -> ".join(["A1", "A2", "A3"][: 1 + len(history)]), len(delivered), len(rejected)))
 sys.exit(0 if campaign["status"] == "A3" else 1)
 PY
+if [ "$keep" -eq 1 ]; then
+  cat >&2 <<EOF
+
+The sandbox is still running (pid $sandbox_pid; stop it with: kill $sandbox_pid).
+Its control API: $control_url  (GET $control_url/state shows Box and the DAM as JSON)
+Replay any step by hand in a shell with this environment (also in $work/env.sh):
+
+EOF
+  cat "$work/env.sh"
+  cat >&2 <<EOF
+
+then, for example:
+  $bin/reprocess status
+  $bin/sandbox agency-upload --control-url $control_url --folder-id \$BOX_WATCHED_FOLDER_ID --name NAME FILE
+  $bin/box-poll -v
+EOF
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the release for the old servers: x86_64 Linux binaries that run on glibc 2.17 (CentOS 7)
-# and later, packed with the example configuration, crontab, systemd units and README.
+# and later, packed with the example configuration, crontab, logrotate rules, systemd units,
+# README, CHANGELOG, man pages (man/man1/) and shell completions (completions/{bash,zsh,fish}/).
 #
 #   scripts/release.sh
 #
@@ -98,12 +99,20 @@ name="content-scaling-$version-x86_64-linux-gnu$glibc"
 dist="$root/target/release-dist"
 stage="$dist/$name"
 rm -rf "$stage"
-mkdir -p "$stage/bin" "$stage/config/environments"
-for binary in "${binaries[@]}"; do install -m 755 "$out/$binary" "$stage/bin/"; done
+mkdir -p "$stage/bin" "$stage/config/environments" "$stage/man/man1" \
+  "$stage/completions/bash" "$stage/completions/zsh" "$stage/completions/fish"
+for binary in "${binaries[@]}"; do
+  install -m 755 "$out/$binary" "$stage/bin/"
+  # Man page and completions from the same clap definitions as --help (cli_args::generate).
+  "$out/$binary" --generate man >"$stage/man/man1/$binary.1"
+  "$out/$binary" --generate bash >"$stage/completions/bash/$binary"
+  "$out/$binary" --generate zsh >"$stage/completions/zsh/_$binary"
+  "$out/$binary" --generate fish >"$stage/completions/fish/$binary.fish"
+done
 cp config/*.yaml "$stage/config/"
 cp config/environments/*.yaml "$stage/config/environments/"
 cp -r systemd "$stage/"
-cp crontab.example README.md "$stage/"
+cp crontab.example logrotate.example README.md CHANGELOG.md "$stage/"
 tarball="$dist/$name.tar.gz"
 tar -C "$dist" -czf "$tarball" "$name"
 rm -rf "$stage"

@@ -18,6 +18,7 @@
 
 mod badinput;
 mod crash;
+mod deploy;
 mod dialects;
 mod email_once;
 mod events;

@@ -214,9 +214,11 @@ impl Sandbox {
         self.add_fault(serde_json::json!({ "method": method, "path_prefix": path_prefix, "status": status, "count": count }));
     }
 
-    /// Environment for the binaries: the `sandbox` overlay's variables.
+    /// Environment for the binaries: the `sandbox` overlay's variables
+    /// ([`sandbox::env::exports`], what `sandbox serve --env-file` writes) plus this test's
+    /// config dir, database, temp dir and log level.
     pub(crate) fn env(&self, db: &TestDb, temp: &Path) -> Vec<(String, String)> {
-        vec![
+        let mut variables = vec![
             (
                 "CS_CONFIG_DIR".into(),
                 repo_root().join("config").display().to_string(),
@@ -224,28 +226,10 @@ impl Sandbox {
             ("CS_ENVIRONMENT".into(), "sandbox".into()),
             ("DATABASE_URL".into(), db.url.clone()),
             ("CS_TEMP_DIR".into(), temp.display().to_string()),
-            ("BOX_API_BASE_URL".into(), self.str("base_url")),
-            ("BOX_UPLOAD_BASE_URL".into(), self.str("upload_url")),
-            ("BOX_OAUTH2_URL".into(), self.str("oauth2_url")),
-            ("BOX_CONFIG_FILE".into(), self.str("box_app_config")),
-            ("BOX_ROOT_FOLDER_ID".into(), self.str("box_root_folder_id")),
-            ("BOX_WATCHED_FOLDER_ID".into(), self.watched_folder_id()),
-            ("DAM_BASE_URL".into(), self.str("dam_url")),
-            ("DAM_USERNAME".into(), self.str("dam_username")),
-            ("DAM_PASSWORD".into(), self.str("dam_password")),
-            ("MAILGUN_BASE_URL".into(), self.str("mailgun_url")),
-            ("MAILGUN_DOMAIN".into(), self.str("mailgun_domain")),
-            ("MAILGUN_API_KEY".into(), self.str("mailgun_api_key")),
-            ("WEBHOOK_BASE_URL".into(), self.str("webhook_url")),
             ("RUST_LOG".into(), "info".into()),
-        ]
-        .into_iter()
-        .chain(
-            dialect_settings(self.ready["otmm_dialect"].as_str().unwrap_or("strict"))
-                .iter()
-                .map(|(name, value)| ((*name).to_string(), (*value).to_string())),
-        )
-        .collect()
+        ];
+        variables.extend(sandbox::env::exports(self.ready_line()).expect("sandbox environment"));
+        variables
     }
 }
 
@@ -905,16 +889,12 @@ fn count_frontend_messages(
 }
 
 /// The `dam.api` settings (as the sandbox overlay's variables) that match an OTMM dialect of the
-/// sandbox: what an operator would set after `box-setup dam-check` on such a server.
+/// sandbox ([`sandbox::dialect::OtmmDialect::client_settings`]).
 pub(crate) fn dialect_settings(dialect: &str) -> &'static [(&'static str, &'static str)] {
     match dialect {
-        "jobs" => &[("DAM_API_IMPORT_COMPLETION", "jobs")],
-        "locking" => &[
-            ("DAM_API_LOCK_FOLDERS", "always"),
-            ("DAM_API_STATUS_VALUE_SHAPE", "domain_value"),
-            ("DAM_API_FOLDER_LOAD", "metadata"),
-        ],
-        _ => &[],
+        "jobs" => sandbox::dialect::OtmmDialect::Jobs.client_settings(),
+        "locking" => sandbox::dialect::OtmmDialect::Locking.client_settings(),
+        _ => sandbox::dialect::OtmmDialect::Strict.client_settings(),
     }
 }
 

@@ -12,14 +12,14 @@ use scaling_core::pipeline::a1_to_a2;
 
 /// One a1-to-a2 pass: DAM campaigns at A1 -> masters into Box with tracking IDs -> A2.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = cli_args::VERSION, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli_args::parse::<Args>();
     let options = args.common.options();
     run_pass("a1-to-a2", &options, a1_to_a2::run)
 }

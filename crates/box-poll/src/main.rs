@@ -12,14 +12,14 @@ use scaling_core::pipeline::box_poll;
 
 /// One box-poll pass: derivatives in the watched Box folders -> DAM Final Assets -> archived; A2 -> A3.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = cli_args::VERSION, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli_args::parse::<Args>();
     let options = args.common.options();
     run_pass("box-poll", &options, box_poll::run)
 }

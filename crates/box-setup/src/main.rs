@@ -12,7 +12,7 @@ use scaling_core::pipeline::setup::{self, SetupCommand};
 /// Box onboarding and installation checks: list a folder, check the service account's access to
 /// every configured folder, create _PROCESSED/_errors, check the whole installation.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = cli_args::VERSION, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -49,7 +49,7 @@ enum CommandArg {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli_args::parse::<Args>();
     let options = args.common.options();
     let command = match args.command {
         CommandArg::ListFolder { folder_id } => SetupCommand::ListFolder { folder_id },

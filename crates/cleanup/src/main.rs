@@ -12,17 +12,20 @@ use scaling_core::pipeline::cleanup;
 /// Daily housekeeping: temp files older than temp.cleanup_after_hours, the temp.max_size_mb cap,
 /// expired leases, history older than retention.history_days.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = cli_args::VERSION, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
     /// Print what would be removed, released and deleted, and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: print the plan as one JSON document.
+    #[arg(long, requires = "dry_run")]
+    json: bool,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli_args::parse::<Args>();
     let options = args.common.options();
-    cleanup::run(&options, args.dry_run)
+    cleanup::run(&options, args.dry_run, args.json)
 }

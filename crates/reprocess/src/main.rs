@@ -15,7 +15,7 @@ use scaling_core::pipeline::status::{self, StatusOptions};
 /// Send work through the pipeline again, now: a file from `_errors/`, every rejected file, a
 /// campaign, the undelivered notifications; or show the status dashboard.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = cli_args::VERSION, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -61,7 +61,7 @@ enum CommandArg {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cli_args::parse::<Args>();
     let options = args.common.options();
     let command = match args.command {
         CommandArg::File { box_file_id } => Command::File {

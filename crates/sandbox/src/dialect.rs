@@ -30,7 +30,9 @@
 use serde::Serialize;
 
 /// One server variant (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OtmmDialect {
     /// No job resource, folders cannot be locked, plain values.
@@ -44,6 +46,20 @@ pub enum OtmmDialect {
 }
 
 impl OtmmDialect {
+    /// The `dam.api` settings, as the sandbox overlay's variables, that match this dialect:
+    /// what an operator would set after `box-setup dam-check` on such a server.
+    pub fn client_settings(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            OtmmDialect::Strict => &[],
+            OtmmDialect::Jobs => &[("DAM_API_IMPORT_COMPLETION", "jobs")],
+            OtmmDialect::Locking => &[
+                ("DAM_API_LOCK_FOLDERS", "always"),
+                ("DAM_API_STATUS_VALUE_SHAPE", "domain_value"),
+                ("DAM_API_FOLDER_LOAD", "metadata"),
+            ],
+        }
+    }
+
     /// Whether GET `/jobs/{id}/assets` exists.
     pub fn has_jobs(self) -> bool {
         self == OtmmDialect::Jobs

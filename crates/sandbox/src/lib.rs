@@ -18,6 +18,7 @@ pub mod cli;
 pub mod conn;
 pub mod control;
 pub mod dialect;
+pub mod env;
 pub mod faults;
 pub mod http_util;
 pub mod keys;

@@ -45,9 +45,10 @@ pub struct CommonOptions {
     pub environment: Option<String>,
     /// Log line format.
     pub log_format: LogFormat,
-    /// 0 = info, 1 = debug, 2+ = trace. `RUST_LOG` overrides (but never uncaps
+    /// -1 = warnings and errors only (`--quiet`), 0 = info (or the configuration's
+    /// `logging.level`), 1 = debug, 2+ = trace. `RUST_LOG` overrides (but never uncaps
     /// [`WIRE_TARGETS`]).
-    pub verbosity: u8,
+    pub verbosity: i8,
 }
 
 /// The exit policy of every binary (design.md §6). The one place exit codes are decided.
@@ -142,10 +143,10 @@ fn level_rank(level: Level) -> u8 {
 /// ([`crate::logfile`]), with [`WIRE_TARGETS`] capped at `warn` by a filter that `RUST_LOG`
 /// cannot lift. Without `RUST_LOG` the migration runner's routine lines are left out too, so a
 /// run with nothing to do prints nothing. Safe to call once per process.
-pub fn init_logging(format: LogFormat, verbosity: u8) {
-    LEVEL.store(2 + verbosity.min(2), Ordering::Relaxed);
+pub fn init_logging(format: LogFormat, verbosity: i8) {
+    LEVEL.store(rank_for_verbosity(verbosity), Ordering::Relaxed);
     let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
-    let ansi = std::io::stderr().is_terminal();
+    let ansi = colour_allowed(std::io::stderr().is_terminal());
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(ProgressAwareStderr)
         .with_target(false)
@@ -185,6 +186,17 @@ pub fn init_logging(format: LogFormat, verbosity: u8) {
     }
 }
 
+/// The [`level_rank`] for a verbosity (-1 warn, 0 info, 1 debug, 2+ trace).
+fn rank_for_verbosity(verbosity: i8) -> u8 {
+    u8::try_from(verbosity.clamp(-1, 2) + 2).unwrap_or(2)
+}
+
+/// Whether colour (ANSI escapes) may be written to a stream: only to a terminal, and never when
+/// `NO_COLOR` is set to a non-empty value (<https://no-color.org>).
+pub fn colour_allowed(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
 /// What a log layer lets through: `RUST_LOG` when set, else [`LEVEL`] with the migration
 /// runner's routine lines left out; [`WIRE_TARGETS`] capped at `warn` in both cases.
 fn log_filter(
@@ -216,7 +228,7 @@ fn log_filter(
 /// cannot be created or opened for writing.
 pub fn apply_logging(
     logging: &config::LoggingConfig,
-    verbosity: u8,
+    verbosity: i8,
     config_file: &std::path::Path,
 ) -> Result<(), config::ConfigError> {
     if let Some(file) = &logging.file {

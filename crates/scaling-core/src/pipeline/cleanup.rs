@@ -14,7 +14,8 @@
 //!    (`DELETE /2.0/folders/{id}?recursive=true`; restorable from the trash for the
 //!    enterprise's trash retention). Today's folder, where box-poll moves files, is never due.
 //!
-//! With `dry_run` it prints what it would do and changes nothing. Otherwise it records a `runs`
+//! With `dry_run` it prints what it would do (one line per item, or with `json` one JSON document:
+//! the [`CleanupReport`] with its `would_remove` list) and changes nothing. Otherwise it records a `runs`
 //! row for binary `cleanup` (so `reprocess status` sees a stopped cleanup cron) and logs one
 //! line when it did something; nothing when there was nothing to do.
 
@@ -150,6 +151,26 @@ pub struct CleanupReport {
     /// `_PROCESSED/{date}` folders older than `box.archive_retention_days` (`{watched}/{date}`),
     /// moved to the Box trash (listed only in a dry run).
     pub archive_folders_trashed: Vec<String>,
+    /// Dry run only: each temp file that would be removed, and why (not stored in `runs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_remove: Vec<TempRemoval>,
+    /// Dry run only: each `_PROCESSED/{date}` folder that would go to the Box trash.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_trash: Vec<ArchiveFolder>,
+}
+
+/// A temp file a dry run would remove.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TempRemoval {
+    /// Full path.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Seconds since its last modification.
+    pub age_secs: u64,
+    /// The rule that removes it (`older than temp.cleanup_after_hours`, `temp dir above
+    /// temp.max_size_mb`).
+    pub reason: &'static str,
 }
 
 impl CleanupReport {
@@ -172,15 +193,40 @@ fn mib(bytes: u64) -> String {
     format!("{value:.1} MiB")
 }
 
-/// Runs `cleanup` (through [`crate::entry::run`]) and returns the exit code: 0 done, 1 failed,
-/// 2 configuration error, 75 the database or Box unreachable.
-pub fn run(options: &CommonOptions, dry_run: bool) -> ExitCode {
+/// Runs `cleanup` (through [`crate::entry::run`]) and returns the exit code: 0 done (a dry run
+/// too, with "nothing to do" when so), 1 failed, 2 configuration error, 75 the database or Box
+/// unreachable. `json` (dry run only) prints the [`CleanupReport`] as one JSON document.
+pub fn run(options: &CommonOptions, dry_run: bool, json: bool) -> ExitCode {
     entry::run(BINARY, options, |config| {
         let mut services = Services::connect(config)?;
         if dry_run {
-            say("dry run: nothing will be changed");
             let report = clean(&mut services, true)?;
-            say(&summary(&report, true));
+            if json {
+                say(&serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else if report.is_idle() {
+                say("dry run: nothing to do");
+            } else {
+                say("dry run: nothing will be changed");
+                for file in &report.would_remove {
+                    say(&format!(
+                        "would remove {} ({}, modified {} ago): {}",
+                        file.path.display(),
+                        mib(file.bytes),
+                        super::status::age_text(i64::try_from(file.age_secs).unwrap_or(i64::MAX)),
+                        file.reason
+                    ));
+                }
+                for folder in &report.would_trash {
+                    say(&format!(
+                        "would move {}/{}/{} (folder {}) and its files to the Box trash",
+                        folder.watched,
+                        services.config.box_api.processed_folder_name,
+                        folder.date,
+                        folder.id
+                    ));
+                }
+                say(&summary(&report, true));
+            }
             return Ok(Exit::Success);
         }
         let host = services.host.clone();
@@ -295,12 +341,12 @@ fn clean(services: &mut Services, dry_run: bool) -> Result<CleanupReport, PassEr
         );
     for (file, reason) in reasons {
         if dry_run {
-            say(&format!(
-                "would remove {} ({}, modified {} ago): {reason}",
-                file.path.display(),
-                mib(file.size),
-                super::status::age_text(i64::try_from(file.age_secs).unwrap_or(i64::MAX))
-            ));
+            report.would_remove.push(TempRemoval {
+                path: file.path.clone(),
+                bytes: file.size,
+                age_secs: file.age_secs,
+                reason,
+            });
         } else {
             match std::fs::remove_file(&file.path) {
                 Ok(()) => {
@@ -322,13 +368,9 @@ fn clean(services: &mut Services, dry_run: bool) -> Result<CleanupReport, PassEr
         .store
         .old_history(services.config.retention.history_days, !dry_run)?;
     if let Some(days) = services.config.retention.box_archive_days {
-        let processed_name = services.config.box_api.processed_folder_name.clone();
         for folder in old_archive_folders(services, days)? {
             if dry_run {
-                say(&format!(
-                    "would move {}/{processed_name}/{} (folder {}) and its files to the Box trash",
-                    folder.watched, folder.date, folder.id
-                ));
+                report.would_trash.push(folder.clone());
             } else {
                 services
                     .box_client
@@ -346,13 +388,14 @@ fn clean(services: &mut Services, dry_run: bool) -> Result<CleanupReport, PassEr
 }
 
 /// A `_PROCESSED/{YYYY-MM-DD}` folder due for the trash.
-struct ArchiveFolder {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveFolder {
     /// Name of the watched folder it belongs to.
-    watched: String,
+    pub watched: String,
     /// The folder's name (a date).
-    date: String,
+    pub date: String,
     /// Box folder ID.
-    id: String,
+    pub id: String,
 }
 
 /// Every `_PROCESSED/{YYYY-MM-DD}` folder dated more than `days` days ago (UTC), in the
