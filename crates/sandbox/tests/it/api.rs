@@ -1354,11 +1354,15 @@ fn launch_fails_loudly_on_a_missing_scenario_media_file_or_flag() {
 }
 
 /// The binary's own contract, which the in-process launcher bypasses: `sandbox serve` prints
-/// the ready line (the same JSON as [`Running::ready_line`]) on stdout, then serves.
+/// the ready line (the same JSON as [`Running::ready_line`]) on stdout, then serves; with
+/// `--env-file` it first writes the binaries' environment there (mode 0600), which `sandbox env`
+/// prints again from the saved ready line.
 #[test]
 fn the_binary_prints_the_ready_line_then_serves() {
     use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
+    let env_file = dir.path().join("sandbox.env");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
         .args([
             "serve",
@@ -1366,9 +1370,11 @@ fn the_binary_prints_the_ready_line_then_serves() {
             "127.0.0.1:0",
             "--fault-seed",
             "7",
-            "--state-dir",
+            "--env-file",
         ])
-        .arg(dir.path())
+        .arg(&env_file)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1401,6 +1407,36 @@ fn the_binary_prints_the_ready_line_then_serves() {
     assert_eq!(keys(&printed), keys(sandbox().ready_line()));
     assert_eq!(printed["fault_seed"], 7);
     assert_eq!(printed["watched_folders"][0]["name"], "incoming");
+
+    let written = std::fs::read_to_string(&env_file).expect("env file");
+    let mode = std::fs::metadata(&env_file)
+        .expect("env file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the env file holds credentials");
+    for (name, key) in [
+        ("DAM_BASE_URL", "dam_url"),
+        ("MAILGUN_API_KEY", "mailgun_api_key"),
+    ] {
+        let value = printed[key].as_str().expect("ready value");
+        assert!(
+            written.contains(&format!("export {name}='{value}'\n")),
+            "{written}"
+        );
+    }
+    let watched = printed["watched_folder_ids"][0].as_str().expect("watched");
+    assert!(
+        written.contains(&format!("export BOX_WATCHED_FOLDER_ID='{watched}'")),
+        "{written}"
+    );
+    std::fs::write(dir.path().join("ready.json"), &line).expect("ready file");
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .arg("env")
+        .arg(dir.path().join("ready.json"))
+        .output()
+        .expect("sandbox env");
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), written);
 }
 
 #[test]
