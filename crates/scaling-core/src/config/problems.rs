@@ -315,8 +315,8 @@ fn edit_distance(left: &str, right: &str) -> usize {
     for i in 0..=left.len() {
         table[i * width] = i;
     }
-    for j in 0..=right.len() {
-        table[j] = j;
+    for (j, cell) in table.iter_mut().take(width).enumerate() {
+        *cell = j;
     }
     for i in 1..=left.len() {
         for j in 1..=right.len() {

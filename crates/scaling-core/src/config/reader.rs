@@ -54,6 +54,10 @@ impl Ctx<'_> {
     /// Expands `${...}` in `text` found at `path`. Every unset `${VAR}` (without default) is
     /// recorded as a missing variable and expands to nothing; a malformed reference is recorded
     /// and the whole text is nothing. Never fails (the `Result` is for the callers' `?`).
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "fallible like every reader: callers chain the readers with `?`"
+    )]
     pub(crate) fn expand(&self, path: &str, text: &str) -> Result<String, ConfigError> {
         let refs = match references(text) {
             Ok(refs) => refs,
@@ -144,6 +148,10 @@ impl<'a> Section<'a> {
     /// takes its default).
     ///
     /// Errors: the value is not a mapping.
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "fallible like every reader: callers chain the readers with `?`"
+    )]
     pub(crate) fn new(
         ctx: &'a Ctx<'a>,
         path: &str,
@@ -519,6 +527,10 @@ impl<'a> Section<'a> {
     }
 
     /// The items of a YAML list at `key` with their paths (absent = empty).
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "fallible like every reader: callers chain the readers with `?`"
+    )]
     pub(crate) fn list(&self, key: &str) -> Result<Vec<(String, &'a Value)>, ConfigError> {
         let path = self.path(key);
         match self.raw(key) {
@@ -715,9 +727,9 @@ mod tests {
         assert_eq!(section.u64_or("missing", 7, 1).unwrap(), 7);
         assert!(taken(&problems).is_empty());
         // A bad value is recorded and the default used, so that reading goes on.
-        assert_eq!(section.positive_f64_or("c", 10.0).unwrap(), 10.0);
+        assert!((section.positive_f64_or("c", 10.0).unwrap() - 10.0).abs() < f64::EPSILON);
         assert_eq!(section.u64_or("d", 1, 1).unwrap(), 1);
-        assert_eq!(section.positive_f64_or("e", 1.0).unwrap(), 1.0);
+        assert!((section.positive_f64_or("e", 1.0).unwrap() - 1.0).abs() < f64::EPSILON);
         assert_eq!(section.u64_or("f", 1, 0).unwrap(), 1);
         assert_eq!(
             taken(&problems),

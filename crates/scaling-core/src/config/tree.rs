@@ -372,12 +372,12 @@ pub(crate) fn references(text: &str) -> Result<Vec<Reference>, InterpolationErro
     Ok(found)
 }
 
+/// What [`walk_references`] calls for each reference: name and default -> replacement.
+type Resolve<'r> = dyn FnMut(&str, Option<&str>) -> Result<String, InterpolationError> + 'r;
+
 /// The one parser of `${...}`: copies `text`, replacing each reference with what `resolve`
 /// gives for its name and default.
-fn walk_references(
-    text: &str,
-    resolve: &mut dyn FnMut(&str, Option<&str>) -> Result<String, InterpolationError>,
-) -> Result<String, InterpolationError> {
+fn walk_references(text: &str, resolve: &mut Resolve<'_>) -> Result<String, InterpolationError> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
