@@ -711,7 +711,6 @@ fn network_checks(config: &Config, checks: &mut Checks) {
             checks.add(false, "DAM", &detail, Some(&dam_url), Some(fix));
         }
     }
-    dam.logout();
 
     if config.email.enabled {
         let mailer =
