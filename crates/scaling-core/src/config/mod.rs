@@ -24,7 +24,12 @@
 //! directory (the deployment root, where `config/` lives); `.env` is read from there too, and only
 //! from there ([`dotenv_path`]).
 //!
-//! Unknown keys are logged as warnings (tracing) and ignored: ops files may carry extra keys.
+//! One load finds every problem: the readers record each one (file, line, key, expectation,
+//! hint) in a [`problems::Problems`] accumulator and go on with the key's default, so [`load`]
+//! reports them all at once ([`ConfigError::Several`]) and [`check`] (`box-setup check-config`)
+//! lists them with their lines and hints, offline. Unknown keys are warnings (logged, ignored:
+//! ops files may carry extra keys), except in a field mapping entry and a webhook's `events`,
+//! where a typo would silently change what is delivered: there they are errors.
 //! Errors are [`ConfigError`]s whose `Display` is `{file}: {key}: {message}` and never contains a
 //! secret.
 
@@ -914,7 +919,7 @@ pub const REQUIRED_TEMPLATES: &[&str] = &[
     "campaign_processing_failed",
 ];
 
-/// Webhook events the passes emit (others in `events` are accepted with a warning):
+/// Webhook events the passes emit (any other in `events` is a configuration error naming these):
 /// `campaign.a2` (A1 -> A2), `campaign.a3` (A2 -> A3), `asset.imported` (one derivative imported
 /// into the DAM).
 pub const KNOWN_EVENTS: &[&str] = &["campaign.a2", "campaign.a3", "asset.imported"];
