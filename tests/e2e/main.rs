@@ -17,6 +17,7 @@
 )]
 
 mod badinput;
+mod check_config;
 mod crash;
 mod deploy;
 mod dialects;

@@ -24,11 +24,18 @@
 //! directory (the deployment root, where `config/` lives); `.env` is read from there too, and only
 //! from there ([`dotenv_path`]).
 //!
-//! Unknown keys are logged as warnings (tracing) and ignored: ops files may carry extra keys.
+//! One load finds every problem: the readers record each one (file, line, key, expectation,
+//! hint) in a [`problems::Problems`] accumulator and go on with the key's default, so [`load`]
+//! reports them all at once ([`ConfigError::Several`]) and [`check`] (`box-setup check-config`)
+//! lists them with their lines and hints, offline. Unknown keys are warnings (logged, ignored:
+//! ops files may carry extra keys), except in a field mapping entry and a webhook's `events`,
+//! where a typo would silently change what is delivered: there they are errors.
 //! Errors are [`ConfigError`]s whose `Display` is `{file}: {key}: {message}` and never contains a
 //! secret.
 
+mod check;
 mod mapping;
+mod problems;
 mod reader;
 mod sections;
 mod tree;
@@ -39,12 +46,15 @@ use std::path::{Path, PathBuf};
 use crate::http::RequestWindow;
 pub use crate::naming::NamingConfig;
 use crate::secret::Secret;
+pub use check::{check, check_deployment, env_example, is_secret_key, CheckReport, ShownValue};
 pub use mapping::{FieldSource, MediaAttr, Transform};
+pub use problems::{Problem, Severity, VariableUse};
 pub use sections::DEFAULT_RETRYABLE_HTTP_CODES;
 
+use problems::{Collected, Problems};
 use reader::{Ctx, Section};
 pub use sections::MIN_CHUNKED_UPLOAD_THRESHOLD;
-use tree::{merge, read_yaml, Origins};
+use tree::{merge, Origins};
 
 /// A configuration problem. `Display` names the file, the key (dotted path) or the position, and
 /// what was expected, e.g. `config/config.yaml: box.max_requests_per_second: expected a number > 0,
@@ -83,6 +93,9 @@ pub enum ConfigError {
         /// The parser's description.
         message: String,
     },
+    /// Several of the above, every problem one load found (in the order found).
+    #[error("{} configuration problems:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Several(Vec<ConfigError>),
 }
 
 impl ConfigError {
@@ -92,13 +105,16 @@ impl ConfigError {
             ConfigError::Invalid { file, .. }
             | ConfigError::Io { file, .. }
             | ConfigError::Parse { file, .. } => file,
+            ConfigError::Several(errors) => errors.first().map_or(Path::new(""), Self::file),
         }
     }
 
-    /// The dotted key path, for [`ConfigError::Invalid`].
+    /// The dotted key path, for [`ConfigError::Invalid`] (the first one's for
+    /// [`ConfigError::Several`]).
     pub fn key(&self) -> Option<&str> {
         match self {
             ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Several(errors) => errors.first().and_then(Self::key),
             _ => None,
         }
     }
@@ -903,7 +919,7 @@ pub const REQUIRED_TEMPLATES: &[&str] = &[
     "campaign_processing_failed",
 ];
 
-/// Webhook events the passes emit (others in `events` are accepted with a warning):
+/// Webhook events the passes emit (any other in `events` is a configuration error naming these):
 /// `campaign.a2` (A1 -> A2), `campaign.a3` (A2 -> A3), `asset.imported` (one derivative imported
 /// into the DAM).
 pub const KNOWN_EVENTS: &[&str] = &["campaign.a2", "campaign.a3", "asset.imported"];
@@ -923,7 +939,8 @@ pub const ALERT_TEMPLATES: &[&str] = &["critical_error", "critical_recovered"];
 /// reads `field_mappings.yaml`, `webhooks.yaml` and `email_templates.yaml`, expanding `${VAR}` from
 /// the process environment.
 ///
-/// Errors: the first problem found, as a [`ConfigError`] naming file, key and expectation.
+/// Errors: every problem found, as one [`ConfigError`] naming file, key and expectation, or as
+/// [`ConfigError::Several`] when there are more. Warnings (unknown keys) are logged.
 pub fn load(config_dir: &Path, environment: Option<&str>) -> Result<Config, ConfigError> {
     load_dotenv_files(config_dir)?;
     let vars = |name: &str| std::env::var(name).ok();
@@ -939,14 +956,48 @@ pub fn load_with_vars(
     environment: Option<&str>,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    let (config, collected) = load_collecting(config_dir, environment, vars);
+    let mut errors = Vec::new();
+    for problem in collected.problems {
+        match problem.severity {
+            Severity::Error => errors.push(problem.error),
+            Severity::Warning => tracing::warn!(
+                file = %problem.error.file().display(),
+                key = %problem.key(),
+                hint = %problem.hint,
+                "{}",
+                problem.message()
+            ),
+        }
+    }
+    match (config, errors.len()) {
+        (Some(config), 0) => Ok(config),
+        (_, 1) => Err(errors.remove(0)),
+        (_, _) => Err(ConfigError::Several(errors)),
+    }
+}
+
+/// The one loader: reads every file with the readers recording into one [`Problems`]; the
+/// configuration when no error was recorded, and everything collected.
+pub(crate) fn load_collecting(
+    config_dir: &Path,
+    environment: Option<&str>,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> (Option<Config>, Collected) {
+    let problems = Problems::default();
+    let config = read_all(config_dir, environment, vars, &problems);
+    let config = config.filter(|_| !problems.has_errors());
+    (config, problems.into_collected())
+}
+
+/// The environment in effect and the overlay file to merge (`None`: none). Problems are recorded.
+fn choose_overlay(
+    root: &Section<'_>,
+    config_dir: &Path,
+    environment: Option<&str>,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Option<PathBuf>), ConfigError> {
     let base_file = config_dir.join("config.yaml");
-    let mut tree = read_yaml(&base_file)?;
-    let base_ctx = Ctx {
-        vars,
-        file: base_file.clone(),
-        origins: Origins::default(),
-    };
-    let root = Section::new(&base_ctx, "", Some(&tree))?;
     let explicit = environment
         .map(str::trim)
         .filter(|name| !name.is_empty())
@@ -956,10 +1007,8 @@ pub fn load_with_vars(
                 .map(|name| name.trim().to_string())
                 .filter(|name| !name.is_empty())
         });
-    let environment_name = match &explicit {
-        Some(name) => name.clone(),
-        None => root.text_or("environment", "development")?,
-    };
+    let declared = root.text_or("environment", "development")?;
+    let environment_name = explicit.clone().unwrap_or_else(|| declared.clone());
     // The plan's `include:`: the overlay file, relative to the deployment root.
     let include = root.text("include")?;
     let valid_name = environment_name
@@ -974,8 +1023,6 @@ pub fn load_with_vars(
             ),
         ));
     }
-    drop(root);
-
     let environments_dir = config_dir.join("environments");
     let named_overlay = environments_dir.join(format!("{environment_name}.yaml"));
     let deployment_root = deployment_root(config_dir);
@@ -985,7 +1032,7 @@ pub fn load_with_vars(
             let included = deployment_root.join(include);
             if !included.is_file() {
                 return Err(ConfigError::Invalid {
-                    file: base_file.clone(),
+                    file: base_file,
                     key: "include".to_string(),
                     message: format!(
                         "expected an overlay file (relative to the deployment root {}), found no file {}",
@@ -998,38 +1045,96 @@ pub fn load_with_vars(
         }
         _ => named_overlay,
     };
-    let mut origins = Origins::default();
     if overlay_file.is_file() {
-        let mut overlay = read_yaml(&overlay_file)?;
-        if let Some(map) = overlay.as_object_mut() {
-            map.remove("environment");
-            map.remove("include");
+        return Ok((environment_name, Some(overlay_file)));
+    }
+    // An environment named by --env / CS_ENVIRONMENT needs its overlay (a typo must not run
+    // production on the base file alone), except the one config.yaml itself declares
+    // (`development` by default): that one is config.yaml alone.
+    if explicit.is_some() && environment_name != declared {
+        let mut available = available_environments(&environments_dir);
+        if !available.contains(&declared) {
+            available.push(declared);
+            available.sort();
         }
-        merge(&mut tree, overlay, "", &overlay_file, &mut origins);
-    } else if explicit.is_some() {
-        let available = available_environments(&environments_dir);
         return Err(ConfigError::Invalid {
             file: overlay_file,
             key: "environment".to_string(),
             message: format!(
                 "expected an overlay file for environment {environment_name:?} (available: {})",
-                if available.is_empty() {
-                    "none".to_string()
-                } else {
-                    available.join(", ")
-                }
+                available.join(", ")
             ),
         });
-    } else {
-        tracing::debug!(environment = %environment_name, "no environment overlay file, using config.yaml alone");
     }
+    tracing::debug!(environment = %environment_name, "no environment overlay file, using config.yaml alone");
+    Ok((environment_name, None))
+}
+
+/// Reads every file into a [`Config`], recording problems in `problems`; `None` when a problem
+/// stopped the reading (the reason is recorded).
+fn read_all(
+    config_dir: &Path,
+    environment: Option<&str>,
+    vars: &dyn Fn(&str) -> Option<String>,
+    problems: &Problems,
+) -> Option<Config> {
+    let base_file = config_dir.join("config.yaml");
+    let mut tree = match problems.read(&base_file) {
+        Ok(tree) => tree,
+        Err(error) => {
+            problems.error(error);
+            return None;
+        }
+    };
+    let base_ctx = Ctx {
+        vars,
+        file: base_file.clone(),
+        origins: Origins::default(),
+        problems,
+    };
+    let chosen = Section::new(&base_ctx, "", Some(&tree))
+        .and_then(|root| choose_overlay(&root, config_dir, environment, vars));
+    let (environment_name, overlay_file) = match chosen {
+        Ok(chosen) => chosen,
+        Err(error) => {
+            problems.error(error);
+            return None;
+        }
+    };
+    let deployment_root = deployment_root(config_dir);
+    let mut origins = Origins::default();
+    if let Some(overlay_file) = overlay_file {
+        match problems.read(&overlay_file) {
+            Ok(mut overlay) => {
+                if let Some(map) = overlay.as_object_mut() {
+                    map.remove("environment");
+                    map.remove("include");
+                }
+                merge(&mut tree, overlay, "", &overlay_file, &mut origins);
+            }
+            Err(error) => problems.error(error),
+        }
+    }
+    problems.keep_tree((
+        String::new(),
+        base_file.clone(),
+        tree.clone(),
+        origins.clone(),
+    ));
 
     let ctx = Ctx {
         vars,
         file: base_file,
         origins,
+        problems,
     };
-    let root = Section::new(&ctx, "", Some(&tree))?;
+    let root = match Section::new(&ctx, "", Some(&tree)) {
+        Ok(root) => root,
+        Err(error) => {
+            problems.error(error);
+            return None;
+        }
+    };
     root.mark_used(&["environment", "include"]);
     // The plan's incoming webhooks (A2->A3 pushed by Box): no role in a polling design.
     if root.has("webhook") {
@@ -1040,46 +1145,67 @@ pub fn load_with_vars(
     }
     let logging = read_section(&root, "logging", |section| {
         sections::logging(section, &deployment_root)
-    })?;
+    });
     // The plan's `fields.mappings_file`, relative to the deployment root.
     let mappings_file = read_section(&root, "fields", |section| {
         Ok(match section.text("mappings_file")? {
             Some(_) => section.path_or("mappings_file", "", &deployment_root)?,
             None => config_dir.join("field_mappings.yaml"),
         })
-    })?;
+    })
+    .unwrap_or_else(|| config_dir.join("field_mappings.yaml"));
     let database = read_section(&root, "database", |section| {
         sections::database(section, &deployment_root)
-    })?;
+    });
     // `temp` before `box`: it holds the default place of `box.token_cache_file`.
     let temp = read_section(&root, "temp", |section| {
         sections::temp(section, &deployment_root)
-    })?;
+    });
+    let temp_dir = temp.as_ref().map_or_else(
+        || std::env::temp_dir().join("content-scaling"),
+        |temp| temp.dir.clone(),
+    );
     let mut archive_retention_days = 0;
     let box_api = read_section(&root, "box", |section| {
         archive_retention_days = section.u64_or("archive_retention_days", 0, 0)?;
-        sections::box_config(section, &deployment_root, &temp.dir)
-    })?;
-    let dam = read_section(&root, "dam", sections::dam)?;
-    let polling = read_section(&root, "polling", sections::polling)?;
-    let retry = read_section(&root, "retry", sections::retry)?;
-    let email = sections::email(&root, &deployment_root)?;
-    let media = read_section(&root, "media", sections::media)?;
+        sections::box_config(section, &deployment_root, &temp_dir)
+    });
+    let dam = read_section(&root, "dam", sections::dam);
+    let polling = read_section(&root, "polling", sections::polling);
+    let retry = read_section(&root, "retry", sections::retry);
+    let email = match sections::email(&root, &deployment_root) {
+        Ok(email) => Some(email),
+        Err(error) => {
+            problems.error(error);
+            None
+        }
+    };
+    let media = read_section(&root, "media", sections::media);
     let retention = read_section(&root, "retention", |section| {
         sections::retention(section, archive_retention_days)
-    })?;
-    let status = read_section(&root, "status", sections::status)?;
+    });
+    let status = read_section(&root, "status", sections::status);
     let inline_webhooks = root.raw("webhooks").cloned();
     root.finish();
 
-    let (field_mappings, naming, profiles) =
-        sections::field_mappings_file(&mappings_file, vars, &deployment_root)?;
+    let mappings = sections::field_mappings_file(&mappings_file, vars, &deployment_root, problems);
+    let (field_mappings, naming, profiles) = match mappings {
+        Ok(mappings) => (Some(mappings.0), Some(mappings.1), mappings.2),
+        Err(error) => {
+            problems.error(error);
+            (None, None, BTreeMap::new())
+        }
+    };
     // Every profile a watched folder names exists (`default` may stay undefined: the defaults).
-    for (index, folder) in box_api.watched_folders.iter().enumerate() {
+    for (index, folder) in box_api
+        .iter()
+        .flat_map(|box_api| box_api.watched_folders.iter())
+        .enumerate()
+    {
         if let Some(name) = &folder.profile {
-            if name != "default" && !profiles.contains_key(name) {
+            if name != "default" && !profiles.contains_key(name) && field_mappings.is_some() {
                 let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                return Err(ctx.error(
+                ctx.report(
                     &format!("box.watched_folders[{index}].profile"),
                     format!(
                         "expected default or a profile of {} (profiles: {}), found {name:?}",
@@ -1090,7 +1216,7 @@ pub fn load_with_vars(
                             known.join(", ")
                         }
                     ),
-                ));
+                );
             }
         }
     }
@@ -1100,45 +1226,70 @@ pub fn load_with_vars(
         vars,
         &environment_name,
         inline_webhooks.map(|value| (inline_webhooks_file.as_path(), value)),
-    )?;
-    let templates_file = email
-        .templates_path
-        .clone()
-        .unwrap_or_else(|| config_dir.join("email_templates.yaml"));
-    let email_templates = sections::email_templates_file(&templates_file, email.enabled)?;
+        problems,
+    );
+    let webhooks = match webhooks {
+        Ok(webhooks) => Some(webhooks),
+        Err(error) => {
+            problems.error(error);
+            None
+        }
+    };
+    let email_templates = email.as_ref().and_then(|email| {
+        let templates_file = email
+            .templates_path
+            .clone()
+            .unwrap_or_else(|| config_dir.join("email_templates.yaml"));
+        match sections::email_templates_file(&templates_file, email.enabled, problems) {
+            Ok(templates) => Some(templates),
+            Err(error) => {
+                problems.error(error);
+                None
+            }
+        }
+    });
 
-    Ok(Config {
+    Some(Config {
         environment: environment_name,
         config_dir: config_dir.to_path_buf(),
-        database,
-        box_api,
-        dam,
-        polling,
-        retry,
-        temp,
-        email,
-        media,
-        webhooks,
-        field_mappings,
-        naming,
+        database: database?,
+        box_api: box_api?,
+        dam: dam?,
+        polling: polling?,
+        retry: retry?,
+        temp: temp?,
+        email: email?,
+        media: media?,
+        webhooks: webhooks?,
+        field_mappings: field_mappings?,
+        naming: naming?,
         profiles,
-        email_templates,
-        retention,
-        status,
-        logging,
+        email_templates: email_templates?,
+        retention: retention?,
+        status: status?,
+        logging: logging.unwrap_or_default(),
     })
 }
 
-/// Reads the section `key` of `root` with `build`, then warns about its unknown keys.
+/// Reads the section `key` of `root` with `build`, then records its unknown keys; `None` (the
+/// problem recorded) when `build` stopped.
 fn read_section<T>(
     root: &Section<'_>,
     key: &str,
     build: impl FnOnce(&Section<'_>) -> Result<T, ConfigError>,
-) -> Result<T, ConfigError> {
-    let section = root.section(key)?;
-    let value = build(&section)?;
-    section.finish();
-    Ok(value)
+) -> Option<T> {
+    let built = root.section(key).and_then(|section| {
+        let value = build(&section)?;
+        section.finish();
+        Ok(value)
+    });
+    match built {
+        Ok(value) => Some(value),
+        Err(error) => {
+            root.ctx().problems.error(error);
+            None
+        }
+    }
 }
 
 /// Names of `environments/*.yaml`, sorted.

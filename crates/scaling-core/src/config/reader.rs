@@ -3,9 +3,10 @@
 //! Each getter knows its dotted key path and the file the value came from, expands `${VAR}` on
 //! read (lazily: a key that is never read — an unused auth method, a disabled email block — never
 //! needs its variables), converts the text forms an environment variable produces (`"10"`,
-//! `"true"`), applies the default, and turns every problem into a [`ConfigError::Invalid`] naming
-//! file, key and expectation. [`Section::finish`] warns about keys nobody read (ops files may carry
-//! extra keys; they are not an error).
+//! `"true"`), applies the default, and records every problem as a [`ConfigError::Invalid`] naming
+//! file, key and expectation in the load's [`Problems`], then goes on with the key's default (or
+//! nothing), so that one load finds every problem. [`Section::finish`] records keys nobody read as
+//! warnings (ops files may carry extra keys); [`Section::finish_strict`] as errors.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::tree::{interpolate, join_key, kind_of, Origins};
+use super::problems::{closest, Problems};
+use super::tree::{interpolate, join_key, kind_of, references, Origins};
 use super::ConfigError;
 use crate::secret::Secret;
 
@@ -25,6 +27,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) file: PathBuf,
     /// Files of keys overridden by an overlay.
     pub(crate) origins: Origins,
+    /// Where problems, variables and secret keys are recorded.
+    pub(crate) problems: &'a Problems,
 }
 
 impl Ctx<'_> {
@@ -42,9 +46,39 @@ impl Ctx<'_> {
         }
     }
 
-    /// Expands `${...}` in `text` found at `path`.
+    /// Records a problem at `path`.
+    pub(crate) fn report(&self, path: &str, message: impl Into<String>) {
+        self.problems.error(self.error(path, message));
+    }
+
+    /// Expands `${...}` in `text` found at `path`. Every unset `${VAR}` (without default) is
+    /// recorded as a missing variable and expands to nothing; a malformed reference is recorded
+    /// and the whole text is nothing. Never fails (the `Result` is for the callers' `?`).
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "fallible like every reader: callers chain the readers with `?`"
+    )]
     pub(crate) fn expand(&self, path: &str, text: &str) -> Result<String, ConfigError> {
-        interpolate(text, self.vars).map_err(|error| self.error(path, error.message()))
+        let refs = match references(text) {
+            Ok(refs) => refs,
+            Err(error) => {
+                self.report(path, error.message());
+                return Ok(String::new());
+            }
+        };
+        let file = self.file_for(path);
+        for reference in &refs {
+            let set = (self.vars)(&reference.name).is_some();
+            self.problems
+                .used_variable(&reference.name, &file, path, set);
+            if !set && reference.default.is_none() {
+                let error = super::tree::InterpolationError::Missing(reference.name.clone());
+                self.problems
+                    .missing_variable(self.error(path, error.message()), &reference.name);
+            }
+        }
+        let lookup = |name: &str| Some((self.vars)(name).unwrap_or_default());
+        Ok(interpolate(text, &lookup).unwrap_or_default())
     }
 
     /// A copy of `value` with `${...}` expanded in every string (keys untouched).
@@ -114,6 +148,10 @@ impl<'a> Section<'a> {
     /// takes its default).
     ///
     /// Errors: the value is not a mapping.
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "fallible like every reader: callers chain the readers with `?`"
+    )]
     pub(crate) fn new(
         ctx: &'a Ctx<'a>,
         path: &str,
@@ -123,13 +161,14 @@ impl<'a> Section<'a> {
             None | Some(Value::Null) => None,
             Some(Value::Object(map)) => Some(map),
             Some(other) => {
-                return Err(ctx.error(
+                ctx.report(
                     path,
                     format!(
                         "expected a mapping (indented `key: value` lines), found {}",
                         kind_of(other)
                     ),
-                ))
+                );
+                None
             }
         };
         Ok(Section {
@@ -158,6 +197,11 @@ impl<'a> Section<'a> {
     /// A [`ConfigError::Invalid`] for `key` of this section.
     pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         self.ctx.error(&self.path(key), message)
+    }
+
+    /// Records a problem at `key` of this section.
+    pub(crate) fn report(&self, key: &str, message: impl Into<String>) {
+        self.ctx.report(&self.path(key), message);
     }
 
     /// Marks keys as known without reading them (e.g. the keys of a disabled block).
@@ -206,10 +250,13 @@ impl<'a> Section<'a> {
             Value::String(text) => self.ctx.expand(path, text),
             Value::Number(number) => Ok(number.to_string()),
             Value::Bool(flag) => Ok(flag.to_string()),
-            other => Err(self.ctx.error(
-                path,
-                format!("expected {expectation}, found {}", kind_of(other)),
-            )),
+            other => {
+                self.ctx.report(
+                    path,
+                    format!("expected {expectation}, found {}", kind_of(other)),
+                );
+                Ok(String::new())
+            }
         }
     }
 
@@ -238,12 +285,16 @@ impl<'a> Section<'a> {
 
     /// Non-empty text of `key`. Errors: absent or empty (`expected {expectation}, found nothing`).
     pub(crate) fn required(&self, key: &str, expectation: &str) -> Result<String, ConfigError> {
-        self.text(key)?
-            .ok_or_else(|| self.error(key, format!("expected {expectation}, found nothing")))
+        Ok(self.text(key)?.unwrap_or_else(|| {
+            self.report(key, format!("expected {expectation}, found nothing"));
+            String::new()
+        }))
     }
 
-    /// A secret: like [`Section::text`] but wrapped; errors never include the value.
+    /// A secret: like [`Section::text`] but wrapped; errors never include the value. The key is
+    /// remembered as a secret (`check-config --show` redacts it).
     pub(crate) fn secret(&self, key: &str) -> Result<Option<Secret<String>>, ConfigError> {
+        self.ctx.problems.secret_key(&self.path(key));
         Ok(self.text(key)?.map(Secret::new))
     }
 
@@ -253,6 +304,7 @@ impl<'a> Section<'a> {
         key: &str,
         expectation: &str,
     ) -> Result<Secret<String>, ConfigError> {
+        self.ctx.problems.secret_key(&self.path(key));
         Ok(Secret::new(self.required(key, expectation)?))
     }
 
@@ -292,8 +344,14 @@ impl<'a> Section<'a> {
         };
         match parsed {
             Ok(number) if number >= min => Ok(Some(number)),
-            Ok(number) => Err(self.error(key, format!("expected {expectation}, found {number}"))),
-            Err(found) => Err(self.error(key, format!("expected {expectation}, found {found}"))),
+            Ok(number) => {
+                self.report(key, format!("expected {expectation}, found {number}"));
+                Ok(None)
+            }
+            Err(found) => {
+                self.report(key, format!("expected {expectation}, found {found}"));
+                Ok(None)
+            }
         }
     }
 
@@ -310,13 +368,16 @@ impl<'a> Section<'a> {
         let first = read(self, key)?;
         let second = read(self, alias)?;
         match (first, second) {
-            (Some(first), Some(second)) if first != second => Err(self.error(
-                alias,
-                format!(
-                    "expected the same value as {} (both keys name one setting; give only one), found {second:?} here and {first:?} there",
-                    self.path(key)
-                ),
-            )),
+            (Some(first), Some(second)) if first != second => {
+                self.report(
+                    alias,
+                    format!(
+                        "expected the same value as {} (both keys name one setting; give only one), found {second:?} here and {first:?} there",
+                        self.path(key)
+                    ),
+                );
+                Ok(Some(first))
+            }
             (Some(first), _) => Ok(Some(first)),
             (None, second) => Ok(second),
         }
@@ -325,12 +386,13 @@ impl<'a> Section<'a> {
     /// Like [`Section::u64_or`] for `u32`.
     pub(crate) fn u32_or(&self, key: &str, default: u32, min: u32) -> Result<u32, ConfigError> {
         let value = self.u64_or(key, u64::from(default), u64::from(min))?;
-        u32::try_from(value).map_err(|_| {
-            self.error(
+        Ok(u32::try_from(value).unwrap_or_else(|_| {
+            self.report(
                 key,
                 format!("expected a whole number <= {}, found {value}", u32::MAX),
-            )
-        })
+            );
+            default
+        }))
     }
 
     /// A finite number `> 0`, or `default`.
@@ -358,8 +420,14 @@ impl<'a> Section<'a> {
         };
         match parsed {
             Ok(number) if number.is_finite() && number > 0.0 => Ok(Some(number)),
-            Ok(number) => Err(self.error(key, format!("expected a number > 0, found {number}"))),
-            Err(found) => Err(self.error(key, format!("expected a number > 0, found {found}"))),
+            Ok(number) => {
+                self.report(key, format!("expected a number > 0, found {number}"));
+                Ok(None)
+            }
+            Err(found) => {
+                self.report(key, format!("expected a number > 0, found {found}"));
+                Ok(None)
+            }
         }
     }
 
@@ -375,17 +443,18 @@ impl<'a> Section<'a> {
             return Ok(default);
         };
         let wanted = text.trim().to_ascii_lowercase();
-        options
+        Ok(options
             .iter()
             .find(|(name, _)| *name == wanted)
             .map(|(_, value)| *value)
-            .ok_or_else(|| {
+            .unwrap_or_else(|| {
                 let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
-                self.error(
+                self.report(
                     key,
                     format!("expected one of {}, found {text:?}", names.join(", ")),
-                )
-            })
+                );
+                default
+            }))
     }
 
     /// `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0` as text, any case), or `default`.
@@ -402,16 +471,22 @@ impl<'a> Section<'a> {
                     "" => Ok(default),
                     "true" | "yes" | "on" | "1" => Ok(true),
                     "false" | "no" | "off" | "0" => Ok(false),
-                    _ => Err(self.error(
-                        key,
-                        format!("expected true or false, found {}", shown(text.trim())),
-                    )),
+                    _ => {
+                        self.report(
+                            key,
+                            format!("expected true or false, found {}", shown(text.trim())),
+                        );
+                        Ok(default)
+                    }
                 }
             }
-            other => Err(self.error(
-                key,
-                format!("expected true or false, found {}", kind_of(other)),
-            )),
+            other => {
+                self.report(
+                    key,
+                    format!("expected true or false, found {}", kind_of(other)),
+                );
+                Ok(default)
+            }
         }
     }
 
@@ -440,7 +515,8 @@ impl<'a> Section<'a> {
                 .map(str::to_string)
                 .collect(),
             other => {
-                return Err(self.error(key, format!("expected a list, found {}", kind_of(other))))
+                self.report(key, format!("expected a list, found {}", kind_of(other)));
+                Vec::new()
             }
         };
         Ok(items
@@ -451,6 +527,10 @@ impl<'a> Section<'a> {
     }
 
     /// The items of a YAML list at `key` with their paths (absent = empty).
+    #[expect(
+        clippy::unnecessary_wraps,
+        reason = "fallible like every reader: callers chain the readers with `?`"
+    )]
     pub(crate) fn list(&self, key: &str) -> Result<Vec<(String, &'a Value)>, ConfigError> {
         let path = self.path(key);
         match self.raw(key) {
@@ -461,7 +541,8 @@ impl<'a> Section<'a> {
                 .map(|(index, item)| (format!("{path}[{index}]"), item))
                 .collect()),
             Some(other) => {
-                Err(self.error(key, format!("expected a list, found {}", kind_of(other))))
+                self.report(key, format!("expected a list, found {}", kind_of(other)));
+                Ok(Vec::new())
             }
         }
     }
@@ -494,18 +575,20 @@ impl<'a> Section<'a> {
             (Some(text), _) => text,
             (None, Some(default)) => default.to_string(),
             (None, None) => {
-                return Err(self.error(key, format!("expected {expectation}, found nothing")))
+                self.report(key, format!("expected {expectation}, found nothing"));
+                return Ok(UNSET_URL.to_string());
             }
         };
-        check_url(&text).map_err(|()| {
-            self.error(
+        Ok(check_url(&text).unwrap_or_else(|()| {
+            self.report(
                 key,
                 format!(
                     "expected a URL starting with http:// or https:// ({expectation}), found {}",
                     shown_url(&text)
                 ),
-            )
-        })
+            );
+            default.unwrap_or(UNSET_URL).to_string()
+        }))
     }
 
     /// A path at `key`; relative paths are resolved against `base`.
@@ -529,21 +612,59 @@ pub(crate) fn resolve_path(base: &Path, text: impl Into<PathBuf>) -> PathBuf {
     }
 }
 
+/// What a URL key holds after its problem was recorded (the load fails; the value only lets the
+/// reading go on).
+const UNSET_URL: &str = "https://unset.invalid";
+
 impl Section<'_> {
-    /// Warns (tracing) about every key of this section that no getter read.
+    /// Records every key of this section that no getter read as a warning (ops files may carry
+    /// extra keys; [`super::load`] logs warnings and goes on).
     pub(crate) fn finish(self) {
+        self.unknown_keys(false, &[]);
+    }
+
+    /// Records every key of this section that no getter read as an error: where a misspelt key
+    /// would silently change what is delivered (a field mapping's `transfrom: upper`).
+    /// `known` are the keys the section may hold (for "did you mean").
+    pub(crate) fn finish_strict(self, known: &[&str]) {
+        self.unknown_keys(true, known);
+    }
+
+    fn unknown_keys(&self, strict: bool, known: &[&str]) {
         let Some(map) = self.map else {
             return;
         };
         let used = self.used.borrow();
         for key in map.keys() {
-            if !used.contains(key) {
-                let path = self.path(key);
-                tracing::warn!(
-                    file = %self.ctx.file_for(&path).display(),
-                    key = %path,
-                    "unknown configuration key, ignored"
-                );
+            if used.contains(key) {
+                continue;
+            }
+            let path = self.path(key);
+            let candidates = known.iter().copied().chain(used.iter().map(String::as_str));
+            let hint = match closest(key, candidates) {
+                Some(meant) => {
+                    format!("did you mean {meant}? Correct the spelling, or remove the key")
+                }
+                None => {
+                    "remove the key, or correct its spelling (the shipped files document every key)"
+                        .to_string()
+                }
+            };
+            let error = self.ctx.error(
+                &path,
+                if strict {
+                    format!(
+                        "expected one of {}, found the unknown key {key}",
+                        known.join(", ")
+                    )
+                } else {
+                    "unknown configuration key, ignored".to_string()
+                },
+            );
+            if strict {
+                self.ctx.problems.error_with_hint(error, hint);
+            } else {
+                self.ctx.problems.warning(error, hint);
             }
         }
     }
@@ -576,44 +697,55 @@ mod tests {
         }
     }
 
-    fn ctx() -> Ctx<'static> {
+    fn ctx(problems: &Problems) -> Ctx<'_> {
         Ctx {
             vars: &vars,
             file: PathBuf::from("config/config.yaml"),
             origins: Origins::default(),
+            problems,
         }
+    }
+
+    /// The problems recorded so far, as `Display` texts, and forgets them.
+    fn taken(problems: &Problems) -> Vec<String> {
+        problems
+            .take()
+            .into_iter()
+            .map(|problem| problem.error.to_string())
+            .collect()
     }
 
     #[test]
     fn numbers_from_yaml_and_env() {
-        let ctx = ctx();
+        let problems = Problems::default();
+        let ctx = ctx(&problems);
         let value =
             serde_json::json!({"a": 5, "b": "${N}", "c": "${RPS}", "d": -1, "e": 0, "f": [1]});
         let section = Section::new(&ctx, "box", Some(&value)).unwrap();
         assert_eq!(section.u64_or("a", 1, 1).unwrap(), 5);
         assert_eq!(section.u64_or("b", 1, 1).unwrap(), 12);
         assert_eq!(section.u64_or("missing", 7, 1).unwrap(), 7);
+        assert!(taken(&problems).is_empty());
+        // A bad value is recorded and the default used, so that reading goes on.
+        assert!((section.positive_f64_or("c", 10.0).unwrap() - 10.0).abs() < f64::EPSILON);
+        assert_eq!(section.u64_or("d", 1, 1).unwrap(), 1);
+        assert!((section.positive_f64_or("e", 1.0).unwrap() - 1.0).abs() < f64::EPSILON);
+        assert_eq!(section.u64_or("f", 1, 0).unwrap(), 1);
         assert_eq!(
-            section.positive_f64_or("c", 10.0).unwrap_err().to_string(),
-            "config/config.yaml: box.c: expected a number > 0, found \"ten\""
-        );
-        assert_eq!(
-            section.u64_or("d", 1, 1).unwrap_err().to_string(),
-            "config/config.yaml: box.d: expected a whole number > 0, found -1"
-        );
-        assert_eq!(
-            section.positive_f64_or("e", 1.0).unwrap_err().to_string(),
-            "config/config.yaml: box.e: expected a number > 0, found 0"
-        );
-        assert_eq!(
-            section.u64_or("f", 1, 0).unwrap_err().to_string(),
-            "config/config.yaml: box.f: expected a whole number >= 0, found a list"
+            taken(&problems),
+            [
+                "config/config.yaml: box.c: expected a number > 0, found \"ten\"",
+                "config/config.yaml: box.d: expected a whole number > 0, found -1",
+                "config/config.yaml: box.e: expected a number > 0, found 0",
+                "config/config.yaml: box.f: expected a whole number >= 0, found a list",
+            ]
         );
     }
 
     #[test]
     fn texts_lists_and_bools() {
-        let ctx = ctx();
+        let problems = Problems::default();
+        let ctx = ctx(&problems);
         let value = serde_json::json!({
             "list": "${LIST}", "yaml_list": ["x", 1, null], "flag": "yes", "bad": "maybe",
             "empty": "${NOPE:-}", "id": 12345, "map": {"a": 1}
@@ -625,24 +757,38 @@ mod tests {
         );
         assert_eq!(section.text_list("yaml_list").unwrap(), vec!["x", "1"]);
         assert!(section.bool_or("flag", false).unwrap());
-        assert!(section
-            .bool_or("bad", false)
-            .unwrap_err()
-            .to_string()
-            .ends_with("expected true or false, found \"maybe\""));
+        assert!(!section.bool_or("bad", false).unwrap());
         assert_eq!(section.text("empty").unwrap(), None);
         assert_eq!(section.text("id").unwrap().as_deref(), Some("12345"));
+        assert_eq!(section.text("map").unwrap(), None);
+        assert_eq!(section.required("nothing", "a domain").unwrap(), "");
+        assert_eq!(section.text("unset").unwrap(), None);
         assert_eq!(
-            section.text("map").unwrap_err().to_string(),
-            "config/config.yaml: email.map: expected text, found a mapping"
+            taken(&problems),
+            [
+                "config/config.yaml: email.bad: expected true or false, found \"maybe\"",
+                "config/config.yaml: email.map: expected text, found a mapping",
+                "config/config.yaml: email.nothing: expected a domain, found nothing",
+            ]
         );
-        assert_eq!(
-            section
-                .required("nothing", "a domain")
-                .unwrap_err()
-                .to_string(),
-            "config/config.yaml: email.nothing: expected a domain, found nothing"
-        );
+    }
+
+    #[test]
+    fn every_missing_variable_is_recorded_once_per_key() {
+        let problems = Problems::default();
+        let ctx = ctx(&problems);
+        let value = serde_json::json!({"both": "${NOPE1}-${NOPE2}", "n": "${NOPE3}"});
+        let section = Section::new(&ctx, "dam", Some(&value)).unwrap();
+        assert_eq!(section.text("both").unwrap().as_deref(), Some("-"));
+        assert_eq!(section.required("n", "a number").unwrap(), "");
+        let collected = problems.into_collected();
+        let missing: Vec<Option<&str>> = collected
+            .problems
+            .iter()
+            .map(|problem| problem.variable.as_deref())
+            .collect();
+        assert_eq!(missing, [Some("NOPE1"), Some("NOPE2"), Some("NOPE3")]);
+        assert_eq!(collected.uses.len(), 3);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
+use super::problems::Problems;
 use super::reader::{check_url, resolve_path, shown, Ctx, Section};
-use super::tree::{kind_of, read_yaml, Origins};
+use super::tree::{kind_of, Origins};
 use super::{
     BoxConfig, BoxCredentials, BoxJwtKeys, CampaignModel, ConfigError, DamApi, DamAuth, DamConfig,
     DatabaseConfig, DomainValidation, EmailConfig, EmailTemplate, EmailTemplates, Fallback,
@@ -993,10 +994,13 @@ pub(super) fn email(
         plan_spelling,
         deployment_root,
     );
-    email.finish();
-    mailgun.finish();
-    plan_recipients.finish();
-    plan.finish();
+    // Keys after a stop were not read: not "unknown".
+    if result.is_ok() {
+        email.finish();
+        mailgun.finish();
+        plan_recipients.finish();
+        plan.finish();
+    }
     result
 }
 
@@ -1062,39 +1066,51 @@ fn email_settings<'a>(
             templates_path,
         });
     }
+    // Problems are recorded and the reading goes on, so that the recipients and the templates
+    // are checked too.
     let domain = both
         .pick("domain", (mailgun, "domain"), read_text)?
         .filter(|domain| !domain.is_empty())
-        .ok_or_else(|| {
-            both.email.error(
+        .unwrap_or_else(|| {
+            both.email.report(
                 "domain",
                 format!(
                     "expected the Mailgun sending domain, e.g. mg.example.com (or {}), found nothing",
                     mailgun.path("domain")
                 ),
-            )
-        })?;
+            );
+            "unset.invalid".to_string()
+        });
     if domain.contains(['/', ' ', '@']) || !domain.contains('.') {
-        return Err(both.email.error(
+        both.email.report(
             "domain",
             format!(
                 "expected a domain name such as mg.example.com, found {}",
                 shown(&domain)
             ),
-        ));
+        );
     }
+    both.email
+        .ctx()
+        .problems
+        .secret_key(&both.email.path("api_key"));
+    both.email
+        .ctx()
+        .problems
+        .secret_key(&mailgun.path("api_key"));
     let api_key = both
         .pick("api_key", (mailgun, "api_key"), read_text)?
         .filter(|key| !key.is_empty())
-        .ok_or_else(|| {
-            both.email.error(
+        .unwrap_or_else(|| {
+            both.email.report(
                 "api_key",
                 format!(
                     "expected the Mailgun API key (e.g. ${{MAILGUN_API_KEY}}, or {}), found nothing",
                     mailgun.path("api_key")
                 ),
-            )
-        })?;
+            );
+            String::new()
+        });
     let sender_name = if plan_spelling {
         "Ferrero Automation"
     } else {
@@ -1105,10 +1121,10 @@ fn email_settings<'a>(
         .filter(|from| !from.is_empty())
         .unwrap_or_else(|| format!("{sender_name} <noreply@{domain}>"));
     if !looks_like_mailbox(&from) {
-        return Err(both.email.error(
+        both.email.report(
             "from",
             format!("expected an email address such as noreply@{domain} or \"Name <noreply@{domain}>\", found {}", shown(&from)),
-        ));
+        );
     }
     let success_recipients = both
         .pick(
@@ -1180,13 +1196,13 @@ fn recipients(section: &Section<'_>, key: &str) -> Result<Vec<String>, ConfigErr
         .collect();
     for (index, address) in list.iter().enumerate() {
         if !looks_like_mailbox(address) {
-            return Err(section.ctx().error(
+            section.ctx().report(
                 &format!("{}[{index}]", section.path(key)),
                 format!(
                     "expected an email address such as ops@example.com, found {}",
                     shown(address)
                 ),
-            ));
+            );
         }
     }
     Ok(list)
@@ -1262,9 +1278,10 @@ pub(super) fn webhooks_file(
     vars: &dyn Fn(&str) -> Option<String>,
     environment: &str,
     inline: Option<(&Path, Value)>,
+    problems: &Problems,
 ) -> Result<WebhooksConfig, ConfigError> {
     let mut tree = if file.is_file() {
-        read_yaml(file)?
+        problems.read(file)?
     } else {
         Value::Null
     };
@@ -1294,10 +1311,17 @@ pub(super) fn webhooks_file(
         tracing::info!(file = %file.display(), "no outgoing webhooks");
         return Ok(WebhooksConfig::default());
     }
+    problems.keep_tree((
+        "webhooks.yaml: ".to_string(),
+        file.to_path_buf(),
+        tree.clone(),
+        origins.clone(),
+    ));
     let ctx = Ctx {
         vars,
         file: file.to_path_buf(),
         origins,
+        problems,
     };
     let root = Section::new(&ctx, "", Some(&tree))?;
     let mut endpoints: Vec<WebhookEndpoint> = Vec::new();
@@ -1360,11 +1384,29 @@ fn webhook(
     if events.is_empty() && !section.has("name") {
         events = default_webhook_events(&name);
     }
-    for event in &events {
+    // An endpoint subscribed to an event no pass emits would never be called: an error.
+    for (index, event) in events.iter().enumerate() {
         if !KNOWN_EVENTS.contains(&event.as_str()) {
-            tracing::warn!(file = %section.ctx().file_for(&section.path("events")).display(), key = %section.path("events"), event = %event, "unknown webhook event (known: {})", KNOWN_EVENTS.join(", "));
+            let path = format!("{}[{index}]", section.path("events"));
+            let error = section.ctx().error(
+                &path,
+                format!(
+                    "expected one of {}, found {}",
+                    KNOWN_EVENTS.join(", "),
+                    shown(event)
+                ),
+            );
+            let hint = match super::problems::closest(
+                &event.to_ascii_lowercase(),
+                KNOWN_EVENTS.iter().copied(),
+            ) {
+                Some(meant) => format!("did you mean {meant}? Event names are lower case"),
+                None => format!("the passes emit only {}", KNOWN_EVENTS.join(", ")),
+            };
+            section.ctx().problems.error_with_hint(error, hint);
         }
     }
+    events.retain(|event| KNOWN_EVENTS.contains(&event.as_str()));
     let method = section.text_or("method", "POST")?.to_ascii_uppercase();
     if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
         return Err(section.error(
@@ -1528,16 +1570,18 @@ fn webhook_credentials(
 pub(super) fn email_templates_file(
     file: &Path,
     email_enabled: bool,
+    problems: &Problems,
 ) -> Result<EmailTemplates, ConfigError> {
     if !file.is_file() && !email_enabled {
         return Ok(EmailTemplates::default());
     }
-    let tree = read_yaml(file)?;
+    let tree = problems.read(file)?;
     let no_vars = |_: &str| None;
     let ctx = Ctx {
         vars: &no_vars,
         file: file.to_path_buf(),
         origins: Origins::default(),
+        problems,
     };
     let mut root_value = &tree;
     let mut prefix = String::new();
@@ -1554,20 +1598,26 @@ pub(super) fn email_templates_file(
     let mut templates = BTreeMap::new();
     for (name, value) in map {
         let path = super::tree::join_key(&prefix, name);
-        templates.insert(name.clone(), email_template(&ctx, &path, value)?);
+        match email_template(&ctx, &path, value) {
+            Ok(template) => {
+                templates.insert(name.clone(), template);
+            }
+            Err(error) => problems.error(error),
+        }
     }
     if email_enabled {
-        if let Some(missing) = REQUIRED_TEMPLATES
+        // A template that is there but broken has its problem already.
+        for missing in REQUIRED_TEMPLATES
             .iter()
-            .find(|name| !templates.contains_key(**name))
+            .filter(|name| !map.contains_key(**name))
         {
-            return Err(ctx.error(
+            ctx.report(
                 &super::tree::join_key(&prefix, missing),
                 format!(
                     "expected template {missing} (required: {}), found nothing",
                     REQUIRED_TEMPLATES.join(", ")
                 ),
-            ));
+            );
         }
     }
     let mut templates = EmailTemplates { templates };
@@ -1584,16 +1634,18 @@ pub(super) fn email_templates_file(
         }
         for sample in crate::notify_plan::sample_contexts(name) {
             if let Err(error) = crate::notify::render_email(&templates, name, &sample) {
-                return Err(ctx.error(
-                    &super::tree::join_key(&prefix, name),
-                    format!(
-                        "expected a template using only the data {name} gets ({}): {error}",
-                        sample
-                            .as_object()
-                            .map(|map| map.keys().cloned().collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default()
+                let keys = sample
+                    .as_object()
+                    .map(|map| map.keys().cloned().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                problems.error_with_hint(
+                    ctx.error(
+                        &super::tree::join_key(&prefix, name),
+                        format!("expected a template using only the data {name} gets ({keys}): {error}"),
                     ),
-                ));
+                    format!("use only {keys} (and their fields, as the shipped email_templates.yaml does); a typo is only found here, or when the email is due"),
+                );
+                break;
             }
         }
     }
@@ -1666,7 +1718,13 @@ fn email_template(ctx: &Ctx<'_>, path: &str, value: &Value) -> Result<EmailTempl
     }
     for key in parts.keys() {
         if !matches!(key.as_str(), "subject" | "text" | "html") {
-            tracing::warn!(file = %ctx.file.display(), key = %format!("{path}.{key}"), "unknown configuration key, ignored");
+            ctx.problems.warning(
+                ctx.error(
+                    &format!("{path}.{key}"),
+                    "unknown configuration key, ignored",
+                ),
+                "a template has subject, text and html only",
+            );
         }
     }
     Ok(EmailTemplate {
@@ -1703,12 +1761,20 @@ pub(super) fn field_mappings_file(
     file: &Path,
     vars: &dyn Fn(&str) -> Option<String>,
     deployment_root: &Path,
+    problems: &Problems,
 ) -> Result<(FieldMappings, NamingConfig, BTreeMap<String, Profile>), ConfigError> {
-    let tree = read_yaml(file)?;
+    let tree = problems.read(file)?;
+    problems.keep_tree((
+        "field_mappings.yaml: ".to_string(),
+        file.to_path_buf(),
+        tree.clone(),
+        Origins::default(),
+    ));
     let ctx = Ctx {
         vars,
         file: file.to_path_buf(),
         origins: Origins::default(),
+        problems,
     };
     let root = Section::new(&ctx, "", Some(&tree))?;
     let naming_section = root.section("naming")?;
@@ -1945,6 +2011,17 @@ fn validate_domain(
     }
 }
 
+/// The keys of one `filename_field_updates` entry.
+const FIELD_UPDATE_KEYS: &[&str] = &[
+    "field_id",
+    "source",
+    "transform",
+    "required",
+    "fallback",
+    "default",
+    "validate_domain",
+];
+
 /// One `filename_field_updates` entry: a mapping or a bare source name.
 fn field_update(
     ctx: &Ctx<'_>,
@@ -1968,14 +2045,16 @@ fn field_update(
         "source",
         "a source such as clean_filename, subject_title or media.duration_seconds",
     )?;
-    let source = FieldSource::parse(&source, &naming.segment_names()).map_err(|expected| {
-        section.error("source", format!("{expected}, found {}", shown(&source)))
-    })?;
+    let source = FieldSource::parse(&source, &naming.segment_names()).unwrap_or_else(|expected| {
+        section.report("source", format!("{expected}, found {}", shown(&source)));
+        FieldSource::CleanFilename
+    });
     let transform = match section.text("transform")? {
         None => Vec::new(),
-        Some(text) => Transform::parse_steps(&text).map_err(|(step, expected)| {
-            section.error("transform", format!("{expected}, found {}", shown(&step)))
-        })?,
+        Some(text) => Transform::parse_steps(&text).unwrap_or_else(|(step, expected)| {
+            section.report("transform", format!("{expected}, found {}", shown(&step)));
+            Vec::new()
+        }),
     };
     // `master`, `none`, or a value (the plan's `fallback: ""`): not trimmed away to nothing.
     let fallback = match section.text_untrimmed("fallback")? {
@@ -1995,7 +2074,9 @@ fn field_update(
         default: section.text("default")?,
         validate_domain: validate_domain(&section, field_id.trim(), lookup_domains)?,
     };
-    section.finish();
+    // A misspelt key here silently changes what is delivered (`transfrom: upper` leaves the
+    // language code as typed): an error, not a warning.
+    section.finish_strict(FIELD_UPDATE_KEYS);
     Ok(update)
 }
 
@@ -2034,7 +2115,10 @@ fn naming(section: &Section<'_>) -> Result<NamingConfig, ConfigError> {
                             | "normalize"
                             | "in_clean_name"
                     ) {
-                        tracing::warn!(key = %format!("{path}.{key}"), "unknown configuration key, ignored");
+                        section.ctx().problems.warning(
+                            section.ctx().error(&format!("{path}.{key}"), "unknown configuration key, ignored"),
+                            "a segment rule has name, kind, pattern, label, description, example, normalize and in_clean_name",
+                        );
                     }
                 }
             }

@@ -729,7 +729,7 @@ fn environment_selection_errors() {
     };
     assert!(file.ends_with("environments/prodution.yaml"));
     assert_eq!(key, "environment");
-    assert_eq!(message, "expected an overlay file for environment \"prodution\" (available: production, sandbox, staging)");
+    assert_eq!(message, "expected an overlay file for environment \"prodution\" (available: development, production, sandbox, staging)");
 
     let error = load_dir(&shipped_dir(), Some("../etc"), &sandbox_vars())
         .unwrap_err()
@@ -820,7 +820,7 @@ fn dam_oauth2_reads_only_its_keys() {
     vars.insert("DAM_OAUTH2_GRANT".into(), "client_credentials".into());
     let error = temp.error(Some("sandbox"), &vars);
     assert!(
-        error.starts_with(
+        error.contains(
             "config/config.yaml: dam.auth.auth_url: expected the OAuth2 token URL of the client_credentials grant"
         ),
         "{error}"
@@ -1255,9 +1255,10 @@ fn the_plans_flat_dam_block_is_oauth2() {
         DamAuth::Session { .. }
     ));
     let error = mini(&format!("{flat}  method: session\n")).error();
+    // Every missing key at once, not the first one only.
     assert_eq!(
         error,
-        "config/config.yaml: dam.username: expected the OTMM user name (e.g. ${DAM_USERNAME}), found nothing"
+        "2 configuration problems:\n  config/config.yaml: dam.username: expected the OTMM user name (e.g. ${DAM_USERNAME}), found nothing\n  config/config.yaml: dam.password: expected the OTMM password (e.g. ${DAM_PASSWORD}), found nothing"
     );
     // The plan's block without its token URL says which key is missing.
     let error =
@@ -1762,38 +1763,102 @@ fn shipped_variables() -> BTreeSet<String> {
 }
 
 #[test]
-fn env_example_lists_every_variable_of_the_shipped_config() {
+fn env_example_is_generated_from_the_shipped_config() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.env.example");
-    let text = std::fs::read_to_string(&path)
+    let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    let listed: BTreeSet<String> = text
-        .lines()
-        .map(|line| line.trim().trim_start_matches('#').trim())
-        .filter_map(|line| line.split_once('='))
-        .map(|(name, _)| name.trim().to_string())
-        .filter(|name| {
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    let generated = super::env_example(&shipped_dir()).expect("the shipped files are readable");
+    assert_eq!(
+        committed.trim_end(),
+        generated.trim_end(),
+        "run: box-setup --config-dir config check-config --env-example > .env.example"
+    );
+    // Every variable of the shipped files is in it, secrets marked.
+    for name in shipped_variables() {
+        assert!(
+            generated.contains(&format!("{name}=")),
+            "{name} is missing from .env.example"
+        );
+    }
+    assert!(
+        generated.contains("\nDAM_PASSWORD=\n"),
+        "no default: must be set"
+    );
+    assert!(
+        generated.contains("# DB_HOST=localhost\n"),
+        "a default: commented out"
+    );
+    let password_block = generated
+        .split("\n\n")
+        .find(|block| block.contains("DAM_PASSWORD="))
+        .unwrap_or_default();
+    assert!(password_block.contains("(secret)"), "{password_block}");
+}
+
+#[test]
+fn the_default_environment_needs_no_overlay_file() {
+    // `--env development` names the environment config.yaml declares: config.yaml alone.
+    let mut vars = sandbox_vars();
+    vars.insert("WEBHOOK_TOKEN".into(), "token".into());
+    let config = load_dir(&shipped_dir(), Some("development"), &vars).unwrap();
+    assert_eq!(config.environment, "development");
+    assert!(!shipped_dir().join("environments/development.yaml").exists());
+}
+
+#[test]
+fn check_reports_every_problem_of_one_load_with_lines() {
+    let temp = TempConfig::new();
+    temp.edit(
+        "environments/sandbox.yaml",
+        "max_requests_per_second: ${BOX_MAX_REQUESTS_PER_SECOND:-200}",
+        "max_requests_per_second: ten",
+    );
+    temp.edit(
+        "field_mappings.yaml",
+        "transform: upper",
+        "transfrom: upper",
+    );
+    let mut vars = sandbox_vars();
+    vars.remove("DAM_USERNAME");
+    vars.remove("DAM_PASSWORD");
+    let lookup = |name: &str| vars.get(name).cloned();
+    let report = super::check(&temp.path(), Some("sandbox"), &lookup);
+    let lines: Vec<String> = report
+        .problems
+        .iter()
+        .map(|problem| {
+            format!(
+                "{} {}:{} {} | {}",
+                problem.severity.as_str(),
+                problem
+                    .error
+                    .file()
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy(),
+                problem.line.unwrap_or(0),
+                problem.key(),
+                problem.hint
+            )
         })
         .collect();
-    let used = shipped_variables();
-    assert!(used.len() > 30, "{used:?}");
-    let missing: Vec<&String> = used.difference(&listed).collect();
-    assert!(missing.is_empty(), ".env.example lacks {missing:?}");
-    // Each variable has a comment line right above it.
-    let lines: Vec<&str> = text.lines().collect();
-    for (index, line) in lines.iter().enumerate() {
-        let bare = line.trim().trim_start_matches('#').trim();
-        if let Some((name, _)) = bare.split_once('=') {
-            if used.contains(name.trim()) {
-                assert!(
-                    index > 0 && lines[index - 1].trim_start().starts_with('#'),
-                    "{name} has no comment above it"
-                );
-            }
-        }
+    let text = lines.join("\n");
+    assert!(!report.is_ok());
+    assert!(text.contains("error sandbox.yaml:"), "{text}");
+    assert!(
+        text.contains("box.max_requests_per_second | write the number in digits"),
+        "{text}"
+    );
+    assert!(text.contains("dam.auth.username"), "{text}");
+    assert!(text.contains("dam.auth.password"), "{text}");
+    assert!(
+        text.contains(".transfrom | did you mean transform?"),
+        "{text}"
+    );
+    let missing: Vec<&str> = report.missing_variables().into_keys().collect();
+    assert_eq!(missing, ["DAM_PASSWORD", "DAM_USERNAME"]);
+    for problem in report.errors() {
+        assert!(problem.line.is_some_and(|line| line > 0), "{problem:?}");
     }
 }
 

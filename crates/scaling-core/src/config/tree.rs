@@ -12,52 +12,186 @@ use serde_json::{Map, Value};
 
 use super::ConfigError;
 
-/// Reads `file` as one YAML document whose top level is a mapping. An empty file (or one holding
-/// only comments) is an empty mapping.
+/// Reads `file` as one YAML document whose top level is a mapping, with the 1-based line of
+/// every key path of the file (`a.b`, `a.list[0]`: the line of the key, or of the list item).
+/// An empty file (or one holding only comments) is an empty mapping.
 ///
 /// Errors: [`ConfigError::Io`] when the file cannot be read, [`ConfigError::Parse`] with line and
 /// column for invalid YAML (duplicate keys included), [`ConfigError::Invalid`] when the top level is
 /// not a mapping. Messages never quote the file's text beyond the parser's own description.
-pub(crate) fn read_yaml(file: &Path) -> Result<Value, ConfigError> {
+pub(crate) fn read_yaml_lines(file: &Path) -> Result<(Value, Lines), ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Io {
         file: file.to_path_buf(),
         source,
     })?;
-    parse_yaml(file, &text)
+    parse_yaml_lines(file, &text)
 }
 
-/// [`read_yaml`] on text already read (`file` only names it in errors).
+/// Dotted key path ([`join_key`] spelling) -> 1-based line in one file.
+pub(crate) type Lines = BTreeMap<String, u64>;
+
+/// [`parse_yaml_lines`] without the lines.
+#[cfg(test)]
 pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Value, ConfigError> {
+    parse_yaml_lines(file, text).map(|(value, _)| value)
+}
+
+/// [`read_yaml_lines`] on text already read (`file` only names it in errors).
+pub(crate) fn parse_yaml_lines(file: &Path, text: &str) -> Result<(Value, Lines), ConfigError> {
     let only_comments = text.lines().all(|line| {
         line.trim().is_empty() || line.trim_start().starts_with('#') || line.trim() == "---"
     });
     if only_comments {
-        return Ok(Value::Object(Map::new()));
+        return Ok((Value::Object(Map::new()), Lines::new()));
     }
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     // `no`, `on`, `yes` stay strings (the "Norway problem"); booleans are read by key.
     options.strict_booleans = true;
-    let value: Value = serde_saphyr::from_str_with_options(text, options).map_err(|error| {
-        let location = error.location();
-        ConfigError::Parse {
-            file: file.to_path_buf(),
-            line: location.as_ref().map_or(0, |l| l.line()),
-            column: location.as_ref().map_or(0, |l| l.column()),
-            message: parse_message(&error),
-        }
-    })?;
+    let node: serde_saphyr::Spanned<Node> = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|error| {
+            let location = error.location();
+            ConfigError::Parse {
+                file: file.to_path_buf(),
+                line: location.as_ref().map_or(0, |l| l.line()),
+                column: location.as_ref().map_or(0, |l| l.column()),
+                message: parse_message(&error),
+            }
+        })?;
+    let mut lines = Lines::new();
+    let value = node.value.into_value("", &mut lines);
     match value {
-        Value::Object(_) => Ok(value),
-        Value::Null => Ok(Value::Object(Map::new())),
+        Value::Object(_) => Ok((value, lines)),
+        Value::Null => Ok((Value::Object(Map::new()), lines)),
         other => Err(ConfigError::Invalid {
             file: file.to_path_buf(),
-            key: "(top level)".to_string(),
+            key: TOP_LEVEL.to_string(),
             message: format!(
                 "expected a mapping of `key: value` lines, found {}",
                 kind_of(&other)
             ),
         }),
+    }
+}
+
+/// The key path of a problem with a whole file (not one of its keys).
+pub(crate) const TOP_LEVEL: &str = "(top level)";
+
+/// A YAML node with the positions of its keys and items, as serde-saphyr reads it
+/// ([`serde_saphyr::Spanned`]); turned into a [`Value`] and a [`Lines`] table at once.
+enum Node {
+    Null,
+    Bool(bool),
+    Signed(i64),
+    Unsigned(u64),
+    Float(f64),
+    Text(String),
+    List(Vec<serde_saphyr::Spanned<Node>>),
+    Mapping(Vec<(serde_saphyr::Spanned<String>, serde_saphyr::Spanned<Node>)>),
+}
+
+impl Node {
+    /// The value of this node at `path`, recording the line of every key and item below it.
+    fn into_value(self, path: &str, lines: &mut Lines) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(flag) => Value::Bool(flag),
+            Node::Signed(number) => Value::from(number),
+            Node::Unsigned(number) => Value::from(number),
+            Node::Float(number) => {
+                serde_json::Number::from_f64(number).map_or(Value::Null, Value::Number)
+            }
+            Node::Text(text) => Value::String(text),
+            Node::List(items) => Value::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        let child = format!("{path}[{index}]");
+                        lines.insert(child.clone(), item.referenced.line());
+                        item.value.into_value(&child, lines)
+                    })
+                    .collect(),
+            ),
+            Node::Mapping(entries) => {
+                let mut map = Map::new();
+                for (key, item) in entries {
+                    let child = join_key(path, &key.value);
+                    lines.insert(child.clone(), key.referenced.line());
+                    let value = item.value.into_value(&child, lines);
+                    map.insert(key.value, value);
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for NodeVisitor {
+            type Value = Node;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a YAML value")
+            }
+
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+
+            fn visit_some<D: serde::Deserializer<'de>>(self, inner: D) -> Result<Node, D::Error> {
+                serde::Deserialize::deserialize(inner)
+            }
+
+            fn visit_bool<E>(self, flag: bool) -> Result<Node, E> {
+                Ok(Node::Bool(flag))
+            }
+
+            fn visit_i64<E>(self, number: i64) -> Result<Node, E> {
+                Ok(Node::Signed(number))
+            }
+
+            fn visit_u64<E>(self, number: u64) -> Result<Node, E> {
+                Ok(Node::Unsigned(number))
+            }
+
+            fn visit_f64<E>(self, number: f64) -> Result<Node, E> {
+                Ok(Node::Float(number))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Node, E> {
+                Ok(Node::Text(text.to_string()))
+            }
+
+            fn visit_string<E>(self, text: String) -> Result<Node, E> {
+                Ok(Node::Text(text))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::List(items))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Node::Mapping(entries))
+            }
+        }
+
+        deserializer.deserialize_any(NodeVisitor)
     }
 }
 
@@ -206,6 +340,44 @@ pub(crate) fn interpolate(
     text: &str,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpolationError> {
+    walk_references(text, &mut |name, default| match default {
+        Some(default) => Ok(match vars(name) {
+            Some(value) if !value.is_empty() => value,
+            _ => default.to_string(),
+        }),
+        None => vars(name).ok_or_else(|| InterpolationError::Missing(name.to_string())),
+    })
+}
+
+/// One `${NAME}` or `${NAME:-default}` of a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reference {
+    /// The variable's name.
+    pub(crate) name: String,
+    /// The default after `:-`, when given.
+    pub(crate) default: Option<String>,
+}
+
+/// The `${...}` references of `text`, in order (what [`interpolate`] would look up). Errors: as
+/// [`interpolate`] for a malformed reference.
+pub(crate) fn references(text: &str) -> Result<Vec<Reference>, InterpolationError> {
+    let mut found = Vec::new();
+    walk_references(text, &mut |name, default| {
+        found.push(Reference {
+            name: name.to_string(),
+            default: default.map(str::to_string),
+        });
+        Ok(String::new())
+    })?;
+    Ok(found)
+}
+
+/// What [`walk_references`] calls for each reference: name and default -> replacement.
+type Resolve<'r> = dyn FnMut(&str, Option<&str>) -> Result<String, InterpolationError> + 'r;
+
+/// The one parser of `${...}`: copies `text`, replacing each reference with what `resolve`
+/// gives for its name and default.
+fn walk_references(text: &str, resolve: &mut Resolve<'_>) -> Result<String, InterpolationError> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -241,19 +413,10 @@ pub(crate) fn interpolate(
         if !valid_name {
             return Err(InterpolationError::BadName(body.to_string()));
         }
-        match default {
-            Some(default) if default.contains("${") => {
-                return Err(InterpolationError::Nested(name.to_string()))
-            }
-            Some(default) => match vars(name) {
-                Some(value) if !value.is_empty() => out.push_str(&value),
-                _ => out.push_str(default),
-            },
-            None => match vars(name) {
-                Some(value) => out.push_str(&value),
-                None => return Err(InterpolationError::Missing(name.to_string())),
-            },
+        if default.is_some_and(|default| default.contains("${")) {
+            return Err(InterpolationError::Nested(name.to_string()));
         }
+        out.push_str(&resolve(name, default)?);
     }
     out.push_str(rest);
     Ok(out)

@@ -27,6 +27,7 @@ macro_rules! crash_point {
 pub mod a1_to_a2;
 mod alerts;
 pub mod box_poll;
+pub mod check_config;
 pub mod cleanup;
 pub mod dam_check;
 pub mod operator;

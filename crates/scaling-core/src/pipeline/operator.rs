@@ -47,9 +47,39 @@ impl Write for StderrEvent {
     }
 }
 
+/// Log lines held back while a report prints ([`hold_logs`]); `None` = written at once.
+static HELD_LOGS: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+/// Holds log lines back (in memory) until [`release_logs`], so that a report printed on the
+/// same terminal (`box-setup doctor`) is not torn apart by them.
+pub fn hold_logs() {
+    let mut held = HELD_LOGS.lock().unwrap_or_else(PoisonError::into_inner);
+    held.get_or_insert_with(Vec::new);
+}
+
+/// Writes the log lines held since [`hold_logs`] to stderr, in one piece, and writes the next
+/// ones at once again.
+pub fn release_logs() {
+    let held = HELD_LOGS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(buffer) = held.filter(|buffer| !buffer.is_empty()) {
+        // A closed stderr is nothing the command can report anywhere.
+        let _ = std::io::stderr().lock().write_all(&buffer);
+    }
+}
+
 impl Drop for StderrEvent {
     fn drop(&mut self) {
         let buffer = std::mem::take(&mut self.buffer);
+        {
+            let mut held = HELD_LOGS.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(held) = held.as_mut() {
+                held.extend_from_slice(&buffer);
+                return;
+            }
+        }
         around_bar(|| {
             // A closed stderr is nothing the command can report anywhere.
             let _ = std::io::stderr().lock().write_all(&buffer);

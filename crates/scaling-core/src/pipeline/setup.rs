@@ -10,11 +10,19 @@
 //!   folder the service account is not a collaborator on) -> check the ID in the named config
 //!   key, or invite the service account.
 //! - `ensure-folders`: `_PROCESSED` and `_errors` in every watched folder (idempotent).
-//! - `doctor`: configuration, `.env` permissions, database (reachable, migrated), Box token,
-//!   DAM login, ffprobe, temp dir: one `ok`/`FAIL` line each, every `FAIL` with its fix.
+//! - `check-config`: the configuration checked offline, every problem at once
+//!   ([`super::check_config`]).
+//! - `doctor`: `.env` permissions, then `check-config` (stops there, exit 2, on a configuration
+//!   error), then database (reachable, migrated), Box token, DAM login, Mailgun (when email is
+//!   enabled), ffprobe, temp dir: one `ok`/`FAIL` line each naming the URL it tried, every `FAIL`
+//!   with its fix. Each network check is one attempt (no retries) with a 3 s connect and 5 s read
+//!   timeout; log lines are held back until the report is printed.
+//! - `install-dirs`: the log directory the crontab writes to (default
+//!   `/var/log/content-scaling`), mode 0750 (idempotent).
 //!
-//! Results go to stdout. Exit codes: 0 everything ok, 1 a check failed, 2 configuration error,
-//! 75 Box unreachable (`list-folder`, `check`, `ensure-folders`).
+//! Results go to stdout (`--json` on `check` and `doctor`: one JSON document). Exit codes: 0
+//! everything ok, 1 a check failed (for `doctor` also an unreachable dependency), 2
+//! configuration error, 75 Box unreachable (`list-folder`, `check`, `ensure-folders`).
 
 use std::path::{Path, PathBuf};
 
@@ -37,14 +45,27 @@ pub enum SetupCommand {
         folder_id: String,
     },
     /// Check access to every configured folder.
-    Check,
+    Check {
+        /// One JSON document instead of lines.
+        json: bool,
+    },
     /// Create `_PROCESSED` and `_errors` in every watched folder.
     EnsureFolders {
         /// Only say which are missing.
         dry_run: bool,
     },
     /// Check the whole installation.
-    Doctor,
+    Doctor {
+        /// One JSON document instead of lines.
+        json: bool,
+    },
+    /// Check the configuration offline (see [`super::check_config`]).
+    CheckConfig(super::check_config::CheckConfigOutput),
+    /// Create the log directory (mode 0750) when missing.
+    InstallDirs {
+        /// The directory (the crontab's, default `/var/log/content-scaling`).
+        log_dir: PathBuf,
+    },
     /// Check the DAM's `dam.api` assumptions against the real server (see
     /// [`super::dam_check`]).
     DamCheck {
@@ -56,8 +77,23 @@ pub enum SetupCommand {
 /// Runs a `box-setup` command (through [`crate::entry::run`]; `doctor` through
 /// [`crate::entry::run_unconfigured`]) and returns the exit code (see the module docs).
 pub fn run(options: &CommonOptions, command: &SetupCommand) -> ExitCode {
-    if *command == SetupCommand::Doctor {
-        return entry::run_unconfigured(BINARY, options, |options| Ok(doctor(options)));
+    match command {
+        SetupCommand::Doctor { json } => {
+            return entry::run_unconfigured(BINARY, options, |options| Ok(doctor(options, *json)));
+        }
+        SetupCommand::CheckConfig(output) => {
+            return entry::run_unconfigured(BINARY, options, |options| {
+                Ok(super::check_config::run(
+                    &options.config_dir,
+                    options.environment.as_deref(),
+                    *output,
+                ))
+            });
+        }
+        SetupCommand::InstallDirs { log_dir } => {
+            return entry::run_unconfigured(BINARY, options, |_| Ok(install_dirs(log_dir)));
+        }
+        _ => {}
     }
     if let SetupCommand::DamCheck { write_test_folder } = command {
         return entry::run(BINARY, options, |config| {
@@ -75,9 +111,17 @@ pub fn run(options: &CommonOptions, command: &SetupCommand) -> ExitCode {
         let client = box_client(&config)?;
         let all_ok = match command {
             SetupCommand::ListFolder { folder_id } => list_folder(&client, folder_id)?,
-            SetupCommand::Check => check(&config, &client)?,
+            SetupCommand::Check { json } => {
+                let mut checks = Checks::new(*json);
+                let all_ok = check(&config, &client, &mut checks)?;
+                checks.print_json(serde_json::json!({}));
+                all_ok
+            }
             SetupCommand::EnsureFolders { dry_run } => ensure_folders(&config, &client, *dry_run)?,
-            SetupCommand::Doctor | SetupCommand::DamCheck { .. } => true,
+            SetupCommand::Doctor { .. }
+            | SetupCommand::DamCheck { .. }
+            | SetupCommand::CheckConfig(_)
+            | SetupCommand::InstallDirs { .. } => true,
         };
         Ok(Exit::success_if(all_ok))
     })
@@ -117,6 +161,58 @@ fn report(ok: bool, subject: &str, detail: &str, fix: Option<&str>) {
     ));
     if let Some(fix) = fix {
         say(&format!("     fix: {fix}"));
+    }
+}
+
+/// Check results: printed as they come ([`report`] lines), or kept for one JSON document.
+struct Checks {
+    json: bool,
+    results: Vec<serde_json::Value>,
+    all_ok: bool,
+}
+
+impl Checks {
+    fn new(json: bool) -> Self {
+        Checks {
+            json,
+            results: Vec::new(),
+            all_ok: true,
+        }
+    }
+
+    /// One check: `subject` (`database`, `Box`, a folder), `detail`, the URL tried (shown as
+    /// `(URL)` after the detail), the fix of a failure.
+    fn add(&mut self, ok: bool, subject: &str, detail: &str, url: Option<&str>, fix: Option<&str>) {
+        self.all_ok &= ok;
+        if self.json {
+            self.results.push(serde_json::json!({
+                "subject": subject,
+                "ok": ok,
+                "detail": detail,
+                "url": url,
+                "fix": fix,
+            }));
+        } else {
+            let detail = match url {
+                Some(url) => format!("{detail} ({url})"),
+                None => detail.to_string(),
+            };
+            report(ok, subject, &detail, fix);
+        }
+    }
+
+    /// With `--json`: `{"ok", "checks": [{subject, ok, detail, url, fix}], ...extra}`.
+    fn print_json(&self, extra: serde_json::Value) {
+        if !self.json {
+            return;
+        }
+        let mut document = serde_json::json!({ "ok": self.all_ok, "checks": self.results });
+        if let (Some(document), Some(extra)) = (document.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                document.insert(key.clone(), value.clone());
+            }
+        }
+        say(&document.to_string());
     }
 }
 
@@ -177,8 +273,11 @@ fn app_client_id(config: &Config) -> Option<String> {
 }
 
 /// Returns whether every check passed; `Err` only when Box is unreachable.
-fn check(config: &Config, client: &BoxClient) -> Result<bool, PassError> {
+fn check(config: &Config, client: &BoxClient, checks: &mut Checks) -> Result<bool, PassError> {
     let mut all_ok = true;
+    let mut report = |ok: bool, subject: &str, detail: &str, fix: Option<&str>| {
+        checks.add(ok, subject, detail, None, fix);
+    };
     for folder in configured_folders(config) {
         let items = match client.list_folder(&folder.id) {
             Ok(items) => items,
@@ -355,78 +454,157 @@ fn shared_mode(_path: &Path) -> Option<u32> {
     None
 }
 
-/// Runs every check; [`Exit::Configuration`] when the configuration cannot be loaded (the
-/// remaining checks need it), else [`Exit::Failure`] when a check failed.
-fn doctor(options: &CommonOptions) -> Exit {
-    let mut all_ok = true;
-    let mut check = |ok: bool, subject: &str, detail: &str, fix: Option<&str>| {
-        all_ok &= ok;
-        report(ok, subject, detail, fix);
-    };
+/// Seconds a doctor network check may take to connect: a doctor run reports a dependency that is
+/// down at once instead of waiting through the passes' timeouts.
+const DOCTOR_CONNECT_SECS: u64 = 3;
+/// Seconds a doctor network check may wait for a reply.
+const DOCTOR_READ_SECS: u64 = 5;
 
-    let dotenv_files: Vec<PathBuf> = Some(config::dotenv_path(&options.config_dir))
-        .into_iter()
-        .filter(|candidate| candidate.is_file())
-        .collect();
-    if dotenv_files.is_empty() {
-        check(
-            true,
-            ".env",
-            "none (secrets come from the environment)",
-            None,
-        );
+/// The configuration of the doctor's network checks: one attempt each (no retries: a retry
+/// cycle is what a pass does, a doctor names the dependency at once), short timeouts, and a
+/// database connect timeout.
+fn doctor_config(config: &Config) -> Config {
+    let mut quick = config.clone();
+    quick.box_api.connect_timeout_secs = DOCTOR_CONNECT_SECS;
+    quick.box_api.read_timeout_secs = DOCTOR_READ_SECS;
+    quick.box_api.max_retries = 0;
+    quick.dam.connect_timeout_secs = DOCTOR_CONNECT_SECS;
+    quick.dam.read_timeout_secs = DOCTOR_READ_SECS;
+    quick.dam.max_retries = 0;
+    let url = config.database.url.expose();
+    if url.contains("://") && !url.contains("connect_timeout=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        quick.database.url = crate::secret::Secret::new(format!(
+            "{url}{separator}connect_timeout={DOCTOR_CONNECT_SECS}"
+        ));
     }
-    for candidate in dotenv_files {
-        match shared_mode(&candidate) {
-            Some(mode) => check(
+    quick
+}
+
+/// The database URL without user info and parameters (`postgresql://host:5432/name`), for
+/// messages; a key=value connection string is not shown.
+fn shown_database_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.has_host() => format!(
+            "{}://{}{}{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or(""),
+            parsed
+                .port()
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default(),
+            parsed.path()
+        ),
+        _ => "the database of DATABASE_URL / database.*".to_string(),
+    }
+}
+
+/// Runs every check (see the module docs); [`Exit::Configuration`] when the configuration has
+/// an error (the remaining checks need it), else [`Exit::Failure`] when a check failed.
+fn doctor(options: &CommonOptions, json: bool) -> Exit {
+    let mut checks = Checks::new(json);
+
+    let dotenv = config::dotenv_path(&options.config_dir);
+    if dotenv.is_file() {
+        match shared_mode(&dotenv) {
+            Some(mode) => checks.add(
                 false,
                 ".env",
                 &format!(
                     "{} is readable by group or others (mode {mode:o}) but holds secrets",
-                    candidate.display()
+                    dotenv.display()
                 ),
-                Some(&format!("chmod 600 {}", candidate.display())),
+                None,
+                Some(&format!("chmod 600 {}", dotenv.display())),
             ),
-            None => check(
+            None => checks.add(
                 true,
                 ".env",
-                &format!("{} is private", candidate.display()),
+                &format!("{} is private", dotenv.display()),
+                None,
                 None,
             ),
         }
+    } else {
+        checks.add(
+            true,
+            ".env",
+            "none (secrets come from the environment)",
+            None,
+            None,
+        );
     }
 
-    let config = match config::load(&options.config_dir, options.environment.as_deref()) {
-        Ok(config) => {
-            check(
-                true,
+    let mut report = config::check_deployment(&options.config_dir, options.environment.as_deref());
+    let config = match report.config.take() {
+        Some(config) if report.is_ok() => config,
+        _ => {
+            let errors = report.errors().count();
+            checks.add(
+                false,
                 "config",
                 &format!(
-                    "{} is valid (environment {}); every variable it uses is set",
-                    options.config_dir.display(),
-                    config.environment
+                    "{errors} problems in {} (box-setup check-config lists the same)",
+                    options.config_dir.display()
                 ),
                 None,
+                Some("correct every problem listed, then run doctor again"),
             );
-            config
-        }
-        Err(error) => {
-            let fix = if error.to_string().contains("variable") {
-                "set the variable named above (in the environment or in .env), then run doctor again"
+            if json {
+                checks.print_json(serde_json::json!({
+                    "config": super::check_config::report_json(&report),
+                }));
             } else {
-                "correct the key named above (config/config.yaml documents every key), then run doctor again"
-            };
-            check(false, "config", &error.to_string(), Some(fix));
-            say("(the remaining checks need a valid configuration)");
+                super::check_config::print_report(&report);
+                say("(the remaining checks need a valid configuration)");
+            }
             return Exit::Configuration;
         }
     };
+    let warnings = report.problems.len();
+    checks.add(
+        true,
+        "config",
+        &format!(
+            "{} is valid (environment {}); every variable it uses is set ({} files, {} variables{})",
+            options.config_dir.display(),
+            config.environment,
+            report.files.len(),
+            report.variables.len(),
+            if warnings > 0 {
+                format!("; {warnings} warnings: run box-setup check-config")
+            } else {
+                String::new()
+            }
+        ),
+        None,
+        None,
+    );
 
+    // The network checks: their log lines wait until the report is printed.
+    super::operator::hold_logs();
+    network_checks(&doctor_config(&config), &mut checks);
+    local_checks(&config, &mut checks);
+
+    if json {
+        checks.print_json(serde_json::json!({}));
+    } else if checks.all_ok {
+        say("doctor: everything ok");
+    } else {
+        say("doctor: some checks failed (see the fixes above)");
+    }
+    super::operator::release_logs();
+    Exit::success_if(checks.all_ok)
+}
+
+/// Database, Box, DAM and Mailgun, one attempt each with `config`'s (short) timeouts.
+fn network_checks(config: &Config, checks: &mut Checks) {
+    let database_url = shown_database_url(config.database.url.expose());
     match Store::connect_database(&config.database) {
         Ok(mut store) => {
-            check(true, "database", "reachable", None);
+            checks.add(true, "database", "reachable", Some(&database_url), None);
             match store.migration_state() {
-                Ok(state) if state.pending.is_empty() => check(
+                Ok(state) if state.pending.is_empty() => checks.add(
                     true,
                     "database",
                     &format!(
@@ -434,59 +612,72 @@ fn doctor(options: &CommonOptions) -> Exit {
                         state.applied.last().copied().unwrap_or(0)
                     ),
                     None,
+                    None,
                 ),
-                Ok(state) => check(
+                Ok(state) => checks.add(
                     false,
                     "database",
                     &format!("not migrated: missing {}", state.pending.join(", ")),
+                    None,
                     Some("run any pass once (a1-to-a2 or box-poll migrate the database when they start)"),
                 ),
-                Err(error) => check(
+                Err(error) => checks.add(
                     false,
                     "database",
                     &format!("cannot read the schema version: {error}"),
+                    None,
                     Some("check that the database user may read the database (GRANT ... TO the user of DATABASE_URL)"),
                 ),
             }
         }
-        Err(error) => check(
+        Err(error) => checks.add(
             false,
             "database",
             &error.to_string(),
+            Some(&database_url),
             Some("check DATABASE_URL (or database.*) and that PostgreSQL runs and accepts this host (pg_hba.conf)"),
         ),
     }
 
-    match box_client(&config) {
+    let folder_url = format!(
+        "{}/2.0/folders/{}",
+        config.box_api.base_url, config.box_api.root_folder_id
+    );
+    match box_client(config) {
         Ok(client) => match client.list_folder(&config.box_api.root_folder_id) {
-            Ok(_) => check(true, "Box", "token obtained; campaign root folder readable", None),
-            Err(error @ BoxError::Auth { .. }) => check(
+            Ok(_) => checks.add(true, "Box", "token obtained; campaign root folder readable", Some(&folder_url), None),
+            Err(error @ BoxError::Auth { .. }) => checks.add(
                 false,
                 "Box",
                 &format!("no token: {error}"),
+                Some(&config.box_api.oauth2_url),
                 Some("check BOX_CONFIG_FILE (the app's JSON from the Developer Console) and that the app is authorized in the Admin Console"),
             ),
-            Err(error) if matches!(error.status(), Some(403 | 404)) => check(
+            Err(error) if matches!(error.status(), Some(403 | 404)) => checks.add(
                 true,
                 "Box",
                 &format!("token obtained (the root folder answered {}: run `box-setup check`)", error.status().unwrap_or(0)),
+                Some(&folder_url),
                 None,
             ),
-            Err(error) => check(
+            Err(error) => checks.add(
                 false,
                 "Box",
                 &error.to_string(),
+                Some(&folder_url),
                 Some("check box.base_url / box.oauth2_url and that this host can reach Box (proxy, firewall)"),
             ),
         },
-        Err(error) => check(
+        Err(error) => checks.add(
             false,
             "Box",
             &error.to_string(),
+            None,
             Some("point BOX_CONFIG_FILE (box.app_config_file) at the app config JSON, readable by this user, with the key's passphrase"),
         ),
     }
 
+    let dam_url = format!("{}{}", config.dam.base_url, crate::dam::API_PATH);
     let dam_agent = agent(
         config.dam.connect_timeout_secs,
         config.dam.read_timeout_secs,
@@ -499,17 +690,55 @@ fn doctor(options: &CommonOptions) -> Exit {
         &model.status_a1,
         1,
     ) {
-        Ok(_) => check(true, "DAM", "login works; campaign search answers", None),
+        Ok(_) => checks.add(
+            true,
+            "DAM",
+            "login works; campaign search answers",
+            Some(&dam_url),
+            None,
+        ),
         Err(error) => {
             let fix = match &error {
                 crate::dam::DamError::Auth(_) => "check DAM_USERNAME / DAM_PASSWORD (or the dam.auth OAuth2 keys)",
-                error if error.is_transient() => "check dam.base_url and that this host can reach the DAM",
+                error if error.is_transient() => "check dam.base_url and that this host can reach the DAM (the passes wait for it and retry)",
                 _ => "check dam.campaign (status field and search operator) against the DAM's metadata model",
             };
-            check(false, "DAM", &error.to_string(), Some(fix));
+            let detail = if error.is_transient() {
+                "unreachable (one attempt, no retries)".to_string()
+            } else {
+                error.to_string()
+            };
+            checks.add(false, "DAM", &detail, Some(&dam_url), Some(fix));
         }
     }
 
+    if config.email.enabled {
+        let mailer =
+            crate::notify::Mailer::new(&config.email, agent(DOCTOR_CONNECT_SECS, DOCTOR_READ_SECS));
+        let events_url = format!(
+            "{}/v3/{}/events",
+            config.email.mailgun_base_url.trim_end_matches('/'),
+            config.email.domain
+        );
+        let probe = mailer.message_id("box-setup-doctor");
+        match mailer.accepted(&probe, jiff::Timestamp::now().as_second()) {
+            Ok(_) => checks.add(true, "Mailgun", "the API accepts the key", Some(&events_url), None),
+            Err(error) => checks.add(
+                false,
+                "Mailgun",
+                &error.to_string(),
+                Some(&events_url),
+                Some("check MAILGUN_API_KEY / MAILGUN_DOMAIN (email.mailgun_base_url: https://api.eu.mailgun.net for EU domains) and that this host can reach Mailgun"),
+            ),
+        }
+    }
+}
+
+/// The ffprobe install hint: the target is CentOS 7 (yum), newer RHEL-likes use dnf.
+const FFPROBE_HINT: &str = "install ffmpeg (CentOS/RHEL: yum install ffmpeg, or dnf install ffmpeg, from RPM Fusion; or a static build from johnvansickle.com/ffmpeg copied to /usr/local/bin; Debian/Ubuntu: apt-get install ffmpeg), or set media.ffprobe_path (FFPROBE_PATH); cron's PATH must include its directory";
+
+/// ffprobe and the temp dir.
+fn local_checks(config: &Config, checks: &mut Checks) {
     match std::process::Command::new(&config.media.ffprobe_path)
         .arg("-version")
         .stdin(std::process::Stdio::null())
@@ -521,19 +750,24 @@ fn doctor(options: &CommonOptions) -> Exit {
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            check(true, "ffprobe", &version, None);
+            checks.add(true, "ffprobe", &version, None, None);
         }
-        Ok(output) => check(
+        Ok(output) => checks.add(
             false,
             "ffprobe",
-            &format!("{} -version exited with {}", config.media.ffprobe_path, output.status),
-            Some("reinstall ffmpeg, or set media.ffprobe_path (FFPROBE_PATH) to a working ffprobe"),
+            &format!(
+                "{} -version exited with {}",
+                config.media.ffprobe_path, output.status
+            ),
+            None,
+            Some(FFPROBE_HINT),
         ),
-        Err(error) => check(
+        Err(error) => checks.add(
             false,
             "ffprobe",
             &format!("{} cannot be run: {error}", config.media.ffprobe_path),
-            Some("install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; CentOS 7: a static build from johnvansickle.com/ffmpeg), or set media.ffprobe_path (FFPROBE_PATH)"),
+            None,
+            Some(FFPROBE_HINT),
         ),
     }
 
@@ -554,19 +788,90 @@ fn doctor(options: &CommonOptions) -> Exit {
                 })
         });
     match writable {
-        Ok(()) => check(
+        Ok(()) => checks.add(
             true,
             "temp dir",
             &format!("{} is private and writable", temp_dir.display()),
             None,
+            None,
         ),
-        Err((detail, fix)) => check(false, "temp dir", &detail, Some(&fix)),
+        Err((detail, fix)) => checks.add(false, "temp dir", &detail, None, Some(&fix)),
     }
+}
 
-    if all_ok {
-        say("doctor: everything ok");
-    } else {
-        say("doctor: some checks failed (see the fixes above)");
+/// The log directory's mode: the service user writes, its group (admins, logrotate) reads.
+const LOG_DIR_MODE: u32 = 0o750;
+
+/// `install-dirs`: creates `log_dir` (and its parents) with mode 0750 when missing; "nothing to
+/// do" when it is a directory already. [`Exit::Failure`] when it cannot be created or is a file.
+fn install_dirs(log_dir: &Path) -> Exit {
+    if log_dir.is_dir() {
+        let mode = current_mode(log_dir);
+        say(&format!(
+            "nothing to do: {} exists{}",
+            log_dir.display(),
+            mode.map(|mode| format!(" (mode {mode:o})"))
+                .unwrap_or_default()
+        ));
+        return Exit::Success;
     }
-    Exit::success_if(all_ok)
+    if log_dir.exists() {
+        report(
+            false,
+            "log dir",
+            &format!("{} exists but is not a directory", log_dir.display()),
+            Some(
+                "remove or rename it, or give another --log-dir (and the same path in the crontab)",
+            ),
+        );
+        return Exit::Failure;
+    }
+    match create_private_dir(log_dir) {
+        Ok(()) => {
+            say(&format!(
+                "created {} (mode {LOG_DIR_MODE:o})",
+                log_dir.display()
+            ));
+            Exit::Success
+        }
+        Err(error) => {
+            report(
+                false,
+                "log dir",
+                &format!("cannot create {}: {error}", log_dir.display()),
+                Some(&format!(
+                    "run it as root (sudo box-setup install-dirs), or: sudo install -d -m 0750 -o $(id -un) {}",
+                    log_dir.display()
+                )),
+            );
+            Exit::Failure
+        }
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(LOG_DIR_MODE)
+        .create(dir)?;
+    // The umask may have taken bits away: the mode is set exactly.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(LOG_DIR_MODE))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn current_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::metadata(path).ok()?.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn current_mode(_path: &Path) -> Option<u32> {
+    None
 }

@@ -278,7 +278,7 @@ fn a_template_using_an_unknown_variable_is_refused_at_load() {
     );
     let error = temp.error(Some("sandbox"), &plan_vars());
     assert!(
-        error.starts_with("config/plan_email_templates.yaml: templates.a1_to_a2_complete: expected a template using only the data a1_to_a2_complete gets"),
+        error.contains("config/plan_email_templates.yaml: templates.a1_to_a2_complete: expected a template using only the data a1_to_a2_complete gets"),
         "{error}"
     );
     assert!(
