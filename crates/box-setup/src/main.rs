@@ -67,6 +67,10 @@ enum CommandArg {
         /// The log directory (as in crontab.example).
         #[arg(long, value_name = "DIR", default_value = "/var/log/content-scaling")]
         log_dir: std::path::PathBuf,
+        /// The service user who writes the logs (run install-dirs as root): the directory is
+        /// given to this user and its primary group.
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
     },
     /// Check what the real OTMM server does for each dam.api setting: confirmed, refuted (with
     /// the setting to change) or unknown. Read-only unless --write-test-folder is given.
@@ -96,7 +100,7 @@ fn main() -> ExitCode {
             json,
             env_example,
         }),
-        CommandArg::InstallDirs { log_dir } => SetupCommand::InstallDirs { log_dir },
+        CommandArg::InstallDirs { log_dir, owner } => SetupCommand::InstallDirs { log_dir, owner },
         CommandArg::DamCheck { write_test_folder } => SetupCommand::DamCheck { write_test_folder },
     };
     setup::run(&options, &command)

@@ -65,6 +65,9 @@ pub enum SetupCommand {
     InstallDirs {
         /// The directory (the crontab's, default `/var/log/content-scaling`).
         log_dir: PathBuf,
+        /// The service user who must write it (run as root): the directory is given to this
+        /// user and its primary group.
+        owner: Option<String>,
     },
     /// Check the DAM's `dam.api` assumptions against the real server (see
     /// [`super::dam_check`]).
@@ -90,8 +93,10 @@ pub fn run(options: &CommonOptions, command: &SetupCommand) -> ExitCode {
                 ))
             });
         }
-        SetupCommand::InstallDirs { log_dir } => {
-            return entry::run_unconfigured(BINARY, options, |_| Ok(install_dirs(log_dir)));
+        SetupCommand::InstallDirs { log_dir, owner } => {
+            return entry::run_unconfigured(BINARY, options, |_| {
+                Ok(install_dirs(log_dir, owner.as_deref()))
+            });
         }
         _ => {}
     }
@@ -802,51 +807,90 @@ fn local_checks(config: &Config, checks: &mut Checks) {
 /// The log directory's mode: the service user writes, its group (admins, logrotate) reads.
 const LOG_DIR_MODE: u32 = 0o750;
 
-/// `install-dirs`: creates `log_dir` (and its parents) with mode 0750 when missing; "nothing to
-/// do" when it is a directory already. [`Exit::Failure`] when it cannot be created or is a file.
-fn install_dirs(log_dir: &Path) -> Exit {
-    if log_dir.is_dir() {
-        let mode = current_mode(log_dir);
-        say(&format!(
-            "nothing to do: {} exists{}",
-            log_dir.display(),
-            mode.map(|mode| format!(" (mode {mode:o})"))
-                .unwrap_or_default()
-        ));
-        return Exit::Success;
-    }
-    if log_dir.exists() {
-        report(
-            false,
-            "log dir",
-            &format!("{} exists but is not a directory", log_dir.display()),
-            Some(
-                "remove or rename it, or give another --log-dir (and the same path in the crontab)",
-            ),
+/// `install-dirs`: creates `log_dir` (and its parents) with mode 0750 when missing and, with
+/// `owner` (a user name, looked up through NSS), gives it to that user and its primary group;
+/// "nothing to do" when it is a directory with that owner already. [`Exit::Failure`] when it
+/// cannot be created or given away, is a file, or the user does not exist.
+fn install_dirs(log_dir: &Path, owner: Option<&str>) -> Exit {
+    let fail = |what: String, hint: &str| {
+        report(false, "log dir", &what, Some(hint));
+        Exit::Failure
+    };
+    let owner = match owner.map(owner_ids).transpose() {
+        Ok(owner) => owner,
+        Err(problem) => {
+            return fail(
+                problem,
+                "create the service user first (useradd --system content-scaling), or name an existing one",
+            )
+        }
+    };
+    let created = if log_dir.is_dir() {
+        false
+    } else if log_dir.exists() {
+        return fail(
+            format!("{} exists but is not a directory", log_dir.display()),
+            "remove or rename it, or give another --log-dir (and the same path in the crontab)",
         );
-        return Exit::Failure;
-    }
-    match create_private_dir(log_dir) {
-        Ok(()) => {
-            say(&format!(
-                "created {} (mode {LOG_DIR_MODE:o})",
-                log_dir.display()
-            ));
-            Exit::Success
-        }
-        Err(error) => {
-            report(
-                false,
-                "log dir",
-                &format!("cannot create {}: {error}", log_dir.display()),
-                Some(&format!(
-                    "run it as root (sudo box-setup install-dirs), or: sudo install -d -m 0750 -o $(id -un) {}",
+    } else {
+        if let Err(error) = create_private_dir(log_dir) {
+            return fail(
+                format!("cannot create {}: {error}", log_dir.display()),
+                &format!(
+                    "run it as root (sudo box-setup install-dirs --owner SERVICE_USER), or: sudo install -d -m 0750 -o SERVICE_USER {}",
                     log_dir.display()
-                )),
+                ),
             );
-            Exit::Failure
+        }
+        true
+    };
+    let mut changed_owner = None;
+    if let Some((name, uid, gid)) = &owner {
+        if current_owner(log_dir) != Some((*uid, *gid)) {
+            if let Err(error) = std::os::unix::fs::chown(log_dir, Some(*uid), Some(*gid)) {
+                return fail(
+                    format!("cannot give {} to {name}: {error}", log_dir.display()),
+                    "run it as root (sudo box-setup install-dirs --owner ...)",
+                );
+            }
+            changed_owner = Some(name.clone());
         }
     }
+    let mode = current_mode(log_dir)
+        .map(|mode| format!(" (mode {mode:o})"))
+        .unwrap_or_default();
+    match (created, changed_owner) {
+        (true, Some(name)) => say(&format!(
+            "created {}{mode}, owned by {name}",
+            log_dir.display()
+        )),
+        (true, None) => say(&format!("created {}{mode}", log_dir.display())),
+        (false, Some(name)) => say(&format!(
+            "{} exists{mode}; now owned by {name}",
+            log_dir.display()
+        )),
+        (false, None) => say(&format!(
+            "nothing to do: {} exists{mode}",
+            log_dir.display()
+        )),
+    }
+    Exit::Success
+}
+
+/// `(name, uid, primary gid)` of the user `name`, or why not.
+fn owner_ids(name: &str) -> Result<(String, u32, u32), String> {
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Ok((name.to_string(), user.uid.as_raw(), user.gid.as_raw())),
+        Ok(None) => Err(format!("no user named {name} on this host")),
+        Err(error) => Err(format!("cannot look up the user {name}: {error}")),
+    }
+}
+
+/// The directory's `(uid, gid)`.
+fn current_owner(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.uid(), metadata.gid()))
 }
 
 #[cfg(unix)]
