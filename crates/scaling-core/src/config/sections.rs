@@ -1144,7 +1144,13 @@ fn email_settings<'a>(
         )?
         .unwrap_or_default();
     if error_recipients.is_empty() {
-        tracing::warn!(key = %both.email.path("error_recipients"), "email is enabled but nobody receives error emails");
+        both.email.ctx().problems.warning(
+            both.email.error(
+                "error_recipients",
+                "email is enabled but nobody receives error emails",
+            ),
+            "set email.error_recipients (EMAIL_ERROR_RECIPIENTS: addresses separated by \",\" or \";\")",
+        );
     }
     let confirm_with_events = both
         .pick(
