@@ -197,6 +197,10 @@ impl InterpolationError {
     }
 }
 
+/// Starts the value a lenient lookup ([`super::load_database_only`]) gives an unset variable:
+/// `${VAR:-default}` then takes its default, `${VAR}` the placeholder after the mark.
+pub(crate) const UNSET_MARK: char = '\u{1}';
+
 /// Expands `${NAME}` and `${NAME:-default}` in `text` with `vars`.
 ///
 /// `${NAME}` is the variable's value (an empty value is allowed) and an error when it is not set;
@@ -246,11 +250,13 @@ pub(crate) fn interpolate(
                 return Err(InterpolationError::Nested(name.to_string()))
             }
             Some(default) => match vars(name) {
-                Some(value) if !value.is_empty() => out.push_str(&value),
+                Some(value) if !value.is_empty() && !value.starts_with(UNSET_MARK) => {
+                    out.push_str(&value);
+                }
                 _ => out.push_str(default),
             },
             None => match vars(name) {
-                Some(value) => out.push_str(&value),
+                Some(value) => out.push_str(value.strip_prefix(UNSET_MARK).unwrap_or(&value)),
                 None => return Err(InterpolationError::Missing(name.to_string())),
             },
         }

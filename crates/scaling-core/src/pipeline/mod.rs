@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod reprocess;
 pub mod setup;
 pub mod status;
+pub mod status_page;
 mod transition;
 
 use std::time::Duration;
