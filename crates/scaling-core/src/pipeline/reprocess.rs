@@ -413,10 +413,14 @@ fn execute(
 
 /// What to do with one file.
 enum FilePlan {
-    /// Leave it; the reason says why and what to do instead.
-    Skip(String),
-    /// Already delivered: nothing to do (the reason says so, and how to replace the delivery).
-    Done(String),
+    /// Leave it: it cannot be done ([`ItemAction::Skip`]: the reason says why and what to do
+    /// instead) or is done already ([`ItemAction::NothingToDo`]: delivered).
+    Leave {
+        /// Skip or nothing to do.
+        action: ItemAction,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// Send it through the pipeline.
     Go {
         /// The file as Box has it now.
@@ -428,6 +432,22 @@ enum FilePlan {
         /// What the name says (for the plan).
         about: String,
     },
+}
+
+impl FilePlan {
+    fn skip(reason: String) -> FilePlan {
+        FilePlan::Leave {
+            action: ItemAction::Skip,
+            reason,
+        }
+    }
+
+    fn done(reason: String) -> FilePlan {
+        FilePlan::Leave {
+            action: ItemAction::NothingToDo,
+            reason,
+        }
+    }
 }
 
 fn reprocess_files(
@@ -444,22 +464,19 @@ fn reprocess_files(
         progress.working_on(&ledger.name);
         let label = format!("file {} \"{}\"", ledger.file_id, ledger.name);
         match plan_file(services, &ledger)? {
-            FilePlan::Skip(reason) => {
-                tally.skipped += 1;
+            FilePlan::Leave { action, reason } => {
+                let word = if action == ItemAction::NothingToDo {
+                    tally.nothing_to_do += 1;
+                    "nothing to do"
+                } else {
+                    tally.skipped += 1;
+                    "skipped"
+                };
                 tally.note(
                     "file",
                     &ledger.file_id,
-                    ItemAction::Skip,
-                    format!("{label}: skipped: {reason}"),
-                );
-            }
-            FilePlan::Done(reason) => {
-                tally.nothing_to_do += 1;
-                tally.note(
-                    "file",
-                    &ledger.file_id,
-                    ItemAction::NothingToDo,
-                    format!("{label}: nothing to do: {reason}"),
+                    action,
+                    format!("{label}: {word}: {reason}"),
                 );
             }
             FilePlan::Go {
@@ -530,20 +547,20 @@ fn watched_folder_name(services: &Services, folder_id: &str) -> String {
 fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, PassError> {
     match ledger.state {
         LedgerState::Archived | LedgerState::UploadedToDam => {
-            return Ok(FilePlan::Done(format!(
+            return Ok(FilePlan::done(format!(
                 "it was delivered to the DAM already (archived under {}/); to replace the delivery, upload a higher version (_v02, ...)",
                 services.config.box_api.processed_folder_name
             )))
         }
         LedgerState::Ignored => {
-            return Ok(FilePlan::Skip(
+            return Ok(FilePlan::skip(
                 "it is not a delivery (ignored by box-poll)".into(),
             ))
         }
         _ => {}
     }
     if let Some(owner) = &ledger.leased_by {
-        return Ok(FilePlan::Skip(format!(
+        return Ok(FilePlan::skip(format!(
             "a pass is working on it right now ({owner}); try again in a few minutes"
         )));
     }
@@ -554,7 +571,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         .iter()
         .any(|folder| folder.id == ledger.watched_folder_id)
     {
-        return Ok(FilePlan::Skip(format!(
+        return Ok(FilePlan::skip(format!(
             "its watched folder {} is no longer in box.watched_folders",
             ledger.watched_folder_id
         )));
@@ -564,7 +581,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         .file_if_present(&ledger.file_id)
         .map_err(PassError::from_box)?
     else {
-        return Ok(FilePlan::Skip(
+        return Ok(FilePlan::skip(
             "Box has no such file any more (deleted or in the trash)".into(),
         ));
     };
@@ -577,7 +594,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
     {
         Some(parent)
     } else {
-        return Ok(FilePlan::Skip(format!(
+        return Ok(FilePlan::skip(format!(
             "it is neither in {}/ nor in its watched folder {watched} (now in Box folder {parent}): move it into the watched folder by hand",
             services.config.box_api.errors_folder_name
         )));
@@ -587,13 +604,13 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         services.config.folder_settings(&watched).naming,
     ) {
         NameCheck::Ignored { reason } => {
-            return Ok(FilePlan::Skip(format!(
+            return Ok(FilePlan::skip(format!(
                 "its name \"{}\" is not a delivery ({reason})",
                 file.name
             )))
         }
         NameCheck::Invalid { problems } => {
-            return Ok(FilePlan::Skip(format!(
+            return Ok(FilePlan::skip(format!(
                 "its name \"{}\" is still invalid: {}; rename it in Box to a valid V2 name first",
                 file.name,
                 problems.join("; ")

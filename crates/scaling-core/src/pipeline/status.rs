@@ -131,6 +131,19 @@ pub struct FolderEntry {
     pub record: Option<FolderHealth>,
 }
 
+impl FolderEntry {
+    /// When it was last listed successfully: `12 min ago (2026-12-04 17:55 UTC)`.
+    pub fn last_listed(&self) -> Option<String> {
+        let record = self.record.as_ref()?;
+        let (at, age) = (record.last_listed_at?, record.last_listed_age_secs?);
+        Some(format!(
+            "{} ago ({})",
+            age_text(age),
+            at.strftime("%Y-%m-%d %H:%M UTC")
+        ))
+    }
+}
+
 /// Everything `status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusReport {
@@ -328,7 +341,7 @@ pub fn evaluate(config: &Config, schema: SchemaState, gathered: Option<Gathered>
     report.campaigns = gathered.campaigns;
     report.incidents = gathered.incidents;
     report.history = gathered.history;
-    attention.sort_by(|a, b| b.severity.cmp(&a.severity));
+    attention.sort_by_key(|item| std::cmp::Reverse(item.severity));
     report.verdict = verdict_of(&attention);
     report.attention = attention;
     report
@@ -612,20 +625,10 @@ pub fn render_text(report: &StatusReport, files: bool) -> Vec<String> {
         } else {
             " (no longer configured)"
         };
-        let listed = folder
-            .record
-            .as_ref()
-            .and_then(|record| Some((record.last_listed_at?, record.last_listed_age_secs?)))
-            .map_or_else(
-                || "never listed successfully".to_string(),
-                |(at, age)| {
-                    format!(
-                        "last listed {} ago ({})",
-                        age_text(age),
-                        at.strftime("%Y-%m-%d %H:%M:%S UTC")
-                    )
-                },
-            );
+        let listed = folder.last_listed().map_or_else(
+            || "never listed successfully".to_string(),
+            |when| format!("last listed {when}"),
+        );
         match folder.record.as_ref().filter(|_| folder.health == "error") {
             Some(record) => {
                 lines.push(format!(
@@ -766,7 +769,7 @@ pub fn render_text(report: &StatusReport, files: bool) -> Vec<String> {
                 ));
                 match &entry.before {
                     Some(before) => {
-                        lines.push(format!("    {before}, then run: {}", entry.command))
+                        lines.push(format!("    {before}, then run: {}", entry.command));
                     }
                     None => lines.push(format!(
                         "    box-poll retries it{}; now: {}",
@@ -1005,6 +1008,48 @@ mod tests {
         let text = render_text(&report, true).join("\n");
         assert!(text.contains("database not initialised"), "{text}");
         assert!(text.contains("run a pass (or `cleanup`)"), "{text}");
+    }
+
+    #[test]
+    fn the_page_escapes_what_comes_from_outside_and_needs_no_script() {
+        let hostile = "<script>alert(1)</script>_v01.png";
+        let gathered = Gathered {
+            files: vec![StatusFile {
+                list: FileListKind::InErrors,
+                file_id: "42".to_string(),
+                file_version_id: "1".to_string(),
+                name: hostile.to_string(),
+                watched_folder_id: "1".to_string(),
+                last_error: Some("name: expected <v02>\nsecond problem".to_string()),
+                attempts: 0,
+                next_attempt_at: None,
+                updated_at: Timestamp::UNIX_EPOCH,
+            }],
+            runs: vec![runs("box-poll", Some(30))],
+            ..Gathered::default()
+        };
+        let report = evaluate(
+            &config(),
+            SchemaState::Current { age_secs: Some(60) },
+            Some(gathered),
+        );
+        assert_eq!(
+            report.files[0].error_line,
+            "name: expected <v02>; second problem"
+        );
+        assert_eq!(report.files[0].command, "reprocess file 42");
+        let page = crate::pipeline::status_page::render(&report).expect("page renders");
+        assert!(!page.contains("<script"), "escaped: {page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;_v01.png"),
+            "{page}"
+        );
+        assert!(
+            page.contains("name: expected &lt;v02&gt;; second problem"),
+            "{page}"
+        );
+        assert!(page.contains("reprocess file 42"), "{page}");
+        assert!(page.contains("<svg id=\"timeline\""), "{page}");
     }
 
     #[test]

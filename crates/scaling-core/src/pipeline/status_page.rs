@@ -230,20 +230,7 @@ fn view(report: &StatusReport) -> View<'_> {
                         "error" => "Error",
                         _ => "Not listed yet",
                     },
-                    listed: record
-                        .and_then(|record| {
-                            Some((record.last_listed_at?, record.last_listed_age_secs?))
-                        })
-                        .map_or_else(
-                            || "never".to_string(),
-                            |(at, age)| {
-                                format!(
-                                    "{} ago ({})",
-                                    age_text(age),
-                                    at.strftime("%Y-%m-%d %H:%M UTC")
-                                )
-                            },
-                        ),
+                    listed: folder.last_listed().unwrap_or_else(|| "never".to_string()),
                     error: record
                         .filter(|_| folder.health == "error")
                         .and_then(|record| record.last_error.clone()),
@@ -311,6 +298,11 @@ fn file_view(entry: &FileEntry) -> FileView {
     }
 }
 
+/// A row count as a coordinate factor (a handful of binaries; saturates absurd counts).
+fn small_f64(count: usize) -> f64 {
+    f64::from(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
 /// The passes of the last [`HISTORY_HOURS`] hours as bars on one row per binary.
 fn timeline(report: &StatusReport) -> Timeline {
     let end = report.generated_at;
@@ -339,7 +331,7 @@ fn timeline(report: &StatusReport) -> Timeline {
         .iter()
         .enumerate()
         .map(|(index, binary)| {
-            let y = 10.0 + ROW_HEIGHT * index as f64;
+            let y = 10.0 + ROW_HEIGHT * small_f64(index);
             let bars = report
                 .history
                 .iter()
@@ -374,7 +366,7 @@ fn timeline(report: &StatusReport) -> Timeline {
             }
         })
         .collect();
-    let height = 10.0 + ROW_HEIGHT * rows.len().max(1) as f64 + 24.0;
+    let height = 10.0 + ROW_HEIGHT * small_f64(rows.len().max(1)) + 24.0;
     let ticks = (0..=4)
         .map(|step| {
             let hours_ago = HISTORY_HOURS - step * HISTORY_HOURS / 4;
