@@ -335,7 +335,7 @@ pub fn evaluate(config: &Config, schema: SchemaState, gathered: Option<Gathered>
     report.files = gathered
         .files
         .into_iter()
-        .map(|file| file_entry(config, file))
+        .map(|file| file_entry(config, &report.folders, file))
         .collect();
     report.figures = Some(figures);
     report.campaigns = gathered.campaigns;
@@ -426,7 +426,7 @@ fn judge_passes(
 }
 
 /// Configured watched folders first (in configuration order), then folders only the database
-/// remembers. A configured id `0` (a variable not set on this host) is left out.
+/// remembers. A configured id `0` (a variable not set on this host) is matched by name.
 fn folder_entries(config: &Config, records: Vec<FolderHealth>) -> Vec<FolderEntry> {
     let mut records: BTreeMap<String, FolderHealth> = records
         .into_iter()
@@ -448,12 +448,19 @@ fn folder_entries(config: &Config, records: Vec<FolderHealth>) -> Vec<FolderEntr
             }
         };
     let mut entries = Vec::new();
-    for folder in config
-        .box_api
-        .watched_folders
-        .iter()
-        .filter(|folder| folder.id != "0")
-    {
+    for folder in &config.box_api.watched_folders {
+        if folder.id == "0" {
+            // Its id is a variable not set on this host: the record of the same name is it.
+            let id = records
+                .values()
+                .find(|record| record.folder_name == folder.name)
+                .map(|record| record.folder_id.clone());
+            if let Some(id) = id {
+                let record = records.remove(&id);
+                entries.push(entry(id, folder.name.clone(), true, record));
+            }
+            continue;
+        }
         let record = records.remove(&folder.id);
         entries.push(entry(folder.id.clone(), folder.name.clone(), true, record));
     }
@@ -464,12 +471,10 @@ fn folder_entries(config: &Config, records: Vec<FolderHealth>) -> Vec<FolderEntr
     entries
 }
 
-fn file_entry(config: &Config, file: StatusFile) -> FileEntry {
-    let watched_folder_name = config
-        .box_api
-        .watched_folders
+fn file_entry(config: &Config, folders: &[FolderEntry], file: StatusFile) -> FileEntry {
+    let watched_folder_name = folders
         .iter()
-        .find(|folder| folder.id == file.watched_folder_id)
+        .find(|folder| folder.folder_id == file.watched_folder_id)
         .map(|folder| folder.name.clone());
     let command = format!("reprocess file {}", file.file_id);
     let before = match file.list {
