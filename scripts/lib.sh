@@ -3,6 +3,7 @@
 #
 #   source "$(dirname "$0")/lib.sh"
 #   cs_ensure_ffprobe    # ffprobe on PATH, installing Debian's ffmpeg when root/sudo can
+#   cs_ensure_chromium   # /usr/bin/chromium (status page browser test), installing Debian's chromium
 #   cs_ensure_postgres   # exports DATABASE_URL and CS_TEST_DATABASE_URL (an admin URL)
 #
 # PostgreSQL, in this order:
@@ -82,6 +83,24 @@ cs_ensure_ffprobe() {
     return 0
   fi
   cs_die "ffprobe not found. Install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; Fedora/RHEL: sudo dnf install ffmpeg; macOS: brew install ffmpeg) and rerun."
+}
+
+# Make sure a headless browser is there for the status page test (tests/e2e/status_page.rs):
+# Debian's `chromium` at /usr/bin/chromium (or CS_CHROMIUM), installed with apt-get when root/sudo
+# can. Exports CS_CHROMIUM. Not fatal when it cannot be installed: the test then fails under CI=true
+# and says why elsewhere.
+cs_ensure_chromium() {
+  local browser="${CS_CHROMIUM:-/usr/bin/chromium}"
+  if [ ! -x "$browser" ] && cs_can_apt_install; then
+    cs_log "chromium not found: installing Debian's chromium (for the status page test)"
+    cs_apt_install chromium
+  fi
+  if [ -x "$browser" ]; then
+    export CS_CHROMIUM="$browser"
+    cs_log "chromium: $browser ($("$browser" --version 2>/dev/null | head -n1))"
+  else
+    cs_log "chromium not found and cannot be installed (Debian/Ubuntu: sudo apt-get install chromium; Fedora/RHEL: sudo dnf install chromium): the status page browser test fails under CI=true"
+  fi
 }
 
 # Make sure the `psql` client is on PATH.

@@ -7,7 +7,7 @@
 #   scripts/test.sh -p scaling-core -- --nocapture
 #
 # Arguments before `--` go to `cargo test`, arguments after it to the test binaries.
-# PostgreSQL and ffprobe are found or set up by scripts/lib.sh (DATABASE_URL, else
+# PostgreSQL, ffprobe and chromium (the status page test) are found or set up by scripts/lib.sh (DATABASE_URL, else
 # 127.0.0.1:5432, else a private cluster in target/pg); CS_TEST_THREADS sets the parallelism
 # (default 2). `.ci/run` runs exactly this script.
 set -euo pipefail
@@ -67,6 +67,7 @@ test_args+=("--include-ignored")
 command -v cargo >/dev/null 2>&1 || cs_die "cargo not found: install Rust (https://rustup.rs) and rerun"
 cs_log "$(cargo --version), $(rustc --version)"
 cs_ensure_ffprobe
+cs_ensure_chromium
 cs_ensure_postgres
 
 # The crash tests abort the binaries at their crash points: build everything with the

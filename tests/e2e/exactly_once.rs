@@ -746,14 +746,14 @@ fn defect04_agency_journeys_rejected_file_never_blocks_its_fix() {
     let delivered_clean = journeys.len() as i64 + 1;
     let delivered_versions = journeys.len() as i64 + 3;
     let delivered = figures["derivatives_delivered"].as_i64().unwrap_or(-1);
-    if figures["derivatives_in_progress"] != 0
+    if figures["files_in_progress"] != 0
         || figures["files_waiting_retry"] != 0
         || figures["files_in_errors"] != 3
         || !(delivered_clean..=delivered_versions).contains(&delivered)
     {
         failures.push(format!(
-            "reprocess status: derivatives_delivered {} (expected {delivered_clean}..={delivered_versions}), derivatives_in_progress {} (expected 0), files_in_errors {} (expected 3), files_waiting_retry {} (expected 0)",
-            figures["derivatives_delivered"], figures["derivatives_in_progress"], figures["files_in_errors"], figures["files_waiting_retry"]
+            "reprocess status: derivatives_delivered {} (expected {delivered_clean}..={delivered_versions}), files_in_progress {} (expected 0), files_in_errors {} (expected 3), files_waiting_retry {} (expected 0)",
+            figures["derivatives_delivered"], figures["files_in_progress"], figures["files_in_errors"], figures["files_waiting_retry"]
         ));
     }
     failures.extend(

@@ -35,6 +35,7 @@ mod plan_notify;
 mod profiles;
 mod sdk;
 mod secrets;
+mod status;
 mod store;
 mod throughput;
 mod transport;

@@ -294,12 +294,18 @@ fn operator_renames_a_rejected_file_and_reprocess_file_delivers_it() {
         "each real reprocess is a recorded pass; the dry run is not"
     );
 
-    // Once more: nothing to do, and it says why.
+    // Once more: nothing to do (exit 0), and it says why.
     let output = world.run("reprocess", &["file", &file_id]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output).contains("delivered to the DAM already"));
-    // The campaign has one of three masters covered: its A2 -> A3 check keeps it at A2.
-    let output = world.run("reprocess", &["campaign", &campaign_id(&world)]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(
+        text.contains("nothing to do: it was delivered to the DAM already"),
+        "{text}"
+    );
+    assert!(text.contains("(nothing to do)"), "{text}");
+    // The campaign (by its number) has one of three masters covered: its A2 -> A3 check keeps
+    // it at A2.
+    let output = world.run("reprocess", &["campaign", "C-2026-0142"]);
     assert_eq!(output.status.code(), Some(0));
     assert!(
         stdout(&output).contains("stays at A2: 2 masters without a delivered derivative"),
@@ -340,6 +346,19 @@ fn every_dry_run_changes_nothing_and_notifications_go_out_now() {
             &["--dry-run", "errors", "--since", "2000-01-01"],
             0,
             "1 file selected",
+        ),
+        // A watched folder by name as well as by id; an unknown one is a usage error.
+        (
+            "reprocess",
+            &["--dry-run", "errors", "--folder", "incoming"],
+            0,
+            "1 file selected",
+        ),
+        (
+            "reprocess",
+            &["--dry-run", "errors", "--folder", "no-such-folder"],
+            2,
+            "",
         ),
         (
             "reprocess",
@@ -425,6 +444,26 @@ fn reprocess_campaign_retries_the_failed_master_now() {
     assert!(text.contains("would run its A1 -> A2 work"), "{text}");
     assert!(text.contains("in Box, kept"), "{text}");
     assert!(text.contains("failed, would be retried"), "{text}");
+    // The same plan as JSON, the campaign named by its number.
+    let output = world.run(
+        "reprocess",
+        &["--dry-run", "--json", "campaign", "C-2026-0142"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let plan: Value = serde_json::from_str(&stdout(&output)).expect("plan JSON");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["items"][0]["kind"], "campaign");
+    assert_eq!(plan["items"][0]["id"], campaign.as_str());
+    assert_eq!(plan["items"][0]["action"], "reprocess");
+    let masters = plan["items"].as_array().expect("items");
+    assert_eq!(
+        masters
+            .iter()
+            .filter(|item| item["kind"] == "master")
+            .count(),
+        3,
+        "{plan}"
+    );
 
     world.sandbox.clear_faults();
     let output = world.run("reprocess", &["campaign", &campaign]);
@@ -439,7 +478,13 @@ fn reprocess_campaign_retries_the_failed_master_now() {
 
     let output = world.run("reprocess", &["campaign", "no-such-folder"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output).contains("the DAM has no folder no-such-folder"));
+    assert!(
+        stdout(&output).contains("no campaign numbered no-such-folder in the tracking database")
+    );
+    let unknown = "0123456789abcdef0123456789abcdef01234567";
+    let output = world.run("reprocess", &["campaign", unknown]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains(&format!("the DAM has no folder {unknown}")));
 }
 
 #[test]
@@ -554,15 +599,51 @@ fn box_setup_checks_access_and_prints_the_fix() {
     assert!(text.ends_with("doctor: everything ok\n"), "{text}");
 }
 
+/// `status --check` by the monitoring-plugin convention (issue 14): a fresh install is OK until
+/// its first due time, then CRITICAL for a binary that never ran; OK once the passes ran;
+/// CRITICAL for a stale pass; UNKNOWN (3) when the database is down. One line on stdout.
 #[test]
-fn status_check_fails_when_the_last_box_poll_pass_is_too_old() {
+fn status_check_follows_the_monitoring_plugin_convention() {
     let world = World::new(Some(DEMO));
-    for binary in ["a1-to-a2", "box-poll", "cleanup"] {
+    let check = |world: &World| {
+        let output = world.run("reprocess", &["status", "--check"]);
+        let text = stdout(&output);
+        assert_eq!(text.lines().count(), 1, "one summary line: {text}");
+        (output.status.code(), text)
+    };
+    // Fresh install: cleanup created the schema just now; nothing else ran yet.
+    world.run_ok("cleanup");
+    let (code, text) = check(&world);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("CONTENT-SCALING OK - all passes on time (fresh install: a1-to-a2, box-poll not due yet)"), "{text}");
+    // Ten minutes later box-poll (threshold 5 min) is due and never ran.
+    world
+        .db
+        .client()
+        .execute(
+            "UPDATE refinery_schema_history SET applied_on = (now() - interval '10 minutes')::text",
+            &[],
+        )
+        .expect("age the install");
+    let (code, text) = check(&world);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.starts_with("CONTENT-SCALING CRITICAL - box-poll: it never completed a pass"),
+        "{text}"
+    );
+
+    for binary in ["a1-to-a2", "box-poll"] {
         world.run_ok(binary);
     }
-    let output = world.run("reprocess", &["status", "--check"]);
+    let (code, text) = check(&world);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("CONTENT-SCALING OK - "), "{text}");
+    assert!(
+        text.contains("| delivered=0 in_errors=0 waiting_retry=0 in_progress=0"),
+        "{text}"
+    );
+    let output = world.run("reprocess", &["status"]);
     let text = stdout(&output);
-    assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("attention:    none"), "{text}");
     assert!(text.contains("campaigns:    A2 1"), "{text}");
 
@@ -572,6 +653,7 @@ fn status_check_fails_when_the_last_box_poll_pass_is_too_old() {
     assert_eq!(json["figures"]["masters"], 3);
     assert_eq!(json["figures"]["masters_last_24h"], 3);
     assert_eq!(json["figures"]["campaigns_by_status"]["A2"], 1);
+    assert_eq!(json["verdict"], "OK");
     assert_eq!(json["attention"], serde_json::json!([]));
 
     // Cron stopped 42 minutes ago.
@@ -585,20 +667,32 @@ fn status_check_fails_when_the_last_box_poll_pass_is_too_old() {
             &[],
         )
         .expect("age the box-poll pass");
-    let output = world.run("reprocess", &["status", "--check"]);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "--check reports the stale pass"
-    );
-    let text = stdout(&output);
+    let (code, text) = check(&world);
+    assert_eq!(code, Some(2), "CRITICAL: {text}");
     assert!(
         text.contains("box-poll: its last successful pass was 42 min ago (threshold 5 min)"),
         "{text}"
     );
-    assert!(text.contains("STALE (threshold 5 min)"), "{text}");
     // Without --check it is a report, not a failure.
-    assert_eq!(world.run("reprocess", &["status"]).status.code(), Some(0));
+    let output = world.run("reprocess", &["status"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).contains("STALE (threshold 5 min)"));
+
+    // The database is down: UNKNOWN, not 75.
+    let output = world.run_with_env(
+        "reprocess",
+        &["status", "--check"],
+        &[(
+            "DATABASE_URL",
+            "postgres://cs@127.0.0.1:1/cs?connect_timeout=2",
+        )],
+    );
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.starts_with("CONTENT-SCALING UNKNOWN - database unreachable"),
+        "{text}"
+    );
 }
 
 #[test]

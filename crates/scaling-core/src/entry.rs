@@ -296,6 +296,13 @@ pub fn run_unconfigured(
     exit.into()
 }
 
+/// Prints `error` as [`run`] does (`error:` and `hint:` lines) and returns its exit code, for a
+/// command that runs its own steps (`reprocess status`).
+pub fn report_failure(binary: &str, options: &CommonOptions, error: &PassError) -> ExitCode {
+    report_error(binary, options.log_format, error);
+    error.exit().into()
+}
+
 /// `error` and its sources joined with `: ` (like anyhow's `{:#}`), leaving out a source whose
 /// text the message already holds (many of ours quote their cause).
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -947,6 +947,51 @@ pub fn load(config_dir: &Path, environment: Option<&str>) -> Result<Config, Conf
     load_with_vars(config_dir, environment, &vars)
 }
 
+/// [`load`] for a command that reads only the database and the configuration's plain settings
+/// (`reprocess status`, run on a monitoring host that holds no Box, DAM or Mailgun secret): a
+/// `${VAR}` whose variable is not set expands to a placeholder of the right shape instead of
+/// being an error (`https://unset.invalid/` for a `..._URL`, `0` for a `..._ID`,
+/// `unset@unset.invalid` for `..._RECIPIENTS`, `unset.invalid` for a `..._DOMAIN`, else
+/// `unset`). The placeholders are never meant to be used to contact anything: a caller must
+/// not build clients from this configuration. Returns the configuration and the names of the
+/// variables that were not set, sorted.
+///
+/// Errors: as [`load`] for every other problem (a malformed file, a bad value).
+pub fn load_database_only(
+    config_dir: &Path,
+    environment: Option<&str>,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    load_dotenv_files(config_dir)?;
+    let unset = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let vars = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            // Looked up directly (not through `${...}`): absent means absent.
+            if ["CS_ENVIRONMENT", "DATABASE_URL"].contains(&name) {
+                return None;
+            }
+            unset.borrow_mut().insert(name.to_string());
+            Some(format!("{}{}", tree::UNSET_MARK, unset_placeholder(name)))
+        })
+    };
+    let config = load_with_vars(config_dir, environment, &vars)?;
+    Ok((config, unset.into_inner().into_iter().collect()))
+}
+
+/// The value [`load_database_only`] gives an unset variable, by the shape its name suggests.
+fn unset_placeholder(name: &str) -> &'static str {
+    if name.ends_with("_URL") {
+        "https://unset.invalid/"
+    } else if name.ends_with("_ID") {
+        "0"
+    } else if name.ends_with("_RECIPIENTS") {
+        "unset@unset.invalid"
+    } else if name.ends_with("_DOMAIN") {
+        "unset.invalid"
+    } else {
+        "unset"
+    }
+}
+
 /// [`load`] without `.env` files and with `vars` as the environment (for tests and embedding):
 /// `${VAR}`, `CS_ENVIRONMENT`, `DATABASE_URL` and `BOX_CONFIG_FILE` are looked up with `vars`.
 ///

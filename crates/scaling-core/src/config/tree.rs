@@ -331,6 +331,10 @@ impl InterpolationError {
     }
 }
 
+/// Starts the value a lenient lookup ([`super::load_database_only`]) gives an unset variable:
+/// `${VAR:-default}` then takes its default, `${VAR}` the placeholder after the mark.
+pub(crate) const UNSET_MARK: char = '\u{1}';
+
 /// Expands `${NAME}` and `${NAME:-default}` in `text` with `vars`.
 ///
 /// `${NAME}` is the variable's value (an empty value is allowed) and an error when it is not set;
@@ -342,10 +346,16 @@ pub(crate) fn interpolate(
 ) -> Result<String, InterpolationError> {
     walk_references(text, &mut |name, default| match default {
         Some(default) => Ok(match vars(name) {
-            Some(value) if !value.is_empty() => value,
+            Some(value) if !value.is_empty() && !value.starts_with(UNSET_MARK) => value,
             _ => default.to_string(),
         }),
-        None => vars(name).ok_or_else(|| InterpolationError::Missing(name.to_string())),
+        None => match vars(name) {
+            Some(value) => Ok(value
+                .strip_prefix(UNSET_MARK)
+                .map(str::to_string)
+                .unwrap_or(value)),
+            None => Err(InterpolationError::Missing(name.to_string())),
+        },
     })
 }
 

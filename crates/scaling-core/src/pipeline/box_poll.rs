@@ -35,11 +35,13 @@ use serde_json::json;
 use super::transition::{self, campaign_facts, Transition};
 use super::{backoff_secs, run_workers, PassError, PassReport, Services};
 use crate::boxapi::{BoxClient, BoxError, BoxFile, BoxItem, EVENTS_PAGE_LIMIT};
+use crate::config::WatchedFolder;
 use crate::dam::{DamError, DomainValue, ImportProbe};
 use crate::media::{self, MediaError};
 use crate::metadata::{self, BuildInput, DomainValues};
 use crate::naming::{self, NameCheck, ParsedName};
 use crate::notify_plan::{self, AssetFacts, RejectedFacts};
+use crate::store::folders::FolderListing;
 use crate::store::{
     BoxFileRow, Claim, DeliveryClaim, DerivativeRow, EventsCursor, LedgerState, NewDelivery,
     NewNotification, NotificationChannel, UploadStatus,
@@ -82,12 +84,13 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
     };
     let mut first_error = None;
     let mut pending = Vec::new();
+    let mut listings = Vec::new();
     for folder in &watched {
         if plan.as_ref().is_some_and(|plan| !plan.lists(&folder.id)) {
             continue;
         }
         report.folders_listed += 1;
-        match poll_folder(services, report, &folder.id, &state) {
+        match poll_folder(services, report, folder, &state, &mut listings) {
             Ok(false) => {}
             Ok(true) => pending.push(folder.id.clone()),
             Err(error) => {
@@ -97,6 +100,8 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
             }
         }
     }
+    // Folder health for `reprocess status` (one statement; none when nothing was listed).
+    services.store.record_folder_listings(&listings)?;
     if let Some(plan) = plan {
         // Only now: a pass that dies before this reads the same events again. An idle pass (no
         // event, no full listing, nothing pending, same folders) has nothing new to save.
@@ -524,13 +529,23 @@ pub fn name_problems(
 fn poll_folder(
     services: &mut Services,
     report: &mut PassReport,
-    folder_id: &str,
+    folder: &WatchedFolder,
     state: &PollState,
+    listings: &mut Vec<FolderListing>,
 ) -> Result<bool, PassError> {
-    let items = services
-        .box_client
-        .list_folder(folder_id)
-        .map_err(PassError::from_box)?;
+    let folder_id = folder.id.as_str();
+    let listed = services.box_client.list_folder(folder_id);
+    listings.push(FolderListing {
+        folder_id: folder.id.clone(),
+        folder_name: folder.name.clone(),
+        error: listed.as_ref().err().map(|error| {
+            (
+                format!("Box: {error}"),
+                listing_hint(error.status()).map(str::to_string),
+            )
+        }),
+    });
+    let items = listed.map_err(PassError::from_box)?;
     let max_files =
         usize::try_from(services.config.polling.max_files_per_run).unwrap_or(usize::MAX);
     let box_config = &services.config.box_api;
@@ -561,6 +576,16 @@ fn poll_folder(
         handle_file(worker, report, folder_id, file, state)
     })?;
     Ok(candidates)
+}
+
+/// The fix for a watched folder Box refuses to list, by HTTP status.
+fn listing_hint(status: Option<u16>) -> Option<&'static str> {
+    match status? {
+        403 => Some("invite the service account (the Box app's automation user) as Editor of this folder in Box; `box-setup doctor` names it"),
+        404 => Some("check box.watched_folders[].id: Box has no such folder, or the service account cannot see it (invite it as Editor)"),
+        401 => Some("Box refused the app's credentials: check BOX_CONFIG_FILE and that the app is authorized in the Box Admin Console"),
+        _ => None,
+    }
 }
 
 /// The name a file was delivered under: without the `{file_id}_` prefix this project adds when

@@ -35,6 +35,7 @@ pub mod outbox;
 pub mod reprocess;
 pub mod setup;
 pub mod status;
+pub mod status_page;
 mod transition;
 
 use std::time::Duration;

@@ -5,11 +5,16 @@
 //!   at once with the box-poll logic ([`box_poll::handle_file`]); a campaign it completes moves
 //!   to A3. A file whose name is still invalid is left where it is, with the problems printed:
 //!   rename it in Box first.
-//! - `errors [--folder ID] [--since DATE]`: the same for every file whose latest ledger row is
-//!   `rejected`.
-//! - `campaign <dam-id>`: a campaign at A1 gets its A1 -> A2 work again (only the masters not
-//!   in Box yet), one at A2 its A2 -> A3 check.
+//! - `errors [--folder ID|NAME] [--since DATE]`: the same for every file whose latest ledger
+//!   row is `rejected`.
+//! - `campaign <number|dam-id>`: a campaign (by its number as tracked, `C-2026-0142`, or its
+//!   40-hex DAM folder id) at A1 gets its A1 -> A2 work again (only the masters not in Box
+//!   yet), one at A2 its A2 -> A3 check; one at A3 has nothing to do (exit 0, said so).
 //! - `notifications`: every undelivered email and webhook is made due and delivered now.
+//!
+//! A file already delivered or a campaign already at A3 is "nothing to do": said so, exit 0.
+//! With `--json` the items and the summary are printed as one JSON document (the plan, with
+//! `--dry-run`).
 //!
 //! With `dry_run` every command reads (database, Box, DAM) and prints what it would do, and
 //! changes nothing: no Box move, no database write (not even a `runs` row), no notification.
@@ -29,6 +34,7 @@ use crate::entry::{self, CommonOptions, Exit};
 use crate::metadata::field_text;
 use crate::naming::{self, NameCheck};
 use crate::store::{BoxFileRow, LedgerState, MasterStatus};
+use serde::Serialize;
 
 /// Binary name in `runs`.
 const BINARY: &str = "reprocess";
@@ -44,15 +50,15 @@ pub enum Command {
     /// Every rejected file (in `_errors/`), optionally of one watched folder and rejected since
     /// a time.
     Errors {
-        /// Only files of this watched folder (a `box.watched_folders` id).
+        /// Only files of this watched folder: a `box.watched_folders` id or name.
         folder_id: Option<String>,
         /// Only files rejected at or after this time.
         since: Option<Timestamp>,
     },
-    /// One campaign, by DAM folder id.
+    /// One campaign, by campaign number (`C-2026-0142`, as tracked) or DAM folder id (40 hex).
     Campaign {
-        /// DAM folder id of the campaign folder.
-        dam_id: String,
+        /// Campaign number or DAM folder id.
+        campaign: String,
     },
     /// Every undelivered notification.
     Notifications,
@@ -77,39 +83,41 @@ pub fn parse_since(text: &str) -> Result<Timestamp, String> {
     })
 }
 
-/// Runs `reprocess <command>` (with `--dry-run` when `dry_run`, through [`crate::entry::run`])
-/// and returns the exit code: 0 done (a file rejected again is a result, not a failure), 1 the
-/// work failed or the one file asked for could not be reprocessed, 2 configuration or usage
-/// error, 75 a dependency unreachable.
-pub fn run(options: &CommonOptions, command: &Command, dry_run: bool) -> ExitCode {
+/// How `reprocess` prints: text lines, or (`--json`) one JSON document at the end with every
+/// item and the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReprocessOptions {
+    /// Print exactly what would happen and change nothing.
+    pub dry_run: bool,
+    /// One JSON document on stdout instead of text lines.
+    pub json: bool,
+}
+
+/// Runs `reprocess <command>` (through [`crate::entry::run`]) and returns the exit code: 0 done,
+/// or nothing to do (said so: a delivered file, a campaign at A3); a file rejected again is a
+/// result, not a failure; 1 the work failed or the one item asked for could not be reprocessed;
+/// 2 configuration or usage error (an unknown `--folder`); 75 a dependency unreachable.
+pub fn run(options: &CommonOptions, command: &Command, how: ReprocessOptions) -> ExitCode {
+    let dry_run = how.dry_run;
     entry::run(BINARY, options, |config| {
+        let mut command = command.clone();
         if let Command::Errors {
-            folder_id: Some(folder_id),
+            folder_id: Some(folder),
             ..
-        } = command
+        } = &mut command
         {
-            if !config
-                .box_api
-                .watched_folders
-                .iter()
-                .any(|folder| &folder.id == folder_id)
-            {
-                let known: Vec<&str> = config
-                    .box_api
-                    .watched_folders
-                    .iter()
-                    .map(|folder| folder.id.as_str())
-                    .collect();
-                return Err(PassError::setup_with_hint(
-                    format!("--folder {folder_id} is not a watched folder"),
-                    format!("give one of box.watched_folders: {}", known.join(", ")),
-                ));
-            }
+            *folder = resolve_folder(&config, folder)?;
         }
+        let command = &command;
         let mut services = Services::connect(config)?;
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            json: how.json,
+            ..Tally::default()
+        };
         let result = if dry_run {
-            say("dry run: nothing will be changed");
+            if !how.json {
+                say("dry run: nothing will be changed");
+            }
             let mut report = PassReport::default();
             execute(&mut services, &mut report, command, true, &mut tally).map(|()| report)
         } else {
@@ -119,21 +127,84 @@ pub fn run(options: &CommonOptions, command: &Command, dry_run: bool) -> ExitCod
         };
         match result {
             Ok(report) => {
-                say(&tally.summary(command, &report, dry_run));
+                let summary = tally.summary(command, &report, dry_run);
+                tally.finish(dry_run, &summary, None)?;
                 // The one item asked for by name could not be done: say so in the exit code too.
                 let named_item = matches!(command, Command::File { .. } | Command::Campaign { .. });
                 Ok(Exit::success_if(!(named_item && tally.skipped > 0)))
             }
             Err(error) => {
-                say(&format!(
+                let summary = format!(
                     "summary: stopped after {} of {}: {error}",
-                    tally.reprocessed + tally.skipped,
+                    tally.reprocessed + tally.skipped + tally.nothing_to_do,
                     plural(tally.selected, "item", "items")
-                ));
+                );
+                tally.finish(dry_run, &summary, Some(&error))?;
                 Err(error)
             }
         }
     })
+}
+
+/// The id of the watched folder `given` names: a `box.watched_folders` id, or a name (compared
+/// without regard to case).
+///
+/// # Errors
+/// [`PassError::Setup`] (exit 2) when it names none, with the folders there are.
+pub fn resolve_folder(config: &crate::config::Config, given: &str) -> Result<String, PassError> {
+    let folders = &config.box_api.watched_folders;
+    if let Some(folder) = folders.iter().find(|folder| folder.id == given) {
+        return Ok(folder.id.clone());
+    }
+    let named: Vec<&crate::config::WatchedFolder> = folders
+        .iter()
+        .filter(|folder| folder.name.eq_ignore_ascii_case(given.trim()))
+        .collect();
+    let known = || {
+        folders
+            .iter()
+            .map(|folder| format!("{} ({})", folder.name, folder.id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match named.as_slice() {
+        [folder] => Ok(folder.id.clone()),
+        [] => Err(PassError::setup_with_hint(
+            format!("--folder {given} is not a watched folder (neither an id nor a name)"),
+            format!("give a name or id of box.watched_folders: {}", known()),
+        )),
+        _ => Err(PassError::setup_with_hint(
+            format!("--folder {given} names several watched folders"),
+            format!("give the id instead: {}", known()),
+        )),
+    }
+}
+
+/// What `--json` prints about one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    /// `file`, `campaign` or `notification`.
+    pub kind: &'static str,
+    /// Box file id, DAM folder id or outbox row id.
+    pub id: String,
+    /// What happens (or would happen) to it.
+    pub action: ItemAction,
+    /// The same sentence the text output prints.
+    pub detail: String,
+}
+
+/// What happens to one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemAction {
+    /// Sent through the pipeline (or, dry run, would be).
+    Reprocess,
+    /// Left alone: it cannot be done now (the detail says why and what to do).
+    Skip,
+    /// Already where it should be: nothing to do.
+    NothingToDo,
+    /// A detail line (a master of a campaign, a result).
+    Info,
 }
 
 /// What happened to the items of one command (beyond the [`PassReport`]).
@@ -143,15 +214,61 @@ struct Tally {
     selected: u64,
     /// Items sent through the pipeline (or, dry run, that would be).
     reprocessed: u64,
-    /// Items left alone (reason printed).
+    /// Items left alone because they cannot be done (reason printed).
     skipped: u64,
+    /// Items already done (a delivered file, a campaign at A3).
+    nothing_to_do: u64,
     /// Files sent through the pipeline that another pass held at that moment.
     left_to_other_pass: u64,
     /// Notifications made due now.
     rescheduled: u64,
+    /// `--json`: collect the items instead of printing lines.
+    json: bool,
+    /// The items, for `--json`.
+    items: Vec<PlanItem>,
 }
 
 impl Tally {
+    /// Prints `detail` (text) or keeps it for the JSON document.
+    fn note(&mut self, kind: &'static str, id: &str, action: ItemAction, detail: String) {
+        if !self.json {
+            say(&detail);
+        }
+        self.items.push(PlanItem {
+            kind,
+            id: id.to_string(),
+            action,
+            detail,
+        });
+    }
+
+    /// Prints the summary line, or the JSON document with the items and the summary.
+    fn finish(
+        &self,
+        dry_run: bool,
+        summary: &str,
+        error: Option<&PassError>,
+    ) -> Result<(), PassError> {
+        if !self.json {
+            say(summary);
+            return Ok(());
+        }
+        let document = serde_json::json!({
+            "dry_run": dry_run,
+            "items": self.items,
+            "selected": self.selected,
+            "reprocessed": self.reprocessed,
+            "skipped": self.skipped,
+            "nothing_to_do": self.nothing_to_do,
+            "summary": summary,
+            "error": error.map(ToString::to_string),
+        });
+        let text = serde_json::to_string_pretty(&document)
+            .map_err(|error| PassError::Failed(format!("cannot encode JSON: {error}")))?;
+        say(&text);
+        Ok(())
+    }
+
     fn summary(&self, command: &Command, report: &PassReport, dry_run: bool) -> String {
         let prefix = if dry_run {
             "summary (dry run)"
@@ -167,6 +284,13 @@ impl Tally {
                     self.reprocessed,
                     self.skipped
                 );
+                if self.nothing_to_do > 0 {
+                    text.push_str(&format!(", {} with nothing to do", self.nothing_to_do));
+                }
+                if self.selected == self.nothing_to_do {
+                    text.push_str(" (nothing to do)");
+                    return text;
+                }
                 if !dry_run {
                     text.push_str(&format!(
                         "; {} delivered, {} rejected again, {} waiting for a retry",
@@ -191,6 +315,9 @@ impl Tally {
                     ));
                 }
                 text
+            }
+            Command::Campaign { .. } if self.nothing_to_do > 0 => {
+                format!("{prefix}: nothing to do")
             }
             Command::Campaign { .. } => {
                 if dry_run {
@@ -253,10 +380,15 @@ fn execute(
             } else {
                 tally.selected = 1;
                 tally.skipped = 1;
-                say(&format!(
-                    "file {file_id}: skipped: not in the tracking database (box-poll never saw it in a watched folder, \
-                     or its history was deleted by cleanup): move it into the watched folder in Box instead"
-                ));
+                tally.note(
+                    "file",
+                    file_id,
+                    ItemAction::Skip,
+                    format!(
+                        "file {file_id}: skipped: not in the tracking database (box-poll never saw it in a watched folder, \
+                         or its history was deleted by cleanup): move it into the watched folder in Box instead"
+                    ),
+                );
                 return Ok(());
             };
             reprocess_files(services, report, files, dry_run, tally)
@@ -265,13 +397,13 @@ fn execute(
             let files = services
                 .store
                 .rejected_files(folder_id.as_deref(), *since)?;
-            if files.is_empty() {
-                say("no rejected files match");
+            if files.is_empty() && !tally.json {
+                say("no rejected files match: nothing to do");
             }
             reprocess_files(services, report, files, dry_run, tally)
         }
-        Command::Campaign { dam_id } => {
-            reprocess_campaign(services, report, dam_id, dry_run, tally)
+        Command::Campaign { campaign } => {
+            reprocess_campaign(services, report, campaign, dry_run, tally)
         }
         Command::Notifications => reprocess_notifications(services, dry_run, tally),
     }
@@ -281,8 +413,14 @@ fn execute(
 
 /// What to do with one file.
 enum FilePlan {
-    /// Leave it; the reason says why and what to do instead.
-    Skip(String),
+    /// Leave it: it cannot be done ([`ItemAction::Skip`]: the reason says why and what to do
+    /// instead) or is done already ([`ItemAction::NothingToDo`]: delivered).
+    Leave {
+        /// Skip or nothing to do.
+        action: ItemAction,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// Send it through the pipeline.
     Go {
         /// The file as Box has it now.
@@ -294,6 +432,22 @@ enum FilePlan {
         /// What the name says (for the plan).
         about: String,
     },
+}
+
+impl FilePlan {
+    fn skip(reason: String) -> FilePlan {
+        FilePlan::Leave {
+            action: ItemAction::Skip,
+            reason,
+        }
+    }
+
+    fn done(reason: String) -> FilePlan {
+        FilePlan::Leave {
+            action: ItemAction::NothingToDo,
+            reason,
+        }
+    }
 }
 
 fn reprocess_files(
@@ -310,9 +464,20 @@ fn reprocess_files(
         progress.working_on(&ledger.name);
         let label = format!("file {} \"{}\"", ledger.file_id, ledger.name);
         match plan_file(services, &ledger)? {
-            FilePlan::Skip(reason) => {
-                tally.skipped += 1;
-                say(&format!("{label}: skipped: {reason}"));
+            FilePlan::Leave { action, reason } => {
+                let word = if action == ItemAction::NothingToDo {
+                    tally.nothing_to_do += 1;
+                    "nothing to do"
+                } else {
+                    tally.skipped += 1;
+                    "skipped"
+                };
+                tally.note(
+                    "file",
+                    &ledger.file_id,
+                    action,
+                    format!("{label}: {word}: {reason}"),
+                );
             }
             FilePlan::Go {
                 file,
@@ -332,7 +497,12 @@ fn reprocess_files(
                     }
                     steps.push("reopen its ledger row".to_string());
                     steps.push(format!("process it now ({about})"));
-                    say(&format!("{label}: would {}", steps.join(", ")));
+                    tally.note(
+                        "file",
+                        &ledger.file_id,
+                        ItemAction::Reprocess,
+                        format!("{label}: would {}", steps.join(", ")),
+                    );
                 } else {
                     let outcome = reprocess_file(
                         services,
@@ -345,7 +515,12 @@ fn reprocess_files(
                     if outcome == FileOutcome::LeftToOtherPass {
                         tally.left_to_other_pass += 1;
                     }
-                    say(&format!("{label}: {}", outcome.describe(services)));
+                    tally.note(
+                        "file",
+                        &ledger.file_id,
+                        ItemAction::Reprocess,
+                        format!("{label}: {}", outcome.describe(services)),
+                    );
                 }
             }
         }
@@ -372,20 +547,20 @@ fn watched_folder_name(services: &Services, folder_id: &str) -> String {
 fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, PassError> {
     match ledger.state {
         LedgerState::Archived | LedgerState::UploadedToDam => {
-            return Ok(FilePlan::Skip(format!(
+            return Ok(FilePlan::done(format!(
                 "it was delivered to the DAM already (archived under {}/); to replace the delivery, upload a higher version (_v02, ...)",
                 services.config.box_api.processed_folder_name
             )))
         }
         LedgerState::Ignored => {
-            return Ok(FilePlan::Skip(
+            return Ok(FilePlan::skip(
                 "it is not a delivery (ignored by box-poll)".into(),
             ))
         }
         _ => {}
     }
     if let Some(owner) = &ledger.leased_by {
-        return Ok(FilePlan::Skip(format!(
+        return Ok(FilePlan::skip(format!(
             "a pass is working on it right now ({owner}); try again in a few minutes"
         )));
     }
@@ -396,7 +571,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         .iter()
         .any(|folder| folder.id == ledger.watched_folder_id)
     {
-        return Ok(FilePlan::Skip(format!(
+        return Ok(FilePlan::skip(format!(
             "its watched folder {} is no longer in box.watched_folders",
             ledger.watched_folder_id
         )));
@@ -406,7 +581,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         .file_if_present(&ledger.file_id)
         .map_err(PassError::from_box)?
     else {
-        return Ok(FilePlan::Skip(
+        return Ok(FilePlan::skip(
             "Box has no such file any more (deleted or in the trash)".into(),
         ));
     };
@@ -419,7 +594,7 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
     {
         Some(parent)
     } else {
-        return Ok(FilePlan::Skip(format!(
+        return Ok(FilePlan::skip(format!(
             "it is neither in {}/ nor in its watched folder {watched} (now in Box folder {parent}): move it into the watched folder by hand",
             services.config.box_api.errors_folder_name
         )));
@@ -429,13 +604,13 @@ fn plan_file(services: &mut Services, ledger: &BoxFileRow) -> Result<FilePlan, P
         services.config.folder_settings(&watched).naming,
     ) {
         NameCheck::Ignored { reason } => {
-            return Ok(FilePlan::Skip(format!(
+            return Ok(FilePlan::skip(format!(
                 "its name \"{}\" is not a delivery ({reason})",
                 file.name
             )))
         }
         NameCheck::Invalid { problems } => {
-            return Ok(FilePlan::Skip(format!(
+            return Ok(FilePlan::skip(format!(
                 "its name \"{}\" is still invalid: {}; rename it in Box to a valid V2 name first",
                 file.name,
                 problems.join("; ")
@@ -560,22 +735,69 @@ fn reprocess_file(
 
 // ----- campaigns -----
 
+/// True for a DAM folder id: 40 hexadecimal digits.
+fn is_dam_id(text: &str) -> bool {
+    text.len() == 40 && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The DAM folder id of the campaign `given` names: a DAM id (40 hex) as is, else a campaign
+/// number looked up in the tracking database. `Err(reason)` when it names none or several.
+fn resolve_campaign(
+    services: &mut Services,
+    given: &str,
+) -> Result<Result<String, String>, PassError> {
+    let given = given.trim();
+    if is_dam_id(given) {
+        return Ok(Ok(given.to_string()));
+    }
+    let ids = services.store.campaign_ids_by_number(given)?;
+    Ok(match ids.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => Err(format!(
+            "no campaign numbered {given} in the tracking database (a campaign is tracked once a1-to-a2 saw it at A1); give its DAM folder id (40 hex) instead"
+        )),
+        several => Err(format!(
+            "several campaigns are numbered {given} (DAM folders {}); give the DAM folder id instead",
+            several.join(", ")
+        )),
+    })
+}
+
 fn reprocess_campaign(
     services: &mut Services,
     report: &mut PassReport,
-    dam_id: &str,
+    given: &str,
     dry_run: bool,
     tally: &mut Tally,
 ) -> Result<(), PassError> {
     tally.selected = 1;
+    let dam_id = match resolve_campaign(services, given)? {
+        Ok(id) => id,
+        Err(reason) => {
+            tally.skipped = 1;
+            tally.note(
+                "campaign",
+                given,
+                ItemAction::Skip,
+                format!("campaign {given}: skipped: {reason}"),
+            );
+            return Ok(());
+        }
+    };
+    let dam_id = dam_id.as_str();
     let model = services.config.dam.campaign.clone();
     let folder = match services.dam.get_folder(dam_id) {
         Ok(folder) => folder,
         Err(error) if error.status() == Some(404) => {
             tally.skipped = 1;
-            say(&format!(
-                "campaign {dam_id}: skipped: the DAM has no folder {dam_id} (or the DAM user may not see it)"
-            ));
+            tally.note(
+                "campaign",
+                dam_id,
+                ItemAction::Skip,
+                format!(
+                    "campaign {dam_id}: skipped: the DAM has no folder {dam_id} (or the DAM user may not see it)"
+                ),
+            );
             return Ok(());
         }
         Err(error) => return Err(PassError::from_dam(error)),
@@ -585,9 +807,14 @@ fn reprocess_campaign(
     let lock = format!("campaign:{dam_id}");
     if status == model.status_a1 {
         if dry_run {
-            say(&format!(
-                "{label}: would run its A1 -> A2 work: upload the masters not in Box yet, then move it to A2 when all are"
-            ));
+            tally.note(
+                "campaign",
+                dam_id,
+                ItemAction::Reprocess,
+                format!(
+                    "{label}: would run its A1 -> A2 work: upload the masters not in Box yet, then move it to A2 when all are"
+                ),
+            );
             for master in services.store.masters_of_campaign(dam_id)? {
                 let detail = match (master.status, &master.last_error) {
                     (MasterStatus::Uploaded, _) => "in Box, kept".to_string(),
@@ -596,19 +823,27 @@ fn reprocess_campaign(
                     }
                     (status, None) => format!("{status}, would be retried"),
                 };
-                say(&format!(
-                    "  master \"{}\" ({}): {detail}",
-                    master.original_filename, master.tracking_id
-                ));
+                tally.note(
+                    "master",
+                    &master.tracking_id,
+                    ItemAction::Info,
+                    format!(
+                        "  master \"{}\" ({}): {detail}",
+                        master.original_filename, master.tracking_id
+                    ),
+                );
             }
             tally.reprocessed = 1;
             return Ok(());
         }
         if !services.store.try_lock(&lock)? {
             tally.skipped = 1;
-            say(&format!(
-                "{label}: skipped: an a1-to-a2 pass is working on it right now"
-            ));
+            tally.note(
+                "campaign",
+                dam_id,
+                ItemAction::Skip,
+                format!("{label}: skipped: an a1-to-a2 pass is working on it right now"),
+            );
             return Ok(());
         }
         let result = a1_to_a2::process_campaign(services, report, dam_id);
@@ -616,10 +851,15 @@ fn reprocess_campaign(
         result?;
         tally.reprocessed = 1;
         let after = services.store.campaign(dam_id)?.map(|row| row.status);
-        say(&format!(
-            "{label}: A1 -> A2 work done; status now {}",
-            after.unwrap_or(status)
-        ));
+        tally.note(
+            "campaign",
+            dam_id,
+            ItemAction::Reprocess,
+            format!(
+                "{label}: A1 -> A2 work done; status now {}",
+                after.unwrap_or(status)
+            ),
+        );
         return Ok(());
     }
     let pending_a3 = services
@@ -629,53 +869,85 @@ fn reprocess_campaign(
     if status == model.status_a2 || pending_a3 {
         tally.reprocessed = 1;
         if services.store.campaign(dam_id)?.is_none() {
-            say(&format!(
-                "{label}: nothing to check: the tracking database does not know this campaign (it never went through a1-to-a2 here)"
-            ));
+            tally.note(
+                "campaign",
+                dam_id,
+                ItemAction::Info,
+                format!(
+                    "{label}: nothing to check: the tracking database does not know this campaign (it never went through a1-to-a2 here)"
+                ),
+            );
             return Ok(());
         }
         let missing = services.store.masters_without_derivative(dam_id)?;
         if !missing.is_empty() {
-            say(&format!(
-                "{label}: {} at A2: {} without a delivered derivative yet ({})",
-                if dry_run { "would stay" } else { "stays" },
-                plural(
-                    u64::try_from(missing.len()).unwrap_or(0),
-                    "master",
-                    "masters"
+            tally.note(
+                "campaign",
+                dam_id,
+                ItemAction::Reprocess,
+                format!(
+                    "{label}: {} at A2: {} without a delivered derivative yet ({})",
+                    if dry_run { "would stay" } else { "stays" },
+                    plural(
+                        u64::try_from(missing.len()).unwrap_or(0),
+                        "master",
+                        "masters"
+                    ),
+                    missing.join(", ")
                 ),
-                missing.join(", ")
-            ));
+            );
             return Ok(());
         }
         if dry_run {
-            say(&format!(
-                "{label}: would move it A2 -> A3: every master has a derivative in the DAM"
-            ));
+            tally.note(
+                "campaign",
+                dam_id,
+                ItemAction::Reprocess,
+                format!(
+                    "{label}: would move it A2 -> A3: every master has a derivative in the DAM"
+                ),
+            );
             return Ok(());
         }
         let advanced_before = report.campaigns_advanced;
         box_poll::check_campaign_complete(services, report, dam_id)?;
-        say(&format!(
-            "{label}: {}",
-            if report.campaigns_advanced > advanced_before {
-                "moved A2 -> A3"
-            } else {
-                "complete, but another pass holds it; it moves to A3 with that pass"
-            }
-        ));
+        tally.note(
+            "campaign",
+            dam_id,
+            ItemAction::Reprocess,
+            format!(
+                "{label}: {}",
+                if report.campaigns_advanced > advanced_before {
+                    "moved A2 -> A3"
+                } else {
+                    "complete, but another pass holds it; it moves to A3 with that pass"
+                }
+            ),
+        );
         return Ok(());
     }
-    tally.skipped = 1;
     if status == model.status_a3 {
-        say(&format!(
-            "{label}: skipped: it is at A3 already; nothing to do"
-        ));
+        tally.nothing_to_do = 1;
+        tally.note(
+            "campaign",
+            dam_id,
+            ItemAction::NothingToDo,
+            format!(
+                "{label}: nothing to do: it is at {} already",
+                model.status_a3
+            ),
+        );
     } else {
-        say(&format!(
-            "{label}: skipped: its status is neither {} nor {} nor {}",
-            model.status_a1, model.status_a2, model.status_a3
-        ));
+        tally.skipped = 1;
+        tally.note(
+            "campaign",
+            dam_id,
+            ItemAction::Skip,
+            format!(
+                "{label}: skipped: its status is neither {} nor {} nor {}",
+                model.status_a1, model.status_a2, model.status_a3
+            ),
+        );
     }
     Ok(())
 }
@@ -689,8 +961,8 @@ fn reprocess_notifications(
 ) -> Result<(), PassError> {
     let pending = services.store.pending_notifications()?;
     tally.selected = u64::try_from(pending.len()).unwrap_or(u64::MAX);
-    if pending.is_empty() {
-        say("no undelivered notifications");
+    if pending.is_empty() && !tally.json {
+        say("no undelivered notifications: nothing to do");
     }
     for row in &pending {
         let mut line = format!(
@@ -710,6 +982,11 @@ fn reprocess_notifications(
         if let Some(error) = &row.last_error {
             line.push_str(&format!(", last error: {error}"));
         }
+        let action = if row.leased {
+            ItemAction::Skip
+        } else {
+            ItemAction::Reprocess
+        };
         if row.leased {
             tally.skipped += 1;
             line.push_str(": skipped: a pass is delivering it right now");
@@ -721,7 +998,7 @@ fn reprocess_notifications(
                 ": delivering now"
             });
         }
-        say(&line);
+        tally.note("notification", &row.id.to_string(), action, line);
     }
     if !dry_run {
         // `run_recorded` delivers every due row right after this.

@@ -107,6 +107,20 @@ impl Store {
         Ok(row.as_ref().map(campaign_from_row))
     }
 
+    /// The DAM folder ids of the campaigns numbered `number` (e.g. `C-2026-0142`, compared
+    /// without regard to case or surrounding spaces), as tracked: usually one.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn campaign_ids_by_number(&mut self, number: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.client.query(
+            "SELECT dam_folder_id FROM campaigns WHERE lower(campaign_number) = lower($1)
+             ORDER BY updated_at DESC",
+            &[&number.trim()],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     /// Records the signature of the failure set last reported for a campaign and, in the same
     /// transaction, queues its `notifications` — only when the signature differs from the
     /// previous one. Returns whether it did (so a crash can never record one without the other).

@@ -2,12 +2,13 @@
 //! (migration V7), for the critical alert (once per incident) and its recovery email.
 
 use jiff::Timestamp;
+use serde::Serialize;
 
 use super::outbox::insert_notifications;
 use super::{NewNotification, Store, StoreError};
 
 /// An open incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Incident {
     /// Binary whose passes fail.
     pub binary: String,
@@ -87,6 +88,18 @@ impl Store {
         }
         transaction.commit()?;
         Ok((incident, false))
+    }
+
+    /// Every open incident, oldest first (for `reprocess status`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn open_incidents(&mut self) -> Result<Vec<Incident>, StoreError> {
+        let rows = self.client.query(
+            &format!("SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY started_at, binary_name"),
+            &[],
+        )?;
+        Ok(rows.iter().map(incident_from_row).collect())
     }
 
     /// Closes the open incident of `binary` (a pass succeeded): deletes it and, when it was

@@ -22,6 +22,7 @@ pub mod admin;
 mod campaigns;
 pub mod derivatives;
 mod events_cursor;
+pub mod folders;
 mod incidents;
 pub mod ledger;
 mod locks;
