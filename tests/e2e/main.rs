@@ -19,12 +19,14 @@
 mod badinput;
 mod crash;
 mod dialects;
+mod dry_run;
 mod email_once;
 mod events;
 mod exactly_once;
 mod flaky;
 mod flow;
 mod hardening;
+mod logs;
 mod openapi;
 mod ops;
 mod pgtls;

@@ -533,7 +533,7 @@ fn doctor(options: &CommonOptions) -> Exit {
             false,
             "ffprobe",
             &format!("{} cannot be run: {error}", config.media.ffprobe_path),
-            Some("install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; CentOS 7: a static build from johnvansickle.com/ffmpeg), or set media.ffprobe_path (FFPROBE_PATH)"),
+            Some("install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; RHEL/Rocky/Fedora: dnf install ffmpeg, CentOS 7: yum install ffmpeg, both from RPM Fusion; or a static build from johnvansickle.com/ffmpeg), or set media.ffprobe_path (FFPROBE_PATH)"),
         ),
     }
 
