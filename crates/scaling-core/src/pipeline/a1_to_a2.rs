@@ -640,32 +640,27 @@ pub fn plan(services: &mut Services) -> Result<A1Plan, PassError> {
             .store
             .campaign(&folder.id)?
             .and_then(|campaign| campaign.box_folder_id);
-        plan.box_folder_id = match recorded {
-            Some(id) => Some(id),
-            None => {
-                if root_folders.is_none() {
-                    let items = services
-                        .box_client
-                        .list_folder(&root)
-                        .map_err(PassError::from_box)?;
-                    root_folders = Some(
-                        items
-                            .into_iter()
-                            .filter_map(|item| match item {
-                                crate::boxapi::BoxItem::Folder(folder) => {
-                                    Some((folder.name, folder.id))
-                                }
-                                _ => None,
-                            })
-                            .collect(),
-                    );
-                }
-                root_folders
-                    .iter()
-                    .flatten()
-                    .find_map(|(name, id)| name.eq_ignore_ascii_case(&box_name).then(|| id.clone()))
-            }
-        };
+        if recorded.is_none() && root_folders.is_none() {
+            let items = services
+                .box_client
+                .list_folder(&root)
+                .map_err(PassError::from_box)?;
+            root_folders = Some(
+                items
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        crate::boxapi::BoxItem::Folder(folder) => Some((folder.name, folder.id)),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+        }
+        plan.box_folder_id = recorded.or_else(|| {
+            root_folders
+                .iter()
+                .flatten()
+                .find_map(|(name, id)| name.eq_ignore_ascii_case(&box_name).then(|| id.clone()))
+        });
         plan.box_folder = Some(box_name);
         let rows = services.store.masters_of_campaign(&folder.id)?;
         for master in &inspection.masters {
@@ -713,30 +708,29 @@ impl A1Plan {
             if let Some(box_folder) = &campaign.box_folder {
                 match &campaign.box_folder_id {
                     Some(id) => {
-                        line.push_str(&format!("; Box folder \"{box_folder}\" ({id}) exists"))
+                        line.push_str(&format!("; Box folder \"{box_folder}\" ({id}) exists"));
                     }
                     None => line.push_str(&format!("; create Box folder \"{box_folder}\"")),
                 }
             }
             lines.push(line);
             for master in &campaign.masters {
-                let line = match (master.action, &master.box_file) {
-                    ("uploaded", Some(box_file)) => format!(
+                let line = if let ("uploaded", Some(box_file)) = (master.action, &master.box_file) {
+                    format!(
                         "  uploaded \"{}\" (dam_asset={}) as box_file={box_file}",
                         master.name, master.dam_asset
-                    ),
-                    _ => {
-                        uploads += 1;
-                        format!(
-                            "  upload \"{}\" (dam_asset={}) as \"{}\"",
-                            master.name,
-                            master.dam_asset,
-                            master
-                                .box_name
-                                .clone()
-                                .unwrap_or_else(|| format!("{{new tracking ID}}_{}", master.name))
-                        )
-                    }
+                    )
+                } else {
+                    uploads += 1;
+                    format!(
+                        "  upload \"{}\" (dam_asset={}) as \"{}\"",
+                        master.name,
+                        master.dam_asset,
+                        master
+                            .box_name
+                            .clone()
+                            .unwrap_or_else(|| format!("{{new tracking ID}}_{}", master.name))
+                    )
                 };
                 lines.push(line);
             }

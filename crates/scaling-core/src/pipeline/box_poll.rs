@@ -1803,10 +1803,10 @@ fn plan_file(
                 "already {}; the listing predates its move",
                 row.state.as_str()
             )),
-            _ => match &row.leased_by {
-                Some(owner) => Some(format!("another pass holds it ({owner})")),
-                None => None,
-            },
+            _ => row
+                .leased_by
+                .as_ref()
+                .map(|owner| format!("another pass holds it ({owner})")),
         };
         if let Some(reason) = reason {
             return Ok((decide(plan, FileAction::Skip, vec![reason]), None));
