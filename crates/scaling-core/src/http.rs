@@ -1709,6 +1709,52 @@ mod tests {
     }
 
     #[test]
+    fn a_host_silent_through_a_whole_retry_cycle_is_not_asked_again() {
+        let silent = test_server::TestServer::start(|_, _| test_server::Reply::drop_connection());
+        let answering =
+            test_server::TestServer::start(|_, _| test_server::Reply::bytes(200, b"ok"));
+        let context = HttpContext {
+            agent: Agent::new_with_defaults(),
+            limit: RateLimit::unlimited(),
+            policy: RetryPolicy::fast(2),
+            outage: Outage::default(),
+        };
+        let options = CallOptions {
+            label: "GET /x",
+            retry: true,
+            timeouts: Timeouts::from_secs(5, 5),
+            redirects: Redirects::Manual,
+            retry_reply: None,
+        };
+        let silent_url = format!("{}/x", silent.url);
+        let mut make = || empty_body(request(http::Method::GET, &silent_url));
+        let first = execute(&context, &options, &mut make).unwrap_err();
+        assert!(matches!(first, SendError::Transport { attempts: 3, .. }));
+        assert_eq!(silent.requests().len(), 3, "one retry cycle");
+        // A clone (another worker of the pass) shares what was learnt: not sent again.
+        let worker = context.clone();
+        let SendError::Transport { error, attempts } =
+            execute(&worker, &options, &mut make).unwrap_err()
+        else {
+            panic!("a transport error");
+        };
+        assert_eq!(attempts, 0);
+        assert!(is_retryable_transport(&error), "still an outage: {error}");
+        assert!(
+            error
+                .to_string()
+                .contains("GET /x got no reply after 3 attempts"),
+            "{error}"
+        );
+        assert_eq!(silent.requests().len(), 3, "nothing sent");
+        // Another host of the same client is asked as usual.
+        let answering_url = format!("{}/y", answering.url);
+        let mut make = || empty_body(request(http::Method::GET, &answering_url));
+        let response = execute(&context, &options, &mut make).unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[test]
     fn execute_hands_back_the_last_transient_reply_and_sends_once_without_retry() {
         let server = test_server::TestServer::start(|_, _| test_server::Reply::empty(503));
         let context = HttpContext {
