@@ -544,8 +544,8 @@ pub struct CampaignPlan {
     pub campaign: String,
     /// Campaign name.
     pub name: String,
-    /// `process`, `fail` (cannot be processed: `reason`) or `skip` (no longer at A1).
-    pub action: &'static str,
+    /// What the pass would do with it.
+    pub action: CampaignAction,
     /// Why it would fail or be skipped.
     pub reason: Option<String>,
     /// The campaign's Box folder (name under `box.root_folder_id`).
@@ -558,6 +558,28 @@ pub struct CampaignPlan {
     pub to_a2: bool,
 }
 
+/// The action of a [`CampaignPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignAction {
+    /// Upload its masters, then move it to A2.
+    Process,
+    /// It cannot be processed as it is (`reason`): the pass reports it by email.
+    Fail,
+    /// No longer at A1.
+    Skip,
+}
+
+/// The action of a [`MasterPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MasterAction {
+    /// Upload it to Box (a new master gets its tracking ID first).
+    Upload,
+    /// Done by an earlier pass.
+    Uploaded,
+}
+
 /// One master of a [`CampaignPlan`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MasterPlan {
@@ -565,8 +587,8 @@ pub struct MasterPlan {
     pub dam_asset: String,
     /// File name in the DAM.
     pub name: String,
-    /// `upload` or `uploaded` (done by an earlier pass).
-    pub action: &'static str,
+    /// What the pass would do with it.
+    pub action: MasterAction,
     /// Its tracking ID, when one was allocated (a new master gets one at upload).
     pub tracking_id: Option<String>,
     /// The name in Box (`{tracking_id}_{name}`), when the tracking ID is known.
@@ -614,7 +636,7 @@ pub fn plan(services: &mut Services) -> Result<A1Plan, PassError> {
             dam_folder: folder.id.clone(),
             campaign: folder.name.clone(),
             name: folder.name.clone(),
-            action: "skip",
+            action: CampaignAction::Skip,
             reason: None,
             box_folder: None,
             box_folder_id: None,
@@ -629,12 +651,12 @@ pub fn plan(services: &mut Services) -> Result<A1Plan, PassError> {
         plan.campaign.clone_from(&inspection.number);
         plan.name.clone_from(&inspection.name);
         if let Some(problem) = inspection.problem(&model) {
-            plan.action = "fail";
+            plan.action = CampaignAction::Fail;
             plan.reason = Some(problem);
             campaigns.push(plan);
             continue;
         }
-        plan.action = "process";
+        plan.action = CampaignAction::Process;
         let box_name = naming::campaign_folder_name(&inspection.number, &inspection.name);
         let recorded = services
             .store
@@ -670,7 +692,11 @@ pub fn plan(services: &mut Services) -> Result<A1Plan, PassError> {
             plan.masters.push(MasterPlan {
                 dam_asset: master.id.clone(),
                 name: master.name.clone(),
-                action: if uploaded { "uploaded" } else { "upload" },
+                action: if uploaded {
+                    MasterAction::Uploaded
+                } else {
+                    MasterAction::Upload
+                },
                 box_name: tracking_id
                     .as_deref()
                     .map(|tracking_id| naming::master_box_name(tracking_id, &master.name)),
@@ -700,7 +726,14 @@ impl A1Plan {
         for campaign in &self.campaigns {
             let mut line = format!(
                 "campaign {} \"{}\" (dam_folder={}): {}",
-                campaign.campaign, campaign.name, campaign.dam_folder, campaign.action
+                campaign.campaign,
+                campaign.name,
+                campaign.dam_folder,
+                match campaign.action {
+                    CampaignAction::Process => "process",
+                    CampaignAction::Fail => "cannot be processed",
+                    CampaignAction::Skip => "skip",
+                }
             );
             if let Some(reason) = &campaign.reason {
                 line.push_str(&format!(": {reason}"));
@@ -715,7 +748,9 @@ impl A1Plan {
             }
             lines.push(line);
             for master in &campaign.masters {
-                let line = if let ("uploaded", Some(box_file)) = (master.action, &master.box_file) {
+                let line = if let (MasterAction::Uploaded, Some(box_file)) =
+                    (master.action, &master.box_file)
+                {
                     format!(
                         "  uploaded \"{}\" (dam_asset={}) as box_file={box_file}",
                         master.name, master.dam_asset
