@@ -35,7 +35,7 @@ cs_ensure_ffprobe
 command -v ffmpeg >/dev/null 2>&1 || cs_die "ffmpeg not found (it comes with ffprobe: install ffmpeg)"
 command -v python3 >/dev/null 2>&1 || cs_die "python3 is needed to read the sandbox's JSON"
 if [ ! -x /usr/bin/time ]; then
-  cs_can_apt_install || cs_die "/usr/bin/time not found: install GNU time (Debian/Ubuntu: sudo apt-get install time)"
+  cs_can_apt_install || cs_die "/usr/bin/time not found: install GNU time (Debian/Ubuntu: sudo apt-get install time; RHEL/Fedora: sudo dnf install time, CentOS 7: sudo yum install time)"
   cs_apt_install time
 fi
 

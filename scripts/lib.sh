@@ -82,7 +82,7 @@ cs_ensure_ffprobe() {
     command -v ffprobe >/dev/null 2>&1 || cs_die "ffmpeg was installed but ffprobe is still not on PATH"
     return 0
   fi
-  cs_die "ffprobe not found. Install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; Fedora/RHEL: sudo dnf install ffmpeg; macOS: brew install ffmpeg) and rerun."
+  cs_die "ffprobe not found. Install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; Fedora/RHEL: sudo dnf install ffmpeg; CentOS 7: sudo yum install ffmpeg (both from RPM Fusion); macOS: brew install ffmpeg) and rerun."
 }
 
 # Make sure a headless browser is there for the status page test (tests/e2e/status_page.rs):
@@ -111,7 +111,7 @@ cs_ensure_psql() {
     cs_apt_install postgresql-client
     command -v psql >/dev/null 2>&1 && return 0
   fi
-  cs_die "psql not found. Install the PostgreSQL client (Debian/Ubuntu: sudo apt-get install postgresql-client) and rerun."
+  cs_die "psql not found. Install the PostgreSQL client (Debian/Ubuntu: sudo apt-get install postgresql-client; RHEL/Fedora: sudo dnf install postgresql, CentOS 7: sudo yum install postgresql) and rerun."
 }
 
 # Print URL with its password replaced by ****.
@@ -225,7 +225,7 @@ cs_start_private_postgres() {
       cs_log "no PostgreSQL server binaries found: installing postgresql"
       cs_apt_install postgresql
     fi
-    bin="$(cs_find_pg_bin)" || cs_die "no PostgreSQL server found (initdb/pg_ctl). Install PostgreSQL (Debian/Ubuntu: sudo apt-get install postgresql), or set DATABASE_URL to a server where the user may create databases."
+    bin="$(cs_find_pg_bin)" || cs_die "no PostgreSQL server found (initdb/pg_ctl). Install PostgreSQL (Debian/Ubuntu: sudo apt-get install postgresql; RHEL/Fedora: sudo dnf install postgresql-server, CentOS 7: sudo yum install postgresql-server), or set DATABASE_URL to a server where the user may create databases."
   fi
   user="$(cs_pg_user)"
   mkdir -p "$CS_PG_DIR"

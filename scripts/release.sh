@@ -32,8 +32,8 @@ tools="${CS_RELEASE_TOOLS:-$root/target/release-tools}"
 binaries=(a1-to-a2 box-poll reprocess cleanup box-setup)
 
 command -v cargo >/dev/null 2>&1 || cs_die "cargo not found: install Rust (https://rustup.rs) and rerun"
-command -v python3 >/dev/null 2>&1 || cs_die "python3 is needed for the ziglang package (apt-get install python3-venv)"
-command -v objdump >/dev/null 2>&1 || cs_die "objdump is needed for the GLIBC check (apt-get install binutils)"
+command -v python3 >/dev/null 2>&1 || cs_die "python3 is needed for the ziglang package (Debian/Ubuntu: apt-get install python3-venv; RHEL/Fedora: dnf install python3, CentOS 7: yum install python3)"
+command -v objdump >/dev/null 2>&1 || cs_die "objdump is needed for the GLIBC check (Debian/Ubuntu: apt-get install binutils; RHEL/Fedora: dnf install binutils, CentOS 7: yum install binutils)"
 
 # --- tools: cargo-zigbuild and zig (ziglang from PyPI) ---
 if ! command -v cargo-zigbuild >/dev/null 2>&1; then
@@ -45,7 +45,7 @@ if ! "$venv/bin/python3" -c 'import ziglang' >/dev/null 2>&1 \
   || [ "$("$venv/bin/python3" -m pip show ziglang 2>/dev/null | sed -n 's/^Version: //p')" != "$zig_version" ]; then
   cs_log "installing ziglang==$zig_version into $venv"
   rm -rf "$venv"
-  python3 -m venv "$venv" || cs_die "python3 -m venv failed (Debian/Ubuntu: apt-get install python3-venv)"
+  python3 -m venv "$venv" || cs_die "python3 -m venv failed (Debian/Ubuntu: apt-get install python3-venv; RHEL/Fedora: dnf install python3, CentOS 7: yum install python3)"
   if ! "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "ziglang==$zig_version" >&2; then
     if ! "$venv/bin/python3" -m pip download --quiet --no-deps -d "$tools/probe" pip >/dev/null 2>&1; then
       echo "release.sh: the Python package index is unreachable: cannot install ziglang" >&2

@@ -35,14 +35,14 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 command -v python3 >/dev/null 2>&1 || {
-  log "python3 not found: install Python 3.9+ (apt-get install python3 python3-venv)"
+  log "python3 not found: install Python 3.9+ (Debian/Ubuntu: apt-get install python3 python3-venv; RHEL/Fedora: dnf install python3, CentOS 7: yum install python3)"
   exit 1
 }
 if [ ! -x "$python" ]; then
   log "creating $venv"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" >&2; then
-    log "python3 -m venv failed: install the venv module (apt-get install python3-venv)"
+    log "python3 -m venv failed: install the venv module (Debian/Ubuntu: apt-get install python3-venv; RHEL/Fedora: dnf install python3, CentOS 7: yum install python3)"
     exit 1
   fi
 fi

@@ -89,13 +89,13 @@ fn box_client(world: &World) -> BoxClient {
 /// counters: reading needs a login, and that is not a change), every table, and our files in
 /// the temp dir.
 #[derive(Debug, PartialEq)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     sandbox: Value,
     tables: BTreeMap<String, Vec<String>>,
     temp_files: Vec<String>,
 }
 
-fn snapshot(world: &World) -> Snapshot {
+pub(crate) fn snapshot(world: &World) -> Snapshot {
     let mut sandbox = world.sandbox.state();
     if let Some(map) = sandbox.as_object_mut() {
         map.remove("tokens_issued");

@@ -45,8 +45,8 @@ use crate::config::BoxConfig;
 use crate::http::{
     self as transport, encode_path_segment, encode_query_value, header_str, read_error_text,
     read_json, request, request_label, resolve_location, Attempt, CallOptions, CopyError,
-    HttpContext, Multipart, RateLimit, Redirects, RetryPolicy, SendError, Timeouts, TransportError,
-    Unauthorized,
+    HttpContext, Multipart, Outage, RateLimit, Redirects, RetryPolicy, SendError, Timeouts,
+    TransportError, Unauthorized,
 };
 use crate::secret::Secret;
 use auth::{TokenError, TokenReply};
@@ -511,12 +511,14 @@ impl BoxClient {
             agent: agent.clone(),
             limit: RateLimit::unlimited(),
             policy: RetryPolicy::new(cfg.max_retries),
+            outage: Outage::default(),
         };
         Ok(Self {
             http: HttpContext {
                 agent,
                 limit: RateLimit::window(cfg.rate_limit),
                 policy: RetryPolicy::new(cfg.max_retries),
+                outage: Outage::default(),
             },
             download_http,
             api_base: cfg.base_url.trim_end_matches('/').to_string(),
@@ -1125,7 +1127,7 @@ impl BoxClient {
             Ok(file) => Ok(file),
             Err(UploadError::Conflict(conflict)) => match conflict.existing {
                 Some(existing) if same_sha1(existing.sha1.as_deref(), sha1) => {
-                    tracing::info!(folder_id, name, file_id = %existing.id, "file already in Box with the same sha1; treating the upload as done");
+                    tracing::info!(folder_id, name, box_file = %existing.id, "file already in Box with the same sha1; treating the upload as done");
                     Ok(with_parent(existing, folder_id))
                 }
                 Some(existing) => Err(conflict_error(conflict.failure, &existing)),
@@ -1292,7 +1294,7 @@ impl BoxClient {
                 if let Some(file) =
                     landed().map_err(|error| Attempt::Stop(UploadError::Other(error)))?
                 {
-                    tracing::info!(request = %label, file_id = %file.id, attempt,
+                    tracing::info!(request = %label, box_file = %file.id, attempt,
                         "an earlier upload attempt failed but the file arrived with the same sha1; done");
                     return Ok(file);
                 }

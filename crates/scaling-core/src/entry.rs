@@ -355,7 +355,7 @@ pub fn run_pass(
         let mut services = Services::connect(config)?;
         let report = run_recorded(&mut services, binary_name, pass)?;
         if report.is_idle() {
-            tracing::debug!(?report, "{binary_name}: nothing to do");
+            tracing::debug!("{binary_name}: nothing to do ({report})");
         } else {
             tracing::info!(
                 masters_uploaded = report.masters_uploaded,
@@ -365,7 +365,7 @@ pub fn run_pass(
                 files_rejected = report.files_rejected,
                 files_retry_later = report.files_retry_later,
                 notifications_sent = report.notifications_sent,
-                "{binary_name}: pass completed"
+                "{binary_name}: pass completed: {report}"
             );
         }
         if report.campaigns_locked > 0 {
@@ -373,6 +373,41 @@ pub fn run_pass(
                 campaigns_locked = report.campaigns_locked,
                 "{binary_name}: another pass is running; its work was left to it"
             );
+        }
+        Ok(Exit::Success)
+    })
+}
+
+/// Runs a pass's dry run as `binary_name` through [`run`]: connects read-only
+/// ([`Services::connect_read_only`]: no migration), plans (`plan` must read only), and prints
+/// the plan on stdout, as lines (`lines`) or, with `json`, as one JSON document
+/// `{"pass": ..., "dry_run": true, "plan": ...}`. Writes no `runs` row, takes no lease or lock,
+/// delivers no notification. Exits 0 (the plan is the answer, whatever it holds).
+pub fn run_dry_run<P: serde::Serialize>(
+    binary_name: &str,
+    options: &CommonOptions,
+    json: bool,
+    plan: impl FnOnce(&mut Services) -> Result<P, PassError>,
+    lines: impl FnOnce(&P) -> Vec<String>,
+) -> ExitCode {
+    run(binary_name, options, |config| {
+        let mut services = Services::connect_read_only(config)?;
+        let planned = plan(&mut services).map_err(|error| error.naming_url(&services.config));
+        services.dam.logout();
+        let planned = planned?;
+        if json {
+            let document = serde_json::json!({
+                "pass": binary_name,
+                "dry_run": true,
+                "plan": planned,
+            });
+            let text = serde_json::to_string_pretty(&document)
+                .map_err(|error| PassError::Failed(format!("plan as JSON: {error}")))?;
+            crate::pipeline::operator::say(&text);
+        } else {
+            for line in lines(&planned) {
+                crate::pipeline::operator::say(&line);
+            }
         }
         Ok(Exit::Success)
     })

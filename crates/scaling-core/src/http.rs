@@ -270,12 +270,18 @@ impl<E> Attempt<E> {
     }
 }
 
+/// Waits at least this long are logged at INFO (what is awaited and for how long); shorter ones
+/// at DEBUG only, so a pass that rides out a blip stays quiet.
+pub const LONG_WAIT: Duration = Duration::from_secs(2);
+
 /// Runs `operation` with the attempt number (1, 2, ...) until it succeeds, fails with
 /// [`Attempt::Stop`], or fails with [`Attempt::Retry`] after `policy.max_retries` retries; returns
 /// the last error then. Between attempts it sleeps [`RetryPolicy::wait`] (backon's exponential
-/// backoff with jitter, or a longer `Retry-After`) and logs the retry at WARN: `request` (the label,
-/// no host or query), `attempt` (the one that failed), `cause` (the error's text: HTTP status, Box
-/// code or transport error kind), `retry_after_ms` and `wait_ms`.
+/// backoff with jitter, or a longer `Retry-After`). Each retry is logged at DEBUG: `request` (the
+/// label, no host or query), `attempt` (the one that failed), `cause` (the error's text: HTTP
+/// status, Box code or transport error kind), `retry_after_ms` and `wait_ms`; a wait of
+/// [`LONG_WAIT`] or more is also logged at INFO, saying what it waits for (the server's
+/// `Retry-After` or the backoff) and how long. The caller reports the final failure once.
 ///
 /// The one retry loop of the clients: [`execute`] runs every request through it, and the Box
 /// client's content transfers (download, upload, chunked parts and commit) use it for their own
@@ -283,32 +289,9 @@ impl<E> Attempt<E> {
 pub fn retry<T, E: fmt::Display>(
     policy: &RetryPolicy,
     label: &str,
-    operation: impl FnMut(u32) -> Result<T, Attempt<E>>,
-) -> Result<T, E> {
-    retry_logged(policy, label, false, operation)
-}
-
-/// [`retry`] logging each retry at INFO instead of WARN when `quiet`: for waits that are part of
-/// the normal flow (Box's 202 "still processing" on a chunked upload commit).
-pub fn retry_logged<T, E: fmt::Display>(
-    policy: &RetryPolicy,
-    label: &str,
-    quiet: bool,
     mut operation: impl FnMut(u32) -> Result<T, Attempt<E>>,
 ) -> Result<T, E> {
     use backon::BlockingRetryable as _;
-    macro_rules! log_retry {
-        ($level:ident, $attempt:expr, $cause:expr, $retry_after:expr, $wait:expr) => {
-            tracing::$level!(
-                request = label,
-                attempt = $attempt,
-                cause = %$cause,
-                retry_after_ms = $retry_after.map(millis),
-                wait_ms = millis($wait),
-                "transient failure, retrying"
-            )
-        };
-    }
     // backon's sleeper sees only the backoff; the wait decided in `notify` (which sees the error and
     // its Retry-After) is handed over through this cell.
     let decided = Rc::new(Cell::new(None::<Duration>));
@@ -329,15 +312,52 @@ pub fn retry_logged<T, E: fmt::Display>(
         };
         let wait = policy.wait(backoff, retry_after);
         planned.set(Some(wait));
-        if quiet {
-            log_retry!(info, failed, cause, retry_after, wait);
-        } else {
-            log_retry!(warn, failed, cause, retry_after, wait);
-        }
+        tracing::debug!(
+            request = label,
+            attempt = failed,
+            cause = %cause,
+            retry_after_ms = retry_after.map(millis),
+            wait_ms = millis(wait),
+            "transient failure, retrying"
+        );
+        log_long_wait(
+            label,
+            failed,
+            &cause.to_string(),
+            retry_after.is_some_and(|after| after >= backoff),
+            wait,
+        );
     })
     .sleep(move |backoff: Duration| thread::sleep(decided.take().unwrap_or(backoff)))
     .call()
     .map_err(Attempt::into_error)
+}
+
+/// The INFO line of a retry wait of [`LONG_WAIT`] or more: what is awaited (the server's
+/// `Retry-After` when `honouring_retry_after`, else the backoff) and for how long.
+fn log_long_wait(
+    label: &str,
+    attempt: u32,
+    cause: &str,
+    honouring_retry_after: bool,
+    wait: Duration,
+) {
+    if wait < LONG_WAIT {
+        return;
+    }
+    let why = if honouring_retry_after {
+        "the server's Retry-After"
+    } else {
+        "retry backoff"
+    };
+    tracing::info!(
+        request = label,
+        attempt,
+        cause,
+        wait_secs = wait.as_secs_f64().round(),
+        "waiting {:.0} s ({why}) before retrying {label}",
+        wait.as_secs_f64()
+    );
 }
 
 /// A duration in whole milliseconds, for logs.
@@ -684,14 +704,24 @@ impl RateLimit {
         Self { limiter: None }
     }
 
-    /// Blocks until the next request is allowed.
-    pub fn wait(&self) {
+    /// Blocks until the next request is allowed; a wait of [`LONG_WAIT`] or more is logged at
+    /// INFO with the request (`label`) it holds back.
+    pub fn wait(&self, label: &str) {
         let Some(limiter) = &self.limiter else {
             return;
         };
         let clock = DefaultClock::default();
         while let Err(not_until) = limiter.check() {
-            thread::sleep(not_until.wait_time_from(clock.now()));
+            let wait = not_until.wait_time_from(clock.now());
+            if wait >= LONG_WAIT {
+                tracing::info!(
+                    request = label,
+                    wait_secs = wait.as_secs_f64().round(),
+                    "rate limit: waiting {:.0} s before sending {label}",
+                    wait.as_secs_f64()
+                );
+            }
+            thread::sleep(wait);
         }
     }
 }
@@ -732,7 +762,8 @@ pub struct CallOptions<'a> {
     pub retry_reply: Option<fn(u16, &str) -> bool>,
 }
 
-/// Shared transport state of a client: the caller's agent, the rate limit and the retry policy.
+/// Shared transport state of a client: the caller's agent, the rate limit, the retry policy and
+/// the hosts found unreachable.
 #[derive(Debug, Clone)]
 pub struct HttpContext {
     /// The one agent of the process (connection pool), passed in by the caller.
@@ -741,6 +772,43 @@ pub struct HttpContext {
     pub limit: RateLimit,
     /// Retry policy of idempotent calls (and of the callers' own retry loops).
     pub policy: RetryPolicy,
+    /// Hosts that gave no reply through a whole retry cycle (shared by the clones of a client).
+    pub outage: Outage,
+}
+
+/// The hosts (`host:port`) that gave no reply through a whole retry cycle of [`execute`], with
+/// what was tried: later requests of the same client to such a host are not sent (they fail at
+/// once with a transport error that names the first failure), so an outage costs a pass one
+/// retry cycle, not one per request. Shared by the clones of a client (its worker threads);
+/// a new process starts with none.
+#[derive(Debug, Clone, Default)]
+pub struct Outage(Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>);
+
+impl Outage {
+    fn hosts(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the first request to `host` that got no reply was, if one did not.
+    pub fn of(&self, host: &str) -> Option<String> {
+        self.hosts().get(host).cloned()
+    }
+
+    /// Records that `host` gave no reply to `what` (first failure kept).
+    pub fn note(&self, host: &str, what: String) {
+        self.hosts().entry(host.to_string()).or_insert(what);
+    }
+}
+
+/// `host[:port]` of a request, the key of [`Outage`].
+fn request_host<B>(request: &Request<B>) -> String {
+    request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Why [`execute`] gave no response.
@@ -819,10 +887,20 @@ pub fn execute<E>(
         max_retries: retries,
         ..context.policy.clone()
     };
+    let mut host = String::new();
     let outcome = retry(&policy, options.label, |attempt| {
         let request = make().map_err(|error| Attempt::Stop(Exchange::Build(error)))?;
+        host = request_host(&request);
+        if let Some(first) = context.outage.of(&host) {
+            // Not sent: this host gave no reply through a whole retry cycle earlier.
+            let error = ureq::Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("not sent, the host did not answer earlier: {first}"),
+            ));
+            return Err(Attempt::Stop(Exchange::Transport { error, attempt: 0 }));
+        }
         let request = configure(&context.agent, request, options);
-        context.limit.wait();
+        context.limit.wait(options.label);
         let may_retry = attempt <= retries;
         match context.agent.run(request) {
             Ok(response) => {
@@ -863,10 +941,22 @@ pub fn execute<E>(
     match outcome {
         Ok(response) | Err(Exchange::Reply(response)) => Ok(response),
         Err(Exchange::Build(error)) => Err(SendError::Build(error)),
-        Err(Exchange::Transport { error, attempt }) => Err(SendError::Transport {
-            error,
-            attempts: attempt,
-        }),
+        Err(Exchange::Transport { error, attempt }) => {
+            if retries > 0 && attempt > retries && is_retryable_transport(&error) {
+                tracing::debug!(request = options.label, %host, attempts = attempt, "no reply through a whole retry cycle; later requests to this host are not sent");
+                context.outage.note(
+                    &host,
+                    format!(
+                        "{} got no reply after {attempt} attempts ({error})",
+                        options.label
+                    ),
+                );
+            }
+            Err(SendError::Transport {
+                error,
+                attempts: attempt,
+            })
+        }
     }
 }
 
@@ -1502,13 +1592,13 @@ mod tests {
         );
     }
 
-    /// What `run` logs (INFO and above), as text.
+    /// What `run` logs (DEBUG and above), as text.
     fn logs_of(run: impl FnOnce()) -> String {
         use std::io::{Seek as _, SeekFrom};
         let file = Arc::new(tempfile::tempfile().unwrap());
         let subscriber = tracing_subscriber::fmt()
             .with_writer(Arc::clone(&file))
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(tracing::Level::DEBUG)
             .with_ansi(false)
             .finish();
         tracing::subscriber::with_default(subscriber, run);
@@ -1560,6 +1650,7 @@ mod tests {
         let context = HttpContext {
             agent: Agent::new_with_defaults(),
             limit: RateLimit::unlimited(),
+            outage: Outage::default(),
             policy: RetryPolicy {
                 max_retries: 3,
                 base_delay: Duration::from_millis(2),
@@ -1600,7 +1691,7 @@ mod tests {
             .collect();
         assert_eq!(retries.len(), 2, "{logs}");
         assert!(
-            retries[0].contains("WARN")
+            retries[0].contains("DEBUG")
                 && retries[0].contains("request=\"GET /2.0/files/1\"")
                 && retries[0].contains("attempt=1")
                 && retries[0].contains("cause=HTTP 429")
@@ -1618,12 +1709,59 @@ mod tests {
     }
 
     #[test]
+    fn a_host_silent_through_a_whole_retry_cycle_is_not_asked_again() {
+        let silent = test_server::TestServer::start(|_, _| test_server::Reply::drop_connection());
+        let answering =
+            test_server::TestServer::start(|_, _| test_server::Reply::bytes(200, b"ok"));
+        let context = HttpContext {
+            agent: Agent::new_with_defaults(),
+            limit: RateLimit::unlimited(),
+            policy: RetryPolicy::fast(2),
+            outage: Outage::default(),
+        };
+        let options = CallOptions {
+            label: "GET /x",
+            retry: true,
+            timeouts: Timeouts::from_secs(5, 5),
+            redirects: Redirects::Manual,
+            retry_reply: None,
+        };
+        let silent_url = format!("{}/x", silent.url);
+        let mut make = || empty_body(request(http::Method::GET, &silent_url));
+        let first = execute(&context, &options, &mut make).unwrap_err();
+        assert!(matches!(first, SendError::Transport { attempts: 3, .. }));
+        assert_eq!(silent.requests().len(), 3, "one retry cycle");
+        // A clone (another worker of the pass) shares what was learnt: not sent again.
+        let worker = context.clone();
+        let SendError::Transport { error, attempts } =
+            execute(&worker, &options, &mut make).unwrap_err()
+        else {
+            panic!("a transport error");
+        };
+        assert_eq!(attempts, 0);
+        assert!(is_retryable_transport(&error), "still an outage: {error}");
+        assert!(
+            error
+                .to_string()
+                .contains("GET /x got no reply after 3 attempts"),
+            "{error}"
+        );
+        assert_eq!(silent.requests().len(), 3, "nothing sent");
+        // Another host of the same client is asked as usual.
+        let answering_url = format!("{}/y", answering.url);
+        let mut make = || empty_body(request(http::Method::GET, &answering_url));
+        let response = execute(&context, &options, &mut make).unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[test]
     fn execute_hands_back_the_last_transient_reply_and_sends_once_without_retry() {
         let server = test_server::TestServer::start(|_, _| test_server::Reply::empty(503));
         let context = HttpContext {
             agent: Agent::new_with_defaults(),
             limit: RateLimit::unlimited(),
             policy: RetryPolicy::fast(2),
+            outage: Outage::default(),
         };
         let url = format!("{}/x", server.url);
         let mut options = CallOptions {
@@ -1666,6 +1804,7 @@ mod tests {
             agent: Agent::new_with_defaults(),
             limit: RateLimit::unlimited(),
             policy: RetryPolicy::fast(2).with_retryable_statuses(&[429, 500]),
+            outage: Outage::default(),
         };
         let url = format!("{}/x", server.url);
         let options = CallOptions {
@@ -1876,6 +2015,6 @@ mod tests {
         assert!(RequestWindow::per_second(0.0).quota().is_none());
         assert!(RequestWindow::per_second(f64::NAN).client_quota().is_none());
         assert!(format!("{:?}", RateLimit::window(window)).contains("limited"));
-        RateLimit::per_second(0.0).wait();
+        RateLimit::per_second(0.0).wait("GET /x");
     }
 }

@@ -131,7 +131,7 @@ impl MediaInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// The ffprobe executable was not found (configuration/installation problem, not the file's fault).
-    #[error("ffprobe not found at `{path}`: install ffmpeg (Debian/Ubuntu: `apt-get install ffmpeg`) or set `media.ffprobe_path`")]
+    #[error("ffprobe not found at `{path}`: install ffmpeg (Debian/Ubuntu: `apt-get install ffmpeg`; RHEL/Rocky/Fedora: `dnf install ffmpeg`, CentOS 7: `yum install ffmpeg`, both from RPM Fusion; or a static build from johnvansickle.com/ffmpeg in /usr/local/bin) or set `media.ffprobe_path`")]
     FfprobeMissing {
         /// The configured `media.ffprobe_path`.
         path: String,

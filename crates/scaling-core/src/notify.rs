@@ -768,6 +768,7 @@ fn notify_context(agent: ureq::Agent) -> HttpContext {
         agent,
         limit: RateLimit::unlimited(),
         policy: RetryPolicy::new(0),
+        outage: http::Outage::default(),
     }
 }
 

@@ -253,7 +253,7 @@ impl BoxClient {
             "chunked upload session created");
         match self.send_parts_and_commit(&session, target, name, path, size) {
             Ok(file) => {
-                tracing::info!(name, file_id = %file.id, session_id = %session.id, "chunked upload committed");
+                tracing::info!(name, box_file = %file.id, session_id = %session.id, "chunked upload committed");
                 Ok(file)
             }
             Err(failure) => {
@@ -368,7 +368,7 @@ impl BoxClient {
         if !same_sha1(existing.sha1.as_deref(), &sha1) {
             return Err(conflict_error(failure, &existing));
         }
-        tracing::info!(file_id = %existing.id, "file already in Box with the same sha1; treating the upload as done");
+        tracing::info!(box_file = %existing.id, "file already in Box with the same sha1; treating the upload as done");
         Ok(match target {
             Target::NewFile { folder_id } => with_parent(existing, folder_id),
             Target::NewVersion { .. } => existing,
@@ -644,7 +644,7 @@ impl BoxClient {
                 max_retry_after: policy.max_retry_after,
                 retryable_statuses: policy.retryable_statuses,
             };
-            let outcome = transport::retry_logged(&polling, &label, true, |_| {
+            let outcome = transport::retry(&polling, &label, |_| {
                 let outcome = self.send_content(&Method::POST, url, &|builder| {
                     transport::json_body(builder.header("digest", digest.as_str()), &body)
                         .map_err(|error| invalid_request(&label, error))
@@ -684,7 +684,7 @@ impl BoxClient {
                                 .map(RawItem::into_file);
                             return match existing {
                                 Some(existing) if same_sha1(existing.sha1.as_deref(), &sha1) => {
-                                    tracing::info!(request = %label, file_id = %existing.id,
+                                    tracing::info!(request = %label, box_file = %existing.id,
                                         "commit met a file with the same sha1; treating the upload as done");
                                     Ok(match target {
                                         Target::NewFile { folder_id } => {
@@ -723,7 +723,7 @@ impl BoxClient {
             if check_landed {
                 may_have_landed = true;
                 if let Some(file) = self.commit_landed(target, name, &sha1) {
-                    tracing::info!(request = %label, file_id = %file.id, error = %error,
+                    tracing::info!(request = %label, box_file = %file.id, error = %error,
                         "commit failed but the file arrived with the same sha1; done");
                     return Ok(file);
                 }

@@ -145,6 +145,7 @@ impl DamClient {
                 agent,
                 limit: RateLimit::per_second(cfg.max_requests_per_second),
                 policy: RetryPolicy::new(cfg.max_retries),
+                outage: crate::http::Outage::default(),
             },
             api_base: format!("{}{API_PATH}", cfg.base_url.trim_end_matches('/')),
             auth: Arc::new(cfg.auth.clone()),
@@ -748,8 +749,8 @@ impl DamClient {
     /// [`DamClient::find_imported`] only. Returns the asset id, or `None` when it is not visible
     /// once `timeout` (default `dam.import_job_timeout_secs`; zero asks once, at once) has passed.
     /// With a timeout, the first look waits `dam.first_job_poll_delay_ms` (within the timeout);
-    /// then pauses start at 100 ms and double up to 2 s, each logged at DEBUG; a timeout is logged
-    /// at INFO. Errors are returned as they are (a transport error after the HTTP core's retries;
+    /// then pauses start at 100 ms and double up to 2 s, each logged at DEBUG; the wait itself
+    /// (a timeout of [`crate::http::LONG_WAIT`] or more) and a timeout are logged at INFO. Errors are returned as they are (a transport error after the HTTP core's retries;
     /// [`DamError::Dialect`] when the server has no job resource).
     pub fn wait_for_import(
         &self,
@@ -759,6 +760,16 @@ impl DamClient {
         let timeout = timeout.unwrap_or(self.import_job_timeout);
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(100);
+        if timeout >= crate::http::LONG_WAIT {
+            tracing::info!(
+                file = import.name,
+                job_id = import.job_id.unwrap_or_default(),
+                timeout_secs = timeout.as_secs(),
+                "waiting up to {} s for the DAM to finish importing {}",
+                timeout.as_secs(),
+                import.name
+            );
+        }
         if !timeout.is_zero() && !self.first_job_poll_delay.is_zero() {
             thread::sleep(self.first_job_poll_delay.min(timeout));
         }

@@ -51,7 +51,7 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
         let lock = format!("campaign:{}", folder.id);
         if !services.store.try_lock(&lock)? {
             report.campaigns_locked += 1;
-            tracing::info!(campaign = %folder.name, "campaign is being handled by another pass; skipped");
+            tracing::info!(campaign = %folder.name, dam_folder = %folder.id, "campaign is being handled by another pass; skipped");
             continue;
         }
         let result = process_campaign(services, report, &folder.id);
@@ -64,7 +64,7 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
                 return Err(error)
             }
             Err(error) => {
-                tracing::error!(campaign = %folder.name, %error, "campaign could not be processed");
+                tracing::error!(campaign = %folder.name, dam_folder = %folder.id, %error, "campaign could not be processed");
             }
         }
     }
@@ -92,12 +92,47 @@ fn resume_pending_transitions(
     Ok(())
 }
 
-pub(crate) fn process_campaign(
-    services: &mut Services,
-    report: &mut PassReport,
-    folder_id: &str,
-) -> Result<(), PassError> {
-    let model = services.config.dam.campaign.clone();
+/// What the DAM says about one campaign folder, read before anything is written (shared by the
+/// pass and its dry run).
+struct Inspection {
+    /// Campaign number (the number field, else the folder name).
+    number: String,
+    /// Campaign name (the name field, else the folder name).
+    name: String,
+    /// Status field value.
+    status: String,
+    /// The masters subfolder, when there.
+    masters_folder: Option<String>,
+    /// The Final Assets subfolder, when there.
+    final_folder: Option<String>,
+    /// The masters (files of the masters subfolder), when both subfolders are there.
+    masters: Vec<DamAsset>,
+}
+
+impl Inspection {
+    /// Why the campaign cannot be processed as it is, if it cannot.
+    fn problem(&self, model: &crate::config::CampaignModel) -> Option<String> {
+        if self.masters_folder.is_none() || self.final_folder.is_none() {
+            Some(format!(
+                "the campaign folder must contain the subfolders \"{}\" and \"{}\"",
+                model.masters_folder_name, model.final_assets_folder_name
+            ))
+        } else if self.masters.is_empty() {
+            Some("the masters folder is empty".to_string())
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads campaign folder `folder_id` under the lock: `None` when it is no longer at A1.
+/// Read-only.
+///
+/// # Errors
+/// [`PassError::Unreachable`] when the DAM is down; [`PassError::Setup`] when the folder is read
+/// without its status field.
+fn inspect_campaign(services: &Services, folder_id: &str) -> Result<Option<Inspection>, PassError> {
+    let model = &services.config.dam.campaign;
     // Re-read under the lock: another pass may have advanced it since the search.
     let folder = services
         .dam
@@ -115,14 +150,13 @@ pub(crate) fn process_campaign(
         ));
     };
     if status != model.status_a1 {
-        tracing::debug!(campaign = %folder.name, %status, "not at A1 any more; skipped");
-        return Ok(());
+        tracing::debug!(campaign = %folder.name, dam_folder = folder_id, %status, "not at A1 any more; skipped");
+        return Ok(None);
     }
     let number =
         field_text(&folder.json, &model.number_field_id).unwrap_or_else(|| folder.name.clone());
     let name =
         field_text(&folder.json, &model.name_field_id).unwrap_or_else(|| folder.name.clone());
-
     let children = services
         .dam
         .list_children(folder_id)
@@ -135,40 +169,62 @@ pub(crate) fn process_campaign(
     };
     let masters_folder = find(&model.masters_folder_name);
     let final_folder = find(&model.final_assets_folder_name);
+    let masters = match (&masters_folder, &final_folder) {
+        (Some(masters_folder), Some(_)) => services
+            .dam
+            .list_children(masters_folder)
+            .map_err(PassError::from_dam)?
+            .into_iter()
+            .filter(|asset| !asset.is_folder)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some(Inspection {
+        number,
+        name,
+        status,
+        masters_folder,
+        final_folder,
+        masters,
+    }))
+}
+
+pub(crate) fn process_campaign(
+    services: &mut Services,
+    report: &mut PassReport,
+    folder_id: &str,
+) -> Result<(), PassError> {
+    let model = services.config.dam.campaign.clone();
+    let Some(inspection) = inspect_campaign(services, folder_id)? else {
+        return Ok(());
+    };
     let mut campaign = services.store.upsert_campaign(&CampaignRow {
         dam_folder_id: folder_id.to_string(),
-        number: number.clone(),
-        name: name.clone(),
-        status: status.clone(),
-        masters_folder_id: masters_folder.clone(),
-        final_assets_folder_id: final_folder.clone(),
+        number: inspection.number.clone(),
+        name: inspection.name.clone(),
+        status: inspection.status.clone(),
+        masters_folder_id: inspection.masters_folder.clone(),
+        final_assets_folder_id: inspection.final_folder.clone(),
         box_folder_id: None,
         master_count: None,
         last_partial_failure: None,
     })?;
-    let (Some(masters_folder), Some(final_folder)) = (masters_folder, final_folder) else {
-        let reason = format!(
-            "the campaign folder must contain the subfolders \"{}\" and \"{}\"",
-            model.masters_folder_name, model.final_assets_folder_name
-        );
+    let (Some(_), Some(final_folder)) = (&inspection.masters_folder, &inspection.final_folder)
+    else {
+        let reason = inspection.problem(&model).unwrap_or_default();
         report_campaign_failure(services, &campaign, &reason)?;
         return Ok(());
     };
+    let final_folder = final_folder.clone();
 
     let box_folder = services
         .box_client
         .create_folder(
             &services.config.box_api.root_folder_id,
-            &naming::campaign_folder_name(&number, &name),
+            &naming::campaign_folder_name(&inspection.number, &inspection.name),
         )
         .map_err(PassError::from_box)?;
-    let masters: Vec<DamAsset> = services
-        .dam
-        .list_children(&masters_folder)
-        .map_err(PassError::from_dam)?
-        .into_iter()
-        .filter(|asset| !asset.is_folder)
-        .collect();
+    let masters = inspection.masters;
     campaign = services.store.upsert_campaign(&CampaignRow {
         box_folder_id: Some(box_folder.id.clone()),
         master_count: Some(i32::try_from(masters.len()).unwrap_or(i32::MAX)),
@@ -206,7 +262,7 @@ pub(crate) fn process_campaign(
     for (master, outcome) in masters.iter().zip(outcomes) {
         if let Some(Some((row_id, reason, class))) = outcome {
             report.masters_failed += 1;
-            tracing::warn!(campaign = %campaign.number, master = %master.name, %reason, "master failed");
+            tracing::warn!(campaign = %campaign.number, dam_folder = %campaign.dam_folder_id, master = %master.name, dam_asset = %master.id, %reason, "master failed");
             if let Some(row_id) = row_id {
                 services.store.mark_master_failed(row_id, &reason)?;
             }
@@ -308,7 +364,7 @@ fn process_master(
     )?;
     crash_point!("a1_to_a2::after_db_record");
     report.masters_uploaded += 1;
-    tracing::info!(campaign = %campaign.number, master = %master.name, tracking_id = %row.tracking_id, box_file = %file.id, "master uploaded to Box");
+    tracing::info!(campaign = %campaign.number, master = %master.name, dam_asset = %master.id, tracking_id = %row.tracking_id, box_file = %file.id, "master uploaded to Box");
     Ok(())
 }
 
@@ -347,7 +403,7 @@ fn complete_campaign(
     )?;
     if advanced {
         report.campaigns_advanced += 1;
-        tracing::info!(campaign = %campaign.number, masters = masters.len(), "campaign moved A1 -> A2");
+        tracing::info!(campaign = %campaign.number, dam_folder = %campaign.dam_folder_id, masters = masters.len(), "campaign moved A1 -> A2");
     }
     Ok(())
 }
@@ -447,7 +503,7 @@ fn report_campaign_failure(
     campaign: &CampaignRow,
     reason: &str,
 ) -> Result<(), PassError> {
-    tracing::error!(campaign = %campaign.number, %reason, "campaign cannot be processed");
+    tracing::error!(campaign = %campaign.number, dam_folder = %campaign.dam_folder_id, %reason, "campaign cannot be processed");
     let signature = format!("campaign:{reason}");
     let email = &services.config.email;
     let mut notifications = Vec::new();
@@ -465,4 +521,276 @@ fn report_campaign_failure(
         .store
         .note_partial_failure(&campaign.dam_folder_id, &signature, &notifications)?;
     Ok(())
+}
+
+// ----- dry run (`a1-to-a2 --dry-run`) -----
+
+/// What `a1-to-a2 --dry-run` found: the campaigns at A1 and, per master, what the pass would
+/// upload where. Nothing is written anywhere (Box, DAM, database).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct A1Plan {
+    /// Campaigns whose interrupted move to A2 the pass would finish (numbers).
+    pub transitions_to_finish: Vec<String>,
+    /// The campaigns at A1 the search found (at most `polling.max_campaigns_per_run`).
+    pub campaigns: Vec<CampaignPlan>,
+}
+
+/// One campaign of an [`A1Plan`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CampaignPlan {
+    /// DAM folder id of the campaign (what `reprocess campaign` takes).
+    pub dam_folder: String,
+    /// Campaign number.
+    pub campaign: String,
+    /// Campaign name.
+    pub name: String,
+    /// What the pass would do with it.
+    pub action: CampaignAction,
+    /// Why it would fail or be skipped.
+    pub reason: Option<String>,
+    /// The campaign's Box folder (name under `box.root_folder_id`).
+    pub box_folder: Option<String>,
+    /// Its Box folder id when it exists already (else the pass creates it).
+    pub box_folder_id: Option<String>,
+    /// The masters.
+    pub masters: Vec<MasterPlan>,
+    /// Whether the campaign would move A1 -> A2 (every master uploaded after this pass).
+    pub to_a2: bool,
+}
+
+/// The action of a [`CampaignPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignAction {
+    /// Upload its masters, then move it to A2.
+    Process,
+    /// It cannot be processed as it is (`reason`): the pass reports it by email.
+    Fail,
+    /// No longer at A1.
+    Skip,
+}
+
+/// The action of a [`MasterPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MasterAction {
+    /// Upload it to Box (a new master gets its tracking ID first).
+    Upload,
+    /// Done by an earlier pass.
+    Uploaded,
+}
+
+/// One master of a [`CampaignPlan`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MasterPlan {
+    /// DAM asset id.
+    pub dam_asset: String,
+    /// File name in the DAM.
+    pub name: String,
+    /// What the pass would do with it.
+    pub action: MasterAction,
+    /// Its tracking ID, when one was allocated (a new master gets one at upload).
+    pub tracking_id: Option<String>,
+    /// The name in Box (`{tracking_id}_{name}`), when the tracking ID is known.
+    pub box_name: Option<String>,
+    /// The Box file id of an uploaded master.
+    pub box_file: Option<String>,
+}
+
+/// Plans an `a1-to-a2` pass without changing anything: the pass's own search, campaign reads and
+/// checks, the Box folder looked up (not created), and each master's state in the tracking
+/// database.
+///
+/// # Errors
+/// [`PassError::Unreachable`] when the DAM, Box or the database cannot be reached.
+pub fn plan(services: &mut Services) -> Result<A1Plan, PassError> {
+    let model = services.config.dam.campaign.clone();
+    let mut transitions_to_finish = Vec::new();
+    for campaign_id in services.store.pending_transitions(&model.status_a2)? {
+        if let Some(campaign) = services.store.campaign(&campaign_id)? {
+            transitions_to_finish.push(campaign.number);
+        }
+    }
+    let mut campaigns = Vec::new();
+    if !services.config.polling.enabled {
+        return Ok(A1Plan {
+            transitions_to_finish,
+            campaigns,
+        });
+    }
+    let limit =
+        usize::try_from(services.config.polling.max_campaigns_per_run).unwrap_or(usize::MAX);
+    let found = services
+        .dam
+        .search_folders_by_field(
+            &model.status_field_id,
+            &model.search_operator_id,
+            &model.status_a1,
+            limit,
+        )
+        .map_err(PassError::from_dam)?;
+    let root = services.config.box_api.root_folder_id.clone();
+    let mut root_folders: Option<Vec<(String, String)>> = None;
+    for folder in found {
+        let mut plan = CampaignPlan {
+            dam_folder: folder.id.clone(),
+            campaign: folder.name.clone(),
+            name: folder.name.clone(),
+            action: CampaignAction::Skip,
+            reason: None,
+            box_folder: None,
+            box_folder_id: None,
+            masters: Vec::new(),
+            to_a2: false,
+        };
+        let Some(inspection) = inspect_campaign(services, &folder.id)? else {
+            plan.reason = Some("no longer at A1".into());
+            campaigns.push(plan);
+            continue;
+        };
+        plan.campaign.clone_from(&inspection.number);
+        plan.name.clone_from(&inspection.name);
+        if let Some(problem) = inspection.problem(&model) {
+            plan.action = CampaignAction::Fail;
+            plan.reason = Some(problem);
+            campaigns.push(plan);
+            continue;
+        }
+        plan.action = CampaignAction::Process;
+        let box_name = naming::campaign_folder_name(&inspection.number, &inspection.name);
+        let recorded = services
+            .store
+            .campaign(&folder.id)?
+            .and_then(|campaign| campaign.box_folder_id);
+        if recorded.is_none() && root_folders.is_none() {
+            let items = services
+                .box_client
+                .list_folder(&root)
+                .map_err(PassError::from_box)?;
+            root_folders = Some(
+                items
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        crate::boxapi::BoxItem::Folder(folder) => Some((folder.name, folder.id)),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+        }
+        plan.box_folder_id = recorded.or_else(|| {
+            root_folders
+                .iter()
+                .flatten()
+                .find_map(|(name, id)| name.eq_ignore_ascii_case(&box_name).then(|| id.clone()))
+        });
+        plan.box_folder = Some(box_name);
+        let rows = services.store.masters_of_campaign(&folder.id)?;
+        for master in &inspection.masters {
+            let row = rows.iter().find(|row| row.opentext_id == master.id);
+            let uploaded = row.is_some_and(|row| row.status == MasterStatus::Uploaded);
+            let tracking_id = row.map(|row| row.tracking_id.clone());
+            plan.masters.push(MasterPlan {
+                dam_asset: master.id.clone(),
+                name: master.name.clone(),
+                action: if uploaded {
+                    MasterAction::Uploaded
+                } else {
+                    MasterAction::Upload
+                },
+                box_name: tracking_id
+                    .as_deref()
+                    .map(|tracking_id| naming::master_box_name(tracking_id, &master.name)),
+                tracking_id,
+                box_file: row.and_then(|row| row.box_file_id.clone()),
+            });
+        }
+        plan.to_a2 = true;
+        campaigns.push(plan);
+    }
+    Ok(A1Plan {
+        transitions_to_finish,
+        campaigns,
+    })
+}
+
+impl A1Plan {
+    /// The plan as lines for a person: one per campaign and per master.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec!["a1-to-a2 dry run: nothing was changed; the pass would:".to_string()];
+        for number in &self.transitions_to_finish {
+            lines.push(format!(
+                "campaign {number}: finish its interrupted move to A2"
+            ));
+        }
+        let mut uploads = 0;
+        for campaign in &self.campaigns {
+            let mut line = format!(
+                "campaign {} \"{}\" (dam_folder={}): {}",
+                campaign.campaign,
+                campaign.name,
+                campaign.dam_folder,
+                match campaign.action {
+                    CampaignAction::Process => "process",
+                    CampaignAction::Fail => "cannot be processed",
+                    CampaignAction::Skip => "skip",
+                }
+            );
+            if let Some(reason) = &campaign.reason {
+                line.push_str(&format!(": {reason}"));
+            }
+            if let Some(box_folder) = &campaign.box_folder {
+                match &campaign.box_folder_id {
+                    Some(id) => {
+                        line.push_str(&format!("; Box folder \"{box_folder}\" ({id}) exists"));
+                    }
+                    None => line.push_str(&format!("; create Box folder \"{box_folder}\"")),
+                }
+            }
+            lines.push(line);
+            for master in &campaign.masters {
+                let line = if let (MasterAction::Uploaded, Some(box_file)) =
+                    (master.action, &master.box_file)
+                {
+                    format!(
+                        "  uploaded \"{}\" (dam_asset={}) as box_file={box_file}",
+                        master.name, master.dam_asset
+                    )
+                } else {
+                    uploads += 1;
+                    format!(
+                        "  upload \"{}\" (dam_asset={}) as \"{}\"",
+                        master.name,
+                        master.dam_asset,
+                        master
+                            .box_name
+                            .clone()
+                            .unwrap_or_else(|| format!("{{new tracking ID}}_{}", master.name))
+                    )
+                };
+                lines.push(line);
+            }
+            if campaign.to_a2 {
+                lines.push(format!(
+                    "  then move campaign {} A1 -> A2",
+                    campaign.campaign
+                ));
+            }
+        }
+        lines.push(
+            if self.campaigns.is_empty() && self.transitions_to_finish.is_empty() {
+                "nothing to do: no campaign at A1".to_string()
+            } else {
+                format!(
+                    "{}, {}",
+                    super::operator::plural(
+                        self.campaigns.len() as u64,
+                        "campaign at A1",
+                        "campaigns at A1"
+                    ),
+                    super::operator::plural(uploads, "master to upload", "masters to upload")
+                )
+            },
+        );
+        lines
+    }
 }

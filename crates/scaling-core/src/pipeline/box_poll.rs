@@ -25,11 +25,12 @@
 //!
 //! Nothing is ever deleted in Box: files are only moved.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
 use serde_json::json;
 
 use super::transition::{self, campaign_facts, Transition};
@@ -43,8 +44,8 @@ use crate::naming::{self, NameCheck, ParsedName};
 use crate::notify_plan::{self, AssetFacts, RejectedFacts};
 use crate::store::folders::FolderListing;
 use crate::store::{
-    BoxFileRow, Claim, DeliveryClaim, DerivativeRow, EventsCursor, LedgerState, NewDelivery,
-    NewNotification, NotificationChannel, UploadStatus,
+    BoxFileRow, Claim, DeliveryClaim, DerivativeRow, EventsCursor, LedgerState, MasterRow,
+    NewDelivery, NewNotification, NotificationChannel, UploadStatus,
 };
 
 /// Unfinished moves and orphaned imports handled per pass, at most.
@@ -93,6 +94,10 @@ pub fn run(services: &mut Services, report: &mut PassReport) -> Result<(), PassE
         match poll_folder(services, report, folder, &state, &mut listings) {
             Ok(false) => {}
             Ok(true) => pending.push(folder.id.clone()),
+            // A dependency is down: every other folder would meet it too. The pass ends here
+            // with one summary line (the caller's); the cursor is not saved, so the next pass
+            // lists these folders again.
+            Err(error @ PassError::Unreachable { .. }) => return Err(error),
             Err(error) => {
                 tracing::error!(folder = %folder.name, %error, "watched folder could not be polled");
                 pending.push(folder.id.clone());
@@ -311,7 +316,7 @@ fn finish_interrupted(
             Ok(Landing::Waiting(_)) => {}
             Err(error) if error.stops_pass() => return Err(PassError::from_dam(error)),
             Err(error) => {
-                tracing::warn!(dam_folder = %derivative.dam_folder_id, file = %derivative.derivative_filename, %error, "could not ask the DAM about an import in doubt; asking again next pass");
+                tracing::warn!(box_file = %derivative.box_file_id, dam_folder = %derivative.dam_folder_id, file = %derivative.derivative_filename, %error, "could not ask the DAM about an import in doubt; asking again next pass");
             }
         }
     }
@@ -419,6 +424,10 @@ struct DamDomains<'a> {
 
 impl DomainValues for DamDomains<'_> {
     fn values(&mut self, domain_id: &str) -> Result<Vec<String>, String> {
+        if let Some((message, _)) = &self.transient_error {
+            // The DAM already failed this file's lookups for a passing reason: not asked again.
+            return Err(message.clone());
+        }
         // Held during the fetch: the other workers wait for this one instead of fetching too.
         let mut cache = locked(&self.cache.values);
         if let Some(values) = cache.get(domain_id) {
@@ -615,7 +624,7 @@ pub fn move_under_free_name(
     match client.move_file(file_id, parent_id, name) {
         Err(error) if error.is_name_in_use() => {
             let unique = clash_free_name(file_id, name);
-            tracing::info!(file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
+            tracing::info!(box_file = file_id, parent_id, name, new_name = %unique, "name taken in the target folder; moving under a unique name");
             client.move_file(file_id, parent_id, &unique)
         }
         other => other,
@@ -747,9 +756,8 @@ fn finish_file(
             services, report, folder_id, &file.name, claim, &problems, state, decided,
         ),
         Outcome::Retry { reason, counted } => {
-            let max = i32::try_from(services.config.retry.max_attempts).unwrap_or(i32::MAX);
             let attempts = row.attempts + i32::from(counted);
-            if counted && attempts >= max {
+            if gives_up(services, row.attempts, counted) {
                 let problems = vec![format!(
                     "the file could not be processed after {attempts} attempts; last error: {reason}. \
                      It was moved here so it does not block the queue: move it back to the watched folder (or run `reprocess file {}`) once the cause is fixed.",
@@ -804,7 +812,7 @@ fn archive(
     state: &PollState,
 ) -> Result<(), PassError> {
     let processed = services.config.box_api.processed_folder_name.clone();
-    let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let date = processed_subfolder();
     let target = state
         .folders
         .child(services, folder_id, &processed)
@@ -1028,173 +1036,52 @@ fn process_file(
     parsed: &ParsedName,
     state: &PollState,
 ) -> Result<Outcome, PassError> {
-    let Some(master) = services.store.master_by_tracking_id(&parsed.tracking_id)? else {
-        return Ok(Outcome::Rejected(vec![format!(
-            "tracking ID {} matches no master asset (copy the first six characters of the master's file name in Box)",
-            parsed.tracking_id
-        )]));
-    };
-    let Some(final_folder) = master.final_assets_folder_id.clone() else {
-        return Ok(Outcome::Rejected(vec![format!(
-            "the campaign of master {} has no \"{}\" folder in the DAM",
-            master.original_filename, services.config.dam.campaign.final_assets_folder_name
-        )]));
+    let (master, final_folder) = match match_master(services, parsed)? {
+        Ok(found) => found,
+        Err(problems) => return Ok(Outcome::Rejected(problems)),
     };
     let version = i32::try_from(parsed.version).unwrap_or(i32::MAX);
     let key = naming::derivative_key(&parsed.clean_filename);
     let version_id = claim.file_version_id.clone();
 
     // An earlier attempt on this very Box file version: never import before the DAM was asked.
-    let mut resend = None;
-    if let Some(existing) = services
-        .store
-        .delivery_of_box_version(&file.id, &version_id)?
-    {
-        match existing.upload_status {
-            UploadStatus::Uploaded => {
-                locked(&state.touched).insert(master.campaign_id.clone());
-                return Ok(Outcome::Delivered);
+    let resend = match earlier_delivery(services, file, &version_id, parsed)? {
+        Earlier::New => None,
+        Earlier::Resend(existing, reason) => {
+            tracing::info!(box_file = %file.id, file = %file.name, %reason, "the earlier import did not land; importing again");
+            Some(existing)
+        }
+        Earlier::Imported(landed) => {
+            if let Some((existing, asset_id)) = landed {
+                adopt(services, &existing, &asset_id)?;
             }
-            UploadStatus::Importing => match reconcile(services, &existing, false) {
-                Ok(Landing::Landed(asset_id)) => {
-                    adopt(services, &existing, &asset_id)?;
-                    locked(&state.touched).insert(master.campaign_id.clone());
-                    return Ok(Outcome::Delivered);
-                }
-                Ok(Landing::Waiting(reason)) => {
-                    return Ok(Outcome::Retry {
-                        reason,
-                        counted: false,
-                    })
-                }
-                Ok(Landing::NotLanded(reason)) => {
-                    tracing::info!(box_file = %file.id, file = %file.name, %reason, "the earlier import did not land; importing again");
-                    resend = Some(existing);
-                }
-                Err(error) => return dam_failure(error, "asking the DAM about an earlier import"),
-            },
-            UploadStatus::Pending | UploadStatus::Failed => {}
+            locked(&state.touched).insert(master.campaign_id.clone());
+            return Ok(Outcome::Delivered);
         }
-    }
-    if resend.is_none() {
-        if let Some(existing) = services.store.blocking_delivery(
-            &parsed.tracking_id,
-            &key,
-            version,
-            &file.id,
-            &version_id,
-        )? {
-            return Ok(Outcome::Rejected(vec![duplicate_problem(
-                parsed, &existing,
-            )]));
-        }
-    }
-
-    let temp = services.temp_file()?;
-    if let Err(error) = services
-        .box_client
-        .download_to(&file.id, file.sha1.as_deref(), temp.path())
-    {
-        if matches!(error, BoxError::Transport(_)) {
-            // Box unreachable even after the client's retries: stop the pass (exit 75).
-            return Err(PassError::from_box(error));
-        }
-        if error.status() == Some(404) {
-            return Ok(Outcome::Gone(format!(
-                "Box answered 404 for its content: {error}"
-            )));
-        }
-        // A reply that this file cannot be downloaded now (5xx, 429, 403, a checksum
-        // mismatch): an attempt; after `retry.max_attempts` it goes to _errors, and the rest
-        // of the folder goes on meanwhile.
-        return Ok(Outcome::Retry {
-            reason: format!("download from Box failed: {error}"),
-            counted: true,
-        });
-    }
-    crash_point!("box_poll::after_download");
-    let size = std::fs::metadata(temp.path())
-        .map(|meta| meta.len())
-        .unwrap_or(0);
-    if size == 0 {
-        return Ok(Outcome::Rejected(vec![
-            "the file is empty (0 bytes): upload the finished file again".into(),
-        ]));
-    }
-    let media_info = match media::probe(temp.path(), &parsed.extension, &services.config.media) {
-        Ok(info) => info,
-        Err(MediaError::Unreadable { message }) => {
-            return Ok(Outcome::Rejected(vec![format!(
-                "the file cannot be read as .{} media ({message}): export it again and re-upload",
-                parsed.extension
-            )]))
-        }
-        Err(error @ MediaError::FfprobeMissing { .. }) => {
-            return Err(PassError::Unreachable {
-                what: "ffprobe",
-                message: error.to_string(),
-            })
-        }
-        Err(error) => {
-            return Ok(Outcome::Retry {
-                reason: format!("probing the file failed: {error}"),
-                counted: true,
-            })
-        }
+        Earlier::Decided(outcome) => return Ok(outcome),
     };
-    let marker = tracking_marker(parsed, &file.id, &version_id);
-    let media_attr = |attr| media_info.attr(attr);
-    let input = BuildInput {
-        master: &master.full_metadata,
+    let checked = match check_content(
+        services,
+        folder_id,
+        file,
+        &version_id,
         parsed,
-        media_attr: &media_attr,
-        tracking_marker: marker.clone(),
+        &master,
+        &state.domains,
+    )? {
+        ContentCheck::Passed(checked) => *checked,
+        ContentCheck::Failed(outcome) => return Ok(outcome),
     };
-    let (representation, transient_error) = {
-        let mut lookup = DamDomains {
-            services,
-            cache: &state.domains,
-            transient_error: None,
-        };
-        let built = metadata::build_representation(
-            &input,
-            services.config.folder_settings(folder_id).field_mappings,
-            &services.config.dam,
-            &mut lookup,
-        );
-        (built, lookup.transient_error)
-    };
-    let representation = match (representation, transient_error) {
-        (Ok(representation), _) => representation,
-        (Err(_), Some((message, true))) => {
-            return Err(PassError::Unreachable {
-                what: "DAM",
-                message,
-            })
-        }
-        (Err(_), Some((message, false))) => {
-            return Ok(Outcome::Retry {
-                reason: message,
-                counted: true,
-            })
-        }
-        (Err(problems), None) => return Ok(Outcome::Rejected(problems)),
-    };
+    let Checked {
+        temp,
+        representation,
+        fields,
+        media_json,
+        marker,
+    } = checked;
     for warning in &representation.warnings {
         tracing::warn!(box_file = %file.id, file = %file.name, %warning, "metadata warning");
     }
-    let fields = serde_json::to_value(&representation.fields).unwrap_or_default();
-    let media_json = json!({
-        "kind": format!("{:?}", media_info.kind),
-        "duration_seconds": media_info.duration_seconds,
-        "width": media_info.width,
-        "height": media_info.height,
-        "frame_rate": media_info.frame_rate,
-        "video_codec": media_info.video_codec,
-        "audio_codec": media_info.audio_codec,
-        "size_bytes": size,
-    });
-
     // The decision and the record of the request, in one fenced transaction, before anything
     // is sent.
     let derivative = match resend {
@@ -1282,6 +1169,242 @@ fn process_file(
         }
         Err(error) => dam_failure(error, "following the DAM import job"),
     }
+}
+
+/// What the deliveries recorded so far say about a file version ([`earlier_delivery`]).
+enum Earlier {
+    /// Nothing recorded blocks a new import.
+    New,
+    /// An earlier import of this very version did not land (why): import again, on this row.
+    Resend(DerivativeRow, String),
+    /// Imported already: by an earlier pass (`None`), or its import in doubt landed as this
+    /// asset (to adopt).
+    Imported(Option<(DerivativeRow, String)>),
+    /// The file's outcome now: wait for an import in doubt, retry, or reject as a duplicate.
+    Decided(Outcome),
+}
+
+/// Looks up the deliveries recorded for Box file `file` version `version_id` and its derivative
+/// key, asking the DAM (once, without waiting) about an import in doubt. Reads only (shared by
+/// the pass and its dry run).
+///
+/// # Errors
+/// Database errors; [`PassError::Unreachable`] when the DAM cannot be reached.
+fn earlier_delivery(
+    services: &mut Services,
+    file: &BoxFile,
+    version_id: &str,
+    parsed: &ParsedName,
+) -> Result<Earlier, PassError> {
+    if let Some(existing) = services
+        .store
+        .delivery_of_box_version(&file.id, version_id)?
+    {
+        match existing.upload_status {
+            UploadStatus::Uploaded => return Ok(Earlier::Imported(None)),
+            UploadStatus::Importing => {
+                return Ok(match reconcile(services, &existing, false) {
+                    Ok(Landing::Landed(asset_id)) => Earlier::Imported(Some((existing, asset_id))),
+                    Ok(Landing::Waiting(reason)) => Earlier::Decided(Outcome::Retry {
+                        reason,
+                        counted: false,
+                    }),
+                    Ok(Landing::NotLanded(reason)) => Earlier::Resend(existing, reason),
+                    Err(error) => Earlier::Decided(dam_failure(
+                        error,
+                        "asking the DAM about an earlier import",
+                    )?),
+                })
+            }
+            UploadStatus::Pending | UploadStatus::Failed => {}
+        }
+    }
+    let key = naming::derivative_key(&parsed.clean_filename);
+    let version = i32::try_from(parsed.version).unwrap_or(i32::MAX);
+    Ok(
+        match services.store.blocking_delivery(
+            &parsed.tracking_id,
+            &key,
+            version,
+            &file.id,
+            version_id,
+        )? {
+            Some(existing) => Earlier::Decided(Outcome::Rejected(vec![duplicate_problem(
+                parsed, &existing,
+            )])),
+            None => Earlier::New,
+        },
+    )
+}
+
+/// A derivative that passed every content check ([`check_content`]).
+struct Checked {
+    /// The downloaded file (removed when dropped).
+    temp: tempfile::NamedTempFile,
+    /// The DAM import body, its field values and warnings.
+    representation: metadata::Representation,
+    /// The field values as JSON (for the delivery row).
+    fields: serde_json::Value,
+    /// What ffprobe found, as JSON (for the delivery row).
+    media_json: serde_json::Value,
+    /// The tracking marker the import will carry.
+    marker: String,
+}
+
+/// What the content checks of one file found.
+enum ContentCheck {
+    /// Every check passed.
+    Passed(Box<Checked>),
+    /// The file cannot go on now: rejected, retried later or gone.
+    Failed(Outcome),
+}
+
+/// The content checks of a well-named file whose master is known, all read-only (shared by the
+/// pass and its dry run): download from Box (SHA1-checked), not empty, readable by ffprobe, and
+/// the DAM representation built from the field mappings (lookup domains asked through
+/// `domains`).
+///
+/// # Errors
+/// [`PassError::Unreachable`] when Box, the DAM or ffprobe cannot be used now.
+fn check_content(
+    services: &Services,
+    folder_id: &str,
+    file: &BoxFile,
+    version_id: &str,
+    parsed: &ParsedName,
+    master: &MasterRow,
+    domains: &DomainCache,
+) -> Result<ContentCheck, PassError> {
+    let failed = |outcome| Ok(ContentCheck::Failed(outcome));
+    let temp = services.temp_file()?;
+    if let Err(error) = services
+        .box_client
+        .download_to(&file.id, file.sha1.as_deref(), temp.path())
+    {
+        if matches!(error, BoxError::Transport(_)) {
+            // Box unreachable even after the client's retries: stop the pass (exit 75).
+            return Err(PassError::from_box(error));
+        }
+        if error.status() == Some(404) {
+            return failed(Outcome::Gone(format!(
+                "Box answered 404 for its content: {error}"
+            )));
+        }
+        // A reply that this file cannot be downloaded now (5xx, 429, 403, a checksum
+        // mismatch): an attempt; after `retry.max_attempts` it goes to _errors, and the rest
+        // of the folder goes on meanwhile.
+        return failed(Outcome::Retry {
+            reason: format!("download from Box failed: {error}"),
+            counted: true,
+        });
+    }
+    crash_point!("box_poll::after_download");
+    let size = std::fs::metadata(temp.path())
+        .map(|meta| meta.len())
+        .unwrap_or(0);
+    if size == 0 {
+        return failed(Outcome::Rejected(vec![
+            "the file is empty (0 bytes): upload the finished file again".into(),
+        ]));
+    }
+    let media_info = match media::probe(temp.path(), &parsed.extension, &services.config.media) {
+        Ok(info) => info,
+        Err(MediaError::Unreadable { message }) => {
+            return failed(Outcome::Rejected(vec![format!(
+                "the file cannot be read as .{} media ({message}): export it again and re-upload",
+                parsed.extension
+            )]))
+        }
+        Err(error @ MediaError::FfprobeMissing { .. }) => {
+            return Err(PassError::Unreachable {
+                what: "ffprobe",
+                message: error.to_string(),
+            })
+        }
+        Err(error) => {
+            return failed(Outcome::Retry {
+                reason: format!("probing the file failed: {error}"),
+                counted: true,
+            })
+        }
+    };
+    let marker = tracking_marker(parsed, &file.id, version_id);
+    let media_attr = |attr| media_info.attr(attr);
+    let input = BuildInput {
+        master: &master.full_metadata,
+        parsed,
+        media_attr: &media_attr,
+        tracking_marker: marker.clone(),
+    };
+    let mut lookup = DamDomains {
+        services,
+        cache: domains,
+        transient_error: None,
+    };
+    let built = metadata::build_representation(
+        &input,
+        services.config.folder_settings(folder_id).field_mappings,
+        &services.config.dam,
+        &mut lookup,
+    );
+    let representation = match (built, lookup.transient_error) {
+        (Ok(representation), _) => representation,
+        (Err(_), Some((message, true))) => {
+            return Err(PassError::Unreachable {
+                what: "DAM",
+                message,
+            })
+        }
+        (Err(_), Some((message, false))) => {
+            return failed(Outcome::Retry {
+                reason: message,
+                counted: true,
+            })
+        }
+        (Err(problems), None) => return failed(Outcome::Rejected(problems)),
+    };
+    let fields = serde_json::to_value(&representation.fields).unwrap_or_default();
+    let media_json = json!({
+        "kind": format!("{:?}", media_info.kind),
+        "duration_seconds": media_info.duration_seconds,
+        "width": media_info.width,
+        "height": media_info.height,
+        "frame_rate": media_info.frame_rate,
+        "video_codec": media_info.video_codec,
+        "audio_codec": media_info.audio_codec,
+        "size_bytes": size,
+    });
+    Ok(ContentCheck::Passed(Box::new(Checked {
+        temp,
+        representation,
+        fields,
+        media_json,
+        marker,
+    })))
+}
+
+/// The master a parsed name points to and the DAM folder its derivatives are imported into, or
+/// why the file is rejected. Reads only (shared by the pass and its dry run).
+///
+/// # Errors
+/// Database errors.
+fn match_master(
+    services: &mut Services,
+    parsed: &ParsedName,
+) -> Result<Result<(MasterRow, String), Vec<String>>, PassError> {
+    let Some(master) = services.store.master_by_tracking_id(&parsed.tracking_id)? else {
+        return Ok(Err(vec![format!(
+            "tracking ID {} matches no master asset (copy the first six characters of the master's file name in Box)",
+            parsed.tracking_id
+        )]));
+    };
+    let Some(final_folder) = master.final_assets_folder_id.clone() else {
+        return Ok(Err(vec![format!(
+            "the campaign of master {} has no \"{}\" folder in the DAM",
+            master.original_filename, services.config.dam.campaign.final_assets_folder_name
+        )]));
+    };
+    Ok(Ok((master, final_folder)))
 }
 
 /// A DAM error for this file: unreachable (transport) stops the pass; any other reply counts an
@@ -1465,9 +1588,407 @@ pub(crate) fn check_campaign_complete(
     services.store.unlock(&lock)?;
     if result? {
         report.campaigns_advanced += 1;
-        tracing::info!(campaign = %campaign.number, "campaign moved A2 -> A3");
+        tracing::info!(campaign = %campaign.number, dam_folder = %campaign.dam_folder_id, "campaign moved A2 -> A3");
     }
     Ok(())
+}
+
+// ----- dry run (`box-poll --dry-run`) -----
+
+/// What `box-poll --dry-run` found: per watched folder, what the pass would do with each file.
+/// Nothing is written anywhere (Box, DAM, database); every check ran read-only.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollPlan {
+    /// The watched folders, in configuration order (every one: a dry run lists them all).
+    pub folders: Vec<FolderPlan>,
+    /// Campaigns (numbers) that would move A2 -> A3 once the planned imports landed.
+    pub campaigns_to_a3: Vec<String>,
+}
+
+/// One watched folder of a [`PollPlan`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderPlan {
+    /// Box folder id.
+    pub folder: String,
+    /// Its configured name.
+    pub name: String,
+    /// Its files, in listing order.
+    pub files: Vec<FilePlan>,
+}
+
+/// What the pass would do with one Box file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilePlan {
+    /// Box file id (what `reprocess file` takes).
+    pub box_file: String,
+    /// Box file version id.
+    pub file_version: String,
+    /// The name in Box.
+    pub name: String,
+    /// What the pass would do.
+    pub action: FileAction,
+    /// Whether the name parses as a V2 derivative name.
+    pub name_parses: bool,
+    /// The tracking ID the name starts with (when it parses).
+    pub tracking_id: Option<String>,
+    /// The master it matches (its file name).
+    pub master: Option<String>,
+    /// The campaign of that master (its number).
+    pub campaign: Option<String>,
+    /// DAM folder id the derivative would be imported into.
+    pub import_into: Option<String>,
+    /// The name it would have in the DAM.
+    pub import_as: Option<String>,
+    /// Where the Box file would move: `_PROCESSED/{YYYY-MM-DD}` or `_errors`.
+    pub move_to: Option<String>,
+    /// Why: the problems of a rejection, the reason of a wait or skip.
+    pub reasons: Vec<String>,
+    /// Metadata warnings of a file that would be imported.
+    pub warnings: Vec<String>,
+}
+
+/// The action of a [`FilePlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAction {
+    /// Import into the DAM, then archive.
+    Import,
+    /// Already imported: only the move to `_PROCESSED/` is left.
+    Archive,
+    /// Move to `_errors/` with a note (and the `upload_failed` email).
+    Reject,
+    /// A passing failure: left in place, an attempt counted, retried later.
+    Retry,
+    /// Not due or not finished yet: left in place, nothing counted.
+    Wait,
+    /// Nothing to do (done already, another pass holds it, gone from Box).
+    Skip,
+    /// Not a delivery (naming rules): left alone.
+    Ignore,
+}
+
+impl FileAction {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileAction::Import => "import",
+            FileAction::Archive => "archive",
+            FileAction::Reject => "reject",
+            FileAction::Retry => "retry",
+            FileAction::Wait => "wait",
+            FileAction::Skip => "skip",
+            FileAction::Ignore => "ignore",
+        }
+    }
+}
+
+/// The `_PROCESSED/` subfolder a file delivered today goes to (`YYYY-MM-DD`, UTC).
+fn processed_subfolder() -> String {
+    Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
+
+/// Whether a failure that counts (`counted`) after `attempts` earlier failed attempts is the
+/// last one `retry.max_attempts` allows: the file then goes to `_errors/`.
+fn gives_up(services: &Services, attempts: i32, counted: bool) -> bool {
+    let max = i32::try_from(services.config.retry.max_attempts).unwrap_or(i32::MAX);
+    counted && attempts + 1 >= max
+}
+
+/// Plans a `box-poll` pass without changing anything: lists every watched folder and decides
+/// for each file what the pass would do, with the pass's own decision code (naming rules,
+/// ledger, master match, duplicate check, download, ffprobe, field mappings and lookup domains),
+/// all read-only. Files are downloaded into the temp dir for the content checks and removed.
+///
+/// # Errors
+/// [`PassError::Unreachable`] when Box, the DAM, ffprobe or the database cannot be reached.
+pub fn plan(services: &mut Services) -> Result<PollPlan, PassError> {
+    let watched = services.config.box_api.watched_folders.clone();
+    let domains = DomainCache::default();
+    let mut folders = Vec::new();
+    let mut imports_by_campaign: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let max_files =
+        usize::try_from(services.config.polling.max_files_per_run).unwrap_or(usize::MAX);
+    for folder in &watched {
+        let items = services
+            .box_client
+            .list_folder(&folder.id)
+            .map_err(PassError::from_box)?;
+        let mut files = Vec::new();
+        for item in items {
+            let BoxItem::File(file) = item else { continue };
+            if files.len() >= max_files {
+                break;
+            }
+            let planned = plan_file(services, &folder.id, &file, &domains)?;
+            if let (FileAction::Import | FileAction::Archive, Some((campaign, master))) =
+                (planned.0.action, planned.1)
+            {
+                imports_by_campaign
+                    .entry(campaign)
+                    .or_default()
+                    .insert(master);
+            }
+            files.push(planned.0);
+        }
+        folders.push(FolderPlan {
+            folder: folder.id.clone(),
+            name: folder.name.clone(),
+            files,
+        });
+    }
+    let model = services.config.dam.campaign.clone();
+    let mut campaigns_to_a3 = Vec::new();
+    let mut campaign_ids: Vec<&String> = imports_by_campaign.keys().collect();
+    campaign_ids.sort();
+    for campaign_id in campaign_ids {
+        let Some(campaign) = services.store.campaign(campaign_id)? else {
+            continue;
+        };
+        if campaign.status != model.status_a2 {
+            continue;
+        }
+        let delivered = &imports_by_campaign[campaign_id];
+        let missing = services.store.masters_without_derivative(campaign_id)?;
+        if missing.iter().all(|master| delivered.contains(master)) {
+            campaigns_to_a3.push(campaign.number);
+        }
+    }
+    Ok(PollPlan {
+        folders,
+        campaigns_to_a3,
+    })
+}
+
+/// Decides what the pass would do with one listed file; with the campaign id and master
+/// (DAM asset id) of a file that would be imported or archived.
+fn plan_file(
+    services: &mut Services,
+    folder_id: &str,
+    file: &BoxFile,
+    domains: &DomainCache,
+) -> Result<(FilePlan, Option<(String, String)>), PassError> {
+    let version_id = file
+        .file_version_id
+        .clone()
+        .unwrap_or_else(|| "0".to_string());
+    let errors_name = services.config.box_api.errors_folder_name.clone();
+    let processed = format!(
+        "{}/{}",
+        services.config.box_api.processed_folder_name,
+        processed_subfolder()
+    );
+    let mut plan = FilePlan {
+        box_file: file.id.clone(),
+        file_version: version_id.clone(),
+        name: file.name.clone(),
+        action: FileAction::Skip,
+        name_parses: false,
+        tracking_id: None,
+        master: None,
+        campaign: None,
+        import_into: None,
+        import_as: None,
+        move_to: None,
+        reasons: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let decide = |mut plan: FilePlan, action: FileAction, reasons: Vec<String>| {
+        plan.move_to = match action {
+            FileAction::Import | FileAction::Archive => Some(processed.clone()),
+            FileAction::Reject => Some(errors_name.clone()),
+            _ => None,
+        };
+        plan.action = action;
+        plan.reasons.extend(reasons);
+        plan
+    };
+    let name = delivered_name(&file.id, &file.name);
+    let check = naming::classify(name, services.config.folder_settings(folder_id).naming);
+    if let NameCheck::Ignored { reason } = &check {
+        return Ok((decide(plan, FileAction::Ignore, vec![reason.clone()]), None));
+    }
+    // The ledger, as the claim would judge it.
+    let row = services
+        .store
+        .ledger_file(&file.id)?
+        .filter(|row| row.file_version_id == version_id);
+    let mut attempts = 0;
+    if let Some(row) = &row {
+        attempts = row.attempts;
+        let moved_out = matches!(row.state, LedgerState::Archived | LedgerState::Rejected);
+        if moved_out && back_in_watched_folder(services, &file.id, folder_id)? {
+            // A person moved it back: the pass takes it up again, attempts start over.
+            attempts = 0;
+            plan.reasons
+                .push(format!("moved back after it was {}", row.state.as_str()));
+        }
+        let reason = match row.state {
+            _ if !plan.reasons.is_empty() => None,
+            LedgerState::Archived | LedgerState::Rejected | LedgerState::Ignored => Some(format!(
+                "already {}; the listing predates its move",
+                row.state.as_str()
+            )),
+            _ => row
+                .leased_by
+                .as_ref()
+                .map(|owner| format!("another pass holds it ({owner})")),
+        };
+        if let Some(reason) = reason {
+            return Ok((decide(plan, FileAction::Skip, vec![reason]), None));
+        }
+        if let Some(at) = row.next_attempt_at.filter(|at| *at > Timestamp::now()) {
+            let mut reasons = vec![format!("next attempt not before {at}")];
+            reasons.extend(row.last_error.clone());
+            return Ok((decide(plan, FileAction::Wait, reasons), None));
+        }
+        if row.state == LedgerState::Rejecting {
+            return Ok((
+                decide(plan, FileAction::Reject, recorded_problems(row)),
+                None,
+            ));
+        }
+    }
+    let parsed = match check {
+        NameCheck::Parsed(parsed) => parsed,
+        NameCheck::Invalid { problems } => {
+            return Ok((decide(plan, FileAction::Reject, problems), None));
+        }
+        NameCheck::Ignored { .. } => return Ok((plan, None)),
+    };
+    plan.name_parses = true;
+    plan.tracking_id = Some(parsed.tracking_id.clone());
+    plan.import_as = Some(parsed.clean_filename.clone());
+    let (master, final_folder) = match match_master(services, &parsed)? {
+        Ok(found) => found,
+        Err(problems) => return Ok((decide(plan, FileAction::Reject, problems), None)),
+    };
+    plan.master = Some(master.original_filename.clone());
+    plan.campaign = Some(
+        services
+            .store
+            .campaign(&master.campaign_id)?
+            .map_or_else(|| master.campaign_id.clone(), |campaign| campaign.number),
+    );
+    plan.import_into = Some(final_folder.clone());
+    let delivered = Some((master.campaign_id.clone(), master.opentext_id.clone()));
+    let outcome = match earlier_delivery(services, file, &version_id, &parsed)? {
+        Earlier::New | Earlier::Resend(..) => None,
+        Earlier::Imported(landed) => {
+            let reason = match landed {
+                Some((_, asset_id)) => format!("the earlier import landed as DAM asset {asset_id}"),
+                None => "imported by an earlier pass".to_string(),
+            };
+            return Ok((decide(plan, FileAction::Archive, vec![reason]), delivered));
+        }
+        Earlier::Decided(outcome) => Some(outcome),
+    };
+    let checked = match outcome {
+        Some(outcome) => ContentCheck::Failed(outcome),
+        None => check_content(
+            services,
+            folder_id,
+            file,
+            &version_id,
+            &parsed,
+            &master,
+            domains,
+        )?,
+    };
+
+    Ok(match checked {
+        ContentCheck::Passed(checked) => {
+            plan.warnings.clone_from(&checked.representation.warnings);
+            (decide(plan, FileAction::Import, Vec::new()), delivered)
+        }
+        ContentCheck::Failed(Outcome::Rejected(problems)) => {
+            (decide(plan, FileAction::Reject, problems), None)
+        }
+        ContentCheck::Failed(Outcome::Retry { reason, counted }) => {
+            if gives_up(services, attempts, counted) {
+                (
+                    decide(
+                        plan,
+                        FileAction::Reject,
+                        vec![format!("the last attempt allowed failed: {reason}")],
+                    ),
+                    None,
+                )
+            } else {
+                let action = if counted {
+                    FileAction::Retry
+                } else {
+                    FileAction::Wait
+                };
+                (decide(plan, action, vec![reason]), None)
+            }
+        }
+        ContentCheck::Failed(Outcome::Gone(reason)) => {
+            (decide(plan, FileAction::Skip, vec![reason]), None)
+        }
+        ContentCheck::Failed(Outcome::Delivered | Outcome::LostClaim) => (plan, None),
+    })
+}
+
+impl PollPlan {
+    /// The plan as lines for a person: one per folder and per file, then the campaigns.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec!["box-poll dry run: nothing was changed; the pass would:".to_string()];
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for folder in &self.folders {
+            lines.push(format!(
+                "folder {} ({}): {}",
+                folder.name,
+                folder.folder,
+                super::operator::plural(folder.files.len() as u64, "file", "files")
+            ));
+            for file in &folder.files {
+                *counts.entry(file.action.as_str()).or_insert(0) += 1;
+                let mut line = format!(
+                    "  {} box_file={} \"{}\"",
+                    file.action.as_str(),
+                    file.box_file,
+                    file.name
+                );
+                if file.name_parses {
+                    line.push_str(&format!(
+                        " (tracking ID {}, master {}, campaign {})",
+                        file.tracking_id.as_deref().unwrap_or("-"),
+                        file.master.as_deref().unwrap_or("none"),
+                        file.campaign.as_deref().unwrap_or("none"),
+                    ));
+                }
+                if let (FileAction::Import, Some(into)) = (file.action, &file.import_into) {
+                    line.push_str(&format!(
+                        ": import into DAM folder {into} as \"{}\"",
+                        file.import_as.as_deref().unwrap_or_default()
+                    ));
+                }
+                if let Some(to) = &file.move_to {
+                    line.push_str(&format!(", move to {to}/"));
+                }
+                if !file.reasons.is_empty() {
+                    line.push_str(&format!(": {}", file.reasons.join("; ")));
+                }
+                lines.push(line);
+                for warning in &file.warnings {
+                    lines.push(format!("    warning: {warning}"));
+                }
+            }
+        }
+        for number in &self.campaigns_to_a3 {
+            lines.push(format!("campaign {number}: move A2 -> A3"));
+        }
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(action, count)| format!("{count} {action}"))
+            .collect();
+        lines.push(if summary.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            format!("files: {}", summary.join(", "))
+        });
+        lines
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,28 @@ impl PassError {
         }
     }
 
+    /// This error with the service's address (scheme, host and port; never user info, path or
+    /// query) in front of its message when Box or the DAM was unreachable, so the one summary line
+    /// of an outage names where the pass tried: `DAM unreachable: https://dam.example.com: ...`.
+    #[must_use]
+    pub fn naming_url(self, config: &Config) -> Self {
+        match self {
+            PassError::Unreachable { what, message } => {
+                let base = match what {
+                    "DAM" => Some(config.dam.base_url.as_str()),
+                    "Box" => Some(config.box_api.base_url.as_str()),
+                    _ => None,
+                };
+                let message = match base.map(crate::http::redacted_origin) {
+                    Some(origin) if !message.contains(&origin) => format!("{origin}: {message}"),
+                    _ => message,
+                };
+                PassError::Unreachable { what, message }
+            }
+            other => other,
+        }
+    }
+
     /// The known fix, if any, for a `hint:` line.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -281,6 +303,62 @@ impl PassReport {
     }
 }
 
+/// One readable line: the counts that are not zero, e.g. `2 masters uploaded, 1 campaign
+/// advanced, 3 files seen in 1 folder`; `nothing to do` when every count is zero.
+impl std::fmt::Display for PassReport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |count: u32, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
+        let mut parts: Vec<String> = [
+            (self.campaigns_seen, "campaign seen", "campaigns seen"),
+            (
+                self.campaigns_locked,
+                "campaign left to another pass",
+                "campaigns left to another pass",
+            ),
+            (self.masters_uploaded, "master uploaded", "masters uploaded"),
+            (self.masters_failed, "master failed", "masters failed"),
+            (
+                self.campaigns_advanced,
+                "campaign advanced",
+                "campaigns advanced",
+            ),
+            (self.folders_listed, "folder listed", "folders listed"),
+            (self.files_seen, "file seen", "files seen"),
+            (
+                self.derivatives_delivered,
+                "derivative delivered",
+                "derivatives delivered",
+            ),
+            (self.files_rejected, "file rejected", "files rejected"),
+            (
+                self.files_retry_later,
+                "file to retry later",
+                "files to retry later",
+            ),
+            (
+                self.notifications_sent,
+                "notification sent",
+                "notifications sent",
+            ),
+            (
+                self.notifications_failed,
+                "notification failed",
+                "notifications failed",
+            ),
+        ]
+        .into_iter()
+        .filter(|(count, _, _)| *count > 0)
+        .map(|(count, one, many)| plural(count, one, many))
+        .collect();
+        if parts.is_empty() {
+            parts.push("nothing to do".to_string());
+        }
+        formatter.write_str(&parts.join(", "))
+    }
+}
+
 /// Everything a pass talks to, built once per pass.
 pub struct Services {
     /// The loaded configuration.
@@ -339,6 +417,32 @@ impl Services {
     pub fn connect(config: Config) -> Result<Services, PassError> {
         let mut store = Store::connect_database(&config.database)?;
         store.migrate()?;
+        Services::with_store(config, store)
+    }
+
+    /// [`Services::connect`] for a dry run: the database is read, never written, so it is not
+    /// migrated either; a database this build would migrate is refused.
+    ///
+    /// # Errors
+    /// Those of [`Services::connect`]; [`PassError::Setup`] (exit 2) when the database lacks
+    /// migrations of this build (a fresh install, or an upgrade not run yet).
+    pub fn connect_read_only(config: Config) -> Result<Services, PassError> {
+        let mut store = Store::connect_database(&config.database)?;
+        let migrations = store.migration_state()?;
+        if !migrations.pending.is_empty() {
+            return Err(PassError::setup_with_hint(
+                format!(
+                    "the tracking database lacks migrations of this build ({}); a dry run writes nothing, so it does not migrate",
+                    migrations.pending.join(", ")
+                ),
+                "run the pass once without --dry-run (it migrates the database first), then preview again",
+            ));
+        }
+        Services::with_store(config, store)
+    }
+
+    /// The services around a connected `store`: temp dir ready, clients built.
+    fn with_store(config: Config, store: Store) -> Result<Services, PassError> {
         prepare_temp_dir(&config)?;
         let box_client = box_client(&config)?;
         let dam_agent = agent(
@@ -574,7 +678,9 @@ pub fn run_recorded(
         services.owner.clone(),
         services.config.polling.lease_secs,
     );
-    let result = release_dead_local_leases(services).and_then(|()| pass(services, &mut report));
+    let result = release_dead_local_leases(services)
+        .and_then(|()| pass(services, &mut report))
+        .map_err(|error| error.naming_url(&services.config));
     drop(keeper);
     // One OTMM session per pass, closed when the pass is done with the DAM.
     services.dam.logout();
@@ -740,6 +846,22 @@ mod tests {
         assert_eq!(backoff_secs(10, 60, 3600), 3600);
         assert_eq!(backoff_secs(0, 60, 3600), 60);
         assert_eq!(backoff_secs(i32::MAX, 60, 3600), 3600);
+    }
+
+    #[test]
+    fn report_reads_as_a_sentence() {
+        assert_eq!(PassReport::default().to_string(), "nothing to do");
+        let report = PassReport {
+            masters_uploaded: 2,
+            campaigns_advanced: 1,
+            folders_listed: 1,
+            files_rejected: 1,
+            ..PassReport::default()
+        };
+        assert_eq!(
+            report.to_string(),
+            "2 masters uploaded, 1 campaign advanced, 1 folder listed, 1 file rejected"
+        );
     }
 
     #[test]
