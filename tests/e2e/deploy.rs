@@ -57,10 +57,13 @@ fn read_crontab() -> Crontab {
     crontab
 }
 
-/// The deployment-specific values an operator adjusts; nothing else of a line changes.
+/// The deployment-specific values an operator adjusts; nothing else of a line changes. The web
+/// root of the status page is the log directory's sibling `www`.
 fn localise(text: &str, root: &Path, log_dir: &Path, user: &str) -> String {
+    let web_root = log_dir.with_file_name("www");
     text.replace("/opt/content-scaling", &root.display().to_string())
         .replace("/var/log/content-scaling", &log_dir.display().to_string())
+        .replace("/var/www/content-scaling", &web_root.display().to_string())
         .replace("--owner content-scaling", &format!("--owner {user}"))
 }
 
@@ -206,6 +209,8 @@ fn crontab_lines_run_as_written_under_crons_environment() {
         "install-dirs again: idempotent"
     );
 
+    // The web root the status page is written into exists on a web server.
+    std::fs::create_dir_all(log_dir.with_file_name("www")).expect("web root");
     for job in &crontab.jobs {
         let command = localise(job, &root, &log_dir, &user);
         let output = run_as_cron(&variables, &command);
@@ -231,6 +236,9 @@ fn crontab_lines_run_as_written_under_crons_environment() {
             "{binary}.log created"
         );
     }
+    let page = std::fs::read_to_string(log_dir.with_file_name("www").join("index.html"))
+        .expect("the status page job wrote its page");
+    assert!(page.contains("C-2026-0142"), "the page shows the campaign");
 }
 
 /// `--version` names the commit it was built from; `--generate` writes a man page and shell
