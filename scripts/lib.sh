@@ -99,7 +99,7 @@ cs_ensure_chromium() {
     export CS_CHROMIUM="$browser"
     cs_log "chromium: $browser ($("$browser" --version 2>/dev/null | head -n1))"
   else
-    cs_log "chromium not found and cannot be installed (Debian/Ubuntu: sudo apt-get install chromium; Fedora/RHEL: sudo dnf install chromium): the status page browser test fails under CI=true"
+    cs_log "chromium not found and cannot be installed (Debian/Ubuntu: sudo apt-get install chromium; Fedora/RHEL: sudo dnf install chromium): the status page browser test will fail"
   fi
 }
 
