@@ -85,7 +85,7 @@ cs_ensure_ffprobe() {
   cs_die "ffprobe not found. Install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg; Fedora/RHEL: sudo dnf install ffmpeg; CentOS 7: sudo yum install ffmpeg (both from RPM Fusion); macOS: brew install ffmpeg) and rerun."
 }
 
-# Make sure a headless browser is there for the status page test (tests/e2e/status_page.rs):
+# Make sure a headless browser is there for the status page test (tests/e2e/status.rs):
 # Debian's `chromium` at /usr/bin/chromium (or CS_CHROMIUM), installed with apt-get when root/sudo
 # can. Exports CS_CHROMIUM. Not fatal when it cannot be installed: the test then fails under CI=true
 # and says why elsewhere.

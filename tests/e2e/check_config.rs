@@ -5,15 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::util::{bin, copy_config_dir, World};
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
+use crate::util::{bin, copy_config_dir, stderr, stdout, World};
 
 /// A closed port on the loopback: anything that tried to contact it would fail, and nothing
 /// listens there to be reached.

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::util::{
-    box_files_in, box_folder, campaign_status, dialect_settings, final_assets, fixture, World,
+    box_files_in, box_folder, campaign_status, dialect_settings, final_assets, fixture, stderr,
+    World,
 };
 
 /// A campaign with two live masters and a deleted one, which a listing shows unless it asks to
@@ -78,10 +79,6 @@ fn tracking_ids(world: &World) -> Vec<(String, String)> {
         .filter_map(|file| file["name"].as_str())
         .map(|name| (name[..6].to_string(), name[7..].to_string()))
         .collect()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Asserts a pass stopped with exit 2 naming `setting` (and says how to find out).

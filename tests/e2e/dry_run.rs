@@ -3,13 +3,12 @@
 //! database table), and the real pass then does what the dry run said.
 
 use std::collections::BTreeMap;
-use std::process::Output;
 
 use serde_json::Value;
 
 use crate::crash::Scene;
 use crate::ops::snapshot;
-use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, fixture, World};
+use crate::util::{box_files_in, box_folder, campaign_status, dam_folder, fixture, stdout, World};
 
 /// Whether the test database has any table (a migrated one has).
 fn has_tables(world: &World) -> bool {
@@ -59,15 +58,12 @@ fn dry_run_json(world: &World, binary: &str) -> Value {
         snapshot(world) == before,
         "{binary} --dry-run changed the sandbox, the database or the temp dir"
     );
-    let document: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("one JSON document on stdout: {error}: {}", text(&output)));
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!("one JSON document on stdout: {error}: {}", stdout(&output))
+    });
     assert_eq!(document["pass"], binary);
     assert_eq!(document["dry_run"], true);
     document["plan"].clone()
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -134,7 +130,7 @@ fn dry_runs_list_the_plan_change_nothing_and_the_passes_do_what_they_said() {
     // The text form says the same, one line per master.
     let output = world.run("a1-to-a2", &["--dry-run"]);
     assert_eq!(output.status.code(), Some(0));
-    let listing = text(&output);
+    let listing = stdout(&output);
     assert!(listing.contains("nothing was changed"), "{listing}");
     assert!(
         listing.contains("create Box folder \"C-2026-0999 Crash Test\""),
@@ -253,7 +249,7 @@ fn dry_runs_list_the_plan_change_nothing_and_the_passes_do_what_they_said() {
     // The text form: one line per file with its box_file id.
     let output = world.run("box-poll", &["--dry-run"]);
     assert_eq!(output.status.code(), Some(0));
-    let listing = text(&output);
+    let listing = stdout(&output);
     for (name, id) in &ids {
         assert!(
             listing.contains(&format!("box_file={id} \"{name}\"")),

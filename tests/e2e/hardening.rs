@@ -6,15 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::util::{bin, copy_config_dir, World};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use crate::util::{bin, copy_config_dir, stderr, stdout, World};
 
 /// Every binary that reads the Box app config, with arguments.
 const BOX_COMMANDS: &[(&str, &[&str])] = &[

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use scaling_core::boxapi::{BoxAppConfig, BoxClient};
@@ -12,21 +11,11 @@ use serde_json::Value;
 
 use crate::util::{
     box_files_in, box_folder, campaign_status, copy_config_dir, dam_folder, fixture, repo_root,
-    World,
+    stderr, stdout, World,
 };
 
 const DEMO: &str = "crates/sandbox/scenarios/demo.yaml";
 const BAD_NAME: &str = "Breakfast_image_EN_v1.png";
-
-fn stdout(output: &Output) -> String {
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    eprintln!("--- stdout\n{text}");
-    text
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_string()

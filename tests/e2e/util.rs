@@ -233,6 +233,18 @@ impl Sandbox {
     }
 }
 
+/// A binary's stdout as text, also echoed to the test's stderr (shown when the test fails).
+pub(crate) fn stdout(output: &Output) -> String {
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!("--- stdout\n{text}");
+    text
+}
+
+/// A binary's stderr as text.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 pub(crate) fn get_json(url: &str) -> Value {
     let agent = ureq::Agent::new_with_defaults();
     let mut response = agent
